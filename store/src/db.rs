@@ -1,0 +1,268 @@
+//! The replica's SQLite file: the fleet document as a snapshot plus the
+//! changes appended since, and the health registers.
+//!
+//! Durability: WAL mode with `synchronous=FULL`, so a transaction is on disk
+//! when its commit returns; every change is appended in its own transaction
+//! before the caller reports success. Compaction replaces the snapshot and
+//! deletes the changes it covers in one transaction, so a crash leaves either
+//! the old snapshot with its changes or the new one.
+//!
+//! A file that is not a fleetdeck database, or is corrupt, is reported and
+//! never written to: nothing here creates, migrates or repairs an existing
+//! file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+
+use crate::error::{Result, StoreError};
+use crate::health;
+
+/// Version of the tables below, kept in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_SQL: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash BLOB NOT NULL UNIQUE,
+    data BLOB NOT NULL
+);
+CREATE TABLE snapshot (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL,
+    upto INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+";
+
+pub(crate) struct Db {
+    conn: Connection,
+    path: PathBuf,
+}
+
+pub(crate) struct Snapshot {
+    pub generation: i64,
+    pub upto: i64,
+    pub data: Vec<u8>,
+}
+
+impl Db {
+    fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
+                StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                }
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        Self::classify(&self.path, e)
+    }
+
+    fn configure(conn: &Connection, read_only: bool) -> rusqlite::Result<()> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        if !read_only {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        Ok(())
+    }
+
+    /// Creates a new database at `path`, which must not exist, with `meta`.
+    pub fn create(path: &Path, meta: &[(&str, &str)]) -> Result<Db> {
+        if path.exists() {
+            return Err(StoreError::ReplicaExists(path.to_path_buf()));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        Self::configure(&conn, false)?;
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(SCHEMA_SQL)?;
+        tx.execute_batch(health::SCHEMA_SQL)?;
+        for (k, v) in meta {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(Db {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing database, refusing anything that is not a fleetdeck
+    /// replica of a schema this build knows.
+    pub fn open(path: &Path, read_only: bool) -> Result<Db> {
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| Self::classify(path, e))?;
+        let db = Db {
+            conn,
+            path: path.to_path_buf(),
+        };
+        // user_version is the first read: on a file that is not a database
+        // at all this is where SQLite says so.
+        let version: i64 = db
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| db.err(e))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < 1 {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: "it is an SQLite file but not a fleetdeck replica (no schema version)"
+                    .into(),
+            });
+        }
+        Self::configure(&db.conn, read_only).map_err(|e| db.err(e))?;
+        Ok(db)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Changes with row id above `after`, in order.
+    pub fn changes_since(&self, after: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, data FROM changes WHERE id > ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn snapshot(&self) -> Result<Option<Snapshot>> {
+        self.conn
+            .query_row(
+                "SELECT generation, upto, data FROM snapshot WHERE id = 1",
+                [],
+                |r| {
+                    Ok(Snapshot {
+                        generation: r.get(0)?,
+                        upto: r.get(1)?,
+                        data: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn snapshot_gen(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT generation FROM snapshot WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(|g| g.unwrap_or(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Appends changes (hash, bytes) in one durable transaction; changes
+    /// already stored are skipped. Returns the highest row id written.
+    pub fn append_changes(&self, changes: &[([u8; 32], &[u8])]) -> Result<i64> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT OR IGNORE INTO changes (hash, data) VALUES (?1, ?2)")
+                .map_err(|e| self.err(e))?;
+            for (hash, data) in changes {
+                stmt.execute(params![&hash[..], data])
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        let last: i64 = tx
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM changes", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(last)
+    }
+
+    pub fn change_rows(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM changes", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Counts commits by *other* connections: when it moves, re-read.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Replaces the snapshot and drops the changes it covers, atomically.
+    /// `catch_up` gets the rows written since `after` (by any process) and
+    /// must fold them in and return the full document's bytes.
+    pub fn compact(
+        &self,
+        after: i64,
+        catch_up: impl FnOnce(Vec<(i64, Vec<u8>)>) -> Result<Vec<u8>>,
+    ) -> Result<(i64, i64)> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        let result = (|| {
+            let rows = self.changes_since(after)?;
+            let upto = rows.last().map_or(after, |(id, _)| *id);
+            let data = catch_up(rows)?;
+            let generation = self.snapshot_gen()? + 1;
+            self.conn
+                .execute(
+                    "INSERT INTO snapshot (id, generation, upto, data) VALUES (1, ?1, ?2, ?3)
+                     ON CONFLICT(id) DO UPDATE SET generation = ?1, upto = ?2, data = ?3",
+                    params![generation, upto, data],
+                )
+                .map_err(|e| self.err(e))?;
+            self.conn
+                .execute("DELETE FROM changes WHERE id <= ?1", [upto])
+                .map_err(|e| self.err(e))?;
+            Ok((generation, upto))
+        })();
+        match result {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,1197 @@
+//! The fleet document: the desired state of the fleet, with its history, in
+//! automerge.
+//!
+//! Root layout (created once, by the genesis change of `init`):
+//!
+//! ```text
+//! meta        { format, fleet_id, name, created_ms }
+//! fleet       { "<key>": "<json>" }          fleet defaults, flat
+//! site_config { "<SITE>/<key>": "<json>" }   site overrides, flat
+//! node_config { "<NODE>/<key>": "<json>" }   node overrides, flat
+//! sites       { SITE: { name, lat, lon, zone } }
+//! nodes       { NODE: { site, role } }
+//! members     { KEY:  { name, role, added_ms } }
+//! acks        { ALERT_ID: { by, at_ms, until_ms, since_ms } }
+//! freeze      { frozen, by, at_ms, message }
+//! ```
+//!
+//! Config leaves are flat, one document key per leaf, so that edits of
+//! different keys on different replicas never conflict (a nested map created
+//! concurrently on two replicas would hide one side's leaves). Every value
+//! read from the document may have come from another replica: reads never
+//! panic, and a malformed entry is skipped and reported in
+//! [`FleetState::problems`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{
+    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValueRef, ValueRef,
+};
+use autosurgeon::{Hydrate, Reconcile};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::alerts::Ack;
+use crate::config::{self, ConfigPath, Effective, Layer, Source};
+use crate::error::{Result, StoreError};
+use crate::ids::{MemberKey, NodeId, Role, SiteId};
+use crate::schema;
+
+/// Version of the document layout above.
+pub const FORMAT: i64 = 1;
+
+const META: &str = "meta";
+const FLEET: &str = "fleet";
+const SITE_CONFIG: &str = "site_config";
+const NODE_CONFIG: &str = "node_config";
+const SITES: &str = "sites";
+const NODES: &str = "nodes";
+const MEMBERS: &str = "members";
+const ACKS: &str = "acks";
+const FREEZE: &str = "freeze";
+const ROOT_MAPS: &[&str] = &[
+    META,
+    FLEET,
+    SITE_CONFIG,
+    NODE_CONFIG,
+    SITES,
+    NODES,
+    MEMBERS,
+    ACKS,
+    FREEZE,
+];
+
+#[derive(Clone, Debug, PartialEq, Hydrate, Reconcile, Serialize)]
+pub struct SiteRecord {
+    pub name: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub zone: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Hydrate, Reconcile, Serialize)]
+pub struct NodeRecord {
+    pub site: String,
+    pub role: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Hydrate, Reconcile, Serialize)]
+pub struct MemberRecord {
+    pub name: String,
+    pub role: String,
+    pub added_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Hydrate, Reconcile)]
+struct AckRecord {
+    by: String,
+    at_ms: i64,
+    until_ms: Option<i64>,
+    since_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Hydrate, Reconcile, Serialize)]
+pub struct FreezeRecord {
+    pub frozen: bool,
+    pub by: String,
+    pub at_ms: i64,
+    pub message: String,
+}
+
+/// Which layer of config an edit goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayerRef {
+    Fleet,
+    Site(SiteId),
+    Node(NodeId),
+}
+
+impl LayerRef {
+    fn map(&self) -> &'static str {
+        match self {
+            LayerRef::Fleet => FLEET,
+            LayerRef::Site(_) => SITE_CONFIG,
+            LayerRef::Node(_) => NODE_CONFIG,
+        }
+    }
+    fn prefix(&self) -> String {
+        match self {
+            LayerRef::Fleet => String::new(),
+            LayerRef::Site(s) => format!("{s}/"),
+            LayerRef::Node(n) => format!("{n}/"),
+        }
+    }
+    pub fn source(&self) -> Source {
+        match self {
+            LayerRef::Fleet => Source::Fleet,
+            LayerRef::Site(_) => Source::Site,
+            LayerRef::Node(_) => Source::Node,
+        }
+    }
+    /// "the fleet defaults", "the overrides of site BL-LAB-2", …
+    pub fn describe(&self) -> String {
+        match self {
+            LayerRef::Fleet => "the fleet defaults".into(),
+            LayerRef::Site(s) => format!("the overrides of site {s}"),
+            LayerRef::Node(n) => format!("the overrides of node {n}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Site {
+    pub id: SiteId,
+    pub record: SiteRecord,
+    pub overrides: Layer,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub id: NodeId,
+    pub site: SiteId,
+    pub record: NodeRecord,
+    pub overrides: Layer,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Member {
+    pub key: MemberKey,
+    pub name: String,
+    pub role: Role,
+    pub added_ms: i64,
+}
+
+/// A typed, read-only view of the document at one point, rebuilt after every
+/// change. Everything the CLI, the console and the daemon read goes through it.
+#[derive(Clone, Debug, Default)]
+pub struct FleetState {
+    pub fleet_id: String,
+    pub name: String,
+    pub fleet: Layer,
+    pub sites: BTreeMap<SiteId, Site>,
+    pub nodes: BTreeMap<NodeId, Node>,
+    pub members: BTreeMap<MemberKey, Member>,
+    pub acks: HashMap<String, Ack>,
+    pub freeze: Option<FreezeRecord>,
+    /// Entries that were skipped because they were malformed.
+    pub problems: Vec<String>,
+}
+
+impl FleetState {
+    pub fn site(&self, id: &SiteId) -> Result<&Site> {
+        self.sites
+            .get(id)
+            .ok_or_else(|| StoreError::UnknownSite(id.to_string()))
+    }
+
+    pub fn node(&self, id: &NodeId) -> Result<&Node> {
+        self.nodes
+            .get(id)
+            .ok_or_else(|| StoreError::UnknownNode(id.to_string()))
+    }
+
+    pub fn nodes_of<'a>(&'a self, site: &'a SiteId) -> impl Iterator<Item = &'a Node> + 'a {
+        self.nodes.values().filter(move |n| &n.site == site)
+    }
+
+    /// Fleet defaults ⊕ the site's overrides.
+    pub fn effective_site(&self, id: &SiteId) -> Result<Effective> {
+        let site = self.site(id)?;
+        Ok(config::effective(&self.fleet, Some(&site.overrides), None))
+    }
+
+    /// Fleet defaults ⊕ site overrides ⊕ node overrides.
+    pub fn effective_node(&self, id: &NodeId) -> Result<Effective> {
+        let node = self.node(id)?;
+        let site = self.sites.get(&node.site).map(|s| &s.overrides);
+        Ok(config::effective(&self.fleet, site, Some(&node.overrides)))
+    }
+
+    /// The effective config of every node, computing each site's layer once.
+    pub fn effective_all(&self) -> BTreeMap<NodeId, Arc<Effective>> {
+        let mut per_site: HashMap<&SiteId, Arc<Effective>> = HashMap::new();
+        let mut out = BTreeMap::new();
+        for node in self.nodes.values() {
+            let base = per_site
+                .entry(&node.site)
+                .or_insert_with(|| {
+                    let site = self.sites.get(&node.site).map(|s| &s.overrides);
+                    Arc::new(config::effective(&self.fleet, site, None))
+                })
+                .clone();
+            let eff = if node.overrides.is_empty() {
+                base
+            } else {
+                let mut e = (*base).clone();
+                e.overlay(&node.overrides, Source::Node);
+                Arc::new(e)
+            };
+            out.insert(node.id.clone(), eff);
+        }
+        out
+    }
+
+    pub fn layer(&self, layer: &LayerRef) -> Result<&Layer> {
+        Ok(match layer {
+            LayerRef::Fleet => &self.fleet,
+            LayerRef::Site(s) => &self.site(s)?.overrides,
+            LayerRef::Node(n) => &self.node(n)?.overrides,
+        })
+    }
+
+    pub fn member_name(&self, key: &MemberKey) -> Option<&str> {
+        self.members.get(key).map(|m| m.name.as_str())
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.freeze.as_ref().is_some_and(|f| f.frozen)
+    }
+}
+
+/// One change of the document's history: the audit log.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryEntry {
+    pub id: String,
+    pub author: String,
+    pub author_name: Option<String>,
+    pub time_ms: i64,
+    pub message: Option<String>,
+    pub seq: u64,
+    pub ops: usize,
+}
+
+/// A key with concurrent values: the replicas disagreed and automerge picked
+/// `values[winner]` on every replica alike.
+#[derive(Clone, Debug, Serialize)]
+pub struct Conflict {
+    /// "fleet", "site BL-LAB-2", "node cam-1", "sites", …
+    pub scope: String,
+    pub key: String,
+    pub values: Vec<ConflictValue>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConflictValue {
+    pub value: Value,
+    pub author: String,
+    pub winner: bool,
+}
+
+/// What a revert did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RevertOutcome {
+    pub restored: Vec<String>,
+    /// Keys the change touched that were edited again since: left as they are.
+    pub skipped: Vec<String>,
+}
+
+/// The author of a change or an op: the member key inside the actor id.
+pub fn author_of(actor: &ActorId) -> String {
+    let bytes = actor.to_bytes();
+    if bytes.len() >= 32 {
+        hex::encode(&bytes[..32])
+    } else {
+        hex::encode(bytes)
+    }
+}
+
+fn json_of(v: &ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Object(t) => Value::String(format!("<{t:?}>")),
+        ValueRef::Scalar(s) => scalar_json(s),
+    }
+}
+
+fn scalar_json(s: &ScalarValueRef<'_>) -> Value {
+    match s {
+        ScalarValueRef::Str(s) => Value::String(s.to_string()),
+        ScalarValueRef::Int(i) | ScalarValueRef::Counter(i) | ScalarValueRef::Timestamp(i) => {
+            Value::from(*i)
+        }
+        ScalarValueRef::Uint(u) => Value::from(*u),
+        ScalarValueRef::F64(f) => Value::from(*f),
+        ScalarValueRef::Boolean(b) => Value::Bool(*b),
+        ScalarValueRef::Null => Value::Null,
+        ScalarValueRef::Bytes(b) => Value::String(hex::encode(b)),
+        ScalarValueRef::Unknown { .. } => Value::Null,
+    }
+}
+
+fn scalar_of(v: &Value) -> automerge::ScalarValue {
+    use automerge::ScalarValue as S;
+    match v {
+        Value::Null => S::Null,
+        Value::Bool(b) => S::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => S::Int(i),
+            None => S::F64(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => S::Str(s.as_str().into()),
+        other => S::Str(other.to_string().into()),
+    }
+}
+
+/// The document and the writes that keep its shape.
+pub struct FleetDoc {
+    doc: AutoCommit,
+}
+
+impl FleetDoc {
+    /// A new fleet: the genesis change creates every root map, the fleet's
+    /// identity, the schema's defaults and the first (admin) member.
+    pub fn genesis(
+        actor: ActorId,
+        fleet_id: &str,
+        fleet_name: &str,
+        admin: &MemberKey,
+        admin_name: &str,
+        now_ms: i64,
+    ) -> Result<Self> {
+        let mut doc = AutoCommit::new().with_actor(actor);
+        for name in ROOT_MAPS {
+            doc.put_object(automerge::ROOT, *name, ObjType::Map)?;
+        }
+        let mut fd = FleetDoc { doc };
+        let meta = fd.obj(META)?;
+        fd.doc.put(&meta, "format", FORMAT)?;
+        fd.doc.put(&meta, "fleet_id", fleet_id)?;
+        fd.doc.put(&meta, "name", fleet_name)?;
+        fd.doc.put(&meta, "created_ms", now_ms)?;
+        for spec in schema::KEYS {
+            if let Some(d) = spec.default {
+                let v = if d.fract() == 0.0 {
+                    Value::from(d as i64)
+                } else {
+                    Value::from(d)
+                };
+                let path = ConfigPath::parse(spec.key)?;
+                fd.set_config(&LayerRef::Fleet, &path, &v)?;
+            }
+        }
+        fd.put_member(admin, admin_name, Role::Admin, now_ms)?;
+        fd.commit(&format!("create fleet {fleet_name}"), now_ms);
+        Ok(fd)
+    }
+
+    /// Wraps a loaded document, checking it is a fleet document at all.
+    pub fn from_automerge(doc: AutoCommit) -> Result<Self> {
+        let fd = FleetDoc { doc };
+        for name in ROOT_MAPS {
+            fd.obj(name)?;
+        }
+        let meta = fd.obj(META)?;
+        if let Some((v, _)) = fd.doc.get(&meta, "format")? {
+            let format = match v {
+                automerge::Value::Scalar(s) => s.as_i64(),
+                _ => None,
+            };
+            if let Some(f) = format
+                && f > FORMAT
+            {
+                return Err(StoreError::Shape(format!(
+                    "the fleet document has format {f}, newer than this fleetdeck understands ({FORMAT}); upgrade fleetdeck"
+                )));
+            }
+        }
+        Ok(fd)
+    }
+
+    pub fn automerge(&self) -> &AutoCommit {
+        &self.doc
+    }
+
+    pub fn automerge_mut(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+
+    fn obj(&self, name: &str) -> Result<ObjId> {
+        match self.doc.get(automerge::ROOT, name)? {
+            Some((automerge::Value::Object(ObjType::Map), id)) => Ok(id),
+            _ => Err(StoreError::Shape(format!(
+                "the root map '{name}' is missing; this is not a fleetdeck fleet document"
+            ))),
+        }
+    }
+
+    /// Commits pending edits; returns the new change's hash (None if nothing
+    /// was edited).
+    pub fn commit(&mut self, message: &str, now_ms: i64) -> Option<ChangeHash> {
+        self.doc.commit_with(
+            CommitOptions::default()
+                .with_message(message.to_string())
+                .with_time(now_ms),
+        )
+    }
+
+    /// Drops edits not yet committed.
+    pub fn rollback(&mut self) {
+        self.doc.rollback();
+    }
+
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    // ---- reads -------------------------------------------------------------
+
+    fn meta_str(&self, key: &str) -> String {
+        self.obj(META)
+            .ok()
+            .and_then(|m| self.doc.get(&m, key).ok().flatten())
+            .and_then(|(v, _)| v.into_string().ok())
+            .unwrap_or_default()
+    }
+
+    fn read_flat(
+        &self,
+        map: &str,
+        problems: &mut Vec<String>,
+    ) -> Result<Vec<(String, ConfigPath, Arc<Value>)>> {
+        let obj = self.obj(map)?;
+        let mut out = Vec::new();
+        for item in self.doc.map_range(&obj, ..) {
+            let key = item.key.as_ref();
+            let (owner, path) = if map == FLEET {
+                ("", key)
+            } else {
+                match key.split_once('/') {
+                    Some(x) => x,
+                    None => {
+                        problems.push(format!("{map}: skipped malformed key '{key}'"));
+                        continue;
+                    }
+                }
+            };
+            let ValueRef::Scalar(ScalarValueRef::Str(text)) = &item.value else {
+                problems.push(format!("{map}: skipped '{key}': value is not JSON text"));
+                continue;
+            };
+            let (Ok(path), Ok(value)) =
+                (ConfigPath::parse(path), serde_json::from_str::<Value>(text))
+            else {
+                problems.push(format!("{map}: skipped malformed entry '{key}'"));
+                continue;
+            };
+            out.push((owner.to_string(), path, Arc::new(value)));
+        }
+        Ok(out)
+    }
+
+    fn hydrate_map<T: Hydrate>(
+        &self,
+        map: &str,
+        problems: &mut Vec<String>,
+    ) -> Result<Vec<(String, T)>> {
+        let obj = self.obj(map)?;
+        let keys: Vec<String> = self.doc.keys(&obj).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            match autosurgeon::hydrate_prop::<_, T, _, _>(&self.doc, &obj, key.as_str()) {
+                Ok(v) => out.push((key, v)),
+                Err(e) => problems.push(format!("{map}: skipped '{key}': {e}")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds the typed view of the whole document.
+    pub fn state(&self) -> Result<FleetState> {
+        let mut problems = Vec::new();
+        let mut st = FleetState {
+            fleet_id: self.meta_str("fleet_id"),
+            name: self.meta_str("name"),
+            ..Default::default()
+        };
+        for (_, path, v) in self.read_flat(FLEET, &mut problems)? {
+            st.fleet.insert(path, v);
+        }
+        for (id, rec) in self.hydrate_map::<SiteRecord>(SITES, &mut problems)? {
+            match SiteId::parse(&id) {
+                Ok(id) => {
+                    st.sites.insert(
+                        id.clone(),
+                        Site {
+                            id,
+                            record: rec,
+                            overrides: Layer::new(),
+                        },
+                    );
+                }
+                Err(e) => problems.push(format!("sites: skipped: {e}")),
+            }
+        }
+        for (id, rec) in self.hydrate_map::<NodeRecord>(NODES, &mut problems)? {
+            match (NodeId::parse(&id), SiteId::parse(&rec.site)) {
+                (Ok(id), Ok(site)) => {
+                    st.nodes.insert(
+                        id.clone(),
+                        Node {
+                            id,
+                            site,
+                            record: rec,
+                            overrides: Layer::new(),
+                        },
+                    );
+                }
+                _ => problems.push(format!("nodes: skipped malformed node '{id}'")),
+            }
+        }
+        for (owner, path, v) in self.read_flat(SITE_CONFIG, &mut problems)? {
+            // Overrides of a removed site may linger from a concurrent edit;
+            // they apply to nothing.
+            if let Some(site) = SiteId::parse(&owner)
+                .ok()
+                .and_then(|id| st.sites.get_mut(&id))
+            {
+                site.overrides.insert(path, v);
+            }
+        }
+        for (owner, path, v) in self.read_flat(NODE_CONFIG, &mut problems)? {
+            if let Some(node) = NodeId::parse(&owner)
+                .ok()
+                .and_then(|id| st.nodes.get_mut(&id))
+            {
+                node.overrides.insert(path, v);
+            }
+        }
+        for (key, rec) in self.hydrate_map::<MemberRecord>(MEMBERS, &mut problems)? {
+            match (MemberKey::parse(&key), Role::parse(&rec.role)) {
+                (Ok(k), Ok(role)) => {
+                    st.members.insert(
+                        k.clone(),
+                        Member {
+                            key: k,
+                            name: rec.name,
+                            role,
+                            added_ms: rec.added_ms,
+                        },
+                    );
+                }
+                _ => problems.push(format!("members: skipped malformed member '{key}'")),
+            }
+        }
+        for (id, rec) in self.hydrate_map::<AckRecord>(ACKS, &mut problems)? {
+            st.acks.insert(
+                id,
+                Ack {
+                    by: rec.by,
+                    at_ms: rec.at_ms,
+                    until_ms: rec.until_ms,
+                    since_ms: rec.since_ms,
+                },
+            );
+        }
+        let freeze = self.obj(FREEZE)?;
+        if self.doc.length(&freeze) > 0 {
+            match autosurgeon::hydrate_prop::<_, FreezeRecord, _, _>(
+                &self.doc,
+                automerge::ROOT,
+                FREEZE,
+            ) {
+                Ok(f) => st.freeze = Some(f),
+                Err(e) => problems.push(format!("freeze: unreadable: {e}")),
+            }
+        }
+        st.problems = problems;
+        Ok(st)
+    }
+
+    /// The document as it was at `heads` (for history, diff and revert).
+    pub fn at(&mut self, heads: &[ChangeHash]) -> Result<FleetDoc> {
+        if heads.is_empty() {
+            // Before the first change there is no fleet: an empty view.
+            return Ok(FleetDoc {
+                doc: AutoCommit::new(),
+            });
+        }
+        Ok(FleetDoc {
+            doc: self.doc.fork_at(heads)?,
+        })
+    }
+
+    /// State, tolerating a document with no root maps yet (before genesis).
+    pub fn state_or_empty(&self) -> Result<FleetState> {
+        if self.obj(META).is_err() {
+            return Ok(FleetState::default());
+        }
+        self.state()
+    }
+
+    // ---- writes ------------------------------------------------------------
+
+    pub fn add_site(&mut self, id: &SiteId, rec: &SiteRecord) -> Result<()> {
+        let sites = self.obj(SITES)?;
+        if self.doc.get(&sites, id.as_str())?.is_some() {
+            return Err(StoreError::SiteExists(id.to_string()));
+        }
+        validate_site(rec)?;
+        autosurgeon::reconcile_prop(&mut self.doc, &sites, id.as_str(), rec)?;
+        Ok(())
+    }
+
+    pub fn update_site(&mut self, id: &SiteId, rec: &SiteRecord) -> Result<()> {
+        let sites = self.obj(SITES)?;
+        if self.doc.get(&sites, id.as_str())?.is_none() {
+            return Err(StoreError::UnknownSite(id.to_string()));
+        }
+        validate_site(rec)?;
+        autosurgeon::reconcile_prop(&mut self.doc, &sites, id.as_str(), rec)?;
+        Ok(())
+    }
+
+    /// Removes a site, its overrides, and (with `with_nodes`) its nodes.
+    pub fn remove_site(&mut self, id: &SiteId, with_nodes: bool) -> Result<()> {
+        let st = self.state()?;
+        st.site(id)?;
+        let nodes: Vec<NodeId> = st.nodes_of(id).map(|n| n.id.clone()).collect();
+        if !nodes.is_empty() && !with_nodes {
+            return Err(StoreError::Invalid(format!(
+                "site {id} still has {} node(s) ({}); remove them first or pass --with-nodes",
+                nodes.len(),
+                nodes
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        for n in &nodes {
+            self.remove_node(n)?;
+        }
+        self.delete_layer_below(&LayerRef::Site(id.clone()), None)?;
+        let sites = self.obj(SITES)?;
+        self.doc.delete(&sites, id.as_str())?;
+        Ok(())
+    }
+
+    pub fn add_node(&mut self, id: &NodeId, rec: &NodeRecord) -> Result<()> {
+        let site = SiteId::parse(&rec.site)?;
+        let sites = self.obj(SITES)?;
+        if self.doc.get(&sites, site.as_str())?.is_none() {
+            return Err(StoreError::UnknownSite(site.to_string()));
+        }
+        let nodes = self.obj(NODES)?;
+        if self.doc.get(&nodes, id.as_str())?.is_some() {
+            return Err(StoreError::NodeExists(id.to_string()));
+        }
+        if let Some(role) = &rec.role
+            && (role.is_empty() || role.len() > 64 || role.chars().any(|c| c.is_control()))
+        {
+            return Err(StoreError::Invalid(format!(
+                "node role '{role}' is not valid: expected 1 to 64 printable characters (e.g. edge, central, camera)"
+            )));
+        }
+        autosurgeon::reconcile_prop(&mut self.doc, &nodes, id.as_str(), rec)?;
+        Ok(())
+    }
+
+    pub fn remove_node(&mut self, id: &NodeId) -> Result<()> {
+        let nodes = self.obj(NODES)?;
+        if self.doc.get(&nodes, id.as_str())?.is_none() {
+            return Err(StoreError::UnknownNode(id.to_string()));
+        }
+        self.delete_layer_below(&LayerRef::Node(id.clone()), None)?;
+        self.doc.delete(&nodes, id.as_str())?;
+        Ok(())
+    }
+
+    fn check_layer_exists(&self, layer: &LayerRef) -> Result<()> {
+        match layer {
+            LayerRef::Fleet => Ok(()),
+            LayerRef::Site(s) => {
+                let sites = self.obj(SITES)?;
+                match self.doc.get(&sites, s.as_str())? {
+                    Some(_) => Ok(()),
+                    None => Err(StoreError::UnknownSite(s.to_string())),
+                }
+            }
+            LayerRef::Node(n) => {
+                let nodes = self.obj(NODES)?;
+                match self.doc.get(&nodes, n.as_str())? {
+                    Some(_) => Ok(()),
+                    None => Err(StoreError::UnknownNode(n.to_string())),
+                }
+            }
+        }
+    }
+
+    /// Stored keys of `layer` at `path` or below it (all keys for `None`).
+    fn layer_keys_below(&self, layer: &LayerRef, path: Option<&ConfigPath>) -> Result<Vec<String>> {
+        let obj = self.obj(layer.map())?;
+        let prefix = layer.prefix();
+        let start = match path {
+            Some(p) => format!("{prefix}{}", p.to_key()),
+            None => prefix.clone(),
+        };
+        let exact = start.clone();
+        let below = format!("{start}.");
+        Ok(self
+            .doc
+            .map_range(&obj, start.clone()..)
+            .map(|i| i.key.to_string())
+            .take_while(|k| k.starts_with(&start))
+            .filter(|k| path.is_none() || *k == exact || k.starts_with(&below))
+            .collect())
+    }
+
+    fn delete_layer_below(&mut self, layer: &LayerRef, path: Option<&ConfigPath>) -> Result<usize> {
+        let obj = self.obj(layer.map())?;
+        let keys = self.layer_keys_below(layer, path)?;
+        for k in &keys {
+            self.doc.delete(&obj, k.as_str())?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Sets KEY in a layer to VALUE (an object is split into its leaves), after
+    /// validating every leaf. What the layer held at KEY is replaced.
+    pub fn set_config(&mut self, layer: &LayerRef, path: &ConfigPath, value: &Value) -> Result<()> {
+        self.check_layer_exists(layer)?;
+        let leaves = config::flatten(path, value)?;
+        for (p, v) in &leaves {
+            schema::validate_leaf(p, v, layer.source())?;
+        }
+        let obj = self.obj(layer.map())?;
+        let prefix = layer.prefix();
+        // A scalar stored at a parent of KEY would be replaced by the map KEY
+        // lives in: delete it here rather than let the merge hide it.
+        let segs = path.segments();
+        for n in 1..segs.len() {
+            let parent = ConfigPath::from_segments(segs[..n].to_vec())?;
+            let k = format!("{prefix}{}", parent.to_key());
+            if self.doc.get(&obj, k.as_str())?.is_some() {
+                self.doc.delete(&obj, k.as_str())?;
+            }
+        }
+        let old: Vec<String> = self.layer_keys_below(layer, Some(path))?;
+        let new: Vec<String> = leaves
+            .iter()
+            .map(|(p, _)| format!("{prefix}{}", p.to_key()))
+            .collect();
+        for k in old.iter().filter(|k| !new.contains(k)) {
+            self.doc.delete(&obj, k.as_str())?;
+        }
+        for (k, (_, v)) in new.iter().zip(&leaves) {
+            let text = v.to_string();
+            // Writing an identical value would still be a change; skip it, but
+            // always write when replicas disagree (that resolves a conflict).
+            let same = self.doc.get_all(&obj, k.as_str())?;
+            let unchanged = same.len() == 1
+                && matches!(&same[0].0, automerge::Value::Scalar(s) if s.as_str() == Some(text.as_str()));
+            if !unchanged {
+                self.doc.put(&obj, k.as_str(), text)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes KEY (and everything below it) from a layer. Refuses when the
+    /// layer does not set KEY, so a typo is not silently a no-op.
+    pub fn unset_config(&mut self, layer: &LayerRef, path: &ConfigPath) -> Result<()> {
+        self.check_layer_exists(layer)?;
+        if self.delete_layer_below(layer, Some(path))? == 0 {
+            return Err(StoreError::Invalid(format!(
+                "{path} is not set in {}; nothing to unset",
+                layer.describe()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn put_member(
+        &mut self,
+        key: &MemberKey,
+        name: &str,
+        role: Role,
+        now_ms: i64,
+    ) -> Result<()> {
+        if name.trim().is_empty() || name.len() > 128 {
+            return Err(StoreError::Invalid(format!(
+                "member name '{name}' is not valid: expected 1 to 128 characters"
+            )));
+        }
+        let members = self.obj(MEMBERS)?;
+        let rec = MemberRecord {
+            name: name.to_string(),
+            role: role.as_str().to_string(),
+            added_ms: now_ms,
+        };
+        autosurgeon::reconcile_prop(&mut self.doc, &members, key.as_str(), &rec)?;
+        Ok(())
+    }
+
+    pub fn put_ack(&mut self, alert_id: &str, ack: &Ack) -> Result<()> {
+        let acks = self.obj(ACKS)?;
+        let rec = AckRecord {
+            by: ack.by.clone(),
+            at_ms: ack.at_ms,
+            until_ms: ack.until_ms,
+            since_ms: ack.since_ms,
+        };
+        autosurgeon::reconcile_prop(&mut self.doc, &acks, alert_id, &rec)?;
+        Ok(())
+    }
+
+    pub fn set_freeze(&mut self, rec: &FreezeRecord) -> Result<()> {
+        autosurgeon::reconcile_prop(&mut self.doc, automerge::ROOT, FREEZE, rec)?;
+        Ok(())
+    }
+
+    // ---- conflicts ---------------------------------------------------------
+
+    /// Every key with concurrent values, across config layers and records.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>> {
+        let mut out = Vec::new();
+        for map in [FLEET, SITE_CONFIG, NODE_CONFIG] {
+            let obj = self.obj(map)?;
+            let keys: Vec<String> = self
+                .doc
+                .map_range(&obj, ..)
+                .filter(|i| i.conflict)
+                .map(|i| i.key.to_string())
+                .collect();
+            for key in keys {
+                let (scope, leaf) = match map {
+                    FLEET => ("fleet".to_string(), key.clone()),
+                    _ => {
+                        let (owner, leaf) = key.split_once('/').unwrap_or(("?", key.as_str()));
+                        let kind = if map == SITE_CONFIG { "site" } else { "node" };
+                        (format!("{kind} {owner}"), leaf.to_string())
+                    }
+                };
+                out.push(Conflict {
+                    scope,
+                    key: leaf,
+                    values: self.conflict_values(&obj, &key, true)?,
+                });
+            }
+        }
+        for coll in [SITES, NODES, MEMBERS, ACKS] {
+            let obj = self.obj(coll)?;
+            let items: Vec<(String, bool)> = self
+                .doc
+                .map_range(&obj, ..)
+                .map(|i| (i.key.to_string(), i.conflict))
+                .collect();
+            for (id, conflicted) in items {
+                if conflicted {
+                    out.push(Conflict {
+                        scope: coll.to_string(),
+                        key: id.clone(),
+                        values: self.conflict_values(&obj, &id, false)?,
+                    });
+                }
+                if let Some((automerge::Value::Object(ObjType::Map), rec)) =
+                    self.doc.get(&obj, id.as_str())?
+                {
+                    let fields: Vec<String> = self
+                        .doc
+                        .map_range(&rec, ..)
+                        .filter(|i| i.conflict)
+                        .map(|i| i.key.to_string())
+                        .collect();
+                    for f in fields {
+                        out.push(Conflict {
+                            scope: format!("{} {id}", coll.trim_end_matches('s')),
+                            key: f.clone(),
+                            values: self.conflict_values(&rec, &f, false)?,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn conflict_values(
+        &self,
+        obj: &ObjId,
+        key: &str,
+        json_text: bool,
+    ) -> Result<Vec<ConflictValue>> {
+        let winner = self.doc.get(obj, key)?.map(|(_, id)| id);
+        let mut values = Vec::new();
+        for (v, id) in self.doc.get_all(obj, key)? {
+            let value = match (&v, json_text) {
+                (automerge::Value::Scalar(s), true) => s
+                    .as_str()
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or(Value::Null),
+                (automerge::Value::Scalar(s), false) => scalar_owned_json(s),
+                (automerge::Value::Object(t), _) => Value::String(format!("<{t:?}>")),
+            };
+            let author = match &id {
+                ObjId::Id(_, actor, _) => author_of(actor),
+                ObjId::Root => String::new(),
+            };
+            values.push(ConflictValue {
+                value,
+                author,
+                winner: Some(&id) == winner.as_ref(),
+            });
+        }
+        Ok(values)
+    }
+
+    // ---- history -----------------------------------------------------------
+
+    /// Every change, oldest first (causal order).
+    pub fn history(&mut self) -> Vec<HistoryEntry> {
+        self.doc
+            .get_changes(&[])
+            .iter()
+            .map(|c| HistoryEntry {
+                id: c.hash().to_string(),
+                author: author_of(c.actor_id()),
+                author_name: None,
+                time_ms: c.timestamp(),
+                message: c.message().map(str::to_string),
+                seq: c.seq(),
+                ops: c.len(),
+            })
+            .collect()
+    }
+
+    /// Resolves a change id or a unique prefix of one (at least 4 hex digits).
+    pub fn resolve_change(&mut self, id: &str) -> Result<ChangeHash> {
+        let want = id.to_ascii_lowercase();
+        if want.len() < 4 || !want.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(StoreError::Invalid(format!(
+                "change id '{id}' is not valid: expected at least 4 hex digits of a change id from `fleetdeck history`"
+            )));
+        }
+        let matches: Vec<ChangeHash> = self
+            .doc
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.hash())
+            .filter(|h| h.to_string().starts_with(&want))
+            .collect();
+        match matches.len() {
+            0 => Err(StoreError::UnknownChange(id.to_string())),
+            1 => Ok(matches[0]),
+            n => Err(StoreError::AmbiguousChange(id.to_string(), n)),
+        }
+    }
+
+    /// The heads just before `change` (its dependencies).
+    pub fn parents_of(&mut self, change: &ChangeHash) -> Result<Vec<ChangeHash>> {
+        self.doc
+            .get_change_by_hash(change)
+            .map(|c| c.deps().to_vec())
+            .ok_or_else(|| StoreError::UnknownChange(change.to_string()))
+    }
+
+    // ---- revert ------------------------------------------------------------
+
+    /// Writes the inverse of `change` as new edits (not committed): every
+    /// entry the change set is put back as it was before it, unless it was
+    /// edited again since, in which case it is left alone and reported.
+    pub fn revert(&mut self, change: &ChangeHash) -> Result<RevertOutcome> {
+        let parents = self.parents_of(change)?;
+        let before = self.at(&parents)?.flat_view();
+        let after = self.at(&[*change])?.flat_view();
+        let now = self.flat_view();
+        let mut out = RevertOutcome::default();
+        let mut slots: Vec<&Slot> = before.keys().chain(after.keys()).collect();
+        slots.sort();
+        slots.dedup();
+        // Records the change created and that are still exactly as it left
+        // them are deleted whole.
+        let mut drop_records: Vec<(String, String)> = Vec::new();
+        for slot in &slots {
+            let (b, a, n) = (before.get(*slot), after.get(*slot), now.get(*slot));
+            if b == a {
+                continue;
+            }
+            if n != a {
+                out.skipped.push(slot.describe());
+                continue;
+            }
+            match (slot, b) {
+                (Slot::Field { coll, id, .. }, None)
+                    if !before.keys().any(|s| s.record() == Some((coll, id))) =>
+                {
+                    let rec = (coll.clone(), id.clone());
+                    if !drop_records.contains(&rec) {
+                        drop_records.push(rec);
+                    }
+                }
+                _ => self.write_slot(slot, b)?,
+            }
+            out.restored.push(slot.describe());
+        }
+        for (coll, id) in drop_records {
+            // A site that nodes were added to since stays: removing it would
+            // orphan them.
+            let used = coll == SITES
+                && now.iter().any(|(s, v)| {
+                    matches!(s, Slot::Field { coll, field, .. } if coll == NODES && field == "site")
+                        && v.as_str() == Some(id.as_str())
+                });
+            if used {
+                out.restored
+                    .retain(|d| !d.starts_with(&format!("site {id} ")));
+                out.skipped
+                    .push(format!("site {id} (nodes were added to it since)"));
+                continue;
+            }
+            let obj = self.obj(&coll)?;
+            self.doc.delete(&obj, id.as_str())?;
+        }
+        Ok(out)
+    }
+
+    fn write_slot(&mut self, slot: &Slot, value: Option<&Value>) -> Result<()> {
+        match slot {
+            Slot::Flat { map, key } => {
+                let obj = self.obj(map)?;
+                match value {
+                    Some(Value::String(s)) if map != META && map != FREEZE => {
+                        self.doc.put(&obj, key.as_str(), s.as_str())?
+                    }
+                    Some(v) => self.doc.put(&obj, key.as_str(), scalar_of(v))?,
+                    None => self.doc.delete(&obj, key.as_str())?,
+                }
+            }
+            Slot::Field { coll, id, field } => {
+                let obj = self.obj(coll)?;
+                let rec = match self.doc.get(&obj, id.as_str())? {
+                    Some((automerge::Value::Object(ObjType::Map), rec)) => rec,
+                    _ => {
+                        if value.is_none() {
+                            return Ok(());
+                        }
+                        self.doc.put_object(&obj, id.as_str(), ObjType::Map)?
+                    }
+                };
+                match value {
+                    Some(v) => self.doc.put(&rec, field.as_str(), scalar_of(v))?,
+                    None => self.doc.delete(&rec, field.as_str())?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every scalar of the document by its place, for revert.
+    fn flat_view(&self) -> BTreeMap<Slot, Value> {
+        let mut out = BTreeMap::new();
+        for map in [META, FLEET, SITE_CONFIG, NODE_CONFIG, FREEZE] {
+            let Ok(obj) = self.obj(map) else { continue };
+            for item in self.doc.map_range(&obj, ..) {
+                if let ValueRef::Scalar(_) = item.value {
+                    out.insert(
+                        Slot::Flat {
+                            map: map.to_string(),
+                            key: item.key.to_string(),
+                        },
+                        json_of(&item.value),
+                    );
+                }
+            }
+        }
+        for coll in [SITES, NODES, MEMBERS, ACKS] {
+            let Ok(obj) = self.obj(coll) else { continue };
+            let ids: Vec<(String, ObjId)> = self
+                .doc
+                .map_range(&obj, ..)
+                .filter(|i| matches!(i.value, ValueRef::Object(ObjType::Map)))
+                .map(|i| (i.key.to_string(), i.id()))
+                .collect();
+            for (id, rec) in ids {
+                for item in self.doc.map_range(&rec, ..) {
+                    out.insert(
+                        Slot::Field {
+                            coll: coll.to_string(),
+                            id: id.clone(),
+                            field: item.key.to_string(),
+                        },
+                        json_of(&item.value),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+fn scalar_owned_json(s: &automerge::ScalarValue) -> Value {
+    use automerge::ScalarValue as S;
+    match s {
+        S::Str(s) => Value::String(s.to_string()),
+        S::Int(i) | S::Timestamp(i) => Value::from(*i),
+        S::Uint(u) => Value::from(*u),
+        S::F64(f) => Value::from(*f),
+        S::Boolean(b) => Value::Bool(*b),
+        S::Null => Value::Null,
+        other => Value::String(other.to_string()),
+    }
+}
+
+fn validate_site(rec: &SiteRecord) -> Result<()> {
+    if rec.name.trim().is_empty() || rec.name.len() > 128 {
+        return Err(StoreError::Invalid(format!(
+            "site name '{}' is not valid: expected 1 to 128 characters",
+            rec.name
+        )));
+    }
+    if let Some(lat) = rec.lat
+        && !(-90.0..=90.0).contains(&lat)
+    {
+        return Err(StoreError::Invalid(format!(
+            "latitude {lat} is out of range: expected -90 to 90"
+        )));
+    }
+    if let Some(lon) = rec.lon
+        && !(-180.0..=180.0).contains(&lon)
+    {
+        return Err(StoreError::Invalid(format!(
+            "longitude {lon} is out of range: expected -180 to 180"
+        )));
+    }
+    if rec.lat.is_some() != rec.lon.is_some() {
+        return Err(StoreError::Invalid(
+            "a location needs both --lat and --lon".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Flat {
+        map: String,
+        key: String,
+    },
+    Field {
+        coll: String,
+        id: String,
+        field: String,
+    },
+}
+
+impl Slot {
+    fn record(&self) -> Option<(&String, &String)> {
+        match self {
+            Slot::Field { coll, id, .. } => Some((coll, id)),
+            Slot::Flat { .. } => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Slot::Flat { map, key } => match map.as_str() {
+                FLEET => format!("fleet {key}"),
+                SITE_CONFIG => format!("site {}", key.replacen('/', " ", 1)),
+                NODE_CONFIG => format!("node {}", key.replacen('/', " ", 1)),
+                _ => format!("{map}.{key}"),
+            },
+            Slot::Field { coll, id, field } => {
+                format!("{} {id} {field}", coll.trim_end_matches('s'))
+            }
+        }
+    }
+}

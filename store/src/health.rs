@@ -1,0 +1,839 @@
+//! Node health registers: what each node last said about itself, kept outside
+//! the fleet document's history.
+//!
+//! Every node owns one last-writer-wins register ordered by its own sequence
+//! number ([`supersedes`] is the merge, a state-based CRDT: commutative,
+//! associative and idempotent), stored in SQLite together with a downsampled
+//! per-node time series for sparklines.
+//!
+//! This module never opens, migrates or owns a connection (the caller runs
+//! [`SCHEMA_SQL`] and passes a `&Connection`), never reads the clock (times
+//! are given), and never panics on what it reads back: an undecodable row is
+//! skipped and named, not unwrapped.
+
+use std::cmp::Ordering;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+
+/// Width of one sparkline bucket: samples are downsampled to one per minute.
+pub const SAMPLE_BUCKET_MS: i64 = 60_000;
+
+/// How long samples are kept, relative to the node's latest register time.
+pub const SAMPLE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Tables of this module. Idempotent (`IF NOT EXISTS`); the caller's schema
+/// migration runs it.
+pub const SCHEMA_SQL: &str = "\
+CREATE TABLE IF NOT EXISTS health (
+    node TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    ver INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS health_ver ON health(ver);
+CREATE TABLE IF NOT EXISTS health_samples (
+    node TEXT,
+    bucket_ms INTEGER,
+    cpu REAL,
+    mem REAL,
+    disk REAL,
+    PRIMARY KEY (node, bucket_ms)
+);
+";
+
+/// What a node last reported about itself.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct HealthRegister {
+    /// The node id, as text.
+    pub node: String,
+    /// The node's own, strictly increasing report counter.
+    pub seq: u64,
+    /// The node's own clock when it reported (unix ms).
+    pub time_ms: i64,
+    #[serde(default)]
+    pub metrics: Metrics,
+    #[serde(default)]
+    pub tls: Vec<TlsCert>,
+    #[serde(default)]
+    pub backup: Option<BackupStatus>,
+    #[serde(default)]
+    pub applied: Option<ApplyReport>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+pub struct Metrics {
+    pub cpu_pct: f64,
+    pub mem_pct: f64,
+    pub disks: Vec<DiskUsage>,
+    pub load1: f64,
+    pub uptime_s: u64,
+    pub temp_c: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct DiskUsage {
+    pub mount: String,
+    pub used_pct: f64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TlsCert {
+    pub name: String,
+    pub not_after_ms: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BackupStatus {
+    pub last_run_ms: i64,
+    #[serde(default)]
+    pub databases: Vec<DbBackup>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct DbBackup {
+    pub name: String,
+    pub ok: bool,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ApplyReport {
+    pub revision: String,
+    pub result: ApplyResult,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    pub at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyResult {
+    Ok,
+    RolledBack,
+    Failed,
+}
+
+/// A register as stored by this replica.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRegister {
+    pub reg: HealthRegister,
+    /// This replica's clock when the register was stored (unix ms).
+    pub received_ms: i64,
+    /// Replica-wide write counter; poll with [`load_since`].
+    pub ver: i64,
+}
+
+/// One downsampled sparkline point: the maxima within the minute starting at
+/// `bucket_ms`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub bucket_ms: i64,
+    pub cpu: f64,
+    pub mem: f64,
+    /// Highest `used_pct` over the node's mounts.
+    pub disk: f64,
+}
+
+/// The canonical encoding of a register, the bytes the tie-break compares.
+fn encode(reg: &HealthRegister) -> Result<Vec<u8>> {
+    serde_json::to_vec(reg).map_err(|e| {
+        StoreError::Invalid(format!(
+            "the health register of node '{}' could not be encoded: {e}",
+            reg.node
+        ))
+    })
+}
+
+/// The merge order on already-encoded registers: higher seq wins; on equal
+/// seq the greater canonical bytes win; equal bytes are the same register.
+fn supersedes_encoded(new_seq: u64, new: &[u8], old_seq: u64, old: &[u8]) -> bool {
+    match new_seq.cmp(&old_seq) {
+        Ordering::Greater => true,
+        Ordering::Less => false,
+        Ordering::Equal => new > old,
+    }
+}
+
+/// True when `new` should replace `old` in the register of a node.
+///
+/// Higher `seq` wins; on equal `seq` the register whose canonical JSON
+/// (`serde_json::to_vec`) is greater wins, so every replica picks the same
+/// winner whatever order registers arrive in. A register never supersedes
+/// itself.
+pub fn supersedes(new: &HealthRegister, old: &HealthRegister) -> bool {
+    if new.seq != old.seq {
+        return new.seq > old.seq;
+    }
+    // Encoding a register does not fail (no maps, NaN becomes null); if it
+    // ever did, keeping the old one keeps the merge idempotent.
+    match (serde_json::to_vec(new), serde_json::to_vec(old)) {
+        (Ok(n), Ok(o)) => supersedes_encoded(new.seq, &n, old.seq, &o),
+        _ => false,
+    }
+}
+
+/// When the replica last heard from a node: the earlier of the node's own
+/// report time and the time the register reached this replica. A node whose
+/// clock runs ahead cannot keep itself alive, and a register relayed late
+/// cannot look fresher than the node said.
+pub fn last_heard_ms(reg: &HealthRegister, received_ms: i64) -> i64 {
+    reg.time_ms.min(received_ms)
+}
+
+/// Rejects what SQLite or JSON cannot hold faithfully: a NaN or infinite
+/// metric (it would come back as null and make the row unreadable) and a
+/// `seq` beyond SQLite's integer range.
+fn validate(reg: &HealthRegister) -> Result<()> {
+    let m = &reg.metrics;
+    let mut floats = vec![
+        ("cpu_pct", m.cpu_pct),
+        ("mem_pct", m.mem_pct),
+        ("load1", m.load1),
+    ];
+    if let Some(t) = m.temp_c {
+        floats.push(("temp_c", t));
+    }
+    for d in &m.disks {
+        floats.push(("disk used_pct", d.used_pct));
+    }
+    if let Some((what, v)) = floats.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(StoreError::Invalid(format!(
+            "the health register of node '{}' has a non-finite {what} ({v}); metrics must be finite numbers",
+            reg.node
+        )));
+    }
+    if i64::try_from(reg.seq).is_err() {
+        return Err(StoreError::Invalid(format!(
+            "the health register of node '{}' has seq {}, beyond the largest storable ({})",
+            reg.node,
+            reg.seq,
+            i64::MAX
+        )));
+    }
+    Ok(())
+}
+
+/// A write scope on a borrowed connection: `BEGIN IMMEDIATE` when the
+/// connection is idle (so the `max(ver)+1` read and the write cannot race
+/// another process), a savepoint when the caller already has a transaction
+/// open. Rolls back on drop unless committed.
+struct WriteScope<'c> {
+    conn: &'c Connection,
+    nested: bool,
+    done: bool,
+}
+
+impl<'c> WriteScope<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self> {
+        let nested = !conn.is_autocommit();
+        if nested {
+            conn.execute_batch("SAVEPOINT fleetdeck_health")?;
+        } else {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        Ok(Self {
+            conn,
+            nested,
+            done: false,
+        })
+    }
+
+    fn commit(mut self) -> Result<()> {
+        if self.nested {
+            self.conn.execute_batch("RELEASE fleetdeck_health")?;
+        } else {
+            // If COMMIT fails (e.g. busy), `done` stays false and the drop
+            // rolls back, so the connection is not left inside a transaction.
+            self.conn.execute_batch("COMMIT")?;
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for WriteScope<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Nothing useful can be done with a failed rollback here; the error
+        // that caused it is already on its way to the caller.
+        let _ = if self.nested {
+            self.conn
+                .execute_batch("ROLLBACK TO fleetdeck_health; RELEASE fleetdeck_health")
+        } else {
+            self.conn.execute_batch("ROLLBACK")
+        };
+    }
+}
+
+/// Stores `reg` if this replica has no register for its node yet or `reg`
+/// supersedes the stored one (a stored payload that no longer decodes is
+/// replaced). Returns whether it was stored.
+///
+/// When stored, the row gets the next replica-wide `ver`, the node's sample
+/// for the minute of `reg.time_ms` keeps the maxima of cpu, mem and disk, and
+/// the node's samples older than [`SAMPLE_RETENTION_MS`] before `reg.time_ms`
+/// are pruned. All of it happens in one transaction (a savepoint if the
+/// caller has one open).
+///
+/// Errors: [`StoreError::Invalid`] for a register with a non-finite metric or
+/// an out-of-range seq; [`StoreError::Sqlite`] for the database.
+pub fn record(conn: &Connection, reg: &HealthRegister, received_ms: i64) -> Result<bool> {
+    validate(reg)?;
+    let payload = encode(reg)?;
+    let payload_text = String::from_utf8(payload).map_err(|e| {
+        StoreError::Invalid(format!(
+            "the health register of node '{}' did not encode as UTF-8: {e}",
+            reg.node
+        ))
+    })?;
+
+    let scope = WriteScope::begin(conn)?;
+
+    let stored: Option<Option<(u64, Vec<u8>)>> = conn
+        .query_row(
+            "SELECT payload FROM health WHERE node = ?1",
+            params![reg.node],
+            |row| Ok(stored_seq_and_bytes(row.get_ref(0)?)),
+        )
+        .optional()?;
+    let store = match stored {
+        None => true,
+        // Undecodable: the new register replaces it.
+        Some(None) => true,
+        Some(Some((old_seq, old_bytes))) => {
+            supersedes_encoded(reg.seq, payload_text.as_bytes(), old_seq, &old_bytes)
+        }
+    };
+    if !store {
+        // Dropping the scope ends the (read-only) transaction.
+        return Ok(false);
+    }
+
+    let seq = i64::try_from(reg.seq).map_err(|_| {
+        StoreError::Invalid(format!(
+            "the health register of node '{}' has an out-of-range seq",
+            reg.node
+        ))
+    })?;
+    conn.execute(
+        "INSERT INTO health (node, seq, time_ms, received_ms, ver, payload)
+         VALUES (?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(ver), 0) + 1 FROM health), ?5)
+         ON CONFLICT(node) DO UPDATE SET
+            seq = excluded.seq,
+            time_ms = excluded.time_ms,
+            received_ms = excluded.received_ms,
+            ver = excluded.ver,
+            payload = excluded.payload",
+        params![reg.node, seq, reg.time_ms, received_ms, payload_text],
+    )?;
+
+    let m = &reg.metrics;
+    let disk = m.disks.iter().map(|d| d.used_pct).fold(0.0_f64, f64::max);
+    let bucket = reg.time_ms.div_euclid(SAMPLE_BUCKET_MS) * SAMPLE_BUCKET_MS;
+    conn.execute(
+        "INSERT INTO health_samples (node, bucket_ms, cpu, mem, disk)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(node, bucket_ms) DO UPDATE SET
+            cpu = max(COALESCE(cpu, excluded.cpu), excluded.cpu),
+            mem = max(COALESCE(mem, excluded.mem), excluded.mem),
+            disk = max(COALESCE(disk, excluded.disk), excluded.disk)",
+        params![reg.node, bucket, m.cpu_pct, m.mem_pct, disk],
+    )?;
+    conn.execute(
+        "DELETE FROM health_samples WHERE node = ?1 AND bucket_ms < ?2",
+        params![reg.node, reg.time_ms.saturating_sub(SAMPLE_RETENTION_MS)],
+    )?;
+
+    scope.commit()?;
+    Ok(true)
+}
+
+/// The seq and canonical bytes of a stored payload, or `None` when it does
+/// not decode as a register.
+fn stored_seq_and_bytes(v: ValueRef<'_>) -> Option<(u64, Vec<u8>)> {
+    let reg = decode_payload(v)?;
+    // Compare the stored bytes themselves: they are the canonical encoding
+    // `record` wrote, and comparing them (not a re-encoding of the decoded
+    // value) keeps re-recording the same register a no-op even if a float
+    // does not survive the JSON round trip bit for bit.
+    let bytes = match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+        _ => return None,
+    };
+    Some((reg.seq, bytes))
+}
+
+fn decode_payload(v: ValueRef<'_>) -> Option<HealthRegister> {
+    match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => serde_json::from_slice(b).ok(),
+        _ => None,
+    }
+}
+
+fn text_lossy(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(r) => r.to_string(),
+        ValueRef::Null => String::from("(null)"),
+    }
+}
+
+/// Decodes one `health` row: `Ok(Ok(..))` a register, `Ok(Err(node))` a row
+/// that is unreadable (named by its node column), `Err` only for the
+/// database itself.
+fn read_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<std::result::Result<StoredRegister, String>> {
+    let node = text_lossy(row.get_ref(0)?);
+    let received = row.get_ref(1)?.as_i64().ok();
+    let ver = row.get_ref(2)?.as_i64().ok();
+    let reg = decode_payload(row.get_ref(3)?);
+    Ok(match (reg, received, ver) {
+        (Some(reg), Some(received_ms), Some(ver)) if reg.node == node => Ok(StoredRegister {
+            reg,
+            received_ms,
+            ver,
+        }),
+        _ => Err(node),
+    })
+}
+
+fn load_where(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<(Vec<StoredRegister>, Vec<String>)> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query(args)?;
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    while let Some(row) = rows.next()? {
+        match read_row(row)? {
+            Ok(r) => good.push(r),
+            Err(node) => bad.push(node),
+        }
+    }
+    Ok((good, bad))
+}
+
+/// Every stored register, ordered by node, and the node ids of rows that
+/// could not be read (corrupt payload, payload naming another node, or a
+/// non-integer column). Unreadable rows are skipped so the caller can warn;
+/// the next register from such a node replaces the row.
+pub fn load_all(conn: &Connection) -> Result<(Vec<StoredRegister>, Vec<String>)> {
+    load_where(
+        conn,
+        "SELECT node, received_ms, ver, payload FROM health ORDER BY node",
+        [],
+    )
+}
+
+/// Registers written after `ver` (rows with a greater `ver`), ordered by
+/// `ver`, with the same unreadable-row reporting as [`load_all`]. Poll with
+/// the greatest `ver` seen so far; an unreadable row keeps its `ver`, so it
+/// is reported again until it is replaced or a later `ver` has been seen.
+pub fn load_since(conn: &Connection, ver: i64) -> Result<(Vec<StoredRegister>, Vec<String>)> {
+    load_where(
+        conn,
+        "SELECT node, received_ms, ver, payload FROM health WHERE ver > ?1 ORDER BY ver",
+        params![ver],
+    )
+}
+
+/// The node's downsampled samples whose bucket starts at or after
+/// `since_ms`, oldest first. Rows with a missing value are skipped.
+pub fn series(conn: &Connection, node: &str, since_ms: i64) -> Result<Vec<Sample>> {
+    let mut stmt = conn.prepare(
+        "SELECT bucket_ms, cpu, mem, disk FROM health_samples
+         WHERE node = ?1 AND bucket_ms >= ?2 ORDER BY bucket_ms",
+    )?;
+    let mut rows = stmt.query(params![node, since_ms])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let bucket = row.get_ref(0)?.as_i64().ok();
+        let cpu = real(row.get_ref(1)?);
+        let mem = real(row.get_ref(2)?);
+        let disk = real(row.get_ref(3)?);
+        if let (Some(bucket_ms), Some(cpu), Some(mem), Some(disk)) = (bucket, cpu, mem, disk) {
+            out.push(Sample {
+                bucket_ms,
+                cpu,
+                mem,
+                disk,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn real(v: ValueRef<'_>) -> Option<f64> {
+    match v {
+        ValueRef::Real(r) => Some(r),
+        ValueRef::Integer(i) => Some(i as f64),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA_SQL).unwrap();
+        conn
+    }
+
+    fn reg(node: &str, seq: u64, time_ms: i64) -> HealthRegister {
+        HealthRegister {
+            node: node.to_string(),
+            seq,
+            time_ms,
+            metrics: Metrics {
+                cpu_pct: 10.0,
+                mem_pct: 20.0,
+                disks: vec![DiskUsage {
+                    mount: "/".into(),
+                    used_pct: 30.0,
+                }],
+                load1: 0.5,
+                uptime_s: 100,
+                temp_c: None,
+            },
+            tls: vec![],
+            backup: None,
+            applied: None,
+        }
+    }
+
+    fn with_cpu(mut r: HealthRegister, cpu: f64) -> HealthRegister {
+        r.metrics.cpu_pct = cpu;
+        r
+    }
+
+    #[test]
+    fn a_register_with_an_older_seq_is_refused_and_a_newer_one_stored() {
+        let conn = db();
+        assert!(record(&conn, &reg("n1", 5, 1_000), 1_000).unwrap());
+        assert!(!record(&conn, &reg("n1", 4, 2_000), 2_000).unwrap());
+        let (all, bad) = load_all(&conn).unwrap();
+        assert!(bad.is_empty());
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].reg.seq, 5);
+        assert_eq!(all[0].received_ms, 1_000);
+
+        assert!(record(&conn, &reg("n1", 6, 3_000), 3_500).unwrap());
+        let (all, _) = load_all(&conn).unwrap();
+        assert_eq!(all[0].reg, reg("n1", 6, 3_000));
+        assert_eq!(all[0].received_ms, 3_500);
+    }
+
+    #[test]
+    fn re_recording_the_same_register_is_a_no_op() {
+        let conn = db();
+        let r = reg("n1", 1, 1_000);
+        assert!(record(&conn, &r, 1_000).unwrap());
+        assert!(!record(&conn, &r, 2_000).unwrap());
+        let (all, _) = load_all(&conn).unwrap();
+        assert_eq!(all[0].ver, 1);
+        assert_eq!(all[0].received_ms, 1_000);
+    }
+
+    #[test]
+    fn equal_seq_ties_break_the_same_way_in_either_order() {
+        let a = with_cpu(reg("n1", 3, 1_000), 11.0);
+        let b = with_cpu(reg("n1", 3, 1_000), 99.0);
+        assert_ne!(supersedes(&a, &b), supersedes(&b, &a));
+        let winner = if supersedes(&a, &b) { &a } else { &b };
+
+        for order in [[&a, &b], [&b, &a]] {
+            let conn = db();
+            for r in order {
+                record(&conn, r, 5_000).unwrap();
+            }
+            let (all, _) = load_all(&conn).unwrap();
+            assert_eq!(&all[0].reg, winner);
+        }
+    }
+
+    #[test]
+    fn ver_increases_on_every_write_across_nodes() {
+        let conn = db();
+        record(&conn, &reg("a", 1, 1_000), 1_000).unwrap();
+        record(&conn, &reg("b", 1, 1_000), 1_000).unwrap();
+        record(&conn, &reg("a", 2, 2_000), 2_000).unwrap();
+        // Refused writes do not bump ver.
+        record(&conn, &reg("b", 0, 2_000), 2_000).unwrap();
+        let (all, _) = load_all(&conn).unwrap();
+        let vers: HashMap<_, _> = all.iter().map(|s| (s.reg.node.as_str(), s.ver)).collect();
+        assert_eq!(vers["b"], 2);
+        assert_eq!(vers["a"], 3);
+
+        let (since, bad) = load_since(&conn, 2).unwrap();
+        assert!(bad.is_empty());
+        assert_eq!(since.len(), 1);
+        assert_eq!(since[0].reg.node, "a");
+        assert_eq!(load_since(&conn, 3).unwrap().0.len(), 0);
+        let (from_start, _) = load_since(&conn, 0).unwrap();
+        assert_eq!(
+            from_start.iter().map(|s| s.ver).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+    }
+
+    #[test]
+    fn samples_keep_the_per_minute_maximum_and_are_pruned_after_a_day() {
+        let conn = db();
+        let t0 = 10 * SAMPLE_BUCKET_MS;
+        let mut r = with_cpu(reg("n1", 1, t0 + 1_000), 40.0);
+        r.metrics.disks.push(DiskUsage {
+            mount: "/data".into(),
+            used_pct: 70.0,
+        });
+        record(&conn, &r, t0 + 1_000).unwrap();
+        let mut r2 = with_cpu(reg("n1", 2, t0 + 30_000), 25.0);
+        r2.metrics.mem_pct = 60.0;
+        record(&conn, &r2, t0 + 30_000).unwrap();
+        record(
+            &conn,
+            &with_cpu(reg("n1", 3, t0 + 61_000), 5.0),
+            t0 + 61_000,
+        )
+        .unwrap();
+        // Another node's samples are separate.
+        record(&conn, &with_cpu(reg("n2", 1, t0), 99.0), t0).unwrap();
+
+        let s = series(&conn, "n1", 0).unwrap();
+        assert_eq!(
+            s,
+            vec![
+                Sample {
+                    bucket_ms: t0,
+                    cpu: 40.0,
+                    mem: 60.0,
+                    disk: 70.0
+                },
+                Sample {
+                    bucket_ms: t0 + SAMPLE_BUCKET_MS,
+                    cpu: 5.0,
+                    mem: 20.0,
+                    disk: 30.0
+                },
+            ]
+        );
+        assert_eq!(series(&conn, "n1", t0 + 1).unwrap().len(), 1);
+
+        // A day and a minute later, the first bucket is gone.
+        let later = t0 + SAMPLE_RETENTION_MS + SAMPLE_BUCKET_MS;
+        record(&conn, &reg("n1", 4, later), later).unwrap();
+        let s = series(&conn, "n1", 0).unwrap();
+        assert_eq!(
+            s.iter().map(|x| x.bucket_ms).collect::<Vec<_>>(),
+            vec![t0 + SAMPLE_BUCKET_MS, later]
+        );
+        assert_eq!(series(&conn, "n2", 0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_refused_register_adds_no_sample() {
+        let conn = db();
+        record(&conn, &with_cpu(reg("n1", 5, 60_000), 10.0), 60_000).unwrap();
+        record(&conn, &with_cpu(reg("n1", 4, 60_000), 90.0), 60_000).unwrap();
+        assert_eq!(series(&conn, "n1", 0).unwrap()[0].cpu, 10.0);
+    }
+
+    #[test]
+    fn a_corrupt_payload_row_is_skipped_reported_and_replaced_by_the_next_register() {
+        let conn = db();
+        record(&conn, &reg("good", 1, 1_000), 1_000).unwrap();
+        conn.execute(
+            "INSERT INTO health (node, seq, time_ms, received_ms, ver, payload)
+             VALUES ('bad', 9, 0, 0, 7, '{not json')",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO health (node, seq, time_ms, received_ms, ver, payload)
+             VALUES ('blob', 9, 0, 0, 8, x'00ff')",
+            [],
+        )
+        .unwrap();
+        let (all, bad) = load_all(&conn).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].reg.node, "good");
+        assert_eq!(bad, vec!["bad".to_string(), "blob".to_string()]);
+        let (_, bad_since) = load_since(&conn, 7).unwrap();
+        assert_eq!(bad_since, vec!["blob".to_string()]);
+
+        // Even a lower seq replaces an undecodable row.
+        assert!(record(&conn, &reg("bad", 1, 2_000), 2_000).unwrap());
+        let (all, bad) = load_all(&conn).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(bad, vec!["blob".to_string()]);
+        let fixed = all.iter().find(|s| s.reg.node == "bad").unwrap();
+        assert_eq!(fixed.ver, 9);
+    }
+
+    #[test]
+    fn a_payload_naming_another_node_is_reported_as_corrupt() {
+        let conn = db();
+        let payload = serde_json::to_string(&reg("other", 1, 0)).unwrap();
+        conn.execute(
+            "INSERT INTO health (node, seq, time_ms, received_ms, ver, payload)
+             VALUES ('n1', 1, 0, 0, 1, ?1)",
+            [payload],
+        )
+        .unwrap();
+        let (all, bad) = load_all(&conn).unwrap();
+        assert!(all.is_empty());
+        assert_eq!(bad, vec!["n1".to_string()]);
+    }
+
+    #[test]
+    fn non_finite_metrics_are_refused_with_the_node_named() {
+        let conn = db();
+        let e = record(&conn, &with_cpu(reg("n7", 1, 0), f64::NAN), 0).unwrap_err();
+        assert!(matches!(e, StoreError::Invalid(_)));
+        assert!(e.to_string().contains("n7"), "{e}");
+        assert!(e.to_string().contains("cpu_pct"), "{e}");
+        assert!(load_all(&conn).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn record_inside_a_caller_transaction_uses_a_savepoint() {
+        let mut conn = db();
+        let tx = conn.transaction().unwrap();
+        assert!(record(&tx, &reg("n1", 1, 0), 0).unwrap());
+        assert!(record(&tx, &reg("n1", 2, 0), 0).unwrap());
+        tx.rollback().unwrap();
+        assert!(load_all(&conn).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn payloads_from_older_and_newer_versions_parse() {
+        let old = r#"{"node":"n1","seq":3,"time_ms":5}"#;
+        let r: HealthRegister = serde_json::from_str(old).unwrap();
+        assert_eq!(r.metrics, Metrics::default());
+        assert!(r.tls.is_empty() && r.backup.is_none() && r.applied.is_none());
+
+        let newer = r#"{"node":"n1","seq":3,"time_ms":5,"future":1,
+            "metrics":{"cpu_pct":1.5,"gpu_pct":3},
+            "applied":{"revision":"r1","result":"rolled_back","duration_ms":4,"at_ms":6}}"#;
+        let r: HealthRegister = serde_json::from_str(newer).unwrap();
+        assert_eq!(r.metrics.cpu_pct, 1.5);
+        assert_eq!(r.applied.unwrap().result, ApplyResult::RolledBack);
+    }
+
+    #[test]
+    fn last_heard_is_the_earlier_of_node_clock_and_arrival() {
+        let r = reg("n1", 1, 10_000);
+        assert_eq!(last_heard_ms(&r, 12_000), 10_000);
+        assert_eq!(last_heard_ms(&r, 9_000), 9_000);
+    }
+
+    fn arb_register() -> impl Strategy<Value = HealthRegister> {
+        (
+            0..3usize,
+            0..4u64,
+            0..3i64,
+            0..3u16,
+            proptest::option::of(0..2u8),
+        )
+            .prop_map(|(node, seq, time, cpu, applied)| {
+                let mut r = with_cpu(
+                    reg(&format!("n{node}"), seq, time * 1_000),
+                    f64::from(cpu) / 10.0,
+                );
+                r.applied = applied.map(|a| ApplyReport {
+                    revision: format!("r{a}"),
+                    result: if a == 0 {
+                        ApplyResult::Ok
+                    } else {
+                        ApplyResult::Failed
+                    },
+                    error: None,
+                    duration_ms: 1,
+                    at_ms: 0,
+                });
+                r
+            })
+    }
+
+    fn merge_all<'a>(
+        regs: impl IntoIterator<Item = &'a HealthRegister>,
+    ) -> HashMap<String, HealthRegister> {
+        let mut state: HashMap<String, HealthRegister> = HashMap::new();
+        for r in regs {
+            let replace = state.get(&r.node).is_none_or(|old| supersedes(r, old));
+            if replace {
+                state.insert(r.node.clone(), r.clone());
+            }
+        }
+        state
+    }
+
+    proptest! {
+        #[test]
+        fn any_arrival_order_yields_the_same_winner_per_node(
+            (regs, shuffled) in proptest::collection::vec(arb_register(), 0..12)
+                .prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle()))
+        ) {
+            let a = merge_all(&regs);
+            let b = merge_all(&shuffled);
+            prop_assert_eq!(&a, &b);
+            // Idempotent: merging everything again changes nothing.
+            let again = merge_all(a.values().chain(regs.iter()));
+            prop_assert_eq!(&a, &again);
+            // The winner has the highest seq of its node.
+            for (node, w) in &a {
+                let max = regs.iter().filter(|r| &r.node == node).map(|r| r.seq).max();
+                prop_assert_eq!(Some(w.seq), max);
+            }
+        }
+
+        #[test]
+        fn merging_in_two_halves_equals_merging_at_once(
+            regs in proptest::collection::vec(arb_register(), 0..12),
+            split in 0..12usize,
+        ) {
+            let split = split.min(regs.len());
+            let left = merge_all(&regs[..split]);
+            let right = merge_all(&regs[split..]);
+            let joined = merge_all(left.values().chain(right.values()));
+            prop_assert_eq!(joined, merge_all(&regs));
+        }
+
+        #[test]
+        fn the_database_converges_like_the_pure_merge(
+            (regs, shuffled) in proptest::collection::vec(arb_register(), 0..10)
+                .prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle()))
+        ) {
+            let expect = merge_all(&regs);
+            for order in [&regs, &shuffled] {
+                let conn = db();
+                for r in order.iter() {
+                    record(&conn, r, 0).unwrap();
+                }
+                let (all, bad) = load_all(&conn).unwrap();
+                prop_assert!(bad.is_empty());
+                let got: HashMap<_, _> =
+                    all.into_iter().map(|s| (s.reg.node.clone(), s.reg)).collect();
+                prop_assert_eq!(&got, &expect);
+            }
+        }
+    }
+}

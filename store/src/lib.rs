@@ -1,0 +1,25 @@
+//! `fleetdeck-store`: the replica every node daemon and operator laptop holds.
+//!
+//! It owns the fleet document (automerge: config layers, sites, nodes,
+//! members, alert acks, the freeze flag), the effective-config reconcile with
+//! provenance, the health registers kept outside the document's history, the
+//! alert rules, and their durable storage in SQLite.
+//!
+//! `store` does no networking and draws nothing: `sync` moves its changes
+//! between replicas, `node` applies them, `tui` shows them.
+
+pub mod alerts;
+pub mod config;
+mod db;
+pub mod diff;
+pub mod document;
+pub mod error;
+pub mod health;
+pub mod identity;
+pub mod ids;
+pub mod replica;
+pub mod schema;
+
+pub use error::{Result, StoreError};
+pub use ids::{MemberKey, NodeId, Role, SiteId};
+pub use replica::{Replica, now_ms};

@@ -1,0 +1,579 @@
+//! A replica on disk: the data dir with its identity, its SQLite file, the
+//! fleet document loaded in memory and the typed state built from it.
+//!
+//! Several processes may hold one data dir (the CLI, the console, the daemon):
+//! each appends its own changes under its own actor, and [`Replica::refresh`]
+//! picks up what the others wrote. `refresh` costs one `PRAGMA data_version`
+//! when nothing changed, so holders call it every 250 ms or so (that is how a
+//! write by the CLI reaches an open console within a second).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use automerge::{AutoCommit, Change, ChangeHash};
+
+use crate::alerts::{self, Alert, FleetSummary, NodeInput, SiteInput, SiteState, Thresholds};
+use crate::config::{self, Effective};
+use crate::db::Db;
+use crate::document::{Conflict, FleetDoc, FleetState, HistoryEntry, RevertOutcome};
+use crate::error::{Result, StoreError};
+use crate::health::{self, HealthRegister, StoredRegister};
+use crate::identity::{self, Identity};
+use crate::ids::MemberKey;
+
+pub const DB_FILE: &str = "replica.db";
+pub const IDENTITY_FILE: &str = "identity.key";
+
+/// Changes appended before they are folded into a new snapshot.
+pub const DEFAULT_COMPACT_EVERY: i64 = 500;
+
+/// Milliseconds since the Unix epoch by this machine's clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct OpenOptions {
+    pub read_only: bool,
+    pub compact_every: i64,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            read_only: false,
+            compact_every: DEFAULT_COMPACT_EVERY,
+        }
+    }
+}
+
+pub struct Replica {
+    dir: PathBuf,
+    db: Db,
+    doc: FleetDoc,
+    identity: Identity,
+    state: Arc<FleetState>,
+    opts: OpenOptions,
+    /// Heads of everything known to be in the database.
+    persisted: Vec<ChangeHash>,
+    last_row: i64,
+    snapshot_gen: i64,
+    data_version: i64,
+    health: HashMap<String, StoredRegister>,
+    health_ver: i64,
+    /// Problems met while loading (skipped health rows and the like).
+    warnings: Vec<String>,
+}
+
+fn decode_changes(path: &Path, rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<Change>> {
+    rows.into_iter()
+        .map(|(id, bytes)| {
+            Change::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("stored change #{id} does not decode: {e}"),
+            })
+        })
+        .collect()
+}
+
+impl Replica {
+    /// Starts a new fleet in `dir`: an identity (kept if one is already
+    /// there), and a database holding the genesis change. Refuses to touch an
+    /// existing replica.
+    pub fn init(dir: &Path, member_name: &str, fleet_name: &str) -> Result<Replica> {
+        let db_path = dir.join(DB_FILE);
+        if db_path.exists() {
+            return Err(StoreError::ReplicaExists(dir.to_path_buf()));
+        }
+        if fleet_name.trim().is_empty() || fleet_name.len() > 128 {
+            return Err(StoreError::Invalid(format!(
+                "fleet name '{fleet_name}' is not valid: expected 1 to 128 characters"
+            )));
+        }
+        create_dir(dir)?;
+        let identity = load_or_create_identity(dir)?;
+        let fleet_id = identity::random_hex::<16>();
+        let now = now_ms();
+        let mut doc = FleetDoc::genesis(
+            identity.new_actor(),
+            &fleet_id,
+            fleet_name,
+            identity.key(),
+            member_name,
+            now,
+        )?;
+        let changes = doc.automerge_mut().get_changes(&[]);
+        write_new_db(dir, &fleet_id, &changes)?;
+        Replica::open(dir)
+    }
+
+    /// A new replica of an existing fleet in `dir` from that fleet's changes
+    /// (what `join` receives, or a bundle): its own identity, the same
+    /// document. The changes must hold the fleet's genesis.
+    pub fn init_from_changes(dir: &Path, changes: Vec<Change>) -> Result<Replica> {
+        let db_path = dir.join(DB_FILE);
+        if db_path.exists() {
+            return Err(StoreError::ReplicaExists(dir.to_path_buf()));
+        }
+        let mut am = AutoCommit::new();
+        am.apply_changes(changes.iter().cloned())?;
+        let doc = FleetDoc::from_automerge(am).map_err(|e| {
+            StoreError::Invalid(format!("the changes received are not a whole fleet: {e}"))
+        })?;
+        let fleet_id = doc.state()?.fleet_id;
+        create_dir(dir)?;
+        load_or_create_identity(dir)?;
+        write_new_db(dir, &fleet_id, &changes)?;
+        Replica::open(dir)
+    }
+
+    pub fn open(dir: &Path) -> Result<Replica> {
+        Self::open_with(dir, OpenOptions::default())
+    }
+
+    pub fn open_with(dir: &Path, opts: OpenOptions) -> Result<Replica> {
+        let db_path = dir.join(DB_FILE);
+        if !db_path.exists() {
+            return Err(StoreError::NoReplica(dir.to_path_buf()));
+        }
+        let identity = Identity::load(&dir.join(IDENTITY_FILE))?;
+        let db = Db::open(&db_path, opts.read_only)?;
+        let data_version = db.data_version()?;
+        let (mut am, snapshot_gen, mut last_row) = match db.snapshot()? {
+            Some(s) => {
+                let am = AutoCommit::load(&s.data).map_err(|e| StoreError::Corrupt {
+                    path: db_path.clone(),
+                    detail: format!("the document snapshot does not load: {e}"),
+                })?;
+                (am, s.generation, s.upto)
+            }
+            None => (AutoCommit::new(), 0, 0),
+        };
+        let rows = db.changes_since(last_row)?;
+        if let Some((id, _)) = rows.last() {
+            last_row = *id;
+        }
+        let changes = decode_changes(&db_path, rows)?;
+        am.apply_changes(changes).map_err(|e| StoreError::Corrupt {
+            path: db_path.clone(),
+            detail: format!("stored changes do not apply: {e}"),
+        })?;
+        am.set_actor(identity.new_actor());
+        let persisted = am.get_heads();
+        let doc = FleetDoc::from_automerge(am).map_err(|e| StoreError::Corrupt {
+            path: db_path.clone(),
+            detail: e.to_string(),
+        })?;
+        if let Some(id) = db.meta("fleet_id")? {
+            let st = doc.state()?;
+            if st.fleet_id != id {
+                return Err(StoreError::Corrupt {
+                    path: db_path,
+                    detail: format!(
+                        "the document belongs to fleet {} but the database to fleet {id}",
+                        st.fleet_id
+                    ),
+                });
+            }
+        }
+        let state = Arc::new(doc.state()?);
+        let mut r = Replica {
+            dir: dir.to_path_buf(),
+            db,
+            doc,
+            identity,
+            state,
+            opts,
+            persisted,
+            last_row,
+            snapshot_gen,
+            data_version,
+            health: HashMap::new(),
+            health_ver: 0,
+            warnings: Vec::new(),
+        };
+        r.load_health(0)?;
+        Ok(r)
+    }
+
+    fn load_health(&mut self, since: i64) -> Result<bool> {
+        let (rows, bad) = health::load_since(self.db.conn(), since)?;
+        for node in bad {
+            self.warnings.push(format!(
+                "health register of node {node} is unreadable and was skipped"
+            ));
+        }
+        let changed = !rows.is_empty();
+        for row in rows {
+            self.health_ver = self.health_ver.max(row.ver);
+            self.health.insert(row.reg.node.clone(), row);
+        }
+        Ok(changed)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn key(&self) -> &MemberKey {
+        self.identity.key()
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.opts.read_only
+    }
+
+    /// The typed state; cheap to clone and hand to another thread.
+    pub fn state(&self) -> &Arc<FleetState> {
+        &self.state
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn doc_mut(&mut self) -> &mut FleetDoc {
+        &mut self.doc
+    }
+
+    /// Picks up what other processes wrote to this data dir. Returns true
+    /// when the document or the health registers changed.
+    pub fn refresh(&mut self) -> Result<bool> {
+        let dv = self.db.data_version()?;
+        if dv == self.data_version {
+            return Ok(false);
+        }
+        self.data_version = dv;
+        let mut doc_changed = false;
+        let generation = self.db.snapshot_gen()?;
+        if generation != self.snapshot_gen {
+            // Another process compacted: the rows we had not read yet may be
+            // folded into the new snapshot. Merging it is idempotent.
+            if let Some(s) = self.db.snapshot()? {
+                self.doc
+                    .automerge_mut()
+                    .load_incremental(&s.data)
+                    .map_err(|e| StoreError::Corrupt {
+                        path: self.db.path().to_path_buf(),
+                        detail: format!("the document snapshot does not load: {e}"),
+                    })?;
+                self.snapshot_gen = s.generation;
+                self.last_row = self.last_row.max(s.upto);
+                doc_changed = true;
+            }
+        }
+        let rows = self.db.changes_since(self.last_row)?;
+        if let Some((id, _)) = rows.last() {
+            self.last_row = *id;
+            let changes = decode_changes(self.db.path(), rows)?;
+            self.doc.automerge_mut().apply_changes(changes)?;
+            doc_changed = true;
+        }
+        if doc_changed {
+            self.rebuild()?;
+        }
+        let health_changed = self.load_health(self.health_ver)?;
+        Ok(doc_changed || health_changed)
+    }
+
+    fn rebuild(&mut self) -> Result<()> {
+        self.state = Arc::new(self.doc.state()?);
+        Ok(())
+    }
+
+    /// Writes every change not yet in the database, durably.
+    fn persist(&mut self) -> Result<()> {
+        let changes = self.doc.automerge_mut().get_changes(&self.persisted);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<([u8; 32], &[u8])> = changes
+            .iter()
+            .map(|c| (c.hash().0, c.raw_bytes()))
+            .collect();
+        self.db.append_changes(&rows)?;
+        self.persisted = self.doc.heads();
+        Ok(())
+    }
+
+    /// Makes a change: `edit` gets the document and the current state; if it
+    /// fails nothing is written. On success the change is on disk before this
+    /// returns. Returns the edit's result and the new change id (None when
+    /// the edit changed nothing).
+    pub fn change<T>(
+        &mut self,
+        message: &str,
+        edit: impl FnOnce(&mut FleetDoc, &FleetState) -> Result<T>,
+    ) -> Result<(T, Option<ChangeHash>)> {
+        if self.opts.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        self.refresh()?;
+        let state = self.state.clone();
+        let out = match edit(&mut self.doc, &state) {
+            Ok(v) => v,
+            Err(e) => {
+                self.doc.rollback();
+                return Err(e);
+            }
+        };
+        let hash = self.doc.commit(message, now_ms());
+        if hash.is_some() {
+            self.persist()?;
+            self.rebuild()?;
+            self.maybe_compact()?;
+        }
+        Ok((out, hash))
+    }
+
+    /// Merges changes that came from elsewhere (a peer, a bundle) and stores
+    /// them. Verification of who may write what happens before this, in the
+    /// sync layer.
+    pub fn apply_changes(&mut self, changes: Vec<Change>) -> Result<()> {
+        if self.opts.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        self.doc.automerge_mut().apply_changes(changes)?;
+        self.persist()?;
+        self.rebuild()?;
+        self.maybe_compact()
+    }
+
+    fn maybe_compact(&mut self) -> Result<()> {
+        if self.db.change_rows()? <= self.opts.compact_every {
+            return Ok(());
+        }
+        self.compact()
+    }
+
+    /// Folds every stored change into a new snapshot.
+    pub fn compact(&mut self) -> Result<()> {
+        let path = self.db.path().to_path_buf();
+        let doc = &mut self.doc;
+        let (generation, upto) = self.db.compact(self.last_row, |rows| {
+            let changes = decode_changes(&path, rows)?;
+            doc.automerge_mut().apply_changes(changes)?;
+            Ok(doc.automerge_mut().save())
+        })?;
+        self.snapshot_gen = generation;
+        self.last_row = upto;
+        // Our own compaction moved data_version for nobody but the others.
+        self.persisted = self.doc.heads();
+        self.rebuild()
+    }
+
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.heads()
+    }
+
+    /// Changes this replica has that are not ancestors of `heads` (all of
+    /// them for `&[]`): what a peer at `heads` lacks.
+    pub fn changes_after(&mut self, heads: &[ChangeHash]) -> Vec<Change> {
+        self.doc.automerge_mut().get_changes(heads)
+    }
+
+    // ---- config ------------------------------------------------------------
+
+    pub fn effective_node(&self, node: &crate::NodeId) -> Result<Effective> {
+        self.state.effective_node(node)
+    }
+
+    // ---- health and alerts --------------------------------------------------
+
+    /// Stores a heartbeat if it is newer than what this replica has.
+    pub fn record_health(&mut self, reg: &HealthRegister) -> Result<bool> {
+        if self.opts.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let stored = health::record(self.db.conn(), reg, now_ms())?;
+        if stored {
+            self.load_health(self.health_ver)?;
+        }
+        Ok(stored)
+    }
+
+    pub fn health(&self) -> &HashMap<String, StoredRegister> {
+        &self.health
+    }
+
+    pub fn series(&self, node: &str, since_ms: i64) -> Result<Vec<health::Sample>> {
+        health::series(self.db.conn(), node, since_ms)
+    }
+
+    /// The alert thresholds of every site and node, read from their layers.
+    fn inputs(&self) -> Vec<SiteInput<'_>> {
+        let st = &self.state;
+        let mut sites: Vec<SiteInput<'_>> = Vec::with_capacity(st.sites.len());
+        let mut index: HashMap<&str, usize> = HashMap::with_capacity(st.sites.len());
+        for site in st.sites.values() {
+            let layers = [None, Some(&site.overrides), Some(&st.fleet)];
+            index.insert(site.id.as_str(), sites.len());
+            sites.push(SiteInput {
+                site: site.id.as_str(),
+                thresholds: thresholds(&layers),
+                nodes: Vec::new(),
+            });
+        }
+        for node in st.nodes.values() {
+            let Some(&i) = index.get(node.site.as_str()) else {
+                continue;
+            };
+            let site_layer = st.sites.get(&node.site).map(|s| &s.overrides);
+            let t = if node.overrides.is_empty() {
+                sites[i].thresholds
+            } else {
+                thresholds(&[Some(&node.overrides), site_layer, Some(&st.fleet)])
+            };
+            let health = self
+                .health
+                .get(node.id.as_str())
+                .map(|r| (&r.reg, r.received_ms));
+            sites[i].nodes.push(NodeInput {
+                node: node.id.as_str(),
+                thresholds: t,
+                health,
+            });
+        }
+        sites
+    }
+
+    /// Every alert at `now_ms`, hidden (silenced) ones included.
+    pub fn alerts(&self, now_ms: i64) -> Vec<Alert> {
+        alerts::evaluate(&self.inputs(), now_ms, &self.state.acks)
+    }
+
+    /// Site states and the fleet summary at `now_ms`.
+    pub fn status(&self, now_ms: i64) -> (Vec<(String, SiteState)>, FleetSummary, Vec<Alert>) {
+        let inputs = self.inputs();
+        let alerts = alerts::evaluate(&inputs, now_ms, &self.state.acks);
+        let states = alerts::site_states(&inputs, &alerts, now_ms);
+        let summary = alerts::summarize(&states, &alerts, now_ms);
+        (states, summary, alerts)
+    }
+
+    // ---- history -----------------------------------------------------------
+
+    /// The audit log, newest first, with member names.
+    pub fn history(&mut self) -> Vec<HistoryEntry> {
+        let mut h = self.doc.history();
+        for e in &mut h {
+            e.author_name = MemberKey::parse(&e.author)
+                .ok()
+                .and_then(|k| self.state.member_name(&k).map(str::to_string));
+        }
+        h.reverse();
+        h
+    }
+
+    /// Resolves `REF` (a change id, a unique prefix, or a prefix followed by
+    /// `^` for the state just before that change) to heads.
+    pub fn resolve(&mut self, reference: &str) -> Result<Vec<ChangeHash>> {
+        let (id, parent) = match reference.strip_suffix('^') {
+            Some(id) => (id, true),
+            None => (reference, false),
+        };
+        let hash = self.doc.resolve_change(id)?;
+        if parent {
+            self.doc.parents_of(&hash)
+        } else {
+            Ok(vec![hash])
+        }
+    }
+
+    /// The state of the fleet at `heads`.
+    pub fn state_at(&mut self, heads: &[ChangeHash]) -> Result<FleetState> {
+        self.doc.at(heads)?.state_or_empty()
+    }
+
+    pub fn conflicts(&self) -> Result<Vec<Conflict>> {
+        self.doc.conflicts()
+    }
+
+    /// Writes and commits the inverse of a change.
+    pub fn revert(
+        &mut self,
+        reference: &str,
+        message: Option<&str>,
+    ) -> Result<(RevertOutcome, Option<ChangeHash>)> {
+        if self.opts.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        self.refresh()?;
+        let hash = self.doc.resolve_change(reference)?;
+        let default_msg = format!("revert {}", &hash.to_string()[..12]);
+        let msg = message.unwrap_or(&default_msg).to_string();
+        self.change(&msg, |doc, _| doc.revert(&hash))
+    }
+}
+
+fn thresholds(layers: &[Option<&config::Layer>]) -> Thresholds {
+    Thresholds::from_lookup(|key| {
+        let path = crate::config::ConfigPath::parse(key).ok()?;
+        config::lookup(layers, path.segments())
+    })
+}
+
+/// Builds the database beside its final name and moves it in place only when
+/// complete: a crash mid-init leaves no half replica behind.
+fn write_new_db(dir: &Path, fleet_id: &str, changes: &[Change]) -> Result<()> {
+    let db_path = dir.join(DB_FILE);
+    let tmp = dir.join(format!("{DB_FILE}.new"));
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
+    }
+    {
+        let db = Db::create(&tmp, &[("fleet_id", fleet_id)])?;
+        let rows: Vec<([u8; 32], &[u8])> = changes
+            .iter()
+            .map(|c| (c.hash().0, c.raw_bytes()))
+            .collect();
+        db.append_changes(&rows)?;
+        db.conn().pragma_update(None, "journal_mode", "DELETE")?;
+    }
+    std::fs::rename(&tmp, &db_path).map_err(|source| StoreError::Io {
+        path: db_path.clone(),
+        source,
+    })?;
+    sync_dir(dir)
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir).map_err(|source| StoreError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// The identity in `dir`, created (0600) when there is none.
+pub fn load_or_create_identity(dir: &Path) -> Result<Identity> {
+    let path = dir.join(IDENTITY_FILE);
+    if path.exists() {
+        return Identity::load(&path);
+    }
+    let id = Identity::generate();
+    id.save_new(&path)?;
+    Ok(id)
+}

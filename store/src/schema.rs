@@ -1,0 +1,253 @@
+//! The schema of known config keys: their types and ranges. Keys not listed
+//! here are free-form, except inside the closed sections (`alerts`,
+//! `heartbeat`), where an unknown key is almost always a typo.
+
+use serde_json::Value;
+
+use crate::config::{ConfigPath, Source};
+use crate::error::{Result, StoreError};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// A whole number in `min..=max`, with the unit shown in errors.
+    Int {
+        min: i64,
+        max: i64,
+        unit: &'static str,
+    },
+    /// Any number in `min..=max`.
+    Number {
+        min: f64,
+        max: f64,
+        unit: &'static str,
+    },
+}
+
+pub struct KeySpec {
+    pub key: &'static str,
+    pub kind: Kind,
+    pub default: Option<f64>,
+    pub help: &'static str,
+}
+
+/// Every key with a type, its default (where the replica applies one) and a
+/// line of help for the console and the README.
+pub const KEYS: &[KeySpec] = &[
+    KeySpec {
+        key: "heartbeat.interval_s",
+        kind: Kind::Int {
+            min: 1,
+            max: 3600,
+            unit: "seconds",
+        },
+        default: Some(10.0),
+        help: "seconds between a node's heartbeats",
+    },
+    KeySpec {
+        key: "alerts.missed_beats",
+        kind: Kind::Int {
+            min: 1,
+            max: 1000,
+            unit: "heartbeats",
+        },
+        default: Some(3.0),
+        help: "missed heartbeat intervals before a node is down",
+    },
+    KeySpec {
+        key: "alerts.site_offline_s",
+        kind: Kind::Int {
+            min: 1,
+            max: 604_800,
+            unit: "seconds",
+        },
+        default: Some(300.0),
+        help: "seconds with every node of a site down before the site is offline",
+    },
+    KeySpec {
+        key: "alerts.disk_pct",
+        kind: Kind::Number {
+            min: 1.0,
+            max: 100.0,
+            unit: "percent",
+        },
+        default: Some(85.0),
+        help: "disk use above which a node alerts",
+    },
+    KeySpec {
+        key: "alerts.mem_pct",
+        kind: Kind::Number {
+            min: 1.0,
+            max: 100.0,
+            unit: "percent",
+        },
+        default: Some(90.0),
+        help: "memory use above which a node alerts",
+    },
+    KeySpec {
+        key: "alerts.tls_days",
+        kind: Kind::Int {
+            min: 1,
+            max: 3650,
+            unit: "days",
+        },
+        default: Some(14.0),
+        help: "days before TLS certificate expiry that alert",
+    },
+    KeySpec {
+        key: "alerts.backup_stale_h",
+        kind: Kind::Int {
+            min: 1,
+            max: 8760,
+            unit: "hours",
+        },
+        default: Some(48.0),
+        help: "hours after the last backup run before backups are stale",
+    },
+    KeySpec {
+        key: "retention.days",
+        kind: Kind::Int {
+            min: 1,
+            max: 3650,
+            unit: "days",
+        },
+        default: None,
+        help: "days recordings and logs are kept",
+    },
+];
+
+/// Sections whose keys are all listed in [`KEYS`].
+const CLOSED_SECTIONS: &[&str] = &["alerts", "heartbeat"];
+
+pub fn spec(key: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|s| s.key == key)
+}
+
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 60 {
+        format!("{}…", &s[..s.floor_char_boundary(60)])
+    } else {
+        s
+    }
+}
+
+/// Checks one leaf about to be written into a layer. `null` (removal of an
+/// inherited key) is only meaningful in an override.
+pub fn validate_leaf(path: &ConfigPath, value: &Value, layer: Source) -> Result<()> {
+    let key = path.to_key();
+    if value.is_null() && layer == Source::Fleet {
+        return Err(StoreError::Invalid(format!(
+            "{key} = null is not valid in the fleet defaults: null removes an inherited key and only means something in a site or node override; use `config unset {key}` to remove a default"
+        )));
+    }
+    let segs = path.segments();
+    // A scalar or list over a section would wipe the section's known keys.
+    if !value.is_object()
+        && !value.is_null()
+        && let Some(known) = KEYS.iter().find(|s| {
+            s.key.len() > key.len()
+                && s.key.starts_with(&key)
+                && s.key.as_bytes()[key.len()] == b'.'
+        })
+    {
+        return Err(StoreError::Invalid(format!(
+            "{key} = {} is not valid: '{key}' is a section holding settings such as {}; set those instead",
+            show(value),
+            known.key
+        )));
+    }
+    if CLOSED_SECTIONS.contains(&segs[0].as_str()) && segs.len() > 1 && spec(&key).is_none() {
+        let section = &segs[0];
+        let known: Vec<&str> = KEYS
+            .iter()
+            .filter(|s| s.key.starts_with(&format!("{section}.")))
+            .map(|s| s.key)
+            .collect();
+        return Err(StoreError::Invalid(format!(
+            "{key} is not a known setting: the {section} section holds {}",
+            known.join(", ")
+        )));
+    }
+    let Some(spec) = spec(&key) else {
+        return Ok(());
+    };
+    if value.is_null() {
+        return Ok(());
+    }
+    match spec.kind {
+        Kind::Int { min, max, unit } => match value.as_i64() {
+            Some(n) if (min..=max).contains(&n) => Ok(()),
+            Some(_) => Err(StoreError::Invalid(format!(
+                "{key} = {} is out of range: expected a whole number of {unit} from {min} to {max}",
+                show(value)
+            ))),
+            None => Err(StoreError::Invalid(format!(
+                "{key} = {} is not valid: expected a whole number of {unit} from {min} to {max}",
+                show(value)
+            ))),
+        },
+        Kind::Number { min, max, unit } => match value.as_f64() {
+            Some(n) if n >= min && n <= max => Ok(()),
+            Some(_) => Err(StoreError::Invalid(format!(
+                "{key} = {} is out of range: expected a number of {unit} from {min} to {max}",
+                show(value)
+            ))),
+            None => Err(StoreError::Invalid(format!(
+                "{key} = {} is not valid: expected a number of {unit} from {min} to {max}",
+                show(value)
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(key: &str, v: Value) -> Result<()> {
+        validate_leaf(&ConfigPath::parse(key).unwrap(), &v, Source::Fleet)
+    }
+
+    #[test]
+    fn known_keys_accept_values_in_range() {
+        check("heartbeat.interval_s", json!(10)).unwrap();
+        check("alerts.disk_pct", json!(85.5)).unwrap();
+        check("retention.days", json!(30)).unwrap();
+        check("frigate.version", json!("0.14")).unwrap();
+    }
+
+    #[test]
+    fn out_of_range_and_wrong_type_name_key_value_and_expectation() {
+        let e = check("heartbeat.interval_s", json!(0))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "heartbeat.interval_s = 0 is out of range: expected a whole number of seconds from 1 to 3600"
+        );
+        let e = check("alerts.mem_pct", json!("lots"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("alerts.mem_pct = \"lots\" is not valid"), "{e}");
+        let e = check("heartbeat.interval_s", json!(2.5))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("whole number"), "{e}");
+    }
+
+    #[test]
+    fn typos_in_closed_sections_and_scalars_over_sections_are_refused() {
+        let e = check("alerts.dsk_pct", json!(80)).unwrap_err().to_string();
+        assert!(e.contains("alerts.disk_pct"), "{e}");
+        let e = check("alerts", json!(5)).unwrap_err().to_string();
+        assert!(e.contains("section"), "{e}");
+    }
+
+    #[test]
+    fn null_only_means_something_in_an_override() {
+        assert!(check("retention.days", json!(null)).is_err());
+        let p = ConfigPath::parse("retention.days").unwrap();
+        validate_leaf(&p, &json!(null), Source::Site).unwrap();
+    }
+}
