@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -202,9 +203,12 @@ impl Effective {
 
     fn apply(&mut self, path: &ConfigPath, value: &Arc<Value>, source: Source) {
         // A leaf under a scalar turns that scalar into a map: drop the scalar.
-        let segs = path.segments();
-        for n in 1..segs.len() {
-            self.leaves.remove(&segs[..n]);
+        // (A null under a scalar removes something that is not there.)
+        if !value.is_null() {
+            let segs = path.segments();
+            for n in 1..segs.len() {
+                self.leaves.remove(&segs[..n]);
+            }
         }
         match value.as_ref() {
             Value::Null => {
@@ -303,6 +307,15 @@ pub fn effective(fleet: &Layer, site: Option<&Layer>, node: Option<&Layer>) -> E
 /// one that sets a parent of it to a non-map (or `null`) hides it.
 pub fn lookup<'a>(layers_top_down: &[Option<&'a Layer>], path: &[String]) -> Option<&'a Value> {
     for layer in layers_top_down.iter().flatten() {
+        // Leaves below the key make it a map at this layer (over a scalar
+        // set here or lower): there is no leaf at the key itself.
+        let below = layer
+            .range::<[String], _>((Bound::Excluded(path), Bound::Unbounded))
+            .take_while(|(p, _)| p.segments().starts_with(path))
+            .any(|(_, v)| !v.is_null());
+        if below {
+            return None;
+        }
         if let Some(v) = layer.get(path) {
             return (!v.is_null()).then_some(v.as_ref());
         }
