@@ -1,0 +1,809 @@
+//! The `fleetdeck` command line. Parsing and printing only: every decision
+//! lives in the crates (`store` for now).
+//!
+//! Exit codes: 0 success, 1 a user error (bad value, unknown site, no
+//! replica) with one sentence on stderr, 2 a usage error (from clap).
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use fleetdeck_store::alerts::Ack;
+use fleetdeck_store::config::{self, ConfigPath};
+use fleetdeck_store::diff::diff_states;
+use fleetdeck_store::document::{LayerRef, NodeRecord, SiteRecord};
+use fleetdeck_store::{NodeId, Replica, SiteId, StoreError, now_ms};
+use serde_json::{Value, json};
+
+use crate::output::{Out, Table, fmt_time, short};
+
+#[derive(Parser)]
+#[command(
+    name = "fleetdeck",
+    version,
+    about = "Local-first fleet operations: every node and laptop holds a replica of the fleet",
+    propagate_version = true
+)]
+struct Cli {
+    /// Data directory of this replica [default: $FLEETDECK_DATA, else the XDG data dir]
+    #[arg(long, global = true, value_name = "DIR", env = "FLEETDECK_DATA")]
+    data: Option<PathBuf>,
+    /// Print machine-readable JSON (see the README for the fields)
+    #[arg(long, global = true)]
+    json: bool,
+    /// More detail on stderr
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Only errors on stderr
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a new identity and a new fleet replica in the data dir
+    Init {
+        /// This replica's member name (e.g. ops-laptop)
+        #[arg(long)]
+        name: String,
+        /// The fleet's name
+        #[arg(long, value_name = "FLEET_NAME", default_value = "fleet")]
+        fleet: String,
+    },
+    /// Sites: add, list, show, rm
+    #[command(subcommand)]
+    Site(SiteCmd),
+    /// Nodes: add, list, show, rm
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Config: get, set, unset a key in a layer; the effective config of a node
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// The change log: id, author, time, message (newest first)
+    History {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Effective-config changes between two points (FROM^ is the state before FROM)
+    Diff {
+        from: String,
+        /// Defaults to the current state
+        to: Option<String>,
+    },
+    /// Undo a change by writing its inverse as a new change
+    Revert {
+        change_id: String,
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// Keys written concurrently with different values; the winner is marked
+    Conflicts,
+    /// Sites green/warn/err/unknown, aggregate percentages, alert counts
+    Status,
+    /// Open alerts; `ack` and `silence` them for everyone
+    Alerts(AlertsArgs),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AlertsArgs {
+    /// Include silenced alerts
+    #[arg(long)]
+    all: bool,
+    #[command(subcommand)]
+    cmd: Option<AlertsCmd>,
+}
+
+#[derive(Subcommand)]
+enum AlertsCmd {
+    /// Acknowledge an alert (it stays listed, marked acked)
+    Ack { alert_id: String },
+    /// Hide an alert for a while (e.g. --for 2h)
+    Silence {
+        alert_id: String,
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: std::time::Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum SiteCmd {
+    /// Add a site
+    Add {
+        site_id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, allow_negative_numbers = true, requires = "lon")]
+        lat: Option<f64>,
+        #[arg(long, allow_negative_numbers = true, requires = "lat")]
+        lon: Option<f64>,
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// List sites
+    List,
+    /// Show a site: its record, nodes and overrides
+    Show { site_id: String },
+    /// Remove a site and its overrides
+    Rm {
+        site_id: String,
+        /// Also remove the site's nodes
+        #[arg(long)]
+        with_nodes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCmd {
+    /// Add a node to a site
+    Add {
+        node_id: String,
+        #[arg(long)]
+        site: String,
+        /// Free-form role (edge, central, camera, …)
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// List nodes
+    List {
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Show a node: its record, overrides and health
+    Show { node_id: String },
+    /// Remove a node and its overrides
+    Rm { node_id: String },
+}
+
+#[derive(Args)]
+#[group(multiple = false)]
+struct LayerArgs {
+    /// The fleet defaults (the default layer)
+    #[arg(long)]
+    fleet: bool,
+    /// A site's overrides
+    #[arg(long, value_name = "SITE_ID")]
+    site: Option<String>,
+    /// A node's overrides
+    #[arg(long, value_name = "NODE_ID")]
+    node: Option<String>,
+}
+
+impl LayerArgs {
+    fn layer(&self) -> Result<LayerRef> {
+        Ok(match (&self.site, &self.node) {
+            (Some(s), _) => LayerRef::Site(SiteId::parse(s)?),
+            (_, Some(n)) => LayerRef::Node(NodeId::parse(n)?),
+            _ => LayerRef::Fleet,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// The value a layer sets at KEY (not the merged value: see `effective`)
+    Get {
+        key: String,
+        #[command(flatten)]
+        layer: LayerArgs,
+    },
+    /// Set KEY to VALUE in a layer; VALUE is JSON when it parses, else text
+    Set {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        layer: LayerArgs,
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// Remove KEY (and what is below it) from a layer
+    Unset {
+        key: String,
+        #[command(flatten)]
+        layer: LayerArgs,
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// The merged config of a node: fleet ⊕ site ⊕ node
+    Effective {
+        #[arg(long)]
+        node: String,
+        /// Show which layer set each leaf
+        #[arg(long)]
+        explain: bool,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); expected e.g. 30m, 2h, 1d"))
+}
+
+fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    if let Some(d) = &cli.data {
+        return Ok(d.clone());
+    }
+    directories::ProjectDirs::from("", "", "fleetdeck")
+        .map(|p| p.data_dir().to_path_buf())
+        .ok_or_else(|| {
+            anyhow!(
+                "no home directory to put the data dir in; pass --data DIR or set FLEETDECK_DATA"
+            )
+        })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One sentence: the store's errors already name what was wrong.
+            let msg = match e.downcast_ref::<StoreError>() {
+                Some(se) => se.to_string(),
+                None => format!("{e:#}"),
+            };
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn open(cli: &Cli) -> Result<Replica> {
+    let dir = data_dir(cli)?;
+    let r = Replica::open(&dir)?;
+    if cli.verbose {
+        for w in r.warnings().iter().chain(r.state().problems.iter()) {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(r)
+}
+
+fn commit_msg(given: &Option<String>, default: impl FnOnce() -> String) -> String {
+    given.clone().unwrap_or_else(default)
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    let out = Out::new(cli.json, cli.quiet);
+    match &cli.cmd {
+        Cmd::Init { name, fleet } => {
+            let dir = data_dir(cli)?;
+            let r = Replica::init(&dir, name, fleet)?;
+            let st = r.state();
+            out.emit(
+                &json!({"data_dir": dir, "fleet_id": st.fleet_id, "fleet_name": st.name, "member": r.key(), "name": name}),
+                || format!(
+                    "created fleet '{}' ({}) in {}\nthis replica: {} ({})",
+                    st.name,
+                    st.fleet_id,
+                    dir.display(),
+                    name,
+                    r.key()
+                ),
+            )
+        }
+        Cmd::Site(cmd) => site(cli, &out, cmd),
+        Cmd::Node(cmd) => node(cli, &out, cmd),
+        Cmd::Config(cmd) => config(cli, &out, cmd),
+        Cmd::History { limit } => {
+            let mut r = open(cli)?;
+            let h: Vec<_> = r.history().into_iter().take(*limit).collect();
+            out.emit(&h, || {
+                let mut t = Table::new(&["CHANGE", "TIME", "AUTHOR", "MESSAGE"]);
+                for e in &h {
+                    let who = e
+                        .author_name
+                        .clone()
+                        .unwrap_or_else(|| short(&e.author).to_string());
+                    t.row(vec![
+                        short(&e.id).to_string(),
+                        fmt_time(e.time_ms),
+                        who,
+                        e.message.clone().unwrap_or_default(),
+                    ]);
+                }
+                t.render()
+            })
+        }
+        Cmd::Diff { from, to } => {
+            let mut r = open(cli)?;
+            let before_heads = r.resolve(from)?;
+            let before = r.state_at(&before_heads)?;
+            let after = match to {
+                Some(t) => {
+                    let heads = r.resolve(t)?;
+                    r.state_at(&heads)?
+                }
+                None => (**r.state()).clone(),
+            };
+            let d = diff_states(&before, &after);
+            out.emit(&d, || output::render_diff(&d))
+        }
+        Cmd::Revert { change_id, message } => {
+            let mut r = open(cli)?;
+            let (outcome, hash) = r.revert(change_id, message.as_deref())?;
+            let id = hash.map(|h| h.to_string());
+            out.emit(
+                &json!({"change": id, "restored": outcome.restored, "skipped": outcome.skipped}),
+                || {
+                    let mut s = match &id {
+                        Some(id) => format!("reverted as {}: {} entr{} restored", short(id), outcome.restored.len(), if outcome.restored.len() == 1 { "y" } else { "ies" }),
+                        None => "nothing to revert: every entry the change set is already as it was before".to_string(),
+                    };
+                    for k in &outcome.skipped {
+                        s.push_str(&format!("\nleft alone (edited again since): {k}"));
+                    }
+                    s
+                },
+            )
+        }
+        Cmd::Conflicts => {
+            let r = open(cli)?;
+            let c = r.conflicts()?;
+            out.emit(&c, || {
+                if c.is_empty() {
+                    return "no conflicts".to_string();
+                }
+                let mut t = Table::new(&["SCOPE", "KEY", "VALUE", "AUTHOR", ""]);
+                for conflict in &c {
+                    for v in &conflict.values {
+                        let who = fleetdeck_store::MemberKey::parse(&v.author)
+                            .ok()
+                            .and_then(|k| r.state().member_name(&k).map(str::to_string))
+                            .unwrap_or_else(|| short(&v.author).to_string());
+                        t.row(vec![
+                            conflict.scope.clone(),
+                            conflict.key.clone(),
+                            v.value.to_string(),
+                            who,
+                            if v.winner {
+                                "winner".into()
+                            } else {
+                                String::new()
+                            },
+                        ]);
+                    }
+                }
+                format!("{}\nset a key again to resolve its conflict", t.render())
+            })
+        }
+        Cmd::Status => {
+            let r = open(cli)?;
+            let now = now_ms();
+            let (states, summary, alerts) = r.status(now);
+            let st = r.state();
+            let rows: Vec<Value> = states
+                .iter()
+                .map(|(site, state)| {
+                    let sid = SiteId::parse(site).ok();
+                    let nodes = sid.as_ref().map_or(0, |s| st.nodes_of(s).count());
+                    let open_alerts = alerts
+                        .iter()
+                        .filter(|a| &a.site == site && !a.is_hidden(now))
+                        .count();
+                    json!({"site": site, "state": state, "nodes": nodes, "alerts": open_alerts})
+                })
+                .collect();
+            let doc = json!({"fleet": st.name, "fleet_id": st.fleet_id, "frozen": st.is_frozen(), "nodes": st.nodes.len(), "summary": summary, "sites": rows});
+            out.emit(&doc, || {
+                output::render_status(&st.name, st.nodes.len(), &summary, &rows, st.is_frozen())
+            })
+        }
+        Cmd::Alerts(args) => alerts(cli, &out, args),
+    }
+}
+
+fn site(cli: &Cli, out: &Out, cmd: &SiteCmd) -> Result<()> {
+    let mut r = open(cli)?;
+    match cmd {
+        SiteCmd::Add {
+            site_id,
+            name,
+            lat,
+            lon,
+            zone,
+        } => {
+            let id = SiteId::parse(site_id)?;
+            let rec = SiteRecord {
+                name: name.clone(),
+                lat: *lat,
+                lon: *lon,
+                zone: zone.clone(),
+            };
+            let (_, hash) =
+                r.change(&format!("add site {id}"), |doc, _| doc.add_site(&id, &rec))?;
+            out.done(&format!("added site {id}"), hash)
+        }
+        SiteCmd::List => {
+            let st = r.state();
+            let rows: Vec<Value> = st
+                .sites
+                .values()
+                .map(|s| json!({"id": s.id, "name": s.record.name, "lat": s.record.lat, "lon": s.record.lon, "zone": s.record.zone, "nodes": st.nodes_of(&s.id).count(), "overrides": s.overrides.len()}))
+                .collect();
+            out.emit(&rows, || {
+                let mut t = Table::new(&["SITE", "NAME", "ZONE", "NODES", "OVERRIDES", "LOCATION"]);
+                for s in st.sites.values() {
+                    t.row(vec![
+                        s.id.to_string(),
+                        s.record.name.clone(),
+                        s.record.zone.clone().unwrap_or_else(|| "-".into()),
+                        st.nodes_of(&s.id).count().to_string(),
+                        s.overrides.len().to_string(),
+                        match (s.record.lat, s.record.lon) {
+                            (Some(a), Some(o)) => format!("{a:.4},{o:.4}"),
+                            _ => "-".into(),
+                        },
+                    ]);
+                }
+                t.render()
+            })
+        }
+        SiteCmd::Show { site_id } => {
+            let id = SiteId::parse(site_id)?;
+            let st = r.state();
+            let s = st.site(&id)?;
+            let nodes: Vec<&str> = st.nodes_of(&id).map(|n| n.id.as_str()).collect();
+            let overrides = layer_json(&s.overrides);
+            let doc =
+                json!({"id": s.id, "record": s.record, "nodes": nodes, "overrides": overrides});
+            out.emit(&doc, || {
+                let mut text = format!("site {}  {}\n", s.id, s.record.name);
+                if let Some(z) = &s.record.zone {
+                    text.push_str(&format!("zone      {z}\n"));
+                }
+                if let (Some(a), Some(o)) = (s.record.lat, s.record.lon) {
+                    text.push_str(&format!("location  {a}, {o}\n"));
+                }
+                text.push_str(&format!(
+                    "nodes     {}\n",
+                    if nodes.is_empty() {
+                        "-".to_string()
+                    } else {
+                        nodes.join(", ")
+                    }
+                ));
+                text.push_str("overrides");
+                if s.overrides.is_empty() {
+                    text.push_str("  -");
+                }
+                for (k, v) in &s.overrides {
+                    text.push_str(&format!("\n  {k} = {v}"));
+                }
+                text
+            })
+        }
+        SiteCmd::Rm {
+            site_id,
+            with_nodes,
+        } => {
+            let id = SiteId::parse(site_id)?;
+            let (_, hash) = r.change(&format!("remove site {id}"), |doc, _| {
+                doc.remove_site(&id, *with_nodes)
+            })?;
+            out.done(&format!("removed site {id}"), hash)
+        }
+    }
+}
+
+fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
+    let mut r = open(cli)?;
+    match cmd {
+        NodeCmd::Add {
+            node_id,
+            site,
+            role,
+        } => {
+            let id = NodeId::parse(node_id)?;
+            let site = SiteId::parse(site)?;
+            let rec = NodeRecord {
+                site: site.to_string(),
+                role: role.clone(),
+            };
+            let (_, hash) = r.change(&format!("add node {id} to {site}"), |doc, _| {
+                doc.add_node(&id, &rec)
+            })?;
+            out.done(&format!("added node {id} to site {site}"), hash)
+        }
+        NodeCmd::List { site } => {
+            let filter = site.as_deref().map(SiteId::parse).transpose()?;
+            let st = r.state();
+            if let Some(s) = &filter {
+                st.site(s)?;
+            }
+            let now = now_ms();
+            let nodes: Vec<_> = st
+                .nodes
+                .values()
+                .filter(|n| filter.as_ref().is_none_or(|s| &n.site == s))
+                .collect();
+            let rows: Vec<Value> = nodes
+                .iter()
+                .map(|n| {
+                    let h = r.health().get(n.id.as_str());
+                    json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": n.overrides.len(), "last_heard_ms": h.map(|h| fleetdeck_store::health::last_heard_ms(&h.reg, h.received_ms))})
+                })
+                .collect();
+            out.emit(&rows, || {
+                let mut t = Table::new(&["NODE", "SITE", "ROLE", "OVERRIDES", "LAST HEARD"]);
+                for n in &nodes {
+                    let heard = r
+                        .health()
+                        .get(n.id.as_str())
+                        .map(|h| {
+                            output::ago(
+                                now,
+                                fleetdeck_store::health::last_heard_ms(&h.reg, h.received_ms),
+                            )
+                        })
+                        .unwrap_or_else(|| "never".into());
+                    t.row(vec![
+                        n.id.to_string(),
+                        n.site.to_string(),
+                        n.record.role.clone().unwrap_or_else(|| "-".into()),
+                        n.overrides.len().to_string(),
+                        heard,
+                    ]);
+                }
+                t.render()
+            })
+        }
+        NodeCmd::Show { node_id } => {
+            let id = NodeId::parse(node_id)?;
+            let st = r.state();
+            let n = st.node(&id)?;
+            let h = r.health().get(id.as_str());
+            let doc = json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": layer_json(&n.overrides), "health": h.map(|h| &h.reg), "received_ms": h.map(|h| h.received_ms)});
+            out.emit(&doc, || {
+                let mut text = format!(
+                    "node {}  site {}  role {}\n",
+                    n.id,
+                    n.site,
+                    n.record.role.as_deref().unwrap_or("-")
+                );
+                match h {
+                    Some(h) => {
+                        let m = &h.reg.metrics;
+                        text.push_str(&format!(
+                            "health    seq {}  heard {}  cpu {:.0}%  mem {:.0}%\n",
+                            h.reg.seq,
+                            output::ago(
+                                now_ms(),
+                                fleetdeck_store::health::last_heard_ms(&h.reg, h.received_ms)
+                            ),
+                            m.cpu_pct,
+                            m.mem_pct
+                        ));
+                    }
+                    None => text.push_str("health    never reported\n"),
+                }
+                text.push_str("overrides");
+                if n.overrides.is_empty() {
+                    text.push_str("  -");
+                }
+                for (k, v) in &n.overrides {
+                    text.push_str(&format!("\n  {k} = {v}"));
+                }
+                text
+            })
+        }
+        NodeCmd::Rm { node_id } => {
+            let id = NodeId::parse(node_id)?;
+            let (_, hash) =
+                r.change(&format!("remove node {id}"), |doc, _| doc.remove_node(&id))?;
+            out.done(&format!("removed node {id}"), hash)
+        }
+    }
+}
+
+fn layer_json(layer: &config::Layer) -> Value {
+    let mut eff = config::Effective::default();
+    eff.overlay(layer, config::Source::Fleet);
+    // Nulls (removals) are part of an override: show them as such.
+    let mut tree = eff.to_tree();
+    for (k, v) in layer {
+        if v.is_null()
+            && let Value::Object(m) = &mut tree
+        {
+            m.insert(k.to_key(), Value::Null);
+        }
+    }
+    tree
+}
+
+fn layer_name(layer: &LayerRef) -> String {
+    match layer {
+        LayerRef::Fleet => "fleet".into(),
+        LayerRef::Site(s) => format!("site {s}"),
+        LayerRef::Node(n) => format!("node {n}"),
+    }
+}
+
+fn config(cli: &Cli, out: &Out, cmd: &ConfigCmd) -> Result<()> {
+    let mut r = open(cli)?;
+    match cmd {
+        ConfigCmd::Get { key, layer } => {
+            let path = ConfigPath::parse(key)?;
+            let layer = layer.layer()?;
+            let st = r.state();
+            let l = st.layer(&layer)?;
+            let mut eff = config::Effective::default();
+            eff.overlay(l, config::Source::Fleet);
+            let value = l
+                .get(&path)
+                .map(|v| (**v).clone())
+                .or_else(|| eff.subtree(Some(&path)))
+                .ok_or_else(|| anyhow!("{key} is not set in {}", layer.describe()))?;
+            out.emit(
+                &json!({"key": path.to_key(), "layer": layer_name(&layer), "value": value}),
+                || match &value {
+                    Value::String(s) => s.clone(),
+                    v => serde_json::to_string_pretty(v).unwrap_or_default(),
+                },
+            )
+        }
+        ConfigCmd::Set {
+            key,
+            value,
+            layer,
+            message,
+        } => {
+            let path = ConfigPath::parse(key)?;
+            let layer = layer.layer()?;
+            let v = config::parse_cli_value(value);
+            let msg = commit_msg(message, || {
+                format!("set {path} = {v} in {}", layer_name(&layer))
+            });
+            let (_, hash) = r.change(&msg, |doc, _| doc.set_config(&layer, &path, &v))?;
+            match hash {
+                Some(_) => out.done(&format!("set {path} = {v} in {}", layer.describe()), hash),
+                None => out.done(
+                    &format!(
+                        "{path} is already {v} in {}; nothing changed",
+                        layer.describe()
+                    ),
+                    None,
+                ),
+            }
+        }
+        ConfigCmd::Unset {
+            key,
+            layer,
+            message,
+        } => {
+            let path = ConfigPath::parse(key)?;
+            let layer = layer.layer()?;
+            let msg = commit_msg(message, || {
+                format!("unset {path} in {}", layer_name(&layer))
+            });
+            let (_, hash) = r.change(&msg, |doc, _| doc.unset_config(&layer, &path))?;
+            out.done(&format!("unset {path} in {}", layer.describe()), hash)
+        }
+        ConfigCmd::Effective { node, explain } => {
+            let id = NodeId::parse(node)?;
+            let st = r.state();
+            let eff = st.effective_node(&id)?;
+            let site = st.node(&id)?.site.clone();
+            let origin = |s: config::Source| match s {
+                config::Source::Fleet => "fleet".to_string(),
+                config::Source::Site => format!("site {site}"),
+                config::Source::Node => format!("node {id}"),
+            };
+            if *explain {
+                let rows: Vec<Value> = eff
+                    .leaves()
+                    .map(|(p, v, s)| json!({"key": p.to_key(), "value": v, "source": s, "from": origin(s)}))
+                    .collect();
+                out.emit(&rows, || {
+                    let mut t = Table::new(&["KEY", "VALUE", "FROM"]);
+                    for (p, v, s) in eff.leaves() {
+                        t.row(vec![p.to_key(), v.to_string(), origin(s)]);
+                    }
+                    t.render()
+                })
+            } else {
+                let tree = eff.to_tree();
+                out.emit(&tree, || {
+                    serde_json::to_string_pretty(&tree).unwrap_or_default()
+                })
+            }
+        }
+    }
+}
+
+fn alerts(cli: &Cli, out: &Out, args: &AlertsArgs) -> Result<()> {
+    let mut r = open(cli)?;
+    let now = now_ms();
+    match &args.cmd {
+        None => {
+            let all = r.alerts(now);
+            let shown: Vec<_> = all
+                .iter()
+                .filter(|a| args.all || !a.is_hidden(now))
+                .collect();
+            let hidden = all.len() - shown.len();
+            out.emit(&shown, || {
+                if shown.is_empty() {
+                    return if hidden > 0 {
+                        format!("no open alerts ({hidden} silenced: --all shows them)")
+                    } else {
+                        "no open alerts".to_string()
+                    };
+                }
+                let mut t = Table::new(&["SEVERITY", "ALERT", "SITE", "SINCE", "MESSAGE", "STATE"]);
+                for a in &shown {
+                    let state = match (&a.acked_by, a.silenced_until_ms) {
+                        (_, Some(u)) if u > now => format!("silenced until {}", fmt_time(u)),
+                        (Some(by), _) => format!("acked by {by}"),
+                        _ => String::new(),
+                    };
+                    t.row(vec![
+                        a.severity.to_string(),
+                        a.id.clone(),
+                        a.site.clone(),
+                        a.since_ms.map_or("-".into(), |s| output::ago(now, s)),
+                        a.message.clone(),
+                        state,
+                    ]);
+                }
+                let mut s = t.render();
+                if hidden > 0 && !args.all {
+                    s.push_str(&format!("\n({hidden} silenced: --all shows them)"));
+                }
+                s
+            })
+        }
+        Some(AlertsCmd::Ack { alert_id }) => {
+            let alert = find_alert(&r, alert_id, now)?;
+            let by = member_label(&r);
+            let ack = Ack {
+                by,
+                at_ms: now,
+                until_ms: None,
+                since_ms: alert.since_ms,
+            };
+            let (_, hash) = r.change(&format!("ack {alert_id}"), |doc, _| {
+                doc.put_ack(alert_id, &ack)
+            })?;
+            out.done(&format!("acked {alert_id}"), hash)
+        }
+        Some(AlertsCmd::Silence { alert_id, duration }) => {
+            let alert = find_alert(&r, alert_id, now)?;
+            let ms = i64::try_from(duration.as_millis()).context("duration too long")?;
+            let until = now.saturating_add(ms);
+            let ack = Ack {
+                by: member_label(&r),
+                at_ms: now,
+                until_ms: Some(until),
+                since_ms: alert.since_ms,
+            };
+            let (_, hash) = r.change(
+                &format!("silence {alert_id} until {}", fmt_time(until)),
+                |doc, _| doc.put_ack(alert_id, &ack),
+            )?;
+            out.done(
+                &format!("silenced {alert_id} until {}", fmt_time(until)),
+                hash,
+            )
+        }
+    }
+}
+
+fn member_label(r: &Replica) -> String {
+    r.state()
+        .member_name(r.key())
+        .map(str::to_string)
+        .unwrap_or_else(|| r.key().short().to_string())
+}
+
+fn find_alert(r: &Replica, id: &str, now: i64) -> Result<fleetdeck_store::alerts::Alert> {
+    match r.alerts(now).into_iter().find(|a| a.id == id) {
+        Some(a) => Ok(a),
+        None => bail!("no open alert '{id}' (see `fleetdeck alerts --all`)"),
+    }
+}

@@ -1,0 +1,447 @@
+//! The command line as operators and scripts use it: real processes on a
+//! temporary data dir.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use fleetdeck_store::health::{HealthRegister, Metrics};
+use fleetdeck_store::{NodeId, Replica, now_ms};
+use serde_json::{Value, json};
+
+fn fd(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .arg("--data")
+        .arg(dir)
+        .args(args)
+        .env_remove("FLEETDECK_DATA")
+        .output()
+        .expect("run fleetdeck")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = fd(dir, args);
+    assert!(
+        out.status.success(),
+        "fleetdeck {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    serde_json::from_str(&ok(dir, &a)).expect("--json prints JSON")
+}
+
+fn fail(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = fd(dir, args);
+    assert!(!out.status.success(), "fleetdeck {args:?} should fail");
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn blocao(dir: &Path) {
+    ok(dir, &["init", "--name", "ops-laptop", "--fleet", "blocao"]);
+    ok(
+        dir,
+        &[
+            "site", "add", "BL-LAB-1", "--name", "Lab 1", "--lat", "52.37", "--lon", "4.89",
+            "--zone", "north",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "site", "add", "BL-LAB-2", "--name", "Lab 2", "--zone", "north",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "node", "add", "cam-1", "--site", "BL-LAB-1", "--role", "camera",
+        ],
+    );
+    ok(dir, &["node", "add", "cam-2", "--site", "BL-LAB-1"]);
+    ok(
+        dir,
+        &[
+            "node", "add", "hub-1", "--site", "BL-LAB-2", "--role", "hub",
+        ],
+    );
+}
+
+#[test]
+fn config_layers_effective_explain_and_history_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    blocao(d);
+    ok(d, &["config", "set", "retention.days", "30"]);
+    ok(
+        d,
+        &[
+            "config",
+            "set",
+            "retention.days",
+            "14",
+            "--site",
+            "BL-LAB-1",
+            "-m",
+            "lab 1 keeps two weeks",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "config",
+            "set",
+            "frigate",
+            r#"{"version":"0.14","model":"yolo"}"#,
+        ],
+    );
+    ok(
+        d,
+        &[
+            "config",
+            "set",
+            "frigate.version",
+            "0.15-beta",
+            "--node",
+            "cam-2",
+        ],
+    );
+
+    let v = json(d, &["config", "get", "frigate"]);
+    assert_eq!(v["value"], json!({"version": "0.14", "model": "yolo"}));
+    assert_eq!(v["layer"], "fleet");
+
+    let eff = json(d, &["config", "effective", "--node", "cam-2"]);
+    assert_eq!(eff["retention"]["days"], 14);
+    assert_eq!(
+        eff["frigate"],
+        json!({"version": "0.15-beta", "model": "yolo"})
+    );
+    assert_eq!(
+        eff["heartbeat"]["interval_s"], 10,
+        "schema defaults are in the fleet"
+    );
+
+    let explain = json(d, &["config", "effective", "--node", "cam-2", "--explain"]);
+    let from = |k: &str| {
+        explain
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["key"] == k)
+            .map(|e| e["from"].as_str().unwrap().to_string())
+    };
+    assert_eq!(from("retention.days").as_deref(), Some("site BL-LAB-1"));
+    assert_eq!(from("frigate.version").as_deref(), Some("node cam-2"));
+    assert_eq!(from("frigate.model").as_deref(), Some("fleet"));
+    let text = ok(d, &["config", "effective", "--node", "cam-2", "--explain"]);
+    assert!(
+        text.contains("retention.days") && text.contains("site BL-LAB-1"),
+        "{text}"
+    );
+
+    ok(
+        d,
+        &["config", "unset", "retention.days", "--site", "BL-LAB-1"],
+    );
+    assert_eq!(
+        json(d, &["config", "effective", "--node", "cam-1"])["retention"]["days"],
+        30
+    );
+
+    let h = json(d, &["history", "--limit", "3"]);
+    let h = h.as_array().unwrap();
+    assert_eq!(h.len(), 3);
+    assert_eq!(h[0]["message"], "unset retention.days in site BL-LAB-1");
+    assert_eq!(h[0]["author_name"], "ops-laptop");
+    for field in ["id", "author", "time_ms", "message"] {
+        assert!(h[0].get(field).is_some(), "history entries carry {field}");
+    }
+    let sites = json(d, &["site", "list"]);
+    assert_eq!(sites[0]["id"], "BL-LAB-1");
+    assert_eq!(sites[0]["nodes"], 2);
+    let nodes = json(d, &["node", "list", "--site", "BL-LAB-1"]);
+    assert_eq!(nodes.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_input_exits_1_with_one_sentence_and_usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (code, err) = fail(d, &["site", "list"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no replica") && err.contains("fleetdeck init"),
+        "{err}"
+    );
+
+    blocao(d);
+    let before = ok(d, &["history", "--json"]);
+    for (args, needle) in [
+        (
+            vec!["config", "set", "heartbeat.interval_s", "0"],
+            "heartbeat.interval_s = 0 is out of range",
+        ),
+        (
+            vec!["config", "set", "alerts.mem_pct", "lots"],
+            "alerts.mem_pct = \"lots\" is not valid",
+        ),
+        (
+            vec!["config", "set", "alerts.dsk_pct", "80"],
+            "not a known setting",
+        ),
+        (
+            vec!["config", "set", "x", "1", "--site", "NOPE"],
+            "unknown site 'NOPE'",
+        ),
+        (vec!["config", "set", "a..b", "1"], "empty segment"),
+        (
+            vec!["config", "unset", "never.set"],
+            "not set in the fleet defaults",
+        ),
+        (
+            vec!["node", "add", "n1", "--site", "NOPE"],
+            "unknown site 'NOPE'",
+        ),
+        (
+            vec!["site", "add", "bad id", "--name", "x"],
+            "site id 'bad id' is not valid",
+        ),
+        (
+            vec!["site", "add", "BL-LAB-1", "--name", "again"],
+            "already exists",
+        ),
+        (vec!["site", "rm", "BL-LAB-1"], "still has 2 node(s)"),
+        (vec!["revert", "nothex"], "change id 'nothex' is not valid"),
+        (vec!["alerts", "ack", "node-down:cam-1"], "no open alert"),
+        (vec!["init", "--name", "again"], "already exists"),
+    ] {
+        let (code, err) = fail(d, &args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected '{needle}' in: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    }
+    assert_eq!(ok(d, &["history", "--json"]), before, "nothing was written");
+
+    let out = fd(d, &["config", "set"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing arguments are a usage error"
+    );
+    let out = fd(d, &["alerts", "silence", "x", "--for", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
+}
+
+#[test]
+fn a_cli_write_reaches_a_process_holding_the_replica_within_a_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    blocao(d);
+    let mut held = Replica::open(d).unwrap();
+    ok(
+        d,
+        &[
+            "config",
+            "set",
+            "frigate.version",
+            "0.16",
+            "--site",
+            "BL-LAB-2",
+        ],
+    );
+    let written = Instant::now();
+    let cam = NodeId::parse("hub-1").unwrap();
+    let mut seen = None;
+    // Poll as the console and daemon do (every 50 ms here), for at most 1 s.
+    while written.elapsed() < Duration::from_secs(1) {
+        held.refresh().unwrap();
+        if held
+            .state()
+            .effective_node(&cam)
+            .unwrap()
+            .get_str("frigate.version")
+            .is_some()
+        {
+            seen = Some(written.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        seen.is_some(),
+        "the open replica did not see the CLI's write within 1 s"
+    );
+}
+
+fn beat(node: &str, seq: u64, time_ms: i64, disk: f64) -> HealthRegister {
+    HealthRegister {
+        node: node.into(),
+        seq,
+        time_ms,
+        metrics: Metrics {
+            cpu_pct: 10.0,
+            mem_pct: 40.0,
+            disks: vec![fleetdeck_store::health::DiskUsage {
+                mount: "/".into(),
+                used_pct: disk,
+            }],
+            load1: 0.2,
+            uptime_s: 1000,
+            temp_c: None,
+        },
+        tls: vec![],
+        backup: None,
+        applied: None,
+    }
+}
+
+#[test]
+fn alerts_status_ack_and_silence_across_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    blocao(d);
+    {
+        let mut r = Replica::open(d).unwrap();
+        let now = now_ms();
+        r.record_health(&beat("cam-1", 1, now, 91.0)).unwrap(); // disk > 85 %
+        r.record_health(&beat("cam-2", 1, now, 20.0)).unwrap();
+        r.record_health(&beat("hub-1", 1, now - 3_600_000, 20.0))
+            .unwrap(); // silent for an hour
+    }
+    let alerts = json(d, &["alerts"]);
+    let ids: Vec<&str> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["site-offline:BL-LAB-2", "disk:cam-1:/"],
+        "{alerts}"
+    );
+    assert_eq!(alerts[0]["severity"], "hard");
+    assert_eq!(alerts[1]["severity"], "medium");
+
+    let status = json(d, &["status"]);
+    assert_eq!(status["summary"]["err"], 1);
+    assert_eq!(status["summary"]["warn"], 1);
+    assert_eq!(status["summary"]["err_pct"], 50.0);
+    assert_eq!(status["summary"]["alerts_hard"], 1);
+
+    ok(d, &["alerts", "ack", "disk:cam-1:/"]);
+    let alerts = json(d, &["alerts"]);
+    assert_eq!(alerts[1]["acked_by"], "ops-laptop");
+
+    ok(
+        d,
+        &["alerts", "silence", "site-offline:BL-LAB-2", "--for", "2h"],
+    );
+    let shown = json(d, &["alerts"]);
+    assert_eq!(
+        shown.as_array().unwrap().len(),
+        1,
+        "silenced alerts are hidden: {shown}"
+    );
+    let all = json(d, &["alerts", "--all"]);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert!(ok(d, &["alerts"]).contains("1 silenced"));
+    assert_eq!(json(d, &["status"])["summary"]["hidden"], 1);
+}
+
+#[test]
+fn conflicts_name_the_winner_and_revert_undoes_a_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    blocao(&a);
+    {
+        let mut ra = Replica::open(&a).unwrap();
+        Replica::init_from_changes(&b, ra.changes_after(&[])).unwrap();
+    }
+    ok(
+        &a,
+        &[
+            "config",
+            "set",
+            "retention.days",
+            "10",
+            "--site",
+            "BL-LAB-2",
+        ],
+    );
+    ok(
+        &b,
+        &[
+            "config",
+            "set",
+            "retention.days",
+            "20",
+            "--site",
+            "BL-LAB-2",
+        ],
+    );
+    {
+        let (mut ra, mut rb) = (Replica::open(&a).unwrap(), Replica::open(&b).unwrap());
+        let (ha, hb) = (ra.heads(), rb.heads());
+        let to_b = ra.changes_after(&hb);
+        let to_a = rb.changes_after(&ha);
+        rb.apply_changes(to_b).unwrap();
+        ra.apply_changes(to_a).unwrap();
+    }
+    let c = json(&a, &["conflicts"]);
+    assert_eq!(c[0]["scope"], "site BL-LAB-2");
+    assert_eq!(c[0]["key"], "retention.days");
+    let winner = c[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["winner"] == true)
+        .unwrap();
+    let eff = json(&a, &["config", "effective", "--node", "hub-1"]);
+    assert_eq!(eff["retention"]["days"], winner["value"]);
+    assert_eq!(
+        json(&b, &["conflicts"])[0]["values"],
+        c[0]["values"],
+        "both replicas agree"
+    );
+    ok(
+        &a,
+        &[
+            "config",
+            "set",
+            "retention.days",
+            "15",
+            "--site",
+            "BL-LAB-2",
+        ],
+    );
+    assert_eq!(json(&a, &["conflicts"]), json!([]));
+
+    let last = json(&a, &["history", "--limit", "1"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = json(&a, &["diff", &format!("{}^", &last[..8]), &last[..8]]);
+    assert_eq!(d["config"][0]["key"], "retention.days");
+    assert_eq!(d["config"][0]["after"], 15);
+    let r = json(&a, &["revert", &last[..10]]);
+    assert_eq!(r["restored"].as_array().unwrap().len(), 1);
+    let eff = json(&a, &["config", "effective", "--node", "hub-1"]);
+    assert_eq!(
+        eff["retention"]["days"], winner["value"],
+        "revert restores what was there before"
+    );
+}
