@@ -414,3 +414,48 @@ fn a_read_only_replica_refuses_writes() {
         Err(StoreError::ReadOnly)
     ));
 }
+
+#[test]
+fn a_corrupt_stored_change_is_reported_by_row_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fleet(dir.path()));
+    let conn = rusqlite::Connection::open(dir.path().join("replica.db")).unwrap();
+    conn.execute(
+        "UPDATE changes SET data = X'00010203' WHERE id = (SELECT MAX(id) FROM changes)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let before = db_bytes(dir.path());
+    let e = Replica::open(dir.path())
+        .err()
+        .expect("a corrupt change must not load");
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("does not decode"), "{e}");
+    assert_eq!(db_bytes(dir.path()), before);
+}
+
+#[test]
+fn malformed_entries_from_another_replica_are_skipped_and_reported() {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = fleet(dir.path());
+    // Another replica (any automerge writer) puts garbage into the fleet map.
+    r.change("garbage", |d, _| {
+        let am = d.automerge_mut();
+        let (_, fleet) = am.get(automerge::ROOT, "fleet")?.unwrap();
+        am.put(&fleet, "bad.json", "{not json")?;
+        am.put(&fleet, "bad.type", 42)?;
+        let (_, sites) = am.get(automerge::ROOT, "sites")?.unwrap();
+        am.put(&sites, "no spaces allowed", automerge::ScalarValue::Null)?;
+        Ok(())
+    })
+    .unwrap();
+    let st = r.state();
+    assert_eq!(st.problems.len(), 3, "{:?}", st.problems);
+    assert!(st.problems.iter().any(|p| p.contains("bad.json")));
+    // Everything else still reads.
+    assert_eq!(st.sites.len(), 2);
+    assert_eq!(eff(&r, "cam-1", "heartbeat.interval_s"), Some(json!(10)));
+}
