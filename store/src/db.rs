@@ -20,7 +20,7 @@ use crate::error::{Result, StoreError};
 use crate::health;
 
 /// Version of the tables below, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_SQL: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,6 +36,27 @@ CREATE TABLE snapshot (
     data BLOB NOT NULL
 );
 ";
+
+/// Version 2: one-time invite tokens, local to the replica that issued them
+/// (secrets never enter the synced document).
+const INVITES_SQL: &str = "
+CREATE TABLE IF NOT EXISTS invites (
+    secret TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    used_by TEXT,
+    used_ms INTEGER
+);
+";
+
+/// An invite as stored by the replica that issued it.
+#[derive(Clone, Debug)]
+pub struct Invite {
+    pub role: String,
+    pub expires_ms: i64,
+    pub used_by: Option<String>,
+}
 
 pub(crate) struct Db {
     conn: Connection,
@@ -87,6 +108,7 @@ impl Db {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(SCHEMA_SQL)?;
         tx.execute_batch(health::SCHEMA_SQL)?;
+        tx.execute_batch(INVITES_SQL)?;
         for (k, v) in meta {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)",
@@ -135,7 +157,21 @@ impl Db {
             });
         }
         Self::configure(&db.conn, read_only).map_err(|e| db.err(e))?;
+        if version < SCHEMA_VERSION && !read_only {
+            db.migrate(version)?;
+        }
         Ok(db)
+    }
+
+    /// Brings an older schema up to date, in one transaction.
+    fn migrate(&self, from: i64) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        if from < 2 {
+            tx.execute_batch(INVITES_SQL).map_err(|e| self.err(e))?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
     }
 
     pub fn path(&self) -> &Path {
@@ -211,6 +247,57 @@ impl Db {
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(last)
+    }
+
+    pub fn add_invite(&self, secret: &str, role: &str, now_ms: i64, expires_ms: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO invites (secret, role, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![secret, role, now_ms, expires_ms],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Marks an invite used by `key` if it is unused and unexpired, in one
+    /// transaction so two joiners cannot both redeem it. Returns the invite as
+    /// it was before, or None if no such secret was issued here.
+    pub fn redeem_invite(&self, secret: &str, key: &str, now_ms: i64) -> Result<Option<Invite>> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        let result = (|| {
+            let inv = self
+                .conn
+                .query_row(
+                    "SELECT role, expires_ms, used_by FROM invites WHERE secret = ?1",
+                    [secret],
+                    |r| {
+                        Ok(Invite {
+                            role: r.get(0)?,
+                            expires_ms: r.get(1)?,
+                            used_by: r.get(2)?,
+                        })
+                    },
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some(i) = &inv
+                && i.used_by.is_none()
+                && i.expires_ms > now_ms
+            {
+                self.conn
+                    .execute(
+                        "UPDATE invites SET used_by = ?1, used_ms = ?2 WHERE secret = ?3",
+                        params![key, now_ms, secret],
+                    )
+                    .map_err(|e| self.err(e))?;
+            }
+            Ok(inv)
+        })();
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.conn.execute_batch(end).map_err(|e| self.err(e))?;
+        result
     }
 
     pub fn change_rows(&self) -> Result<i64> {

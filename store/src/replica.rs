@@ -20,7 +20,7 @@ use crate::document::{Conflict, FleetDoc, FleetState, HistoryEntry, RevertOutcom
 use crate::error::{Result, StoreError};
 use crate::health::{self, HealthRegister, StoredRegister};
 use crate::identity::{self, Identity};
-use crate::ids::MemberKey;
+use crate::ids::{MemberKey, Role};
 
 pub const DB_FILE: &str = "replica.db";
 pub const IDENTITY_FILE: &str = "identity.key";
@@ -377,6 +377,54 @@ impl Replica {
     /// them for `&[]`): what a peer at `heads` lacks.
     pub fn changes_after(&mut self, heads: &[ChangeHash]) -> Vec<Change> {
         self.doc.automerge_mut().get_changes(heads)
+    }
+
+    // ---- invites -----------------------------------------------------------
+
+    /// Issues a one-time invite secret for `role`, valid for `ttl_ms`.
+    pub fn create_invite(&mut self, role: Role, ttl_ms: i64) -> Result<String> {
+        if self.opts.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        if ttl_ms <= 0 {
+            return Err(StoreError::Invalid(
+                "an invite's lifetime must be positive".into(),
+            ));
+        }
+        let secret = identity::random_hex::<16>();
+        let now = now_ms();
+        self.db
+            .add_invite(&secret, role.as_str(), now, now.saturating_add(ttl_ms))?;
+        Ok(secret)
+    }
+
+    /// Redeems an invite for the replica `key` named `name`: checks the
+    /// secret is one this replica issued, unused and unexpired, marks it used
+    /// and enrolls the member with the invite's role.
+    pub fn redeem_invite(&mut self, secret: &str, key: &MemberKey, name: &str) -> Result<Role> {
+        let now = now_ms();
+        let invite = self
+            .db
+            .redeem_invite(secret, key.as_str(), now)?
+            .ok_or_else(|| {
+                StoreError::Invalid("the invite token is not one this replica issued".into())
+            })?;
+        if let Some(by) = &invite.used_by {
+            if by != key.as_str() {
+                return Err(StoreError::Invalid(
+                    "the invite token was already used".into(),
+                ));
+            }
+        } else if invite.expires_ms <= now {
+            return Err(StoreError::Invalid("the invite token has expired".into()));
+        }
+        let role = Role::parse(&invite.role)?;
+        if self.state.members.get(key).is_none_or(|m| m.role != role) {
+            self.change(&format!("enroll {name} as {role}"), |doc, _| {
+                doc.put_member(key, name, role, now)
+            })?;
+        }
+        Ok(role)
     }
 
     // ---- config ------------------------------------------------------------

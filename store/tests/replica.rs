@@ -459,3 +459,65 @@ fn malformed_entries_from_another_replica_are_skipped_and_reported() {
     assert_eq!(st.sites.len(), 2);
     assert_eq!(eff(&r, "cam-1", "heartbeat.interval_s"), Some(json!(10)));
 }
+
+#[test]
+fn an_invite_enrolls_once_and_then_only_its_own_joiner_may_retry() {
+    use fleetdeck_store::{MemberKey, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = fleet(dir.path());
+    let secret = r.create_invite(Role::Operator, 3_600_000).unwrap();
+    let joiner = MemberKey::parse(&"ab".repeat(32)).unwrap();
+    assert_eq!(
+        r.redeem_invite(&secret, &joiner, "tech-laptop").unwrap(),
+        Role::Operator
+    );
+    let m = &r.state().members[&joiner];
+    assert_eq!((m.name.as_str(), m.role), ("tech-laptop", Role::Operator));
+    // The same joiner retrying (a dropped first sync) is fine and writes nothing.
+    let heads = r.heads();
+    r.redeem_invite(&secret, &joiner, "tech-laptop").unwrap();
+    assert_eq!(r.heads(), heads);
+    // Anyone else is refused.
+    let other = MemberKey::parse(&"cd".repeat(32)).unwrap();
+    let e = r
+        .redeem_invite(&secret, &other, "x")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already used"), "{e}");
+    let e = r
+        .redeem_invite("0123", &other, "x")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not one this replica issued"), "{e}");
+    assert!(!r.state().members.contains_key(&other));
+}
+
+#[test]
+fn an_expired_invite_is_refused() {
+    use fleetdeck_store::{MemberKey, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = fleet(dir.path());
+    let secret = r.create_invite(Role::Node, 1).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let k = MemberKey::parse(&"ab".repeat(32)).unwrap();
+    let e = r.redeem_invite(&secret, &k, "n").unwrap_err().to_string();
+    assert!(e.contains("expired"), "{e}");
+}
+
+#[test]
+fn a_version_1_database_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fleet(dir.path()));
+    let conn = rusqlite::Connection::open(dir.path().join("replica.db")).unwrap();
+    conn.execute_batch("DROP TABLE invites; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    let mut r = Replica::open(dir.path()).unwrap();
+    r.create_invite(fleetdeck_store::Role::Viewer, 60_000)
+        .unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("replica.db")).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
+}
