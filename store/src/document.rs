@@ -82,6 +82,9 @@ pub struct MemberRecord {
     pub name: String,
     pub role: String,
     pub added_ms: i64,
+    /// Direct addresses (`IP:PORT`) where the member last said it listens.
+    #[autosurgeon(missing = "Vec::new")]
+    pub addrs: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Hydrate, Reconcile)]
@@ -161,6 +164,7 @@ pub struct Member {
     pub name: String,
     pub role: Role,
     pub added_ms: i64,
+    pub addrs: Vec<String>,
 }
 
 /// A typed, read-only view of the document at one point, rebuilt after every
@@ -479,6 +483,35 @@ impl FleetDoc {
         Ok(out)
     }
 
+    /// Every record of a collection as `(id, field → value)`, in one pass
+    /// over the map. Sites and nodes are read this way: 10,000 nodes read
+    /// through autosurgeon's per-key hydrate cost ~6× more (BENCHMARKS.md).
+    fn read_records(
+        &self,
+        map: &str,
+        problems: &mut Vec<String>,
+    ) -> Result<Vec<(String, HashMap<String, Value>)>> {
+        let obj = self.obj(map)?;
+        let mut out = Vec::new();
+        for item in self.doc.map_range(&obj, ..) {
+            if !matches!(item.value, ValueRef::Object(ObjType::Map)) {
+                problems.push(format!("{map}: skipped '{}': not a record", item.key));
+                continue;
+            }
+            let fields = self
+                .doc
+                .map_range(item.id(), ..)
+                .map(|f| (f.key.to_string(), json_of(&f.value)))
+                .collect();
+            out.push((item.key.to_string(), fields));
+        }
+        Ok(out)
+    }
+
+    pub fn fleet_id(&self) -> String {
+        self.meta_str("fleet_id")
+    }
+
     fn hydrate_map<T: Hydrate>(
         &self,
         map: &str,
@@ -507,30 +540,44 @@ impl FleetDoc {
         for (_, path, v) in self.read_flat(FLEET, &mut problems)? {
             st.fleet.insert(path, v);
         }
-        for (id, rec) in self.hydrate_map::<SiteRecord>(SITES, &mut problems)? {
-            match SiteId::parse(&id) {
-                Ok(id) => {
-                    st.sites.insert(
-                        id.clone(),
-                        Site {
-                            id,
-                            record: rec,
-                            overrides: Layer::new(),
-                        },
-                    );
-                }
-                Err(e) => problems.push(format!("sites: skipped: {e}")),
-            }
+        let text = |f: &HashMap<String, Value>, k: &str| {
+            f.get(k).and_then(|v| v.as_str()).map(str::to_string)
+        };
+        let num = |f: &HashMap<String, Value>, k: &str| f.get(k).and_then(Value::as_f64);
+        for (id, f) in self.read_records(SITES, &mut problems)? {
+            let (Ok(sid), Some(name)) = (SiteId::parse(&id), text(&f, "name")) else {
+                problems.push(format!("sites: skipped malformed site '{id}'"));
+                continue;
+            };
+            let record = SiteRecord {
+                name,
+                lat: num(&f, "lat"),
+                lon: num(&f, "lon"),
+                zone: text(&f, "zone"),
+            };
+            st.sites.insert(
+                sid.clone(),
+                Site {
+                    id: sid,
+                    record,
+                    overrides: Layer::new(),
+                },
+            );
         }
-        for (id, rec) in self.hydrate_map::<NodeRecord>(NODES, &mut problems)? {
-            match (NodeId::parse(&id), SiteId::parse(&rec.site)) {
-                (Ok(id), Ok(site)) => {
+        for (id, f) in self.read_records(NODES, &mut problems)? {
+            let site = text(&f, "site");
+            match (NodeId::parse(&id), site.as_deref().map(SiteId::parse)) {
+                (Ok(nid), Some(Ok(site_id))) => {
+                    let record = NodeRecord {
+                        site: site_id.to_string(),
+                        role: text(&f, "role"),
+                    };
                     st.nodes.insert(
-                        id.clone(),
+                        nid.clone(),
                         Node {
-                            id,
-                            site,
-                            record: rec,
+                            id: nid,
+                            site: site_id,
+                            record,
                             overrides: Layer::new(),
                         },
                     );
@@ -566,6 +613,7 @@ impl FleetDoc {
                             name: rec.name,
                             role,
                             added_ms: rec.added_ms,
+                            addrs: rec.addrs,
                         },
                     );
                 }
@@ -813,12 +861,37 @@ impl FleetDoc {
             )));
         }
         let members = self.obj(MEMBERS)?;
+        let addrs = autosurgeon::hydrate_prop::<_, Option<MemberRecord>, _, _>(
+            &self.doc,
+            &members,
+            key.as_str(),
+        )
+        .ok()
+        .flatten()
+        .map(|m| m.addrs)
+        .unwrap_or_default();
         let rec = MemberRecord {
             name: name.to_string(),
             role: role.as_str().to_string(),
             added_ms: now_ms,
+            addrs,
         };
         autosurgeon::reconcile_prop(&mut self.doc, &members, key.as_str(), &rec)?;
+        Ok(())
+    }
+
+    /// Records where a member listens (written by the member itself when it
+    /// starts serving, read by everyone who dials it).
+    pub fn set_member_addrs(&mut self, key: &MemberKey, addrs: &[String]) -> Result<()> {
+        let members = self.obj(MEMBERS)?;
+        let Some((automerge::Value::Object(ObjType::Map), rec)) =
+            self.doc.get(&members, key.as_str())?
+        else {
+            return Err(StoreError::Invalid(format!(
+                "{key} is not a member of this fleet"
+            )));
+        };
+        autosurgeon::reconcile_prop(&mut self.doc, &rec, "addrs", addrs.to_vec())?;
         Ok(())
     }
 

@@ -82,6 +82,14 @@ impl MemberKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        // Validated as 64 hex digits at construction.
+        if let Ok(b) = hex::decode(&self.0) {
+            out.copy_from_slice(&b);
+        }
+        out
+    }
     /// The first 8 hex characters, for tables.
     pub fn short(&self) -> &str {
         &self.0[..8]

@@ -123,7 +123,7 @@ impl Replica {
         let doc = FleetDoc::from_automerge(am).map_err(|e| {
             StoreError::Invalid(format!("the changes received are not a whole fleet: {e}"))
         })?;
-        let fleet_id = doc.state()?.fleet_id;
+        let fleet_id = doc.fleet_id();
         create_dir(dir)?;
         load_or_create_identity(dir)?;
         write_new_db(dir, &fleet_id, &changes)?;
@@ -167,19 +167,19 @@ impl Replica {
             path: db_path.clone(),
             detail: e.to_string(),
         })?;
-        if let Some(id) = db.meta("fleet_id")? {
-            let st = doc.state()?;
-            if st.fleet_id != id {
-                return Err(StoreError::Corrupt {
-                    path: db_path,
-                    detail: format!(
-                        "the document belongs to fleet {} but the database to fleet {id}",
-                        st.fleet_id
-                    ),
-                });
-            }
+        let state = doc.state()?;
+        if let Some(id) = db.meta("fleet_id")?
+            && state.fleet_id != id
+        {
+            return Err(StoreError::Corrupt {
+                path: db_path,
+                detail: format!(
+                    "the document belongs to fleet {} but the database to fleet {id}",
+                    state.fleet_id
+                ),
+            });
         }
-        let state = Arc::new(doc.state()?);
+        let state = Arc::new(state);
         let mut r = Replica {
             dir: dir.to_path_buf(),
             db,
@@ -621,6 +621,7 @@ pub fn load_or_create_identity(dir: &Path) -> Result<Identity> {
     if path.exists() {
         return Identity::load(&path);
     }
+    create_dir(dir)?;
     let id = Identity::generate();
     id.save_new(&path)?;
     Ok(id)
