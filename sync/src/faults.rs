@@ -1,0 +1,131 @@
+//! Fault injection for the transport: partitions between named replicas,
+//! delay and random connection drops. Tests and the scenario runner hold a
+//! [`Faults`] and change it while replicas run; sessions consult it on every
+//! frame and on every connect, so there are no test-only branches elsewhere.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fleetdeck_store::MemberKey;
+
+#[derive(Default)]
+struct State {
+    /// Replicas cut off from everyone.
+    isolated: BTreeSet<MemberKey>,
+    /// Pairs that cannot reach each other (stored ordered).
+    cut: BTreeSet<(MemberKey, MemberKey)>,
+    delay: Duration,
+    /// Probability (per million) that a frame kills its connection.
+    drop_ppm: u32,
+    rng: u64,
+}
+
+/// Shared, cheap to clone; the default lets everything through.
+#[derive(Clone, Default)]
+pub struct Faults(Arc<Mutex<State>>);
+
+fn pair(a: &MemberKey, b: &MemberKey) -> (MemberKey, MemberKey) {
+    if a <= b {
+        (a.clone(), b.clone())
+    } else {
+        (b.clone(), a.clone())
+    }
+}
+
+impl Faults {
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g)
+    }
+
+    /// Cuts every link between the two groups.
+    pub fn partition(&self, a: &[MemberKey], b: &[MemberKey]) {
+        self.with(|s| {
+            for x in a {
+                for y in b {
+                    if x != y {
+                        s.cut.insert(pair(x, y));
+                    }
+                }
+            }
+        });
+    }
+
+    /// Restores the link between two replicas (other cuts stay).
+    pub fn reconnect(&self, a: &MemberKey, b: &MemberKey) {
+        self.with(|s| {
+            s.cut.remove(&pair(a, b));
+        });
+    }
+
+    /// Cuts a replica off from everyone (a site losing its WAN, a dead hub).
+    pub fn isolate(&self, k: &MemberKey) {
+        self.with(|s| {
+            s.isolated.insert(k.clone());
+        });
+    }
+
+    /// Heals every partition and isolation.
+    pub fn heal(&self) {
+        self.with(|s| {
+            s.cut.clear();
+            s.isolated.clear();
+        });
+    }
+
+    pub fn set_delay(&self, d: Duration) {
+        self.with(|s| s.delay = d);
+    }
+
+    /// Each frame kills its connection with this probability (0.0 to 1.0).
+    pub fn set_drop_rate(&self, p: f64, seed: u64) {
+        self.with(|s| {
+            s.drop_ppm = (p.clamp(0.0, 1.0) * 1_000_000.0) as u32;
+            s.rng = seed | 1;
+        });
+    }
+
+    pub fn blocked(&self, a: &MemberKey, b: &MemberKey) -> bool {
+        self.with(|s| {
+            s.isolated.contains(a) || s.isolated.contains(b) || s.cut.contains(&pair(a, b))
+        })
+    }
+
+    pub(crate) fn delay(&self) -> Duration {
+        self.with(|s| s.delay)
+    }
+
+    pub(crate) fn should_drop(&self) -> bool {
+        self.with(|s| {
+            if s.drop_ppm == 0 {
+                return false;
+            }
+            s.rng ^= s.rng << 13;
+            s.rng ^= s.rng >> 7;
+            s.rng ^= s.rng << 17;
+            (s.rng % 1_000_000) < s.drop_ppm as u64
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(b: u8) -> MemberKey {
+        MemberKey::from_bytes(&[b; 32])
+    }
+
+    #[test]
+    fn partitions_are_symmetric_and_heal() {
+        let f = Faults::default();
+        f.partition(&[k(1), k(2)], &[k(3)]);
+        assert!(f.blocked(&k(3), &k(1)) && f.blocked(&k(2), &k(3)));
+        assert!(!f.blocked(&k(1), &k(2)));
+        f.isolate(&k(1));
+        assert!(f.blocked(&k(1), &k(2)));
+        f.heal();
+        assert!(!f.blocked(&k(1), &k(3)) && !f.blocked(&k(1), &k(2)));
+    }
+}

@@ -1,0 +1,151 @@
+//! Joining a fleet with an invite: a fresh data dir gets an identity,
+//! presents the invite to the inviter, and receives the whole fleet. The
+//! joiner trusts what the inviter sends (it holds no member list yet); from
+//! then on its replica verifies every change like any other.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use automerge::AutoCommit;
+use automerge::sync::{Message, State, SyncDoc};
+use fleetdeck_store::replica::{DB_FILE, load_or_create_identity};
+use fleetdeck_store::{Replica, StoreError, now_ms};
+use iroh::address_lookup::MemoryLookup;
+use iroh::endpoint::VarInt;
+use iroh::{EndpointAddr, EndpointId};
+
+use crate::engine::{SyncError, bind_endpoint};
+use crate::session::read_hello;
+use crate::token::InviteToken;
+use crate::wire::{self, ALPN, Hello, Msg, PROTOCOL_VERSION, WireError};
+
+pub async fn join(
+    dir: &Path,
+    token: &InviteToken,
+    name: &str,
+    listen: SocketAddr,
+    limit: Duration,
+) -> Result<Replica, SyncError> {
+    if dir.join(DB_FILE).exists() {
+        return Err(StoreError::ReplicaExists(dir.to_path_buf()).into());
+    }
+    token
+        .check_fresh(now_ms())
+        .map_err(|e| SyncError::Invalid(e.to_string()))?;
+    if name.trim().is_empty() {
+        return Err(SyncError::Invalid("--name must not be empty".into()));
+    }
+    let identity = load_or_create_identity(dir)?;
+    let lookup = MemoryLookup::new();
+    let endpoint = bind_endpoint(identity.secret_bytes(), listen, &lookup).await?;
+    let fetched = fetch(&endpoint, token, name, limit).await;
+    endpoint.close().await;
+    Ok(Replica::init_from_changes(dir, fetched?)?)
+}
+
+/// Presents the invite and receives the whole fleet document.
+async fn fetch(
+    endpoint: &iroh::Endpoint,
+    token: &InviteToken,
+    name: &str,
+    limit: Duration,
+) -> Result<Vec<automerge::Change>, SyncError> {
+    let inviter = EndpointId::from_bytes(&token.inviter)
+        .map_err(|_| SyncError::Invalid("the invite token names no valid inviter key".into()))?;
+    let mut addr = EndpointAddr::new(inviter);
+    for a in &token.addrs {
+        addr = addr.with_ip_addr(*a);
+    }
+    let peer = format!(
+        "the inviter at {}",
+        token
+            .addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let fail = |detail: String| SyncError::Connect {
+        peer: peer.clone(),
+        detail,
+    };
+    let conn = tokio::time::timeout(Duration::from_secs(10), endpoint.connect(addr, ALPN))
+        .await
+        .map_err(|_| fail("timed out (is `fleetdeck serve` running there?)".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| fail(e.to_string()))?;
+    let hello = Hello {
+        protocol: PROTOCOL_VERSION,
+        fleet_id: token.fleet_id.clone(),
+        name: name.to_string(),
+        token: Some(token.secret.clone()),
+    };
+    wire::write_msg(&mut send, &Msg::Hello(hello))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let theirs = read_hello(&mut recv)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if theirs.fleet_id != token.fleet_id {
+        return Err(fail(format!(
+            "it answered for fleet {}, not the invite's",
+            theirs.fleet_id
+        )));
+    }
+
+    let mut doc = AutoCommit::new();
+    let mut state = State::new();
+    let started = Instant::now();
+    if let Some(m) = doc.sync().generate_sync_message(&mut state) {
+        wire::write_msg(&mut send, &Msg::Doc(m.encode()))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    loop {
+        let left = limit.saturating_sub(started.elapsed());
+        let frame = tokio::time::timeout(left, wire::read_msg(&mut recv))
+            .await
+            .map_err(|_| {
+                fail(format!(
+                    "the fleet did not arrive within {}s",
+                    limit.as_secs()
+                ))
+            })?;
+        let msg = match frame {
+            Ok((m, _)) => m,
+            Err(WireError::Closed) => return Err(fail("the inviter closed the session".into())),
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        match msg {
+            Msg::Doc(bytes) => {
+                let m = Message::decode(&bytes)
+                    .map_err(|e| fail(format!("undecodable sync message: {e}")))?;
+                doc.sync()
+                    .receive_sync_message(&mut state, m)
+                    .map_err(|e| fail(e.to_string()))?;
+                if let Some(reply) = doc.sync().generate_sync_message(&mut state) {
+                    wire::write_msg(&mut send, &Msg::Doc(reply.encode()))
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+            }
+            Msg::Refuse(why) => return Err(fail(format!("refused: {why}"))),
+            // Health comes with the first `serve`; the fleet is what matters here.
+            _ => {}
+        }
+        let mut ours = doc.get_heads();
+        ours.sort();
+        let done = state.their_heads.as_ref().is_some_and(|h| {
+            let mut h = h.clone();
+            h.sort();
+            !h.is_empty() && h == ours
+        });
+        if done {
+            break;
+        }
+    }
+    let _ = send.finish();
+    conn.close(VarInt::from_u32(0), b"joined");
+    Ok(doc.get_changes(&[]))
+}

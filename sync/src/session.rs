@@ -1,0 +1,357 @@
+//! One session with one peer over one bi-directional stream: the hello, then
+//! the automerge sync protocol for the fleet document and the digest
+//! exchange for health registers, then pushes as things change, with a
+//! periodic anti-entropy round as a safety net.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use automerge::sync::{Message, State as SyncState, SyncDoc};
+use fleetdeck_store::MemberKey;
+use fleetdeck_store::health::HealthRegister;
+use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
+use tokio::sync::mpsc;
+
+use crate::engine::Inner;
+use crate::verify;
+use crate::wire::{self, Hello, Msg, PROTOCOL_VERSION, WireError};
+
+/// Time allowed for the hello in each direction.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Local changes are coalesced for this long before they are pushed.
+pub(crate) const COALESCE: Duration = Duration::from_millis(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    Wire(#[from] WireError),
+    #[error("refused by peer: {0}")]
+    RefusedByPeer(String),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("replica: {0}")]
+    Store(#[from] fleetdeck_store::StoreError),
+    #[error("timed out waiting for the peer's hello")]
+    HelloTimeout,
+    #[error("connection dropped by fault injection")]
+    InjectedDrop,
+    #[error("partitioned by fault injection")]
+    Partitioned,
+    #[error("a session with this peer already exists")]
+    Duplicate,
+}
+
+/// How a session ends when the caller only wants one sync (`sync --once`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Mode {
+    Keep,
+    /// End once both sides hold the same document heads and nothing was
+    /// received for this long.
+    Once(Duration),
+}
+
+pub(crate) struct Session {
+    inner: Arc<Inner>,
+    remote: MemberKey,
+    remote_name: String,
+    conn: Connection,
+    send: SendStream,
+    sync: SyncState,
+    /// node id → highest health seq the peer is known to hold.
+    peer_health: HashMap<String, u64>,
+    bytes_out: u64,
+}
+
+pub(crate) async fn read_hello(recv: &mut RecvStream) -> Result<Hello, SessionError> {
+    match tokio::time::timeout(HELLO_TIMEOUT, wire::read_msg(recv)).await {
+        Err(_) => Err(SessionError::HelloTimeout),
+        Ok(Err(e)) => Err(e.into()),
+        Ok(Ok((Msg::Hello(h), _))) => Ok(h),
+        Ok(Ok((Msg::Refuse(r), _))) => Err(SessionError::RefusedByPeer(r)),
+        Ok(Ok(_)) => Err(SessionError::Protocol(
+            "the first frame was not a hello".into(),
+        )),
+    }
+}
+
+pub(crate) fn check_hello(h: &Hello, fleet_id: &str) -> Result<(), SessionError> {
+    if h.protocol != PROTOCOL_VERSION {
+        return Err(SessionError::Refused(format!(
+            "protocol version {} is not supported (this replica speaks {PROTOCOL_VERSION})",
+            h.protocol
+        )));
+    }
+    if h.fleet_id != fleet_id {
+        return Err(SessionError::Refused(format!(
+            "fleet {} is not this replica's fleet {fleet_id}",
+            h.fleet_id
+        )));
+    }
+    Ok(())
+}
+
+impl Session {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        remote: MemberKey,
+        remote_name: String,
+        conn: Connection,
+        send: SendStream,
+    ) -> Self {
+        Session {
+            inner,
+            remote,
+            remote_name,
+            conn,
+            send,
+            sync: SyncState::new(),
+            peer_health: HashMap::new(),
+            bytes_out: 0,
+        }
+    }
+
+    async fn send(&mut self, msg: &Msg) -> Result<(), SessionError> {
+        let faults = &self.inner.faults;
+        if faults.blocked(&self.inner.key, &self.remote) {
+            return Err(SessionError::Partitioned);
+        }
+        if faults.should_drop() {
+            return Err(SessionError::InjectedDrop);
+        }
+        let delay = faults.delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let n = wire::write_msg(&mut self.send, msg).await?;
+        self.bytes_out += n as u64;
+        self.inner.stats.add_out(n as u64);
+        Ok(())
+    }
+
+    /// The document sync message to send now, if the protocol has one.
+    fn doc_message(&mut self) -> Option<Msg> {
+        let mut r = self.inner.lock_replica();
+        let msg = r
+            .doc_mut()
+            .automerge_mut()
+            .sync()
+            .generate_sync_message(&mut self.sync);
+        msg.map(|m| Msg::Doc(m.encode()))
+    }
+
+    fn digest(&self) -> Msg {
+        let r = self.inner.lock_replica();
+        Msg::HealthDigest(
+            r.health()
+                .iter()
+                .map(|(node, s)| (node.clone(), s.reg.seq))
+                .collect(),
+        )
+    }
+
+    /// Registers this replica holds that the peer is not known to hold.
+    fn newer_health(&mut self) -> Option<Msg> {
+        let r = self.inner.lock_replica();
+        let mut out = Vec::new();
+        for (node, s) in r.health() {
+            if self
+                .peer_health
+                .get(node)
+                .is_none_or(|seq| *seq < s.reg.seq)
+                && let Ok(bytes) = serde_json::to_vec(&s.reg)
+            {
+                self.peer_health.insert(node.clone(), s.reg.seq);
+                out.push(bytes);
+            }
+        }
+        drop(r);
+        (!out.is_empty()).then_some(Msg::Health(out))
+    }
+
+    async fn push(&mut self) -> Result<(), SessionError> {
+        if let Some(m) = self.doc_message() {
+            self.send(&m).await?;
+        }
+        if let Some(m) = self.newer_health() {
+            self.send(&m).await?;
+        }
+        Ok(())
+    }
+
+    /// Handles one frame from the peer; returns whether the local replica
+    /// changed.
+    fn handle(&mut self, msg: Msg) -> Result<bool, SessionError> {
+        match msg {
+            Msg::Doc(bytes) => {
+                let m = Message::decode(&bytes).map_err(|e| {
+                    SessionError::Protocol(format!("undecodable sync message: {e}"))
+                })?;
+                let mut r = self.inner.lock_replica();
+                let admitted = verify::receive(&mut r, &mut self.sync, m)?;
+                drop(r);
+                self.inner
+                    .peer_synced(&self.remote, self.sync.their_heads.clone());
+                Ok(admitted.accepted > 0)
+            }
+            Msg::HealthDigest(list) => {
+                for (node, seq) in list {
+                    let e = self.peer_health.entry(node).or_default();
+                    *e = (*e).max(seq);
+                }
+                Ok(false)
+            }
+            Msg::Health(regs) => {
+                let mut changed = false;
+                let mut r = self.inner.lock_replica();
+                for bytes in regs {
+                    let reg: HealthRegister = serde_json::from_slice(&bytes).map_err(|e| {
+                        SessionError::Protocol(format!("undecodable health register: {e}"))
+                    })?;
+                    let known = fleetdeck_store::NodeId::parse(&reg.node)
+                        .is_ok_and(|n| r.state().nodes.contains_key(&n));
+                    let e = self.peer_health.entry(reg.node.clone()).or_default();
+                    *e = (*e).max(reg.seq);
+                    if !known {
+                        continue;
+                    }
+                    match r.record_health(&reg) {
+                        Ok(stored) => changed |= stored,
+                        // A register with bad numbers is the peer's problem,
+                        // not a reason to end the session.
+                        Err(fleetdeck_store::StoreError::Invalid(why)) => {
+                            tracing::warn!(peer = %self.remote.short(), "skipped a health register: {why}");
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(changed)
+            }
+            Msg::Hello(_) => Err(SessionError::Protocol("a second hello".into())),
+            Msg::Refuse(why) => Err(SessionError::RefusedByPeer(why)),
+        }
+    }
+
+    fn in_sync(&mut self) -> bool {
+        let mut r = self.inner.lock_replica();
+        let ours = r.heads();
+        self.sync.their_heads.as_ref().is_some_and(|h| {
+            let mut a = h.clone();
+            let mut b = ours.clone();
+            a.sort();
+            b.sort();
+            a == b
+        })
+    }
+
+    /// Runs until the peer goes away, the session is refused or dropped, or
+    /// (in `Once` mode) both sides are in sync.
+    pub(crate) async fn run(mut self, recv: RecvStream, mode: Mode) -> Result<(), SessionError> {
+        let (tx, mut rx) = mpsc::channel::<Result<(Msg, usize), WireError>>(64);
+        // Reading a frame is not cancel-safe, so one task reads and this
+        // loop selects over what it delivers.
+        let reader = tokio::spawn(async move {
+            let mut recv = recv;
+            loop {
+                let r = wire::read_msg(&mut recv).await;
+                let stop = r.is_err();
+                if tx.send(r).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        let mut result = self.main_loop(&mut rx, mode).await;
+        reader.abort();
+        // The peer closing its end with code 0 is a normal goodbye.
+        if let Err(SessionError::Wire(WireError::Io(_) | WireError::Closed)) = &result
+            && matches!(self.conn.close_reason(), Some(ConnectionError::ApplicationClosed(c)) if c.error_code == VarInt::from_u32(0))
+        {
+            result = Ok(());
+        }
+        let (code, reason): (u32, &[u8]) = match &result {
+            Ok(()) => (0, b"done"),
+            Err(SessionError::Refused(_)) => (403, b"refused"),
+            Err(SessionError::Duplicate) => (409, b"duplicate session"),
+            Err(_) => (1, b"session ended"),
+        };
+        if let Err(SessionError::Refused(why)) = &result {
+            let _ = wire::write_msg(&mut self.send, &Msg::Refuse(why.clone())).await;
+        }
+        let _ = self.send.finish();
+        self.conn.close(VarInt::from_u32(code), reason);
+        result
+    }
+
+    async fn main_loop(
+        &mut self,
+        rx: &mut mpsc::Receiver<Result<(Msg, usize), WireError>>,
+        mode: Mode,
+    ) -> Result<(), SessionError> {
+        let mut changed = self.inner.changed.subscribe();
+        let mut anti_entropy = tokio::time::interval(self.inner.cfg.anti_entropy);
+        anti_entropy.tick().await;
+        let digest = self.digest();
+        self.send(&digest).await?;
+        self.push().await?;
+        let mut last_rx = Instant::now();
+        let mut idle = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                frame = rx.recv() => {
+                    let (msg, n) = match frame {
+                        Some(Ok(f)) => f,
+                        Some(Err(WireError::Closed)) | None => return Ok(()),
+                        Some(Err(e)) => return Err(e.into()),
+                    };
+                    self.inner.stats.add_in(n as u64);
+                    last_rx = Instant::now();
+                    if self.inner.faults.blocked(&self.inner.key, &self.remote) {
+                        return Err(SessionError::Partitioned);
+                    }
+                    let was_digest = matches!(msg, Msg::HealthDigest(_));
+                    if self.handle(msg)? {
+                        self.inner.notify_changed();
+                    }
+                    if was_digest {
+                        if let Some(m) = self.newer_health() {
+                            self.send(&m).await?;
+                        }
+                    } else if let Some(m) = self.doc_message() {
+                        self.send(&m).await?;
+                    }
+                }
+                r = changed.changed() => {
+                    if r.is_err() {
+                        return Ok(());
+                    }
+                    // Coalesce a burst of local changes into one push.
+                    tokio::time::sleep(COALESCE).await;
+                    changed.borrow_and_update();
+                    self.push().await?;
+                }
+                _ = anti_entropy.tick() => {
+                    let digest = self.digest();
+                    self.send(&digest).await?;
+                    self.push().await?;
+                }
+                _ = idle.tick() => {
+                    if self.inner.faults.blocked(&self.inner.key, &self.remote) {
+                        return Err(SessionError::Partitioned);
+                    }
+                    if let Mode::Once(quiet) = mode
+                        && last_rx.elapsed() >= quiet
+                        && self.in_sync()
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn remote_name(&self) -> &str {
+        &self.remote_name
+    }
+}

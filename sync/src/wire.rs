@@ -1,0 +1,169 @@
+//! The one wire protocol between replicas: length-prefixed frames, each
+//! holding one [`Msg`] encoded with postcard. Every frame is bounded; a frame
+//! that is too large, truncated or undecodable ends the session with an error
+//! naming what was wrong, and nothing is applied from it.
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The ALPN of fleetdeck sync over iroh.
+pub const ALPN: &[u8] = b"fleetdeck/sync/1";
+
+/// Bumped on any incompatible change to [`Msg`].
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Largest frame accepted or sent. A whole-fleet first sync of a large fleet
+/// is a few MB; anything beyond this is refused, not buffered.
+pub const MAX_FRAME: usize = 32 * 1024 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u16,
+    /// The fleet the sender belongs to (empty when joining with a token and
+    /// holding no fleet yet).
+    pub fleet_id: String,
+    /// The sender's member name, for logs and `peers`.
+    pub name: String,
+    /// A one-time invite secret, presented by a replica that is not a member
+    /// yet.
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Msg {
+    /// First frame in each direction.
+    Hello(Hello),
+    /// The session is refused or ended; the reason is for the log.
+    Refuse(String),
+    /// An automerge sync protocol message for the fleet document.
+    Doc(Vec<u8>),
+    /// node id → highest health sequence number the sender holds.
+    HealthDigest(Vec<(String, u64)>),
+    /// Health registers (JSON), newer than what the receiver said it holds.
+    Health(Vec<Vec<u8>>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("peer closed the stream")]
+    Closed,
+    #[error("frame of {0} bytes is larger than the limit of {MAX_FRAME}")]
+    TooLarge(usize),
+    #[error("stream ended inside a frame")]
+    Truncated,
+    #[error("undecodable frame: {0}")]
+    Decode(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn encode(msg: &Msg) -> Result<Vec<u8>, WireError> {
+    let body = postcard::to_stdvec(msg).map_err(|e| WireError::Decode(e.to_string()))?;
+    if body.len() > MAX_FRAME {
+        return Err(WireError::TooLarge(body.len()));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+pub fn decode(body: &[u8]) -> Result<Msg, WireError> {
+    postcard::from_bytes(body).map_err(|e| WireError::Decode(e.to_string()))
+}
+
+pub async fn write_msg<W: AsyncWrite + Unpin>(w: &mut W, msg: &Msg) -> Result<usize, WireError> {
+    let frame = encode(msg)?;
+    w.write_all(&frame).await?;
+    w.flush().await?;
+    Ok(frame.len())
+}
+
+/// Reads one frame. `Closed` when the stream ends cleanly between frames.
+pub async fn read_msg<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Msg, usize), WireError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(WireError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_FRAME {
+        return Err(WireError::TooLarge(n));
+    }
+    let mut body = vec![0u8; n];
+    match r.read_exact(&mut body).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(WireError::Truncated);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok((decode(&body)?, 4 + n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Msg {
+        Msg::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            fleet_id: "f".into(),
+            name: "n".into(),
+            token: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip() {
+        let msgs = vec![
+            hello(),
+            Msg::Doc(vec![1, 2, 3]),
+            Msg::HealthDigest(vec![("a".into(), 7)]),
+        ];
+        let mut buf = Vec::new();
+        for m in &msgs {
+            write_msg(&mut buf, m).await.unwrap();
+        }
+        let mut r = buf.as_slice();
+        for m in &msgs {
+            assert_eq!(&read_msg(&mut r).await.unwrap().0, m);
+        }
+        assert!(matches!(read_msg(&mut r).await, Err(WireError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn oversized_truncated_and_garbage_frames_are_errors_not_panics() {
+        let big = ((MAX_FRAME + 1) as u32).to_be_bytes();
+        assert!(matches!(
+            read_msg(&mut &big[..]).await,
+            Err(WireError::TooLarge(_))
+        ));
+
+        let frame = encode(&hello()).unwrap();
+        let cut = &frame[..frame.len() - 2];
+        assert!(matches!(
+            read_msg(&mut &cut[..]).await,
+            Err(WireError::Truncated)
+        ));
+
+        let mut garbage = 5u32.to_be_bytes().to_vec();
+        garbage.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert!(matches!(
+            read_msg(&mut &garbage[..]).await,
+            Err(WireError::Decode(_))
+        ));
+
+        // Random bytes never panic the decoder.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 64) as usize;
+            let bytes: Vec<u8> = (0..len).map(|i| (seed >> (i % 8 * 8)) as u8).collect();
+            let _ = decode(&bytes);
+        }
+    }
+}
