@@ -4,8 +4,10 @@
 //! Exit codes: 0 success, 1 a user error (bad value, unknown site, no
 //! replica) with one sentence on stderr, 2 a usage error (from clap).
 
+mod net;
 mod output;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,7 +17,7 @@ use fleetdeck_store::alerts::Ack;
 use fleetdeck_store::config::{self, ConfigPath};
 use fleetdeck_store::diff::diff_states;
 use fleetdeck_store::document::{LayerRef, NodeRecord, SiteRecord};
-use fleetdeck_store::{NodeId, Replica, SiteId, StoreError, now_ms};
+use fleetdeck_store::{NodeId, Replica, Role, SiteId, now_ms};
 use serde_json::{Value, json};
 
 use crate::output::{Out, Table, fmt_time, short};
@@ -87,6 +89,59 @@ enum Cmd {
     Status,
     /// Open alerts; `ack` and `silence` them for everyone
     Alerts(AlertsArgs),
+    /// Print a one-time token that enrolls a new replica (run `serve` here too)
+    Invite {
+        /// The new replica's role
+        #[arg(long, default_value = "operator", value_parser = parse_role)]
+        role: Role,
+        /// How long the token stays valid
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: std::time::Duration,
+        /// Address(es) the new replica dials [default: the ones `serve` published]
+        #[arg(long = "addr", value_name = "IP:PORT")]
+        addrs: Vec<SocketAddr>,
+    },
+    /// Enroll a new replica in the data dir with a token and receive the fleet
+    Join {
+        token: String,
+        /// This replica's member name
+        #[arg(long)]
+        name: String,
+        /// Local address to use
+        #[arg(long, default_value = "0.0.0.0:0")]
+        listen: SocketAddr,
+    },
+    /// Peers: connected or not, address, last sync, last error
+    Peers,
+    /// Sync now: with one peer (`--peer`) or every member with an address
+    Sync {
+        /// ENDPOINT_ID@IP:PORT (as `serve` prints) or a member's name
+        #[arg(long)]
+        peer: Option<String>,
+        /// Sync until in step, then exit (without it: keep syncing until Ctrl-C)
+        #[arg(long)]
+        once: bool,
+    },
+    /// Carry changes by hand: a file with everything this replica has
+    #[command(subcommand)]
+    Bundle(BundleCmd),
+    /// Keep this replica online and in sync (hub, laptop) without a console
+    Serve {
+        #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], net::DEFAULT_PORT)))]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleCmd {
+    /// Write every change and health register of this replica to FILE
+    Export { file: PathBuf },
+    /// Merge a bundle (verified like network input; importing twice changes nothing)
+    Import { file: PathBuf },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Args)]
@@ -237,16 +292,36 @@ fn data_dir(cli: &Cli) -> Result<PathBuf> {
         })
 }
 
+fn init_logging(cli: &Cli) {
+    let default = if cli.quiet {
+        "error"
+    } else if cli.verbose {
+        "info,fleetdeck_sync=debug"
+    } else {
+        match cli.cmd {
+            Cmd::Serve { .. } | Cmd::Sync { once: false, .. } => "warn,fleetdeck_sync=info",
+            _ => "warn",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(&cli);
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One sentence: the store's errors already name what was wrong.
-            let msg = match e.downcast_ref::<StoreError>() {
-                Some(se) => se.to_string(),
-                None => format!("{e:#}"),
-            };
+            // One sentence: our errors already carry their cause in their
+            // text, so the chain is not printed again.
+            let msg = e.to_string();
             eprintln!("error: {msg}");
             ExitCode::from(1)
         }
@@ -395,6 +470,30 @@ fn run(cli: &Cli) -> Result<()> {
             })
         }
         Cmd::Alerts(args) => alerts(cli, &out, args),
+        Cmd::Invite { role, ttl, addrs } => net::invite(&mut open(cli)?, &out, *role, *ttl, addrs),
+        Cmd::Join {
+            token,
+            name,
+            listen,
+        } => net::join_cmd(&data_dir(cli)?, &out, token, name, *listen),
+        Cmd::Peers => net::peers(&data_dir(cli)?, &open(cli)?, &out),
+        Cmd::Sync { peer, once: true } => net::sync_once(open(cli)?, &out, peer.as_deref()),
+        Cmd::Sync { peer, once: false } => {
+            let port = SocketAddr::from(([0, 0, 0, 0], 0));
+            net::serve(
+                &data_dir(cli)?,
+                open(cli)?,
+                &out,
+                port,
+                peer.as_deref(),
+                cli.quiet,
+            )
+        }
+        Cmd::Bundle(BundleCmd::Export { file }) => net::bundle_export(&mut open(cli)?, &out, file),
+        Cmd::Bundle(BundleCmd::Import { file }) => net::bundle_import(&mut open(cli)?, &out, file),
+        Cmd::Serve { listen } => {
+            net::serve(&data_dir(cli)?, open(cli)?, &out, *listen, None, cli.quiet)
+        }
     }
 }
 

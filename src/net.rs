@@ -1,0 +1,337 @@
+//! The CLI's peer commands: invite, join, serve, sync, peers, bundle.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use fleetdeck_store::{Replica, Role, now_ms};
+use fleetdeck_sync::{
+    Engine, EngineConfig, InviteToken, StatusFile, bundle, format_endpoint_addr, join,
+    parse_endpoint_addr,
+};
+use serde_json::json;
+
+use crate::output::{Out, Table, ago, fmt_time, short};
+
+/// Where a serving process writes its peer table for `peers`.
+pub const STATUS_FILE: &str = "peers.json";
+/// The port `serve` listens on by default.
+pub const DEFAULT_PORT: u16 = 7447;
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+pub fn invite(
+    replica: &mut Replica,
+    out: &Out,
+    role: Role,
+    ttl: Duration,
+    addrs: &[SocketAddr],
+) -> Result<()> {
+    let st = replica.state().clone();
+    let me = st
+        .members
+        .get(replica.key())
+        .ok_or_else(|| anyhow!("this replica is not a member of its own fleet"))?;
+    if !matches!(me.role, Role::Admin | Role::Operator) {
+        bail!(
+            "only admin and operator replicas may invite; this one is {}",
+            me.role
+        );
+    }
+    let addrs: Vec<SocketAddr> = if addrs.is_empty() {
+        me.addrs.iter().filter_map(|a| a.parse().ok()).collect()
+    } else {
+        addrs.to_vec()
+    };
+    if addrs.is_empty() {
+        bail!(
+            "this replica has published no address yet: run `fleetdeck serve` here first (it records where it listens), or pass --addr IP:PORT"
+        );
+    }
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let secret = replica.create_invite(role, ttl_ms)?;
+    let inviter = replica.key().to_bytes();
+    let token = InviteToken {
+        fleet_id: st.fleet_id.clone(),
+        fleet_name: st.name.clone(),
+        inviter,
+        addrs,
+        secret,
+        role: role.to_string(),
+        expires_ms: now_ms().saturating_add(ttl_ms),
+    };
+    let t = token.encode();
+    out.emit(
+        &json!({"token": t, "role": role, "expires_ms": token.expires_ms, "addrs": token.addrs}),
+        || {
+            format!(
+                "{t}\n\none-time token for a {role} replica of fleet {}, valid until {}; on the new machine run:\n  fleetdeck join TOKEN --name NAME\nwhile `fleetdeck serve` runs here",
+                st.name,
+                fmt_time(token.expires_ms)
+            )
+        },
+    )
+}
+
+pub fn join_cmd(dir: &Path, out: &Out, token: &str, name: &str, listen: SocketAddr) -> Result<()> {
+    let token = InviteToken::decode(token)?;
+    let rt = runtime()?;
+    let r = rt.block_on(join::join(
+        dir,
+        &token,
+        name,
+        listen,
+        Duration::from_secs(120),
+    ))?;
+    let st = r.state();
+    let role = st
+        .members
+        .get(r.key())
+        .map(|m| m.role.to_string())
+        .unwrap_or_default();
+    out.emit(
+        &json!({"fleet_id": st.fleet_id, "fleet_name": st.name, "member": r.key(), "name": name, "role": role, "sites": st.sites.len(), "nodes": st.nodes.len(), "data_dir": dir}),
+        || {
+            format!(
+                "joined fleet '{}' as {name} ({role}): {} site(s), {} node(s) in {}\nrun `fleetdeck serve` to keep this replica in sync",
+                st.name,
+                st.sites.len(),
+                st.nodes.len(),
+                dir.display()
+            )
+        },
+    )
+}
+
+/// Resolves `--peer`: `ID@IP:PORT`, or a member's name or key whose
+/// addresses the fleet document knows.
+fn resolve_peer(replica: &Replica, peer: &str) -> Result<iroh::EndpointAddr> {
+    if peer.contains('@') {
+        return Ok(parse_endpoint_addr(peer)?);
+    }
+    let st = replica.state();
+    let m = st
+        .members
+        .values()
+        .find(|m| m.name == peer || m.key.as_str() == peer)
+        .ok_or_else(|| {
+            anyhow!(
+                "no member named '{peer}' (give ENDPOINT_ID@IP:PORT, as `fleetdeck serve` prints)"
+            )
+        })?;
+    let addr = format!("{}@{}", m.key, m.addrs.join(","));
+    if m.addrs.is_empty() {
+        bail!("member '{peer}' has published no address; give ENDPOINT_ID@IP:PORT");
+    }
+    Ok(parse_endpoint_addr(&addr)?)
+}
+
+pub fn serve(
+    dir: &Path,
+    replica: Replica,
+    out: &Out,
+    listen: SocketAddr,
+    peer: Option<&str>,
+    quiet: bool,
+) -> Result<()> {
+    let target = peer.map(|p| resolve_peer(&replica, p)).transpose()?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut cfg = EngineConfig::new(listen);
+        cfg.status_file = Some(dir.join(STATUS_FILE));
+        let engine = Engine::start(replica, cfg).await?;
+        let addr = format_endpoint_addr(&engine.endpoint_addr());
+        if !quiet {
+            out.emit(&json!({"listening": engine.local_addrs(), "peer_addr": addr, "member": engine.key()}), || {
+                format!("serving on {}; peers reach this replica as\n  {addr}\nCtrl-C stops", engine
+                    .local_addrs()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+            })?;
+        }
+        if let Some(t) = target {
+            engine.connect(t);
+        }
+        tokio::signal::ctrl_c().await?;
+        engine.shutdown().await;
+        let _ = std::fs::remove_file(dir.join(STATUS_FILE));
+        Ok(())
+    })
+}
+
+pub fn sync_once(replica: Replica, out: &Out, peer: Option<&str>) -> Result<()> {
+    let targets: Vec<(String, iroh::EndpointAddr)> = match peer {
+        Some(p) => vec![(p.to_string(), resolve_peer(&replica, p)?)],
+        None => {
+            let st = replica.state();
+            st.members
+                .values()
+                .filter(|m| &m.key != replica.key() && !m.addrs.is_empty())
+                .filter_map(|m| {
+                    resolve_peer(&replica, m.key.as_str())
+                        .ok()
+                        .map(|a| (m.name.clone(), a))
+                })
+                .collect()
+        }
+    };
+    if targets.is_empty() {
+        bail!(
+            "no peer to sync with: no member has published an address; pass --peer ENDPOINT_ID@IP:PORT"
+        );
+    }
+    let rt = runtime()?;
+    let results = rt.block_on(async {
+        let mut cfg = EngineConfig::new("0.0.0.0:0".parse().expect("valid"));
+        cfg.dial = false;
+        cfg.publish_addrs = false;
+        let engine = Engine::start(replica, cfg).await?;
+        let mut results = Vec::new();
+        for (name, addr) in targets {
+            let r = engine
+                .sync_once(addr, Duration::from_millis(300), Duration::from_secs(60))
+                .await;
+            results.push((name, r.map_err(|e| e.to_string())));
+        }
+        let (bytes_in, bytes_out) = (engine.stats().bytes_in(), engine.stats().bytes_out());
+        engine.shutdown().await;
+        anyhow::Ok((results, bytes_in, bytes_out))
+    })?;
+    let (results, bytes_in, bytes_out) = results;
+    let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
+    let rows: Vec<_> = results
+        .iter()
+        .map(|(n, r)| json!({"peer": n, "ok": r.is_ok(), "error": r.as_ref().err()}))
+        .collect();
+    out.emit(
+        &json!({"peers": rows, "bytes_in": bytes_in, "bytes_out": bytes_out}),
+        || {
+            let mut s = String::new();
+            for (n, r) in &results {
+                match r {
+                    Ok(()) => s.push_str(&format!("synced with {n}\n")),
+                    Err(e) => s.push_str(&format!("could not sync with {n}: {e}\n")),
+                }
+            }
+            s.push_str(&format!("{bytes_out} bytes sent, {bytes_in} received"));
+            s
+        },
+    )?;
+    if ok == 0 {
+        bail!("could not sync with any peer");
+    }
+    Ok(())
+}
+
+pub fn peers(dir: &Path, replica: &Replica, out: &Out) -> Result<()> {
+    let status: Option<StatusFile> = std::fs::read(dir.join(STATUS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let now = now_ms();
+    let running = status.as_ref().is_some_and(|s| now - s.written_ms < 5_000);
+    let st = replica.state();
+    let rows: Vec<serde_json::Value> = st
+        .members
+        .values()
+        .filter(|m| &m.key != replica.key())
+        .map(|m| {
+            let p = status
+                .as_ref()
+                .and_then(|s| s.peers.iter().find(|p| p.key == m.key.as_str()));
+            json!({
+                "key": m.key, "name": m.name, "role": m.role,
+                "connected": running && p.is_some_and(|p| p.connected),
+                "addr": p.and_then(|p| p.addr.clone()).or_else(|| m.addrs.first().cloned()),
+                "last_sync_ms": p.and_then(|p| p.last_sync_ms),
+                "lacks": p.and_then(|p| p.lacks),
+                "last_error": p.and_then(|p| p.last_error.clone()),
+            })
+        })
+        .collect();
+    let doc = json!({"serving": running, "status_written_ms": status.as_ref().map(|s| s.written_ms), "peers": rows});
+    out.emit(&doc, || {
+        let mut s = match (&status, running) {
+            (_, true) => String::from("serve is running on this data dir\n"),
+            (Some(st), false) => format!(
+                "serve is not running (last status {})\n",
+                ago(now, st.written_ms)
+            ),
+            (None, false) => String::from(
+                "serve is not running on this data dir: peers are listed from the fleet document\n",
+            ),
+        };
+        let mut t = Table::new(&[
+            "PEER",
+            "KEY",
+            "ROLE",
+            "STATE",
+            "ADDRESS",
+            "LAST SYNC",
+            "LACKS",
+            "LAST ERROR",
+        ]);
+        for r in &rows {
+            let text = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+            t.row(vec![
+                text("name"),
+                short(r["key"].as_str().unwrap_or("")).to_string(),
+                text("role"),
+                if r["connected"] == true {
+                    "connected".into()
+                } else {
+                    "-".into()
+                },
+                text("addr"),
+                r["last_sync_ms"]
+                    .as_i64()
+                    .map_or("never".into(), |t| ago(now, t)),
+                r["lacks"]
+                    .as_u64()
+                    .map_or("-".into(), |n| format!("{n} change(s)")),
+                text("last_error"),
+            ]);
+        }
+        s.push_str(&t.render());
+        s
+    })
+}
+
+pub fn bundle_export(replica: &mut Replica, out: &Out, file: &Path) -> Result<()> {
+    let e = bundle::export(replica, file)?;
+    out.emit(&e, || {
+        format!(
+            "wrote {}: {} change(s), {} health register(s), {} bytes",
+            file.display(),
+            e.changes,
+            e.health,
+            e.bytes
+        )
+    })
+}
+
+pub fn bundle_import(replica: &mut Replica, out: &Out, file: &Path) -> Result<()> {
+    let i = bundle::import(replica, file)?;
+    out.emit(&i, || {
+        let mut s = format!(
+            "imported {}: {} new change(s), {} new health register(s)",
+            file.display(),
+            i.changes_new,
+            i.health_new
+        );
+        if i.changes_refused > 0 {
+            s.push_str(&format!(
+                "; {} change(s) refused (authors not members)",
+                i.changes_refused
+            ));
+        }
+        s
+    })
+}
