@@ -121,6 +121,9 @@ enum Cmd {
         /// Sync until in step, then exit (without it: keep syncing until Ctrl-C)
         #[arg(long)]
         once: bool,
+        /// Do not look for members on the local network (without --once)
+        #[arg(long)]
+        no_mdns: bool,
     },
     /// Carry changes by hand: a file with everything this replica has
     #[command(subcommand)]
@@ -129,6 +132,9 @@ enum Cmd {
     Serve {
         #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], net::DEFAULT_PORT)))]
         listen: SocketAddr,
+        /// Do not look for (or announce to) members on the local network
+        #[arg(long)]
+        no_mdns: bool,
     },
 }
 
@@ -477,22 +483,32 @@ fn run(cli: &Cli) -> Result<()> {
             listen,
         } => net::join_cmd(&data_dir(cli)?, &out, token, name, *listen),
         Cmd::Peers => net::peers(&data_dir(cli)?, &open(cli)?, &out),
-        Cmd::Sync { peer, once: true } => net::sync_once(open(cli)?, &out, peer.as_deref()),
-        Cmd::Sync { peer, once: false } => {
-            let port = SocketAddr::from(([0, 0, 0, 0], 0));
-            net::serve(
-                &data_dir(cli)?,
-                open(cli)?,
-                &out,
-                port,
-                peer.as_deref(),
-                cli.quiet,
-            )
+        Cmd::Sync {
+            peer, once: true, ..
+        } => net::sync_once(open(cli)?, &out, peer.as_deref()),
+        Cmd::Sync {
+            peer,
+            once: false,
+            no_mdns,
+        } => {
+            let opts = net::ServeOpts {
+                listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+                peer: peer.as_deref(),
+                mdns: !no_mdns,
+                quiet: cli.quiet,
+            };
+            net::serve(&data_dir(cli)?, open(cli)?, &out, opts)
         }
         Cmd::Bundle(BundleCmd::Export { file }) => net::bundle_export(&mut open(cli)?, &out, file),
         Cmd::Bundle(BundleCmd::Import { file }) => net::bundle_import(&mut open(cli)?, &out, file),
-        Cmd::Serve { listen } => {
-            net::serve(&data_dir(cli)?, open(cli)?, &out, *listen, None, cli.quiet)
+        Cmd::Serve { listen, no_mdns } => {
+            let opts = net::ServeOpts {
+                listen: *listen,
+                peer: None,
+                mdns: !no_mdns,
+                quiet: cli.quiet,
+            };
+            net::serve(&data_dir(cli)?, open(cli)?, &out, opts)
         }
     }
 }

@@ -132,18 +132,25 @@ fn resolve_peer(replica: &Replica, peer: &str) -> Result<iroh::EndpointAddr> {
     Ok(parse_endpoint_addr(&addr)?)
 }
 
-pub fn serve(
-    dir: &Path,
-    replica: Replica,
-    out: &Out,
-    listen: SocketAddr,
-    peer: Option<&str>,
-    quiet: bool,
-) -> Result<()> {
+pub struct ServeOpts<'a> {
+    pub listen: SocketAddr,
+    pub peer: Option<&'a str>,
+    pub mdns: bool,
+    pub quiet: bool,
+}
+
+pub fn serve(dir: &Path, replica: Replica, out: &Out, opts: ServeOpts<'_>) -> Result<()> {
+    let ServeOpts {
+        listen,
+        peer,
+        mdns,
+        quiet,
+    } = opts;
     let target = peer.map(|p| resolve_peer(&replica, p)).transpose()?;
     let rt = runtime()?;
     rt.block_on(async {
         let mut cfg = EngineConfig::new(listen);
+        cfg.mdns = mdns;
         cfg.status_file = Some(dir.join(STATUS_FILE));
         let engine = Engine::start(replica, cfg).await?;
         let addr = format_endpoint_addr(&engine.endpoint_addr());

@@ -17,6 +17,7 @@ use iroh::endpoint::{
 };
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
 use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
+use iroh_mdns_address_lookup::{DiscoveryEvent, MdnsAddressLookup};
 use rand::RngExt;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -46,6 +47,8 @@ pub struct EngineConfig {
     pub publish_addrs: bool,
     /// Where `peers` status is written for other processes to read.
     pub status_file: Option<PathBuf>,
+    /// Find members on the local network by mDNS (and be found).
+    pub mdns: bool,
 }
 
 impl EngineConfig {
@@ -60,6 +63,7 @@ impl EngineConfig {
             dial: true,
             publish_addrs: true,
             status_file: None,
+            mdns: false,
         }
     }
 }
@@ -149,6 +153,8 @@ pub(crate) struct Inner {
     pub(crate) fleet_id: String,
     pub(crate) endpoint: Endpoint,
     lookup: MemoryLookup,
+    /// Members found on the LAN by mDNS, with the addresses they advertise.
+    discovered: Mutex<HashMap<MemberKey, Vec<SocketAddr>>>,
     pub(crate) changed: watch::Sender<u64>,
     live: Mutex<HashMap<MemberKey, Live>>,
     book: Mutex<HashMap<MemberKey, PeerBook>>,
@@ -383,16 +389,25 @@ impl Inner {
     fn targets(&self) -> Vec<(MemberKey, Vec<SocketAddr>)> {
         let r = self.lock_replica();
         let st = r.state();
+        let discovered = lock(&self.discovered);
         let mut all: Vec<(MemberKey, Vec<SocketAddr>, bool)> = st
             .members
             .values()
-            .filter(|m| m.key != self.key && !m.addrs.is_empty())
-            .map(|m| {
-                let addrs = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-                let preferred = matches!(m.role, Role::Admin | Role::Operator);
-                (m.key.clone(), addrs, preferred)
+            .filter(|m| m.key != self.key)
+            .filter_map(|m| {
+                let on_lan = discovered.get(&m.key);
+                let mut addrs: Vec<SocketAddr> =
+                    m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                addrs.extend(on_lan.into_iter().flatten());
+                addrs.sort();
+                addrs.dedup();
+                // Hubs and laptops, and whoever is on this LAN (a site's
+                // own nodes), are always kept; the rest are sampled.
+                let preferred = on_lan.is_some() || matches!(m.role, Role::Admin | Role::Operator);
+                (!addrs.is_empty()).then(|| (m.key.clone(), addrs, preferred))
             })
             .collect();
+        drop(discovered);
         drop(r);
         let mut rng = rand::rng();
         let mut out = Vec::new();
@@ -537,6 +552,7 @@ impl Engine {
             fleet_id: st.fleet_id.clone(),
             endpoint: endpoint.clone(),
             lookup,
+            discovered: Mutex::new(HashMap::new()),
             changed,
             live: Mutex::new(HashMap::new()),
             book: Mutex::new(HashMap::new()),
@@ -559,6 +575,23 @@ impl Engine {
                 )?;
             }
         }
+        let mut mdns_task = None;
+        if cfg.mdns {
+            match MdnsAddressLookup::builder()
+                .service_name(MDNS_SERVICE)
+                .build(endpoint.id())
+            {
+                Ok(mdns) => {
+                    if let Ok(services) = endpoint.address_lookup() {
+                        services.add(mdns.clone());
+                    }
+                    mdns_task = Some(tokio::spawn(mdns_loop(inner.clone(), mdns)));
+                }
+                // No multicast here (a container, a namespace): sync goes on
+                // with the addresses the fleet document knows.
+                Err(e) => tracing::warn!("LAN discovery (mDNS) is off: {e}"),
+            }
+        }
         let router = Router::builder(endpoint)
             .accept(ALPN, Acceptor(inner.clone()))
             .spawn();
@@ -569,6 +602,7 @@ impl Engine {
         if cfg.status_file.is_some() {
             tasks.push(tokio::spawn(status_loop(inner.clone())));
         }
+        tasks.extend(mdns_task);
         Ok(Engine {
             inner,
             router,
@@ -729,6 +763,38 @@ fn peer_status(inner: &Arc<Inner>) -> Vec<PeerStatus> {
             }
         })
         .collect()
+}
+
+/// The mDNS service name fleetdeck replicas advertise under.
+pub const MDNS_SERVICE: &str = "fleetdeck";
+
+/// Keeps the map of members seen on the LAN. Endpoints that are not members
+/// of this fleet (other fleets, other iroh programs) are ignored.
+async fn mdns_loop(inner: Arc<Inner>, mdns: MdnsAddressLookup) {
+    use n0_future::StreamExt;
+    let mut events = mdns.subscribe().await;
+    while let Some(ev) = events.next().await {
+        match ev {
+            DiscoveryEvent::Discovered { endpoint_info, .. } => {
+                let key = member_key(&endpoint_info.endpoint_id);
+                let member = inner.lock_replica().state().members.contains_key(&key);
+                if !member || key == inner.key {
+                    continue;
+                }
+                let addrs: Vec<SocketAddr> = endpoint_info.data.ip_addrs().copied().collect();
+                tracing::info!(peer = %key.short(), ?addrs, "found a member on the LAN");
+                lock(&inner.discovered).insert(key.clone(), addrs);
+                // Dial it on the next round rather than after a backoff.
+                if let Some(b) = lock(&inner.book).get_mut(&key) {
+                    b.next_try = None;
+                }
+            }
+            DiscoveryEvent::Expired { endpoint_id } => {
+                lock(&inner.discovered).remove(&member_key(&endpoint_id));
+            }
+            _ => {}
+        }
+    }
 }
 
 async fn poll_loop(inner: Arc<Inner>) {
