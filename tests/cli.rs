@@ -304,6 +304,7 @@ fn beat(node: &str, seq: u64, time_ms: i64, disk: f64) -> HealthRegister {
         tls: vec![],
         backup: None,
         applied: None,
+        ..Default::default()
     }
 }
 

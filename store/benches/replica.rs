@@ -531,6 +531,7 @@ fn generate(dir: &Path, sites: usize) -> BoxResult<(Replica, Generated)> {
                 duration_ms: 800 + rng.below(20_000),
                 at_ms: eval_now - rng.below(7 * DAY_MS as u64) as i64,
             }),
+            ..Default::default()
         };
         r.record_health(&reg)?;
     }

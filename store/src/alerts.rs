@@ -163,6 +163,9 @@ pub enum AlertKind {
     BackupFailed,
     BackupStale,
     ApplyFailed,
+    CheckFailed,
+    Drift,
+    SafeMode,
 }
 
 impl AlertKind {
@@ -176,6 +179,9 @@ impl AlertKind {
             AlertKind::BackupFailed => "backup_failed",
             AlertKind::BackupStale => "backup_stale",
             AlertKind::ApplyFailed => "apply_failed",
+            AlertKind::CheckFailed => "check_failed",
+            AlertKind::Drift => "drift",
+            AlertKind::SafeMode => "safe_mode",
         }
     }
 }
@@ -541,6 +547,61 @@ fn node_alerts(
             );
         }
     }
+
+    for c in reg.checks.iter().filter(|c| !c.ok) {
+        let mut message = format!("check {} failed on node {node}", c.name);
+        if !c.output.is_empty() {
+            message.push_str(": ");
+            message.push_str(c.output.lines().last().unwrap_or_default());
+        }
+        out.push(
+            Raised {
+                id: format!("check:{node}:{}", c.name),
+                kind: AlertKind::CheckFailed,
+                severity: Severity::Medium,
+                site,
+                node: Some(node),
+                since_ms: None,
+                message,
+            },
+            start,
+        );
+    }
+
+    if !reg.drift.is_empty() {
+        out.push(
+            Raised {
+                id: format!("drift:{node}"),
+                kind: AlertKind::Drift,
+                severity: Severity::Medium,
+                site,
+                node: Some(node),
+                since_ms: None,
+                message: format!(
+                    "files edited by hand on node {node}: {}",
+                    reg.drift.join(", ")
+                ),
+            },
+            start,
+        );
+    }
+
+    if let Some(why) = &reg.safe_mode {
+        out.push(
+            Raised {
+                id: format!("safe-mode:{node}"),
+                kind: AlertKind::SafeMode,
+                severity: Severity::Hard,
+                site,
+                node: Some(node),
+                since_ms: None,
+                message: format!(
+                    "node {node} is in safe mode and applies nothing until resumed (`fleetdeck node resume {node}`): {why}"
+                ),
+            },
+            start,
+        );
+    }
 }
 
 /// Every active alert of the fleet at `now_ms`, with acks and silences from
@@ -726,7 +787,9 @@ pub fn summarize(states: &[(String, SiteState)], alerts: &[Alert], now_ms: i64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::{ApplyReport, BackupStatus, DbBackup, DiskUsage, Metrics, TlsCert};
+    use crate::health::{
+        ApplyReport, BackupStatus, CheckResult, DbBackup, DiskUsage, Metrics, TlsCert,
+    };
 
     const T0: i64 = 1_700_000_000_000;
 
@@ -749,6 +812,7 @@ mod tests {
             tls: vec![],
             backup: None,
             applied: None,
+            ..Default::default()
         }
     }
 
@@ -1046,6 +1110,38 @@ mod tests {
         assert_eq!(alerts[0].kind, AlertKind::BackupStale);
         assert_eq!(alerts[0].severity, Severity::Hard);
         assert_eq!(alerts[0].since_ms, Some(T0));
+    }
+
+    #[test]
+    fn failed_checks_drift_and_safe_mode_raise_alerts() {
+        let mut r = reg("n1", T0);
+        r.checks = vec![
+            CheckResult {
+                name: "frigate".into(),
+                ok: false,
+                output: "connection refused".into(),
+            },
+            CheckResult {
+                name: "disk-smart".into(),
+                ok: true,
+                output: String::new(),
+            },
+        ];
+        r.drift = vec!["frigate/config.yml".into()];
+        r.safe_mode = Some("3 failed applies in a row".into());
+        let sites = [site("s1", vec![node("n1", Some(&r))])];
+        let alerts = eval(&sites, T0 + 1_000);
+        let ids: Vec<(&str, Severity)> =
+            alerts.iter().map(|a| (a.id.as_str(), a.severity)).collect();
+        assert_eq!(
+            ids,
+            vec![
+                ("safe-mode:n1", Severity::Hard),
+                ("check:n1:frigate", Severity::Medium),
+                ("drift:n1", Severity::Medium),
+            ]
+        );
+        assert!(alerts[1].message.contains("connection refused"));
     }
 
     #[test]

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS health_samples (
 ";
 
 /// What a node last reported about itself.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct HealthRegister {
     /// The node id, as text.
     pub node: String,
@@ -64,6 +64,25 @@ pub struct HealthRegister {
     pub backup: Option<BackupStatus>,
     #[serde(default)]
     pub applied: Option<ApplyReport>,
+    /// Named check commands from the node's config, as last run.
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
+    /// Rendered files found edited by hand in the live release.
+    #[serde(default)]
+    pub drift: Vec<String>,
+    /// Why the node stopped applying (safe mode), until an operator resumes it.
+    #[serde(default)]
+    pub safe_mode: Option<String>,
+}
+
+/// One named check command's last result.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct CheckResult {
+    pub name: String,
+    pub ok: bool,
+    /// The tail of its output (or why it could not run).
+    #[serde(default)]
+    pub output: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -517,6 +536,7 @@ mod tests {
             tls: vec![],
             backup: None,
             applied: None,
+            ..Default::default()
         }
     }
 

@@ -30,6 +30,7 @@ fn a_bundle_carries_edits_and_health_and_importing_twice_changes_nothing() {
         tls: vec![],
         backup: None,
         applied: None,
+        ..Default::default()
     })
     .unwrap();
     let file = tmp.path().join("site-a.fdb");

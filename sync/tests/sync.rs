@@ -25,6 +25,7 @@ async fn an_edit_reaches_every_replica_and_health_spreads() {
         tls: vec![],
         backup: None,
         applied: None,
+        ..Default::default()
     };
     f.engines[2].with_replica(|r| r.record_health(&beat).unwrap());
     f.engines[2].changed();
