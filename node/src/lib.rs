@@ -1,1 +1,12 @@
-//! `node`: the node daemon (heartbeats, apply and rollback, drift, rollouts, commands). Nothing here yet: the daemon is issue 4.
+//! `fleetdeck-node`: the daemon on every site device. It holds a replica,
+//! reports heartbeats, applies its node's effective config atomically with a
+//! health check and rollback, watches for hand edits, honours the fleet's
+//! freeze, and stops applying (safe mode) after repeated failures — and keeps
+//! running its last good release forever when cut off.
+//!
+//! It never draws anything; it reads the replica and talks to peers through
+//! `sync`.
+
+pub mod apply;
+pub mod command;
+pub mod render;
