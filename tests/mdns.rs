@@ -18,7 +18,12 @@ struct Namespace(String);
 impl Namespace {
     fn create(tag: &str) -> Option<Namespace> {
         let name = format!("fd{tag}{}", std::process::id());
-        let ip = |args: &[&str]| Command::new("ip").args(args).status().is_ok_and(|s| s.success());
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
         if !ip(&["netns", "add", &name]) {
             return None;
         }
@@ -36,7 +41,13 @@ impl Namespace {
 
     fn spawn(&self, dir: &Path, extra: &[&str]) -> Child {
         Command::new("ip")
-            .args(["netns", "exec", &self.0, env!("CARGO_BIN_EXE_fleetdeck"), "--data"])
+            .args([
+                "netns",
+                "exec",
+                &self.0,
+                env!("CARGO_BIN_EXE_fleetdeck"),
+                "--data",
+            ])
             .arg(dir)
             .args(["serve", "--listen", "0.0.0.0:0"])
             .args(extra)
@@ -117,8 +128,10 @@ fn members_on_one_lan_find_each_other_with_no_address_typed() {
 
     let mut ra = Replica::open(&a).unwrap();
     let p = ConfigPath::parse("lan.found").unwrap();
-    ra.change("edit on the node", |d, _| d.set_config(&LayerRef::Fleet, &p, &json!(true)))
-        .unwrap();
+    ra.change("edit on the node", |d, _| {
+        d.set_config(&LayerRef::Fleet, &p, &json!(true))
+    })
+    .unwrap();
     let start = Instant::now();
     let mut seen = false;
     while start.elapsed() < Duration::from_secs(20) {
@@ -128,7 +141,10 @@ fn members_on_one_lan_find_each_other_with_no_address_typed() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(seen, "the laptop found the node by mDNS and received its edit");
+    assert!(
+        seen,
+        "the laptop found the node by mDNS and received its edit"
+    );
 }
 
 #[test]
@@ -140,11 +156,20 @@ fn with_mdns_off_strangers_stay_apart() {
     let ns = Namespace::create("off").expect("namespace");
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = two_strangers(tmp.path());
-    let _servers = Kill(vec![ns.spawn(&a, &["--no-mdns"]), ns.spawn(&b, &["--no-mdns"])]);
+    let _servers = Kill(vec![
+        ns.spawn(&a, &["--no-mdns"]),
+        ns.spawn(&b, &["--no-mdns"]),
+    ]);
     let mut ra = Replica::open(&a).unwrap();
     let p = ConfigPath::parse("lan.found").unwrap();
-    ra.change("edit", |d, _| d.set_config(&LayerRef::Fleet, &p, &json!(true)))
-        .unwrap();
+    ra.change("edit", |d, _| {
+        d.set_config(&LayerRef::Fleet, &p, &json!(true))
+    })
+    .unwrap();
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(fleet_value(&b, "lan.found"), None, "no discovery, no address: no sync");
+    assert_eq!(
+        fleet_value(&b, "lan.found"),
+        None,
+        "no discovery, no address: no sync"
+    );
 }
