@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 a user error (bad value, unknown site, no
 //! replica) with one sentence on stderr, 2 a usage error (from clap).
 
+mod daemon;
 mod net;
 mod output;
 
@@ -16,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use fleetdeck_store::alerts::Ack;
 use fleetdeck_store::config::{self, ConfigPath};
 use fleetdeck_store::diff::diff_states;
-use fleetdeck_store::document::{LayerRef, NodeRecord, SiteRecord};
+use fleetdeck_store::document::{FreezeRecord, LayerRef, NodeRecord, SiteRecord};
 use fleetdeck_store::{NodeId, Replica, Role, SiteId, now_ms};
 use serde_json::{Value, json};
 
@@ -128,6 +129,16 @@ enum Cmd {
     /// Carry changes by hand: a file with everything this replica has
     #[command(subcommand)]
     Bundle(BundleCmd),
+    /// Emergency stop: no node applies anything new until `unfreeze`
+    Freeze {
+        #[arg(short, long, default_value = "")]
+        message: String,
+    },
+    /// Let nodes apply again after a freeze
+    Unfreeze {
+        #[arg(short, long, default_value = "")]
+        message: String,
+    },
     /// Keep this replica online and in sync (hub, laptop) without a console
     Serve {
         #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], net::DEFAULT_PORT)))]
@@ -219,6 +230,27 @@ enum NodeCmd {
     Show { node_id: String },
     /// Remove a node and its overrides
     Rm { node_id: String },
+    /// Run the daemon for a node on this replica (the device's own service)
+    Run {
+        /// The node this replica runs [default: the one bound to this replica]
+        #[arg(long)]
+        node: Option<String>,
+        /// Where releases are rendered and `current` points [default: DATA/root]
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], net::DEFAULT_PORT)))]
+        listen: SocketAddr,
+        /// Serve Prometheus metrics here (e.g. 127.0.0.1:9477)
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<SocketAddr>,
+        /// Do not look for members on the local network
+        #[arg(long)]
+        no_mdns: bool,
+    },
+    /// Let a node in safe mode apply again
+    Resume { node_id: String },
+    /// Forget which replica runs a node (to move it to new hardware)
+    Unbind { node_id: String },
 }
 
 #[derive(Args)]
@@ -305,7 +337,9 @@ fn init_logging(cli: &Cli) {
         "info,fleetdeck_sync=debug"
     } else {
         match cli.cmd {
-            Cmd::Serve { .. } | Cmd::Sync { once: false, .. } => "warn,fleetdeck_sync=info",
+            Cmd::Serve { .. } | Cmd::Sync { once: false, .. } | Cmd::Node(NodeCmd::Run { .. }) => {
+                "warn,fleetdeck_sync=info"
+            }
             _ => "warn",
         }
     };
@@ -499,6 +533,8 @@ fn run(cli: &Cli) -> Result<()> {
             };
             net::serve(&data_dir(cli)?, open(cli)?, &out, opts)
         }
+        Cmd::Freeze { message } => set_freeze(cli, &out, true, message),
+        Cmd::Unfreeze { message } => set_freeze(cli, &out, false, message),
         Cmd::Bundle(BundleCmd::Export { file }) => net::bundle_export(&mut open(cli)?, &out, file),
         Cmd::Bundle(BundleCmd::Import { file }) => net::bundle_import(&mut open(cli)?, &out, file),
         Cmd::Serve { listen, no_mdns } => {
@@ -673,7 +709,11 @@ fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
             let st = r.state();
             let n = st.node(&id)?;
             let h = r.health().get(id.as_str());
-            let doc = json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": layer_json(&n.overrides), "health": h.map(|h| &h.reg), "received_ms": h.map(|h| h.received_ms)});
+            let desired = st
+                .effective_node(&id)
+                .map(|e| fleetdeck_node::render::revision(&e.to_tree()))
+                .ok();
+            let doc = json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": layer_json(&n.overrides), "desired_revision": desired, "bound_to": n.key, "health": h.map(|h| &h.reg), "received_ms": h.map(|h| h.received_ms)});
             out.emit(&doc, || {
                 let mut text = format!(
                     "node {}  site {}  role {}\n",
@@ -697,6 +737,36 @@ fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
                     }
                     None => text.push_str("health    never reported\n"),
                 }
+                if let Ok(eff) = st.effective_node(&id) {
+                    let desired = fleetdeck_node::render::revision(&eff.to_tree());
+                    let applied = h.and_then(|h| h.reg.applied.as_ref());
+                    text.push_str(&format!("desired   {desired}\n"));
+                    match applied {
+                        Some(a) => text.push_str(&format!(
+                            "applied   {} ({:?}{}){}\n",
+                            a.revision,
+                            a.result,
+                            a.error
+                                .as_ref()
+                                .map(|e| format!(": {e}"))
+                                .unwrap_or_default(),
+                            if a.revision == desired {
+                                ""
+                            } else {
+                                "  [behind]"
+                            }
+                        )),
+                        None => text.push_str("applied   nothing reported yet\n"),
+                    }
+                }
+                if let Some(h) = h {
+                    if let Some(why) = &h.reg.safe_mode {
+                        text.push_str(&format!("SAFE MODE {why} (`fleetdeck node resume {id}`)\n"));
+                    }
+                    if !h.reg.drift.is_empty() {
+                        text.push_str(&format!("drift     {}\n", h.reg.drift.join(", ")));
+                    }
+                }
                 text.push_str("overrides");
                 if n.overrides.is_empty() {
                     text.push_str("  -");
@@ -712,6 +782,40 @@ fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
             let (_, hash) =
                 r.change(&format!("remove node {id}"), |doc, _| doc.remove_node(&id))?;
             out.done(&format!("removed node {id}"), hash)
+        }
+        NodeCmd::Resume { node_id } => {
+            let id = NodeId::parse(node_id)?;
+            let (_, hash) = r.change(&format!("resume node {id}"), |doc, _| {
+                doc.resume_node(&id, now_ms())
+            })?;
+            out.done(
+                &format!("node {id} may apply again (it leaves safe mode when it sees this)"),
+                hash,
+            )
+        }
+        NodeCmd::Unbind { node_id } => {
+            let id = NodeId::parse(node_id)?;
+            let (_, hash) =
+                r.change(&format!("unbind node {id}"), |doc, _| doc.unbind_node(&id))?;
+            out.done(&format!("node {id} is bound to no replica now"), hash)
+        }
+        NodeCmd::Run {
+            node,
+            root,
+            listen,
+            metrics,
+            no_mdns,
+        } => {
+            let dir = data_dir(cli)?;
+            let opts = daemon::RunOpts {
+                node: node.as_deref(),
+                root: root.clone().unwrap_or_else(|| dir.join("root")),
+                listen: *listen,
+                metrics: *metrics,
+                mdns: !no_mdns,
+                status_file: dir.join(net::STATUS_FILE),
+            };
+            daemon::run(r, out, opts)
         }
     }
 }
@@ -906,6 +1010,34 @@ fn alerts(cli: &Cli, out: &Out, args: &AlertsArgs) -> Result<()> {
                 hash,
             )
         }
+    }
+}
+
+fn set_freeze(cli: &Cli, out: &Out, frozen: bool, message: &str) -> Result<()> {
+    let mut r = open(cli)?;
+    let rec = FreezeRecord {
+        frozen,
+        by: member_label(&r),
+        at_ms: now_ms(),
+        message: message.to_string(),
+    };
+    let what = if frozen { "freeze" } else { "unfreeze" };
+    let msg = if message.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {message}")
+    };
+    let (_, hash) = r.change(&msg, |doc, _| doc.set_freeze(&rec))?;
+    if frozen {
+        out.done(
+            "the fleet is frozen: no node applies anything new until `fleetdeck unfreeze`",
+            hash,
+        )
+    } else {
+        out.done(
+            "the fleet is unfrozen: nodes apply their config again",
+            hash,
+        )
     }
 }
 

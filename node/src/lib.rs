@@ -9,4 +9,7 @@
 
 pub mod apply;
 pub mod command;
+pub mod daemon;
+pub mod heartbeat;
+pub mod metrics;
 pub mod render;

@@ -156,6 +156,10 @@ pub struct Node {
     pub site: SiteId,
     pub record: NodeRecord,
     pub overrides: Layer,
+    /// The member key of the replica that runs this node's daemon.
+    pub key: Option<MemberKey>,
+    /// When an operator last told the node to leave safe mode (unix ms).
+    pub resume_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -579,6 +583,8 @@ impl FleetDoc {
                             site: site_id,
                             record,
                             overrides: Layer::new(),
+                            key: text(&f, "key").and_then(|k| MemberKey::parse(&k).ok()),
+                            resume_ms: f.get("resume_ms").and_then(Value::as_i64),
                         },
                     );
                 }
@@ -732,6 +738,52 @@ impl FleetDoc {
             )));
         }
         autosurgeon::reconcile_prop(&mut self.doc, &nodes, id.as_str(), rec)?;
+        Ok(())
+    }
+
+    /// Binds a node to the replica that runs its daemon. Refuses to take a
+    /// node bound to another replica.
+    pub fn bind_node(&mut self, id: &NodeId, key: &MemberKey) -> Result<()> {
+        let nodes = self.obj(NODES)?;
+        let Some((automerge::Value::Object(ObjType::Map), rec)) =
+            self.doc.get(&nodes, id.as_str())?
+        else {
+            return Err(StoreError::UnknownNode(id.to_string()));
+        };
+        if let Some((v, _)) = self.doc.get(&rec, "key")?
+            && let Some(bound) = v.as_str()
+            && bound != key.as_str()
+        {
+            return Err(StoreError::Invalid(format!(
+                "node {id} is already run by replica {}; unbind it there first (`fleetdeck node unbind {id}`)",
+                &bound[..bound.len().min(12)]
+            )));
+        }
+        self.doc.put(&rec, "key", key.as_str())?;
+        Ok(())
+    }
+
+    /// Forgets which replica runs a node (to move it to new hardware).
+    pub fn unbind_node(&mut self, id: &NodeId) -> Result<()> {
+        let nodes = self.obj(NODES)?;
+        let Some((automerge::Value::Object(ObjType::Map), rec)) =
+            self.doc.get(&nodes, id.as_str())?
+        else {
+            return Err(StoreError::UnknownNode(id.to_string()));
+        };
+        self.doc.delete(&rec, "key")?;
+        Ok(())
+    }
+
+    /// Tells a node in safe mode to apply again.
+    pub fn resume_node(&mut self, id: &NodeId, now_ms: i64) -> Result<()> {
+        let nodes = self.obj(NODES)?;
+        let Some((automerge::Value::Object(ObjType::Map), rec)) =
+            self.doc.get(&nodes, id.as_str())?
+        else {
+            return Err(StoreError::UnknownNode(id.to_string()));
+        };
+        self.doc.put(&rec, "resume_ms", now_ms)?;
         Ok(())
     }
 

@@ -21,6 +21,8 @@ pub enum Kind {
         max: f64,
         unit: &'static str,
     },
+    /// One of a few words.
+    OneOf(&'static [&'static str]),
 }
 
 pub struct KeySpec {
@@ -104,6 +106,22 @@ pub const KEYS: &[KeySpec] = &[
         help: "hours after the last backup run before backups are stale",
     },
     KeySpec {
+        key: "safe_mode.max_failures",
+        kind: Kind::Int {
+            min: 1,
+            max: 100,
+            unit: "failed applies",
+        },
+        default: None,
+        help: "failed applies in a row before a node stops applying (default 3)",
+    },
+    KeySpec {
+        key: "drift",
+        kind: Kind::OneOf(&["heal", "report"]),
+        default: None,
+        help: "what a node does with hand edits of rendered files (default heal)",
+    },
+    KeySpec {
         key: "retention.days",
         kind: Kind::Int {
             min: 1,
@@ -116,7 +134,7 @@ pub const KEYS: &[KeySpec] = &[
 ];
 
 /// Sections whose keys are all listed in [`KEYS`].
-const CLOSED_SECTIONS: &[&str] = &["alerts", "heartbeat"];
+const CLOSED_SECTIONS: &[&str] = &["alerts", "heartbeat", "safe_mode"];
 
 pub fn spec(key: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|s| s.key == key)
@@ -186,6 +204,14 @@ pub fn validate_leaf(path: &ConfigPath, value: &Value, layer: Source) -> Result<
                 show(value)
             ))),
         },
+        Kind::OneOf(words) => match value.as_str() {
+            Some(w) if words.contains(&w) => Ok(()),
+            _ => Err(StoreError::Invalid(format!(
+                "{key} = {} is not valid: expected one of {}",
+                show(value),
+                words.join(", ")
+            ))),
+        },
         Kind::Number { min, max, unit } => match value.as_f64() {
             Some(n) if n >= min && n <= max => Ok(()),
             Some(_) => Err(StoreError::Invalid(format!(
@@ -242,6 +268,16 @@ mod tests {
         assert!(e.contains("alerts.disk_pct"), "{e}");
         let e = check("alerts", json!(5)).unwrap_err().to_string();
         assert!(e.contains("section"), "{e}");
+    }
+
+    #[test]
+    fn word_settings_take_only_their_words() {
+        check("drift", json!("report")).unwrap();
+        let e = check("drift", json!("ignore")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "drift = \"ignore\" is not valid: expected one of heal, report"
+        );
     }
 
     #[test]

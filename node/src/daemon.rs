@@ -1,0 +1,563 @@
+//! The daemon loop of one node: keep the replica in sync, report a heartbeat
+//! every `heartbeat.interval_s`, apply the node's effective config when it
+//! changes, watch the live release for hand edits, honour the fleet's freeze,
+//! and stop applying (safe mode) after repeated failures or a crash loop.
+//!
+//! Everything the daemon must remember across restarts (failure count, safe
+//! mode, the last apply outcome) is in `ROOT/daemon.json`; the live release
+//! itself is the `current` symlink, so a node cut off from everything keeps
+//! running its last good config indefinitely.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fleetdeck_store::health::{ApplyReport, ApplyResult, HealthRegister, Metrics};
+use fleetdeck_store::{NodeId, Replica, now_ms};
+use fleetdeck_sync::{Engine, EngineConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::apply::{Applier, Hooks, Outcome};
+use crate::command::CmdSpec;
+use crate::heartbeat::{Checks, Probe};
+use crate::render::{self, Rendered};
+
+/// Failed applies in a row before safe mode (`safe_mode.max_failures`).
+pub const DEFAULT_MAX_FAILURES: u64 = 3;
+/// Starts within [`CRASH_WINDOW_MS`] that count as a crash loop.
+pub const CRASH_LOOP_STARTS: usize = 5;
+pub const CRASH_WINDOW_MS: i64 = 10 * 60 * 1000;
+const STATE_FILE: &str = "daemon.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Store(#[from] fleetdeck_store::StoreError),
+    #[error("{0}")]
+    Sync(#[from] fleetdeck_sync::SyncError),
+    #[error("{0}")]
+    Apply(#[from] crate::apply::ApplyError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where the daemon's metrics come from: the host, or a simulation (the
+/// scenario runner).
+pub trait MetricSource: Send {
+    fn sample(&mut self) -> Metrics;
+}
+
+impl MetricSource for Probe {
+    fn sample(&mut self) -> Metrics {
+        self.metrics()
+    }
+}
+
+pub struct DaemonConfig {
+    pub root: PathBuf,
+    pub node: NodeId,
+    pub sync: EngineConfig,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct State {
+    consecutive_failures: u64,
+    /// (reason, since_ms) while in safe mode.
+    safe_mode: Option<(String, i64)>,
+    last: Option<ApplyReport>,
+    /// A revision that failed: not retried until the config changes.
+    failed_revision: Option<String>,
+    starts: Vec<i64>,
+    /// Applies by outcome since this node was set up: ok, rolled back, failed.
+    #[serde(default)]
+    applies: [u64; 3],
+}
+
+impl State {
+    fn load(root: &Path) -> State {
+        std::fs::read(root.join(STATE_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(&self, root: &Path) {
+        let path = root.join(STATE_FILE);
+        let tmp = root.join(format!("{STATE_FILE}.tmp"));
+        if let Ok(bytes) = serde_json::to_vec_pretty(self)
+            && std::fs::write(&tmp, bytes).is_ok()
+        {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+}
+
+struct Shared {
+    engine: Engine,
+    node: NodeId,
+    applier: Applier,
+    state: Mutex<State>,
+    drift: Mutex<Vec<String>>,
+    /// Wakes the heartbeat to report at once (after an apply).
+    beat_now: Notify,
+}
+
+/// A running node daemon.
+pub struct Daemon {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Daemon {
+    /// Starts the daemon for `cfg.node` on `replica`.
+    pub async fn start(
+        mut replica: Replica,
+        cfg: DaemonConfig,
+        metrics: Box<dyn MetricSource>,
+    ) -> Result<Daemon, DaemonError> {
+        let node = cfg.node.clone();
+        replica.state().node(&node)?;
+        let key = replica.key().clone();
+        let bound = replica.state().node(&node)?.key.clone();
+        if bound.as_ref() != Some(&key) {
+            replica.change(
+                &format!("node {node} runs on replica {}", key.short()),
+                |doc, _| doc.bind_node(&node, &key),
+            )?;
+        }
+        let applier = Applier::new(&cfg.root)?;
+        if let Some(what) = applier.recover()? {
+            tracing::warn!("{what}");
+        }
+        let mut state = State::load(&cfg.root);
+        let now = now_ms();
+        state.starts.retain(|t| now - t < CRASH_WINDOW_MS);
+        state.starts.push(now);
+        if state.starts.len() >= CRASH_LOOP_STARTS && state.safe_mode.is_none() {
+            state.safe_mode = Some((
+                format!(
+                    "crash loop: {} starts within 10 minutes",
+                    state.starts.len()
+                ),
+                now,
+            ));
+        }
+        state.save(&cfg.root);
+        if let Some((why, _)) = &state.safe_mode {
+            tracing::error!(node = %node, "safe mode: {why}; staying on the live release");
+        }
+        let engine = Engine::start(replica, cfg.sync).await?;
+        let shared = Arc::new(Shared {
+            engine,
+            node,
+            applier,
+            state: Mutex::new(state),
+            drift: Mutex::new(Vec::new()),
+            beat_now: Notify::new(),
+        });
+        let watcher = watch_release(&shared);
+        let tasks = vec![
+            tokio::spawn(heartbeat_loop(shared.clone(), metrics)),
+            tokio::spawn(apply_loop(shared.clone())),
+        ];
+        Ok(Daemon {
+            shared,
+            tasks,
+            _watcher: watcher,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+
+    /// The live revision.
+    pub fn current(&self) -> Option<String> {
+        self.shared.applier.current()
+    }
+
+    pub fn last_outcome(&self) -> Option<ApplyReport> {
+        lock(&self.shared.state).last.clone()
+    }
+
+    pub fn safe_mode(&self) -> Option<String> {
+        lock(&self.shared.state)
+            .safe_mode
+            .as_ref()
+            .map(|(w, _)| w.clone())
+    }
+
+    /// Prometheus text exposition of this node's health, applies and sync.
+    pub fn metrics_text(&self) -> String {
+        let sh = &self.shared;
+        let (last, applies, safe) = {
+            let st = lock(&sh.state);
+            (st.last.clone(), st.applies, st.safe_mode.is_some())
+        };
+        let (reg, frozen) = sh.engine.with_replica(|r| {
+            (
+                r.health().get(sh.node.as_str()).map(|s| s.reg.clone()),
+                r.state().is_frozen(),
+            )
+        });
+        let node = sh.node.as_str();
+        let mut m = crate::metrics::Exposition::default();
+        if let Some(reg) = &reg {
+            m.gauge(
+                "fleetdeck_cpu_percent",
+                "CPU use",
+                &[("node", node)],
+                reg.metrics.cpu_pct,
+            );
+            m.gauge(
+                "fleetdeck_memory_percent",
+                "memory use",
+                &[("node", node)],
+                reg.metrics.mem_pct,
+            );
+            for d in &reg.metrics.disks {
+                m.gauge(
+                    "fleetdeck_disk_used_percent",
+                    "disk use per mount",
+                    &[("node", node), ("mount", &d.mount)],
+                    d.used_pct,
+                );
+            }
+            m.gauge(
+                "fleetdeck_heartbeat_seq",
+                "heartbeats sent",
+                &[("node", node)],
+                reg.seq as f64,
+            );
+        }
+        for (i, result) in ["ok", "rolled_back", "failed"].iter().enumerate() {
+            m.counter(
+                "fleetdeck_applies_total",
+                "config applies by outcome",
+                &[("node", node), ("result", result)],
+                applies[i] as f64,
+            );
+        }
+        if let Some(l) = &last {
+            m.gauge(
+                "fleetdeck_apply_duration_seconds",
+                "duration of the last apply",
+                &[("node", node)],
+                l.duration_ms as f64 / 1000.0,
+            );
+        }
+        m.gauge(
+            "fleetdeck_safe_mode",
+            "1 while the node is in safe mode",
+            &[("node", node)],
+            f64::from(u8::from(safe)),
+        );
+        m.gauge(
+            "fleetdeck_fleet_frozen",
+            "1 while the fleet is frozen",
+            &[],
+            f64::from(u8::from(frozen)),
+        );
+        m.gauge(
+            "fleetdeck_sync_peers_connected",
+            "sessions with peers",
+            &[],
+            sh.engine.connected().len() as f64,
+        );
+        m.counter(
+            "fleetdeck_sync_bytes_received_total",
+            "sync bytes received",
+            &[],
+            sh.engine.stats().bytes_in() as f64,
+        );
+        m.counter(
+            "fleetdeck_sync_bytes_sent_total",
+            "sync bytes sent",
+            &[],
+            sh.engine.stats().bytes_out() as f64,
+        );
+        m.finish()
+    }
+
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.shared.engine.shutdown().await;
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The node's effective config as a JSON tree, the fleet's freeze flag, and
+/// when an operator last resumed the node.
+fn desired(shared: &Shared) -> Result<(Value, bool, Option<i64>), DaemonError> {
+    shared.engine.with_replica(|r| {
+        let st = r.state();
+        let eff = st.effective_node(&shared.node)?;
+        let resume = st.node(&shared.node)?.resume_ms;
+        Ok((eff.to_tree(), st.is_frozen(), resume))
+    })
+}
+
+fn hooks(tree: &Value) -> Result<Hooks, String> {
+    let spec = |k: &str| {
+        tree.get("apply")
+            .and_then(|a| a.get(k))
+            .map(|v| CmdSpec::from_value(v).map_err(|e| format!("apply.{k}: {e}")))
+            .transpose()
+    };
+    Ok(Hooks {
+        reload: spec("reload")?,
+        check: spec("check")?,
+    })
+}
+
+fn uint(tree: &Value, section: &str, key: &str) -> Option<u64> {
+    tree.get(section)
+        .and_then(|s| s.get(key))
+        .and_then(Value::as_u64)
+}
+
+async fn apply_loop(shared: Arc<Shared>) {
+    let mut changes = shared.engine.subscribe();
+    let mut frozen_logged = false;
+    loop {
+        if let Err(e) = apply_once(&shared, &mut frozen_logged).await {
+            tracing::warn!(node = %shared.node, "apply: {e}");
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+        // Coalesce bursts of changes into one apply.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        changes.borrow_and_update();
+    }
+}
+
+async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), DaemonError> {
+    let (tree, frozen, resume_ms) = desired(shared)?;
+    {
+        let mut st = lock(&shared.state);
+        if let (Some((why, since)), Some(resume)) = (&st.safe_mode, resume_ms)
+            && resume > *since
+        {
+            tracing::info!(node = %shared.node, "an operator resumed this node; leaving safe mode ({why})");
+            st.safe_mode = None;
+            st.consecutive_failures = 0;
+            st.failed_revision = None;
+            st.starts.clear();
+            st.save(shared.applier.root());
+            shared.beat_now.notify_one();
+        }
+        if st.safe_mode.is_some() {
+            return Ok(());
+        }
+    }
+    if frozen {
+        if !*frozen_logged {
+            tracing::info!(node = %shared.node, "the fleet is frozen: not applying");
+            *frozen_logged = true;
+        }
+        return Ok(());
+    }
+    *frozen_logged = false;
+    let rev = render::revision(&tree);
+    if shared.applier.current().as_deref() == Some(&rev) {
+        check_drift(shared, &tree);
+        return Ok(());
+    }
+    if lock(&shared.state).failed_revision.as_deref() == Some(&rev) {
+        return Ok(());
+    }
+    let (outcome, took) = match (render::render(&tree), hooks(&tree)) {
+        (Ok(rendered), Ok(h)) => shared.applier.apply(&rendered, &rev, &h).await?,
+        (Err(e), _) => (
+            Outcome::Failed {
+                revision: rev.clone(),
+                error: e.to_string(),
+            },
+            Duration::ZERO,
+        ),
+        (_, Err(e)) => (
+            Outcome::Failed {
+                revision: rev.clone(),
+                error: e,
+            },
+            Duration::ZERO,
+        ),
+    };
+    let (result, error) = match &outcome {
+        Outcome::Applied { .. } => (ApplyResult::Ok, None),
+        Outcome::RolledBack { error, .. } => (ApplyResult::RolledBack, Some(error.clone())),
+        Outcome::Failed { error, .. } => (ApplyResult::Failed, Some(error.clone())),
+    };
+    match &error {
+        None => {
+            tracing::info!(node = %shared.node, revision = %rev, ms = took.as_millis() as u64, "applied")
+        }
+        Some(e) => tracing::warn!(node = %shared.node, revision = %rev, "apply {result:?}: {e}"),
+    }
+    let max = uint(&tree, "safe_mode", "max_failures")
+        .unwrap_or(DEFAULT_MAX_FAILURES)
+        .max(1);
+    {
+        let mut st = lock(&shared.state);
+        st.last = Some(ApplyReport {
+            revision: rev.clone(),
+            result,
+            error,
+            duration_ms: took.as_millis() as u64,
+            at_ms: now_ms(),
+        });
+        st.applies[match result {
+            ApplyResult::Ok => 0,
+            ApplyResult::RolledBack => 1,
+            ApplyResult::Failed => 2,
+        }] += 1;
+        if result == ApplyResult::Ok {
+            st.consecutive_failures = 0;
+            st.failed_revision = None;
+        } else {
+            st.consecutive_failures += 1;
+            st.failed_revision = Some(rev.clone());
+            if st.consecutive_failures >= max {
+                let why = format!("{} failed applies in a row", st.consecutive_failures);
+                tracing::error!(node = %shared.node, "safe mode: {why}; staying on the live release");
+                st.safe_mode = Some((why, now_ms()));
+            }
+        }
+        st.save(shared.applier.root());
+    }
+    lock(&shared.drift).clear();
+    shared.beat_now.notify_one();
+    Ok(())
+}
+
+/// Compares the live release with what the config renders to; heals it
+/// unless the config says `drift: report`. In report-only mode the drift
+/// reported is what differs now; healed files stay reported until the next
+/// apply, so the operator hears that someone edited them.
+fn check_drift(shared: &Shared, tree: &Value) {
+    let Ok(rendered) = render::render(tree) else {
+        return;
+    };
+    let report_only = tree.get("drift").and_then(Value::as_str) == Some("report");
+    let mut d = lock(&shared.drift);
+    let before = d.clone();
+    if report_only {
+        *d = shared.applier.drifted(&rendered);
+    } else {
+        for f in heal(shared, &rendered) {
+            if !d.contains(&f) {
+                d.push(f);
+            }
+        }
+    }
+    if *d != before {
+        tracing::warn!(node = %shared.node, files = ?*d, healed = !report_only, "rendered files were edited by hand");
+        shared.beat_now.notify_one();
+    }
+}
+
+fn heal(shared: &Shared, rendered: &Rendered) -> Vec<String> {
+    match shared.applier.heal(rendered) {
+        Ok(healed) => healed,
+        Err(e) => {
+            tracing::warn!(node = %shared.node, "could not heal drift: {e}");
+            shared.applier.drifted(rendered)
+        }
+    }
+}
+
+/// Watches the node's root; any file event wakes the apply loop, which
+/// checks the live release against its config.
+fn watch_release(shared: &Arc<Shared>) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, rx) = watch::channel(0u64);
+    let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if ev.is_ok_and(|e| e.kind.is_modify() || e.kind.is_create() || e.kind.is_remove()) {
+            tx.send_modify(|v| *v += 1);
+        }
+    })
+    .ok()?;
+    w.watch(
+        &shared.applier.root().join(crate::apply::RELEASES),
+        RecursiveMode::Recursive,
+    )
+    .ok()?;
+    let s = shared.clone();
+    tokio::spawn(async move {
+        let mut rx = rx;
+        while rx.changed().await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            rx.borrow_and_update();
+            if let Ok((tree, _, _)) = desired(&s)
+                && s.applier.current().as_deref() == Some(&render::revision(&tree))
+            {
+                check_drift(&s, &tree);
+            }
+        }
+    });
+    Some(w)
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>) {
+    let mut seq = shared
+        .engine
+        .with_replica(|r| r.health().get(shared.node.as_str()).map(|s| s.reg.seq))
+        .unwrap_or(0);
+    loop {
+        let tree = desired(&shared).map(|d| d.0).unwrap_or(Value::Null);
+        let interval = uint(&tree, "heartbeat", "interval_s")
+            .unwrap_or(10)
+            .clamp(1, 3600);
+        let checks = Checks::from_config(&tree);
+        let (results, tls, backup) = checks.run().await;
+        seq += 1;
+        // One lock at a time: guards in a struct literal live to its end.
+        let (applied, safe_mode) = {
+            let st = lock(&shared.state);
+            (
+                st.last.clone(),
+                st.safe_mode.as_ref().map(|(w, _)| w.clone()),
+            )
+        };
+        let drift = lock(&shared.drift).clone();
+        let reg = HealthRegister {
+            node: shared.node.to_string(),
+            seq,
+            time_ms: now_ms(),
+            metrics: metrics.sample(),
+            tls,
+            backup,
+            applied,
+            checks: results,
+            drift,
+            safe_mode,
+        };
+        let stored = shared.engine.with_replica(|r| r.record_health(&reg));
+        match stored {
+            Ok(_) => shared.engine.changed(),
+            Err(e) => tracing::warn!(node = %shared.node, "could not record the heartbeat: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(interval)) => {}
+            _ = shared.beat_now.notified() => {}
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The node daemon end to end, in one process: an operator replica edits
+//! config, a node daemon (its own replica, synced over loopback) applies it
+//! and reports back in its heartbeat.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fleetdeck_node::daemon::{Daemon, DaemonConfig, MetricSource};
+use fleetdeck_store::config::ConfigPath;
+use fleetdeck_store::document::{FreezeRecord, LayerRef, NodeRecord, SiteRecord};
+use fleetdeck_store::health::{ApplyResult, DiskUsage, Metrics};
+use fleetdeck_store::replica::load_or_create_identity;
+use fleetdeck_store::{NodeId, Replica, Role, SiteId, now_ms};
+use fleetdeck_sync::{Engine, EngineConfig};
+use serde_json::{Value, json};
+
+struct Fixed;
+impl MetricSource for Fixed {
+    fn sample(&mut self) -> Metrics {
+        Metrics {
+            cpu_pct: 12.0,
+            mem_pct: 40.0,
+            disks: vec![DiskUsage {
+                mount: "/".into(),
+                used_pct: 30.0,
+            }],
+            load1: 0.3,
+            uptime_s: 1000,
+            temp_c: Some(48.0),
+        }
+    }
+}
+
+fn cfg() -> EngineConfig {
+    let mut c = EngineConfig::new("127.0.0.1:0".parse().unwrap());
+    c.poll = Duration::from_millis(50);
+    c.dial_every = Duration::from_millis(200);
+    c
+}
+
+struct Setup {
+    tmp: tempfile::TempDir,
+    ops: Engine,
+    node_dir: PathBuf,
+    root: PathBuf,
+}
+
+/// An operator replica serving, and a node replica (enrolled, not started).
+async fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let node_dir = tmp.path().join("cam-1");
+    let node_key = load_or_create_identity(&node_dir).unwrap().key().clone();
+    let mut ops = Replica::init(&tmp.path().join("ops"), "ops", "blocao").unwrap();
+    ops.change("setup", |d, _| {
+        d.add_site(
+            &SiteId::parse("BL-LAB-1").unwrap(),
+            &SiteRecord {
+                name: "Lab 1".into(),
+                lat: None,
+                lon: None,
+                zone: None,
+            },
+        )?;
+        d.add_node(
+            &NodeId::parse("cam-1").unwrap(),
+            &NodeRecord {
+                site: "BL-LAB-1".into(),
+                role: Some("camera".into()),
+            },
+        )?;
+        d.put_member(&node_key, "cam-1", Role::Node, now_ms())?;
+        d.set_config(
+            &LayerRef::Fleet,
+            &ConfigPath::parse("heartbeat.interval_s").unwrap(),
+            &json!(1),
+        )?;
+        d.set_config(
+            &LayerRef::Fleet,
+            &ConfigPath::parse("files").unwrap(),
+            &json!({"frigate/config.yml": "version: {{ frigate.version }}\n"}),
+        )?;
+        d.set_config(
+            &LayerRef::Fleet,
+            &ConfigPath::parse("frigate.version").unwrap(),
+            &json!("0.13"),
+        )
+    })
+    .unwrap();
+    Replica::init_from_changes(&node_dir, ops.changes_after(&[])).unwrap();
+    let ops = Engine::start(ops, cfg()).await.unwrap();
+    let root = tmp.path().join("cam-1-root");
+    Setup {
+        tmp,
+        ops,
+        node_dir,
+        root,
+    }
+}
+
+async fn start(s: &Setup) -> Daemon {
+    let replica = Replica::open(&s.node_dir).unwrap();
+    let dc = DaemonConfig {
+        root: s.root.clone(),
+        node: NodeId::parse("cam-1").unwrap(),
+        sync: cfg(),
+    };
+    let d = Daemon::start(replica, dc, Box::new(Fixed)).await.unwrap();
+    d.engine().connect(s.ops.endpoint_addr());
+    d
+}
+
+fn set(e: &Engine, key: &str, v: Value) {
+    let p = ConfigPath::parse(key).unwrap();
+    e.with_replica(|r| {
+        r.change(&format!("set {key}"), |d, _| {
+            d.set_config(&LayerRef::Fleet, &p, &v)
+        })
+        .unwrap()
+    });
+    e.changed();
+}
+
+fn live(root: &Path) -> Option<String> {
+    std::fs::read_to_string(root.join("current/files/frigate/config.yml")).ok()
+}
+
+async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+/// What the operator's replica knows of cam-1's last apply.
+fn reported(ops: &Engine) -> Option<(ApplyResult, String)> {
+    ops.with_replica(|r| {
+        r.health()
+            .get("cam-1")
+            .and_then(|s| s.reg.applied.as_ref())
+            .map(|a| (a.result, a.revision.clone()))
+    })
+}
+
+fn alert_ids(ops: &Engine) -> Vec<String> {
+    ops.with_replica(|r| r.alerts(now_ms()).into_iter().map(|a| a.id).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_is_applied_on_the_node_and_reported_back_to_the_operator() {
+    let s = setup().await;
+    let d = start(&s).await;
+    assert!(
+        eventually(Duration::from_secs(10), || live(&s.root).as_deref()
+            == Some("version: 0.13\n"))
+        .await
+    );
+    set(&s.ops, "frigate.version", json!("0.14"));
+    assert!(
+        eventually(Duration::from_secs(10), || live(&s.root).as_deref()
+            == Some("version: 0.14\n"))
+        .await
+    );
+    let rev = d.current().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || reported(&s.ops)
+            == Some((ApplyResult::Ok, rev.clone())))
+        .await,
+        "the operator sees the applied revision in the node's heartbeat"
+    );
+    let (cpu, temp) = s.ops.with_replica(|r| {
+        let reg = &r.health()["cam-1"].reg;
+        (reg.metrics.cpu_pct, reg.metrics.temp_c)
+    });
+    assert_eq!((cpu, temp), (12.0, Some(48.0)));
+    d.shutdown().await;
+    drop(s.tmp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_health_check_rolls_back_and_three_in_a_row_mean_safe_mode_until_resumed() {
+    let s = setup().await;
+    let d = start(&s).await;
+    assert!(eventually(Duration::from_secs(10), || live(&s.root).is_some()).await);
+    let good = d.current().unwrap();
+    set(
+        &s.ops,
+        "apply.check",
+        json!("grep -q 0.13 \"$FLEETDECK_RELEASE/files/frigate/config.yml\""),
+    );
+    for v in ["0.14", "0.15", "0.16"] {
+        set(&s.ops, "frigate.version", json!(v));
+        let rolled = eventually(Duration::from_secs(10), || {
+            d.last_outcome()
+                .is_some_and(|o| o.result == ApplyResult::RolledBack && o.error.is_some())
+                && d.last_outcome().is_some_and(|o| o.revision != good)
+                && live(&s.root).as_deref() == Some("version: 0.13\n")
+        })
+        .await;
+        assert!(rolled, "{v} was rolled back to the good release");
+        assert!(
+            eventually(Duration::from_secs(5), || d
+                .last_outcome()
+                .map(|o| o.at_ms)
+                .is_some())
+            .await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || d.safe_mode().is_some()).await,
+        "safe mode after 3 failures"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || alert_ids(&s.ops)
+            .iter()
+            .any(|a| a == "safe-mode:cam-1"))
+        .await,
+        "the operator sees a hard safe-mode alert"
+    );
+    // A fixed config is not applied while in safe mode…
+    set(&s.ops, "apply.check", json!("true"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(live(&s.root).as_deref(), Some("version: 0.13\n"));
+    // …until an operator resumes the node.
+    let node = NodeId::parse("cam-1").unwrap();
+    s.ops.with_replica(|r| {
+        r.change("resume", |doc, _| doc.resume_node(&node, now_ms()))
+            .unwrap()
+    });
+    s.ops.changed();
+    assert!(
+        eventually(Duration::from_secs(10), || live(&s.root).as_deref()
+            == Some("version: 0.16\n"))
+        .await
+    );
+    assert!(d.safe_mode().is_none());
+    assert!(
+        eventually(Duration::from_secs(10), || !alert_ids(&s.ops)
+            .iter()
+            .any(|a| a == "safe-mode:cam-1"))
+        .await
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_fleet_is_frozen_nothing_new_is_applied() {
+    let s = setup().await;
+    let d = start(&s).await;
+    assert!(eventually(Duration::from_secs(10), || live(&s.root).is_some()).await);
+    let freeze = |on: bool| FreezeRecord {
+        frozen: on,
+        by: "ops".into(),
+        at_ms: now_ms(),
+        message: "incident".into(),
+    };
+    s.ops.with_replica(|r| {
+        r.change("freeze", |doc, _| doc.set_freeze(&freeze(true)))
+            .unwrap()
+    });
+    s.ops.changed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    set(&s.ops, "frigate.version", json!("0.99"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        live(&s.root).as_deref(),
+        Some("version: 0.13\n"),
+        "frozen: the node keeps its release"
+    );
+    s.ops.with_replica(|r| {
+        r.change("unfreeze", |doc, _| doc.set_freeze(&freeze(false)))
+            .unwrap()
+    });
+    s.ops.changed();
+    assert!(
+        eventually(Duration::from_secs(10), || live(&s.root).as_deref()
+            == Some("version: 0.99\n"))
+        .await
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_edit_is_healed_and_reported_or_only_reported() {
+    let s = setup().await;
+    let d = start(&s).await;
+    assert!(eventually(Duration::from_secs(10), || live(&s.root).is_some()).await);
+    let file = s.root.join("current/files/frigate/config.yml");
+    std::fs::write(&file, "version: edited-by-hand\n").unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || live(&s.root).as_deref()
+            == Some("version: 0.13\n"))
+        .await,
+        "drift is healed by default"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || alert_ids(&s.ops)
+            .iter()
+            .any(|a| a == "drift:cam-1"))
+        .await,
+        "and reported"
+    );
+    set(&s.ops, "drift", json!("report"));
+    assert!(
+        eventually(Duration::from_secs(10), || d.current().is_some()
+            && live(&s.root).is_some())
+        .await
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let file = s.root.join("current/files/frigate/config.yml");
+    std::fs::write(&file, "version: edited-again\n").unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        live(&s.root).as_deref(),
+        Some("version: edited-again\n"),
+        "report-only leaves the edit"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || alert_ids(&s.ops)
+            .iter()
+            .any(|a| a == "drift:cam-1"))
+        .await
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_puts_the_node_in_safe_mode() {
+    let s = setup().await;
+    for _ in 0..4 {
+        let d = start(&s).await;
+        assert!(d.safe_mode().is_none());
+        d.shutdown().await;
+    }
+    let d = start(&s).await;
+    assert!(
+        d.safe_mode().is_some_and(|w| w.contains("crash loop")),
+        "{:?}",
+        d.safe_mode()
+    );
+    d.shutdown().await;
+}
