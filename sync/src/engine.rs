@@ -697,7 +697,7 @@ impl Engine {
             .collect()
     }
 
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         for t in &self.tasks {
             t.abort();
         }
