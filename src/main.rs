@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use fleetdeck_store::alerts::Ack;
 use fleetdeck_store::config::{self, ConfigPath};
 use fleetdeck_store::diff::diff_states;
-use fleetdeck_store::document::{FreezeRecord, LayerRef, NodeRecord, SiteRecord};
+use fleetdeck_store::document::{CommandRecord, FreezeRecord, LayerRef, NodeRecord, SiteRecord};
 use fleetdeck_store::{NodeId, Replica, Role, SiteId, now_ms};
 use serde_json::{Value, json};
 
@@ -129,6 +129,9 @@ enum Cmd {
     /// Carry changes by hand: a file with everything this replica has
     #[command(subcommand)]
     Bundle(BundleCmd),
+    /// Run an allowlisted action (`actions.<name>` in config) on nodes
+    #[command(subcommand)]
+    Command(CommandCmd),
     /// Emergency stop: no node applies anything new until `unfreeze`
     Freeze {
         #[arg(short, long, default_value = "")]
@@ -147,6 +150,32 @@ enum Cmd {
         #[arg(long)]
         no_mdns: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum CommandCmd {
+    /// Ask nodes to run ACTION once (an action named in their config)
+    Run {
+        action: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Commands, newest first, with how many nodes have reported
+    List,
+    /// Each targeted node's result: exit code and output tail, or pending
+    Status { command_id: String },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct TargetArgs {
+    #[arg(long, value_name = "SITE_ID")]
+    site: Option<String>,
+    #[arg(long, value_name = "NODE_ID")]
+    node: Option<String>,
+    /// Every node of the fleet
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Subcommand)]
@@ -533,6 +562,7 @@ fn run(cli: &Cli) -> Result<()> {
             };
             net::serve(&data_dir(cli)?, open(cli)?, &out, opts)
         }
+        Cmd::Command(cmd) => command(cli, &out, cmd),
         Cmd::Freeze { message } => set_freeze(cli, &out, true, message),
         Cmd::Unfreeze { message } => set_freeze(cli, &out, false, message),
         Cmd::Bundle(BundleCmd::Export { file }) => net::bundle_export(&mut open(cli)?, &out, file),
@@ -1009,6 +1039,144 @@ fn alerts(cli: &Cli, out: &Out, args: &AlertsArgs) -> Result<()> {
                 &format!("silenced {alert_id} until {}", fmt_time(until)),
                 hash,
             )
+        }
+    }
+}
+
+/// The nodes a command targets now.
+fn command_targets(st: &fleetdeck_store::document::FleetState, c: &CommandRecord) -> Vec<NodeId> {
+    st.nodes
+        .values()
+        .filter(|n| c.targets(&n.id, &n.site))
+        .map(|n| n.id.clone())
+        .collect()
+}
+
+fn command(cli: &Cli, out: &Out, cmd: &CommandCmd) -> Result<()> {
+    let mut r = open(cli)?;
+    match cmd {
+        CommandCmd::Run { action, target } => {
+            let target = match (&target.site, &target.node) {
+                (Some(s), _) => format!("site:{}", r.state().site(&SiteId::parse(s)?)?.id),
+                (_, Some(n)) => format!("node:{}", r.state().node(&NodeId::parse(n)?)?.id),
+                _ => "all".to_string(),
+            };
+            let rec = CommandRecord {
+                action: action.clone(),
+                target: target.clone(),
+                by: member_label(&r),
+                at_ms: now_ms(),
+            };
+            let st = r.state().clone();
+            let nodes = command_targets(&st, &rec);
+            if nodes.is_empty() {
+                bail!("no node matches {target}");
+            }
+            let without: Vec<&str> = nodes
+                .iter()
+                .filter(|n| {
+                    st.effective_node(n)
+                        .map(|e| {
+                            e.get_str(&format!("actions.{action}.cmd")).is_none()
+                                && e.get_str(&format!("actions.{action}")).is_none()
+                        })
+                        .unwrap_or(true)
+                })
+                .map(|n| n.as_str())
+                .collect();
+            if without.len() == nodes.len() {
+                bail!(
+                    "no targeted node has action '{action}' in its config (set actions.{action} = {{\"cmd\": …, \"timeout_s\": …}})"
+                );
+            }
+            let id = fleetdeck_store::identity::random_hex::<6>();
+            let (_, hash) = r
+                .change(&format!("command {id}: {action} on {target}"), |doc, _| {
+                    doc.add_command(&id, &rec)
+                })?;
+            let mut msg = format!(
+                "command {id}: {action} on {} node(s); see `fleetdeck command status {id}`",
+                nodes.len()
+            );
+            if !without.is_empty() {
+                msg.push_str(&format!(
+                    " ({} lack the action and will refuse: {})",
+                    without.len(),
+                    without.join(", ")
+                ));
+            }
+            out.done(&msg, hash)
+        }
+        CommandCmd::List => {
+            let st = r.state();
+            let mut cmds: Vec<(&String, &CommandRecord)> = st.commands.iter().collect();
+            cmds.sort_by_key(|(_, c)| std::cmp::Reverse(c.at_ms));
+            let rows: Vec<Value> = cmds
+                .iter()
+                .map(|(id, c)| {
+                    let res = st.command_results.get(*id);
+                    let done = res.map_or(0, |m| m.len());
+                    let failed = res.map_or(0, |m| m.values().filter(|x| !x.ok).count());
+                    json!({"id": id, "action": c.action, "target": c.target, "by": c.by, "at_ms": c.at_ms,
+                           "targets": command_targets(st, c).len(), "reported": done, "failed": failed})
+                })
+                .collect();
+            out.emit(&rows, || {
+                let mut t = Table::new(&[
+                    "COMMAND", "ACTION", "TARGET", "BY", "WHEN", "REPORTED", "FAILED",
+                ]);
+                for r in &rows {
+                    let txt = |k: &str| r[k].as_str().unwrap_or("").to_string();
+                    t.row(vec![
+                        txt("id"),
+                        txt("action"),
+                        txt("target"),
+                        txt("by"),
+                        fmt_time(r["at_ms"].as_i64().unwrap_or(0)),
+                        format!("{}/{}", r["reported"], r["targets"]),
+                        r["failed"].to_string(),
+                    ]);
+                }
+                t.render()
+            })
+        }
+        CommandCmd::Status { command_id } => {
+            let st = r.state();
+            let c = st.commands.get(command_id).ok_or_else(|| {
+                anyhow!("no command '{command_id}' (see `fleetdeck command list`)")
+            })?;
+            let results = st.command_results.get(command_id);
+            let rows: Vec<Value> = command_targets(st, c)
+                .iter()
+                .map(|n| match results.and_then(|m| m.get(n.as_str())) {
+                    Some(x) => json!({"node": n, "state": if x.ok { "ok" } else { "failed" }, "exit_code": x.exit_code, "output": x.output, "at_ms": x.at_ms}),
+                    None => json!({"node": n, "state": "pending", "exit_code": null, "output": null, "at_ms": null}),
+                })
+                .collect();
+            let doc = json!({"id": command_id, "action": c.action, "target": c.target, "by": c.by, "at_ms": c.at_ms, "nodes": rows});
+            out.emit(&doc, || {
+                let mut t = Table::new(&["NODE", "STATE", "EXIT", "OUTPUT"]);
+                for r in &rows {
+                    t.row(vec![
+                        r["node"].as_str().unwrap_or("").to_string(),
+                        r["state"].as_str().unwrap_or("").to_string(),
+                        r["exit_code"]
+                            .as_i64()
+                            .map_or("-".into(), |c| c.to_string()),
+                        r["output"]
+                            .as_str()
+                            .map(|o| o.lines().last().unwrap_or("").to_string())
+                            .unwrap_or_default(),
+                    ]);
+                }
+                format!(
+                    "command {command_id}: {} on {} by {}\n{}",
+                    c.action,
+                    c.target,
+                    c.by,
+                    t.render()
+                )
+            })
         }
     }
 }

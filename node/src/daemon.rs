@@ -101,6 +101,7 @@ struct Shared {
     applier: Applier,
     state: Mutex<State>,
     drift: Mutex<Vec<String>>,
+    ledger: Mutex<crate::commands::Ledger>,
     /// Wakes the heartbeat to report at once (after an apply).
     beat_now: Notify,
 }
@@ -161,6 +162,7 @@ impl Daemon {
             applier,
             state: Mutex::new(state),
             drift: Mutex::new(Vec::new()),
+            ledger: Mutex::new(crate::commands::Ledger::load(&cfg.root)),
             beat_now: Notify::new(),
         });
         let watcher = watch_release(&shared);
@@ -340,6 +342,9 @@ async fn apply_loop(shared: Arc<Shared>) {
         if let Err(e) = apply_once(&shared, &mut frozen_logged).await {
             tracing::warn!(node = %shared.node, "apply: {e}");
         }
+        if let Err(e) = start_commands(&shared) {
+            tracing::warn!(node = %shared.node, "commands: {e}");
+        }
         if changes.changed().await.is_err() {
             return;
         }
@@ -445,6 +450,52 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
     }
     lock(&shared.drift).clear();
     shared.beat_now.notify_one();
+    Ok(())
+}
+
+/// Starts every command addressed to this node that it has not started,
+/// each in its own task (a long action does not hold up applies). Nothing
+/// runs while the fleet is frozen.
+fn start_commands(shared: &Arc<Shared>) -> Result<(), DaemonError> {
+    let (tree, frozen, _) = desired(shared)?;
+    if frozen {
+        return Ok(());
+    }
+    let todo: Vec<(String, String, i64)> = {
+        let ledger = lock(&shared.ledger);
+        shared.engine.with_replica(|r| {
+            crate::commands::pending(r.state(), &shared.node, &ledger)
+                .into_iter()
+                .map(|(id, c)| (id.clone(), c.action.clone(), c.at_ms))
+                .collect()
+        })
+    };
+    for (id, action, issued) in todo {
+        let first = lock(&shared.ledger)
+            .start(&id)
+            .map_err(|e| DaemonError::Invalid(format!("could not record command {id}: {e}")))?;
+        if !first {
+            continue;
+        }
+        let s = shared.clone();
+        let tree = tree.clone();
+        tokio::spawn(async move {
+            tracing::info!(node = %s.node, command = %id, %action, "running a command");
+            let result = crate::commands::execute(&action, issued, &tree).await;
+            let node = s.node.clone();
+            let stored = s.engine.with_replica(|r| {
+                r.change(&format!("{node} ran {action} ({id})"), |doc, _| {
+                    doc.put_command_result(&id, &node, &result)
+                })
+            });
+            match stored {
+                Ok(_) => s.engine.changed(),
+                Err(e) => {
+                    tracing::warn!(node = %node, command = %id, "could not record the result: {e}")
+                }
+            }
+        });
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod command;
+pub mod commands;
 pub mod daemon;
 pub mod heartbeat;
 pub mod metrics;

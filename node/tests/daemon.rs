@@ -344,3 +344,69 @@ async fn a_crash_loop_puts_the_node_in_safe_mode() {
     );
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_runs_exactly_once_across_a_restart_and_unlisted_actions_are_refused() {
+    use fleetdeck_store::document::CommandRecord;
+    let s = setup().await;
+    let marker = s.tmp.path().join("ran.txt");
+    set(
+        &s.ops,
+        "actions.touch",
+        json!({"cmd": format!("echo ran >> {}", marker.display()), "timeout_s": 5}),
+    );
+    let d = start(&s).await;
+    assert!(eventually(Duration::from_secs(10), || live(&s.root).is_some()).await);
+    let add = |id: &str, action: &str| {
+        let rec = CommandRecord {
+            action: action.into(),
+            target: "site:BL-LAB-1".into(),
+            by: "ops".into(),
+            at_ms: now_ms(),
+        };
+        s.ops.with_replica(|r| {
+            r.change("command", |doc, _| doc.add_command(id, &rec))
+                .unwrap()
+        });
+        s.ops.changed();
+    };
+    add("c1", "touch");
+    add("c2", "rm-everything");
+    let result = |id: &str| {
+        s.ops.with_replica(|r| {
+            r.state()
+                .command_results
+                .get(id)
+                .and_then(|m| m.get("cam-1"))
+                .cloned()
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || result("c1")
+            .is_some_and(|r| r.ok && r.exit_code == Some(0)))
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || result("c2").is_some_and(|r| !r
+            .ok
+            && r.output.contains("not in this node's config")))
+        .await,
+        "an action that is not in the node's config is refused, not run"
+    );
+    d.shutdown().await;
+    // Restart: the command is not run again.
+    let d = start(&s).await;
+    set(&s.ops, "frigate.version", json!("0.14"));
+    assert!(
+        eventually(Duration::from_secs(10), || live(&s.root).as_deref()
+            == Some("version: 0.14\n"))
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "ran\n",
+        "exactly once"
+    );
+    d.shutdown().await;
+}

@@ -13,6 +13,8 @@
 //! members     { KEY:  { name, role, added_ms } }
 //! acks        { ALERT_ID: { by, at_ms, until_ms, since_ms } }
 //! freeze      { frozen, by, at_ms, message }
+//! commands    { CMD: { action, target, by, at_ms } }
+//! command_results { "<CMD>/<NODE>": "<json>" }   one entry per node, flat
 //! ```
 //!
 //! Config leaves are flat, one document key per leaf, so that edits of
@@ -51,6 +53,9 @@ const NODES: &str = "nodes";
 const MEMBERS: &str = "members";
 const ACKS: &str = "acks";
 const FREEZE: &str = "freeze";
+const COMMANDS: &str = "commands";
+const COMMAND_RESULTS: &str = "command_results";
+/// Maps every fleet document has had since format 1.
 const ROOT_MAPS: &[&str] = &[
     META,
     FLEET,
@@ -62,6 +67,12 @@ const ROOT_MAPS: &[&str] = &[
     ACKS,
     FREEZE,
 ];
+/// Maps added later: created at genesis, read as empty when an older
+/// document lacks them, created by the first write otherwise. (Two replicas
+/// of an old fleet writing the first command at the same moment would each
+/// create the map, and one map would hide the other's entries: rare, and
+/// the same command can be issued again.)
+const LATER_MAPS: &[&str] = &[COMMANDS, COMMAND_RESULTS];
 
 #[derive(Clone, Debug, PartialEq, Hydrate, Reconcile, Serialize)]
 pub struct SiteRecord {
@@ -101,6 +112,40 @@ pub struct FreezeRecord {
     pub by: String,
     pub at_ms: i64,
     pub message: String,
+}
+
+/// A command an operator asked nodes to run: an action named in the fleet
+/// config (`actions.<name>`), for a site, a node or every node.
+#[derive(Clone, Debug, PartialEq, Hydrate, Reconcile, Serialize)]
+pub struct CommandRecord {
+    pub action: String,
+    /// `all`, `site:ID` or `node:ID`.
+    pub target: String,
+    pub by: String,
+    pub at_ms: i64,
+}
+
+impl CommandRecord {
+    /// Whether `node` (of `site`) is one of the command's targets.
+    pub fn targets(&self, node: &NodeId, site: &SiteId) -> bool {
+        match self.target.split_once(':') {
+            None => self.target == "all",
+            Some(("site", s)) => s == site.as_str(),
+            Some(("node", n)) => n == node.as_str(),
+            _ => false,
+        }
+    }
+}
+
+/// What one node reported for one command.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct CommandResult {
+    /// The exit code; None when it did not run to an exit (refused, timed out).
+    pub exit_code: Option<i32>,
+    pub ok: bool,
+    /// The tail of its output, or why it did not run.
+    pub output: String,
+    pub at_ms: i64,
 }
 
 /// Which layer of config an edit goes to.
@@ -183,6 +228,9 @@ pub struct FleetState {
     pub members: BTreeMap<MemberKey, Member>,
     pub acks: HashMap<String, Ack>,
     pub freeze: Option<FreezeRecord>,
+    pub commands: BTreeMap<String, CommandRecord>,
+    /// command id → node id → result.
+    pub command_results: BTreeMap<String, BTreeMap<String, CommandResult>>,
     /// Entries that were skipped because they were malformed.
     pub problems: Vec<String>,
 }
@@ -358,7 +406,7 @@ impl FleetDoc {
         now_ms: i64,
     ) -> Result<Self> {
         let mut doc = AutoCommit::new().with_actor(actor);
-        for name in ROOT_MAPS {
+        for name in ROOT_MAPS.iter().chain(LATER_MAPS) {
             doc.put_object(automerge::ROOT, *name, ObjType::Map)?;
         }
         let mut fd = FleetDoc { doc };
@@ -412,6 +460,14 @@ impl FleetDoc {
 
     pub fn automerge_mut(&mut self) -> &mut AutoCommit {
         &mut self.doc
+    }
+
+    /// A map added after format 1, created if this document predates it.
+    fn later_obj(&mut self, name: &str) -> Result<ObjId> {
+        match self.obj(name) {
+            Ok(id) => Ok(id),
+            Err(_) => Ok(self.doc.put_object(automerge::ROOT, name, ObjType::Map)?),
+        }
     }
 
     fn obj(&self, name: &str) -> Result<ObjId> {
@@ -636,6 +692,31 @@ impl FleetDoc {
                     since_ms: rec.since_ms,
                 },
             );
+        }
+        if self.obj(COMMANDS).is_ok() {
+            for (id, rec) in self.hydrate_map::<CommandRecord>(COMMANDS, &mut problems)? {
+                st.commands.insert(id, rec);
+            }
+        }
+        let results = self.obj(COMMAND_RESULTS).ok();
+        for item in results.iter().flat_map(|r| self.doc.map_range(r, ..)) {
+            let parsed = match (&item.value, item.key.split_once('/')) {
+                (ValueRef::Scalar(ScalarValueRef::Str(t)), Some((cmd, node))) => {
+                    serde_json::from_str::<CommandResult>(t)
+                        .ok()
+                        .map(|r| (cmd.to_string(), node.to_string(), r))
+                }
+                _ => None,
+            };
+            match parsed {
+                Some((cmd, node, r)) => {
+                    st.command_results.entry(cmd).or_default().insert(node, r);
+                }
+                None => problems.push(format!(
+                    "command_results: skipped malformed entry '{}'",
+                    item.key
+                )),
+            }
         }
         let freeze = self.obj(FREEZE)?;
         if self.doc.length(&freeze) > 0 {
@@ -961,6 +1042,25 @@ impl FleetDoc {
 
     pub fn set_freeze(&mut self, rec: &FreezeRecord) -> Result<()> {
         autosurgeon::reconcile_prop(&mut self.doc, automerge::ROOT, FREEZE, rec)?;
+        Ok(())
+    }
+
+    /// Records a command for nodes to run.
+    pub fn add_command(&mut self, id: &str, rec: &CommandRecord) -> Result<()> {
+        let cmds = self.later_obj(COMMANDS)?;
+        if self.doc.get(&cmds, id)?.is_some() {
+            return Err(StoreError::Invalid(format!("command {id} already exists")));
+        }
+        autosurgeon::reconcile_prop(&mut self.doc, &cmds, id, rec)?;
+        Ok(())
+    }
+
+    /// A node reports what a command did on it.
+    pub fn put_command_result(&mut self, id: &str, node: &NodeId, r: &CommandResult) -> Result<()> {
+        let results = self.later_obj(COMMAND_RESULTS)?;
+        let text = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.doc
+            .put(&results, format!("{id}/{node}").as_str(), text)?;
         Ok(())
     }
 

@@ -521,3 +521,30 @@ fn a_version_1_database_is_migrated_in_place() {
         .unwrap();
     assert_eq!(v, 2);
 }
+
+#[test]
+fn a_fleet_from_before_commands_existed_opens_and_takes_its_first_command() {
+    use automerge::transaction::Transactable;
+    use fleetdeck_store::document::CommandRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = fleet(dir.path());
+    // What a document made before the commands maps existed looks like.
+    r.change("old format", |d, _| {
+        let am = d.automerge_mut();
+        am.delete(automerge::ROOT, "commands")?;
+        am.delete(automerge::ROOT, "command_results")?;
+        Ok(())
+    })
+    .unwrap();
+    drop(r);
+    let mut r = Replica::open(dir.path()).unwrap();
+    assert!(r.state().commands.is_empty());
+    let rec = CommandRecord {
+        action: "restart".into(),
+        target: "all".into(),
+        by: "ops".into(),
+        at_ms: 1,
+    };
+    r.change("cmd", |d, _| d.add_command("c1", &rec)).unwrap();
+    assert_eq!(r.state().commands["c1"].action, "restart");
+}
