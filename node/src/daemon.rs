@@ -345,8 +345,16 @@ async fn apply_loop(shared: Arc<Shared>) {
         if let Err(e) = start_commands(&shared) {
             tracing::warn!(node = %shared.node, "commands: {e}");
         }
-        if changes.changed().await.is_err() {
-            return;
+        match shared.engine.with_replica(|r| r.advance_rollouts(now_ms())) {
+            Ok(steps) if !steps.is_empty() => shared.engine.changed(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(node = %shared.node, "rollouts: {e}"),
+        }
+        // Wake on any change, or after a second (soak times pass with no
+        // change to the replica).
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         // Coalesce bursts of changes into one apply.
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// A release's contents: relative path → bytes.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31,13 +30,7 @@ pub enum RenderError {
     Template { path: String, detail: String },
 }
 
-/// The revision of an effective config: the first 16 hex digits of the
-/// SHA-256 of its canonical JSON. Same config, same revision, on every node.
-pub fn revision(tree: &Value) -> String {
-    let bytes = serde_json::to_vec(tree).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
+pub use fleetdeck_store::config::revision;
 
 fn check_path(p: &str) -> Result<PathBuf, RenderError> {
     let bad = |why: &str| RenderError::BadPath {

@@ -163,6 +163,8 @@ pub enum Source {
     Fleet,
     Site,
     Node,
+    /// A staged rollout whose wave has reached this node.
+    Rollout,
 }
 
 /// A merged config tree: every leaf with the layer it came from.
@@ -272,6 +274,24 @@ impl Effective {
     pub fn to_tree(&self) -> Value {
         self.subtree(None).unwrap_or(Value::Null)
     }
+
+    /// The revision of this config: see [`revision`].
+    pub fn revision(&self) -> String {
+        revision(&self.to_tree())
+    }
+}
+
+/// The revision of an effective config: the first 16 hex digits of the
+/// SHA-256 of its canonical JSON. Same config, same revision, on every node
+/// and every replica (which is how any replica tells desired from applied).
+pub fn revision(tree: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(tree).unwrap_or_default();
+    Sha256::digest(&bytes)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn insert_nested(root: &mut Value, segs: &[String], value: Value) {

@@ -15,6 +15,8 @@
 //! freeze      { frozen, by, at_ms, message }
 //! commands    { CMD: { action, target, by, at_ms } }
 //! command_results { "<CMD>/<NODE>": "<json>" }   one entry per node, flat
+//! rollouts    { ID: "<json spec>" }
+//! rollout_events { "<ID>/open/<K>" | "<ID>/halt" | "<ID>/pause" | "<ID>/resume" | "<ID>/abort": "<json>" }
 //! ```
 //!
 //! Config leaves are flat, one document key per leaf, so that edits of
@@ -55,6 +57,8 @@ const ACKS: &str = "acks";
 const FREEZE: &str = "freeze";
 const COMMANDS: &str = "commands";
 const COMMAND_RESULTS: &str = "command_results";
+const ROLLOUTS: &str = "rollouts";
+const ROLLOUT_EVENTS: &str = "rollout_events";
 /// Maps every fleet document has had since format 1.
 const ROOT_MAPS: &[&str] = &[
     META,
@@ -72,7 +76,7 @@ const ROOT_MAPS: &[&str] = &[
 /// of an old fleet writing the first command at the same moment would each
 /// create the map, and one map would hide the other's entries: rare, and
 /// the same command can be issued again.)
-const LATER_MAPS: &[&str] = &[COMMANDS, COMMAND_RESULTS];
+const LATER_MAPS: &[&str] = &[COMMANDS, COMMAND_RESULTS, ROLLOUTS, ROLLOUT_EVENTS];
 
 #[derive(Clone, Debug, PartialEq, Hydrate, Reconcile, Serialize)]
 pub struct SiteRecord {
@@ -231,6 +235,8 @@ pub struct FleetState {
     pub commands: BTreeMap<String, CommandRecord>,
     /// command id → node id → result.
     pub command_results: BTreeMap<String, BTreeMap<String, CommandResult>>,
+    /// Rollouts, oldest first (later ones overlay earlier ones).
+    pub rollouts: Vec<crate::rollout::Rollout>,
     /// Entries that were skipped because they were malformed.
     pub problems: Vec<String>,
 }
@@ -258,11 +264,29 @@ impl FleetState {
         Ok(config::effective(&self.fleet, Some(&site.overrides), None))
     }
 
-    /// Fleet defaults ⊕ site overrides ⊕ node overrides.
+    /// Fleet defaults ⊕ site overrides ⊕ node overrides ⊕ the rollouts
+    /// whose open waves include the node.
     pub fn effective_node(&self, id: &NodeId) -> Result<Effective> {
         let node = self.node(id)?;
         let site = self.sites.get(&node.site).map(|s| &s.overrides);
-        Ok(config::effective(&self.fleet, site, Some(&node.overrides)))
+        let mut eff = config::effective(&self.fleet, site, Some(&node.overrides));
+        self.overlay_rollouts(node, &mut eff);
+        Ok(eff)
+    }
+
+    fn rollouts_for<'a>(
+        &'a self,
+        node: &'a Node,
+    ) -> impl Iterator<Item = &'a crate::rollout::Rollout> + 'a {
+        self.rollouts
+            .iter()
+            .filter(move |r| r.applies_to(&node.id, node.site.as_str()))
+    }
+
+    fn overlay_rollouts(&self, node: &Node, eff: &mut Effective) {
+        for r in self.rollouts_for(node) {
+            eff.overlay(&r.layer, Source::Rollout);
+        }
     }
 
     /// The effective config of every node, computing each site's layer once.
@@ -277,11 +301,12 @@ impl FleetState {
                     Arc::new(config::effective(&self.fleet, site, None))
                 })
                 .clone();
-            let eff = if node.overrides.is_empty() {
+            let eff = if node.overrides.is_empty() && self.rollouts_for(node).next().is_none() {
                 base
             } else {
                 let mut e = (*base).clone();
                 e.overlay(&node.overrides, Source::Node);
+                self.overlay_rollouts(node, &mut e);
                 Arc::new(e)
             };
             out.insert(node.id.clone(), eff);
@@ -718,6 +743,7 @@ impl FleetDoc {
                 )),
             }
         }
+        self.read_rollouts(&mut st, &mut problems);
         let freeze = self.obj(FREEZE)?;
         if self.doc.length(&freeze) > 0 {
             match autosurgeon::hydrate_prop::<_, FreezeRecord, _, _>(
@@ -1042,6 +1068,101 @@ impl FleetDoc {
 
     pub fn set_freeze(&mut self, rec: &FreezeRecord) -> Result<()> {
         autosurgeon::reconcile_prop(&mut self.doc, automerge::ROOT, FREEZE, rec)?;
+        Ok(())
+    }
+
+    fn read_rollouts(&self, st: &mut FleetState, problems: &mut Vec<String>) {
+        use crate::rollout::{Rollout, RolloutSpec};
+        let text = |v: &ValueRef<'_>| match v {
+            ValueRef::Scalar(ScalarValueRef::Str(t)) => Some(t.to_string()),
+            _ => None,
+        };
+        let Ok(obj) = self.obj(ROLLOUTS) else { return };
+        let mut rollouts: BTreeMap<String, Rollout> = BTreeMap::new();
+        for item in self.doc.map_range(&obj, ..) {
+            match text(&item.value).and_then(|t| serde_json::from_str::<RolloutSpec>(&t).ok()) {
+                Some(spec) => {
+                    rollouts.insert(
+                        item.key.to_string(),
+                        Rollout::new(item.key.to_string(), spec),
+                    );
+                }
+                None => problems.push(format!(
+                    "rollouts: skipped malformed rollout '{}'",
+                    item.key
+                )),
+            }
+        }
+        if let Ok(ev) = self.obj(ROLLOUT_EVENTS) {
+            for item in self.doc.map_range(&ev, ..) {
+                let key = item.key.to_string();
+                let mut parts = key.splitn(3, '/');
+                let (Some(id), Some(kind)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let Some(r) = rollouts.get_mut(id) else {
+                    continue;
+                };
+                let v: Value = text(&item.value)
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or(Value::Null);
+                let at = v.get("at_ms").and_then(Value::as_i64).unwrap_or(0);
+                let e = &mut r.events;
+                match (kind, parts.next()) {
+                    ("open", Some(k)) => {
+                        if let Ok(k) = k.parse() {
+                            e.opened.insert(k, at);
+                        }
+                    }
+                    ("halt", _) => {
+                        let reason = v
+                            .get("reason")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        e.halted = Some((at, reason));
+                    }
+                    ("pause", _) => e.paused = Some(at),
+                    ("resume", _) => e.resumed = Some(at),
+                    ("abort", _) => e.aborted = Some(at),
+                    _ => problems.push(format!("rollout_events: skipped unknown event '{key}'")),
+                }
+            }
+        }
+        let mut list: Vec<Rollout> = rollouts.into_values().collect();
+        list.sort_by(|a, b| a.spec.at_ms.cmp(&b.spec.at_ms).then(a.id.cmp(&b.id)));
+        st.rollouts = list;
+    }
+
+    /// Records a new rollout, after checking each key and value it sets.
+    pub fn add_rollout(&mut self, id: &str, spec: &crate::rollout::RolloutSpec) -> Result<()> {
+        for (k, v) in &spec.set {
+            let path = ConfigPath::parse(k)?;
+            for (p, leaf) in config::flatten(&path, v)? {
+                schema::validate_leaf(&p, &leaf, Source::Node)?;
+            }
+        }
+        let obj = self.later_obj(ROLLOUTS)?;
+        if self.doc.get(&obj, id)?.is_some() {
+            return Err(StoreError::Invalid(format!("rollout {id} already exists")));
+        }
+        let text = serde_json::to_string(spec).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.doc.put(&obj, id, text)?;
+        Ok(())
+    }
+
+    /// Records a rollout event: `open/K`, `halt`, `pause`, `resume`, `abort`.
+    pub fn rollout_event(
+        &mut self,
+        id: &str,
+        event: &str,
+        at_ms: i64,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let obj = self.later_obj(ROLLOUT_EVENTS)?;
+        let v = serde_json::json!({"at_ms": at_ms, "reason": reason});
+        self.doc
+            .put(&obj, format!("{id}/{event}").as_str(), v.to_string())?;
         Ok(())
     }
 

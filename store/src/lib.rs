@@ -18,6 +18,7 @@ pub mod health;
 pub mod identity;
 pub mod ids;
 pub mod replica;
+pub mod rollout;
 pub mod schema;
 
 pub use error::{Result, StoreError};

@@ -427,6 +427,40 @@ impl Replica {
         Ok(role)
     }
 
+    // ---- rollouts -----------------------------------------------------------
+
+    /// Looks at every running rollout and writes what this replica sees: a
+    /// wave that soaked healthy opens the next one; too many failures halt
+    /// it. Any replica may call this (node daemons and `serve` do); two doing
+    /// it at once write the same event.
+    pub fn advance_rollouts(&mut self, now_ms: i64) -> Result<Vec<crate::rollout::Step>> {
+        if self.opts.read_only {
+            return Ok(Vec::new());
+        }
+        let steps: Vec<crate::rollout::Step> = self
+            .state
+            .rollouts
+            .iter()
+            .filter_map(|r| r.progress(&self.state, &self.health, now_ms))
+            .collect();
+        for step in &steps {
+            match step {
+                crate::rollout::Step::OpenWave { rollout, wave } => {
+                    self.change(
+                        &format!("rollout {rollout}: open wave {}", wave + 1),
+                        |doc, _| doc.rollout_event(rollout, &format!("open/{wave}"), now_ms, None),
+                    )?;
+                }
+                crate::rollout::Step::Halt { rollout, reason } => {
+                    self.change(&format!("rollout {rollout}: halted: {reason}"), |doc, _| {
+                        doc.rollout_event(rollout, "halt", now_ms, Some(reason))
+                    })?;
+                }
+            }
+        }
+        Ok(steps)
+    }
+
     // ---- config ------------------------------------------------------------
 
     pub fn effective_node(&self, node: &crate::NodeId) -> Result<Effective> {
