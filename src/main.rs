@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 a user error (bad value, unknown site, no
 //! replica) with one sentence on stderr, 2 a usage error (from clap).
 
+mod console;
 mod daemon;
 mod net;
 mod output;
@@ -132,6 +133,18 @@ enum Cmd {
     /// Run an allowlisted action (`actions.<name>` in config) on nodes
     #[command(subcommand)]
     Command(CommandCmd),
+    /// Staged rollouts: set keys on nodes wave by wave, halting on failures
+    #[command(subcommand)]
+    Rollout(RolloutCmd),
+    /// The terminal console: fleet overview, sites, nodes, alerts, history, peers
+    Console {
+        /// Look only: refuse every change, and do not sync
+        #[arg(long)]
+        read_only: bool,
+        /// Built-in theme (dark, light, high-contrast, 16-color) or a TOML file patching it
+        #[arg(long, value_name = "NAME")]
+        theme: Option<String>,
+    },
     /// Emergency stop: no node applies anything new until `unfreeze`
     Freeze {
         #[arg(short, long, default_value = "")]
@@ -150,6 +163,37 @@ enum Cmd {
         #[arg(long)]
         no_mdns: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum RolloutCmd {
+    /// Start a rollout of KEY=VALUE settings (VALUE as in `config set`)
+    Start {
+        #[arg(long = "set", value_name = "KEY=VALUE", required = true)]
+        set: Vec<String>,
+        /// Only these sites [default: the whole fleet]
+        #[arg(long, value_delimiter = ',', value_name = "SITE,…")]
+        sites: Vec<String>,
+        /// Cumulative percentages of nodes per wave
+        #[arg(long, default_value = "5,25,100")]
+        waves: String,
+        /// How long a wave must run healthy before the next opens
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        soak: std::time::Duration,
+        /// Failed nodes tolerated before the rollout halts
+        #[arg(long, default_value_t = 0)]
+        max_fail: u64,
+    },
+    /// Rollouts with their phase
+    List,
+    /// Each wave: nodes, applied, healthy, failed
+    Status { id: String },
+    /// Stop opening waves (nodes keep what they have)
+    Pause { id: String },
+    /// Continue a paused or halted rollout
+    Resume { id: String },
+    /// Take the rollout's settings off every node
+    Abort { id: String },
 }
 
 #[derive(Subcommand)]
@@ -384,7 +428,10 @@ fn init_logging(cli: &Cli) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    // The console owns the terminal; it sends logs to a file itself.
+    if !matches!(cli.cmd, Cmd::Console { .. }) {
+        init_logging(&cli);
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -562,7 +609,11 @@ fn run(cli: &Cli) -> Result<()> {
             };
             net::serve(&data_dir(cli)?, open(cli)?, &out, opts)
         }
+        Cmd::Console { read_only, theme } => {
+            console::run(&data_dir(cli)?, *read_only, theme.as_deref())
+        }
         Cmd::Command(cmd) => command(cli, &out, cmd),
+        Cmd::Rollout(cmd) => rollout(cli, &out, cmd),
         Cmd::Freeze { message } => set_freeze(cli, &out, true, message),
         Cmd::Unfreeze { message } => set_freeze(cli, &out, false, message),
         Cmd::Bundle(BundleCmd::Export { file }) => net::bundle_export(&mut open(cli)?, &out, file),
@@ -942,6 +993,7 @@ fn config(cli: &Cli, out: &Out, cmd: &ConfigCmd) -> Result<()> {
                 config::Source::Fleet => "fleet".to_string(),
                 config::Source::Site => format!("site {site}"),
                 config::Source::Node => format!("node {id}"),
+                config::Source::Rollout => "rollout".to_string(),
             };
             if *explain {
                 let rows: Vec<Value> = eff
@@ -1039,6 +1091,139 @@ fn alerts(cli: &Cli, out: &Out, args: &AlertsArgs) -> Result<()> {
                 &format!("silenced {alert_id} until {}", fmt_time(until)),
                 hash,
             )
+        }
+    }
+}
+
+fn rollout(cli: &Cli, out: &Out, cmd: &RolloutCmd) -> Result<()> {
+    use fleetdeck_store::rollout::{RolloutSpec, parse_waves};
+    let mut r = open(cli)?;
+    let find = |r: &Replica, id: &str| -> Result<fleetdeck_store::rollout::Rollout> {
+        r.state()
+            .rollouts
+            .iter()
+            .find(|x| x.id == id)
+            .cloned()
+            .ok_or_else(|| anyhow!("no rollout '{id}' (see `fleetdeck rollout list`)"))
+    };
+    match cmd {
+        RolloutCmd::Start {
+            set,
+            sites,
+            waves,
+            soak,
+            max_fail,
+        } => {
+            let mut kv = std::collections::BTreeMap::new();
+            for s in set {
+                let (k, v) = s
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--set '{s}' is not KEY=VALUE"))?;
+                ConfigPath::parse(k)?;
+                kv.insert(k.to_string(), config::parse_cli_value(v));
+            }
+            for site in sites {
+                r.state().site(&SiteId::parse(site)?)?;
+            }
+            let spec = RolloutSpec {
+                set: kv,
+                sites: sites.clone(),
+                waves: parse_waves(waves).map_err(|e| anyhow!(e))?,
+                soak_ms: i64::try_from(soak.as_millis()).unwrap_or(i64::MAX),
+                max_fail: *max_fail,
+                by: member_label(&r),
+                at_ms: now_ms(),
+            };
+            let id = fleetdeck_store::identity::random_hex::<4>();
+            let what = spec.set.keys().cloned().collect::<Vec<_>>().join(", ");
+            let (_, hash) = r.change(&format!("rollout {id}: start ({what})"), |doc, _| {
+                doc.add_rollout(&id, &spec)
+            })?;
+            out.done(
+                &format!("rollout {id} started: waves {waves}, soak {}; see `fleetdeck rollout status {id}`", humantime::format_duration(*soak)),
+                hash,
+            )
+        }
+        RolloutCmd::List => {
+            let st = r.state().clone();
+            let rows: Vec<Value> = st
+                .rollouts
+                .iter()
+                .rev()
+                .map(|x| {
+                    json!({"id": x.id, "phase": x.phase(&st, r.health()), "set": x.spec.set, "sites": x.spec.sites,
+                           "waves": x.spec.waves, "waves_open": x.spec.waves.iter().enumerate().filter(|(i, _)| x.wave_open(*i)).count(),
+                           "by": x.spec.by, "at_ms": x.spec.at_ms, "halted": x.events.halted.as_ref().map(|h| &h.1)})
+                })
+                .collect();
+            out.emit(&rows, || {
+                let mut t = Table::new(&["ROLLOUT", "PHASE", "WAVES OPEN", "SETS", "STARTED"]);
+                for x in &rows {
+                    t.row(vec![
+                        x["id"].as_str().unwrap_or("").to_string(),
+                        x["phase"].as_str().unwrap_or("").to_string(),
+                        format!(
+                            "{}/{}",
+                            x["waves_open"],
+                            x["waves"].as_array().map_or(0, |w| w.len())
+                        ),
+                        x["set"].to_string(),
+                        fmt_time(x["at_ms"].as_i64().unwrap_or(0)),
+                    ]);
+                }
+                t.render()
+            })
+        }
+        RolloutCmd::Status { id } => {
+            let x = find(&r, id)?;
+            let st = r.state().clone();
+            let waves = x.wave_status(&st, r.health());
+            let phase = x.phase(&st, r.health());
+            let doc = json!({"id": x.id, "phase": phase, "spec": x.spec, "events": x.events, "waves": waves});
+            out.emit(&doc, || {
+                let mut s = format!(
+                    "rollout {} ({:?}): sets {}\n",
+                    x.id,
+                    phase,
+                    json!(x.spec.set)
+                );
+                if let Some((_, why)) = &x.events.halted {
+                    s.push_str(&format!("halted: {why}\n"));
+                }
+                let mut t = Table::new(&[
+                    "WAVE", "UP TO", "OPEN", "NODES", "APPLIED", "HEALTHY", "FAILED",
+                ]);
+                for (i, w) in waves.iter().enumerate() {
+                    t.row(vec![
+                        (i + 1).to_string(),
+                        format!("{}%", w.percent),
+                        if w.open { "yes".into() } else { "no".into() },
+                        w.nodes.len().to_string(),
+                        w.applied.to_string(),
+                        w.healthy.to_string(),
+                        w.failed.to_string(),
+                    ]);
+                }
+                s.push_str(&t.render());
+                s
+            })
+        }
+        RolloutCmd::Pause { id } | RolloutCmd::Resume { id } | RolloutCmd::Abort { id } => {
+            find(&r, id)?;
+            let event = match cmd {
+                RolloutCmd::Pause { .. } => "pause",
+                RolloutCmd::Resume { .. } => "resume",
+                _ => "abort",
+            };
+            let (_, hash) = r.change(&format!("rollout {id}: {event}"), |doc, _| {
+                doc.rollout_event(id, event, now_ms(), None)
+            })?;
+            let msg = match event {
+                "pause" => format!("rollout {id} paused: no new wave opens"),
+                "resume" => format!("rollout {id} resumed"),
+                _ => format!("rollout {id} aborted: its settings come off every node"),
+            };
+            out.done(&msg, hash)
         }
     }
 }

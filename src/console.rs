@@ -1,0 +1,436 @@
+//! `fleetdeck console`: the terminal console over this data dir's replica.
+//!
+//! The console (the `fleetdeck-tui` crate) reads snapshots and sends intents
+//! through its `Source` trait; this file implements it over the real
+//! `Replica`. While the console is open it syncs as a peer (a sync engine on
+//! the replica), unless the replica is read-only (a read-only replica cannot
+//! store what peers send) or a `serve` already runs on the same data dir (it
+//! syncs this replica; the console then shows the peers as `serve` sees
+//! them, from its status file).
+
+use std::collections::HashMap;
+use std::fs::OpenOptions as FileOptions;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use fleetdeck_store::alerts::Ack;
+use fleetdeck_store::document::HistoryEntry;
+use fleetdeck_store::health::{Sample, StoredRegister};
+use fleetdeck_store::replica::OpenOptions;
+use fleetdeck_store::{Replica, now_ms};
+use fleetdeck_sync::{Engine, EngineConfig, PeerStatus, StatusFile};
+use fleetdeck_tui::{Intent, Options, Peer, Snapshot, Source, SyncStatus, Theme};
+use tokio::sync::watch;
+
+use crate::net::STATUS_FILE;
+
+/// How far back the node view's sparklines go.
+const SERIES_SPAN_MS: i64 = 2 * 60 * 60 * 1000;
+
+/// A `serve` status file younger than this means `serve` is running.
+const SERVE_FRESH_MS: i64 = 5_000;
+
+enum Holder {
+    /// The console syncs: the engine owns the replica.
+    Engine(Arc<Engine>, watch::Receiver<u64>),
+    /// No engine: the console refreshes the replica itself.
+    Local(Box<Replica>),
+}
+
+/// The console's data source over a replica on disk.
+pub struct ReplicaSource {
+    dir: PathBuf,
+    holder: Holder,
+    sync: SyncStatus,
+    /// The registers of the last snapshot, reused while unchanged (the
+    /// console refetches sparklines only when this changes).
+    health: Arc<HashMap<String, StoredRegister>>,
+    health_key: (usize, i64),
+    /// Trouble met outside a snapshot (sparklines, refresh), reported with
+    /// the next one.
+    trouble: Option<String>,
+}
+
+fn peer_of(p: PeerStatus) -> Peer {
+    Peer {
+        key: p.key,
+        name: p.name,
+        connected: p.connected,
+        addr: p.addr,
+        last_sync_ms: p.last_sync_ms,
+        lacks: p.lacks,
+        last_error: p.last_error,
+    }
+}
+
+/// The status file of a `serve` running on `dir`, if it is fresh.
+fn running_serve(dir: &Path, now: i64) -> Option<StatusFile> {
+    let status: StatusFile = std::fs::read(dir.join(STATUS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())?;
+    (now - status.written_ms < SERVE_FRESH_MS).then_some(status)
+}
+
+fn member_label(r: &Replica) -> String {
+    r.state()
+        .member_name(r.key())
+        .map(str::to_string)
+        .unwrap_or_else(|| r.key().short().to_string())
+}
+
+impl ReplicaSource {
+    fn new(dir: &Path, holder: Holder, sync: SyncStatus) -> ReplicaSource {
+        ReplicaSource {
+            dir: dir.to_path_buf(),
+            holder,
+            sync,
+            health: Arc::new(HashMap::new()),
+            health_key: (0, -1),
+            trouble: None,
+        }
+    }
+
+    fn with<R>(&mut self, f: impl FnOnce(&mut Replica) -> R) -> R {
+        match &mut self.holder {
+            Holder::Engine(e, _) => e.with_replica(f),
+            Holder::Local(r) => f(r),
+        }
+    }
+
+    /// After a write: push it to peers at once.
+    fn wrote(&self) {
+        if let Holder::Engine(e, _) = &self.holder {
+            e.changed();
+        }
+    }
+
+    fn peers(&mut self, now: i64) -> Vec<Peer> {
+        match &self.holder {
+            Holder::Engine(e, _) => e.peers().into_iter().map(peer_of).collect(),
+            Holder::Local(r) => {
+                let me = r.key().clone();
+                let status = running_serve(&self.dir, now);
+                r.state()
+                    .members
+                    .values()
+                    .filter(|m| m.key != me)
+                    .map(|m| {
+                        let p = status
+                            .as_ref()
+                            .and_then(|s| s.peers.iter().find(|p| p.key == m.key.as_str()));
+                        Peer {
+                            key: m.key.to_string(),
+                            name: m.name.clone(),
+                            connected: p.is_some_and(|p| p.connected),
+                            addr: p
+                                .and_then(|p| p.addr.clone())
+                                .or_else(|| m.addrs.first().cloned()),
+                            last_sync_ms: p.and_then(|p| p.last_sync_ms),
+                            lacks: p.and_then(|p| p.lacks),
+                            last_error: p.and_then(|p| p.last_error.clone()),
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, alert_id: &str, for_ms: Option<i64>) -> Result<String, String> {
+        let now = now_ms();
+        let done = self.with(|r| {
+            let alert = r
+                .alerts(now)
+                .into_iter()
+                .find(|a| a.id == alert_id)
+                .ok_or_else(|| format!("no open alert '{alert_id}'"))?;
+            let until = for_ms.map(|ms| now.saturating_add(ms));
+            let ack = Ack {
+                by: member_label(r),
+                at_ms: now,
+                until_ms: until,
+                since_ms: alert.since_ms,
+            };
+            let message = match for_ms {
+                Some(ms) => format!(
+                    "silence {alert_id} for {}",
+                    fleetdeck_tui::text::duration(ms)
+                ),
+                None => format!("ack {alert_id}"),
+            };
+            r.change(&message, |doc, _| doc.put_ack(alert_id, &ack))
+                .map_err(|e| e.to_string())?;
+            Ok(match for_ms {
+                Some(ms) => format!(
+                    "silenced {alert_id} for {}",
+                    fleetdeck_tui::text::duration(ms)
+                ),
+                None => format!("acked {alert_id}"),
+            })
+        });
+        if done.is_ok() {
+            self.wrote();
+        }
+        done
+    }
+}
+
+impl Source for ReplicaSource {
+    fn snapshot(&mut self) -> Snapshot {
+        let now = now_ms();
+        if let Holder::Local(r) = &mut self.holder
+            && let Err(e) = r.refresh()
+        {
+            self.trouble = Some(format!("could not read the replica: {e}"));
+        }
+        let (fleet, health, alerts, states, summary, me) = self.with(|r| {
+            let (states, summary, alerts) = r.status(now);
+            let health = r.health();
+            let key = (
+                health.len(),
+                health.values().map(|s| s.ver).max().unwrap_or(0),
+            );
+            let regs = (key, health.clone());
+            (
+                r.state().clone(),
+                regs,
+                alerts,
+                states,
+                summary,
+                member_label(r),
+            )
+        });
+        let (key, regs) = health;
+        if key != self.health_key {
+            self.health = Arc::new(regs);
+            self.health_key = key;
+        }
+        let mut snap = Snapshot::build(now, fleet, self.health.clone(), alerts, &states, summary);
+        snap.me = me;
+        snap.peers = self.peers(now);
+        snap.sync = self.sync.clone();
+        snap.trouble = self.trouble.take();
+        snap
+    }
+
+    fn series(&mut self, node: &str) -> Vec<Sample> {
+        let since = now_ms() - SERIES_SPAN_MS;
+        match self.with(|r| r.series(node, since)) {
+            Ok(s) => s,
+            Err(e) => {
+                self.trouble = Some(format!("could not read the samples of {node}: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn history(&mut self) -> Vec<HistoryEntry> {
+        self.with(|r| r.history())
+    }
+
+    fn apply(&mut self, intent: Intent) -> Result<String, String> {
+        match intent {
+            Intent::Ack { alert_id } => self.acknowledge(&alert_id, None),
+            Intent::Silence { alert_id, for_ms } => self.acknowledge(&alert_id, Some(for_ms)),
+            Intent::Revert { change_id } => {
+                let done = self.with(|r| {
+                    let (outcome, hash) = r.revert(&change_id, None).map_err(|e| e.to_string())?;
+                    let short = &change_id[..change_id.len().min(12)];
+                    Ok(match hash {
+                        Some(h) => {
+                            let mut s = format!(
+                                "reverted {short} as {}: {} entr{} restored",
+                                &h.to_string()[..12],
+                                outcome.restored.len(),
+                                if outcome.restored.len() == 1 {
+                                    "y"
+                                } else {
+                                    "ies"
+                                }
+                            );
+                            if !outcome.skipped.is_empty() {
+                                s.push_str(&format!(
+                                    "; left alone (edited since): {}",
+                                    outcome.skipped.join(", ")
+                                ));
+                            }
+                            s
+                        }
+                        None => format!(
+                            "nothing to revert: every entry {short} set is already as it was before"
+                        ),
+                    })
+                });
+                if done.is_ok() {
+                    self.wrote();
+                }
+                done
+            }
+            Intent::SetConfig {
+                layer,
+                key,
+                value,
+                message,
+            } => {
+                let what = format!("set {key} = {value} in {}", layer.describe());
+                let msg = message.unwrap_or_else(|| what.clone());
+                let done = self.with(|r| {
+                    r.change(&msg, |doc, _| doc.set_config(&layer, &key, &value))
+                        .map(|_| what)
+                        .map_err(|e| e.to_string())
+                });
+                if done.is_ok() {
+                    self.wrote();
+                }
+                done
+            }
+            Intent::UnsetConfig {
+                layer,
+                key,
+                message,
+            } => {
+                let what = format!("unset {key} in {}", layer.describe());
+                let msg = message.unwrap_or_else(|| what.clone());
+                let done = self.with(|r| {
+                    r.change(&msg, |doc, _| doc.unset_config(&layer, &key))
+                        .map(|_| what)
+                        .map_err(|e| e.to_string())
+                });
+                if done.is_ok() {
+                    self.wrote();
+                }
+                done
+            }
+        }
+    }
+
+    fn changed(&mut self) -> bool {
+        match &mut self.holder {
+            Holder::Engine(_, rx) => {
+                rx.has_changed().unwrap_or(false) && {
+                    rx.borrow_and_update();
+                    true
+                }
+            }
+            Holder::Local(r) => match r.refresh() {
+                Ok(changed) => changed,
+                Err(e) => {
+                    self.trouble = Some(format!("could not read the replica: {e}"));
+                    true
+                }
+            },
+        }
+    }
+}
+
+/// Sends the sync engine's log lines to `console.log` in the data dir: on
+/// stderr they would scribble over the screen. (Does nothing if the binary
+/// already set up logging.)
+fn log_to_file(dir: &Path) {
+    let Ok(file) = FileOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("console.log"))
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,fleetdeck_sync=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Opens the replica in `dir` and runs the console until the operator quits.
+/// `theme` is a built-in theme name or a TOML file (a patch over the default
+/// theme).
+pub fn run(dir: &Path, read_only: bool, theme: Option<&str>) -> Result<()> {
+    let theme = match theme {
+        Some(t) => Theme::load(t).map_err(|e| anyhow!(e))?,
+        None => Theme::default(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let now = now_ms();
+        let (source, engine) = if read_only {
+            let r = Replica::open_with(
+                dir,
+                OpenOptions {
+                    read_only: true,
+                    ..OpenOptions::default()
+                },
+            )?;
+            let sync = SyncStatus::Off {
+                reason: "read-only".into(),
+            };
+            (
+                ReplicaSource::new(dir, Holder::Local(Box::new(r)), sync),
+                None,
+            )
+        } else if running_serve(dir, now).is_some() {
+            // `serve` syncs this replica already; a second endpoint with the
+            // same key would only fight it for sessions.
+            let r = Replica::open(dir)?;
+            let sync = SyncStatus::Elsewhere {
+                by: "the running `serve`".into(),
+            };
+            (
+                ReplicaSource::new(dir, Holder::Local(Box::new(r)), sync),
+                None,
+            )
+        } else {
+            log_to_file(dir);
+            let r = Replica::open(dir)?;
+            let mut cfg = EngineConfig::new(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+            cfg.dial = true;
+            cfg.mdns = true;
+            // The console listens on a port of the moment: writing it into
+            // this member's record would replace the stable address a
+            // `serve` published (and that invites hand out).
+            cfg.publish_addrs = false;
+            match Engine::start(r, cfg).await {
+                Ok(engine) => {
+                    let listening = engine.local_addrs().iter().map(|a| a.to_string()).collect();
+                    let engine = Arc::new(engine);
+                    let rx = engine.subscribe();
+                    let source = ReplicaSource::new(
+                        dir,
+                        Holder::Engine(engine.clone(), rx),
+                        SyncStatus::On { listening },
+                    );
+                    (source, Some(engine))
+                }
+                Err(e) => {
+                    // The engine took the replica with it: open it again.
+                    let r = Replica::open(dir)?;
+                    let sync = SyncStatus::Off {
+                        reason: format!("sync could not start: {e}"),
+                    };
+                    (
+                        ReplicaSource::new(dir, Holder::Local(Box::new(r)), sync),
+                        None,
+                    )
+                }
+            }
+        };
+        let options = Options {
+            read_only,
+            theme,
+            ..Options::default()
+        };
+        let result = fleetdeck_tui::run(source, options).await;
+        if let Some(engine) = engine {
+            // Sessions close with a word to the peers rather than a timeout.
+            let _ = tokio::time::timeout(Duration::from_secs(2), engine.shutdown()).await;
+        }
+        result.map_err(anyhow::Error::from)
+    })?;
+    rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}

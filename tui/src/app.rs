@@ -1,0 +1,671 @@
+//! The console's state and its update: keys become actions (through the
+//! keymap), actions update the views or open dialogs, intents and fetches
+//! become [`Request`]s for the source, and the source's [`Response`]s come
+//! back in. Nothing here does I/O or reads the clock: the loop in
+//! [`crate::run`] (or a test) moves requests and responses and passes the
+//! time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crossterm::event::{Event, KeyEvent, KeyEventKind, KeyModifiers};
+use fleetdeck_store::document::HistoryEntry;
+use fleetdeck_store::health::Sample;
+
+mod draw;
+
+pub use crate::component::Route;
+use crate::component::{Ctx, Effect, Handled, Need, Prompt, View};
+use crate::keymap::{Action, Key, Keymap, Scope};
+use crate::palette::{self, Command};
+use crate::source::{Intent, Snapshot, Source};
+use crate::text;
+use crate::theme::Theme;
+use crate::views;
+
+/// How the console starts.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Refuse every intent before it reaches the source.
+    pub read_only: bool,
+    pub theme: Theme,
+    pub keymap: Keymap,
+}
+
+/// What the app asks of the source.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    Snapshot,
+    Series(String),
+    History,
+    Apply(Intent),
+}
+
+/// What the source answered.
+#[derive(Clone, Debug)]
+pub enum Response {
+    Snapshot(Box<Snapshot>),
+    Series(String, Vec<Sample>),
+    History(Vec<HistoryEntry>),
+    Applied(Intent, Result<String, String>),
+    /// The source failed (a panic, a dead thread): one sentence.
+    Trouble(String),
+}
+
+/// A line of text being typed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Input {
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Overlay {
+    Help,
+    Palette(Input),
+    /// Typing a filter for the top view's focused table (applied live).
+    Filter(Input),
+    Prompt(Prompt, Input),
+    Confirm {
+        question: String,
+        intent: Intent,
+    },
+}
+
+/// The last thing said to the operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub text: String,
+    pub error: bool,
+    /// When it was said: the status bar shows it for a while (10 s, errors
+    /// 30 s).
+    pub at_ms: i64,
+}
+
+impl Message {
+    pub fn visible(&self, now_ms: i64) -> bool {
+        now_ms - self.at_ms < if self.error { 30_000 } else { 10_000 }
+    }
+}
+
+pub struct App {
+    options: Options,
+    snap: Arc<Snapshot>,
+    /// When the app last received a snapshot (its own clock).
+    snap_received_ms: i64,
+    now_ms: i64,
+    stack: Vec<Box<dyn View>>,
+    overlay: Option<Overlay>,
+    message: Option<Message>,
+    /// Trouble reported by the source machinery itself (not in a snapshot).
+    trouble: Option<String>,
+    history: Option<Vec<HistoryEntry>>,
+    series: HashMap<String, Vec<Sample>>,
+    outbox: Vec<Request>,
+    /// Requests sent and not yet answered, to ask for a snapshot at most
+    /// once at a time.
+    snapshot_pending: bool,
+    applying: usize,
+    quit: bool,
+    dirty: bool,
+}
+
+impl App {
+    pub fn new(snapshot: Snapshot, now_ms: i64, options: Options) -> App {
+        App {
+            options,
+            snap: Arc::new(snapshot),
+            snap_received_ms: now_ms,
+            now_ms,
+            stack: vec![views::open(&Route::Overview)],
+            overlay: None,
+            message: None,
+            trouble: None,
+            history: None,
+            series: HashMap::new(),
+            outbox: Vec::new(),
+            snapshot_pending: false,
+            applying: 0,
+            quit: false,
+            dirty: true,
+        }
+    }
+
+    // ---- reading ----------------------------------------------------------
+
+    pub fn should_quit(&self) -> bool {
+        self.quit
+    }
+
+    /// Whether something changed since the last draw.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
+    }
+
+    pub fn route(&self) -> Route {
+        self.top().route()
+    }
+
+    /// The breadcrumb, from the overview to the current view.
+    pub fn breadcrumb(&self) -> Vec<Route> {
+        self.stack.iter().map(|v| v.route()).collect()
+    }
+
+    pub fn message(&self) -> Option<&Message> {
+        self.message.as_ref()
+    }
+
+    pub fn theme(&self) -> &Theme {
+        &self.options.theme
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.options.read_only
+    }
+
+    /// Whether a dialog, an input or the help is open.
+    pub fn has_overlay(&self) -> bool {
+        self.overlay.is_some()
+    }
+
+    fn top(&self) -> &dyn View {
+        // The stack always holds the overview at the bottom.
+        self.stack
+            .last()
+            .map(|v| v.as_ref())
+            .expect("the overview is always at the bottom of the stack")
+    }
+
+    fn scope(&self) -> Scope {
+        match &self.overlay {
+            Some(Overlay::Confirm { .. }) => Scope::Confirm,
+            Some(Overlay::Palette(_) | Overlay::Filter(_) | Overlay::Prompt(..)) => Scope::Input,
+            _ => self.top().scope(),
+        }
+    }
+
+    // ---- the loop's side --------------------------------------------------
+
+    /// Requests for the source, in order; the loop sends them.
+    pub fn take_requests(&mut self) -> Vec<Request> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Marks the frame drawn.
+    pub fn drawn(&mut self) {
+        self.dirty = false;
+    }
+
+    /// The once-a-second tick: ages on screen move, and a new snapshot is
+    /// asked for (alerts depend on the time too).
+    pub fn tick(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+        self.dirty = true;
+        self.request_snapshot();
+    }
+
+    pub fn set_now(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+    }
+
+    pub fn request_snapshot(&mut self) {
+        if !self.snapshot_pending {
+            self.snapshot_pending = true;
+            self.outbox.push(Request::Snapshot);
+        }
+    }
+
+    /// A terminal event.
+    pub fn on_event(&mut self, ev: &Event) {
+        match ev {
+            Event::Key(k) if k.kind != KeyEventKind::Release => self.on_key(*k),
+            Event::Resize(..) | Event::FocusGained => self.dirty = true,
+            _ => {}
+        }
+    }
+
+    /// An answer from the source.
+    pub fn on_response(&mut self, r: Response) {
+        self.dirty = true;
+        match r {
+            Response::Snapshot(s) => {
+                self.snapshot_pending = false;
+                let doc_changed = !Arc::ptr_eq(&s.fleet, &self.snap.fleet);
+                let health_changed = !Arc::ptr_eq(&s.health, &self.snap.health);
+                self.snap = Arc::new(*s);
+                self.snap_received_ms = self.now_ms;
+                self.trouble = None;
+                if doc_changed && self.history.is_some() {
+                    self.fetch(Need::History);
+                }
+                if health_changed && let Some(Need::Series(n)) = self.top().needs() {
+                    self.fetch(Need::Series(n));
+                }
+            }
+            Response::Series(node, samples) => {
+                self.series.insert(node, samples);
+            }
+            Response::History(h) => self.history = Some(h),
+            Response::Applied(intent, result) => {
+                self.applying = self.applying.saturating_sub(1);
+                match result {
+                    Ok(m) => self.say(m),
+                    Err(e) => self.complain(format!("{} failed: {e}", intent.describe())),
+                }
+                self.request_snapshot();
+                if matches!(intent, Intent::Revert { .. }) || self.history.is_some() {
+                    self.fetch(Need::History);
+                }
+            }
+            Response::Trouble(t) => {
+                self.snapshot_pending = false;
+                self.trouble = Some(t);
+            }
+        }
+    }
+
+    fn fetch(&mut self, need: Need) {
+        let r = match need {
+            Need::History => Request::History,
+            Need::Series(n) => Request::Series(n),
+        };
+        if !self.outbox.contains(&r) {
+            self.outbox.push(r);
+        }
+    }
+
+    /// Serves every pending request from `source` at once, in this thread:
+    /// for tests and simple drivers (the console's loop uses a thread).
+    pub fn pump(&mut self, source: &mut dyn Source) {
+        for _ in 0..8 {
+            let reqs = self.take_requests();
+            if reqs.is_empty() {
+                return;
+            }
+            for r in reqs {
+                let resp = match r {
+                    Request::Snapshot => Response::Snapshot(Box::new(source.snapshot())),
+                    Request::Series(n) => {
+                        let s = source.series(&n);
+                        Response::Series(n, s)
+                    }
+                    Request::History => Response::History(source.history()),
+                    Request::Apply(i) => {
+                        let result = source.apply(i.clone());
+                        Response::Applied(i, result)
+                    }
+                };
+                self.on_response(resp);
+            }
+        }
+    }
+
+    // ---- update -----------------------------------------------------------
+
+    fn say(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: false,
+            at_ms: self.now_ms,
+        });
+    }
+
+    fn complain(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: true,
+            at_ms: self.now_ms,
+        });
+    }
+
+    pub fn on_key(&mut self, ev: KeyEvent) {
+        self.dirty = true;
+        let key = Key::from_event(&ev);
+        // Ctrl-C quits from anywhere, dialogs included.
+        if self.options.keymap.lookup(Scope::Global, key) == Some(Action::Quit)
+            && key.mods.contains(KeyModifiers::CONTROL)
+        {
+            self.quit = true;
+            return;
+        }
+        match self.overlay.take() {
+            None => self.on_view_key(key),
+            Some(Overlay::Help) => {
+                // Any key closes the help; it does nothing else.
+            }
+            Some(Overlay::Confirm { question, intent }) => {
+                match self.options.keymap.lookup(Scope::Confirm, key) {
+                    Some(Action::Confirm) => self.apply(intent),
+                    Some(Action::Cancel) => self.say(format!("{} cancelled", intent.describe())),
+                    _ => self.overlay = Some(Overlay::Confirm { question, intent }),
+                }
+            }
+            Some(Overlay::Palette(input)) => self.on_palette_key(key, input),
+            Some(Overlay::Filter(input)) => self.on_filter_key(key, input),
+            Some(Overlay::Prompt(p, input)) => self.on_prompt_key(key, p, input),
+        }
+    }
+
+    fn ctx_parts(&self) -> Ctx<'_> {
+        Ctx {
+            snap: &self.snap,
+            now_ms: self.now_ms,
+            theme: &self.options.theme,
+            read_only: self.options.read_only,
+            history: self.history.as_deref(),
+            series: &self.series,
+        }
+    }
+
+    fn on_view_key(&mut self, key: Key) {
+        let scope = self.top().scope();
+        let Some(action) = self.options.keymap.lookup(scope, key) else {
+            return;
+        };
+        self.act(action);
+    }
+
+    /// Runs an action as if its key was pressed (for drivers and tests).
+    pub fn act(&mut self, action: Action) {
+        self.dirty = true;
+        if action.writes() && self.options.read_only {
+            self.complain(format!(
+                "read-only: {} is not possible (the console was started with --read-only)",
+                action.label()
+            ));
+            return;
+        }
+        let ctx = Ctx {
+            snap: &self.snap,
+            now_ms: self.now_ms,
+            theme: &self.options.theme,
+            read_only: self.options.read_only,
+            history: self.history.as_deref(),
+            series: &self.series,
+        };
+        let handled = match self.stack.last_mut() {
+            Some(v) => v.handle(action, &ctx),
+            None => Handled::Ignored,
+        };
+        match handled {
+            Handled::Consumed => {}
+            Handled::Then(effect) => self.effect(effect),
+            Handled::Ignored => self.app_action(action),
+        }
+    }
+
+    fn app_action(&mut self, action: Action) {
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Back => {
+                if self.stack.len() > 1 {
+                    self.stack.pop();
+                    self.fetch_needs();
+                } else {
+                    self.say("this is the overview; q quits");
+                }
+            }
+            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::Palette => self.overlay = Some(Overlay::Palette(Input::default())),
+            Action::Filter => {
+                let current = self
+                    .stack
+                    .last_mut()
+                    .and_then(|v| v.filter_mut())
+                    .map(|l| l.filter.clone());
+                match current {
+                    Some(text) => self.overlay = Some(Overlay::Filter(Input { text })),
+                    None => self.say("nothing to filter here"),
+                }
+            }
+            Action::GoOverview => self.jump(Route::Overview),
+            Action::GoAlerts => self.jump(Route::Alerts(None)),
+            Action::GoHistory => self.jump(Route::History),
+            Action::GoPeers => self.jump(Route::Peers),
+            _ => {}
+        }
+    }
+
+    fn effect(&mut self, e: Effect) {
+        match e {
+            Effect::Open(route) => self.open(route),
+            Effect::Apply(intent) => self.apply(intent),
+            Effect::Confirm { question, intent } => {
+                if self.options.read_only {
+                    self.complain(format!(
+                        "read-only: {} is not possible (the console was started with --read-only)",
+                        intent.describe()
+                    ));
+                } else {
+                    self.overlay = Some(Overlay::Confirm { question, intent });
+                }
+            }
+            Effect::Prompt(p) => {
+                let default = match &p {
+                    Prompt::Silence { .. } => "1h",
+                };
+                self.overlay = Some(Overlay::Prompt(
+                    p,
+                    Input {
+                        text: default.into(),
+                    },
+                ));
+            }
+            Effect::Message(m) => self.say(m),
+        }
+    }
+
+    /// Opens a view: back to it if it is already in the breadcrumb, the
+    /// overview alone for the overview, else on top.
+    pub fn open(&mut self, route: Route) {
+        if let Some(i) = self.stack.iter().position(|v| v.route().same_view(&route)) {
+            self.stack.truncate(i + 1);
+            if route != self.top().route() {
+                // Same view, different selection (alerts): a fresh one.
+                self.stack.pop();
+                self.stack.push(views::open(&route));
+            }
+        } else {
+            self.stack.push(views::open(&route));
+        }
+        self.fetch_needs();
+    }
+
+    /// Goes to a view from anywhere (number keys, the palette): the
+    /// breadcrumb becomes the view's own path from the overview (a node's
+    /// goes through its site).
+    pub fn jump(&mut self, route: Route) {
+        self.stack.truncate(1);
+        if let Route::Node(n) = &route
+            && let Some(site) = self.snap.node(n).map(|n| n.site.clone())
+        {
+            self.stack.push(views::open(&Route::Site(site)));
+        }
+        if route != Route::Overview {
+            self.stack.push(views::open(&route));
+        }
+        self.fetch_needs();
+    }
+
+    fn fetch_needs(&mut self) {
+        if let Some(n) = self.top().needs() {
+            self.fetch(n);
+        }
+    }
+
+    /// Sends an intent to the source, unless read-only.
+    pub fn apply(&mut self, intent: Intent) {
+        if self.options.read_only {
+            self.complain(format!(
+                "read-only: {} was not sent (the console was started with --read-only)",
+                intent.describe()
+            ));
+            return;
+        }
+        self.applying += 1;
+        self.say(format!("{}…", intent.describe()));
+        self.outbox.push(Request::Apply(intent));
+    }
+
+    fn on_palette_key(&mut self, key: Key, mut input: Input) {
+        match self.options.keymap.lookup(Scope::Input, key) {
+            Some(Action::Cancel) => {}
+            Some(Action::Submit) => match palette::parse(&input.text, &self.snap) {
+                Ok(cmd) => self.run_command(cmd),
+                Err(e) => {
+                    self.complain(e);
+                    self.overlay = Some(Overlay::Palette(input));
+                }
+            },
+            Some(Action::Complete) => {
+                input.text = palette::complete(&input.text, &self.snap);
+                self.overlay = Some(Overlay::Palette(input));
+            }
+            Some(Action::DeleteChar) => {
+                if input.text.pop().is_none() {
+                    // Backspace on nothing closes the palette, as in vim.
+                    return;
+                }
+                self.overlay = Some(Overlay::Palette(input));
+            }
+            _ => {
+                type_into(&mut input, key);
+                self.overlay = Some(Overlay::Palette(input));
+            }
+        }
+    }
+
+    fn run_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Open(r) => self.jump(r),
+            Command::Quit => self.quit = true,
+            Command::Help => self.overlay = Some(Overlay::Help),
+            Command::Theme(name) => match Theme::named(&name) {
+                Ok(t) => {
+                    self.options.theme = t;
+                    self.say(format!("theme {name}"));
+                }
+                Err(e) => self.complain(e),
+            },
+        }
+    }
+
+    fn set_filter(&mut self, text: &str) {
+        if let Some(l) = self.stack.last_mut().and_then(|v| v.filter_mut()) {
+            l.filter = text.to_string();
+            l.selected = 0;
+        }
+    }
+
+    fn on_filter_key(&mut self, key: Key, mut input: Input) {
+        match self.options.keymap.lookup(Scope::Input, key) {
+            Some(Action::Cancel) => self.set_filter(""),
+            Some(Action::Submit) => {}
+            Some(Action::DeleteChar) => {
+                input.text.pop();
+                self.set_filter(&input.text);
+                self.overlay = Some(Overlay::Filter(input));
+            }
+            Some(Action::Complete) => self.overlay = Some(Overlay::Filter(input)),
+            _ => {
+                type_into(&mut input, key);
+                self.set_filter(&input.text);
+                self.overlay = Some(Overlay::Filter(input));
+            }
+        }
+    }
+
+    fn on_prompt_key(&mut self, key: Key, prompt: Prompt, mut input: Input) {
+        match self.options.keymap.lookup(Scope::Input, key) {
+            Some(Action::Cancel) => self.say("cancelled"),
+            Some(Action::Submit) => match (&prompt, text::parse_duration(&input.text)) {
+                (Prompt::Silence { alert_id }, Ok(for_ms)) => self.apply(Intent::Silence {
+                    alert_id: alert_id.clone(),
+                    for_ms,
+                }),
+                (_, Err(e)) => {
+                    self.complain(e);
+                    self.overlay = Some(Overlay::Prompt(prompt, input));
+                }
+            },
+            Some(Action::DeleteChar) => {
+                input.text.pop();
+                self.overlay = Some(Overlay::Prompt(prompt, input));
+            }
+            _ => {
+                type_into(&mut input, key);
+                self.overlay = Some(Overlay::Prompt(prompt, input));
+            }
+        }
+    }
+
+    // ---- draw -------------------------------------------------------------
+
+    /// The hint bar's entries: (keys, label), built from the commands valid
+    /// now and the keymap.
+    pub fn hints(&self) -> Vec<(String, String)> {
+        let km = &self.options.keymap;
+        let scope = self.scope();
+        let label = |a: Action| (km.key_label(scope, a), a.label().to_string());
+        match &self.overlay {
+            Some(Overlay::Help) => vec![("any key".into(), "close".into())],
+            Some(Overlay::Confirm { .. }) => vec![label(Action::Confirm), label(Action::Cancel)],
+            Some(Overlay::Palette(_)) => vec![
+                label(Action::Submit),
+                label(Action::Complete),
+                label(Action::Cancel),
+            ],
+            Some(Overlay::Filter(_)) => vec![
+                (km.key_label(scope, Action::Submit), "keep".into()),
+                (km.key_label(scope, Action::Cancel), "clear".into()),
+            ],
+            Some(Overlay::Prompt(..)) => vec![label(Action::Submit), label(Action::Cancel)],
+            None => {
+                let mut out = Vec::new();
+                let commands = self.commands();
+                if commands.contains(&Action::Down) && commands.contains(&Action::Up) {
+                    out.push((
+                        format!(
+                            "{}/{}",
+                            km.key_label(scope, Action::Down),
+                            km.key_label(scope, Action::Up)
+                        ),
+                        "move".to_string(),
+                    ));
+                }
+                for a in commands.into_iter().filter(|a| !a.is_motion()) {
+                    out.push(label(a));
+                }
+                out
+            }
+        }
+    }
+
+    /// Every action valid now: the top view's, then the app's.
+    pub fn commands(&self) -> Vec<Action> {
+        let ctx = self.ctx_parts();
+        let mut c = self.top().commands(&ctx);
+        c.push(Action::Filter);
+        c.push(Action::Palette);
+        c.push(Action::Help);
+        if self.stack.len() > 1 {
+            c.push(Action::Back);
+        }
+        c.push(Action::Quit);
+        c
+    }
+}
+
+fn type_into(input: &mut Input, key: Key) {
+    if let crossterm::event::KeyCode::Char(c) = key.code
+        && !key
+            .mods
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        && input.text.chars().count() < 200
+    {
+        input.text.push(c);
+    }
+}

@@ -1,0 +1,432 @@
+//! Drawing the app: the title bar with the breadcrumb, the top view, the
+//! hint bar, the status bar and the overlays (help, palette, dialogs). A
+//! pure function of the app's state and the frame.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::{App, Input, Overlay};
+use crate::component::Prompt;
+use crate::keymap::{Action, Scope};
+use crate::palette;
+use crate::source::SyncStatus;
+use crate::text;
+use crate::theme::Theme;
+use crate::views;
+
+impl App {
+    pub fn draw(&self, frame: &mut Frame) {
+        let area = frame.area();
+        let theme = &self.options.theme;
+        frame.render_widget(Block::new().style(theme.base()), area);
+        let [title, body, hints, status] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Fill(1),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        self.draw_title(frame, title);
+        let ctx = self.ctx_parts();
+        self.top().draw(frame, body, &ctx);
+        self.draw_hints(frame, hints);
+        self.draw_status(frame, status);
+        match &self.overlay {
+            None => {}
+            Some(Overlay::Help) => self.draw_help(frame, body),
+            Some(Overlay::Confirm { question, .. }) => self.draw_confirm(frame, body, question),
+            Some(Overlay::Palette(input)) => self.draw_palette(frame, body, input),
+            Some(Overlay::Filter(input)) => {
+                draw_input_line(frame, hints, theme, "/", &input.text, "filter")
+            }
+            Some(Overlay::Prompt(Prompt::Silence { alert_id }, input)) => draw_input_line(
+                frame,
+                hints,
+                theme,
+                &format!("silence {alert_id} for: "),
+                &input.text,
+                "e.g. 30m, 2h, 1d",
+            ),
+        }
+    }
+
+    fn draw_title(&self, frame: &mut Frame, area: Rect) {
+        let theme = &self.options.theme;
+        let fleet = if self.snap.fleet.name.is_empty() {
+            "(no fleet)".to_string()
+        } else {
+            self.snap.fleet.name.clone()
+        };
+        let mut spans = vec![
+            Span::styled(" fleetdeck ", theme.title().add_modifier(Modifier::BOLD)),
+            Span::styled("· ", theme.dim()),
+            Span::raw(fleet),
+            Span::styled(" │ ", theme.dim()),
+        ];
+        let crumbs = self.breadcrumb();
+        for (i, r) in crumbs.iter().enumerate() {
+            if i > 0 {
+                spans.push(Span::styled(" › ", theme.dim()));
+            }
+            let style = if i + 1 == crumbs.len() {
+                theme.title()
+            } else {
+                Style::new()
+            };
+            spans.push(Span::styled(r.label(), style));
+        }
+        if self.snap.fleet.is_frozen() {
+            spans.push(Span::styled("  FROZEN", theme.error()));
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+        if !self.snap.me.is_empty() {
+            frame.render_widget(
+                Paragraph::new(Line::from(Span::styled(
+                    format!("{} ", self.snap.me),
+                    theme.dim(),
+                )))
+                .right_aligned(),
+                area,
+            );
+        }
+    }
+
+    fn draw_hints(&self, frame: &mut Frame, area: Rect) {
+        let theme = &self.options.theme;
+        let hints = self.hints();
+        let width = |(k, l): &(String, String)| k.chars().count() + l.chars().count() + 3;
+        // What does not fit is left out, but the way to the help stays.
+        let help = hints
+            .iter()
+            .find(|(_, l)| l == Action::Help.label())
+            .cloned();
+        let reserve = help.as_ref().map_or(0, width);
+        let mut room = (area.width as usize).saturating_sub(1);
+        let mut shown = Vec::new();
+        for h in &hints {
+            let is_help = Some(h) == help.as_ref();
+            let w = width(h);
+            if w + if is_help { 0 } else { reserve } <= room {
+                room -= w;
+                if is_help {
+                    room += reserve;
+                }
+                shown.push(h.clone());
+            }
+        }
+        if let Some(h) = help
+            && !shown.contains(&h)
+            && width(&h) <= room + reserve
+        {
+            shown.push(h);
+        }
+        let mut spans = vec![Span::raw(" ")];
+        for (key, label) in shown {
+            spans.push(Span::styled(key, theme.key()));
+            spans.push(Span::styled(format!(" {label}  "), theme.dim()));
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    }
+
+    fn draw_status(&self, frame: &mut Frame, area: Rect) {
+        let theme = &self.options.theme;
+        let base = theme.status();
+        let sep = Span::styled(" │ ", base);
+        let mut left: Vec<Span> = vec![Span::styled(" ", base)];
+        if self.options.read_only {
+            left.push(Span::styled(
+                " READ-ONLY ",
+                base.fg(theme.ui.error)
+                    .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+            ));
+            left.push(sep.clone());
+        }
+        match &self.snap.sync {
+            SyncStatus::Off { reason } => left.push(Span::styled(
+                format!("not syncing ({reason})"),
+                base.fg(theme.ui.stale),
+            )),
+            SyncStatus::On { .. } | SyncStatus::Elsewhere { .. } => {
+                let connected = self.snap.peers.iter().filter(|p| p.connected).count();
+                let style = if connected == 0 {
+                    base.fg(theme.ui.stale)
+                } else {
+                    base
+                };
+                let via = match &self.snap.sync {
+                    SyncStatus::Elsewhere { by } => format!(" via {by}"),
+                    _ => String::new(),
+                };
+                left.push(Span::styled(
+                    format!("peers {connected}/{}{via}", self.snap.peers.len()),
+                    style,
+                ));
+            }
+        }
+        left.push(sep.clone());
+        match self.snap.freshest_ms() {
+            Some(t) => {
+                let age = self.now_ms - t;
+                let beat = self
+                    .snap
+                    .nodes
+                    .values()
+                    .map(|n| n.heartbeat_ms)
+                    .min()
+                    .unwrap_or(10_000);
+                let style = if age > beat {
+                    base.fg(theme.ui.stale)
+                } else {
+                    base
+                };
+                left.push(Span::styled(
+                    format!("freshest data {}", text::ago(self.now_ms, t)),
+                    style,
+                ));
+            }
+            None => left.push(Span::styled("no health data yet", base.fg(theme.ui.stale))),
+        }
+        let snapshot_age = self.now_ms - self.snap_received_ms;
+        if snapshot_age > 5_000 {
+            left.push(sep.clone());
+            left.push(Span::styled(
+                format!("snapshot {} old", text::duration(snapshot_age)),
+                base.fg(theme.ui.stale),
+            ));
+        }
+        if self.applying > 0 {
+            left.push(sep.clone());
+            left.push(Span::styled("applying…", base));
+        }
+        let trouble = self.trouble.as_ref().or(self.snap.trouble.as_ref());
+        let message = self.message.as_ref().filter(|m| m.visible(self.now_ms));
+        let right = match (trouble, message) {
+            (Some(t), _) => Span::styled(format!("{t} "), base.fg(theme.ui.error)),
+            (None, Some(m)) if m.error => {
+                Span::styled(format!("{} ", m.text), base.fg(theme.ui.error))
+            }
+            (None, Some(m)) => Span::styled(format!("{} ", m.text), base),
+            (None, None) => Span::styled("", base),
+        };
+        let left = Line::from(left);
+        let room = area.width.saturating_sub(left.width() as u16 + 1);
+        frame.render_widget(Paragraph::new(left).style(base), area);
+        if room > 0 {
+            let right_text = text::fit(&right.content, room as usize);
+            frame.render_widget(
+                Paragraph::new(Line::from(Span::styled(right_text, right.style))).right_aligned(),
+                Rect {
+                    x: area.x + area.width - room,
+                    width: room,
+                    ..area
+                },
+            );
+        }
+    }
+
+    fn draw_help(&self, frame: &mut Frame, area: Rect) {
+        let theme = &self.options.theme;
+        let km = &self.options.keymap;
+        let scope = self.top().scope();
+        let commands = self.commands();
+        let mut lines: Vec<Line> = Vec::new();
+        let section = |title: String, actions: Vec<Action>, lines: &mut Vec<Line>| {
+            if !lines.is_empty() {
+                lines.push(Line::default());
+            }
+            lines.push(Line::from(Span::styled(title, theme.header())));
+            for a in actions {
+                let keys: Vec<String> = km
+                    .keys_for(scope, a)
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                // Actions not possible now (read-only, nothing selected) are dim.
+                let valid = commands.contains(&a) || !a.writes();
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {:<13}", keys.join(" ")), theme.key()),
+                    Span::styled(
+                        a.label().to_string(),
+                        if valid { Style::new() } else { theme.dim() },
+                    ),
+                ]));
+            }
+        };
+        let own: Vec<Action> = dedup(
+            km.bindings()
+                .iter()
+                .filter(|b| b.scope == scope)
+                .map(|b| b.action),
+        );
+        if !own.is_empty() {
+            section(format!("in {}", scope.label()), own, &mut lines);
+        }
+        let global: Vec<Action> = dedup(
+            km.bindings()
+                .iter()
+                .filter(|b| b.scope == Scope::Global)
+                .map(|b| b.action),
+        );
+        section("everywhere".into(), global, &mut lines);
+        let commands_line: Vec<String> = palette::COMMANDS
+            .iter()
+            .filter(|(name, _, _)| *name != "quit")
+            .map(|(name, arg, _)| match arg {
+                Some(a) => format!("{name} {a}"),
+                None => name.to_string(),
+            })
+            .collect();
+        let footer = Line::from(vec![
+            Span::styled(": ", theme.key()),
+            Span::styled(commands_line.join(" · "), theme.dim()),
+        ]);
+        // One column when it fits, two when the terminal is short.
+        let width = area.width.min(80);
+        let footer_rows = (footer.width() as u16).div_ceil(width.saturating_sub(2).max(1));
+        let room = area.height.saturating_sub(3 + footer_rows) as usize;
+        let columns = if lines.len() > room && width >= 60 {
+            2
+        } else {
+            1
+        };
+        let per_column = lines.len().div_ceil(columns);
+        let height = (per_column as u16 + 3 + footer_rows).min(area.height);
+        let width = if columns == 1 { width.min(56) } else { width };
+        let popup = centered(area, width, height);
+        frame.render_widget(Clear, popup);
+        let block = views::pane(theme, "keys", true).style(theme.base());
+        let inner = block.inner(popup);
+        frame.render_widget(block, popup);
+        let [body, foot] =
+            Layout::vertical([Constraint::Fill(1), Constraint::Length(footer_rows + 1)])
+                .areas(inner);
+        let cols =
+            Layout::horizontal(vec![Constraint::Ratio(1, columns as u32); columns]).split(body);
+        for (i, chunk) in lines.chunks(per_column.max(1)).enumerate() {
+            if let Some(area) = cols.get(i) {
+                frame.render_widget(Paragraph::new(chunk.to_vec()), *area);
+            }
+        }
+        frame.render_widget(
+            Paragraph::new(vec![Line::default(), footer]).wrap(Wrap { trim: true }),
+            foot,
+        );
+    }
+
+    fn draw_confirm(&self, frame: &mut Frame, area: Rect, question: &str) {
+        let theme = &self.options.theme;
+        let km = &self.options.keymap;
+        let width = 60.min(area.width);
+        let popup = centered(area, width, 7.min(area.height));
+        frame.render_widget(Clear, popup);
+        let keys = Line::from(vec![
+            Span::styled(km.key_label(Scope::Confirm, Action::Confirm), theme.key()),
+            Span::raw(" yes   "),
+            Span::styled(km.key_label(Scope::Confirm, Action::Cancel), theme.key()),
+            Span::raw(" no"),
+        ]);
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::from(question.to_string()),
+                Line::default(),
+                keys,
+            ])
+            .wrap(Wrap { trim: true })
+            .block(
+                Block::new()
+                    .borders(Borders::ALL)
+                    .border_style(Style::new().fg(theme.ui.error))
+                    .title(Span::styled(" confirm ", theme.error()))
+                    .style(theme.base()),
+            ),
+            popup,
+        );
+    }
+
+    fn draw_palette(&self, frame: &mut Frame, area: Rect, input: &Input) {
+        let theme = &self.options.theme;
+        let all = palette::candidates(&input.text, &self.snap);
+        let shown = all.len().min(8);
+        let height = (shown as u16 + 3).min(area.height);
+        let width = 60.min(area.width);
+        let popup = Rect {
+            x: area.x + (area.width - width) / 2,
+            y: area.y + 1,
+            width,
+            height,
+        };
+        frame.render_widget(Clear, popup);
+        let mut lines = vec![Line::from(vec![
+            Span::styled(":", theme.key()),
+            Span::raw(input.text.clone()),
+            Span::styled("█", theme.dim()),
+        ])];
+        for c in all.iter().take(shown) {
+            let name = c.split(' ').next().unwrap_or("");
+            let about = palette::COMMANDS
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .map_or("", |(_, _, a)| a);
+            let arg_form = c.contains(' ') && !c.ends_with(' ');
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {c:<28}"), theme.key()),
+                Span::styled(if arg_form { "" } else { about }, theme.dim()),
+            ]));
+        }
+        if all.len() > shown {
+            lines.push(Line::from(Span::styled(
+                format!("  … {} more", all.len() - shown),
+                theme.dim(),
+            )));
+        }
+        frame.render_widget(
+            Paragraph::new(lines).block(views::pane(theme, "command", true).style(theme.base())),
+            popup,
+        );
+    }
+}
+
+fn dedup(actions: impl Iterator<Item = Action>) -> Vec<Action> {
+    let mut out: Vec<Action> = Vec::new();
+    for a in actions {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    Rect {
+        x: area.x + area.width.saturating_sub(width) / 2,
+        y: area.y + area.height.saturating_sub(height) / 2,
+        width,
+        height,
+    }
+}
+
+fn draw_input_line(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    prompt: &str,
+    text: &str,
+    placeholder: &str,
+) {
+    let mut spans = vec![
+        Span::styled(format!(" {prompt}"), theme.key()),
+        Span::raw(text.to_string()),
+        Span::styled("█", theme.dim()),
+    ];
+    if text.is_empty() {
+        spans.push(Span::styled(format!(" {placeholder}"), theme.dim()));
+    }
+    frame.render_widget(Clear, area);
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

@@ -1,0 +1,973 @@
+//! A deterministic fleet for tests, snapshots and the demo example: ten sites
+//! modelled on the blocao multi-site seed (BL-LAB-1, BL-LAB-2, BL-WH-N,
+//! BL-WH-S, two hubs, three shops, a field kit), nodes with health registers
+//! in every state, a few alerts (one acknowledged, one silenced), history and
+//! peers. No clock: every time is relative to the `now_ms` it is built with.
+//!
+//! The fleet is a real fleet document (the store's `FleetDoc`), written change
+//! by change with fixed authors and times, so its history has real change
+//! ids and reverts, acks and config edits go through the store's own code.
+//! Alerts, site states and the summary come from the store's rules
+//! (`alerts::evaluate`, `site_states`, `summarize`): the fixture shows what a
+//! replica holding the same registers would. Intents are recorded (see
+//! [`FixtureSource::intents`]) and then applied.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use automerge::ActorId;
+use fleetdeck_store::alerts::{self, Ack, Alert, NodeInput, SiteInput, Thresholds};
+use fleetdeck_store::config::{self, ConfigPath, Layer};
+use fleetdeck_store::document::{
+    FleetDoc, FleetState, HistoryEntry, LayerRef, NodeRecord, SiteRecord,
+};
+use fleetdeck_store::health::{
+    ApplyReport, ApplyResult, BackupStatus, DbBackup, DiskUsage, HealthRegister, Metrics, Sample,
+    StoredRegister, TlsCert,
+};
+use fleetdeck_store::{MemberKey, NodeId, Role, SiteId};
+use serde_json::{Value, json};
+
+use crate::source::{Intent, Peer, Snapshot, Source, SyncStatus};
+use crate::text;
+
+/// The instant the fixture is usually built at: 2025-06-15 15:06:40 UTC.
+pub const T0: i64 = 1_750_000_000_000;
+
+const SEC: i64 = 1_000;
+const MIN: i64 = 60 * SEC;
+const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
+
+/// The intents a fixture received, shared with the test that drives it.
+pub type IntentLog = Arc<Mutex<Vec<Intent>>>;
+
+/// A fixture fleet behind the [`Source`] trait.
+pub struct FixtureSource {
+    now_ms: i64,
+    me: String,
+    doc: FleetDoc,
+    fleet: Arc<FleetState>,
+    health: Arc<HashMap<String, StoredRegister>>,
+    peers: Vec<Peer>,
+    sync: SyncStatus,
+    intents: IntentLog,
+    fail_next: Option<String>,
+    trouble: Option<String>,
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn lock(log: &IntentLog) -> MutexGuard<'_, Vec<Intent>> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct NodeSpec {
+    id: &'static str,
+    site: &'static str,
+    role: &'static str,
+    /// Seconds since it was last heard; None: never reported.
+    heard_s: Option<i64>,
+    cpu: f64,
+    mem: f64,
+    disks: &'static [(&'static str, f64)],
+}
+
+const NODES: &[NodeSpec] = &[
+    NodeSpec {
+        id: "lab1-router",
+        site: "BL-LAB-1",
+        role: "router",
+        heard_s: Some(3),
+        cpu: 12.0,
+        mem: 41.0,
+        disks: &[("/", 38.0)],
+    },
+    NodeSpec {
+        id: "lab1-cam-1",
+        site: "BL-LAB-1",
+        role: "camera",
+        heard_s: Some(5),
+        cpu: 34.0,
+        mem: 55.0,
+        disks: &[("/", 61.0)],
+    },
+    NodeSpec {
+        id: "lab1-nvr",
+        site: "BL-LAB-1",
+        role: "nvr",
+        heard_s: Some(2),
+        cpu: 48.0,
+        mem: 62.0,
+        disks: &[("/", 22.0), ("/data", 71.0)],
+    },
+    NodeSpec {
+        id: "lab2-router",
+        site: "BL-LAB-2",
+        role: "router",
+        heard_s: Some(4),
+        cpu: 9.0,
+        mem: 37.0,
+        disks: &[("/", 30.0)],
+    },
+    NodeSpec {
+        id: "lab2-cam-1",
+        site: "BL-LAB-2",
+        role: "camera",
+        heard_s: Some(6),
+        cpu: 41.0,
+        mem: 93.4,
+        disks: &[("/", 58.0)],
+    },
+    NodeSpec {
+        id: "lab2-nvr",
+        site: "BL-LAB-2",
+        role: "nvr",
+        heard_s: Some(3),
+        cpu: 52.0,
+        mem: 70.0,
+        disks: &[("/", 25.0), ("/data", 88.2)],
+    },
+    NodeSpec {
+        id: "whn-router",
+        site: "BL-WH-N",
+        role: "router",
+        heard_s: Some(2),
+        cpu: 15.0,
+        mem: 44.0,
+        disks: &[("/", 33.0)],
+    },
+    NodeSpec {
+        id: "whn-nvr",
+        site: "BL-WH-N",
+        role: "nvr",
+        heard_s: Some(4),
+        cpu: 61.0,
+        mem: 77.0,
+        disks: &[("/", 40.0), ("/data", 97.1)],
+    },
+    NodeSpec {
+        id: "whn-cam-1",
+        site: "BL-WH-N",
+        role: "camera",
+        heard_s: Some(7),
+        cpu: 28.0,
+        mem: 49.0,
+        disks: &[("/", 52.0)],
+    },
+    NodeSpec {
+        id: "whs-router",
+        site: "BL-WH-S",
+        role: "router",
+        heard_s: Some(560),
+        cpu: 11.0,
+        mem: 39.0,
+        disks: &[("/", 31.0)],
+    },
+    NodeSpec {
+        id: "whs-nvr",
+        site: "BL-WH-S",
+        role: "nvr",
+        heard_s: Some(575),
+        cpu: 44.0,
+        mem: 66.0,
+        disks: &[("/", 28.0), ("/data", 64.0)],
+    },
+    NodeSpec {
+        id: "hub-de",
+        site: "BL-HUB-DE",
+        role: "central",
+        heard_s: Some(20),
+        cpu: 23.0,
+        mem: 58.0,
+        disks: &[("/", 47.0)],
+    },
+    NodeSpec {
+        id: "hub-fi",
+        site: "BL-HUB-FI",
+        role: "central",
+        heard_s: Some(1),
+        cpu: 19.0,
+        mem: 51.0,
+        disks: &[("/", 44.0)],
+    },
+    NodeSpec {
+        id: "lis-router",
+        site: "BL-SHOP-LIS",
+        role: "router",
+        heard_s: Some(5),
+        cpu: 8.0,
+        mem: 35.0,
+        disks: &[("/", 29.0)],
+    },
+    NodeSpec {
+        id: "lis-cam-1",
+        site: "BL-SHOP-LIS",
+        role: "camera",
+        heard_s: Some(130),
+        cpu: 0.0,
+        mem: 48.0,
+        disks: &[("/", 57.0)],
+    },
+    NodeSpec {
+        id: "nyc-router",
+        site: "BL-SHOP-NYC",
+        role: "router",
+        heard_s: Some(3),
+        cpu: 10.0,
+        mem: 40.0,
+        disks: &[("/", 35.0)],
+    },
+    NodeSpec {
+        id: "nyc-cam-1",
+        site: "BL-SHOP-NYC",
+        role: "camera",
+        heard_s: Some(8),
+        cpu: 31.0,
+        mem: 52.0,
+        disks: &[("/", 49.0)],
+    },
+    NodeSpec {
+        id: "sg-router",
+        site: "BL-SHOP-SG",
+        role: "router",
+        heard_s: Some(14),
+        cpu: 13.0,
+        mem: 42.0,
+        disks: &[("/", 36.0)],
+    },
+    NodeSpec {
+        id: "sg-cam-1",
+        site: "BL-SHOP-SG",
+        role: "camera",
+        heard_s: Some(3),
+        cpu: 37.0,
+        mem: 54.0,
+        disks: &[("/", 50.0)],
+    },
+    NodeSpec {
+        id: "field3-cam-1",
+        site: "BL-FIELD-3",
+        role: "camera",
+        heard_s: None,
+        cpu: 0.0,
+        mem: 0.0,
+        disks: &[],
+    },
+];
+
+/// Sites: id, name, location, zone, days since it was added.
+#[allow(clippy::type_complexity)]
+const SITES: &[(&str, &str, Option<(f64, f64)>, &str, i64)] = &[
+    ("BL-LAB-1", "Lab 1 (R+1)", Some((52.37, 4.90)), "north", 29),
+    ("BL-LAB-2", "Lab 2 (R+1)", Some((52.09, 5.12)), "north", 9),
+    (
+        "BL-WH-N",
+        "Warehouse North (R+2)",
+        Some((53.22, 6.57)),
+        "north",
+        7,
+    ),
+    (
+        "BL-WH-S",
+        "Warehouse South (R+1)",
+        Some((51.44, 5.48)),
+        "south",
+        3,
+    ),
+    (
+        "BL-HUB-DE",
+        "Hub Falkenstein",
+        Some((50.48, 12.37)),
+        "hub",
+        29,
+    ),
+    ("BL-HUB-FI", "Hub Helsinki", Some((60.17, 24.94)), "hub", 29),
+    (
+        "BL-SHOP-LIS",
+        "Shop Lisbon",
+        Some((38.72, -9.14)),
+        "south",
+        6,
+    ),
+    (
+        "BL-SHOP-NYC",
+        "Shop New York",
+        Some((40.71, -74.01)),
+        "us",
+        4,
+    ),
+    (
+        "BL-SHOP-SG",
+        "Shop Singapore",
+        Some((1.35, 103.82)),
+        "apac",
+        1,
+    ),
+    ("BL-FIELD-3", "Field kit 3", None, "field", 1),
+];
+
+/// Members: name, role, the byte their fixture key repeats.
+const MEMBERS: &[(&str, Role, &str)] = &[
+    ("ops-laptop", Role::Admin, "0a"),
+    ("hub-de", Role::Operator, "1b"),
+    ("hub-fi", Role::Operator, "2c"),
+    ("field-laptop", Role::Operator, "3d"),
+    ("lab2-router", Role::Node, "4e"),
+];
+
+fn member_key(name: &str) -> MemberKey {
+    let hex = MEMBERS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or_else(|| "ff".repeat(32), |(_, _, b)| b.repeat(32));
+    MemberKey::parse(&hex).expect("fixture keys are 64 hex digits")
+}
+
+/// The automerge actor of a member: its key and a fixed suffix, so the
+/// change ids are the same on every run.
+fn actor(name: &str) -> ActorId {
+    let mut bytes = member_key(name).to_bytes().to_vec();
+    bytes.extend_from_slice(&[0x5a; 8]);
+    ActorId::from(bytes)
+}
+
+type Edit = Box<dyn FnOnce(&mut FleetDoc) -> fleetdeck_store::Result<()>>;
+
+/// The fixture's changes, gathered in any order and written oldest first
+/// (as a real fleet would have made them).
+struct Script {
+    changes: Vec<(i64, &'static str, String, Edit)>,
+}
+
+impl Script {
+    fn change(
+        &mut self,
+        who: &'static str,
+        at: i64,
+        message: String,
+        edit: impl FnOnce(&mut FleetDoc) -> fleetdeck_store::Result<()> + 'static,
+    ) {
+        self.changes.push((at, who, message, Box::new(edit)));
+    }
+
+    fn set(&mut self, who: &'static str, at: i64, layer: LayerRef, key: &str, value: Value) {
+        let path = ConfigPath::parse(key).expect("fixture keys parse");
+        let scope = match &layer {
+            LayerRef::Fleet => "fleet".to_string(),
+            LayerRef::Site(s) => format!("site {s}"),
+            LayerRef::Node(n) => format!("node {n}"),
+        };
+        let msg = format!("set {key} = {value} in {scope}");
+        self.change(who, at, msg, move |d| d.set_config(&layer, &path, &value));
+    }
+
+    /// Writes every change, oldest first. The fixture's own data: the store
+    /// refusing it is a bug in this file.
+    fn write(mut self, doc: &mut FleetDoc) {
+        self.changes.sort_by_key(|c| c.0);
+        for (at, who, message, edit) in self.changes {
+            doc.automerge_mut().set_actor(actor(who));
+            if let Err(e) = edit(doc) {
+                panic!("the fixture's change '{message}' was refused: {e}");
+            }
+            doc.commit(&message, at);
+        }
+    }
+}
+
+fn site_id(s: &str) -> SiteId {
+    SiteId::parse(s).expect("fixture site ids parse")
+}
+
+fn node_id(s: &str) -> NodeId {
+    NodeId::parse(s).expect("fixture node ids parse")
+}
+
+fn build_doc(now_ms: i64) -> FleetDoc {
+    let born = now_ms - 30 * DAY;
+    let mut doc = FleetDoc::genesis(
+        actor("ops-laptop"),
+        "b10ca0f1ee7d0c5e",
+        "blocao",
+        &member_key("ops-laptop"),
+        "ops-laptop",
+        born,
+    )
+    .expect("the fixture's genesis is valid");
+    let mut w = Script {
+        changes: Vec::new(),
+    };
+    for (i, (name, role, _)) in MEMBERS.iter().enumerate().skip(1) {
+        let at = born + (i as i64) * MIN;
+        w.change(
+            "ops-laptop",
+            at,
+            format!("enroll {name} as {role}"),
+            move |d| d.put_member(&member_key(name), name, *role, at),
+        );
+    }
+    w.set(
+        "ops-laptop",
+        born + 10 * MIN,
+        LayerRef::Fleet,
+        "retention.days",
+        json!(30),
+    );
+    w.set(
+        "ops-laptop",
+        born + 11 * MIN,
+        LayerRef::Fleet,
+        "frigate.version",
+        json!("0.13.2"),
+    );
+    w.set(
+        "ops-laptop",
+        born + 12 * MIN,
+        LayerRef::Fleet,
+        "dns.allow",
+        json!(["hub.blocao.eu", "pool.ntp.org"]),
+    );
+    for (i, (id, name, loc, zone, days)) in SITES.iter().enumerate() {
+        let at = now_ms - days * DAY + i as i64 * MIN;
+        let rec = SiteRecord {
+            name: name.to_string(),
+            lat: loc.map(|l| l.0),
+            lon: loc.map(|l| l.1),
+            zone: Some(zone.to_string()),
+        };
+        w.change("ops-laptop", at, format!("add site {id}"), move |d| {
+            d.add_site(&site_id(id), &rec)
+        });
+        for (j, n) in NODES.iter().filter(|n| n.site == *id).enumerate() {
+            let who = if *id == "BL-FIELD-3" {
+                "field-laptop"
+            } else {
+                "ops-laptop"
+            };
+            let rec = NodeRecord {
+                site: id.to_string(),
+                role: Some(n.role.to_string()),
+            };
+            w.change(
+                who,
+                at + (j as i64 + 1) * SEC,
+                format!("add node {}", n.id),
+                move |d| d.add_node(&node_id(n.id), &rec),
+            );
+        }
+    }
+    w.set(
+        "hub-de",
+        now_ms - 2 * DAY,
+        LayerRef::Fleet,
+        "firewall.rules",
+        json!(["22/tcp", "443/tcp"]),
+    );
+    w.set(
+        "ops-laptop",
+        now_ms - 20 * HOUR,
+        LayerRef::Node(node_id("hub-de")),
+        "heartbeat.interval_s",
+        json!(30),
+    );
+    w.set(
+        "ops-laptop",
+        now_ms - 19 * HOUR,
+        LayerRef::Site(site_id("BL-SHOP-SG")),
+        "dns.allow",
+        json!(["hub.blocao.eu", "sg.pool.ntp.org"]),
+    );
+    w.set(
+        "ops-laptop",
+        now_ms - 9 * HOUR,
+        LayerRef::Site(site_id("BL-WH-N")),
+        "alerts.disk_pct",
+        json!(90),
+    );
+    w.set(
+        "ops-laptop",
+        now_ms - 8 * HOUR,
+        LayerRef::Site(site_id("BL-LAB-2")),
+        "frigate.cameras",
+        json!(6),
+    );
+    w.set(
+        "ops-laptop",
+        now_ms - 5 * HOUR,
+        LayerRef::Fleet,
+        "frigate.version",
+        json!("0.14.1"),
+    );
+    w.set(
+        "ops-laptop",
+        now_ms - 4 * HOUR,
+        LayerRef::Node(node_id("lab1-nvr")),
+        "frigate.version",
+        json!("0.15.0-beta1"),
+    );
+    let silenced = Ack {
+        by: "ops-laptop".into(),
+        at_ms: now_ms - 2 * HOUR,
+        until_ms: Some(now_ms + 2 * HOUR),
+        since_ms: Some(now_ms - 3 * HOUR),
+    };
+    w.change(
+        "ops-laptop",
+        now_ms - 2 * HOUR,
+        "silence backup:hub-fi for 4h".into(),
+        move |d| d.put_ack("backup:hub-fi", &silenced),
+    );
+    let acked = Ack {
+        by: "hub-de".into(),
+        at_ms: now_ms - HOUR,
+        until_ms: None,
+        since_ms: None,
+    };
+    w.change(
+        "hub-de",
+        now_ms - HOUR,
+        "ack mem:lab2-cam-1".into(),
+        move |d| d.put_ack("mem:lab2-cam-1", &acked),
+    );
+    w.set(
+        "ops-laptop",
+        now_ms - 20 * MIN,
+        LayerRef::Site(site_id("BL-LAB-2")),
+        "retention.days",
+        json!(14),
+    );
+    w.write(&mut doc);
+    doc
+}
+
+impl FixtureSource {
+    /// The blocao fixture at [`T0`].
+    pub fn blocao() -> FixtureSource {
+        FixtureSource::new(T0)
+    }
+
+    /// The blocao fixture with every time relative to `now_ms`.
+    ///
+    /// # Panics
+    ///
+    /// If the store refuses the fixture's own data (a bug in this file,
+    /// caught by every test that uses it).
+    pub fn new(now_ms: i64) -> FixtureSource {
+        let mut doc = build_doc(now_ms);
+        let fleet = Arc::new(doc.state().expect("the fixture document reads back"));
+        // The console's own changes are ops-laptop's.
+        doc.automerge_mut().set_actor(actor("ops-laptop"));
+        let mut health = HashMap::new();
+        for (i, n) in NODES.iter().enumerate() {
+            if let Some(ago) = n.heard_s {
+                let at = now_ms - ago * SEC;
+                health.insert(
+                    n.id.to_string(),
+                    StoredRegister {
+                        reg: register(n, at, now_ms, i),
+                        received_ms: at,
+                        ver: i as i64 + 1,
+                    },
+                );
+            }
+        }
+        let peer = |name: &str,
+                    connected: bool,
+                    addr: Option<&str>,
+                    sync_ago: Option<i64>,
+                    lacks: Option<usize>,
+                    err: Option<&str>| Peer {
+            key: member_key(name).to_string(),
+            name: name.into(),
+            connected,
+            addr: addr.map(str::to_string),
+            last_sync_ms: sync_ago.map(|a| now_ms - a),
+            lacks,
+            last_error: err.map(str::to_string),
+        };
+        let peers = vec![
+            peer(
+                "hub-de",
+                true,
+                Some("192.0.2.10:7447"),
+                Some(2 * SEC),
+                Some(0),
+                None,
+            ),
+            peer(
+                "hub-fi",
+                true,
+                Some("198.51.100.7:7447"),
+                Some(SEC),
+                Some(0),
+                None,
+            ),
+            peer(
+                "field-laptop",
+                false,
+                Some("203.0.113.44:7447"),
+                Some(3 * HOUR),
+                Some(4),
+                Some("could not reach field-laptop: timed out"),
+            ),
+            peer("lab2-router", false, None, None, None, None),
+        ];
+        FixtureSource {
+            now_ms,
+            me: "ops-laptop".into(),
+            doc,
+            fleet,
+            health: Arc::new(health),
+            peers,
+            sync: SyncStatus::On {
+                listening: vec!["0.0.0.0:7447".into()],
+            },
+            intents: Arc::new(Mutex::new(Vec::new())),
+            fail_next: None,
+            trouble: None,
+        }
+    }
+
+    /// The intents received so far (shared: keep it before moving the
+    /// source into the app).
+    pub fn intents(&self) -> IntentLog {
+        self.intents.clone()
+    }
+
+    /// The next `apply` fails with this sentence.
+    pub fn fail_next(&mut self, sentence: &str) {
+        self.fail_next = Some(sentence.to_string());
+    }
+
+    /// Every snapshot from now on reports this trouble.
+    pub fn set_trouble(&mut self, trouble: Option<&str>) {
+        self.trouble = trouble.map(str::to_string);
+    }
+
+    pub fn set_sync(&mut self, sync: SyncStatus) {
+        self.sync = sync;
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    fn inputs(&self) -> Vec<SiteInput<'_>> {
+        let st = &self.fleet;
+        let thresholds = |layers: &[Option<&Layer>]| {
+            Thresholds::from_lookup(|key| {
+                let path = ConfigPath::parse(key).ok()?;
+                config::lookup(layers, path.segments())
+            })
+        };
+        st.sites
+            .values()
+            .map(|site| SiteInput {
+                site: site.id.as_str(),
+                thresholds: thresholds(&[None, Some(&site.overrides), Some(&st.fleet)]),
+                nodes: st
+                    .nodes_of(&site.id)
+                    .map(|n| NodeInput {
+                        node: n.id.as_str(),
+                        thresholds: thresholds(&[
+                            Some(&n.overrides),
+                            Some(&site.overrides),
+                            Some(&st.fleet),
+                        ]),
+                        health: self
+                            .health
+                            .get(n.id.as_str())
+                            .map(|r| (&r.reg, r.received_ms)),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn alerts(&self) -> Vec<Alert> {
+        alerts::evaluate(&self.inputs(), self.now_ms, &self.fleet.acks)
+    }
+
+    /// One change by this console's member, through the store's document
+    /// code; the new change id.
+    fn change(
+        &mut self,
+        message: &str,
+        edit: impl FnOnce(&mut FleetDoc) -> fleetdeck_store::Result<()>,
+    ) -> Result<Option<String>, String> {
+        if let Err(e) = edit(&mut self.doc) {
+            self.doc.rollback();
+            return Err(e.to_string());
+        }
+        let hash = self.doc.commit(message, self.now_ms);
+        self.fleet = Arc::new(self.doc.state().map_err(|e| e.to_string())?);
+        Ok(hash.map(|h| h.to_string()))
+    }
+}
+
+/// A register for a fixture node heard at `at`; the node's index varies
+/// what else it reports.
+fn register(n: &NodeSpec, at: i64, now_ms: i64, i: usize) -> HealthRegister {
+    let mut reg = HealthRegister {
+        node: n.id.to_string(),
+        seq: 4_000 + i as u64 * 37,
+        time_ms: at,
+        metrics: Metrics {
+            cpu_pct: n.cpu,
+            mem_pct: n.mem,
+            disks: n
+                .disks
+                .iter()
+                .map(|(m, p)| DiskUsage {
+                    mount: m.to_string(),
+                    used_pct: *p,
+                })
+                .collect(),
+            load1: n.cpu / 40.0,
+            uptime_s: 86_400 * 3 + i as u64 * 3_607,
+            temp_c: (n.role == "nvr").then_some(48.0 + i as f64),
+        },
+        applied: Some(ApplyReport {
+            revision: "r41".into(),
+            result: ApplyResult::Ok,
+            error: None,
+            duration_ms: 1_200 + i as u64 * 10,
+            at_ms: now_ms - 3 * HOUR,
+        }),
+        ..HealthRegister::default()
+    };
+    match n.id {
+        "hub-de" => {
+            reg.tls.push(TlsCert {
+                name: "hub.blocao.eu".into(),
+                not_after_ms: now_ms + 10 * DAY,
+            });
+        }
+        "hub-fi" => {
+            reg.tls.push(TlsCert {
+                name: "hub-fi.blocao.eu".into(),
+                not_after_ms: now_ms + 80 * DAY,
+            });
+            reg.backup = Some(BackupStatus {
+                last_run_ms: now_ms - 3 * HOUR,
+                databases: vec![
+                    DbBackup {
+                        name: "keycloak".into(),
+                        ok: true,
+                        error: None,
+                    },
+                    DbBackup {
+                        name: "qdrant".into(),
+                        ok: true,
+                        error: None,
+                    },
+                    DbBackup {
+                        name: "timescale".into(),
+                        ok: false,
+                        error: Some("disk quota exceeded".into()),
+                    },
+                ],
+            });
+        }
+        "lab1-nvr" => {
+            reg.backup = Some(BackupStatus {
+                last_run_ms: now_ms - 5 * HOUR,
+                databases: vec![DbBackup {
+                    name: "frigate".into(),
+                    ok: true,
+                    error: None,
+                }],
+            });
+            reg.applied = Some(ApplyReport {
+                revision: "r42".into(),
+                result: ApplyResult::Ok,
+                error: None,
+                duration_ms: 2_310,
+                at_ms: now_ms - 20 * MIN,
+            });
+        }
+        "whn-cam-1" => {
+            reg.applied = Some(ApplyReport {
+                revision: "r43".into(),
+                result: ApplyResult::Failed,
+                error: Some("health check failed: frigate did not start".into()),
+                duration_ms: 30_000,
+                at_ms: now_ms - 12 * MIN,
+            });
+        }
+        "field3-cam-1" => reg.applied = None,
+        _ => {}
+    }
+    reg
+}
+
+/// 120 one-minute samples ending at the node's last report: a wave around
+/// its current metrics, different per node.
+fn series_of(reg: &HealthRegister) -> Vec<Sample> {
+    let phase = (fnv(&reg.node) % 17) as i64;
+    let disk_now = reg
+        .metrics
+        .disks
+        .iter()
+        .map(|d| d.used_pct)
+        .fold(0.0, f64::max);
+    let end = reg.time_ms.div_euclid(MIN) * MIN;
+    (0..120i64)
+        .rev()
+        .map(|k| {
+            // A triangle wave with period 24 minutes, 0 at the last sample.
+            let t = (k + phase) % 24;
+            let tri = (if t < 12 { t } else { 24 - t }) as f64 / 12.0;
+            let tri_now = {
+                let t = phase % 24;
+                (if t < 12 { t } else { 24 - t }) as f64 / 12.0
+            };
+            let wave = tri - tri_now;
+            Sample {
+                bucket_ms: end - k * MIN,
+                cpu: (reg.metrics.cpu_pct + 25.0 * wave).clamp(0.0, 100.0),
+                mem: (reg.metrics.mem_pct + 6.0 * wave).clamp(0.0, 100.0),
+                disk: (disk_now - k as f64 * 0.02).clamp(0.0, 100.0),
+            }
+        })
+        .collect()
+}
+
+impl Source for FixtureSource {
+    fn snapshot(&mut self) -> Snapshot {
+        let inputs = self.inputs();
+        let alerts = alerts::evaluate(&inputs, self.now_ms, &self.fleet.acks);
+        let states = alerts::site_states(&inputs, &alerts, self.now_ms);
+        let summary = alerts::summarize(&states, &alerts, self.now_ms);
+        let mut s = Snapshot::build(
+            self.now_ms,
+            self.fleet.clone(),
+            self.health.clone(),
+            alerts,
+            &states,
+            summary,
+        );
+        s.me = self.me.clone();
+        s.peers = self.peers.clone();
+        s.sync = self.sync.clone();
+        s.trouble = self.trouble.clone();
+        s
+    }
+
+    fn series(&mut self, node: &str) -> Vec<Sample> {
+        self.health
+            .get(node)
+            .map(|r| series_of(&r.reg))
+            .unwrap_or_default()
+    }
+
+    fn history(&mut self) -> Vec<HistoryEntry> {
+        let mut h = self.doc.history();
+        for e in &mut h {
+            e.author_name = MemberKey::parse(&e.author)
+                .ok()
+                .and_then(|k| self.fleet.member_name(&k).map(str::to_string));
+        }
+        h.reverse();
+        h
+    }
+
+    fn apply(&mut self, intent: Intent) -> Result<String, String> {
+        lock(&self.intents).push(intent.clone());
+        if let Some(e) = self.fail_next.take() {
+            return Err(e);
+        }
+        match intent {
+            Intent::Ack { alert_id } => {
+                let alert = self
+                    .alerts()
+                    .into_iter()
+                    .find(|a| a.id == alert_id)
+                    .ok_or_else(|| format!("no open alert '{alert_id}'"))?;
+                let ack = Ack {
+                    by: self.me.clone(),
+                    at_ms: self.now_ms,
+                    until_ms: None,
+                    since_ms: alert.since_ms,
+                };
+                self.change(&format!("ack {alert_id}"), |d| d.put_ack(&alert_id, &ack))?;
+                Ok(format!("acked {alert_id}"))
+            }
+            Intent::Silence { alert_id, for_ms } => {
+                let alert = self
+                    .alerts()
+                    .into_iter()
+                    .find(|a| a.id == alert_id)
+                    .ok_or_else(|| format!("no open alert '{alert_id}'"))?;
+                let ack = Ack {
+                    by: self.me.clone(),
+                    at_ms: self.now_ms,
+                    until_ms: Some(self.now_ms.saturating_add(for_ms)),
+                    since_ms: alert.since_ms,
+                };
+                let what = format!("silenced {alert_id} for {}", text::duration(for_ms));
+                self.change(&what, |d| d.put_ack(&alert_id, &ack))?;
+                Ok(what)
+            }
+            Intent::Revert { change_id } => {
+                let hash = self
+                    .doc
+                    .resolve_change(&change_id)
+                    .map_err(|e| e.to_string())?;
+                let short = text::short(&change_id).to_string();
+                let mut outcome = None;
+                let new = self.change(&format!("revert {short}"), |d| {
+                    outcome = Some(d.revert(&hash)?);
+                    Ok(())
+                })?;
+                let restored = outcome.map_or(0, |o| o.restored.len());
+                Ok(match new {
+                    Some(id) => format!(
+                        "reverted {short} as {}: {restored} entr{} restored",
+                        text::short(&id),
+                        if restored == 1 { "y" } else { "ies" }
+                    ),
+                    None => format!("nothing to revert: {short} is already undone"),
+                })
+            }
+            Intent::SetConfig {
+                layer,
+                key,
+                value,
+                message,
+            } => {
+                let what = format!("set {key} = {value} in {}", layer.describe());
+                let msg = message.unwrap_or_else(|| what.clone());
+                self.change(&msg, |d| d.set_config(&layer, &key, &value))?;
+                Ok(what)
+            }
+            Intent::UnsetConfig {
+                layer,
+                key,
+                message,
+            } => {
+                let what = format!("unset {key} in {}", layer.describe());
+                let msg = message.unwrap_or_else(|| what.clone());
+                self.change(&msg, |d| d.unset_config(&layer, &key))?;
+                Ok(what)
+            }
+        }
+    }
+}
+
+/// The fixture's nodes by site, for tests that want to name them.
+pub fn nodes_by_site() -> BTreeMap<&'static str, Vec<&'static str>> {
+    let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for n in NODES {
+        out.entry(n.site).or_default().push(n.id);
+    }
+    out
+}

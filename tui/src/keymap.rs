@@ -1,0 +1,402 @@
+//! Keys to actions, as data.
+//!
+//! Every binding is a row of one table: a scope (everywhere, one view, a
+//! dialog, a text input), a key, an action. The default table is text
+//! (`"ctrl-c"`, `"G"`, `"pagedown"`), so a user keymap file can rebind keys
+//! later without code. The hint bar and the `?` help read the same table.
+
+use std::fmt;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Everything a key can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Quit,
+    Back,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Open,
+    NextPane,
+    PrevPane,
+    Filter,
+    Palette,
+    Help,
+    GoOverview,
+    GoAlerts,
+    GoHistory,
+    GoPeers,
+    CycleSeverity,
+    ToggleSilenced,
+    Ack,
+    Silence,
+    Revert,
+    /// Dialogs and text inputs.
+    Confirm,
+    Cancel,
+    Submit,
+    Complete,
+    DeleteChar,
+}
+
+impl Action {
+    /// What the hint bar and the help say.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::Back => "back",
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::PageUp => "page up",
+            Action::PageDown => "page down",
+            Action::Top => "top",
+            Action::Bottom => "bottom",
+            Action::Open => "open",
+            Action::NextPane => "next pane",
+            Action::PrevPane => "previous pane",
+            Action::Filter => "filter",
+            Action::Palette => "command",
+            Action::Help => "help",
+            Action::GoOverview => "overview",
+            Action::GoAlerts => "alerts",
+            Action::GoHistory => "history",
+            Action::GoPeers => "peers",
+            Action::CycleSeverity => "severity",
+            Action::ToggleSilenced => "silenced",
+            Action::Ack => "ack",
+            Action::Silence => "silence",
+            Action::Revert => "revert",
+            Action::Confirm => "yes",
+            Action::Cancel => "cancel",
+            Action::Submit => "run",
+            Action::Complete => "complete",
+            Action::DeleteChar => "delete",
+        }
+    }
+
+    /// Actions that write to the fleet: refused in read-only mode.
+    pub fn writes(self) -> bool {
+        matches!(self, Action::Ack | Action::Silence | Action::Revert)
+    }
+
+    /// Movement keys: listed once in the hint bar as "j/k move".
+    pub fn is_motion(self) -> bool {
+        matches!(
+            self,
+            Action::Up
+                | Action::Down
+                | Action::PageUp
+                | Action::PageDown
+                | Action::Top
+                | Action::Bottom
+        )
+    }
+}
+
+/// Which views a binding applies in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Every view (a view's own binding of the same key wins).
+    Global,
+    Overview,
+    Site,
+    Node,
+    Alerts,
+    History,
+    Peers,
+    /// A yes/no dialog.
+    Confirm,
+    /// A text input (command palette, filter, prompt): keys not bound here
+    /// are typed.
+    Input,
+}
+
+impl Scope {
+    pub fn label(self) -> &'static str {
+        match self {
+            Scope::Global => "everywhere",
+            Scope::Overview => "overview",
+            Scope::Site => "site",
+            Scope::Node => "node",
+            Scope::Alerts => "alerts",
+            Scope::History => "history",
+            Scope::Peers => "peers",
+            Scope::Confirm => "dialog",
+            Scope::Input => "input",
+        }
+    }
+}
+
+/// A key with its modifiers. Characters carry their case (`G`, not
+/// shift-g).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+impl Key {
+    pub fn new(code: KeyCode, mods: KeyModifiers) -> Key {
+        let mods = match code {
+            // Shift is in the character itself.
+            KeyCode::Char(_) | KeyCode::BackTab => mods - KeyModifiers::SHIFT,
+            _ => mods,
+        };
+        Key {
+            code,
+            mods: mods & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT),
+        }
+    }
+
+    pub fn from_event(e: &KeyEvent) -> Key {
+        Key::new(e.code, e.modifiers)
+    }
+
+    /// Parses `j`, `G`, `?`, `ctrl-c`, `alt-x`, `enter`, `esc`, `tab`,
+    /// `backtab`, `up`, `pagedown`, `f5`, `space`.
+    pub fn parse(s: &str) -> Result<Key, String> {
+        let mut mods = KeyModifiers::NONE;
+        let mut rest = s;
+        loop {
+            if let Some(r) = rest.strip_prefix("ctrl-") {
+                mods |= KeyModifiers::CONTROL;
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("alt-") {
+                mods |= KeyModifiers::ALT;
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("shift-") {
+                mods |= KeyModifiers::SHIFT;
+                rest = r;
+            } else {
+                break;
+            }
+        }
+        let code = match rest {
+            "enter" => KeyCode::Enter,
+            "esc" => KeyCode::Esc,
+            "tab" => KeyCode::Tab,
+            "backtab" => KeyCode::BackTab,
+            "backspace" => KeyCode::Backspace,
+            "delete" => KeyCode::Delete,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pageup" => KeyCode::PageUp,
+            "pagedown" => KeyCode::PageDown,
+            "space" => KeyCode::Char(' '),
+            f if f.len() > 1 && f.starts_with('f') && f[1..].parse::<u8>().is_ok() => {
+                KeyCode::F(f[1..].parse().unwrap_or(1))
+            }
+            c if c.chars().count() == 1 => KeyCode::Char(c.chars().next().unwrap_or(' ')),
+            _ => {
+                return Err(format!(
+                    "key '{s}' is not valid: expected a character or a name such as enter, esc, tab, up, pagedown, f5, with optional ctrl-/alt- before it"
+                ));
+            }
+        };
+        Ok(Key::new(code, mods))
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mods.contains(KeyModifiers::CONTROL) {
+            f.write_str("ctrl-")?;
+        }
+        if self.mods.contains(KeyModifiers::ALT) {
+            f.write_str("alt-")?;
+        }
+        if self.mods.contains(KeyModifiers::SHIFT) {
+            f.write_str("shift-")?;
+        }
+        match self.code {
+            KeyCode::Char(' ') => f.write_str("space"),
+            KeyCode::Char(c) => write!(f, "{c}"),
+            KeyCode::Enter => f.write_str("enter"),
+            KeyCode::Esc => f.write_str("esc"),
+            KeyCode::Tab => f.write_str("tab"),
+            KeyCode::BackTab => f.write_str("shift-tab"),
+            KeyCode::Backspace => f.write_str("backspace"),
+            KeyCode::Delete => f.write_str("delete"),
+            KeyCode::Up => f.write_str("↑"),
+            KeyCode::Down => f.write_str("↓"),
+            KeyCode::Left => f.write_str("←"),
+            KeyCode::Right => f.write_str("→"),
+            KeyCode::Home => f.write_str("home"),
+            KeyCode::End => f.write_str("end"),
+            KeyCode::PageUp => f.write_str("pgup"),
+            KeyCode::PageDown => f.write_str("pgdn"),
+            KeyCode::F(n) => write!(f, "f{n}"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+/// One row of the keymap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub scope: Scope,
+    pub key: Key,
+    pub action: Action,
+}
+
+/// The default bindings: scope, key, action.
+const DEFAULT: &[(Scope, &str, Action)] = &[
+    (Scope::Global, "q", Action::Quit),
+    (Scope::Global, "ctrl-c", Action::Quit),
+    (Scope::Global, "esc", Action::Back),
+    (Scope::Global, "j", Action::Down),
+    (Scope::Global, "down", Action::Down),
+    (Scope::Global, "k", Action::Up),
+    (Scope::Global, "up", Action::Up),
+    (Scope::Global, "pagedown", Action::PageDown),
+    (Scope::Global, "ctrl-d", Action::PageDown),
+    (Scope::Global, "pageup", Action::PageUp),
+    (Scope::Global, "ctrl-u", Action::PageUp),
+    (Scope::Global, "g", Action::Top),
+    (Scope::Global, "home", Action::Top),
+    (Scope::Global, "G", Action::Bottom),
+    (Scope::Global, "end", Action::Bottom),
+    (Scope::Global, "enter", Action::Open),
+    (Scope::Global, "tab", Action::NextPane),
+    (Scope::Global, "backtab", Action::PrevPane),
+    (Scope::Global, "/", Action::Filter),
+    (Scope::Global, ":", Action::Palette),
+    (Scope::Global, "?", Action::Help),
+    (Scope::Global, "1", Action::GoOverview),
+    (Scope::Global, "2", Action::GoAlerts),
+    (Scope::Global, "3", Action::GoHistory),
+    (Scope::Global, "4", Action::GoPeers),
+    (Scope::Alerts, "a", Action::Ack),
+    (Scope::Alerts, "s", Action::Silence),
+    (Scope::Alerts, "f", Action::CycleSeverity),
+    (Scope::Alerts, "h", Action::ToggleSilenced),
+    (Scope::History, "r", Action::Revert),
+    (Scope::Confirm, "y", Action::Confirm),
+    (Scope::Confirm, "enter", Action::Confirm),
+    (Scope::Confirm, "n", Action::Cancel),
+    (Scope::Confirm, "esc", Action::Cancel),
+    (Scope::Input, "enter", Action::Submit),
+    (Scope::Input, "esc", Action::Cancel),
+    (Scope::Input, "tab", Action::Complete),
+    (Scope::Input, "backspace", Action::DeleteChar),
+];
+
+/// The table of bindings.
+#[derive(Clone, Debug)]
+pub struct Keymap {
+    bindings: Vec<Binding>,
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        let bindings = DEFAULT
+            .iter()
+            .map(|&(scope, key, action)| Binding {
+                scope,
+                // The table above is checked by a test.
+                key: Key::parse(key).unwrap_or(Key::new(KeyCode::Null, KeyModifiers::NONE)),
+                action,
+            })
+            .collect();
+        Keymap { bindings }
+    }
+}
+
+impl Keymap {
+    pub fn bindings(&self) -> &[Binding] {
+        &self.bindings
+    }
+
+    /// Binds `key` to `action` in `scope`, replacing what the key did there.
+    pub fn bind(&mut self, scope: Scope, key: Key, action: Action) {
+        self.bindings
+            .retain(|b| !(b.scope == scope && b.key == key));
+        self.bindings.push(Binding { scope, key, action });
+    }
+
+    /// The action of `key` in `scope`, falling back to the global table for
+    /// view scopes (dialogs and inputs have only their own keys).
+    pub fn lookup(&self, scope: Scope, key: Key) -> Option<Action> {
+        let own = self
+            .bindings
+            .iter()
+            .find(|b| b.scope == scope && b.key == key)
+            .map(|b| b.action);
+        match scope {
+            Scope::Confirm | Scope::Input | Scope::Global => own,
+            _ => own.or_else(|| self.lookup(Scope::Global, key)),
+        }
+    }
+
+    /// The keys that trigger `action` in `scope` (its own first, then the
+    /// global ones not shadowed there).
+    pub fn keys_for(&self, scope: Scope, action: Action) -> Vec<Key> {
+        let mut out: Vec<Key> = self
+            .bindings
+            .iter()
+            .filter(|b| b.scope == scope && b.action == action)
+            .map(|b| b.key)
+            .collect();
+        if !matches!(scope, Scope::Confirm | Scope::Input | Scope::Global) {
+            for b in self
+                .bindings
+                .iter()
+                .filter(|b| b.scope == Scope::Global && b.action == action)
+            {
+                if self.lookup(scope, b.key) == Some(action) && !out.contains(&b.key) {
+                    out.push(b.key);
+                }
+            }
+        }
+        out
+    }
+
+    /// The first key for `action` in `scope`, as text ("?" when unbound).
+    pub fn key_label(&self, scope: Scope, action: Action) -> String {
+        self.keys_for(scope, action)
+            .first()
+            .map_or_else(|| "?".to_string(), |k| k.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_binding_parses() {
+        for (_, key, _) in DEFAULT {
+            assert!(Key::parse(key).is_ok(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_view_binding_wins_over_the_global_one_and_others_fall_through() {
+        let mut km = Keymap::default();
+        let a = Key::parse("a").unwrap();
+        assert_eq!(km.lookup(Scope::Alerts, a), Some(Action::Ack));
+        assert_eq!(km.lookup(Scope::Overview, a), None);
+        let j = Key::parse("j").unwrap();
+        assert_eq!(km.lookup(Scope::Alerts, j), Some(Action::Down));
+        km.bind(Scope::Alerts, j, Action::Ack);
+        assert_eq!(km.lookup(Scope::Alerts, j), Some(Action::Ack));
+        assert_eq!(km.lookup(Scope::History, j), Some(Action::Down));
+    }
+
+    #[test]
+    fn shifted_characters_match_their_event() {
+        let ev = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
+        assert_eq!(Key::from_event(&ev), Key::parse("G").unwrap());
+        let ev = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(Key::from_event(&ev), Key::parse("ctrl-c").unwrap());
+        assert!(Key::parse("hyper-x").is_err());
+    }
+}

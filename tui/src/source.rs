@@ -1,0 +1,389 @@
+//! What the console reads and what it asks for: the [`Source`] trait, the
+//! [`Snapshot`] it returns and the [`Intent`]s it carries out.
+//!
+//! A snapshot holds the fleet state, the health registers and the alerts as
+//! the store computed them, plus facts derived once per snapshot (per site and
+//! per node: state, nodes up, last heard, heartbeat interval) so that drawing
+//! a frame never merges config layers for every node.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use fleetdeck_store::alerts::{Alert, FleetSummary, Severity, SiteState, Thresholds};
+use fleetdeck_store::config::ConfigPath;
+use fleetdeck_store::document::{FleetState, HistoryEntry, LayerRef};
+use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister, last_heard_ms};
+use serde_json::Value;
+
+/// Where the console's data comes from and where its intents go.
+///
+/// Calls run on a thread of their own, never on the input loop; each may
+/// take a while (a lock, a disk read) without freezing the screen.
+pub trait Source: Send {
+    /// Fleet state, health, alerts, peers and status-line facts, now.
+    fn snapshot(&mut self) -> Snapshot;
+    /// Sparkline samples of one node (oldest first).
+    fn series(&mut self, node: &str) -> Vec<Sample>;
+    /// The change log, newest first.
+    fn history(&mut self) -> Vec<HistoryEntry>;
+    /// Carries out an intent: `Ok(what was done)` or `Err(one sentence)`.
+    fn apply(&mut self, intent: Intent) -> Result<String, String>;
+    /// Whether something changed since the last snapshot (polled about every
+    /// 250 ms; on true the console takes a new snapshot at once). The
+    /// console also re-snapshots every second, so the default is fine for a
+    /// source with no change signal.
+    fn changed(&mut self) -> bool {
+        false
+    }
+}
+
+/// A change the operator asked for. Read-only mode refuses every intent
+/// before it reaches the source.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Intent {
+    SetConfig {
+        layer: LayerRef,
+        key: ConfigPath,
+        value: Value,
+        message: Option<String>,
+    },
+    UnsetConfig {
+        layer: LayerRef,
+        key: ConfigPath,
+        message: Option<String>,
+    },
+    Ack {
+        alert_id: String,
+    },
+    Silence {
+        alert_id: String,
+        for_ms: i64,
+    },
+    Revert {
+        change_id: String,
+    },
+}
+
+impl Intent {
+    /// A short verb phrase for the status bar: "ack disk:whn-nvr:/data".
+    pub fn describe(&self) -> String {
+        match self {
+            Intent::SetConfig { layer, key, .. } => format!("set {key} in {}", layer_label(layer)),
+            Intent::UnsetConfig { layer, key, .. } => {
+                format!("unset {key} in {}", layer_label(layer))
+            }
+            Intent::Ack { alert_id } => format!("ack {alert_id}"),
+            Intent::Silence { alert_id, for_ms } => {
+                format!("silence {alert_id} for {}", crate::text::duration(*for_ms))
+            }
+            Intent::Revert { change_id } => format!("revert {}", crate::text::short(change_id)),
+        }
+    }
+}
+
+fn layer_label(layer: &LayerRef) -> String {
+    match layer {
+        LayerRef::Fleet => "fleet".into(),
+        LayerRef::Site(s) => format!("site {s}"),
+        LayerRef::Node(n) => format!("node {n}"),
+    }
+}
+
+/// One other replica of the fleet, as the sync engine sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Peer {
+    pub key: String,
+    pub name: String,
+    pub connected: bool,
+    pub addr: Option<String>,
+    pub last_sync_ms: Option<i64>,
+    /// Changes this replica has that the peer is not known to have.
+    pub lacks: Option<usize>,
+    pub last_error: Option<String>,
+}
+
+/// Whether this console syncs as a peer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SyncStatus {
+    /// Syncing; the addresses the console listens on.
+    On { listening: Vec<String> },
+    /// Not syncing itself: another process on the same data dir (a running
+    /// `serve`) syncs this replica; the peers are as that process sees them.
+    Elsewhere { by: String },
+    /// Not syncing, and why ("read-only", "could not bind …").
+    Off { reason: String },
+}
+
+impl fmt::Display for SyncStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncStatus::On { listening } if listening.is_empty() => f.write_str("syncing"),
+            SyncStatus::On { listening } => write!(f, "syncing on {}", listening.join(", ")),
+            SyncStatus::Elsewhere { by } => write!(f, "synced by {by}"),
+            SyncStatus::Off { reason } => write!(f, "not syncing ({reason})"),
+        }
+    }
+}
+
+/// What the console knows about one site, derived once per snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteFacts {
+    pub id: String,
+    pub name: String,
+    pub zone: Option<String>,
+    /// `(lat, lon)` when the site has a location.
+    pub location: Option<(f64, f64)>,
+    pub state: SiteState,
+    pub nodes_total: usize,
+    /// Nodes that reported and are not down.
+    pub nodes_up: usize,
+    /// Open (not silenced) alerts: soft, medium, hard.
+    pub alerts: [usize; 3],
+    /// Silenced alerts of the site.
+    pub silenced: usize,
+    /// The freshest last-heard time over the site's nodes.
+    pub last_heard_ms: Option<i64>,
+    /// The longest heartbeat interval of the site's nodes (the site's own,
+    /// fleet ⊕ site, when it has none).
+    pub heartbeat_ms: i64,
+}
+
+/// What the console knows about one node, derived once per snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeFacts {
+    pub id: String,
+    pub site: String,
+    pub role: Option<String>,
+    /// Worst open alert of the node (or of its offline site).
+    pub state: SiteState,
+    /// Silent for longer than its missed-beats window.
+    pub down: bool,
+    pub last_heard_ms: Option<i64>,
+    pub heartbeat_ms: i64,
+    pub cpu: Option<f64>,
+    pub mem: Option<f64>,
+    /// The fullest mount.
+    pub disk: Option<f64>,
+    /// Last config apply: revision, result, when.
+    pub applied: Option<(String, ApplyResult, i64)>,
+}
+
+/// Everything the console draws from, taken at one moment.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The source's clock when it took the snapshot (alerts are as of then).
+    pub taken_ms: i64,
+    /// This replica's member name.
+    pub me: String,
+    pub fleet: Arc<FleetState>,
+    pub health: Arc<HashMap<String, StoredRegister>>,
+    /// Every alert, silenced ones included, most severe first.
+    pub alerts: Vec<Alert>,
+    pub summary: FleetSummary,
+    pub peers: Vec<Peer>,
+    pub sync: SyncStatus,
+    /// What went wrong while taking this snapshot (the data is then the last
+    /// good one): shown in the status bar.
+    pub trouble: Option<String>,
+    /// Per site, in site id order.
+    pub sites: Vec<SiteFacts>,
+    pub nodes: BTreeMap<String, NodeFacts>,
+}
+
+fn severity_index(s: Severity) -> usize {
+    match s {
+        Severity::Soft => 0,
+        Severity::Medium => 1,
+        Severity::Hard => 2,
+    }
+}
+
+fn worse(a: SiteState, b: SiteState) -> SiteState {
+    fn rank(s: SiteState) -> u8 {
+        match s {
+            SiteState::Unknown => 0,
+            SiteState::Green => 1,
+            SiteState::Warn => 2,
+            SiteState::Err => 3,
+        }
+    }
+    if rank(b) > rank(a) { b } else { a }
+}
+
+impl Snapshot {
+    /// A snapshot from what the store computed at `taken_ms`: the state, the
+    /// registers, every alert and the site states (`Replica::status`).
+    pub fn build(
+        taken_ms: i64,
+        fleet: Arc<FleetState>,
+        health: Arc<HashMap<String, StoredRegister>>,
+        alerts: Vec<Alert>,
+        site_states: &[(String, SiteState)],
+        summary: FleetSummary,
+    ) -> Snapshot {
+        let effective = fleet.effective_all();
+        let mut nodes = BTreeMap::new();
+        for node in fleet.nodes.values() {
+            let t = effective
+                .get(&node.id)
+                .map(|e| Thresholds::from_lookup(|k| e.get_str(k)))
+                .unwrap_or_default();
+            let reg = health.get(node.id.as_str());
+            let heard = reg.map(|r| last_heard_ms(&r.reg, r.received_ms));
+            let down = heard.is_some_and(|h| taken_ms.saturating_sub(h) > t.down_after_ms());
+            let m = reg.map(|r| &r.reg.metrics);
+            nodes.insert(
+                node.id.to_string(),
+                NodeFacts {
+                    id: node.id.to_string(),
+                    site: node.site.to_string(),
+                    role: node.record.role.clone(),
+                    state: if reg.is_some() {
+                        SiteState::Green
+                    } else {
+                        SiteState::Unknown
+                    },
+                    down,
+                    last_heard_ms: heard,
+                    heartbeat_ms: i64::try_from(t.heartbeat_interval_s)
+                        .unwrap_or(i64::MAX / 1000)
+                        .saturating_mul(1000),
+                    cpu: m.map(|m| m.cpu_pct),
+                    mem: m.map(|m| m.mem_pct),
+                    disk: m.and_then(|m| {
+                        m.disks
+                            .iter()
+                            .map(|d| d.used_pct)
+                            .fold(None, |acc: Option<f64>, v| {
+                                Some(acc.map_or(v, |a| a.max(v)))
+                            })
+                    }),
+                    applied: reg
+                        .and_then(|r| r.reg.applied.as_ref())
+                        .map(|a| (a.revision.clone(), a.result, a.at_ms)),
+                },
+            );
+        }
+        let states: HashMap<&str, SiteState> = site_states
+            .iter()
+            .map(|(s, st)| (s.as_str(), *st))
+            .collect();
+        let mut site_alerts: HashMap<&str, ([usize; 3], usize)> = HashMap::new();
+        for a in &alerts {
+            let hidden = a.is_hidden(taken_ms);
+            let e = site_alerts.entry(a.site.as_str()).or_default();
+            if hidden {
+                e.1 += 1;
+                continue;
+            }
+            e.0[severity_index(a.severity)] += 1;
+            let st = if a.severity == Severity::Hard {
+                SiteState::Err
+            } else {
+                SiteState::Warn
+            };
+            match &a.node {
+                Some(n) => {
+                    if let Some(f) = nodes.get_mut(n) {
+                        f.state = worse(f.state, st);
+                    }
+                }
+                None => {
+                    for f in nodes.values_mut().filter(|f| f.site == a.site) {
+                        f.state = worse(f.state, st);
+                    }
+                }
+            }
+        }
+        let mut by_site: HashMap<&str, Vec<&NodeFacts>> = HashMap::new();
+        for n in nodes.values() {
+            by_site.entry(n.site.as_str()).or_default().push(n);
+        }
+        let sites = fleet
+            .sites
+            .values()
+            .map(|s| {
+                let id = s.id.as_str();
+                let t = fleet
+                    .effective_site(&s.id)
+                    .map(|e| Thresholds::from_lookup(|k| e.get_str(k)))
+                    .unwrap_or_default();
+                let mine: &[&NodeFacts] = by_site.get(id).map_or(&[], |v| v.as_slice());
+                let (alerts, silenced) = site_alerts.get(id).copied().unwrap_or_default();
+                SiteFacts {
+                    id: id.to_string(),
+                    name: s.record.name.clone(),
+                    zone: s.record.zone.clone(),
+                    location: s.record.lat.zip(s.record.lon),
+                    state: states.get(id).copied().unwrap_or(SiteState::Unknown),
+                    nodes_total: mine.len(),
+                    nodes_up: mine
+                        .iter()
+                        .filter(|n| n.last_heard_ms.is_some() && !n.down)
+                        .count(),
+                    alerts,
+                    silenced,
+                    last_heard_ms: mine.iter().filter_map(|n| n.last_heard_ms).max(),
+                    // Fresh while its slowest-beating node could still be on
+                    // time.
+                    heartbeat_ms: mine.iter().map(|n| n.heartbeat_ms).max().unwrap_or(
+                        i64::try_from(t.heartbeat_interval_s)
+                            .unwrap_or(i64::MAX / 1000)
+                            .saturating_mul(1000),
+                    ),
+                }
+            })
+            .collect();
+        Snapshot {
+            taken_ms,
+            me: String::new(),
+            fleet,
+            health,
+            alerts,
+            summary,
+            peers: Vec::new(),
+            sync: SyncStatus::Off {
+                reason: "no sync engine".into(),
+            },
+            trouble: None,
+            sites,
+            nodes,
+        }
+    }
+
+    /// Nothing yet: what the console shows before the first snapshot.
+    pub fn empty(taken_ms: i64) -> Snapshot {
+        let mut s = Snapshot::build(
+            taken_ms,
+            Arc::new(FleetState::default()),
+            Arc::new(HashMap::new()),
+            Vec::new(),
+            &[],
+            FleetSummary::default(),
+        );
+        s.trouble = Some("waiting for the first snapshot".into());
+        s
+    }
+
+    pub fn site(&self, id: &str) -> Option<&SiteFacts> {
+        self.sites.iter().find(|s| s.id == id)
+    }
+
+    pub fn node(&self, id: &str) -> Option<&NodeFacts> {
+        self.nodes.get(id)
+    }
+
+    pub fn nodes_of<'a>(&'a self, site: &'a str) -> impl Iterator<Item = &'a NodeFacts> + 'a {
+        self.nodes.values().filter(move |n| n.site == site)
+    }
+
+    /// The freshest last-heard time over every node.
+    pub fn freshest_ms(&self) -> Option<i64> {
+        self.nodes.values().filter_map(|n| n.last_heard_ms).max()
+    }
+
+    pub fn alert(&self, id: &str) -> Option<&Alert> {
+        self.alerts.iter().find(|a| a.id == id)
+    }
+}

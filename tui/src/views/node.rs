@@ -1,0 +1,448 @@
+//! One node: sparklines of CPU, memory and disk, the effective config as
+//! leaves with their provenance, and the facts of its latest health
+//! register.
+
+use fleetdeck_store::NodeId;
+use fleetdeck_store::alerts::{Alert, Thresholds};
+use fleetdeck_store::config::Source as Layer;
+use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Wrap};
+
+use crate::component::{Component, Ctx, Effect, Handled, Need, Route, View};
+use crate::keymap::{Action, Scope};
+use crate::table::{self, ListState, Spec};
+use crate::text;
+use crate::theme::Theme;
+use crate::views::{alert_state_short, alert_style, cycle, heard, node_badge, pane, severity_span};
+
+const CONFIG: usize = 0;
+const ALERTS: usize = 1;
+
+#[derive(Debug)]
+pub struct NodeView {
+    id: String,
+    lists: [ListState; 2],
+    focus: usize,
+}
+
+/// One leaf of the effective config: key, value, which layer set it.
+struct Leaf {
+    key: String,
+    value: String,
+    from: Layer,
+}
+
+impl NodeView {
+    pub fn new(id: &str) -> NodeView {
+        NodeView {
+            id: id.to_string(),
+            lists: Default::default(),
+            focus: CONFIG,
+        }
+    }
+
+    fn leaves(&self, ctx: &Ctx) -> Vec<Leaf> {
+        let f = &self.lists[CONFIG].filter;
+        let Ok(id) = NodeId::parse(&self.id) else {
+            return Vec::new();
+        };
+        let Ok(eff) = ctx.snap.fleet.effective_node(&id) else {
+            return Vec::new();
+        };
+        eff.leaves()
+            .map(|(p, v, s)| Leaf {
+                key: p.to_key(),
+                value: v.to_string(),
+                from: s,
+            })
+            .filter(|l| table::matches(f, &[&l.key, &l.value, &layer_word(l.from)]))
+            .collect()
+    }
+
+    fn alert_rows<'a>(&self, ctx: &Ctx<'a>) -> Vec<&'a Alert> {
+        let f = &self.lists[ALERTS].filter;
+        let site = ctx.snap.node(&self.id).map(|n| n.site.as_str());
+        ctx.snap
+            .alerts
+            .iter()
+            .filter(|a| {
+                a.node.as_deref() == Some(self.id.as_str())
+                    || (a.node.is_none() && Some(a.site.as_str()) == site)
+            })
+            .filter(|a| table::matches(f, &[&a.id, &a.message]))
+            .collect()
+    }
+}
+
+/// The name of a layer as the store spells it ("fleet", "site", "node",
+/// "rollout", …): named without a `match`, so a layer the store adds later
+/// shows under its own name.
+fn layer_word(l: Layer) -> String {
+    serde_json::to_value(l)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{l:?}").to_lowercase())
+}
+
+/// "fleet", "site BL-WH-N", "node whn-nvr", or the layer's own name, with
+/// its colour.
+fn provenance(theme: &Theme, l: Layer, site: &str, node: &str) -> (String, Color) {
+    if l == Layer::Fleet {
+        ("fleet".into(), theme.ui.fleet)
+    } else if l == Layer::Site {
+        (format!("site {site}"), theme.ui.site)
+    } else if l == Layer::Node {
+        (format!("node {node}"), theme.ui.node)
+    } else {
+        (layer_word(l), theme.ui.accent)
+    }
+}
+
+impl Component for NodeView {
+    fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
+        let len = match self.focus {
+            CONFIG => self.leaves(ctx).len(),
+            _ => self.alert_rows(ctx).len(),
+        };
+        if self.lists[self.focus].motion(action, len) {
+            return Handled::Consumed;
+        }
+        match action {
+            Action::NextPane | Action::PrevPane => {
+                self.focus = cycle(self.focus, 2, action == Action::NextPane);
+                Handled::Consumed
+            }
+            Action::Open if self.focus == ALERTS => {
+                let rows = self.alert_rows(ctx);
+                let id = self.lists[ALERTS]
+                    .index(rows.len())
+                    .map(|i| rows[i].id.clone());
+                Handled::Then(Effect::Open(Route::Alerts(id)))
+            }
+            Action::Open => Handled::Consumed,
+            _ => Handled::Ignored,
+        }
+    }
+
+    fn commands(&self, _ctx: &Ctx) -> Vec<Action> {
+        let mut c = vec![Action::Down, Action::Up];
+        if self.focus == ALERTS {
+            c.push(Action::Open);
+        }
+        c.push(Action::NextPane);
+        c
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        let theme = ctx.theme;
+        let Some(node) = ctx.snap.node(&self.id) else {
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    format!(
+                        "node {} is not in the fleet (removed?); esc goes back",
+                        self.id
+                    ),
+                    theme.error(),
+                )),
+                area,
+            );
+            return;
+        };
+        let reg = ctx.snap.health.get(&self.id);
+        let [head, sparks, body] = Layout::vertical([
+            Constraint::Length(2),
+            Constraint::Length(5),
+            Constraint::Fill(1),
+        ])
+        .areas(area);
+
+        let mut line = vec![
+            Span::styled(node.id.clone(), theme.title()),
+            Span::raw("  "),
+            node_badge(theme, node.state, node.down),
+            Span::styled("  site ", theme.dim()),
+            Span::styled(node.site.clone(), Style::new().fg(theme.ui.site)),
+            Span::styled("  role ", theme.dim()),
+            Span::raw(node.role.clone().unwrap_or_else(|| "-".into())),
+            Span::styled("  heard ", theme.dim()),
+            heard(theme, ctx.now_ms, node.last_heard_ms, node.heartbeat_ms),
+            Span::styled(
+                format!("  every {}", text::duration(node.heartbeat_ms)),
+                theme.dim(),
+            ),
+        ];
+        if let Some(r) = reg {
+            line.push(Span::styled(format!("  seq {}", r.reg.seq), theme.dim()));
+        }
+        frame.render_widget(
+            Paragraph::new(Line::from(line)).wrap(Wrap { trim: true }),
+            head,
+        );
+
+        let series: &[Sample] = ctx.series.get(&self.id).map_or(&[], |v| v.as_slice());
+        let [cpu, mem, disk] = Layout::horizontal([
+            Constraint::Ratio(1, 3),
+            Constraint::Ratio(1, 3),
+            Constraint::Ratio(1, 3),
+        ])
+        .areas(sparks);
+        spark(frame, cpu, theme, "cpu", series, |s| s.cpu, theme.ui.accent);
+        spark(frame, mem, theme, "mem", series, |s| s.mem, theme.ui.node);
+        spark(
+            frame,
+            disk,
+            theme,
+            "disk",
+            series,
+            |s| s.disk,
+            theme.health.warn,
+        );
+
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+                .areas(body);
+        let leaves = self.leaves(ctx);
+        let site = node.site.clone();
+        let spec = Spec {
+            title: format!("effective config · {} leaves", leaves.len()),
+            header: vec!["KEY", "VALUE", "FROM"],
+            widths: vec![
+                Constraint::Fill(3),
+                Constraint::Fill(2),
+                Constraint::Length(14),
+            ],
+            len: leaves.len(),
+            state: &self.lists[CONFIG],
+            focused: self.focus == CONFIG,
+            empty: "no config".into(),
+        };
+        table::render(frame, left, spec, theme, |i| {
+            let l = &leaves[i];
+            let (from, color) = provenance(theme, l.from, &site, &self.id);
+            Row::new(vec![
+                Cell::from(l.key.clone()),
+                Cell::from(l.value.clone()),
+                Cell::from(Span::styled(from, Style::new().fg(color))),
+            ])
+        });
+
+        let alerts = self.alert_rows(ctx);
+        let alert_height = (alerts.len() as u16 + 3).clamp(4, 8);
+        let [facts_area, alerts_area] =
+            Layout::vertical([Constraint::Fill(1), Constraint::Length(alert_height)]).areas(right);
+        let thresholds = NodeId::parse(&self.id)
+            .ok()
+            .and_then(|id| ctx.snap.fleet.effective_node(&id).ok())
+            .map(|e| Thresholds::from_lookup(|k| e.get_str(k)))
+            .unwrap_or_default();
+        let facts = match reg {
+            Some(r) => facts(theme, ctx.now_ms, r, &thresholds),
+            None => vec![Line::from(Span::styled(
+                "this node never reported: no health register",
+                theme.dim(),
+            ))],
+        };
+        frame.render_widget(
+            Paragraph::new(facts).wrap(Wrap { trim: true }).block(pane(
+                theme,
+                "latest health",
+                false,
+            )),
+            facts_area,
+        );
+        let spec = Spec {
+            title: format!("alerts · {}", alerts.len()),
+            header: vec!["SEV", "ALERT", "STATE"],
+            widths: vec![
+                Constraint::Length(6),
+                Constraint::Fill(1),
+                Constraint::Length(12),
+            ],
+            len: alerts.len(),
+            state: &self.lists[ALERTS],
+            focused: self.focus == ALERTS,
+            empty: "no alerts".into(),
+        };
+        table::render(frame, alerts_area, spec, theme, |i| {
+            let a = alerts[i];
+            Row::new(vec![
+                Cell::from(severity_span(theme, a.severity)),
+                Cell::from(Span::styled(
+                    a.id.clone(),
+                    alert_style(theme, ctx.now_ms, a),
+                )),
+                Cell::from(Span::styled(alert_state_short(ctx.now_ms, a), theme.dim())),
+            ])
+        });
+    }
+}
+
+impl View for NodeView {
+    fn route(&self) -> Route {
+        Route::Node(self.id.clone())
+    }
+    fn scope(&self) -> Scope {
+        Scope::Node
+    }
+    fn filter_mut(&mut self) -> Option<&mut ListState> {
+        Some(&mut self.lists[self.focus])
+    }
+    fn needs(&self) -> Option<Need> {
+        Some(Need::Series(self.id.clone()))
+    }
+}
+
+fn spark(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    name: &str,
+    series: &[Sample],
+    value: impl Fn(&Sample) -> f64,
+    color: Color,
+) {
+    let width = area.width.saturating_sub(2) as usize;
+    let shown = &series[series.len().saturating_sub(width)..];
+    let title = match (shown.last(), shown.iter().map(&value).reduce(f64::max)) {
+        (Some(last), Some(max)) => format!("{name} {:.0}% · max {max:.0}%", value(last)),
+        _ => format!("{name} · no samples yet"),
+    };
+    let data: Vec<u64> = shown
+        .iter()
+        .map(|s| value(s).clamp(0.0, 100.0).round() as u64)
+        .collect();
+    frame.render_widget(
+        Sparkline::default()
+            .block(pane(theme, title, false))
+            .data(&data)
+            .max(100)
+            .style(Style::new().fg(color)),
+        area,
+    );
+}
+
+fn over(theme: &Theme, v: f64, limit: f64) -> Style {
+    if v >= limit {
+        Style::new().fg(theme.health.err)
+    } else {
+        Style::new()
+    }
+}
+
+/// The latest register as lines: metrics, disks, certificates, backup and
+/// the last apply.
+fn facts(theme: &Theme, now_ms: i64, r: &StoredRegister, t: &Thresholds) -> Vec<Line<'static>> {
+    let reg = &r.reg;
+    let m = &reg.metrics;
+    let dim = theme.dim();
+    let mut out = vec![
+        Line::from(vec![
+            Span::styled("reported ", dim),
+            Span::raw(format!(
+                "{} UTC ({})",
+                text::utc(reg.time_ms),
+                text::ago(now_ms, reg.time_ms)
+            )),
+        ]),
+        Line::from(vec![
+            Span::styled("cpu ", dim),
+            Span::raw(text::pct(Some(m.cpu_pct))),
+            Span::styled("  mem ", dim),
+            Span::styled(
+                text::pct(Some(m.mem_pct)),
+                over(theme, m.mem_pct, t.mem_pct),
+            ),
+            Span::styled("  load ", dim),
+            Span::raw(format!("{:.2}", m.load1)),
+            Span::styled("  up ", dim),
+            Span::raw(text::duration(
+                i64::try_from(m.uptime_s).unwrap_or(i64::MAX / 1000) * 1000,
+            )),
+            Span::raw(m.temp_c.map_or(String::new(), |c| format!("  {c:.0}°C"))),
+        ]),
+    ];
+    for d in &m.disks {
+        out.push(Line::from(vec![
+            Span::styled("disk ", dim),
+            Span::raw(format!("{} ", d.mount)),
+            Span::styled(
+                text::pct(Some(d.used_pct)),
+                over(theme, d.used_pct, t.disk_pct),
+            ),
+        ]));
+    }
+    for c in &reg.tls {
+        let left = c.not_after_ms - now_ms;
+        let style = if left < i64::try_from(t.tls_days).unwrap_or(0) * 86_400_000 {
+            Style::new().fg(theme.health.warn)
+        } else {
+            Style::new()
+        };
+        let when = if left <= 0 {
+            format!("expired {} ago", text::duration(-left))
+        } else {
+            format!("expires in {}", text::duration(left))
+        };
+        out.push(Line::from(vec![
+            Span::styled("tls ", dim),
+            Span::raw(format!("{} ", c.name)),
+            Span::styled(when, style),
+        ]));
+    }
+    if let Some(b) = &reg.backup {
+        let ok = b.databases.iter().filter(|d| d.ok).count();
+        let failed: Vec<String> = b
+            .databases
+            .iter()
+            .filter(|d| !d.ok)
+            .map(|d| match &d.error {
+                Some(e) => format!("{}: {e}", d.name),
+                None => d.name.clone(),
+            })
+            .collect();
+        let mut spans = vec![
+            Span::styled("backup ", dim),
+            Span::raw(format!(
+                "{} · {ok}/{} ok",
+                text::ago(now_ms, b.last_run_ms),
+                b.databases.len()
+            )),
+        ];
+        if !failed.is_empty() {
+            spans.push(Span::styled(
+                format!(" · failed {}", failed.join(", ")),
+                Style::new().fg(theme.health.warn),
+            ));
+        }
+        out.push(Line::from(spans));
+    }
+    if let Some(a) = &reg.applied {
+        let (word, style) = match a.result {
+            ApplyResult::Ok => ("ok", theme.ok()),
+            ApplyResult::Failed => ("failed", Style::new().fg(theme.health.err)),
+            ApplyResult::RolledBack => ("rolled back", Style::new().fg(theme.health.warn)),
+        };
+        let mut spans = vec![
+            Span::styled("applied ", dim),
+            Span::raw(format!("{} ", a.revision)),
+            Span::styled(word, style),
+            Span::raw(format!(
+                " {} in {}ms",
+                text::ago(now_ms, a.at_ms),
+                a.duration_ms
+            )),
+        ];
+        if let Some(e) = &a.error {
+            spans.push(Span::styled(
+                format!(": {e}"),
+                Style::new().fg(theme.health.err),
+            ));
+        }
+        out.push(Line::from(spans));
+    }
+    out
+}

@@ -1,0 +1,447 @@
+//! Key-driven flows through the console on the fixture fleet: what an
+//! operator does, and what reaches the source.
+
+mod common;
+
+use common::{Console, listed_sites};
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use fleetdeck_tui::{Action, Intent, Key, Keymap, Options, Route, Scope};
+
+#[test]
+fn filtering_the_sites_table_keeps_only_matching_rows() {
+    let mut c = Console::new();
+    c.press("/");
+    c.type_text("lab");
+    let screen = c.screen(120, 40);
+    assert_eq!(listed_sites(&screen), ["BL-LAB-2", "BL-LAB-1"], "{screen}");
+    assert!(
+        screen.contains("/lab"),
+        "the filter shows in the title: {screen}"
+    );
+    // Enter keeps the filter; Enter again opens the first match.
+    c.press("enter enter");
+    assert_eq!(c.app.route(), Route::Site("BL-LAB-2".into()));
+}
+
+#[test]
+fn esc_in_the_filter_clears_it() {
+    let mut c = Console::new();
+    c.press("/");
+    c.type_text("zzz");
+    assert!(c.screen(120, 40).contains("no site matches /zzz"));
+    c.press("esc");
+    let screen = c.screen(120, 40);
+    assert_eq!(listed_sites(&screen).len(), 10, "{screen}");
+    assert!(!c.app.has_overlay());
+}
+
+#[test]
+fn the_filter_matches_state_and_zone_words() {
+    let mut c = Console::new();
+    c.press("/");
+    c.type_text("north err");
+    c.press("enter");
+    let screen = c.screen(120, 40);
+    // BL-WH-S is err too, but in the south.
+    assert_eq!(listed_sites(&screen), ["BL-WH-N"], "{screen}");
+}
+
+#[test]
+fn enter_on_a_site_opens_its_nodes() {
+    let mut c = Console::new();
+    c.press("enter");
+    assert_eq!(c.app.route(), Route::Site("BL-WH-N".into()));
+    let screen = c.screen(120, 40);
+    for node in ["whn-router", "whn-nvr", "whn-cam-1"] {
+        assert!(screen.contains(node), "{node}: {screen}");
+    }
+    assert!(screen.contains("failed r43"), "last apply result: {screen}");
+    assert!(
+        screen.contains("alerts.disk_pct"),
+        "the site's override: {screen}"
+    );
+}
+
+#[test]
+fn enter_on_a_node_opens_its_sparklines_and_provenance() {
+    let mut c = Console::new();
+    c.press("enter j enter");
+    assert_eq!(c.app.route(), Route::Node("whn-nvr".into()));
+    assert_eq!(
+        c.app.breadcrumb(),
+        vec![
+            Route::Overview,
+            Route::Site("BL-WH-N".into()),
+            Route::Node("whn-nvr".into())
+        ]
+    );
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("cpu 61%"), "sparkline title: {screen}");
+    assert!(
+        screen.contains("site BL-WH-N"),
+        "provenance of the override: {screen}"
+    );
+    assert!(screen.contains("disk /data 97%"), "health facts: {screen}");
+}
+
+#[test]
+fn esc_goes_back_along_the_breadcrumb() {
+    let mut c = Console::new();
+    c.press("enter j enter");
+    c.press("esc");
+    assert_eq!(c.app.route(), Route::Site("BL-WH-N".into()));
+    c.press("esc");
+    assert_eq!(c.app.route(), Route::Overview);
+    c.press("esc");
+    assert_eq!(c.app.route(), Route::Overview);
+    assert!(!c.app.should_quit(), "esc never quits");
+}
+
+#[test]
+fn tab_moves_between_panes_and_enter_on_an_alert_opens_the_alerts_view() {
+    let mut c = Console::new();
+    c.press("tab j enter");
+    assert_eq!(c.app.route(), Route::Alerts(None));
+    let screen = c.screen(120, 40);
+    // The second open alert is selected there.
+    assert!(
+        screen.contains("site BL-WH-S is offline"),
+        "the selected alert's detail: {screen}"
+    );
+}
+
+#[test]
+fn acking_an_alert_sends_the_intent_and_shows_it_acked() {
+    let mut c = Console::new();
+    c.press("2");
+    assert_eq!(c.app.route(), Route::Alerts(None));
+    c.press("a");
+    assert_eq!(
+        c.intents(),
+        vec![Intent::Ack {
+            alert_id: "disk:whn-nvr:/data".into()
+        }]
+    );
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("acked by ops-laptop"), "{screen}");
+    assert!(
+        screen.contains("acked disk:whn-nvr:/data"),
+        "status message: {screen}"
+    );
+}
+
+#[test]
+fn silencing_asks_for_a_duration_and_hides_the_alert() {
+    let mut c = Console::new();
+    c.press("2 j s");
+    assert!(
+        c.screen(80, 24)
+            .contains("silence site-offline:BL-WH-S for: 1h")
+    );
+    c.press("backspace backspace");
+    c.type_text("30m");
+    c.press("enter");
+    assert_eq!(
+        c.intents(),
+        vec![Intent::Silence {
+            alert_id: "site-offline:BL-WH-S".into(),
+            for_ms: 30 * 60_000
+        }]
+    );
+    let screen = c.screen(120, 40);
+    assert!(
+        !screen
+            .lines()
+            .any(|l| l.contains("│hard   site-offline:BL-WH-S")),
+        "hidden now: {screen}"
+    );
+    c.press("h");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("silenced 30m"), "shown with h: {screen}");
+}
+
+#[test]
+fn a_bad_duration_is_refused_and_the_prompt_stays_open() {
+    let mut c = Console::new();
+    c.press("2 s backspace backspace");
+    c.type_text("soon");
+    c.press("enter");
+    assert!(c.intents().is_empty());
+    assert!(c.app.has_overlay());
+    let m = c.app.message().unwrap();
+    assert!(
+        m.error && m.text.contains("'soon' is not a duration"),
+        "{m:?}"
+    );
+    c.press("esc");
+    assert!(!c.app.has_overlay());
+    assert!(c.intents().is_empty());
+}
+
+#[test]
+fn filtering_alerts_by_severity_cycles_hard_medium_soft_all() {
+    let mut c = Console::new();
+    c.press("2 f");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("severity hard"), "{screen}");
+    assert!(!screen.contains("medium "), "{screen}");
+    c.press("f f");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("severity soft") && screen.contains("mem:lab2-cam-1"),
+        "{screen}"
+    );
+    c.press("f");
+    assert!(c.screen(120, 40).contains("severity all"));
+}
+
+#[test]
+fn revert_asks_first_and_sends_only_after_yes() {
+    let mut c = Console::new();
+    c.press("3");
+    assert_eq!(c.app.route(), Route::History);
+    let newest = c.source_history_ids()[0].clone();
+    c.press("r");
+    assert!(c.screen(120, 40).contains("confirm"));
+    assert!(c.intents().is_empty(), "nothing sent before the answer");
+    c.press("n");
+    assert!(c.intents().is_empty(), "nothing sent on no");
+    c.press("r y");
+    assert_eq!(
+        c.intents(),
+        vec![Intent::Revert {
+            change_id: newest.clone()
+        }]
+    );
+    let screen = c.screen(120, 40);
+    let short = &newest[..12];
+    assert!(
+        screen.contains(&format!("revert {short}")),
+        "new change listed: {screen}"
+    );
+    assert!(
+        screen.contains(&format!("reverted {short}")),
+        "status message: {screen}"
+    );
+    // The revert really happened: BL-LAB-2 keeps 30 days again.
+    c.press("1");
+    c.press(":");
+    c.type_text("site BL-LAB-2");
+    c.press("enter");
+    let screen = c.screen(120, 40);
+    assert!(!screen.contains("retention.days"), "{screen}");
+}
+
+#[test]
+fn read_only_refuses_intents_before_the_source() {
+    let mut c = Console::read_only();
+    c.press("2 a s");
+    assert!(c.intents().is_empty());
+    let m = c.app.message().unwrap();
+    assert!(m.error && m.text.contains("read-only"), "{m:?}");
+    c.press("3 r");
+    assert!(c.intents().is_empty());
+    assert!(!c.app.has_overlay(), "no confirm dialog in read-only mode");
+    let hints = c.app.hints();
+    assert!(
+        !hints.iter().any(|(_, label)| label == "revert"),
+        "write actions are not offered: {hints:?}"
+    );
+}
+
+#[test]
+fn the_palette_completes_ids_and_jumps_to_a_node() {
+    let mut c = Console::new();
+    c.press(":");
+    c.type_text("no");
+    c.press("tab");
+    c.type_text("whn-n");
+    c.press("tab");
+    assert!(c.screen(80, 24).contains(":node whn-nvr"));
+    c.press("enter");
+    assert_eq!(
+        c.app.breadcrumb(),
+        vec![
+            Route::Overview,
+            Route::Site("BL-WH-N".into()),
+            Route::Node("whn-nvr".into())
+        ]
+    );
+}
+
+#[test]
+fn the_palette_opens_views_and_switches_theme() {
+    let mut c = Console::new();
+    for (cmd, route) in [
+        ("alerts", Route::Alerts(None)),
+        ("history", Route::History),
+        ("peers", Route::Peers),
+        ("site BL-LAB-1", Route::Site("BL-LAB-1".into())),
+    ] {
+        c.press(":");
+        c.type_text(cmd);
+        c.press("enter");
+        assert_eq!(c.app.route(), route, ":{cmd}");
+        assert_eq!(c.app.breadcrumb().len(), 2, ":{cmd} goes from the overview");
+    }
+    c.press(":");
+    c.type_text("theme high-contrast");
+    c.press("enter");
+    assert_eq!(c.app.theme().name, "high-contrast");
+    c.press(":");
+    c.type_text("q");
+    c.press("enter");
+    assert!(c.app.should_quit());
+}
+
+#[test]
+fn an_unknown_palette_command_is_named_and_the_palette_stays() {
+    let mut c = Console::new();
+    c.press(":");
+    c.type_text("site NOPE");
+    c.press("enter");
+    let m = c.app.message().unwrap();
+    assert!(m.error && m.text.contains("no site 'NOPE'"), "{m:?}");
+    assert!(c.app.has_overlay());
+    c.press("esc");
+    c.press(":");
+    c.type_text("frobnicate");
+    c.press("enter");
+    assert!(
+        c.app
+            .message()
+            .unwrap()
+            .text
+            .contains("unknown command ':frobnicate'")
+    );
+}
+
+#[test]
+fn q_quits_and_ctrl_c_quits_even_from_a_dialog() {
+    let mut c = Console::new();
+    c.press("q");
+    assert!(c.app.should_quit());
+    let mut c = Console::new();
+    c.press("3 r");
+    assert!(c.app.has_overlay());
+    c.press("ctrl-c");
+    assert!(c.app.should_quit());
+    assert!(c.intents().is_empty());
+}
+
+#[test]
+fn hints_and_help_come_from_the_keymap() {
+    let mut keymap = Keymap::default();
+    keymap.bind(Scope::Alerts, Key::parse("x").unwrap(), Action::Ack);
+    keymap.bind(
+        Scope::Alerts,
+        Key::parse("a").unwrap(),
+        Action::CycleSeverity,
+    );
+    let mut c = Console::with(Options {
+        keymap,
+        ..Options::default()
+    });
+    c.press("2");
+    let hints = c.app.hints();
+    assert!(
+        hints.contains(&("x".to_string(), "ack".to_string())),
+        "the hint names the new key: {hints:?}"
+    );
+    c.press("a");
+    assert!(c.intents().is_empty(), "a no longer acks");
+    assert_eq!(c.app.message().unwrap().text, "showing hard alerts");
+    c.press("a a a x");
+    assert_eq!(c.intents().len(), 1, "the new key acks");
+    c.press("?");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("in alerts"), "{screen}");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("x ") && l.contains("ack")),
+        "the help lists x for ack: {screen}"
+    );
+}
+
+#[test]
+fn a_failed_intent_is_reported_and_the_console_goes_on() {
+    let mut c = Console::new();
+    c.source.fail_next("the replica is read-only on disk");
+    c.press("2 a");
+    let m = c.app.message().unwrap();
+    assert!(m.error, "{m:?}");
+    assert!(
+        m.text
+            .contains("ack disk:whn-nvr:/data failed: the replica is read-only on disk"),
+        "{m:?}"
+    );
+    c.press("j a");
+    assert!(!c.app.message().unwrap().error);
+}
+
+#[test]
+fn trouble_in_the_source_shows_in_the_status_bar() {
+    let mut c = Console::new();
+    c.source
+        .set_trouble(Some("could not read the replica: database is locked"));
+    c.app.tick(fleetdeck_tui::fixture::T0 + 1_000);
+    c.app.pump(&mut c.source);
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("database is locked"), "{screen}");
+    assert!(
+        screen.contains("BL-WH-N "),
+        "the data stays on screen: {screen}"
+    );
+}
+
+#[test]
+fn data_older_than_its_snapshot_shows_its_age() {
+    let mut c = Console::new();
+    // No snapshot arrives for 12 s (a stuck source).
+    c.app.set_now(fleetdeck_tui::fixture::T0 + 12_000);
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("snapshot 12s old"), "{screen}");
+    assert!(screen.contains("freshest data 13s ago"), "{screen}");
+}
+
+#[test]
+fn the_app_redraws_only_on_change() {
+    let mut c = Console::new();
+    c.app.drawn();
+    assert!(!c.app.is_dirty());
+    c.app.on_event(&Event::Mouse(MouseEvent {
+        kind: MouseEventKind::Moved,
+        column: 1,
+        row: 1,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert!(!c.app.is_dirty(), "a mouse move changes nothing");
+    c.app.on_event(&Event::Resize(100, 30));
+    assert!(c.app.is_dirty());
+    c.app.drawn();
+    c.app.on_event(&Event::Key(KeyEvent::new(
+        KeyCode::Char('j'),
+        KeyModifiers::NONE,
+    )));
+    assert!(c.app.is_dirty());
+    c.app.drawn();
+    c.app.tick(fleetdeck_tui::fixture::T0 + 1_000);
+    assert!(c.app.is_dirty(), "the tick ages the last-heard column");
+}
+
+#[test]
+fn the_tick_asks_for_at_most_one_snapshot_at_a_time() {
+    let mut c = Console::new();
+    c.app.tick(fleetdeck_tui::fixture::T0 + 1_000);
+    c.app.tick(fleetdeck_tui::fixture::T0 + 2_000);
+    let reqs = c.app.take_requests();
+    assert_eq!(reqs, vec![fleetdeck_tui::Request::Snapshot]);
+}
+
+impl Console {
+    fn source_history_ids(&mut self) -> Vec<String> {
+        use fleetdeck_tui::Source;
+        self.source.history().into_iter().map(|e| e.id).collect()
+    }
+}
