@@ -6,6 +6,7 @@
 
 mod console;
 mod daemon;
+mod demo;
 mod net;
 mod output;
 
@@ -145,6 +146,24 @@ enum Cmd {
         #[arg(long, value_name = "NAME")]
         theme: Option<String>,
     },
+    /// Play a scenario (the built-in Blocao fleet by default) over real in-process node daemons, with the console on the operator's replica
+    Demo {
+        /// A built-in scenario name (`scenario list`) or a scenario TOML file
+        #[arg(long, value_name = "NAME|PATH")]
+        scenario: Option<String>,
+        /// No console: print the timeline as it happens and a summary at the end
+        #[arg(long)]
+        headless: bool,
+        /// With --headless: stop after this long (`30s`, `5m`); else at Ctrl-C
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, requires = "headless")]
+        run_for: Option<std::time::Duration>,
+        /// Seed of the simulated metrics
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Fleet scenarios: list the built-in ones, run one headless with its checks
+    #[command(subcommand)]
+    Scenario(ScenarioCmd),
     /// Emergency stop: no node applies anything new until `unfreeze`
     Freeze {
         #[arg(short, long, default_value = "")]
@@ -194,6 +213,24 @@ enum RolloutCmd {
     Resume { id: String },
     /// Take the rollout's settings off every node
     Abort { id: String },
+}
+
+#[derive(Subcommand)]
+enum ScenarioCmd {
+    /// The built-in scenarios
+    List,
+    /// Play a scenario's timeline once, headless; exit 1 with --check unless every check held
+    Run {
+        /// A built-in scenario name or a scenario TOML file
+        #[arg(value_name = "NAME|PATH")]
+        scenario: String,
+        /// Evaluate the scenario's checks; fail unless all of them hold
+        #[arg(long)]
+        check: bool,
+        /// Seed of the simulated metrics
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -413,6 +450,9 @@ fn init_logging(cli: &Cli) {
             Cmd::Serve { .. } | Cmd::Sync { once: false, .. } | Cmd::Node(NodeCmd::Run { .. }) => {
                 "warn,fleetdeck_sync=info"
             }
+            // Daemons in this process: iroh reports every session a crash
+            // or a partition cuts; the timeline already says what happened.
+            Cmd::Demo { .. } | Cmd::Scenario(_) => "warn,iroh=error",
             _ => "warn",
         }
     };
@@ -429,7 +469,14 @@ fn init_logging(cli: &Cli) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The console owns the terminal; it sends logs to a file itself.
-    if !matches!(cli.cmd, Cmd::Console { .. }) {
+    if !matches!(
+        cli.cmd,
+        Cmd::Console { .. }
+            | Cmd::Demo {
+                headless: false,
+                ..
+            }
+    ) {
         init_logging(&cli);
     }
     match run(&cli) {
@@ -612,6 +659,23 @@ fn run(cli: &Cli) -> Result<()> {
         Cmd::Console { read_only, theme } => {
             console::run(&data_dir(cli)?, *read_only, theme.as_deref())
         }
+        Cmd::Demo {
+            scenario,
+            headless,
+            run_for,
+            seed,
+        } => demo::demo(demo::DemoOpts {
+            scenario: scenario.clone(),
+            headless: *headless,
+            run_for: *run_for,
+            seed: *seed,
+        }),
+        Cmd::Scenario(ScenarioCmd::List) => demo::list(cli.json),
+        Cmd::Scenario(ScenarioCmd::Run {
+            scenario,
+            check,
+            seed,
+        }) => demo::run(scenario, *check, *seed),
         Cmd::Command(cmd) => command(cli, &out, cmd),
         Cmd::Rollout(cmd) => rollout(cli, &out, cmd),
         Cmd::Freeze { message } => set_freeze(cli, &out, true, message),

@@ -1,0 +1,206 @@
+//! `fleetdeck demo` and `fleetdeck scenario`: play a scenario (the built-in
+//! Blocao fleet by default) over real node daemons in this process, with the
+//! console attached to the operator's replica, or headless.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use fleetdeck_scenarios::runner::STATUS_FILE;
+use fleetdeck_scenarios::{Report, RunOptions, Runner};
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()?)
+}
+
+fn load(name: Option<&str>) -> Result<fleetdeck_scenarios::Scenario> {
+    fleetdeck_scenarios::load(name.unwrap_or(fleetdeck_scenarios::DEFAULT))
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// Plays the scenario on `rt` until `stop`, `stop_after` or the end of the
+/// timeline; every line goes to `log`.
+fn play(
+    rt: &tokio::runtime::Runtime,
+    scenario: fleetdeck_scenarios::Scenario,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    mut log: impl FnMut(String) + Send,
+    ready: impl FnOnce(PathBuf),
+) -> Result<Report> {
+    rt.block_on(async {
+        let mut runner = Runner::build(scenario, opts)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        ready(runner.ops_dir());
+        let report = runner.run(opts, stop, &mut log).await;
+        runner.shutdown().await;
+        report.map_err(|e| anyhow!("{e}"))
+    })
+}
+
+/// `fleetdeck scenario list`
+pub fn list(json: bool) -> Result<()> {
+    let all = fleetdeck_scenarios::list();
+    if json {
+        let rows: Vec<_> = all
+            .iter()
+            .map(|(n, d)| serde_json::json!({"name": n, "description": d}))
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        for (n, d) in all {
+            println!("{n:<12} {d}");
+        }
+    }
+    Ok(())
+}
+
+/// `fleetdeck scenario run NAME|PATH [--check] [--seed N]`: plays the
+/// timeline once, headless, printing it as it happens and a report at the
+/// end. With `--check`, fails unless every check of the scenario held.
+pub fn run(name: &str, check: bool, seed: u64) -> Result<()> {
+    let scenario = load(Some(name))?;
+    let opts = RunOptions {
+        seed,
+        check,
+        ..RunOptions::default()
+    };
+    let rt = runtime()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    ctrl_c_stops(&rt, &stop);
+    let report = play(&rt, scenario, &opts, &stop, |l| println!("{l}"), |_| {})?;
+    print!("{}", report.render());
+    if check {
+        report.into_result().map_err(|e| anyhow!("{e}"))?;
+    }
+    Ok(())
+}
+
+fn ctrl_c_stops(rt: &tokio::runtime::Runtime, stop: &Arc<AtomicBool>) {
+    let stop = stop.clone();
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.store(true, Ordering::Relaxed);
+        }
+    });
+}
+
+pub struct DemoOpts {
+    pub scenario: Option<String>,
+    pub headless: bool,
+    /// Headless: stop after this long (else at Ctrl-C).
+    pub run_for: Option<Duration>,
+    pub seed: u64,
+}
+
+/// `fleetdeck demo`: the scenario's timeline played again and again, with
+/// the console on the operator's replica (or, `--headless`, the timeline
+/// printed and a summary at the end).
+pub fn demo(o: DemoOpts) -> Result<()> {
+    let scenario = load(o.scenario.as_deref())?;
+    let opts = RunOptions {
+        seed: o.seed,
+        repeat: true,
+        stop_after: if o.headless { o.run_for } else { None },
+        check: false,
+        dir: None,
+    };
+    if o.headless {
+        let rt = runtime()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        ctrl_c_stops(&rt, &stop);
+        let report = play(
+            &rt,
+            scenario,
+            &opts,
+            &stop,
+            |l| println!("{l}"),
+            |dir| {
+                println!("operator replica: {}", dir.display());
+            },
+        )?;
+        print!("{}", report.render());
+        return Ok(());
+    }
+    // With the console: the fleet runs on its own threads; the console opens
+    // the operator's data dir, where the runner's operator engine writes the
+    // same status file `serve` does, so the console reads and writes the
+    // replica and leaves syncing to that engine.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel::<Result<PathBuf, String>>();
+    let fleet = {
+        let stop = stop.clone();
+        let tx_err = tx.clone();
+        std::thread::Builder::new()
+            .name("demo-fleet".into())
+            .spawn(move || -> Result<Report> {
+                let rt = runtime()?;
+                let log_file = std::sync::Mutex::new(None::<std::fs::File>);
+                let result = play(
+                    &rt,
+                    scenario,
+                    &opts,
+                    &stop,
+                    |l| {
+                        use std::io::Write;
+                        if let Some(f) = log_file.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
+                        {
+                            let _ = writeln!(f, "{l}");
+                        }
+                    },
+                    |dir| {
+                        let path = dir.join("demo-timeline.log");
+                        *log_file.lock().unwrap_or_else(|e| e.into_inner()) =
+                            std::fs::File::create(&path).ok();
+                        log_to_file(&dir);
+                        let _ = tx.send(Ok(dir));
+                    },
+                );
+                if let Err(e) = &result {
+                    let _ = tx_err.send(Err(e.to_string()));
+                }
+                result
+            })?
+    };
+    let dir = match rx.recv() {
+        Ok(Ok(dir)) => dir,
+        Ok(Err(e)) => return Err(anyhow!("the demo fleet did not start: {e}")),
+        Err(_) => return Err(anyhow!("the demo fleet did not start")),
+    };
+    // Wait for the operator engine's status file, so the console sees it.
+    let t0 = Instant::now();
+    while !dir.join(STATUS_FILE).exists() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let console = crate::console::run(&dir, false, None);
+    stop.store(true, Ordering::Relaxed);
+    let report = fleet
+        .join()
+        .map_err(|_| anyhow!("the demo fleet thread panicked"))?;
+    console?;
+    if let Ok(r) = report {
+        print!("{}", r.render());
+    }
+    Ok(())
+}
+
+/// The daemons' log lines go to a file in the operator's data dir: the
+/// console owns the terminal.
+fn log_to_file(dir: &std::path::Path) {
+    let Ok(file) = std::fs::File::create(dir.join("demo.log")) else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init();
+}
