@@ -78,7 +78,7 @@ pub enum Step {
     Halt { rollout: String, reason: String },
 }
 
-/// One wave as `rollout status` shows it.
+/// One wave as `rollout status` shows it (failures: since the last resume).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct WaveStatus {
     pub percent: u8,
@@ -202,7 +202,13 @@ impl Rollout {
                         ws.applied += 1;
                         ws.healthy += 1;
                     }
-                    ApplyResult::RolledBack | ApplyResult::Failed => ws.failed += 1,
+                    // A resume forgets earlier failures: only applies tried
+                    // after it count (a replica still holding a report from
+                    // before the resume must not halt the rollout again).
+                    ApplyResult::RolledBack | ApplyResult::Failed if self.after_resume(a.at_ms) => {
+                        ws.failed += 1
+                    }
+                    ApplyResult::RolledBack | ApplyResult::Failed => {}
                 }
             }
         }

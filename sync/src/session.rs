@@ -332,6 +332,11 @@ impl Session {
                     self.push().await?;
                 }
                 _ = anti_entropy.tick() => {
+                    // A fresh sync state makes this a full handshake (heads
+                    // and bloom filters) rather than trusting what this
+                    // session believes the peer has: the safety net must not
+                    // depend on the state it is a net for.
+                    self.sync = SyncState::new();
                     let digest = self.digest();
                     self.send(&digest).await?;
                     self.push().await?;
