@@ -338,27 +338,32 @@ fn uint(tree: &Value, section: &str, key: &str) -> Option<u64> {
 async fn apply_loop(shared: Arc<Shared>) {
     let mut changes = shared.engine.subscribe();
     let mut frozen_logged = false;
+    let mut changed = true;
     loop {
-        if let Err(e) = apply_once(&shared, &mut frozen_logged).await {
-            tracing::warn!(node = %shared.node, "apply: {e}");
-        }
-        if let Err(e) = start_commands(&shared) {
-            tracing::warn!(node = %shared.node, "commands: {e}");
+        // Applying, drift and commands only look at the replica again when
+        // it changed; the one-second tick only lets rollout soak times pass.
+        if changed {
+            if let Err(e) = apply_once(&shared, &mut frozen_logged).await {
+                tracing::warn!(node = %shared.node, "apply: {e}");
+            }
+            if let Err(e) = start_commands(&shared) {
+                tracing::warn!(node = %shared.node, "commands: {e}");
+            }
         }
         match shared.engine.with_replica(|r| r.advance_rollouts(now_ms())) {
             Ok(steps) if !steps.is_empty() => shared.engine.changed(),
             Ok(_) => {}
             Err(e) => tracing::warn!(node = %shared.node, "rollouts: {e}"),
         }
-        // Wake on any change, or after a second (soak times pass with no
-        // change to the replica).
-        tokio::select! {
-            r = changes.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        changed = tokio::select! {
+            r = changes.changed() => if r.is_err() { return } else { true },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+        };
+        if changed {
+            // Coalesce bursts of changes into one apply.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            changes.borrow_and_update();
         }
-        // Coalesce bursts of changes into one apply.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        changes.borrow_and_update();
     }
 }
 
