@@ -419,7 +419,16 @@ impl Inner {
                 others.push((k, a))
             }
         }
-        for _ in 0..self.cfg.random_peers.min(others.len()) {
+        // Top up to `random_peers` live sessions with the others, rather
+        // than sampling afresh every round: that grew a full mesh (4,911 of
+        // 4,950 sessions among 100 replicas in two minutes, BENCHMARKS.md).
+        let live = lock(&self.live);
+        let is_live = |k: &MemberKey| live.get(k).is_some_and(|l| l.conn.close_reason().is_none());
+        let have = others.iter().filter(|(k, _)| is_live(k)).count();
+        others.retain(|(k, _)| !is_live(k));
+        drop(live);
+        let want = self.cfg.random_peers.saturating_sub(have).min(others.len());
+        for _ in 0..want {
             let i = rng.random_range(0..others.len());
             out.push(others.swap_remove(i));
         }
