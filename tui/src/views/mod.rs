@@ -110,6 +110,43 @@ pub fn alert_style(theme: &Theme, now_ms: i64, a: &Alert) -> Style {
 }
 
 /// A bordered pane with a title.
+/// The alerts pane of the site and node views: severity, `label` (the
+/// alert id or its message) and its ack/silence state.
+pub fn alerts_pane(
+    frame: &mut ratatui::Frame,
+    area: Rect,
+    ctx: &crate::component::Ctx,
+    alerts: &[&Alert],
+    list: &crate::table::ListState,
+    focused: bool,
+    label: fn(&Alert) -> String,
+) {
+    use ratatui::layout::Constraint;
+    use ratatui::widgets::{Cell, Row};
+    let (theme, now_ms) = (ctx.theme, ctx.now_ms);
+    let spec = crate::table::Spec {
+        title: format!("alerts · {}", alerts.len()),
+        header: vec!["SEV", "ALERT", "STATE"],
+        widths: vec![
+            Constraint::Length(6),
+            Constraint::Fill(1),
+            Constraint::Length(12),
+        ],
+        len: alerts.len(),
+        state: list,
+        focused,
+        empty: "no alerts".into(),
+    };
+    crate::table::render(frame, area, spec, theme, |i| {
+        let a = alerts[i];
+        Row::new(vec![
+            Cell::from(severity_span(theme, a.severity)),
+            Cell::from(Span::styled(label(a), alert_style(theme, now_ms, a))),
+            Cell::from(Span::styled(alert_state_short(now_ms, a), theme.dim())),
+        ])
+    });
+}
+
 pub fn pane<'a>(theme: &Theme, title: impl Into<String>, focused: bool) -> Block<'a> {
     Block::new()
         .borders(Borders::ALL)

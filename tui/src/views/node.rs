@@ -17,7 +17,7 @@ use crate::keymap::{Action, Scope};
 use crate::table::{self, ListState, Spec};
 use crate::text;
 use crate::theme::Theme;
-use crate::views::{alert_state_short, alert_style, cycle, heard, node_badge, pane, severity_span};
+use crate::views::{cycle, heard, node_badge, pane};
 
 const CONFIG: usize = 0;
 const ALERTS: usize = 1;
@@ -254,30 +254,15 @@ impl Component for NodeView {
             )),
             facts_area,
         );
-        let spec = Spec {
-            title: format!("alerts · {}", alerts.len()),
-            header: vec!["SEV", "ALERT", "STATE"],
-            widths: vec![
-                Constraint::Length(6),
-                Constraint::Fill(1),
-                Constraint::Length(12),
-            ],
-            len: alerts.len(),
-            state: &self.lists[ALERTS],
-            focused: self.focus == ALERTS,
-            empty: "no alerts".into(),
-        };
-        table::render(frame, alerts_area, spec, theme, |i| {
-            let a = alerts[i];
-            Row::new(vec![
-                Cell::from(severity_span(theme, a.severity)),
-                Cell::from(Span::styled(
-                    a.id.clone(),
-                    alert_style(theme, ctx.now_ms, a),
-                )),
-                Cell::from(Span::styled(alert_state_short(ctx.now_ms, a), theme.dim())),
-            ])
-        });
+        crate::views::alerts_pane(
+            frame,
+            alerts_area,
+            ctx,
+            &alerts,
+            &self.lists[ALERTS],
+            self.focus == ALERTS,
+            |a| a.id.clone(),
+        );
     }
 }
 

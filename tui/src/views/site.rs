@@ -15,9 +15,7 @@ use crate::source::{NodeFacts, Snapshot};
 use crate::table::{self, ListState, Spec};
 use crate::text;
 use crate::theme::Theme;
-use crate::views::{
-    alert_state_short, alert_style, badge, cycle, heard, node_badge, severity_span,
-};
+use crate::views::{badge, cycle, heard, node_badge};
 
 const PANES: usize = 3;
 const NODES: usize = 0;
@@ -235,30 +233,15 @@ impl Component for SiteView {
         });
 
         let alerts = self.alert_rows(ctx);
-        let spec = Spec {
-            title: format!("alerts · {}", alerts.len()),
-            header: vec!["SEV", "ALERT", "STATE"],
-            widths: vec![
-                Constraint::Length(6),
-                Constraint::Fill(1),
-                Constraint::Length(12),
-            ],
-            len: alerts.len(),
-            state: &self.lists[ALERTS],
-            focused: self.focus == ALERTS,
-            empty: "no alerts".into(),
-        };
-        table::render(frame, right, spec, theme, |i| {
-            let a = alerts[i];
-            Row::new(vec![
-                Cell::from(severity_span(theme, a.severity)),
-                Cell::from(Span::styled(
-                    a.message.clone(),
-                    alert_style(theme, ctx.now_ms, a),
-                )),
-                Cell::from(Span::styled(alert_state_short(ctx.now_ms, a), theme.dim())),
-            ])
-        });
+        crate::views::alerts_pane(
+            frame,
+            right,
+            ctx,
+            &alerts,
+            &self.lists[ALERTS],
+            self.focus == ALERTS,
+            |a| a.message.clone(),
+        );
     }
 }
 
