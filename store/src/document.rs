@@ -192,14 +192,14 @@ impl LayerRef {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Site {
     pub id: SiteId,
     pub record: SiteRecord,
     pub overrides: Layer,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     pub id: NodeId,
     pub site: SiteId,
@@ -211,7 +211,7 @@ pub struct Node {
     pub resume_ms: Option<i64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Member {
     pub key: MemberKey,
     pub name: String,
@@ -222,7 +222,7 @@ pub struct Member {
 
 /// A typed, read-only view of the document at one point, rebuilt after every
 /// change. Everything the CLI, the console and the daemon read goes through it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct FleetState {
     pub fleet_id: String,
     pub name: String,
@@ -239,6 +239,88 @@ pub struct FleetState {
     pub rollouts: Vec<crate::rollout::Rollout>,
     /// Entries that were skipped because they were malformed.
     pub problems: Vec<String>,
+    /// `problems`, per part, so a part can be re-read on its own.
+    part_problems: [Vec<String>; Part::COUNT],
+}
+
+/// One part of [`FleetState`], read from one or two root maps of the
+/// document; the unit of incremental re-reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Part {
+    Meta,
+    Fleet,
+    /// `sites` and `site_config`.
+    Sites,
+    /// `nodes` and `node_config`.
+    Nodes,
+    Members,
+    Acks,
+    /// `commands` and `command_results`.
+    Commands,
+    /// `rollouts` and `rollout_events`.
+    Rollouts,
+    Freeze,
+}
+
+impl Part {
+    const COUNT: usize = 9;
+    const ALL: [Part; Part::COUNT] = [
+        Part::Meta,
+        Part::Fleet,
+        Part::Sites,
+        Part::Nodes,
+        Part::Members,
+        Part::Acks,
+        Part::Commands,
+        Part::Rollouts,
+        Part::Freeze,
+    ];
+}
+
+/// A set of [`Part`]s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parts(u16);
+
+impl Parts {
+    pub const NONE: Parts = Parts(0);
+    pub const ALL: Parts = Parts((1 << Part::COUNT) - 1);
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn contains(self, part: Part) -> bool {
+        self.0 & (1 << part as u16) != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Part> {
+        Part::ALL.into_iter().filter(move |p| self.contains(*p))
+    }
+
+    /// The part a root map of the document feeds.
+    fn of_root_map(name: &str) -> Parts {
+        let part = match name {
+            META => Part::Meta,
+            FLEET => Part::Fleet,
+            SITES | SITE_CONFIG => Part::Sites,
+            NODES | NODE_CONFIG => Part::Nodes,
+            MEMBERS => Part::Members,
+            ACKS => Part::Acks,
+            COMMANDS | COMMAND_RESULTS => Part::Commands,
+            ROLLOUTS | ROLLOUT_EVENTS => Part::Rollouts,
+            FREEZE => Part::Freeze,
+            _ => return Parts::NONE,
+        };
+        Parts(1 << part as u16)
+    }
+}
+
+impl std::ops::BitOr for Parts {
+    type Output = Parts;
+    fn bitor(self, rhs: Parts) -> Parts {
+        Parts(self.0 | rhs.0)
+    }
 }
 
 impl FleetState {
@@ -616,147 +698,225 @@ impl FleetDoc {
 
     /// Builds the typed view of the whole document.
     pub fn state(&self) -> Result<FleetState> {
-        let mut problems = Vec::new();
-        let mut st = FleetState {
-            fleet_id: self.meta_str("fleet_id"),
-            name: self.meta_str("name"),
-            ..Default::default()
-        };
-        for (_, path, v) in self.read_flat(FLEET, &mut problems)? {
-            st.fleet.insert(path, v);
+        let mut st = FleetState::default();
+        self.read_parts(&mut st, Parts::ALL)?;
+        Ok(st)
+    }
+
+    /// Starts recording which parts of the document change, for
+    /// [`FleetDoc::changed_parts`]. Costs a little on every write; only the
+    /// replica's own document does it.
+    pub fn track_changes(&mut self) {
+        self.doc.update_diff_cursor();
+    }
+
+    /// The parts of the typed state that edits and merged changes touched
+    /// since the last call (or since [`FleetDoc::track_changes`]). Read from
+    /// automerge's patch log, so it costs in proportion to the change, not
+    /// the document. A patch on a root map this version does not know
+    /// touches nothing it reads.
+    pub fn changed_parts(&mut self) -> Parts {
+        let mut parts = Parts::NONE;
+        for patch in self.doc.diff_incremental() {
+            let root_key = match (patch.path.first(), &patch.action) {
+                (Some((_, automerge::Prop::Map(k))), _) => Some(k.as_str()),
+                (None, automerge::PatchAction::PutMap { key, .. })
+                | (None, automerge::PatchAction::DeleteMap { key }) => Some(key.as_str()),
+                (
+                    None,
+                    automerge::PatchAction::Conflict {
+                        prop: automerge::Prop::Map(k),
+                    },
+                ) => Some(k.as_str()),
+                _ => None,
+            };
+            match root_key {
+                Some(k) => parts = parts | Parts::of_root_map(k),
+                // Something this code cannot place: read everything.
+                None => return Parts::ALL,
+            }
         }
+        parts
+    }
+
+    /// Re-reads `parts` of the state from the document, leaving the others
+    /// as they are.
+    pub fn read_parts(&self, st: &mut FleetState, parts: Parts) -> Result<()> {
+        for part in parts.iter() {
+            let mut problems = Vec::new();
+            self.read_part(st, part, &mut problems)?;
+            st.part_problems[part as usize] = problems;
+        }
+        st.problems = st.part_problems.iter().flatten().cloned().collect();
+        Ok(())
+    }
+
+    fn read_part(&self, st: &mut FleetState, part: Part, problems: &mut Vec<String>) -> Result<()> {
         let text = |f: &HashMap<String, Value>, k: &str| {
             f.get(k).and_then(|v| v.as_str()).map(str::to_string)
         };
         let num = |f: &HashMap<String, Value>, k: &str| f.get(k).and_then(Value::as_f64);
-        for (id, f) in self.read_records(SITES, &mut problems)? {
-            let (Ok(sid), Some(name)) = (SiteId::parse(&id), text(&f, "name")) else {
-                problems.push(format!("sites: skipped malformed site '{id}'"));
-                continue;
-            };
-            let record = SiteRecord {
-                name,
-                lat: num(&f, "lat"),
-                lon: num(&f, "lon"),
-                zone: text(&f, "zone"),
-            };
-            st.sites.insert(
-                sid.clone(),
-                Site {
-                    id: sid,
-                    record,
-                    overrides: Layer::new(),
-                },
-            );
-        }
-        for (id, f) in self.read_records(NODES, &mut problems)? {
-            let site = text(&f, "site");
-            match (NodeId::parse(&id), site.as_deref().map(SiteId::parse)) {
-                (Ok(nid), Some(Ok(site_id))) => {
-                    let record = NodeRecord {
-                        site: site_id.to_string(),
-                        role: text(&f, "role"),
+        match part {
+            Part::Meta => {
+                st.fleet_id = self.meta_str("fleet_id");
+                st.name = self.meta_str("name");
+            }
+            Part::Fleet => {
+                st.fleet = Layer::new();
+                for (_, path, v) in self.read_flat(FLEET, problems)? {
+                    st.fleet.insert(path, v);
+                }
+            }
+            Part::Sites => {
+                st.sites.clear();
+                for (id, f) in self.read_records(SITES, problems)? {
+                    let (Ok(sid), Some(name)) = (SiteId::parse(&id), text(&f, "name")) else {
+                        problems.push(format!("sites: skipped malformed site '{id}'"));
+                        continue;
                     };
-                    st.nodes.insert(
-                        nid.clone(),
-                        Node {
-                            id: nid,
-                            site: site_id,
+                    let record = SiteRecord {
+                        name,
+                        lat: num(&f, "lat"),
+                        lon: num(&f, "lon"),
+                        zone: text(&f, "zone"),
+                    };
+                    st.sites.insert(
+                        sid.clone(),
+                        Site {
+                            id: sid,
                             record,
                             overrides: Layer::new(),
-                            key: text(&f, "key").and_then(|k| MemberKey::parse(&k).ok()),
-                            resume_ms: f.get("resume_ms").and_then(Value::as_i64),
                         },
                     );
                 }
-                _ => problems.push(format!("nodes: skipped malformed node '{id}'")),
-            }
-        }
-        for (owner, path, v) in self.read_flat(SITE_CONFIG, &mut problems)? {
-            // Overrides of a removed site may linger from a concurrent edit;
-            // they apply to nothing.
-            if let Some(site) = SiteId::parse(&owner)
-                .ok()
-                .and_then(|id| st.sites.get_mut(&id))
-            {
-                site.overrides.insert(path, v);
-            }
-        }
-        for (owner, path, v) in self.read_flat(NODE_CONFIG, &mut problems)? {
-            if let Some(node) = NodeId::parse(&owner)
-                .ok()
-                .and_then(|id| st.nodes.get_mut(&id))
-            {
-                node.overrides.insert(path, v);
-            }
-        }
-        for (key, rec) in self.hydrate_map::<MemberRecord>(MEMBERS, &mut problems)? {
-            match (MemberKey::parse(&key), Role::parse(&rec.role)) {
-                (Ok(k), Ok(role)) => {
-                    st.members.insert(
-                        k.clone(),
-                        Member {
-                            key: k,
-                            name: rec.name,
-                            role,
-                            added_ms: rec.added_ms,
-                            addrs: rec.addrs,
-                        },
-                    );
-                }
-                _ => problems.push(format!("members: skipped malformed member '{key}'")),
-            }
-        }
-        for (id, rec) in self.hydrate_map::<AckRecord>(ACKS, &mut problems)? {
-            st.acks.insert(
-                id,
-                Ack {
-                    by: rec.by,
-                    at_ms: rec.at_ms,
-                    until_ms: rec.until_ms,
-                    since_ms: rec.since_ms,
-                },
-            );
-        }
-        if self.obj(COMMANDS).is_ok() {
-            for (id, rec) in self.hydrate_map::<CommandRecord>(COMMANDS, &mut problems)? {
-                st.commands.insert(id, rec);
-            }
-        }
-        let results = self.obj(COMMAND_RESULTS).ok();
-        for item in results.iter().flat_map(|r| self.doc.map_range(r, ..)) {
-            let parsed = match (&item.value, item.key.split_once('/')) {
-                (ValueRef::Scalar(ScalarValueRef::Str(t)), Some((cmd, node))) => {
-                    serde_json::from_str::<CommandResult>(t)
+                for (owner, path, v) in self.read_flat(SITE_CONFIG, problems)? {
+                    // Overrides of a removed site may linger from a concurrent
+                    // edit; they apply to nothing.
+                    if let Some(site) = SiteId::parse(&owner)
                         .ok()
-                        .map(|r| (cmd.to_string(), node.to_string(), r))
+                        .and_then(|id| st.sites.get_mut(&id))
+                    {
+                        site.overrides.insert(path, v);
+                    }
                 }
-                _ => None,
-            };
-            match parsed {
-                Some((cmd, node, r)) => {
-                    st.command_results.entry(cmd).or_default().insert(node, r);
+            }
+            Part::Nodes => {
+                st.nodes.clear();
+                for (id, f) in self.read_records(NODES, problems)? {
+                    let site = text(&f, "site");
+                    match (NodeId::parse(&id), site.as_deref().map(SiteId::parse)) {
+                        (Ok(nid), Some(Ok(site_id))) => {
+                            let record = NodeRecord {
+                                site: site_id.to_string(),
+                                role: text(&f, "role"),
+                            };
+                            st.nodes.insert(
+                                nid.clone(),
+                                Node {
+                                    id: nid,
+                                    site: site_id,
+                                    record,
+                                    overrides: Layer::new(),
+                                    key: text(&f, "key").and_then(|k| MemberKey::parse(&k).ok()),
+                                    resume_ms: f.get("resume_ms").and_then(Value::as_i64),
+                                },
+                            );
+                        }
+                        _ => problems.push(format!("nodes: skipped malformed node '{id}'")),
+                    }
                 }
-                None => problems.push(format!(
-                    "command_results: skipped malformed entry '{}'",
-                    item.key
-                )),
+                for (owner, path, v) in self.read_flat(NODE_CONFIG, problems)? {
+                    if let Some(node) = NodeId::parse(&owner)
+                        .ok()
+                        .and_then(|id| st.nodes.get_mut(&id))
+                    {
+                        node.overrides.insert(path, v);
+                    }
+                }
+            }
+            Part::Members => {
+                st.members.clear();
+                for (key, rec) in self.hydrate_map::<MemberRecord>(MEMBERS, problems)? {
+                    match (MemberKey::parse(&key), Role::parse(&rec.role)) {
+                        (Ok(k), Ok(role)) => {
+                            st.members.insert(
+                                k.clone(),
+                                Member {
+                                    key: k,
+                                    name: rec.name,
+                                    role,
+                                    added_ms: rec.added_ms,
+                                    addrs: rec.addrs,
+                                },
+                            );
+                        }
+                        _ => problems.push(format!("members: skipped malformed member '{key}'")),
+                    }
+                }
+            }
+            Part::Acks => {
+                st.acks.clear();
+                for (id, rec) in self.hydrate_map::<AckRecord>(ACKS, problems)? {
+                    st.acks.insert(
+                        id,
+                        Ack {
+                            by: rec.by,
+                            at_ms: rec.at_ms,
+                            until_ms: rec.until_ms,
+                            since_ms: rec.since_ms,
+                        },
+                    );
+                }
+            }
+            Part::Commands => {
+                st.commands.clear();
+                st.command_results.clear();
+                if self.obj(COMMANDS).is_ok() {
+                    for (id, rec) in self.hydrate_map::<CommandRecord>(COMMANDS, problems)? {
+                        st.commands.insert(id, rec);
+                    }
+                }
+                let results = self.obj(COMMAND_RESULTS).ok();
+                for item in results.iter().flat_map(|r| self.doc.map_range(r, ..)) {
+                    let parsed = match (&item.value, item.key.split_once('/')) {
+                        (ValueRef::Scalar(ScalarValueRef::Str(t)), Some((cmd, node))) => {
+                            serde_json::from_str::<CommandResult>(t)
+                                .ok()
+                                .map(|r| (cmd.to_string(), node.to_string(), r))
+                        }
+                        _ => None,
+                    };
+                    match parsed {
+                        Some((cmd, node, r)) => {
+                            st.command_results.entry(cmd).or_default().insert(node, r);
+                        }
+                        None => problems.push(format!(
+                            "command_results: skipped malformed entry '{}'",
+                            item.key
+                        )),
+                    }
+                }
+            }
+            Part::Rollouts => {
+                st.rollouts.clear();
+                self.read_rollouts(st, problems);
+            }
+            Part::Freeze => {
+                st.freeze = None;
+                let freeze = self.obj(FREEZE)?;
+                if self.doc.length(&freeze) > 0 {
+                    match autosurgeon::hydrate_prop::<_, FreezeRecord, _, _>(
+                        &self.doc,
+                        automerge::ROOT,
+                        FREEZE,
+                    ) {
+                        Ok(f) => st.freeze = Some(f),
+                        Err(e) => problems.push(format!("freeze: unreadable: {e}")),
+                    }
+                }
             }
         }
-        self.read_rollouts(&mut st, &mut problems);
-        let freeze = self.obj(FREEZE)?;
-        if self.doc.length(&freeze) > 0 {
-            match autosurgeon::hydrate_prop::<_, FreezeRecord, _, _>(
-                &self.doc,
-                automerge::ROOT,
-                FREEZE,
-            ) {
-                Ok(f) => st.freeze = Some(f),
-                Err(e) => problems.push(format!("freeze: unreadable: {e}")),
-            }
-        }
-        st.problems = problems;
-        Ok(st)
+        Ok(())
     }
 
     /// The document as it was at `heads` (for history, diff and revert).

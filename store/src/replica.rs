@@ -163,10 +163,11 @@ impl Replica {
         })?;
         am.set_actor(identity.new_actor());
         let persisted = am.get_heads();
-        let doc = FleetDoc::from_automerge(am).map_err(|e| StoreError::Corrupt {
+        let mut doc = FleetDoc::from_automerge(am).map_err(|e| StoreError::Corrupt {
             path: db_path.clone(),
             detail: e.to_string(),
         })?;
+        doc.track_changes();
         let state = doc.state()?;
         if let Some(id) = db.meta("fleet_id")?
             && state.fleet_id != id
@@ -283,8 +284,20 @@ impl Replica {
         Ok(doc_changed || health_changed)
     }
 
+    /// Brings the typed state up to date with the document, re-reading only
+    /// the parts that changed: a config edit does not re-read 10,000 node
+    /// records. The state is copied first only if someone still holds the
+    /// previous one.
     fn rebuild(&mut self) -> Result<()> {
-        self.state = Arc::new(self.doc.state()?);
+        let parts = self.doc.changed_parts();
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let state = Arc::make_mut(&mut self.state);
+        if self.doc.read_parts(state, parts).is_err() {
+            // A part that no longer reads leaves nothing half-updated.
+            self.state = Arc::new(self.doc.state()?);
+        }
         Ok(())
     }
 
@@ -324,6 +337,8 @@ impl Replica {
                 return Err(e);
             }
         };
+        // Let `rebuild` update the state in place rather than copy it.
+        drop(state);
         let hash = self.doc.commit(message, now_ms());
         if hash.is_some() {
             self.persist()?;
