@@ -8,14 +8,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crossterm::event::{Event, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{Event, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind};
 use fleetdeck_store::document::HistoryEntry;
 use fleetdeck_store::health::Sample;
 
 mod draw;
 
 pub use crate::component::Route;
-use crate::component::{Ctx, Effect, Handled, Need, Prompt, View};
+use crate::component::{Ctx, Effect, Handled, Hits, Need, Prompt, View};
 use crate::keymap::{Action, Key, Keymap, Scope};
 use crate::palette::{self, Command};
 use crate::source::{Intent, Snapshot, Source};
@@ -30,6 +30,10 @@ pub struct Options {
     pub read_only: bool,
     pub theme: Theme,
     pub keymap: Keymap,
+    /// Take mouse events (clicks, the wheel) from the terminal.
+    pub mouse: bool,
+    /// The config dir, whose `themes/` `:theme` looks in first.
+    pub themes_dir: Option<std::path::PathBuf>,
 }
 
 /// What the app asks of the source.
@@ -107,6 +111,9 @@ pub struct App {
     applying: usize,
     quit: bool,
     dirty: bool,
+    /// Where the last frame put its tables and breadcrumb, for the mouse.
+    hits: Hits,
+    crumbs: std::cell::RefCell<Vec<(u16, u16)>>,
 }
 
 impl App {
@@ -127,6 +134,8 @@ impl App {
             applying: 0,
             quit: false,
             dirty: true,
+            hits: Hits::default(),
+            crumbs: Default::default(),
         }
     }
 
@@ -223,6 +232,71 @@ impl App {
         match ev {
             Event::Key(k) if k.kind != KeyEventKind::Release => self.on_key(*k),
             Event::Resize(..) | Event::FocusGained => self.dirty = true,
+            Event::Mouse(m) => self.on_mouse(m.kind, m.column, m.row),
+            _ => {}
+        }
+    }
+
+    /// A mouse event at a screen cell: a click selects a table row (a click
+    /// on the selected row opens it) or a breadcrumb; the wheel scrolls the
+    /// table under the pointer.
+    pub fn on_mouse(&mut self, kind: MouseEventKind, x: u16, y: u16) {
+        match kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                self.dirty = true;
+                if matches!(self.overlay, Some(Overlay::Help)) {
+                    self.overlay = None;
+                    return;
+                }
+                if self.overlay.is_some() {
+                    return;
+                }
+                if y == 0 {
+                    let hit = self
+                        .crumbs
+                        .borrow()
+                        .iter()
+                        .position(|&(a, b)| x >= a && x < b);
+                    if let Some(i) = hit
+                        && i + 1 < self.stack.len()
+                    {
+                        self.stack.truncate(i + 1);
+                        self.fetch_needs();
+                    }
+                    return;
+                }
+                let Some((pane, row)) = self.hits.at(x, y) else {
+                    return;
+                };
+                let Some(view) = self.stack.last_mut() else {
+                    return;
+                };
+                let was_focused = view.focused() == pane;
+                view.focus(pane);
+                let Some(list) = view.list_mut(pane) else {
+                    return;
+                };
+                if was_focused && list.selected == row {
+                    self.act(Action::Open);
+                } else {
+                    list.selected = row;
+                }
+            }
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                if self.overlay.is_some() {
+                    return;
+                }
+                if let Some(pane) = self.hits.pane_at(x, y)
+                    && let Some(view) = self.stack.last_mut()
+                {
+                    view.focus(pane);
+                }
+                self.act(if kind == MouseEventKind::ScrollDown {
+                    Action::Down
+                } else {
+                    Action::Up
+                });
+            }
             _ => {}
         }
     }
@@ -251,6 +325,9 @@ impl App {
             Response::History(h) => self.history = Some(h),
             Response::Applied(intent, result) => {
                 self.applying = self.applying.saturating_sub(1);
+                for v in &mut self.stack {
+                    v.applied(&intent, result.is_ok());
+                }
                 match result {
                     Ok(m) => self.say(m),
                     Err(e) => self.complain(format!("{} failed: {e}", intent.describe())),
@@ -357,6 +434,7 @@ impl App {
             read_only: self.options.read_only,
             history: self.history.as_deref(),
             series: &self.series,
+            hits: &self.hits,
         }
     }
 
@@ -385,6 +463,7 @@ impl App {
             read_only: self.options.read_only,
             history: self.history.as_deref(),
             series: &self.series,
+            hits: &self.hits,
         };
         let handled = match self.stack.last_mut() {
             Some(v) => v.handle(action, &ctx),
@@ -425,6 +504,11 @@ impl App {
             Action::GoAlerts => self.jump(Route::Alerts(None)),
             Action::GoHistory => self.jump(Route::History),
             Action::GoPeers => self.jump(Route::Peers),
+            Action::GoRollouts => self.jump(Route::Rollouts),
+            Action::GoCommands => self.jump(Route::Commands),
+            Action::EditConfig => {
+                self.open(Route::Config(fleetdeck_store::document::LayerRef::Fleet))
+            }
             _ => {}
         }
     }
@@ -444,15 +528,8 @@ impl App {
                 }
             }
             Effect::Prompt(p) => {
-                let default = match &p {
-                    Prompt::Silence { .. } => "1h",
-                };
-                self.overlay = Some(Overlay::Prompt(
-                    p,
-                    Input {
-                        text: default.into(),
-                    },
-                ));
+                let text = p.initial();
+                self.overlay = Some(Overlay::Prompt(p, Input { text }));
             }
             Effect::Message(m) => self.say(m),
         }
@@ -540,16 +617,19 @@ impl App {
 
     fn run_command(&mut self, cmd: Command) {
         match cmd {
+            Command::Open(r @ Route::Config(_)) => self.open(r),
             Command::Open(r) => self.jump(r),
             Command::Quit => self.quit = true,
             Command::Help => self.overlay = Some(Overlay::Help),
-            Command::Theme(name) => match Theme::named(&name) {
-                Ok(t) => {
-                    self.options.theme = t;
-                    self.say(format!("theme {name}"));
+            Command::Theme(name) => {
+                match crate::settings::resolve_theme(&name, self.options.themes_dir.as_deref()) {
+                    Ok(t) => {
+                        self.options.theme = t;
+                        self.say(format!("theme {name}"));
+                    }
+                    Err(e) => self.complain(e),
                 }
-                Err(e) => self.complain(e),
-            },
+            }
         }
     }
 
@@ -580,16 +660,24 @@ impl App {
 
     fn on_prompt_key(&mut self, key: Key, prompt: Prompt, mut input: Input) {
         match self.options.keymap.lookup(Scope::Input, key) {
-            Some(Action::Cancel) => self.say("cancelled"),
-            Some(Action::Submit) => match (&prompt, text::parse_duration(&input.text)) {
-                (Prompt::Silence { alert_id }, Ok(for_ms)) => self.apply(Intent::Silence {
-                    alert_id: alert_id.clone(),
-                    for_ms,
-                }),
-                (_, Err(e)) => {
-                    self.complain(e);
-                    self.overlay = Some(Overlay::Prompt(prompt, input));
+            Some(Action::Cancel) => {
+                if let Some(v) = self.stack.last_mut() {
+                    v.prompt_cancelled(&prompt);
                 }
+                self.say("cancelled");
+            }
+            Some(Action::Submit) => match &prompt {
+                Prompt::Silence { alert_id } => match text::parse_duration(&input.text) {
+                    Ok(for_ms) => self.apply(Intent::Silence {
+                        alert_id: alert_id.clone(),
+                        for_ms,
+                    }),
+                    Err(e) => {
+                        self.complain(e);
+                        self.overlay = Some(Overlay::Prompt(prompt, input));
+                    }
+                },
+                _ => self.submit_to_view(prompt, input),
             },
             Some(Action::DeleteChar) => {
                 input.text.pop();
@@ -597,6 +685,31 @@ impl App {
             }
             _ => {
                 type_into(&mut input, key);
+                self.overlay = Some(Overlay::Prompt(prompt, input));
+            }
+        }
+    }
+
+    /// Hands a prompt's text to the view that asked for it.
+    fn submit_to_view(&mut self, prompt: Prompt, input: Input) {
+        let ctx = Ctx {
+            snap: &self.snap,
+            now_ms: self.now_ms,
+            theme: &self.options.theme,
+            read_only: self.options.read_only,
+            history: self.history.as_deref(),
+            series: &self.series,
+            hits: &self.hits,
+        };
+        let result = match self.stack.last_mut() {
+            Some(v) => v.submit(&prompt, &input.text, &ctx),
+            None => Ok(Handled::Ignored),
+        };
+        match result {
+            Ok(Handled::Then(effect)) => self.effect(effect),
+            Ok(_) => {}
+            Err(e) => {
+                self.complain(e);
                 self.overlay = Some(Overlay::Prompt(prompt, input));
             }
         }

@@ -3,9 +3,11 @@
 //! hint bar and the `?` help are built from that list and the keymap, never
 //! written twice), and draw — purely, from the state and a [`Ctx`].
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
-use fleetdeck_store::document::HistoryEntry;
+use fleetdeck_store::config::ConfigPath;
+use fleetdeck_store::document::{HistoryEntry, LayerRef};
 use fleetdeck_store::health::Sample;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -25,6 +27,11 @@ pub enum Route {
     Alerts(Option<String>),
     History,
     Peers,
+    /// The config editor on one layer (fleet defaults, a site's or a node's
+    /// overrides).
+    Config(LayerRef),
+    Rollouts,
+    Commands,
 }
 
 impl Route {
@@ -37,6 +44,9 @@ impl Route {
             Route::Alerts(_) => "alerts".into(),
             Route::History => "history".into(),
             Route::Peers => "peers".into(),
+            Route::Config(l) => format!("config {}", crate::source::layer_label(l)),
+            Route::Rollouts => "rollouts".into(),
+            Route::Commands => "commands".into(),
         }
     }
 
@@ -58,6 +68,54 @@ pub struct Ctx<'a> {
     pub read_only: bool,
     pub history: Option<&'a [HistoryEntry]>,
     pub series: &'a HashMap<String, Vec<Sample>>,
+    /// Where tables were drawn, for mouse clicks (filled while drawing).
+    pub hits: &'a Hits,
+}
+
+/// One table as drawn: the screen rows of its body, the pane it is in and
+/// the row index of its first visible row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub rows: Rect,
+    pub pane: usize,
+    pub first: usize,
+    pub len: usize,
+}
+
+/// The tables of the last frame. Drawing records where it put them (the
+/// only thing drawing writes); a click reads them.
+#[derive(Debug, Default)]
+pub struct Hits(RefCell<Vec<Hit>>);
+
+impl Hits {
+    pub fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
+    pub fn push(&self, hit: Hit) {
+        self.0.borrow_mut().push(hit);
+    }
+    /// The table row under a screen cell: (pane, row index).
+    pub fn at(&self, x: u16, y: u16) -> Option<(usize, usize)> {
+        self.0.borrow().iter().find_map(|h| {
+            let inside = x >= h.rows.x
+                && x < h.rows.x + h.rows.width
+                && y >= h.rows.y
+                && y < h.rows.y + h.rows.height;
+            let row = h.first + usize::from(y.saturating_sub(h.rows.y));
+            (inside && row < h.len).then_some((h.pane, row))
+        })
+    }
+    /// The pane of the table whose box holds a screen cell (for the scroll
+    /// wheel: anywhere over a table, rows or not).
+    pub fn pane_at(&self, x: u16, y: u16) -> Option<usize> {
+        self.0.borrow().iter().find_map(|h| {
+            let inside = x >= h.rows.x
+                && x < h.rows.x + h.rows.width
+                && y + 1 >= h.rows.y
+                && y < h.rows.y + h.rows.height + 1;
+            inside.then_some(h.pane)
+        })
+    }
 }
 
 /// A question that needs typed text before it becomes an intent.
@@ -65,6 +123,28 @@ pub struct Ctx<'a> {
 pub enum Prompt {
     /// How long to silence an alert for.
     Silence { alert_id: String },
+    /// A key to add to a config layer.
+    ConfigKey { layer: LayerRef },
+    /// A value for a config key (validated as it is typed).
+    ConfigValue {
+        layer: LayerRef,
+        key: ConfigPath,
+        current: String,
+    },
+    /// The message of a config commit.
+    CommitMessage { suggested: String },
+}
+
+impl Prompt {
+    /// The text the input starts with.
+    pub fn initial(&self) -> String {
+        match self {
+            Prompt::Silence { .. } => "1h".into(),
+            Prompt::ConfigKey { .. } => String::new(),
+            Prompt::ConfigValue { current, .. } => current.clone(),
+            Prompt::CommitMessage { suggested } => suggested.clone(),
+        }
+    }
 }
 
 /// What follows an action a view consumed.
@@ -115,5 +195,24 @@ pub trait View: Component + Send {
     }
     fn needs(&self) -> Option<Need> {
         None
+    }
+    /// The text typed into a prompt this view asked for: what follows, or
+    /// why the text is refused (the prompt then stays open).
+    fn submit(&mut self, _prompt: &Prompt, _text: &str, _ctx: &Ctx) -> Result<Handled, String> {
+        Ok(Handled::Ignored)
+    }
+    /// The operator closed a prompt this view asked for without answering.
+    fn prompt_cancelled(&mut self, _prompt: &Prompt) {}
+    /// The source's answer to an intent (sent from any view).
+    fn applied(&mut self, _intent: &Intent, _ok: bool) {}
+    /// The selection of a pane's table (mouse clicks and the wheel).
+    fn list_mut(&mut self, pane: usize) -> Option<&mut ListState> {
+        if pane == 0 { self.filter_mut() } else { None }
+    }
+    /// Moves the focus to a pane.
+    fn focus(&mut self, _pane: usize) {}
+    /// The focused pane.
+    fn focused(&self) -> usize {
+        0
     }
 }

@@ -19,16 +19,18 @@ use automerge::ActorId;
 use fleetdeck_store::alerts::{self, Ack, Alert, NodeInput, SiteInput, Thresholds};
 use fleetdeck_store::config::{self, ConfigPath, Layer};
 use fleetdeck_store::document::{
-    FleetDoc, FleetState, HistoryEntry, LayerRef, NodeRecord, SiteRecord,
+    CommandRecord, CommandResult, FleetDoc, FleetState, HistoryEntry, LayerRef, NodeRecord,
+    SiteRecord,
 };
 use fleetdeck_store::health::{
     ApplyReport, ApplyResult, BackupStatus, DbBackup, DiskUsage, HealthRegister, Metrics, Sample,
     StoredRegister, TlsCert,
 };
+use fleetdeck_store::rollout::RolloutSpec;
 use fleetdeck_store::{MemberKey, NodeId, Role, SiteId};
 use serde_json::{Value, json};
 
-use crate::source::{Intent, Peer, Snapshot, Source, SyncStatus};
+use crate::source::{ConfigEdit, Intent, Peer, RolloutAction, Snapshot, Source, SyncStatus};
 use crate::text;
 
 /// The instant the fixture is usually built at: 2025-06-15 15:06:40 UTC.
@@ -544,7 +546,104 @@ fn build_doc(now_ms: i64) -> FleetDoc {
         "retention.days",
         json!(14),
     );
+    // A rollout half way (its second wave closed) and one halted by
+    // failures.
+    let canary = RolloutSpec {
+        set: [("frigate.detect_fps".to_string(), json!(5))].into(),
+        sites: vec!["BL-LAB-1".into(), "BL-LAB-2".into()],
+        waves: vec![50, 100],
+        soak_ms: 10 * MIN,
+        max_fail: 1,
+        by: "ops-laptop".into(),
+        at_ms: now_ms - HOUR,
+    };
+    w.change(
+        "ops-laptop",
+        now_ms - HOUR,
+        "rollout 7f3a19c2: start (frigate.detect_fps)".into(),
+        move |d| d.add_rollout("7f3a19c2", &canary),
+    );
+    let halted = RolloutSpec {
+        set: [("retention.days".to_string(), json!(7))].into(),
+        sites: Vec::new(),
+        waves: vec![10, 100],
+        soak_ms: 30 * MIN,
+        max_fail: 0,
+        by: "hub-de".into(),
+        at_ms: now_ms - 3 * HOUR,
+    };
+    w.change(
+        "hub-de",
+        now_ms - 3 * HOUR,
+        "rollout c0de42aa: start (retention.days)".into(),
+        move |d| d.add_rollout("c0de42aa", &halted),
+    );
+    w.change(
+        "hub-fi",
+        now_ms - 150 * MIN,
+        "rollout c0de42aa: halt".into(),
+        move |d| {
+            d.rollout_event(
+                "c0de42aa",
+                "halt",
+                now_ms - 150 * MIN,
+                Some("1 node(s) failed to apply it (more than --max-fail 0)"),
+            )
+        },
+    );
+    // A command three nodes were asked to run: one ok, one failed, one
+    // silent.
+    let restart = CommandRecord {
+        action: "restart-frigate".into(),
+        target: "site:BL-WH-N".into(),
+        by: "ops-laptop".into(),
+        at_ms: now_ms - 15 * MIN,
+    };
+    w.change(
+        "ops-laptop",
+        now_ms - 15 * MIN,
+        "command a1b2c3d4e5f6: restart-frigate on site:BL-WH-N".into(),
+        move |d| d.add_command("a1b2c3d4e5f6", &restart),
+    );
+    for (node, ok, code, out) in [
+        ("whn-nvr", true, 0, "frigate.service restarted"),
+        (
+            "whn-cam-1",
+            false,
+            1,
+            "Job for frigate.service failed: timeout",
+        ),
+    ] {
+        let r = CommandResult {
+            exit_code: Some(code),
+            ok,
+            output: out.into(),
+            at_ms: now_ms - 14 * MIN,
+        };
+        w.change(
+            "ops-laptop",
+            now_ms - 14 * MIN,
+            format!("command a1b2c3d4e5f6: result of {node}"),
+            move |d| d.put_command_result("a1b2c3d4e5f6", &node_id(node), &r),
+        );
+    }
     w.write(&mut doc);
+    // Two operators set the same key at once: a conflict the peers view
+    // shows, the winner marked.
+    let fork = doc.automerge_mut().fork().with_actor(actor("hub-fi"));
+    let mut other = FleetDoc::from_automerge(fork).expect("a fork of the fixture reads");
+    let ntp = ConfigPath::parse("ntp.server").expect("fixture keys parse");
+    doc.automerge_mut().set_actor(actor("hub-de"));
+    doc.set_config(&LayerRef::Fleet, &ntp, &json!("ntp.hub-de.blocao.eu"))
+        .expect("the fixture's conflict is valid");
+    doc.commit("set ntp.server in fleet", now_ms - 30 * MIN);
+    other
+        .set_config(&LayerRef::Fleet, &ntp, &json!("pool.ntp.org"))
+        .expect("the fixture's conflict is valid");
+    other.commit("set ntp.server in fleet", now_ms - 30 * MIN);
+    doc.automerge_mut()
+        .merge(other.automerge_mut())
+        .expect("the fixture's fork merges");
     doc
 }
 
@@ -856,6 +955,8 @@ impl Source for FixtureSource {
             summary,
         );
         s.me = self.me.clone();
+        s.conflicts = self.doc.conflicts().unwrap_or_default();
+        s.unsynced = self.peers.iter().filter_map(|p| p.lacks).min();
         s.peers = self.peers.clone();
         s.sync = self.sync.clone();
         s.trouble = self.trouble.clone();
@@ -958,6 +1059,40 @@ impl Source for FixtureSource {
                 let msg = message.unwrap_or_else(|| what.clone());
                 self.change(&msg, |d| d.unset_config(&layer, &key))?;
                 Ok(what)
+            }
+            Intent::CommitConfig {
+                layer,
+                edits,
+                message,
+            } => {
+                let id = self.change(&message, |d| {
+                    for e in &edits {
+                        match e {
+                            ConfigEdit::Set(k, v) => d.set_config(&layer, k, v)?,
+                            ConfigEdit::Unset(k) => d.unset_config(&layer, k)?,
+                        }
+                    }
+                    Ok(())
+                })?;
+                Ok(format!(
+                    "committed {} edit{} to {} as {}",
+                    edits.len(),
+                    if edits.len() == 1 { "" } else { "s" },
+                    layer.describe(),
+                    id.as_deref().map_or("(no change)", text::short)
+                ))
+            }
+            Intent::Rollout { id, action } => {
+                if !self.fleet.rollouts.iter().any(|r| r.id == id) {
+                    return Err(format!("no rollout '{id}'"));
+                }
+                let reason = (action == RolloutAction::Halt)
+                    .then(|| format!("halted by {} from the console", self.me));
+                let at = self.now_ms;
+                self.change(&format!("rollout {id}: {}", action.event()), |d| {
+                    d.rollout_event(&id, action.event(), at, reason.as_deref())
+                })?;
+                Ok(format!("rollout {id}: {}", action.event()))
             }
         }
     }

@@ -35,6 +35,20 @@ pub enum Action {
     Ack,
     Silence,
     Revert,
+    /// Open the config editor on the layer of this view.
+    EditConfig,
+    GoRollouts,
+    GoCommands,
+    /// The config editor.
+    Edit,
+    AddKey,
+    Unset,
+    Discard,
+    Commit,
+    /// The rollouts view.
+    Halt,
+    Resume,
+    Abort,
     /// Dialogs and text inputs.
     Confirm,
     Cancel,
@@ -70,6 +84,17 @@ impl Action {
             Action::Ack => "ack",
             Action::Silence => "silence",
             Action::Revert => "revert",
+            Action::EditConfig => "config",
+            Action::GoRollouts => "rollouts",
+            Action::GoCommands => "commands",
+            Action::Edit => "edit",
+            Action::AddKey => "add key",
+            Action::Unset => "unset",
+            Action::Discard => "undo edit",
+            Action::Commit => "review & commit",
+            Action::Halt => "halt",
+            Action::Resume => "resume",
+            Action::Abort => "abort",
             Action::Confirm => "yes",
             Action::Cancel => "cancel",
             Action::Submit => "run",
@@ -80,7 +105,111 @@ impl Action {
 
     /// Actions that write to the fleet: refused in read-only mode.
     pub fn writes(self) -> bool {
-        matches!(self, Action::Ack | Action::Silence | Action::Revert)
+        matches!(
+            self,
+            Action::Ack
+                | Action::Silence
+                | Action::Revert
+                | Action::Edit
+                | Action::AddKey
+                | Action::Unset
+                | Action::Commit
+                | Action::Halt
+                | Action::Resume
+                | Action::Abort
+        )
+    }
+
+    /// Every action, for the keymap file's names.
+    pub const ALL: &[Action] = &[
+        Action::Quit,
+        Action::Back,
+        Action::Up,
+        Action::Down,
+        Action::PageUp,
+        Action::PageDown,
+        Action::Top,
+        Action::Bottom,
+        Action::Open,
+        Action::NextPane,
+        Action::PrevPane,
+        Action::Filter,
+        Action::Palette,
+        Action::Help,
+        Action::GoOverview,
+        Action::GoAlerts,
+        Action::GoHistory,
+        Action::GoPeers,
+        Action::CycleSeverity,
+        Action::ToggleSilenced,
+        Action::Ack,
+        Action::Silence,
+        Action::Revert,
+        Action::EditConfig,
+        Action::GoRollouts,
+        Action::GoCommands,
+        Action::Edit,
+        Action::AddKey,
+        Action::Unset,
+        Action::Discard,
+        Action::Commit,
+        Action::Halt,
+        Action::Resume,
+        Action::Abort,
+        Action::Confirm,
+        Action::Cancel,
+        Action::Submit,
+        Action::Complete,
+        Action::DeleteChar,
+    ];
+
+    /// The action's name in the keymap file (`[keys.alerts] ack = "a"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::Back => "back",
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::PageUp => "page_up",
+            Action::PageDown => "page_down",
+            Action::Top => "top",
+            Action::Bottom => "bottom",
+            Action::Open => "open",
+            Action::NextPane => "next_pane",
+            Action::PrevPane => "prev_pane",
+            Action::Filter => "filter",
+            Action::Palette => "palette",
+            Action::Help => "help",
+            Action::GoOverview => "go_overview",
+            Action::GoAlerts => "go_alerts",
+            Action::GoHistory => "go_history",
+            Action::GoPeers => "go_peers",
+            Action::CycleSeverity => "cycle_severity",
+            Action::ToggleSilenced => "toggle_silenced",
+            Action::Ack => "ack",
+            Action::Silence => "silence",
+            Action::Revert => "revert",
+            Action::EditConfig => "edit_config",
+            Action::GoRollouts => "go_rollouts",
+            Action::GoCommands => "go_commands",
+            Action::Edit => "edit",
+            Action::AddKey => "add_key",
+            Action::Unset => "unset",
+            Action::Discard => "discard",
+            Action::Commit => "commit",
+            Action::Halt => "halt",
+            Action::Resume => "resume",
+            Action::Abort => "abort",
+            Action::Confirm => "confirm",
+            Action::Cancel => "cancel",
+            Action::Submit => "submit",
+            Action::Complete => "complete",
+            Action::DeleteChar => "delete_char",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.iter().copied().find(|a| a.name() == name)
     }
 
     /// Movement keys: listed once in the hint bar as "j/k move".
@@ -108,6 +237,9 @@ pub enum Scope {
     Alerts,
     History,
     Peers,
+    Config,
+    Rollouts,
+    Commands,
     /// A yes/no dialog.
     Confirm,
     /// A text input (command palette, filter, prompt): keys not bound here
@@ -125,9 +257,49 @@ impl Scope {
             Scope::Alerts => "alerts",
             Scope::History => "history",
             Scope::Peers => "peers",
+            Scope::Config => "config editor",
+            Scope::Rollouts => "rollouts",
+            Scope::Commands => "commands",
             Scope::Confirm => "dialog",
             Scope::Input => "input",
         }
+    }
+
+    pub const ALL: &[Scope] = &[
+        Scope::Global,
+        Scope::Overview,
+        Scope::Site,
+        Scope::Node,
+        Scope::Alerts,
+        Scope::History,
+        Scope::Peers,
+        Scope::Config,
+        Scope::Rollouts,
+        Scope::Commands,
+        Scope::Confirm,
+        Scope::Input,
+    ];
+
+    /// The scope's table name in the keymap file (`[keys.global]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Global => "global",
+            Scope::Overview => "overview",
+            Scope::Site => "site",
+            Scope::Node => "node",
+            Scope::Alerts => "alerts",
+            Scope::History => "history",
+            Scope::Peers => "peers",
+            Scope::Config => "config",
+            Scope::Rollouts => "rollouts",
+            Scope::Commands => "commands",
+            Scope::Confirm => "confirm",
+            Scope::Input => "input",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Scope> {
+        Scope::ALL.iter().copied().find(|s| s.name() == name)
     }
 }
 
@@ -274,6 +446,18 @@ const DEFAULT: &[(Scope, &str, Action)] = &[
     (Scope::Global, "2", Action::GoAlerts),
     (Scope::Global, "3", Action::GoHistory),
     (Scope::Global, "4", Action::GoPeers),
+    (Scope::Global, "5", Action::GoRollouts),
+    (Scope::Global, "6", Action::GoCommands),
+    (Scope::Global, "e", Action::EditConfig),
+    (Scope::Config, "enter", Action::Edit),
+    (Scope::Config, "e", Action::Edit),
+    (Scope::Config, "a", Action::AddKey),
+    (Scope::Config, "d", Action::Unset),
+    (Scope::Config, "u", Action::Discard),
+    (Scope::Config, "c", Action::Commit),
+    (Scope::Rollouts, "H", Action::Halt),
+    (Scope::Rollouts, "R", Action::Resume),
+    (Scope::Rollouts, "A", Action::Abort),
     (Scope::Alerts, "a", Action::Ack),
     (Scope::Alerts, "s", Action::Silence),
     (Scope::Alerts, "f", Action::CycleSeverity),
@@ -313,6 +497,16 @@ impl Default for Keymap {
 impl Keymap {
     pub fn bindings(&self) -> &[Binding] {
         &self.bindings
+    }
+
+    /// Makes `keys` the only keys of `action` in `scope` (what those keys
+    /// did there before is replaced).
+    pub fn rebind(&mut self, scope: Scope, action: Action, keys: &[Key]) {
+        self.bindings
+            .retain(|b| !(b.scope == scope && (b.action == action || keys.contains(&b.key))));
+        for &key in keys {
+            self.bindings.push(Binding { scope, key, action });
+        }
     }
 
     /// Binds `key` to `action` in `scope`, replacing what the key did there.

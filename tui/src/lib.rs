@@ -17,6 +17,7 @@ pub mod fixture;
 pub mod keymap;
 pub mod palette;
 pub mod run;
+pub mod settings;
 pub mod source;
 pub mod table;
 pub mod text;

@@ -2,6 +2,9 @@
 //! meaning. `:site ID`, `:node ID`, `:alerts`, `:history`, `:peers`,
 //! `:overview`, `:theme NAME`, `:help`, `:q`.
 
+use fleetdeck_store::document::LayerRef;
+use fleetdeck_store::{NodeId, SiteId};
+
 use crate::component::Route;
 use crate::source::Snapshot;
 use crate::theme::Theme;
@@ -13,6 +16,13 @@ pub const COMMANDS: &[(&str, Option<&str>, &str)] = &[
     ("alerts", None, "every alert"),
     ("history", None, "the change log"),
     ("peers", None, "peers and sync"),
+    (
+        "config",
+        Some("[SITE|NODE]"),
+        "edit fleet, site or node config",
+    ),
+    ("rollouts", None, "staged rollouts"),
+    ("commands", None, "commands and results"),
     ("overview", None, "the fleet overview"),
     ("theme", Some("NAME"), "switch theme"),
     ("help", None, "the keys"),
@@ -34,6 +44,10 @@ fn arguments(cmd: &str, snap: &Snapshot) -> Vec<String> {
         "site" => snap.sites.iter().map(|s| s.id.clone()).collect(),
         "node" => snap.nodes.keys().cloned().collect(),
         "theme" => Theme::names().into_iter().map(str::to_string).collect(),
+        "config" => std::iter::once("fleet".to_string())
+            .chain(snap.sites.iter().map(|s| s.id.clone()))
+            .chain(snap.nodes.keys().cloned())
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -133,12 +147,28 @@ pub fn parse(text: &str, snap: &Snapshot) -> Result<Command, String> {
         "alerts" => no_arg(Command::Open(Route::Alerts(None))),
         "history" => no_arg(Command::Open(Route::History)),
         "peers" => no_arg(Command::Open(Route::Peers)),
+        "rollouts" => no_arg(Command::Open(Route::Rollouts)),
+        "commands" => no_arg(Command::Open(Route::Commands)),
+        "config" if arg.is_empty() || arg == "fleet" => Ok(Command::Open(Route::Config(LayerRef::Fleet))),
+        "config" => {
+            let site = snap.sites.iter().find(|s| s.id.eq_ignore_ascii_case(arg));
+            let node = snap.nodes.keys().find(|n| n.eq_ignore_ascii_case(arg));
+            match (site, node) {
+                (Some(s), _) => SiteId::parse(&s.id)
+                    .map(|id| Command::Open(Route::Config(LayerRef::Site(id))))
+                    .map_err(|e| e.to_string()),
+                (None, Some(n)) => NodeId::parse(n)
+                    .map(|id| Command::Open(Route::Config(LayerRef::Node(id))))
+                    .map_err(|e| e.to_string()),
+                (None, None) => Err(format!("no site or node '{arg}' in the fleet")),
+            }
+        }
         "overview" | "fleet" => no_arg(Command::Open(Route::Overview)),
         "help" => no_arg(Command::Help),
         "q" | "quit" => no_arg(Command::Quit),
-        "" => Err("type a command: site, node, alerts, history, peers, theme, q".into()),
+        "" => Err("type a command: site, node, config, alerts, history, peers, rollouts, commands, theme, q".into()),
         other => Err(format!(
-            "unknown command ':{other}': try site, node, alerts, history, peers, theme, q"
+            "unknown command ':{other}': try site, node, config, alerts, history, peers, rollouts, commands, theme, q"
         )),
     }
 }

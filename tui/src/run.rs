@@ -92,6 +92,8 @@ struct Restore;
 impl Drop for Restore {
     fn drop(&mut self) {
         CONSOLE_UP.store(false, Ordering::SeqCst);
+        // Harmless when capture was never turned on.
+        let _ = crossterm::execute!(io::stdout(), crossterm::event::DisableMouseCapture);
         ratatui::restore();
     }
 }
@@ -134,6 +136,9 @@ pub async fn run<S: Source + 'static>(source: S, options: Options) -> io::Result
         // mode was turned on, raw mode is still turned off again.
         let _restore = Restore;
         let mut terminal = ratatui::try_init()?;
+        if options.mouse {
+            crossterm::execute!(io::stdout(), crossterm::event::EnableMouseCapture)?;
+        }
         install_panic_hook();
         let mut app = App::new(Snapshot::empty(now_ms()), now_ms(), options);
         app.request_snapshot();

@@ -12,8 +12,11 @@ use std::sync::Arc;
 
 use fleetdeck_store::alerts::{Alert, FleetSummary, Severity, SiteState, Thresholds};
 use fleetdeck_store::config::ConfigPath;
-use fleetdeck_store::document::{FleetState, HistoryEntry, LayerRef};
+use fleetdeck_store::document::{
+    CommandRecord, CommandResult, Conflict, FleetState, HistoryEntry, LayerRef,
+};
 use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister, last_heard_ms};
+use fleetdeck_store::rollout::{Phase, Rollout, WaveStatus};
 use serde_json::Value;
 
 /// Where the console's data comes from and where its intents go.
@@ -63,6 +66,65 @@ pub enum Intent {
     Revert {
         change_id: String,
     },
+    /// Staged config edits of one layer, written as one change with the
+    /// operator's message (the config editor's commit).
+    CommitConfig {
+        layer: LayerRef,
+        edits: Vec<ConfigEdit>,
+        message: String,
+    },
+    /// Halt, resume or abort a staged rollout.
+    Rollout {
+        id: String,
+        action: RolloutAction,
+    },
+}
+
+/// One staged edit of a config layer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigEdit {
+    /// Sets the key (`null` removes an inherited key in an override).
+    Set(ConfigPath, Value),
+    /// Removes the key from the layer.
+    Unset(ConfigPath),
+}
+
+impl ConfigEdit {
+    pub fn key(&self) -> &ConfigPath {
+        match self {
+            ConfigEdit::Set(k, _) | ConfigEdit::Unset(k) => k,
+        }
+    }
+
+    /// "alerts.disk_pct = 90", "unset retention.days".
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigEdit::Set(k, v) => format!("{k} = {v}"),
+            ConfigEdit::Unset(k) => format!("unset {k}"),
+        }
+    }
+}
+
+/// What an operator can do to a rollout from the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RolloutAction {
+    /// Stop opening waves (a halt as the automatic one, with a reason).
+    Halt,
+    /// Continue a halted or paused rollout (earlier failures are forgotten).
+    Resume,
+    /// Take the rollout's settings off every node.
+    Abort,
+}
+
+impl RolloutAction {
+    /// The document's event name.
+    pub fn event(self) -> &'static str {
+        match self {
+            RolloutAction::Halt => "halt",
+            RolloutAction::Resume => "resume",
+            RolloutAction::Abort => "abort",
+        }
+    }
 }
 
 impl Intent {
@@ -78,11 +140,19 @@ impl Intent {
                 format!("silence {alert_id} for {}", crate::text::duration(*for_ms))
             }
             Intent::Revert { change_id } => format!("revert {}", crate::text::short(change_id)),
+            Intent::CommitConfig { layer, edits, .. } => format!(
+                "commit {} edit{} to {}",
+                edits.len(),
+                if edits.len() == 1 { "" } else { "s" },
+                layer_label(layer)
+            ),
+            Intent::Rollout { id, action } => format!("{} rollout {id}", action.event()),
         }
     }
 }
 
-fn layer_label(layer: &LayerRef) -> String {
+/// "fleet", "site BL-LAB-2", "node whn-nvr".
+pub fn layer_label(layer: &LayerRef) -> String {
     match layer {
         LayerRef::Fleet => "fleet".into(),
         LayerRef::Site(s) => format!("site {s}"),
@@ -189,6 +259,44 @@ pub struct Snapshot {
     /// Per site, in site id order.
     pub sites: Vec<SiteFacts>,
     pub nodes: BTreeMap<String, NodeFacts>,
+    /// Staged rollouts, oldest first, with their waves as of now.
+    pub rollouts: Vec<RolloutFacts>,
+    /// Commands, newest first, with their targets and results.
+    pub commands: Vec<CommandFacts>,
+    /// Keys with concurrent values, the winner marked.
+    pub conflicts: Vec<Conflict>,
+    /// Local changes that no peer is known to have: the fewest any peer
+    /// lacks (`None` when no peer's heads are known).
+    pub unsynced: Option<usize>,
+}
+
+/// A rollout with its phase and waves, derived once per snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolloutFacts {
+    pub rollout: Rollout,
+    pub phase: Phase,
+    pub waves: Vec<WaveStatus>,
+}
+
+/// A command with the nodes it targets and what they reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandFacts {
+    pub id: String,
+    pub record: CommandRecord,
+    /// Targeted nodes, in id order, with their result when reported.
+    pub nodes: Vec<(String, Option<CommandResult>)>,
+}
+
+impl CommandFacts {
+    pub fn reported(&self) -> usize {
+        self.nodes.iter().filter(|(_, r)| r.is_some()).count()
+    }
+    pub fn failed(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_some_and(|r| !r.ok))
+            .count()
+    }
 }
 
 fn severity_index(s: Severity) -> usize {
@@ -335,6 +443,41 @@ impl Snapshot {
                 }
             })
             .collect();
+        let rollouts = fleet
+            .rollouts
+            .iter()
+            .map(|r| RolloutFacts {
+                rollout: r.clone(),
+                phase: r.phase(&fleet, &health),
+                waves: r.wave_status(&fleet, &health),
+            })
+            .collect();
+        let mut commands: Vec<CommandFacts> = fleet
+            .commands
+            .iter()
+            .map(|(id, c)| {
+                let results = fleet.command_results.get(id);
+                CommandFacts {
+                    id: id.clone(),
+                    record: c.clone(),
+                    nodes: fleet
+                        .nodes
+                        .values()
+                        .filter(|n| c.targets(&n.id, &n.site))
+                        .map(|n| {
+                            let r = results.and_then(|m| m.get(n.id.as_str())).cloned();
+                            (n.id.to_string(), r)
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        commands.sort_by(|a, b| {
+            b.record
+                .at_ms
+                .cmp(&a.record.at_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         Snapshot {
             taken_ms,
             me: String::new(),
@@ -349,6 +492,10 @@ impl Snapshot {
             trouble: None,
             sites,
             nodes,
+            rollouts,
+            commands,
+            conflicts: Vec::new(),
+            unsynced: None,
         }
     }
 

@@ -80,6 +80,8 @@ pub struct Spec<'a> {
     pub focused: bool,
     /// Shown when there are no rows.
     pub empty: String,
+    /// Where to record the drawn rows for mouse clicks, and as which pane.
+    pub hit: Option<(&'a crate::component::Hits, usize)>,
 }
 
 /// Draws a bordered table, building only the visible rows.
@@ -119,6 +121,19 @@ pub fn render<'a>(
         let p = Paragraph::new(Line::from(Span::styled(spec.empty, theme.dim()))).block(block);
         frame.render_widget(p, area);
         return;
+    }
+    if let Some((hits, pane)) = spec.hit {
+        let inner = crate::views::inner(area);
+        hits.push(crate::component::Hit {
+            rows: Rect {
+                y: inner.y + 1,
+                height: inner.height.saturating_sub(1),
+                ..inner
+            },
+            pane,
+            first: range.start,
+            len: spec.len,
+        });
     }
     let rows: Vec<Row<'a>> = range.clone().map(row).collect();
     let header = Row::new(spec.header.clone()).style(theme.header());
@@ -181,6 +196,7 @@ mod tests {
                     state: &state,
                     focused: true,
                     empty: String::new(),
+                    hit: None,
                 };
                 render(f, f.area(), spec, &theme, |i| {
                     built.set(built.get() + 1);

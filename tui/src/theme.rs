@@ -208,6 +208,62 @@ impl Theme {
         Theme::from_file(origin, file)
     }
 
+    /// A user's theme file: every section and field is checked against the
+    /// default theme first, so a mistake is named with its line.
+    pub fn from_user_patch(origin: &str, text: &str) -> Result<Theme, String> {
+        use toml::de::DeValue;
+        let patch = crate::settings::parse(origin, text)?;
+        let full = parse_table(DEFAULT, built_in(DEFAULT).unwrap_or_default())?;
+        let line = |span: std::ops::Range<usize>| crate::settings::line_of(text, span.start);
+        for (k, v) in &patch {
+            let key = k.get_ref().as_ref();
+            match (full.get(key), v.get_ref()) {
+                (_, DeValue::String(_)) if key == "base" || key == "name" => {}
+                (Some(toml::Value::Table(known)), DeValue::Table(fields)) => {
+                    for (f, fv) in fields {
+                        let field = format!("{key}.{}", f.get_ref());
+                        match (known.get(f.get_ref().as_ref()), fv.get_ref()) {
+                            (Some(toml::Value::String(_)), DeValue::String(s)) => {
+                                if color(origin, &field, s).is_err() {
+                                    return Err(format!(
+                                        "{origin}:{}: {field} = '{s}' is not a colour: expected a name (red, light-blue, dark-gray, reset), #rrggbb or 0-255",
+                                        line(fv.span())
+                                    ));
+                                }
+                            }
+                            (Some(toml::Value::Boolean(_)), DeValue::Boolean(_)) => {}
+                            (Some(_), _) => {
+                                return Err(format!(
+                                    "{origin}:{}: {field} has the wrong type: expected {}",
+                                    line(fv.span()),
+                                    if field == "ui.bold" {
+                                        "true or false"
+                                    } else {
+                                        "a colour in quotes"
+                                    }
+                                ));
+                            }
+                            (None, _) => {
+                                return Err(format!(
+                                    "{origin}:{}: {field} is not a theme field: {key} holds {}",
+                                    line(f.span()),
+                                    known.keys().cloned().collect::<Vec<_>>().join(", ")
+                                ));
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "{origin}:{}: {key} is not a theme section: expected base, name, [health], [severity] or [ui]",
+                        line(k.span())
+                    ));
+                }
+            }
+        }
+        Theme::from_patch(origin, text)
+    }
+
     /// `--theme NAME_OR_FILE`: a built-in name, else a TOML file.
     pub fn load(name_or_path: &str) -> Result<Theme, String> {
         if built_in(name_or_path).is_some() {
@@ -410,6 +466,30 @@ mod tests {
         let over_dark = Theme::from_patch("x", "name = \"x\"\n[ui]\nbold = true\n").unwrap();
         assert!(over_dark.ui.bold);
         assert_eq!(over_dark.health, Theme::default().health);
+    }
+
+    #[test]
+    fn a_user_theme_names_the_line_of_its_mistake() {
+        let t =
+            Theme::from_user_patch("mine.toml", "name = \"mine\"\n[ui]\naccent = \"#ff8800\"\n")
+                .unwrap();
+        assert_eq!(t.ui.accent, Color::Rgb(0xff, 0x88, 0x00));
+        assert_eq!(t.health, Theme::default().health);
+        let e = Theme::from_user_patch("mine.toml", "[ui]\n\naccent = \"orang\"\n").unwrap_err();
+        assert!(
+            e.starts_with("mine.toml:3: ui.accent = 'orang' is not a colour"),
+            "{e}"
+        );
+        let e = Theme::from_user_patch("mine.toml", "[ui]\naccnt = \"red\"\n").unwrap_err();
+        assert!(
+            e.starts_with("mine.toml:2: ui.accnt is not a theme field"),
+            "{e}"
+        );
+        let e = Theme::from_user_patch("mine.toml", "[colours]\na = 1\n").unwrap_err();
+        assert!(
+            e.starts_with("mine.toml:1: colours is not a theme section"),
+            "{e}"
+        );
     }
 
     #[test]

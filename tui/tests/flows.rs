@@ -5,7 +5,7 @@ mod common;
 
 use common::{Console, listed_sites};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
-use fleetdeck_tui::{Action, Intent, Key, Keymap, Options, Route, Scope};
+use fleetdeck_tui::{Action, Intent, Key, Keymap, Options, Route, Scope, Source};
 
 #[test]
 fn filtering_the_sites_table_keeps_only_matching_rows() {
@@ -200,8 +200,16 @@ fn revert_asks_first_and_sends_only_after_yes() {
     let mut c = Console::new();
     c.press("3");
     assert_eq!(c.app.route(), Route::History);
-    let newest = c.source_history_ids()[0].clone();
-    c.press("r");
+    let newest = c
+        .source
+        .history()
+        .into_iter()
+        .find(|e| e.message.as_deref() == Some("set retention.days = 14 in site BL-LAB-2"))
+        .map(|e| e.id)
+        .expect("the fixture's BL-LAB-2 retention change");
+    c.press("/");
+    c.type_text("retention.days = 14");
+    c.press("enter r");
     assert!(c.screen(120, 40).contains("confirm"));
     assert!(c.intents().is_empty(), "nothing sent before the answer");
     c.press("n");
@@ -213,6 +221,8 @@ fn revert_asks_first_and_sends_only_after_yes() {
             change_id: newest.clone()
         }]
     );
+    // Clear the filter: the revert is the newest change.
+    c.press("/ esc");
     let screen = c.screen(120, 40);
     let short = &newest[..12];
     assert!(
@@ -437,11 +447,4 @@ fn the_tick_asks_for_at_most_one_snapshot_at_a_time() {
     c.app.tick(fleetdeck_tui::fixture::T0 + 2_000);
     let reqs = c.app.take_requests();
     assert_eq!(reqs, vec![fleetdeck_tui::Request::Snapshot]);
-}
-
-impl Console {
-    fn source_history_ids(&mut self) -> Vec<String> {
-        use fleetdeck_tui::Source;
-        self.source.history().into_iter().map(|e| e.id).collect()
-    }
 }

@@ -21,6 +21,7 @@ impl App {
     pub fn draw(&self, frame: &mut Frame) {
         let area = frame.area();
         let theme = &self.options.theme;
+        self.hits.clear();
         frame.render_widget(Block::new().style(theme.base()), area);
         let [title, body, hints, status] = Layout::vertical([
             Constraint::Length(1),
@@ -50,6 +51,25 @@ impl App {
                 &input.text,
                 "e.g. 30m, 2h, 1d",
             ),
+            Some(Overlay::Prompt(Prompt::ConfigKey { layer }, input)) => draw_input_line(
+                frame,
+                hints,
+                theme,
+                &format!("new key in {}: ", crate::source::layer_label(layer)),
+                &input.text,
+                "a dotted path, e.g. retention.days",
+            ),
+            Some(Overlay::Prompt(Prompt::CommitMessage { .. }, input)) => draw_input_line(
+                frame,
+                hints,
+                theme,
+                "commit message: ",
+                &input.text,
+                "why this change",
+            ),
+            Some(Overlay::Prompt(Prompt::ConfigValue { layer, key, .. }, input)) => {
+                self.draw_value_editor(frame, body, layer, key, &input.text)
+            }
         }
     }
 
@@ -67,10 +87,16 @@ impl App {
             Span::styled(" │ ", theme.dim()),
         ];
         let crumbs = self.breadcrumb();
+        let mut x = area.x + spans.iter().map(|s| s.width() as u16).sum::<u16>();
+        let mut places = Vec::new();
         for (i, r) in crumbs.iter().enumerate() {
             if i > 0 {
                 spans.push(Span::styled(" › ", theme.dim()));
+                x += 3;
             }
+            let w = r.label().chars().count() as u16;
+            places.push((x, x + w));
+            x += w;
             let style = if i + 1 == crumbs.len() {
                 theme.title()
             } else {
@@ -78,6 +104,7 @@ impl App {
             };
             spans.push(Span::styled(r.label(), style));
         }
+        *self.crumbs.borrow_mut() = places;
         if self.snap.fleet.is_frozen() {
             spans.push(Span::styled("  FROZEN", theme.error()));
         }
@@ -387,6 +414,58 @@ impl App {
         }
         frame.render_widget(
             Paragraph::new(lines).block(views::pane(theme, "command", true).style(theme.base())),
+            popup,
+        );
+    }
+}
+
+impl App {
+    /// The value being typed for a config key, with the schema's verdict on
+    /// it below, redrawn on every key.
+    fn draw_value_editor(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        layer: &fleetdeck_store::document::LayerRef,
+        key: &fleetdeck_store::config::ConfigPath,
+        text: &str,
+    ) {
+        let theme = &self.options.theme;
+        let height = 4.min(area.height);
+        let popup = Rect {
+            y: area.y + area.height - height,
+            height,
+            ..area
+        };
+        let verdict = match views::config::check_value(layer, key, text) {
+            Ok(ok) => Line::from(vec![
+                Span::styled("✓ ", theme.ok()),
+                Span::styled(ok, theme.dim()),
+            ]),
+            Err(e) => Line::from(vec![
+                Span::styled("✗ ", theme.error()),
+                Span::styled(e, theme.error()),
+            ]),
+        };
+        frame.render_widget(Clear, popup);
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::from(vec![
+                    Span::styled(format!("{key} = "), theme.key()),
+                    Span::raw(text.to_string()),
+                    Span::styled("█", theme.dim()),
+                ]),
+                verdict,
+            ])
+            .wrap(Wrap { trim: true })
+            .block(
+                views::pane(
+                    theme,
+                    format!("edit in {}", crate::source::layer_label(layer)),
+                    true,
+                )
+                .style(theme.base()),
+            ),
             popup,
         );
     }

@@ -196,6 +196,7 @@ impl Component for AlertsView {
             len: rows.len(),
             state: &state,
             focused: true,
+            hit: Some((ctx.hits, 0)),
             empty: if ctx.snap.alerts.is_empty() {
                 "no alerts: the fleet is quiet".into()
             } else {

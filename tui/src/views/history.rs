@@ -90,6 +90,7 @@ impl Component for HistoryView {
             len: rows.len(),
             state: &self.list,
             focused: true,
+            hit: Some((ctx.hits, 0)),
             empty: match ctx.history {
                 None => "loading history…".into(),
                 Some(_) => "no change matches the filter".into(),

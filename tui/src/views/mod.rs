@@ -2,10 +2,13 @@
 //! share (health badges, "last heard" cells, alert states).
 
 pub mod alerts;
+pub mod commands;
+pub mod config;
 pub mod history;
 pub mod node;
 pub mod overview;
 pub mod peers;
+pub mod rollouts;
 pub mod site;
 
 use fleetdeck_store::alerts::{Alert, Severity, SiteState};
@@ -19,10 +22,13 @@ use crate::text;
 use crate::theme::Theme;
 
 pub use alerts::AlertsView;
+pub use commands::CommandsView;
+pub use config::ConfigView;
 pub use history::HistoryView;
 pub use node::NodeView;
 pub use overview::Overview;
 pub use peers::PeersView;
+pub use rollouts::RolloutsView;
 pub use site::SiteView;
 
 /// A fresh view for a route.
@@ -34,6 +40,9 @@ pub fn open(route: &Route) -> Box<dyn View> {
         Route::Alerts(select) => Box::new(AlertsView::new(select.clone())),
         Route::History => Box::new(HistoryView::default()),
         Route::Peers => Box::new(PeersView::default()),
+        Route::Config(layer) => Box::new(ConfigView::new(layer.clone())),
+        Route::Rollouts => Box::new(RolloutsView::default()),
+        Route::Commands => Box::new(CommandsView::default()),
     }
 }
 
@@ -118,7 +127,8 @@ pub fn alerts_pane(
     ctx: &crate::component::Ctx,
     alerts: &[&Alert],
     list: &crate::table::ListState,
-    focused: bool,
+    // The pane's index in its view and whether it has the focus.
+    (pane, focused): (usize, bool),
     label: fn(&Alert) -> String,
 ) {
     use ratatui::layout::Constraint;
@@ -136,6 +146,7 @@ pub fn alerts_pane(
         state: list,
         focused,
         empty: "no alerts".into(),
+        hit: Some((ctx.hits, pane)),
     };
     crate::table::render(frame, area, spec, theme, |i| {
         let a = alerts[i];

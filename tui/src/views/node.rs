@@ -5,6 +5,7 @@
 use fleetdeck_store::NodeId;
 use fleetdeck_store::alerts::{Alert, Thresholds};
 use fleetdeck_store::config::Source as Layer;
+use fleetdeck_store::document::LayerRef;
 use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -124,6 +125,10 @@ impl Component for NodeView {
                 Handled::Then(Effect::Open(Route::Alerts(id)))
             }
             Action::Open => Handled::Consumed,
+            Action::EditConfig => match NodeId::parse(&self.id) {
+                Ok(id) => Handled::Then(Effect::Open(Route::Config(LayerRef::Node(id)))),
+                Err(e) => Handled::Then(Effect::Message(e.to_string())),
+            },
             _ => Handled::Ignored,
         }
     }
@@ -134,6 +139,7 @@ impl Component for NodeView {
             c.push(Action::Open);
         }
         c.push(Action::NextPane);
+        c.push(Action::EditConfig);
         c
     }
 
@@ -218,6 +224,7 @@ impl Component for NodeView {
             len: leaves.len(),
             state: &self.lists[CONFIG],
             focused: self.focus == CONFIG,
+            hit: Some((ctx.hits, CONFIG)),
             empty: "no config".into(),
         };
         table::render(frame, left, spec, theme, |i| {
@@ -260,7 +267,7 @@ impl Component for NodeView {
             ctx,
             &alerts,
             &self.lists[ALERTS],
-            self.focus == ALERTS,
+            (ALERTS, self.focus == ALERTS),
             |a| a.id.clone(),
         );
     }
@@ -278,6 +285,17 @@ impl View for NodeView {
     }
     fn needs(&self) -> Option<Need> {
         Some(Need::Series(self.id.clone()))
+    }
+    fn list_mut(&mut self, pane: usize) -> Option<&mut ListState> {
+        self.lists.get_mut(pane)
+    }
+    fn focus(&mut self, pane: usize) {
+        if pane < self.lists.len() {
+            self.focus = pane;
+        }
+    }
+    fn focused(&self) -> usize {
+        self.focus
     }
 }
 

@@ -2,6 +2,7 @@
 //! panel and a world map with a pin per located site.
 
 use fleetdeck_store::alerts::{Severity, SiteState};
+use fleetdeck_store::document::LayerRef;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -127,6 +128,7 @@ impl Component for Overview {
                     Handled::Then(Effect::Open(Route::Alerts(id)))
                 }
             },
+            Action::EditConfig => Handled::Then(Effect::Open(Route::Config(LayerRef::Fleet))),
             _ => Handled::Ignored,
         }
     }
@@ -140,6 +142,7 @@ impl Component for Overview {
             Action::GoAlerts,
             Action::GoHistory,
             Action::GoPeers,
+            Action::EditConfig,
         ]
     }
 
@@ -176,6 +179,22 @@ impl View for Overview {
     }
     fn filter_mut(&mut self) -> Option<&mut ListState> {
         Some(self.focused_state())
+    }
+    fn list_mut(&mut self, pane: usize) -> Option<&mut ListState> {
+        match pane {
+            0 => Some(&mut self.sites),
+            1 => Some(&mut self.alerts),
+            _ => None,
+        }
+    }
+    fn focus(&mut self, pane: usize) {
+        self.focus = if pane == 0 { Pane::Sites } else { Pane::Alerts };
+    }
+    fn focused(&self) -> usize {
+        match self.focus {
+            Pane::Sites => 0,
+            Pane::Alerts => 1,
+        }
     }
 }
 
@@ -237,6 +256,7 @@ impl Overview {
             len: rows.len(),
             state: &self.sites,
             focused: self.focus == Pane::Sites,
+            hit: Some((ctx.hits, 0)),
             empty: if ctx.snap.sites.is_empty() {
                 "no sites yet: fleetdeck site add ID --name …".into()
             } else {
@@ -267,6 +287,7 @@ impl Overview {
             len: rows.len(),
             state: &self.alerts,
             focused: self.focus == Pane::Alerts,
+            hit: Some((ctx.hits, 1)),
             empty: "no open alerts".into(),
         };
         table::render(frame, area, spec, theme, |i| {

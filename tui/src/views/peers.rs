@@ -54,10 +54,17 @@ impl Component for PeersView {
 
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
         let theme = ctx.theme;
-        let [head, list, detail] = Layout::vertical([
+        let conflicts = &ctx.snap.conflicts;
+        let conflicts_height = if conflicts.is_empty() {
+            3
+        } else {
+            (conflicts.len() as u16 + 3).min(area.height / 3)
+        };
+        let [head, list, detail, conflicts_area] = Layout::vertical([
             Constraint::Length(2),
             Constraint::Fill(1),
             Constraint::Length(4),
+            Constraint::Length(conflicts_height),
         ])
         .areas(area);
         let connected = ctx.snap.peers.iter().filter(|p| p.connected).count();
@@ -106,6 +113,7 @@ impl Component for PeersView {
             len: rows.len(),
             state: &self.list,
             focused: true,
+            hit: Some((ctx.hits, 0)),
             empty: "no other member in the fleet yet: fleetdeck invite".into(),
         };
         table::render(frame, list, spec, theme, |i| {
@@ -153,7 +161,52 @@ impl Component for PeersView {
                 .block(pane(theme, "selected", false)),
             detail,
         );
+        let spec = Spec {
+            title: format!("conflicts · {}", conflicts.len()),
+            header: vec!["SCOPE", "KEY", "VALUES (★ wins)"],
+            widths: vec![
+                Constraint::Length(16),
+                Constraint::Length(24),
+                Constraint::Fill(1),
+            ],
+            len: conflicts.len(),
+            state: &ListState::default(),
+            focused: false,
+            empty: "no conflicts: every key has one value".into(),
+            hit: None,
+        };
+        table::render(frame, conflicts_area, spec, theme, |i| {
+            let c = &conflicts[i];
+            let mut values: Vec<Span> = Vec::new();
+            // The winner first, then the values it won over.
+            let mut sorted: Vec<_> = c.values.iter().collect();
+            sorted.sort_by_key(|v| !v.winner);
+            for (k, v) in sorted.into_iter().enumerate() {
+                if k > 0 {
+                    values.push(Span::styled(" · ", theme.dim()));
+                }
+                let who = author_name(ctx, &v.author);
+                if v.winner {
+                    values.push(Span::styled(format!("★ {} ({who})", v.value), theme.ok()));
+                } else {
+                    values.push(Span::styled(format!("{} ({who})", v.value), theme.dim()));
+                }
+            }
+            Row::new(vec![
+                Cell::from(c.scope.clone()),
+                Cell::from(c.key.clone()),
+                Cell::from(Line::from(values)),
+            ])
+        });
     }
+}
+
+/// A member's name for an author key (or its first 8 digits).
+fn author_name(ctx: &Ctx, author: &str) -> String {
+    fleetdeck_store::MemberKey::parse(author)
+        .ok()
+        .and_then(|k| ctx.snap.fleet.member_name(&k).map(str::to_string))
+        .unwrap_or_else(|| author.chars().take(8).collect())
 }
 
 impl View for PeersView {

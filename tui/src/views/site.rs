@@ -2,6 +2,7 @@
 //! its config overrides and its alerts.
 
 use fleetdeck_store::SiteId;
+use fleetdeck_store::document::LayerRef;
 use fleetdeck_store::health::ApplyResult;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -115,17 +116,19 @@ impl Component for SiteView {
                     .map(|i| rows[i].id.clone());
                 Handled::Then(Effect::Open(Route::Alerts(id)))
             }
-            Action::Open => Handled::Consumed,
+            Action::Open | Action::EditConfig => match SiteId::parse(&self.id) {
+                Ok(id) => Handled::Then(Effect::Open(Route::Config(LayerRef::Site(id)))),
+                Err(e) => Handled::Then(Effect::Message(e.to_string())),
+            },
             _ => Handled::Ignored,
         }
     }
 
     fn commands(&self, _ctx: &Ctx) -> Vec<Action> {
         let mut c = vec![Action::Down, Action::Up];
-        if self.focus != OVERRIDES {
-            c.push(Action::Open);
-        }
+        c.push(Action::Open);
         c.push(Action::NextPane);
+        c.push(Action::EditConfig);
         c
     }
 
@@ -204,6 +207,7 @@ impl Component for SiteView {
             len: rows.len(),
             state: &self.lists[NODES],
             focused: self.focus == NODES,
+            hit: Some((ctx.hits, NODES)),
             empty: if site.nodes_total == 0 {
                 "no nodes: fleetdeck node add ID --site …".into()
             } else {
@@ -225,6 +229,7 @@ impl Component for SiteView {
             len: overrides.len(),
             state: &self.lists[OVERRIDES],
             focused: self.focus == OVERRIDES,
+            hit: Some((ctx.hits, OVERRIDES)),
             empty: "none: the fleet defaults apply".into(),
         };
         table::render(frame, left, spec, theme, |i| {
@@ -239,7 +244,7 @@ impl Component for SiteView {
             ctx,
             &alerts,
             &self.lists[ALERTS],
-            self.focus == ALERTS,
+            (ALERTS, self.focus == ALERTS),
             |a| a.message.clone(),
         );
     }
@@ -254,6 +259,17 @@ impl View for SiteView {
     }
     fn filter_mut(&mut self) -> Option<&mut ListState> {
         Some(&mut self.lists[self.focus])
+    }
+    fn list_mut(&mut self, pane: usize) -> Option<&mut ListState> {
+        self.lists.get_mut(pane)
+    }
+    fn focus(&mut self, pane: usize) {
+        if pane < PANES {
+            self.focus = pane;
+        }
+    }
+    fn focused(&self) -> usize {
+        self.focus
     }
 }
 
