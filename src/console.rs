@@ -21,7 +21,9 @@ use fleetdeck_store::health::{Sample, StoredRegister};
 use fleetdeck_store::replica::OpenOptions;
 use fleetdeck_store::{Replica, now_ms};
 use fleetdeck_sync::{Engine, EngineConfig, PeerStatus, StatusFile};
-use fleetdeck_tui::{Intent, Options, Peer, Snapshot, Source, SyncStatus, Theme};
+use fleetdeck_tui::settings::{self, Settings};
+use fleetdeck_tui::source::{ConfigEdit, RolloutAction};
+use fleetdeck_tui::{Intent, Options, Peer, Snapshot, Source, SyncStatus};
 use tokio::sync::watch;
 
 use crate::net::STATUS_FILE;
@@ -184,7 +186,7 @@ impl Source for ReplicaSource {
         {
             self.trouble = Some(format!("could not read the replica: {e}"));
         }
-        let (fleet, health, alerts, states, summary, me) = self.with(|r| {
+        let (fleet, health, alerts, states, summary, me, conflicts) = self.with(|r| {
             let (states, summary, alerts) = r.status(now);
             let health = r.health();
             let key = (
@@ -199,6 +201,7 @@ impl Source for ReplicaSource {
                 states,
                 summary,
                 member_label(r),
+                r.conflicts(),
             )
         });
         let (key, regs) = health;
@@ -208,7 +211,12 @@ impl Source for ReplicaSource {
         }
         let mut snap = Snapshot::build(now, fleet, self.health.clone(), alerts, &states, summary);
         snap.me = me;
+        match conflicts {
+            Ok(c) => snap.conflicts = c,
+            Err(e) => self.trouble = Some(format!("could not list conflicts: {e}")),
+        }
         snap.peers = self.peers(now);
+        snap.unsynced = snap.peers.iter().filter_map(|p| p.lacks).min();
         snap.sync = self.sync.clone();
         snap.trouble = self.trouble.take();
         snap
@@ -285,6 +293,64 @@ impl Source for ReplicaSource {
                 }
                 done
             }
+            Intent::CommitConfig {
+                layer,
+                edits,
+                message,
+            } => {
+                let n = edits.len();
+                let done = self.with(|r| {
+                    let (_, hash) = r
+                        .change(&message, |doc, _| {
+                            for e in &edits {
+                                match e {
+                                    ConfigEdit::Set(k, v) => doc.set_config(&layer, k, v)?,
+                                    ConfigEdit::Unset(k) => doc.unset_config(&layer, k)?,
+                                }
+                            }
+                            Ok(())
+                        })
+                        .map_err(|e| e.to_string())?;
+                    Ok(format!(
+                        "committed {n} edit{} to {}{}",
+                        if n == 1 { "" } else { "s" },
+                        layer.describe(),
+                        hash.map_or_else(
+                            || " (nothing changed)".to_string(),
+                            |h| format!(" as {}", &h.to_string()[..12])
+                        )
+                    ))
+                });
+                if done.is_ok() {
+                    self.wrote();
+                }
+                done
+            }
+            Intent::Rollout { id, action } => {
+                let now = now_ms();
+                let done = self.with(|r| {
+                    if !r.state().rollouts.iter().any(|x| x.id == id) {
+                        return Err(format!("no rollout '{id}'"));
+                    }
+                    let reason = (action == RolloutAction::Halt)
+                        .then(|| format!("by {} from the console", member_label(r)));
+                    r.change(&format!("rollout {id}: {}", action.event()), |doc, _| {
+                        doc.rollout_event(&id, action.event(), now, reason.as_deref())
+                    })
+                    .map_err(|e| e.to_string())?;
+                    Ok(match action {
+                        RolloutAction::Halt => format!("rollout {id} halted: no new wave opens"),
+                        RolloutAction::Resume => format!("rollout {id} resumed"),
+                        RolloutAction::Abort => {
+                            format!("rollout {id} aborted: its settings come off every node")
+                        }
+                    })
+                });
+                if done.is_ok() {
+                    self.wrote();
+                }
+                done
+            }
             Intent::UnsetConfig {
                 layer,
                 key,
@@ -345,13 +411,13 @@ fn log_to_file(dir: &Path) {
 }
 
 /// Opens the replica in `dir` and runs the console until the operator quits.
-/// `theme` is a built-in theme name or a TOML file (a patch over the default
-/// theme).
+/// `theme` is a user theme (`themes/NAME.toml` in the config dir), a
+/// built-in theme name or a TOML file (a patch over the default theme); the
+/// config dir's `console.toml` sets keys, mouse and the default theme. A bad
+/// settings or theme file stops the console before it starts.
 pub fn run(dir: &Path, read_only: bool, theme: Option<&str>) -> Result<()> {
-    let theme = match theme {
-        Some(t) => Theme::load(t).map_err(|e| anyhow!(e))?,
-        None => Theme::default(),
-    };
+    let settings = Settings::load(settings::config_dir().as_deref()).map_err(|e| anyhow!(e))?;
+    let theme = settings.theme(theme).map_err(|e| anyhow!(e))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -422,7 +488,9 @@ pub fn run(dir: &Path, read_only: bool, theme: Option<&str>) -> Result<()> {
         let options = Options {
             read_only,
             theme,
-            ..Options::default()
+            keymap: settings.keymap.clone(),
+            mouse: settings.mouse,
+            themes_dir: settings.dir.clone(),
         };
         let result = fleetdeck_tui::run(source, options).await;
         if let Some(engine) = engine {

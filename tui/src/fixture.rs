@@ -1087,7 +1087,7 @@ impl Source for FixtureSource {
                     return Err(format!("no rollout '{id}'"));
                 }
                 let reason = (action == RolloutAction::Halt)
-                    .then(|| format!("halted by {} from the console", self.me));
+                    .then(|| format!("by {} from the console", self.me));
                 let at = self.now_ms;
                 self.change(&format!("rollout {id}: {}", action.event()), |d| {
                     d.rollout_event(&id, action.event(), at, reason.as_deref())

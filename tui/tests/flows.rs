@@ -5,7 +5,12 @@ mod common;
 
 use common::{Console, listed_sites};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use fleetdeck_store::SiteId;
+use fleetdeck_store::config::ConfigPath;
+use fleetdeck_store::document::LayerRef;
+use fleetdeck_tui::source::{ConfigEdit, RolloutAction};
 use fleetdeck_tui::{Action, Intent, Key, Keymap, Options, Route, Scope, Source};
+use serde_json::json;
 
 #[test]
 fn filtering_the_sites_table_keeps_only_matching_rows() {
@@ -447,4 +452,363 @@ fn the_tick_asks_for_at_most_one_snapshot_at_a_time() {
     c.app.tick(fleetdeck_tui::fixture::T0 + 2_000);
     let reqs = c.app.take_requests();
     assert_eq!(reqs, vec![fleetdeck_tui::Request::Snapshot]);
+}
+
+// ---- the config editor ------------------------------------------------------
+
+impl Console {
+    /// Empties the open input.
+    fn clear_input(&mut self) {
+        for _ in 0..120 {
+            self.press("backspace");
+        }
+    }
+
+    fn fleet(&mut self) -> std::sync::Arc<fleetdeck_store::document::FleetState> {
+        self.source.snapshot().fleet
+    }
+}
+
+fn site_layer(id: &str) -> LayerRef {
+    LayerRef::Site(SiteId::parse(id).unwrap())
+}
+
+fn key(s: &str) -> ConfigPath {
+    ConfigPath::parse(s).unwrap()
+}
+
+#[test]
+fn a_config_edit_is_validated_reviewed_committed_found_in_history_and_reverted() {
+    let mut c = Console::new();
+    // Filter the sites, drill down to BL-LAB-1 and open its overrides.
+    c.press("/");
+    c.type_text("lab-1");
+    c.press("enter enter");
+    assert_eq!(c.app.route(), Route::Site("BL-LAB-1".into()));
+    c.press("e");
+    assert_eq!(c.app.route(), Route::Config(site_layer("BL-LAB-1")));
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("editing the overrides of site BL-LAB-1"),
+        "{screen}"
+    );
+    // Find the key, edit it: the schema's verdict shows as it is typed.
+    c.press("/");
+    c.type_text("disk_pct");
+    c.press("enter j e");
+    c.clear_input();
+    c.type_text("900");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("alerts.disk_pct = 900"), "{screen}");
+    assert!(
+        screen.contains("✗ alerts.disk_pct = 900 is out of range"),
+        "{screen}"
+    );
+    c.press("enter");
+    assert!(c.app.has_overlay(), "an invalid value keeps the input open");
+    assert!(c.app.message().unwrap().error);
+    c.press("backspace");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("✓ percent, 1–100"), "{screen}");
+    c.press("enter");
+    assert!(!c.app.has_overlay());
+    assert!(c.screen(120, 40).contains("● 90"), "the staged value shows");
+    assert!(
+        c.intents().is_empty(),
+        "nothing is written before the commit"
+    );
+    // Review: the diff of the effective config and what it touches.
+    c.press("c");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("the effective config changes on 3 nodes in 1 site"),
+        "{screen}"
+    );
+    assert!(screen.contains("alerts.disk_pct"), "{screen}");
+    assert!(screen.contains("- 85"), "before: {screen}");
+    assert!(screen.contains("+ 90"), "after: {screen}");
+    assert!(screen.contains("commit message:"), "{screen}");
+    // An empty message is refused; a real one commits.
+    c.clear_input();
+    c.press("enter");
+    assert!(c.app.has_overlay());
+    c.type_text("lab 1 disks run fuller by design");
+    c.press("enter");
+    assert_eq!(
+        c.intents(),
+        vec![Intent::CommitConfig {
+            layer: site_layer("BL-LAB-1"),
+            edits: vec![ConfigEdit::Set(key("alerts.disk_pct"), json!(90))],
+            message: "lab 1 disks run fuller by design".into(),
+        }]
+    );
+    let fleet = c.fleet();
+    let site = &fleet.sites[&SiteId::parse("BL-LAB-1").unwrap()];
+    assert_eq!(
+        site.overrides
+            .get(&key("alerts.disk_pct"))
+            .map(|v| v.as_ref()),
+        Some(&json!(90))
+    );
+    assert!(
+        !c.screen(120, 40).contains("● 90"),
+        "nothing staged any more"
+    );
+    // Find it in the history and revert it.
+    c.press("3 /");
+    c.type_text("fuller by design");
+    c.press("enter");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("lab 1 disks run fuller by design"),
+        "{screen}"
+    );
+    c.press("r y");
+    assert!(matches!(c.intents().last(), Some(Intent::Revert { .. })));
+    let fleet = c.fleet();
+    let site = &fleet.sites[&SiteId::parse("BL-LAB-1").unwrap()];
+    assert_eq!(site.overrides.get(&key("alerts.disk_pct")), None);
+}
+
+#[test]
+fn null_removes_an_inherited_key_and_unset_removes_an_override() {
+    let mut c = Console::new();
+    // frigate.version comes from the fleet; lab1-nvr overrides it.
+    c.press(":");
+    c.type_text("config lab1-nvr");
+    c.press("enter");
+    c.press("/");
+    c.type_text("frigate.version");
+    c.press("enter j d");
+    assert!(c.screen(120, 40).contains("● unset"));
+    c.press("/");
+    c.clear_input();
+    c.type_text("retention");
+    c.press("enter j e");
+    c.clear_input();
+    c.type_text("null");
+    assert!(
+        c.screen(120, 40)
+            .contains("✓ null: removes the inherited retention.days here")
+    );
+    c.press("enter c");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("changes on 1 node in 1 site"), "{screen}");
+    assert!(screen.contains("(unset)"), "{screen}");
+    c.press("enter");
+    let node = fleetdeck_store::NodeId::parse("lab1-nvr").unwrap();
+    let eff = c.fleet().effective_node(&node).unwrap();
+    assert_eq!(
+        eff.get(&key("retention.days")),
+        None,
+        "null hides the default"
+    );
+    assert_eq!(
+        eff.get(&key("frigate.version")),
+        Some(&json!("0.14.1")),
+        "the fleet's value is back"
+    );
+}
+
+#[test]
+fn null_is_refused_in_the_fleet_defaults_as_it_is_typed() {
+    let mut c = Console::new();
+    c.press("e");
+    assert_eq!(c.app.route(), Route::Config(LayerRef::Fleet));
+    c.press("/");
+    c.type_text("retention");
+    c.press("enter j e");
+    c.clear_input();
+    c.type_text("null");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("✗ retention.days = null is not valid in the fleet defaults"),
+        "{screen}"
+    );
+    c.press("enter esc");
+    assert!(c.intents().is_empty());
+}
+
+#[test]
+fn leaving_the_editor_with_staged_edits_asks_for_a_second_esc() {
+    let mut c = Console::new();
+    c.press("e a");
+    c.type_text("app.name");
+    c.press("enter");
+    c.clear_input();
+    c.type_text("cams");
+    c.press("enter");
+    assert!(c.screen(120, 40).contains("● cams"));
+    c.press("esc");
+    assert_eq!(c.app.route(), Route::Config(LayerRef::Fleet));
+    assert!(c.app.message().unwrap().text.contains("esc again drops it"));
+    c.press("esc");
+    assert_eq!(c.app.route(), Route::Overview);
+    assert!(c.intents().is_empty());
+}
+
+#[test]
+fn read_only_refuses_config_edits() {
+    let mut c = Console::read_only();
+    c.press("e");
+    c.press("e");
+    assert!(!c.app.has_overlay());
+    assert!(c.app.message().unwrap().text.starts_with("read-only"));
+}
+
+// ---- rollouts and commands --------------------------------------------------
+
+#[test]
+fn rollouts_show_waves_and_resume_halt_abort_with_a_confirm() {
+    let mut c = Console::new();
+    c.press("5");
+    assert_eq!(c.app.route(), Route::Rollouts);
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("7f3a19c2"), "{screen}");
+    assert!(screen.contains("running"), "{screen}");
+    assert!(screen.contains("halted"), "{screen}");
+    assert!(
+        screen.contains("waves of 7f3a19c2"),
+        "newest first: {screen}"
+    );
+    // The halted one: its reason shows; resume it, then abort it.
+    c.press("j");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("halted 2h30m ago: 1 node(s) failed"),
+        "{screen}"
+    );
+    c.press("R");
+    assert_eq!(
+        c.intents(),
+        vec![Intent::Rollout {
+            id: "c0de42aa".into(),
+            action: RolloutAction::Resume
+        }]
+    );
+    assert!(c.screen(120, 40).contains("running"));
+    c.press("A");
+    assert!(c.screen(120, 40).contains("Abort rollout c0de42aa"));
+    c.press("n");
+    assert_eq!(c.intents().len(), 1, "nothing sent on no");
+    c.press("A y");
+    assert_eq!(
+        c.intents().last(),
+        Some(&Intent::Rollout {
+            id: "c0de42aa".into(),
+            action: RolloutAction::Abort
+        })
+    );
+    assert!(c.screen(120, 40).contains("aborted"));
+    // Halting the running one needs no confirm.
+    c.press("k H");
+    assert_eq!(
+        c.intents().last(),
+        Some(&Intent::Rollout {
+            id: "7f3a19c2".into(),
+            action: RolloutAction::Halt
+        })
+    );
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("halted 0s ago: by ops-laptop from the console"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn commands_show_results_per_node() {
+    let mut c = Console::new();
+    c.press("6");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("restart-frigate"), "{screen}");
+    assert!(screen.contains("2/3"), "reported of targeted: {screen}");
+    c.press("tab");
+    let screen = c.screen(120, 40);
+    for s in ["whn-nvr", "whn-cam-1", "whn-router", "pending", "failed"] {
+        assert!(screen.contains(s), "{s}: {screen}");
+    }
+}
+
+#[test]
+fn conflicts_show_in_the_peers_view_with_the_winner_marked() {
+    let mut c = Console::new();
+    c.press("4");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("conflicts · 1"), "{screen}");
+    assert!(screen.contains("ntp.server"), "{screen}");
+    assert_eq!(screen.matches("★ \"").count(), 1, "one winner: {screen}");
+}
+
+// ---- mouse -------------------------------------------------------------------
+
+fn click(c: &mut Console, x: u16, y: u16) {
+    c.app.on_event(&Event::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        column: x,
+        row: y,
+        modifiers: KeyModifiers::NONE,
+    }));
+    c.app.pump(&mut c.source);
+}
+
+#[test]
+fn a_click_selects_a_row_a_second_click_opens_it_and_a_crumb_goes_back() {
+    let mut c = Console::new();
+    let buf = c.buffer(120, 40);
+    let (x, y) = common::find(&buf, "BL-LAB-1").unwrap();
+    click(&mut c, x, y);
+    assert_eq!(c.app.route(), Route::Overview, "the first click selects");
+    let buf = c.buffer(120, 40);
+    assert_eq!(buf[(x, y)].bg, c.app.theme().selected().bg.unwrap());
+    click(&mut c, x, y);
+    assert_eq!(c.app.route(), Route::Site("BL-LAB-1".into()));
+    let buf = c.buffer(120, 40);
+    let (x, y) = common::find(&buf, "fleet ›").unwrap();
+    assert_eq!(y, 0);
+    click(&mut c, x, y);
+    assert_eq!(c.app.route(), Route::Overview);
+}
+
+#[test]
+fn the_wheel_scrolls_the_table_under_the_pointer() {
+    let mut c = Console::new();
+    let sites = listed_sites(&c.screen(120, 40));
+    let buf = c.buffer(120, 40);
+    let (x, y) = common::find(&buf, &sites[0]).unwrap();
+    for _ in 0..3 {
+        c.app.on_event(&Event::Mouse(MouseEvent {
+            kind: MouseEventKind::ScrollDown,
+            column: x,
+            row: y,
+            modifiers: KeyModifiers::NONE,
+        }));
+    }
+    c.press("enter");
+    assert_eq!(c.app.route(), Route::Site(sites[3].clone()));
+}
+
+// ---- the keymap file ------------------------------------------------------------
+
+#[test]
+fn keys_remapped_in_the_settings_file_drive_the_console() {
+    let settings = fleetdeck_tui::settings::Settings::parse(
+        "console.toml",
+        "[keys.global]\ndown = \"n\"\nopen = \"o\"\n",
+    )
+    .unwrap();
+    let mut c = Console::with(Options {
+        keymap: settings.keymap,
+        ..Options::default()
+    });
+    c.press("n o");
+    assert_eq!(c.app.route(), Route::Site("BL-WH-S".into()));
+    c.press("esc j enter");
+    assert_eq!(
+        c.app.route(),
+        Route::Overview,
+        "j and enter are unbound now"
+    );
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("n/k move"), "the hints follow: {screen}");
 }

@@ -243,3 +243,46 @@ fn the_selected_row_keeps_its_health_colour() {
     assert_eq!(buf[(x, y)].fg, theme.health.err);
     assert_eq!(buf[(x, y)].bg, theme.ui.selected_bg);
 }
+
+#[test]
+fn config_editor_shows_the_layer_as_a_tree_beside_what_it_inherits() {
+    // BL-WH-N's overrides.
+    both_sizes("config_site", "enter e");
+}
+
+#[test]
+fn config_editor_value_input_shows_the_schema_verdict() {
+    both_sizes(
+        "config_edit",
+        "enter e / d i s k _ p c t enter j e backspace backspace 1 2 0",
+    );
+}
+
+#[test]
+fn config_review_shows_the_effective_diff_and_its_reach() {
+    both_sizes(
+        "config_review",
+        "enter e / d i s k _ p c t enter j e backspace backspace 8 0 enter c",
+    );
+}
+
+#[test]
+fn rollouts_view_shows_phases_and_waves() {
+    both_sizes("rollouts", "5");
+}
+
+#[test]
+fn commands_view_shows_results_per_node() {
+    both_sizes("commands", "6 tab");
+}
+
+#[test]
+fn the_value_verdict_is_red_when_refused_and_green_when_valid() {
+    let mut c = Console::new();
+    c.press("enter e / d i s k _ p c t enter j e backspace backspace 1 2 0");
+    let buf = c.buffer(120, 40);
+    assert_eq!(fg_at(&buf, "✗"), c.app.theme().ui.error);
+    c.press("backspace backspace");
+    let buf = c.buffer(120, 40);
+    assert_eq!(fg_at(&buf, "✓"), c.app.theme().ui.ok);
+}

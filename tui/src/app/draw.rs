@@ -187,10 +187,21 @@ impl App {
                     SyncStatus::Elsewhere { by } => format!(" via {by}"),
                     _ => String::new(),
                 };
+                let online = if connected > 0 { "online" } else { "offline" };
                 left.push(Span::styled(
-                    format!("peers {connected}/{}{via}", self.snap.peers.len()),
+                    format!(
+                        "{online} · peers {connected}/{}{via}",
+                        self.snap.peers.len()
+                    ),
                     style,
                 ));
+                if let Some(n) = self.snap.unsynced.filter(|n| *n > 0) {
+                    left.push(sep.clone());
+                    left.push(Span::styled(
+                        format!("best-synced peer lacks {n}"),
+                        base.fg(theme.ui.stale),
+                    ));
+                }
             }
         }
         left.push(sep.clone());

@@ -139,7 +139,7 @@ impl Component for RolloutsView {
         let [list, waves, detail] = Layout::vertical([
             Constraint::Fill(1),
             Constraint::Length(waves_height),
-            Constraint::Length(3),
+            Constraint::Length(4),
         ])
         .areas(area);
         let spec = Spec {
