@@ -760,35 +760,7 @@ impl FixtureSource {
     }
 
     fn inputs(&self) -> Vec<SiteInput<'_>> {
-        let st = &self.fleet;
-        let thresholds = |layers: &[Option<&Layer>]| {
-            Thresholds::from_lookup(|key| {
-                let path = ConfigPath::parse(key).ok()?;
-                config::lookup(layers, path.segments())
-            })
-        };
-        st.sites
-            .values()
-            .map(|site| SiteInput {
-                site: site.id.as_str(),
-                thresholds: thresholds(&[None, Some(&site.overrides), Some(&st.fleet)]),
-                nodes: st
-                    .nodes_of(&site.id)
-                    .map(|n| NodeInput {
-                        node: n.id.as_str(),
-                        thresholds: thresholds(&[
-                            Some(&n.overrides),
-                            Some(&site.overrides),
-                            Some(&st.fleet),
-                        ]),
-                        health: self
-                            .health
-                            .get(n.id.as_str())
-                            .map(|r| (&r.reg, r.received_ms)),
-                    })
-                    .collect(),
-            })
-            .collect()
+        inputs_of(&self.fleet, &self.health)
     }
 
     fn alerts(&self) -> Vec<Alert> {
@@ -810,6 +782,135 @@ impl FixtureSource {
         self.fleet = Arc::new(self.doc.state().map_err(|e| e.to_string())?);
         Ok(hash.map(|h| h.to_string()))
     }
+}
+
+/// What the store's alert rules read, per site, from a fleet and its
+/// registers (as a replica would give them).
+fn inputs_of<'a>(
+    st: &'a FleetState,
+    health: &'a HashMap<String, StoredRegister>,
+) -> Vec<SiteInput<'a>> {
+    let thresholds = |layers: &[Option<&Layer>]| {
+        Thresholds::from_lookup(|key| {
+            let path = ConfigPath::parse(key).ok()?;
+            config::lookup(layers, path.segments())
+        })
+    };
+    st.sites
+        .values()
+        .map(|site| SiteInput {
+            site: site.id.as_str(),
+            thresholds: thresholds(&[None, Some(&site.overrides), Some(&st.fleet)]),
+            nodes: st
+                .nodes_of(&site.id)
+                .map(|n| NodeInput {
+                    node: n.id.as_str(),
+                    thresholds: thresholds(&[
+                        Some(&n.overrides),
+                        Some(&site.overrides),
+                        Some(&st.fleet),
+                    ]),
+                    health: health.get(n.id.as_str()).map(|r| (&r.reg, r.received_ms)),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A fleet of `sites` sites with `nodes_per_site` nodes each, every node
+/// reporting (a few hot, a few silent), as one snapshot: for benchmarks of
+/// large fleets. Built directly as state, not change by change.
+pub fn large_snapshot(sites: usize, nodes_per_site: usize, now_ms: i64) -> Snapshot {
+    let mut st = FleetState::default();
+    st.name = "large".into();
+    st.fleet.insert(
+        ConfigPath::parse("retention.days").expect("a valid key"),
+        Arc::new(json!(30)),
+    );
+    let mut health = HashMap::new();
+    for s in 0..sites {
+        let sid = SiteId::parse(&format!("BL-{s:04}")).expect("a valid site id");
+        st.sites.insert(
+            sid.clone(),
+            fleetdeck_store::document::Site {
+                id: sid.clone(),
+                record: SiteRecord {
+                    name: format!("Site {s}"),
+                    lat: Some(-60.0 + (s % 120) as f64),
+                    lon: Some(-170.0 + (s * 7 % 340) as f64),
+                    zone: Some(["north", "south", "east", "west"][s % 4].into()),
+                },
+                overrides: Layer::new(),
+            },
+        );
+        for n in 0..nodes_per_site {
+            let id = format!("n{s:04}-{n:02}");
+            let nid = NodeId::parse(&id).expect("a valid node id");
+            st.nodes.insert(
+                nid.clone(),
+                fleetdeck_store::document::Node {
+                    id: nid,
+                    site: sid.clone(),
+                    record: NodeRecord {
+                        site: sid.to_string(),
+                        role: Some(["nvr", "cam", "router"][n % 3].into()),
+                    },
+                    overrides: Layer::new(),
+                    key: None,
+                    resume_ms: None,
+                },
+            );
+            // One node in 50 silent, one in 40 with a full disk.
+            let i = s * nodes_per_site + n;
+            if i % 50 == 7 {
+                continue;
+            }
+            let at = now_ms - (i % 9) as i64 * SEC;
+            let disk = if i % 40 == 3 {
+                97.0
+            } else {
+                40.0 + (i % 30) as f64
+            };
+            let reg = HealthRegister {
+                node: id.clone(),
+                seq: i as u64,
+                time_ms: at,
+                metrics: Metrics {
+                    cpu_pct: (i % 90) as f64,
+                    mem_pct: 30.0 + (i % 50) as f64,
+                    disks: vec![DiskUsage {
+                        mount: "/data".into(),
+                        used_pct: disk,
+                    }],
+                    ..Metrics::default()
+                },
+                ..HealthRegister::default()
+            };
+            health.insert(
+                id,
+                StoredRegister {
+                    reg,
+                    received_ms: at,
+                    ver: i as i64 + 1,
+                },
+            );
+        }
+    }
+    let inputs = inputs_of(&st, &health);
+    let alerts = alerts::evaluate(&inputs, now_ms, &st.acks);
+    let states = alerts::site_states(&inputs, &alerts, now_ms);
+    let summary = alerts::summarize(&states, &alerts, now_ms);
+    drop(inputs);
+    let mut snap = Snapshot::build(
+        now_ms,
+        Arc::new(st),
+        Arc::new(health),
+        alerts,
+        &states,
+        summary,
+    );
+    snap.me = "bench".into();
+    snap
 }
 
 /// A register for a fixture node heard at `at`; the node's index varies
