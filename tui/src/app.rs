@@ -23,6 +23,14 @@ use crate::text;
 use crate::theme::Theme;
 use crate::views;
 
+/// How old a snapshot may grow while nothing changes before the tick asks
+/// for a new one (the time-dependent alerts move on with it).
+pub const REFRESH_MS: i64 = 5_000;
+
+/// A snapshot this old means the source is not answering: the status bar
+/// says so.
+pub const SNAPSHOT_OLD_MS: i64 = 2 * REFRESH_MS;
+
 /// How the console starts.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -208,12 +216,15 @@ impl App {
         self.dirty = false;
     }
 
-    /// The once-a-second tick: ages on screen move, and a new snapshot is
-    /// asked for (alerts depend on the time too).
+    /// The once-a-second tick: ages on screen move; a snapshot older than
+    /// [`REFRESH_MS`] is renewed (alerts depend on the time too). A change in
+    /// the source brings a new snapshot at once without waiting for this.
     pub fn tick(&mut self, now_ms: i64) {
         self.now_ms = now_ms;
         self.dirty = true;
-        self.request_snapshot();
+        if now_ms - self.snap_received_ms >= REFRESH_MS {
+            self.request_snapshot();
+        }
     }
 
     pub fn set_now(&mut self, now_ms: i64) {

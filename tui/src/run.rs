@@ -28,7 +28,7 @@ pub const SOURCE_THREAD: &str = "fleetdeck-source";
 /// How often the source is asked whether something changed.
 const POLL: Duration = Duration::from_millis(250);
 
-/// The tick that ages "last heard" and refreshes the snapshot.
+/// The tick that ages "last heard" (and renews an old snapshot).
 const TICK: Duration = Duration::from_secs(1);
 
 fn now_ms() -> i64 {

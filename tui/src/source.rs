@@ -34,7 +34,7 @@ pub trait Source: Send {
     fn apply(&mut self, intent: Intent) -> Result<String, String>;
     /// Whether something changed since the last snapshot (polled about every
     /// 250 ms; on true the console takes a new snapshot at once). The
-    /// console also re-snapshots every second, so the default is fine for a
+    /// console also re-snapshots every few seconds, so the default is fine for a
     /// source with no change signal.
     fn changed(&mut self) -> bool {
         false

@@ -400,7 +400,7 @@ fn trouble_in_the_source_shows_in_the_status_bar() {
     let mut c = Console::new();
     c.source
         .set_trouble(Some("could not read the replica: database is locked"));
-    c.app.tick(fleetdeck_tui::fixture::T0 + 1_000);
+    c.app.tick(fleetdeck_tui::fixture::T0 + fleetdeck_tui::app::REFRESH_MS);
     c.app.pump(&mut c.source);
     let screen = c.screen(120, 40);
     assert!(screen.contains("database is locked"), "{screen}");
@@ -448,8 +448,14 @@ fn the_app_redraws_only_on_change() {
 #[test]
 fn the_tick_asks_for_at_most_one_snapshot_at_a_time() {
     let mut c = Console::new();
+    // A fresh snapshot is kept while nothing changes…
     c.app.tick(fleetdeck_tui::fixture::T0 + 1_000);
-    c.app.tick(fleetdeck_tui::fixture::T0 + 2_000);
+    assert!(c.app.take_requests().is_empty());
+    // …and renewed once it is old, one request at a time.
+    c.app
+        .tick(fleetdeck_tui::fixture::T0 + fleetdeck_tui::app::REFRESH_MS);
+    c.app
+        .tick(fleetdeck_tui::fixture::T0 + fleetdeck_tui::app::REFRESH_MS + 1_000);
     let reqs = c.app.take_requests();
     assert_eq!(reqs, vec![fleetdeck_tui::Request::Snapshot]);
 }

@@ -228,7 +228,7 @@ impl App {
             None => left.push(Span::styled("no health data yet", base.fg(theme.ui.stale))),
         }
         let snapshot_age = self.now_ms - self.snap_received_ms;
-        if snapshot_age > 5_000 {
+        if snapshot_age > super::SNAPSHOT_OLD_MS {
             left.push(sep.clone());
             left.push(Span::styled(
                 format!("snapshot {} old", text::duration(snapshot_age)),
