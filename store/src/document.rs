@@ -241,6 +241,8 @@ pub struct FleetState {
     pub problems: Vec<String>,
     /// `problems`, per part, so a part can be re-read on its own.
     part_problems: [Vec<String>; Part::COUNT],
+    /// member key → the nodes whose daemon runs on that member's replica.
+    run_by: HashMap<MemberKey, Vec<NodeId>>,
 }
 
 /// One part of [`FleetState`], read from one or two root maps of the
@@ -334,6 +336,11 @@ impl FleetState {
         self.nodes
             .get(id)
             .ok_or_else(|| StoreError::UnknownNode(id.to_string()))
+    }
+
+    /// The nodes whose daemon runs on the replica with this member key.
+    pub fn nodes_run_by(&self, key: &MemberKey) -> &[NodeId] {
+        self.run_by.get(key).map_or(&[], Vec::as_slice)
     }
 
     pub fn nodes_of<'a>(&'a self, site: &'a SiteId) -> impl Iterator<Item = &'a Node> + 'a {
@@ -823,6 +830,15 @@ impl FleetDoc {
                             );
                         }
                         _ => problems.push(format!("nodes: skipped malformed node '{id}'")),
+                    }
+                }
+                st.run_by.clear();
+                for node in st.nodes.values() {
+                    if let Some(k) = &node.key {
+                        st.run_by
+                            .entry(k.clone())
+                            .or_default()
+                            .push(node.id.clone());
                     }
                 }
                 for (owner, path, v) in self.read_flat(NODE_CONFIG, problems)? {

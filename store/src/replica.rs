@@ -384,6 +384,23 @@ impl Replica {
         self.rebuild()
     }
 
+    /// A short digest of the document heads: two replicas with the same
+    /// digest hold the same changes. 16 bytes whatever the number of heads
+    /// (a fleet whose members all wrote at once has one head per member).
+    pub fn heads_digest(&mut self) -> [u8; 16] {
+        use sha2::{Digest, Sha256};
+        let mut heads = self.doc.heads();
+        heads.sort();
+        let mut h = Sha256::new();
+        for head in &heads {
+            h.update(head.0);
+        }
+        let full = h.finalize();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.heads()
     }

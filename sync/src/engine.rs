@@ -39,7 +39,8 @@ pub struct EngineConfig {
     pub anti_entropy: Duration,
     /// How often the dialer looks at which peers to (re)connect to.
     pub dial_every: Duration,
-    /// Peers dialed beyond the same site's and the hubs': a few random ones.
+    /// Random peers kept while no hub or laptop (admin/operator replica) is
+    /// connected: the epidemic fallback.
     pub random_peers: usize,
     /// Dial members on their own (off for `sync --once`).
     pub dial: bool,
@@ -57,9 +58,9 @@ impl EngineConfig {
             listen,
             faults: Faults::default(),
             poll: Duration::from_millis(250),
-            anti_entropy: Duration::from_secs(30),
-            dial_every: Duration::from_secs(2),
-            random_peers: 4,
+            anti_entropy: Duration::from_secs(60),
+            dial_every: Duration::from_secs(1),
+            random_peers: 2,
             dial: true,
             publish_addrs: true,
             status_file: None,
@@ -89,6 +90,20 @@ pub enum SyncError {
 pub struct Stats {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// UDP bytes (payload + 28 B IPv4/UDP header per datagram) sent and
+    /// received by sessions that have ended.
+    udp_ended_tx: AtomicU64,
+    udp_ended_rx: AtomicU64,
+}
+
+/// UDP bytes one connection has sent and received so far, counting 28 B of
+/// IPv4 and UDP header per datagram: what the link carries, QUIC included.
+fn udp_bytes(conn: &Connection) -> (u64, u64) {
+    let s = conn.stats();
+    (
+        s.udp_tx.bytes + 28 * s.udp_tx.datagrams,
+        s.udp_rx.bytes + 28 * s.udp_rx.datagrams,
+    )
 }
 
 impl Stats {
@@ -227,6 +242,9 @@ impl Inner {
             .is_some_and(|l| l.conn.stable_id() == conn.stable_id())
         {
             live.remove(peer);
+            let (tx, rx) = udp_bytes(conn);
+            self.stats.udp_ended_tx.fetch_add(tx, Ordering::Relaxed);
+            self.stats.udp_ended_rx.fetch_add(rx, Ordering::Relaxed);
         }
     }
 
@@ -383,51 +401,70 @@ impl Inner {
         self.drive(est, mode).await.map_err(session_err)
     }
 
-    /// Peers this replica should keep sessions with: the members of its own
-    /// site (for a node), every admin/operator replica that publishes an
-    /// address (hubs and laptops), and a few random others.
+    /// Peers this replica should keep sessions with: every admin/operator
+    /// replica that publishes an address (hubs and laptops), members found on
+    /// this LAN (a site's own nodes), and, only while no such hub or laptop
+    /// is connected, a few random others.
+    ///
+    /// Random sessions are the fallback that keeps changes spreading
+    /// epidemically when the hub is down or a site is cut off. While a hub or
+    /// laptop is connected, changes and heartbeats go through it, and an
+    /// idle session is not free: iroh pings each path every 5 s, about
+    /// 2 MB a day per session (BENCHMARKS.md, P7). So random sessions this
+    /// replica dialed are closed once one is connected.
     fn targets(&self) -> Vec<(MemberKey, Vec<SocketAddr>)> {
         let r = self.lock_replica();
         let st = r.state();
         let discovered = lock(&self.discovered);
-        let mut all: Vec<(MemberKey, Vec<SocketAddr>, bool)> = st
-            .members
-            .values()
-            .filter(|m| m.key != self.key)
-            .filter_map(|m| {
-                let on_lan = discovered.get(&m.key);
-                let mut addrs: Vec<SocketAddr> =
-                    m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-                addrs.extend(on_lan.into_iter().flatten());
-                addrs.sort();
-                addrs.dedup();
-                // Hubs and laptops, and whoever is on this LAN (a site's
-                // own nodes), are always kept; the rest are sampled.
-                let preferred = on_lan.is_some() || matches!(m.role, Role::Admin | Role::Operator);
-                (!addrs.is_empty()).then(|| (m.key.clone(), addrs, preferred))
-            })
-            .collect();
+        let mut all: Vec<(MemberKey, Vec<SocketAddr>, bool)> = Vec::new();
+        let mut people = Vec::new();
+        for m in st.members.values().filter(|m| m.key != self.key) {
+            if matches!(m.role, Role::Admin | Role::Operator) {
+                people.push(m.key.clone());
+            }
+            let on_lan = discovered.get(&m.key);
+            let mut addrs: Vec<SocketAddr> =
+                m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            addrs.extend(on_lan.into_iter().flatten());
+            addrs.sort();
+            addrs.dedup();
+            let preferred = on_lan.is_some() || matches!(m.role, Role::Admin | Role::Operator);
+            if !addrs.is_empty() {
+                all.push((m.key.clone(), addrs, preferred));
+            }
+        }
         drop(discovered);
         drop(r);
-        let mut rng = rand::rng();
         let mut out = Vec::new();
         let mut others = Vec::new();
-        for (k, a, preferred) in all.drain(..) {
+        for (k, a, preferred) in all {
             if preferred {
                 out.push((k, a))
             } else {
                 others.push((k, a))
             }
         }
+        let live = lock(&self.live);
+        let is_live = |k: &MemberKey| live.get(k).is_some_and(|l| l.conn.close_reason().is_none());
+        if people.iter().any(is_live) {
+            for (k, _) in &others {
+                if let Some(l) = live.get(k)
+                    && l.dialer == self.key
+                    && l.conn.close_reason().is_none()
+                {
+                    l.conn.close(0u32.into(), b"a hub is connected");
+                }
+            }
+            return out;
+        }
         // Top up to `random_peers` live sessions with the others, rather
         // than sampling afresh every round: that grew a full mesh (4,911 of
         // 4,950 sessions among 100 replicas in two minutes, BENCHMARKS.md).
-        let live = lock(&self.live);
-        let is_live = |k: &MemberKey| live.get(k).is_some_and(|l| l.conn.close_reason().is_none());
         let have = others.iter().filter(|(k, _)| is_live(k)).count();
         others.retain(|(k, _)| !is_live(k));
         drop(live);
         let want = self.cfg.random_peers.saturating_sub(have).min(others.len());
+        let mut rng = rand::rng();
         for _ in 0..want {
             let i = rng.random_range(0..others.len());
             out.push(others.swap_remove(i));
@@ -514,9 +551,13 @@ pub async fn bind_endpoint(
     listen: SocketAddr,
     lookup: &MemoryLookup,
 ) -> Result<Endpoint, SyncError> {
+    // A session that carries nothing for 25 s sends a ping (what keeps a
+    // NAT mapping open, as WireGuard's persistent keep-alive does); one that
+    // hears nothing for 60 s is over and its peer is dialed again. Sessions
+    // carrying heartbeats (every 10 s) never need the ping.
     let transport = QuicTransportConfig::builder()
-        .max_idle_timeout(IdleTimeout::try_from(Duration::from_secs(15)).ok())
-        .keep_alive_interval(Duration::from_secs(4))
+        .max_idle_timeout(IdleTimeout::try_from(Duration::from_secs(60)).ok())
+        .keep_alive_interval(Duration::from_secs(25))
         .build();
     let bind_err = |detail: String| SyncError::Bind {
         addr: listen,
@@ -604,7 +645,10 @@ impl Engine {
         let router = Router::builder(endpoint)
             .accept(ALPN, Acceptor(inner.clone()))
             .spawn();
-        let mut tasks = vec![tokio::spawn(poll_loop(inner.clone()))];
+        let mut tasks = vec![
+            tokio::spawn(poll_loop(inner.clone())),
+            tokio::spawn(rollouts_loop(inner.clone())),
+        ];
         if cfg.dial {
             tasks.push(tokio::spawn(dial_loop(inner.clone())));
         }
@@ -639,6 +683,24 @@ impl Engine {
 
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    /// UDP bytes (sent, received) of every session so far, QUIC and a 28 B
+    /// IPv4/UDP header per datagram included: what the link carries. Covers
+    /// sessions that reached the hello; refused and superseded dials are not
+    /// counted.
+    pub fn udp_bytes(&self) -> (u64, u64) {
+        let live = lock(&self.inner.live);
+        let (mut tx, mut rx) = (
+            self.inner.stats.udp_ended_tx.load(Ordering::Relaxed),
+            self.inner.stats.udp_ended_rx.load(Ordering::Relaxed),
+        );
+        for l in live.values() {
+            let (t, r) = udp_bytes(&l.conn);
+            tx += t;
+            rx += r;
+        }
+        (tx, rx)
     }
 
     pub fn faults(&self) -> &Faults {
@@ -823,6 +885,32 @@ async fn poll_loop(inner: Arc<Inner>) {
             Ok(true) => inner.notify_changed(),
             Ok(false) => {}
             Err(e) => tracing::warn!("could not read the replica's database: {e}"),
+        }
+    }
+}
+
+/// Moves rollouts forward (opens the next wave once the open ones have
+/// soaked healthy, marks a rollout halted past its failure limit) on admin
+/// and operator replicas: the hubs and laptops, which hold every node's
+/// heartbeat. Any of them may decide; the decisions merge (store::rollout).
+/// A node replica holds only its own heartbeat; its daemon still halts a
+/// rollout on what it sees itself.
+async fn rollouts_loop(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let steps = {
+            let mut r = inner.lock_replica();
+            let role = r.state().members.get(r.key()).map(|m| m.role);
+            if r.is_read_only() || !matches!(role, Some(Role::Admin | Role::Operator)) {
+                continue;
+            }
+            r.advance_rollouts(now_ms())
+        };
+        match steps {
+            Ok(steps) if !steps.is_empty() => inner.notify_changed(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("rollouts: {e}"),
         }
     }
 }

@@ -3,13 +3,12 @@
 //! exchange for health registers, then pushes as things change, with a
 //! periodic anti-entropy round as a safety net.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use automerge::sync::{Message, State as SyncState, SyncDoc};
-use fleetdeck_store::MemberKey;
-use fleetdeck_store::health::HealthRegister;
+use fleetdeck_store::{MemberKey, Replica, Role};
 use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
 use tokio::sync::mpsc;
 
@@ -19,7 +18,8 @@ use crate::wire::{self, Hello, Msg, PROTOCOL_VERSION, WireError};
 
 /// Time allowed for the hello in each direction.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Local changes are coalesced for this long before they are pushed.
+/// A burst of local changes is pushed at most once per this interval (the
+/// first change after a quiet spell goes out at once).
 pub(crate) const COALESCE: Duration = Duration::from_millis(15);
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,29 @@ pub(crate) enum Mode {
     /// End once both sides hold the same document heads and nothing was
     /// received for this long.
     Once(Duration),
+}
+
+/// Which health registers go over one session (see `Session::health_policy`).
+struct HealthPolicy {
+    both_holders: bool,
+    peer_holder: bool,
+    /// Nodes whose daemon runs on the peer's replica.
+    peers_nodes: HashSet<String>,
+    /// Nodes whose daemon runs on this replica.
+    my_nodes: HashSet<String>,
+}
+
+impl HealthPolicy {
+    /// Whether this replica sends `node`'s register to the peer.
+    fn may_send(&self, node: &str) -> bool {
+        self.peer_holder || self.peers_nodes.contains(node)
+    }
+
+    /// Whether the peer may send this replica `node`'s register (mirror of
+    /// `may_send` on the peer's side).
+    fn peer_may_send(&self, node: &str) -> bool {
+        self.both_holders || self.peers_nodes.contains(node) || self.my_nodes.contains(node)
+    }
 }
 
 pub(crate) struct Session {
@@ -142,29 +165,59 @@ impl Session {
         msg.map(|m| Msg::Doc(m.encode()))
     }
 
+    /// Who gets which health registers. Replicas of people (admin, operator
+    /// and viewer members: hubs, laptops) hold the whole fleet's health and
+    /// exchange all of it among themselves. A node replica holds its own
+    /// register: it sends it to the people replicas it has sessions with and
+    /// is sent nothing but its own (after a wiped disk, say). So a node's
+    /// traffic does not grow with the fleet (BENCHMARKS.md, P7), and a
+    /// laptop sees the health of every node it can reach.
+    fn health_policy(&self, r: &Replica) -> HealthPolicy {
+        let st = r.state();
+        let holder = |k: &MemberKey| {
+            st.members
+                .get(k)
+                .is_some_and(|m| matches!(m.role, Role::Admin | Role::Operator | Role::Viewer))
+        };
+        let bound_to = |k: &MemberKey| -> HashSet<String> {
+            st.nodes_run_by(k).iter().map(|n| n.to_string()).collect()
+        };
+        HealthPolicy {
+            both_holders: holder(&self.inner.key) && holder(&self.remote),
+            peer_holder: holder(&self.remote),
+            peers_nodes: bound_to(&self.remote),
+            my_nodes: bound_to(&self.inner.key),
+        }
+    }
+
+    /// The registers this replica holds of those the peer may send it.
     fn digest(&self) -> Msg {
         let r = self.inner.lock_replica();
+        let policy = self.health_policy(&r);
         Msg::HealthDigest(
             r.health()
                 .iter()
+                .filter(|(node, _)| policy.peer_may_send(node))
                 .map(|(node, s)| (node.clone(), s.reg.seq))
                 .collect(),
         )
     }
 
-    /// Registers this replica holds that the peer is not known to hold.
+    /// Registers this replica holds that the peer is not known to hold and
+    /// is to be sent.
     fn newer_health(&mut self) -> Option<Msg> {
         let r = self.inner.lock_replica();
+        let policy = self.health_policy(&r);
         let mut out = Vec::new();
         for (node, s) in r.health() {
-            if self
-                .peer_health
-                .get(node)
-                .is_none_or(|seq| *seq < s.reg.seq)
-                && let Ok(bytes) = serde_json::to_vec(&s.reg)
+            if policy.may_send(node)
+                && self
+                    .peer_health
+                    .get(node)
+                    .is_none_or(|seq| *seq < s.reg.seq)
             {
                 self.peer_health.insert(node.clone(), s.reg.seq);
-                out.push(bytes);
+                out.push(s.reg.clone());
             }
         }
         drop(r);
@@ -206,10 +259,7 @@ impl Session {
             Msg::Health(regs) => {
                 let mut changed = false;
                 let mut r = self.inner.lock_replica();
-                for bytes in regs {
-                    let reg: HealthRegister = serde_json::from_slice(&bytes).map_err(|e| {
-                        SessionError::Protocol(format!("undecodable health register: {e}"))
-                    })?;
+                for reg in regs {
                     let known = fleetdeck_store::NodeId::parse(&reg.node)
                         .is_ok_and(|n| r.state().nodes.contains_key(&n));
                     let e = self.peer_health.entry(reg.node.clone()).or_default();
@@ -228,6 +278,15 @@ impl Session {
                     }
                 }
                 Ok(changed)
+            }
+            Msg::Probe(theirs) => {
+                if theirs != self.inner.lock_replica().heads_digest() {
+                    // Not in step: redo the whole handshake (heads and bloom
+                    // filters) rather than trust what this session believes
+                    // the peer has. The reply goes out below, like any reply.
+                    self.sync = SyncState::new();
+                }
+                Ok(false)
             }
             Msg::Hello(_) => Err(SessionError::Protocol("a second hello".into())),
             Msg::Refuse(why) => Err(SessionError::RefusedByPeer(why)),
@@ -294,8 +353,12 @@ impl Session {
         anti_entropy.tick().await;
         let digest = self.digest();
         self.send(&digest).await?;
-        self.push().await?;
+        // Health goes out once the peer's digest says what it lacks.
+        if let Some(m) = self.doc_message() {
+            self.send(&m).await?;
+        }
         let mut last_rx = Instant::now();
+        let mut last_push: Option<Instant> = None;
         let mut idle = tokio::time::interval(Duration::from_millis(50));
         loop {
             tokio::select! {
@@ -326,19 +389,30 @@ impl Session {
                     if r.is_err() {
                         return Ok(());
                     }
-                    // Coalesce a burst of local changes into one push.
-                    tokio::time::sleep(COALESCE).await;
+                    // The first change after a quiet spell goes out at once;
+                    // the rest of a burst is gathered into one push at most
+                    // every COALESCE.
+                    if let Some(t) = last_push {
+                        let wait = COALESCE.saturating_sub(t.elapsed());
+                        if !wait.is_zero() {
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
                     changed.borrow_and_update();
                     self.push().await?;
+                    last_push = Some(Instant::now());
                 }
                 _ = anti_entropy.tick() => {
-                    // A fresh sync state makes this a full handshake (heads
-                    // and bloom filters) rather than trusting what this
-                    // session believes the peer has: the safety net must not
-                    // depend on the state it is a net for.
-                    self.sync = SyncState::new();
+                    // The safety net must not depend on the sync state it is
+                    // a net for: send the heads; a peer whose heads differ
+                    // restarts the handshake. In step, this costs one small
+                    // frame each way (and the digest, when there is one).
+                    let digest = self.inner.lock_replica().heads_digest();
+                    self.send(&Msg::Probe(digest)).await?;
                     let digest = self.digest();
-                    self.send(&digest).await?;
+                    if !matches!(&digest, Msg::HealthDigest(d) if d.is_empty()) {
+                        self.send(&digest).await?;
+                    }
                     self.push().await?;
                 }
                 _ = idle.tick() => {

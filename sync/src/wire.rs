@@ -3,6 +3,7 @@
 //! that is too large, truncated or undecodable ends the session with an error
 //! naming what was wrong, and nothing is applied from it.
 
+use fleetdeck_store::health::HealthRegister;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -10,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const ALPN: &[u8] = b"fleetdeck/sync/1";
 
 /// Bumped on any incompatible change to [`Msg`].
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest frame accepted or sent. A whole-fleet first sync of a large fleet
 /// is a few MB; anything beyond this is refused, not buffered.
@@ -37,10 +38,16 @@ pub enum Msg {
     Refuse(String),
     /// An automerge sync protocol message for the fleet document.
     Doc(Vec<u8>),
-    /// node id → highest health sequence number the sender holds.
+    /// node id → highest health sequence number the sender holds, for the
+    /// registers the receiver would send it (see `session`).
     HealthDigest(Vec<(String, u64)>),
-    /// Health registers (JSON), newer than what the receiver said it holds.
-    Health(Vec<Vec<u8>>),
+    /// Health registers newer than what the receiver is known to hold.
+    Health(Vec<HealthRegister>),
+    /// The anti-entropy probe: a digest of the sender's document heads
+    /// (`Replica::heads_digest`). A receiver whose digest differs restarts
+    /// the document sync handshake; one whose digest matches has nothing to
+    /// do.
+    Probe([u8; 16]),
 }
 
 #[derive(Debug, thiserror::Error)]

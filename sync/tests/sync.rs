@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use fleetdeck_store::health::{HealthRegister, Metrics};
+use fleetdeck_store::health::HealthRegister;
 use fleetdeck_store::{Replica, Role, now_ms};
 use fleetdeck_sync::engine::bind_endpoint;
 use fleetdeck_sync::wire::{self, ALPN, Hello, Msg, PROTOCOL_VERSION};
@@ -13,33 +13,56 @@ use fleetdeck_sync::{Engine, InviteToken, join};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_edit_reaches_every_replica_and_health_spreads() {
+async fn an_edit_reaches_every_replica_and_health_reaches_the_people_replicas() {
     let f = fleet(5).await;
+    // Replica 4 (node n4's) becomes an operator's: people replicas hold the
+    // whole fleet's health, node replicas only their own.
+    let key4 = f.keys[4].clone();
+    f.engines[0].with_replica(|r| {
+        r.change("operator", |d, _| {
+            d.put_member(&key4, "ops-2", Role::Operator, now_ms())
+        })
+        .unwrap()
+    });
+    f.engines[0].changed();
     set(&f.engines[0], "frigate.version", json!("0.14"));
     set(&f.engines[3], "retention.days", json!(21));
-    let beat = HealthRegister {
-        node: "n2".into(),
-        seq: 7,
-        time_ms: now_ms(),
-        metrics: Metrics::default(),
-        tls: vec![],
-        backup: None,
-        applied: None,
-        ..Default::default()
-    };
-    f.engines[2].with_replica(|r| r.record_health(&beat).unwrap());
-    f.engines[2].changed();
     let all: Vec<&Engine> = f.engines.iter().collect();
-    let ok = wait_for(Duration::from_secs(15), || {
+    let edits_everywhere = wait_for(Duration::from_secs(15), || {
         converged(&all)
             && f.engines.iter().all(|e| {
                 get(e, "frigate.version") == Some(json!("0.14"))
                     && get(e, "retention.days") == Some(json!(21))
-                    && e.with_replica(|r| r.health().get("n2").map(|s| s.reg.seq)) == Some(7)
             })
     })
     .await;
-    assert!(ok, "every replica holds both edits and n2's heartbeat");
+    assert!(edits_everywhere, "every replica holds both edits");
+    let beat = HealthRegister {
+        node: "n2".into(),
+        seq: 7,
+        time_ms: now_ms(),
+        ..Default::default()
+    };
+    f.engines[2].with_replica(|r| r.record_health(&beat).unwrap());
+    f.engines[2].changed();
+    let seq = |e: &Engine| e.with_replica(|r| r.health().get("n2").map(|s| s.reg.seq));
+    let at_people = wait_for(Duration::from_secs(15), || {
+        seq(&f.engines[0]) == Some(7) && seq(&f.engines[4]) == Some(7)
+    })
+    .await;
+    assert!(
+        at_people,
+        "n2's heartbeat reaches the laptop and the operator"
+    );
+    // Give a flood the time it would need, then check it did not happen.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in [1, 3] {
+        assert_eq!(
+            seq(&f.engines[i]),
+            None,
+            "node replica {i} holds n2's register"
+        );
+    }
 }
 
 /// Random partitions with concurrent edits on every side, then heals: all
@@ -91,10 +114,32 @@ async fn random_partitions_with_concurrent_edits_converge_and_lose_nothing() {
             written.push((key, value(i * 100 + round)));
             // Everyone also writes one shared key: a conflict to merge.
             set(e, &format!("shared.round{round}"), value(i));
+            // Every node reports a heartbeat on its side of the split.
+            if i > 0 {
+                let beat = HealthRegister {
+                    node: format!("n{i}"),
+                    seq: round as u64 + 1,
+                    time_ms: now_ms(),
+                    ..Default::default()
+                };
+                e.with_replica(|r| r.record_health(&beat).unwrap());
+                e.changed();
+            }
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         f.faults.heal();
-        let ok = wait_for(Duration::from_secs(30), || converged(&all)).await;
+        // Converged: identical heads, and the laptop (a people replica)
+        // holds every node's latest heartbeat.
+        let latest = round as u64 + 1;
+        let ok = wait_for(Duration::from_secs(30), || {
+            converged(&all)
+                && f.engines[0].with_replica(|r| {
+                    (1..n).all(|i| {
+                        r.health().get(&format!("n{i}")).map(|s| s.reg.seq) == Some(latest)
+                    })
+                })
+        })
+        .await;
         assert!(
             ok,
             "seed {seed}, round {round}, {n} replicas: did not converge after heal"

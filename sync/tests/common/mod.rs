@@ -52,13 +52,16 @@ pub fn replicas(n: usize) -> (tempfile::TempDir, Vec<Replica>) {
         for (i, k) in keys.iter().enumerate() {
             let node = format!("n{}", i + 1);
             d.put_member(k, &node, Role::Node, now_ms())?;
+            let id = NodeId::parse(&node).unwrap();
             d.add_node(
-                &NodeId::parse(&node).unwrap(),
+                &id,
                 &NodeRecord {
                     site: if i % 2 == 0 { "S1" } else { "S2" }.into(),
                     role: Some("edge".into()),
                 },
             )?;
+            // Replica i runs node n{i}'s daemon.
+            d.bind_node(&id, k)?;
         }
         Ok(())
     })
