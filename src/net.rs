@@ -167,23 +167,7 @@ pub fn serve(dir: &Path, replica: Replica, out: &Out, opts: ServeOpts<'_>) -> Re
         if let Some(t) = target {
             engine.connect(t);
         }
-        // A hub with no node of its own still moves rollouts forward.
-        let advancing = {
-            let e = engine.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-                loop {
-                    tick.tick().await;
-                    match e.with_replica(|r| r.advance_rollouts(now_ms())) {
-                        Ok(steps) if !steps.is_empty() => e.changed(),
-                        Ok(_) => {}
-                        Err(err) => tracing::warn!("rollouts: {err}"),
-                    }
-                }
-            })
-        };
         tokio::signal::ctrl_c().await?;
-        advancing.abort();
         engine.shutdown().await;
         let _ = std::fs::remove_file(dir.join(STATUS_FILE));
         Ok(())
