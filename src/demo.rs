@@ -61,22 +61,57 @@ pub fn list(json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `fleetdeck scenario run NAME|PATH [--check] [--seed N]`: plays the
-/// timeline once, headless, printing it as it happens and a report at the
-/// end. With `--check`, fails unless every check of the scenario held.
-pub fn run(name: &str, check: bool, seed: u64) -> Result<()> {
-    let scenario = load(Some(name))?;
+pub struct RunArgs<'a> {
+    pub scenario: &'a str,
+    pub check: bool,
+    pub seed: u64,
+    /// `None`: the scenario's own speed.
+    pub speed: Option<f64>,
+    /// Print the report as JSON on stdout (the timeline goes to stderr).
+    pub json: bool,
+}
+
+/// `fleetdeck scenario run NAME|PATH [--check] [--seed N] [--speed X]`:
+/// plays the timeline once, headless, printing it as it happens and a
+/// report at the end. With `--check`, fails unless every check of the
+/// scenario held.
+pub fn run(a: RunArgs<'_>) -> Result<()> {
+    let scenario = load(Some(a.scenario))?;
+    if let Some(speed) = a.speed {
+        scenario
+            .check_speed(speed)
+            .map_err(|e| anyhow!("--speed {speed}: {e}"))?;
+    }
     let opts = RunOptions {
-        seed,
-        check,
+        seed: a.seed,
+        check: a.check,
+        speed: a.speed,
         ..RunOptions::default()
     };
     let rt = runtime()?;
     let stop = Arc::new(AtomicBool::new(false));
     ctrl_c_stops(&rt, &stop);
-    let report = play(&rt, scenario, &opts, &stop, |l| println!("{l}"), |_| {})?;
-    print!("{}", report.render());
-    if check {
+    let json = a.json;
+    let report = play(
+        &rt,
+        scenario,
+        &opts,
+        &stop,
+        move |l| {
+            if json {
+                eprintln!("{l}");
+            } else {
+                println!("{l}");
+            }
+        },
+        |_| {},
+    )?;
+    if a.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render());
+    }
+    if a.check {
         report.into_result().map_err(|e| anyhow!("{e}"))?;
     }
     Ok(())
@@ -97,6 +132,8 @@ pub struct DemoOpts {
     /// Headless: stop after this long (else at Ctrl-C).
     pub run_for: Option<Duration>,
     pub seed: u64,
+    /// `None`: the scenario's own speed.
+    pub speed: Option<f64>,
 }
 
 /// `fleetdeck demo`: the scenario's timeline played again and again, with
@@ -104,12 +141,18 @@ pub struct DemoOpts {
 /// printed and a summary at the end).
 pub fn demo(o: DemoOpts) -> Result<()> {
     let scenario = load(o.scenario.as_deref())?;
+    if let Some(speed) = o.speed {
+        scenario
+            .check_speed(speed)
+            .map_err(|e| anyhow!("--speed {speed}: {e}"))?;
+    }
     let opts = RunOptions {
         seed: o.seed,
         repeat: true,
         stop_after: if o.headless { o.run_for } else { None },
         check: false,
         dir: None,
+        speed: o.speed,
     };
     if o.headless {
         let rt = runtime()?;

@@ -160,6 +160,9 @@ enum Cmd {
         /// Seed of the simulated metrics
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Play this many times faster than real time [default: the scenario's own speed]
+        #[arg(long, value_name = "X")]
+        speed: Option<f64>,
     },
     /// Fleet scenarios: list the built-in ones, run one headless with its checks
     #[command(subcommand)]
@@ -230,6 +233,9 @@ enum ScenarioCmd {
         /// Seed of the simulated metrics
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Play this many times faster than real time [default: the scenario's own speed]
+        #[arg(long, value_name = "X")]
+        speed: Option<f64>,
     },
 }
 
@@ -664,18 +670,27 @@ fn run(cli: &Cli) -> Result<()> {
             headless,
             run_for,
             seed,
+            speed,
         } => demo::demo(demo::DemoOpts {
             scenario: scenario.clone(),
             headless: *headless,
             run_for: *run_for,
             seed: *seed,
+            speed: *speed,
         }),
         Cmd::Scenario(ScenarioCmd::List) => demo::list(cli.json),
         Cmd::Scenario(ScenarioCmd::Run {
             scenario,
             check,
             seed,
-        }) => demo::run(scenario, *check, *seed),
+            speed,
+        }) => demo::run(demo::RunArgs {
+            scenario,
+            check: *check,
+            seed: *seed,
+            speed: *speed,
+            json: cli.json,
+        }),
         Cmd::Command(cmd) => command(cli, &out, cmd),
         Cmd::Rollout(cmd) => rollout(cli, &out, cmd),
         Cmd::Freeze { message } => set_freeze(cli, &out, true, message),

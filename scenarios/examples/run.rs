@@ -1,5 +1,5 @@
 //! Plays a scenario headless, as `fleetdeck scenario run` will:
-//! `cargo run -p fleetdeck-scenarios --example run -- [NAME|PATH] [--check] [--seed N] [--for SECONDS]`
+//! `cargo run -p fleetdeck-scenarios --example run -- [NAME|PATH] [--check] [--seed N] [--speed X] [--for SECONDS]`
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 opts.stop_after = Some(Duration::from_secs_f64(s));
             }
             "--repeat" => opts.repeat = true,
+            "--speed" => opts.speed = Some(args.next().ok_or("--speed needs a number")?.parse()?),
             other => name = other.to_string(),
         }
     }

@@ -3,28 +3,44 @@
 //! injected in the transport. `fleetdeck demo`, `fleetdeck scenario run` and
 //! the tests use the same runner.
 //!
-//! A scenario file (see `blocao.toml`, the default) has `name`, `fleet`,
-//! `duration_s` (one pass of the timeline), `[config]` (fleet defaults),
-//! `[[site]]` (`id`, `name`, `lat`, `lon`, `zone`, `config` overrides),
-//! `[[node]]` (`id`, `site`, `role`, `metrics = {cpu, mem, disk, noise,
-//! temp}`, `config` overrides), `[[event]]` (`at_s`, `action` = crash |
-//! restart | disk_fill | disk_clear | cpu_spike | cpu_clear | bad_config |
-//! partition | heal | set | unset, with `node`, `site`, `pct`, `layer`
-//! (`fleet`, `site:ID`, `node:ID`), `key`, `value`, `message` as the action
-//! needs) and `[[check]]` (`kind` = converged | alert_fired | alert_resolved
-//! | applied, `at_s`, `within_s`, `alert`, `node`, `result`).
+//! A scenario file (`blocao.toml` is the default; every `*.toml` here is
+//! built in) has `name`, `fleet`, `duration_s` (one pass of the timeline),
+//! `speed` (how much faster than real time it plays by default), `[config]`
+//! (fleet defaults), `[[site]]` (`id`, `name`, `lat`, `lon`, `zone`,
+//! `config` overrides), `[[node]]` (`id`, `site`, `role`, `metrics = {cpu,
+//! mem, disk, noise, temp, tls_days, backup_age_h}`, `config` overrides),
+//! `[[replica]]` (`name`, `kind` = hub | laptop, `at`), `[[event]]` (`at_s`,
+//! `action`: see [`spec::ACTIONS`]) and `[[check]]` (`kind`: see
+//! [`spec::CHECKS`]). Every problem in a file is reported with its line and
+//! field.
 //!
-//! Time is real: a 100 s timeline takes 100 s (there is no speed-up).
+//! Times in a file are real fleet time (the seeds' numbers); a run plays
+//! them `speed` times faster, scaling what can honestly be scaled
+//! ([`speed`] says what cannot).
 
 pub mod runner;
 pub mod sim;
 pub mod spec;
+pub mod speed;
 
 pub use runner::{Report, RunError, RunOptions, Runner};
 pub use spec::{Scenario, SpecError};
 
 /// Scenarios built into the binary: (name, TOML).
-pub const BUILTIN: &[(&str, &str)] = &[("blocao", include_str!("../blocao.toml"))];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("blocao", include_str!("../blocao.toml")),
+    ("wildfire", include_str!("../wildfire.toml")),
+    ("private-cloud", include_str!("../private-cloud.toml")),
+    ("metrica", include_str!("../metrica.toml")),
+    ("letsbe", include_str!("../letsbe.toml")),
+    ("hub-offline", include_str!("../hub-offline.toml")),
+    ("partition-heal", include_str!("../partition-heal.toml")),
+    (
+        "bad-config-rollback",
+        include_str!("../bad-config-rollback.toml"),
+    ),
+    ("field-laptop", include_str!("../field-laptop.toml")),
+];
 
 /// The scenario `demo` plays when none is named.
 pub const DEFAULT: &str = "blocao";

@@ -2,7 +2,12 @@
 //! daemon per node, each with its own replica, data dir and release root,
 //! all synced over loopback iroh endpoints that share one [`Faults`]. Metrics
 //! are simulated ([`crate::sim`]); everything else (sync, apply, rollback,
-//! heartbeats, alerts) is the real code.
+//! heartbeats, alerts, rollouts, commands) is the real code. Hubs and
+//! laptops are operator replicas with an engine and no daemon; where a
+//! laptop is decides whom it can reach.
+//!
+//! Time: the timeline is scenario time, played `speed` times faster (see
+//! [`crate::speed`] for what is scaled and what cannot be).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -14,15 +19,28 @@ use std::time::{Duration, Instant};
 use fleetdeck_node::daemon::{Daemon, DaemonConfig};
 use fleetdeck_store::alerts::{FleetSummary, SiteState};
 use fleetdeck_store::config::ConfigPath;
-use fleetdeck_store::document::{LayerRef, NodeRecord, SiteRecord};
+use fleetdeck_store::document::{CommandRecord, FreezeRecord, LayerRef, NodeRecord, SiteRecord};
 use fleetdeck_store::health::ApplyResult;
 use fleetdeck_store::replica::load_or_create_identity;
+use fleetdeck_store::rollout::{Phase, RolloutSpec};
 use fleetdeck_store::{MemberKey, NodeId, Replica, Role, SiteId, now_ms};
 use fleetdeck_sync::{Engine, EngineConfig, Faults};
 use serde_json::Value;
 
 use crate::sim::{Incidents, SharedIncidents, SimMetrics};
-use crate::spec::{self, Action, CheckKind, Layer, Scenario};
+use crate::spec::{
+    self, Action, BackupState, CheckKind, Layer, Place, ReplicaKind, Scenario, Target,
+};
+use crate::speed;
+
+/// Real time every check gets on top of its scaled window, for what does
+/// not accelerate: sync over loopback, an apply and its health check, a
+/// daemon's start, a reconnect after a partition heals.
+pub const LATENCY_ALLOWANCE: Duration = Duration::from_secs(3);
+
+/// How long [`Runner::build`] waits for every replica to hold the fleet's
+/// first changes before the timeline starts.
+const SETTLE: Duration = Duration::from_secs(20);
 
 /// Where the operator replica's engine writes its peer table: the same file
 /// a `fleetdeck serve` writes, so a console opened on the operator's data
@@ -42,6 +60,10 @@ pub enum RunError {
     Daemon(Box<fleetdeck_node::daemon::DaemonError>),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Speed(String),
+    #[error("{0}")]
+    Sim(String),
     #[error("scenario {scenario}: {} of {total} checks failed:\n  {}", failed.len(), failed.join("\n  "))]
     ChecksFailed {
         scenario: String,
@@ -73,6 +95,9 @@ pub struct RunOptions {
     /// Where the replicas live; a temporary directory (removed at the end)
     /// when `None`.
     pub dir: Option<PathBuf>,
+    /// Play this many times faster than real time; `None`: the scenario's
+    /// own `speed`.
+    pub speed: Option<f64>,
 }
 
 impl Default for RunOptions {
@@ -83,6 +108,7 @@ impl Default for RunOptions {
             stop_after: None,
             check: false,
             dir: None,
+            speed: None,
         }
     }
 }
@@ -97,6 +123,15 @@ struct NodeRt {
     starts: u64,
 }
 
+/// A hub or a laptop.
+struct PeerRt {
+    spec: spec::Replica,
+    dir: PathBuf,
+    key: MemberKey,
+    engine: Option<Engine>,
+    at: Place,
+}
+
 pub struct Runner {
     _tmp: Option<tempfile::TempDir>,
     dir: PathBuf,
@@ -105,9 +140,13 @@ pub struct Runner {
     ops_key: MemberKey,
     faults: Faults,
     nodes: Vec<NodeRt>,
+    peers: Vec<PeerRt>,
     seed: u64,
+    speed: f64,
     /// Sites cut off right now.
     partitioned: BTreeSet<SiteId>,
+    /// Every edit made during the run: (what, change id).
+    edits: Vec<(String, String)>,
 }
 
 /// How one check ended.
@@ -122,7 +161,11 @@ pub struct CheckOutcome {
 #[derive(Clone, Debug)]
 pub struct Report {
     pub scenario: String,
+    /// Real seconds the run took.
     pub elapsed_s: f64,
+    pub speed: f64,
+    /// Scenario seconds played (`elapsed_s * speed`).
+    pub scenario_s: f64,
     pub events_played: usize,
     pub checks: Vec<CheckOutcome>,
     /// Every alert id the operator's replica showed during the run.
@@ -156,13 +199,50 @@ impl Report {
         })
     }
 
+    /// The report as JSON (`scenario run --json`): `scenario`, `passed`,
+    /// `elapsed_s`, `speed`, `scenario_s`, `events_played`, `checks`
+    /// (`what`, `ok`, `held_at_s` or `error`), `alerts_seen`, `alerts_open`
+    /// (`id`, `severity`, `message`), `sites` (`site`, `state`), `summary`,
+    /// `applies` (`node`, `revision`, `result`).
+    pub fn to_json(&self) -> Value {
+        let sm = &self.summary;
+        serde_json::json!({
+            "scenario": self.scenario,
+            "passed": self.passed(),
+            "elapsed_s": self.elapsed_s,
+            "speed": self.speed,
+            "scenario_s": self.scenario_s,
+            "events_played": self.events_played,
+            "checks": self.checks.iter().map(|c| match &c.result {
+                Ok(t) => serde_json::json!({"what": c.what, "ok": true, "held_at_s": t}),
+                Err(e) => serde_json::json!({"what": c.what, "ok": false, "error": e}),
+            }).collect::<Vec<_>>(),
+            "alerts_seen": self.alerts_seen,
+            "alerts_open": self.alerts_open.iter().map(|(id, sev, msg)| {
+                serde_json::json!({"id": id, "severity": sev, "message": msg})
+            }).collect::<Vec<_>>(),
+            "sites": self.sites.iter().map(|(site, st)| {
+                serde_json::json!({"site": site, "state": site_state(*st)})
+            }).collect::<Vec<_>>(),
+            "summary": {
+                "sites": sm.sites, "green": sm.green, "warn": sm.warn, "err": sm.err,
+                "unknown": sm.unknown, "alerts_hard": sm.alerts_hard,
+                "alerts_medium": sm.alerts_medium, "alerts_soft": sm.alerts_soft,
+            },
+            "applies": self.applies.iter().map(|(node, a)| match a {
+                Some((rev, res)) => serde_json::json!({"node": node, "revision": rev, "result": res}),
+                None => serde_json::json!({"node": node, "revision": null, "result": null}),
+            }).collect::<Vec<_>>(),
+        })
+    }
+
     pub fn render(&self) -> String {
         let mut s = String::new();
         let sm = &self.summary;
         let _ = writeln!(
             s,
-            "scenario {}: {:.0}s, {} events played",
-            self.scenario, self.elapsed_s, self.events_played
+            "scenario {}: {:.0}s of scenario time in {:.0}s (speed {}), {} events played",
+            self.scenario, self.scenario_s, self.elapsed_s, self.speed, self.events_played
         );
         let _ = writeln!(
             s,
@@ -201,7 +281,7 @@ impl Report {
             for c in &self.checks {
                 match &c.result {
                     Ok(t) => {
-                        let _ = writeln!(s, "  ok    {} (at {t:.1}s)", c.what);
+                        let _ = writeln!(s, "  ok    {} (held at {t:.0}s)", c.what);
                     }
                     Err(e) => {
                         let _ = writeln!(s, "  FAIL  {}: {e}", c.what);
@@ -272,11 +352,119 @@ enum CheckState {
     Failed(String),
 }
 
+/// RFC 3339 (UTC, seconds) of a unix time in ms: what a backup script
+/// writes as `last_run`.
+fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Writes a self-signed certificate expiring in `days` (with `openssl`,
+/// as an operator's renewal script would).
+fn write_cert(path: &Path, days: u32) -> Result<(), RunError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key = path.with_extension("key");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-subj", "/CN=fleetdeck-scenario", "-days"])
+        .arg(days.max(1).to_string())
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(path)
+        .output()
+        .map_err(|e| {
+            RunError::Sim(format!(
+                "a simulated certificate needs the openssl command (Debian package openssl): {e}"
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(RunError::Sim(format!(
+            "openssl could not make a certificate: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes a backup status file in the tenants' format.
+fn write_backup(path: &Path, state: BackupState, age_h: f64) -> Result<(), RunError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let last = now_ms() - (age_h * 3_600_000.0) as i64;
+    let db = |ok: bool| {
+        if ok {
+            serde_json::json!({"status": "success"})
+        } else {
+            serde_json::json!({"status": "failed", "error": "connection refused"})
+        }
+    };
+    let v = serde_json::json!({
+        "last_run": rfc3339(last),
+        "databases": {
+            "postgres": db(state == BackupState::Ok),
+            "mysql": db(state != BackupState::AllFailed),
+        },
+    });
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, v.to_string())?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// A value at a dotted path of a JSON tree.
+fn lookup<'v>(tree: &'v Value, key: &ConfigPath) -> Option<&'v Value> {
+    key.to_key().split('.').try_fold(tree, |v, seg| v.get(seg))
+}
+
+fn sorted_heads(r: &mut Replica) -> Vec<String> {
+    let mut h: Vec<String> = r.heads().iter().map(|c| c.to_string()).collect();
+    h.sort();
+    h
+}
+
+fn change_ids(r: &mut Replica) -> BTreeSet<String> {
+    r.changes_after(&[])
+        .iter()
+        .map(|c| c.hash().to_string())
+        .collect()
+}
+
 impl Runner {
     /// Builds the fleet: the operator replica with the scenario's sites,
-    /// nodes, members and config; a replica per node made from the
-    /// operator's changes; and a running daemon per node.
+    /// nodes, members and config (durations scaled to the speed); a replica
+    /// per node, hub and laptop made from the operator's changes; a running
+    /// daemon per node and an engine per hub and laptop. Returns once every
+    /// replica holds the same changes (or after a bounded wait).
     pub async fn build(scenario: Scenario, opts: &RunOptions) -> Result<Runner, RunError> {
+        let speed = opts.speed.unwrap_or(scenario.speed);
+        scenario.check_speed(speed).map_err(RunError::Speed)?;
         let (tmp, dir) = match &opts.dir {
             Some(d) => {
                 std::fs::create_dir_all(d)?;
@@ -308,10 +496,25 @@ impl Runner {
                 starts: 0,
             });
         }
+        let mut peers = Vec::new();
+        for r in &scenario.replicas {
+            let pdir = dir.join("replicas").join(&r.name);
+            let key = load_or_create_identity(&pdir)?.key().clone();
+            peers.push(PeerRt {
+                spec: r.clone(),
+                dir: pdir,
+                key,
+                engine: None,
+                at: r.at.clone(),
+            });
+        }
+        let scale = |k: &ConfigPath, v: &Value| -> fleetdeck_store::Result<Value> {
+            speed::scale_leaf(k, v, speed).map_err(fleetdeck_store::StoreError::Invalid)
+        };
         let sc = &scenario;
         ops.change(&format!("scenario {}: fleet defaults", sc.name), |d, _| {
             for (k, v) in &sc.config {
-                d.set_config(&LayerRef::Fleet, k, v)?;
+                d.set_config(&LayerRef::Fleet, k, &scale(k, v)?)?;
             }
             Ok(())
         })?;
@@ -329,11 +532,35 @@ impl Runner {
                         },
                     )?;
                     for (k, v) in &site.config {
-                        d.set_config(&LayerRef::Site(site.id.clone()), k, v)?;
+                        d.set_config(&LayerRef::Site(site.id.clone()), k, &scale(k, v)?)?;
                     }
                     Ok(())
                 },
             )?;
+        }
+        // Simulated certificates and backup files, and the node config that
+        // points the heartbeat at them.
+        let mut files: Vec<(NodeId, ConfigPath, Value)> = Vec::new();
+        for n in &nodes {
+            let sim = n.root.parent().unwrap_or(&n.root).join("sim");
+            if let Some(days) = n.spec.metrics.tls_days {
+                let cert = sim.join("web.pem");
+                write_cert(&cert, days)?;
+                files.push((
+                    n.spec.id.clone(),
+                    ConfigPath::parse("checks.tls.web")?,
+                    Value::String(cert.display().to_string()),
+                ));
+            }
+            if let Some(age) = n.spec.metrics.backup_age_h {
+                let status = sim.join("backup-status.json");
+                write_backup(&status, BackupState::Ok, age)?;
+                files.push((
+                    n.spec.id.clone(),
+                    ConfigPath::parse("checks.backup_status")?,
+                    Value::String(status.display().to_string()),
+                ));
+            }
         }
         ops.change(&format!("scenario {}: nodes enrolled", sc.name), |d, _| {
             for n in &nodes {
@@ -346,14 +573,27 @@ impl Runner {
                 )?;
                 d.put_member(&n.key, n.spec.id.as_str(), Role::Node, now_ms())?;
                 for (k, v) in &n.spec.config {
-                    d.set_config(&LayerRef::Node(n.spec.id.clone()), k, v)?;
+                    d.set_config(&LayerRef::Node(n.spec.id.clone()), k, &scale(k, v)?)?;
                 }
+            }
+            for (node, k, v) in &files {
+                d.set_config(&LayerRef::Node(node.clone()), k, v)?;
+            }
+            for p in &peers {
+                let role = match p.spec.kind {
+                    ReplicaKind::Hub => Role::Admin,
+                    ReplicaKind::Laptop => Role::Operator,
+                };
+                d.put_member(&p.key, &p.spec.name, role, now_ms())?;
             }
             Ok(())
         })?;
         let changes = ops.changes_after(&[]);
         for n in &nodes {
             Replica::init_from_changes(&n.dir, changes.clone())?;
+        }
+        for p in &peers {
+            Replica::init_from_changes(&p.dir, changes.clone())?;
         }
         let mut cfg = engine_cfg(&faults);
         cfg.status_file = Some(dir.join("ops").join(STATUS_FILE));
@@ -366,11 +606,28 @@ impl Runner {
             ops_key,
             faults,
             nodes,
+            peers,
             seed: opts.seed,
+            speed,
             partitioned: BTreeSet::new(),
+            edits: Vec::new(),
         };
+        runner.apply_faults();
+        for i in 0..runner.peers.len() {
+            runner.start_peer(i).await?;
+        }
         for i in 0..runner.nodes.len() {
             runner.start_node(i).await?;
+        }
+        // The timeline starts on a fleet that holds its first changes
+        // (every member's address among them).
+        let t0 = Instant::now();
+        while t0.elapsed() < SETTLE {
+            let heads = runner.all_heads();
+            if heads.iter().all(|(_, h)| h == &heads[0].1) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(runner)
     }
@@ -390,6 +647,11 @@ impl Runner {
 
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
+    }
+
+    /// The speed the run plays at.
+    pub fn speed(&self) -> f64 {
+        self.speed
     }
 
     async fn start_node(&mut self, i: usize) -> Result<(), RunError> {
@@ -422,24 +684,157 @@ impl Runner {
         Ok(())
     }
 
+    async fn start_peer(&mut self, i: usize) -> Result<(), RunError> {
+        let ops_addr = self.ops.endpoint_addr();
+        let p = &mut self.peers[i];
+        if p.engine.is_some() {
+            return Ok(());
+        }
+        let replica = Replica::open(&p.dir)?;
+        let e = Engine::start(replica, engine_cfg(&self.faults)).await?;
+        e.connect(ops_addr);
+        p.engine = Some(e);
+        Ok(())
+    }
+
     fn index(&self, node: &NodeId) -> Option<usize> {
         self.nodes.iter().position(|n| &n.spec.id == node)
     }
 
+    fn peer(&self, name: &str) -> Option<usize> {
+        self.peers.iter().position(|p| p.spec.name == name)
+    }
+
+    /// Rebuilds the transport's faults from the model: cut sites (with any
+    /// laptop on their LAN) reach nobody outside; a laptop reaches only who
+    /// is where it is.
+    fn apply_faults(&self) {
+        let mut all: Vec<MemberKey> = vec![self.ops_key.clone()];
+        all.extend(self.nodes.iter().map(|n| n.key.clone()));
+        all.extend(self.peers.iter().map(|p| p.key.clone()));
+        self.faults.heal();
+        let laptops_at = |place: &Place| -> Vec<MemberKey> {
+            self.peers
+                .iter()
+                .filter(|p| p.spec.kind == ReplicaKind::Laptop && &p.at == place)
+                .map(|p| p.key.clone())
+                .collect()
+        };
+        let complement = |group: &[MemberKey]| -> Vec<MemberKey> {
+            all.iter().filter(|k| !group.contains(k)).cloned().collect()
+        };
+        for site in &self.partitioned {
+            let mut group: Vec<MemberKey> = self
+                .nodes
+                .iter()
+                .filter(|n| &n.spec.site == site)
+                .map(|n| n.key.clone())
+                .collect();
+            group.extend(laptops_at(&Place::Site(site.clone())));
+            self.faults.partition(&group, &complement(&group));
+        }
+        for p in self
+            .peers
+            .iter()
+            .filter(|p| p.spec.kind == ReplicaKind::Laptop)
+        {
+            let mut reach: Vec<MemberKey> = match &p.at {
+                Place::Site(site) => self
+                    .nodes
+                    .iter()
+                    .filter(|n| &n.spec.site == site)
+                    .map(|n| n.key.clone())
+                    .collect(),
+                Place::Ops => {
+                    let mut v = vec![self.ops_key.clone()];
+                    v.extend(
+                        self.peers
+                            .iter()
+                            .filter(|h| h.spec.kind == ReplicaKind::Hub)
+                            .map(|h| h.key.clone()),
+                    );
+                    v
+                }
+                Place::Nowhere => Vec::new(),
+            };
+            reach.extend(laptops_at(&p.at));
+            reach.push(p.key.clone());
+            self.faults
+                .partition(std::slice::from_ref(&p.key), &complement(&reach));
+        }
+    }
+
+    /// The engine an edit is made on: the operator's, or a hub's or
+    /// laptop's (`by`); `None` when that replica is down.
+    fn editor(&self, by: Option<&str>) -> Option<&Engine> {
+        match by {
+            None => Some(&self.ops),
+            Some(name) => self.peer(name).and_then(|i| self.peers[i].engine.as_ref()),
+        }
+    }
+
+    /// Makes an operator edit on `by`'s replica and remembers it for
+    /// `no_edit_lost`. Returns the author's name.
     fn edit(
-        &self,
+        &mut self,
+        by: Option<&str>,
         message: &str,
-        f: impl FnOnce(&mut fleetdeck_store::document::FleetDoc) -> fleetdeck_store::Result<()>,
-    ) -> Result<(), RunError> {
-        self.ops
-            .with_replica(|r| r.change(message, |d, _| f(d)).map(|_| ()))?;
-        self.ops.changed();
-        Ok(())
+        f: impl FnOnce(
+            &mut fleetdeck_store::document::FleetDoc,
+            &fleetdeck_store::document::FleetState,
+            &str,
+        ) -> fleetdeck_store::Result<()>,
+    ) -> Result<String, RunError> {
+        let author = by.unwrap_or("ops").to_string();
+        let Some(engine) = self.editor(by) else {
+            return Err(RunError::Sim(format!(
+                "{author} is down: it cannot make the edit '{message}'"
+            )));
+        };
+        let (_, hash) = engine.with_replica(|r| r.change(message, |d, st| f(d, st, &author)))?;
+        engine.changed();
+        if let Some(h) = hash {
+            self.edits
+                .push((format!("{author}: {message}"), h.to_string()));
+        }
+        Ok(author)
+    }
+
+    fn incidents(&self, n: &NodeId) -> Option<SharedIncidents> {
+        self.index(n).map(|i| self.nodes[i].incidents.clone())
+    }
+
+    fn incident(&self, n: &NodeId, f: impl FnOnce(&mut Incidents)) {
+        if let Some(inc) = self.incidents(n) {
+            f(&mut inc.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
+    fn sim_file(&self, n: &NodeId, name: &str) -> Option<PathBuf> {
+        self.index(n).map(|i| {
+            self.nodes[i]
+                .root
+                .parent()
+                .unwrap_or(&self.nodes[i].root)
+                .join("sim")
+                .join(name)
+        })
     }
 
     /// Plays one event; returns the line to log.
-    async fn play(&mut self, action: &Action, cycle: u64) -> Result<String, RunError> {
-        let incidents = |r: &Runner, n: &NodeId| r.index(n).map(|i| r.nodes[i].incidents.clone());
+    async fn play(
+        &mut self,
+        action: &Action,
+        by: Option<&str>,
+        cycle: u64,
+    ) -> Result<String, RunError> {
+        let by_suffix = |author: &str| {
+            if author == "ops" {
+                String::new()
+            } else {
+                format!(" [on {author}]")
+            }
+        };
         Ok(match action {
             Action::Crash(n) => {
                 let Some(i) = self.index(n) else {
@@ -465,63 +860,110 @@ impl Runner {
                 }
             }
             Action::DiskFill(n, pct) => {
-                if let Some(inc) = incidents(self, n) {
-                    inc.lock().unwrap_or_else(|e| e.into_inner()).disk_pct = Some(*pct);
-                }
+                self.incident(n, |i| i.disk_pct = Some(*pct));
                 format!("node {n}: disk / fills to {pct:.0}%")
             }
             Action::DiskClear(n) => {
-                if let Some(inc) = incidents(self, n) {
-                    inc.lock().unwrap_or_else(|e| e.into_inner()).disk_pct = None;
-                }
+                self.incident(n, |i| i.disk_pct = None);
                 format!("node {n}: disk / cleaned up")
             }
             Action::CpuSpike(n, pct) => {
-                if let Some(inc) = incidents(self, n) {
-                    inc.lock().unwrap_or_else(|e| e.into_inner()).cpu_pct = Some(*pct);
-                }
+                self.incident(n, |i| i.cpu_pct = Some(*pct));
                 format!("node {n}: CPU spikes to {pct:.0}%")
             }
             Action::CpuClear(n) => {
-                if let Some(inc) = incidents(self, n) {
-                    inc.lock().unwrap_or_else(|e| e.into_inner()).cpu_pct = None;
-                }
+                self.incident(n, |i| i.cpu_pct = None);
                 format!("node {n}: CPU back to normal")
+            }
+            Action::MemFill(n, pct) => {
+                self.incident(n, |i| i.mem_pct = Some(*pct));
+                format!("node {n}: memory use climbs to {pct:.0}%")
+            }
+            Action::MemClear(n) => {
+                self.incident(n, |i| i.mem_pct = None);
+                format!("node {n}: memory back to normal")
+            }
+            Action::Cert(n, days) => {
+                if let Some(path) = self.sim_file(n, "web.pem") {
+                    write_cert(&path, *days)?;
+                }
+                format!("node {n}: its certificate now expires in {days} days")
+            }
+            Action::Backup(n, state, age) => {
+                if let Some(path) = self.sim_file(n, "backup-status.json") {
+                    write_backup(&path, *state, *age)?;
+                }
+                let what = match state {
+                    BackupState::Ok => "every database backed up",
+                    BackupState::Failed => "one database failed",
+                    BackupState::AllFailed => "every database failed",
+                };
+                format!("node {n}: backup report: {what}, last run {age:.0} h ago")
             }
             Action::BadConfig(n) => {
                 let path = ConfigPath::parse("apply.check")?;
                 let value = Value::String(BAD_CHECK.into());
                 let layer = LayerRef::Node(n.clone());
-                self.edit(&format!("ops: new health check on {n} (a bad one)"), |d| {
-                    d.set_config(&layer, &path, &value)
-                })?;
-                format!("operator pushes a bad config to {n} (its apply.check fails)")
-            }
-            Action::Partition(site) => {
-                let inside: Vec<MemberKey> = self
-                    .nodes
-                    .iter()
-                    .filter(|n| &n.spec.site == site)
-                    .map(|n| n.key.clone())
-                    .collect();
-                let mut outside: Vec<MemberKey> = self
-                    .nodes
-                    .iter()
-                    .filter(|n| &n.spec.site != site)
-                    .map(|n| n.key.clone())
-                    .collect();
-                outside.push(self.ops_key.clone());
-                self.faults.partition(&inside, &outside);
-                self.partitioned.insert(site.clone());
+                let author = self.edit(
+                    by,
+                    &format!("ops: new health check on {n} (a bad one)"),
+                    |d, _, _| d.set_config(&layer, &path, &value),
+                )?;
                 format!(
-                    "site {site} is cut off (WAN down: {} nodes partitioned)",
-                    inside.len()
+                    "operator pushes a bad config to {n} (its apply.check fails){}",
+                    by_suffix(&author)
                 )
             }
-            Action::Heal => {
-                self.faults.heal();
+            Action::Partition(site) => {
+                self.partitioned.insert(site.clone());
+                self.apply_faults();
+                let inside = self.nodes.iter().filter(|n| &n.spec.site == site).count();
+                format!("site {site} is cut off (WAN down: {inside} nodes partitioned)")
+            }
+            Action::Heal(None) => {
                 self.partitioned.clear();
+                self.apply_faults();
                 "every partition healed".to_string()
+            }
+            Action::Heal(Some(site)) => {
+                self.partitioned.remove(site);
+                self.apply_faults();
+                format!("site {site} is back online")
+            }
+            Action::HubDown(name) => {
+                let Some(i) = self.peer(name) else {
+                    return Ok(format!("hub_down {name}: no such replica"));
+                };
+                match self.peers[i].engine.take() {
+                    Some(e) => {
+                        e.shutdown().await;
+                        format!("hub {name} is down")
+                    }
+                    None => format!("hub {name} is already down"),
+                }
+            }
+            Action::HubUp(name) => {
+                let Some(i) = self.peer(name) else {
+                    return Ok(format!("hub_up {name}: no such replica"));
+                };
+                if self.peers[i].engine.is_some() {
+                    format!("hub {name} is already up")
+                } else {
+                    self.start_peer(i).await?;
+                    format!("hub {name} is back up on its data dir")
+                }
+            }
+            Action::Move(name, to) => {
+                let Some(i) = self.peer(name) else {
+                    return Ok(format!("move {name}: no such replica"));
+                };
+                self.peers[i].at = to.clone();
+                self.apply_faults();
+                match to {
+                    Place::Site(s) => format!("laptop {name} is on site {s}'s LAN"),
+                    Place::Ops => format!("laptop {name} is back with the operator"),
+                    Place::Nowhere => format!("laptop {name} is in transit (offline)"),
+                }
             }
             Action::Set {
                 layer,
@@ -530,6 +972,7 @@ impl Runner {
                 message,
             } => {
                 let value = with_cycle(value, cycle);
+                let speed = self.speed;
                 let lr = layer_ref(layer);
                 let msg = message
                     .as_ref()
@@ -537,11 +980,20 @@ impl Runner {
                     .unwrap_or_else(|| {
                         format!("ops: set {} on {}", key.to_key(), layer_name(layer))
                     });
-                self.edit(&msg, |d| d.set_config(&lr, key, &value))?;
+                let leaves = fleetdeck_store::config::flatten(key, &value)?;
+                let author = self.edit(by, &msg, |d, _, _| {
+                    for (k, v) in &leaves {
+                        let v = speed::scale_leaf(k, v, speed)
+                            .map_err(fleetdeck_store::StoreError::Invalid)?;
+                        d.set_config(&lr, k, &v)?;
+                    }
+                    Ok(())
+                })?;
                 format!(
-                    "operator: {} = {value} on {} ({msg})",
+                    "operator: {} = {value} on {} ({msg}){}",
                     key.to_key(),
-                    layer_name(layer)
+                    layer_name(layer),
+                    by_suffix(&author)
                 )
             }
             Action::Unset {
@@ -553,40 +1005,181 @@ impl Runner {
                 let msg = message.clone().unwrap_or_else(|| {
                     format!("ops: unset {} on {}", key.to_key(), layer_name(layer))
                 });
-                self.edit(&msg, |d| d.unset_config(&lr, key))?;
+                let author = self.edit(by, &msg, |d, _, _| d.unset_config(&lr, key))?;
                 format!(
-                    "operator: unset {} on {} ({msg})",
+                    "operator: unset {} on {} ({msg}){}",
                     key.to_key(),
-                    layer_name(layer)
+                    layer_name(layer),
+                    by_suffix(&author)
+                )
+            }
+            Action::Freeze(m) | Action::Unfreeze(m) => {
+                let frozen = matches!(action, Action::Freeze(_));
+                let what = if frozen { "freeze" } else { "unfreeze" };
+                let message = m.clone().unwrap_or_default();
+                let msg = if message.is_empty() {
+                    what.to_string()
+                } else {
+                    format!("{what}: {message}")
+                };
+                let author = self.edit(by, &msg, |d, _, who| {
+                    d.set_freeze(&FreezeRecord {
+                        frozen,
+                        by: who.to_string(),
+                        at_ms: now_ms(),
+                        message: message.clone(),
+                    })
+                })?;
+                if frozen {
+                    format!(
+                        "operator: emergency stop, the fleet is frozen ({msg}){}",
+                        by_suffix(&author)
+                    )
+                } else {
+                    format!(
+                        "operator: the fleet is unfrozen ({msg}){}",
+                        by_suffix(&author)
+                    )
+                }
+            }
+            Action::Rollout {
+                id,
+                set,
+                sites,
+                waves,
+                soak_s,
+                max_fail,
+            } => {
+                let soak = speed::real(*soak_s, self.speed);
+                let mut scaled = std::collections::BTreeMap::new();
+                for (k, v) in set {
+                    let path = ConfigPath::parse(k)?;
+                    let v = match fleetdeck_store::config::flatten(&path, v)?.as_slice() {
+                        [(p, leaf)] if p == &path => {
+                            speed::scale_leaf(p, leaf, self.speed).map_err(RunError::Speed)?
+                        }
+                        _ => v.clone(),
+                    };
+                    scaled.insert(k.clone(), with_cycle(&v, cycle));
+                }
+                let what = scaled.keys().cloned().collect::<Vec<_>>().join(", ");
+                let id = if cycle > 1 {
+                    format!("{id}-{cycle}")
+                } else {
+                    id.clone()
+                };
+                let rid = id.clone();
+                let author =
+                    self.edit(by, &format!("rollout {id}: start ({what})"), |d, _, who| {
+                        d.add_rollout(
+                            &rid,
+                            &RolloutSpec {
+                                set: scaled.clone(),
+                                sites: sites.iter().map(|s| s.to_string()).collect(),
+                                waves: waves.clone(),
+                                soak_ms: i64::try_from(soak.as_millis()).unwrap_or(i64::MAX),
+                                max_fail: *max_fail,
+                                by: who.to_string(),
+                                at_ms: now_ms(),
+                            },
+                        )
+                    })?;
+                format!(
+                    "operator: rollout {id} starts ({}), waves {}, soak {soak_s:.0}s{}",
+                    scaled
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    waves
+                        .iter()
+                        .map(|w| format!("{w}%"))
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                    by_suffix(&author)
+                )
+            }
+            Action::RolloutPause(id) | Action::RolloutResume(id) | Action::RolloutAbort(id) => {
+                let (event, verb) = match action {
+                    Action::RolloutPause(_) => ("pause", "paused"),
+                    Action::RolloutResume(_) => ("resume", "resumed"),
+                    _ => ("abort", "aborted (its settings come off every node)"),
+                };
+                let id = if cycle > 1 {
+                    format!("{id}-{cycle}")
+                } else {
+                    id.clone()
+                };
+                let author = self.edit(by, &format!("rollout {id}: {event}"), |d, _, _| {
+                    d.rollout_event(&id, event, now_ms(), None)
+                })?;
+                format!("operator: rollout {id} {verb}{}", by_suffix(&author))
+            }
+            Action::Command {
+                id,
+                action: what,
+                target,
+            } => {
+                let id = if cycle > 1 {
+                    format!("{id}-{cycle}")
+                } else {
+                    id.clone()
+                };
+                let target = match target {
+                    Target::All => "all".to_string(),
+                    Target::Site(s) => format!("site:{s}"),
+                    Target::Node(n) => format!("node:{n}"),
+                };
+                let author = self.edit(
+                    by,
+                    &format!("command {id}: {what} on {target}"),
+                    |d, _, who| {
+                        d.add_command(
+                            &id,
+                            &CommandRecord {
+                                action: what.clone(),
+                                target: target.clone(),
+                                by: who.to_string(),
+                                at_ms: now_ms(),
+                            },
+                        )
+                    },
+                )?;
+                format!(
+                    "operator: command {id}: run {what} on {target}{}",
+                    by_suffix(&author)
                 )
             }
         })
     }
 
-    /// Running replicas the operator can reach, by name, with their heads.
-    fn heads(&self) -> Vec<(String, Vec<String>)> {
-        let mut out = Vec::new();
-        let mut h: Vec<String> = self
-            .ops
-            .with_replica(|r| r.heads())
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-        h.sort();
-        out.push(("ops".to_string(), h));
+    /// Every running replica with its heads: (name, reaches the operator,
+    /// heads).
+    fn all_heads(&self) -> Vec<(String, Vec<String>)> {
+        self.replicas(true)
+            .into_iter()
+            .map(|(name, e)| (name, e.with_replica(sorted_heads)))
+            .collect()
+    }
+
+    /// Running replicas: (name, engine), the operator first; with
+    /// `reachable`, only those the operator can reach now.
+    fn replicas(&self, reachable: bool) -> Vec<(String, &Engine)> {
+        let mut out = vec![("ops".to_string(), &self.ops)];
+        for p in &self.peers {
+            if reachable && p.spec.kind == ReplicaKind::Laptop && p.at != Place::Ops {
+                continue;
+            }
+            if let Some(e) = &p.engine {
+                out.push((p.spec.name.clone(), e));
+            }
+        }
         for n in &self.nodes {
-            if self.partitioned.contains(&n.spec.site) {
+            if reachable && self.partitioned.contains(&n.spec.site) {
                 continue;
             }
             if let Some(d) = &n.daemon {
-                let mut h: Vec<String> = d
-                    .engine()
-                    .with_replica(|r| r.heads())
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect();
-                h.sort();
-                out.push((n.spec.id.to_string(), h));
+                out.push((n.spec.id.to_string(), d.engine()));
             }
         }
         out
@@ -612,15 +1205,25 @@ impl Runner {
         })
     }
 
+    /// The id a rollout or command of the scenario has on pass `cycle`.
+    fn cycle_id(id: &str, cycle: u64) -> String {
+        if cycle > 1 {
+            format!("{id}-{cycle}")
+        } else {
+            id.to_string()
+        }
+    }
+
     fn check_now(
         &self,
         kind: &CheckKind,
+        cycle: u64,
         seen: &BTreeSet<String>,
         open: &BTreeSet<String>,
     ) -> Result<(), String> {
         match kind {
             CheckKind::Converged => {
-                let heads = self.heads();
+                let heads = self.all_heads();
                 let lagging: Vec<&str> = heads
                     .iter()
                     .filter(|(_, h)| h != &heads[0].1)
@@ -630,6 +1233,39 @@ impl Runner {
                     Ok(())
                 } else {
                     Err(format!("not in step with ops: {}", lagging.join(", ")))
+                }
+            }
+            CheckKind::NoEditLost => {
+                let mut missing = Vec::new();
+                for (name, e) in self.replicas(false) {
+                    let have = e.with_replica(change_ids);
+                    let lost = self.edits.iter().filter(|(_, h)| !have.contains(h)).count();
+                    if lost > 0 {
+                        missing.push(format!("{name} lacks {lost}"));
+                    }
+                }
+                let down: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.daemon.is_none())
+                    .map(|n| n.spec.id.to_string())
+                    .chain(
+                        self.peers
+                            .iter()
+                            .filter(|p| p.engine.is_none())
+                            .map(|p| p.spec.name.clone()),
+                    )
+                    .collect();
+                if !missing.is_empty() {
+                    Err(format!(
+                        "of {} edits: {}",
+                        self.edits.len(),
+                        missing.join(", ")
+                    ))
+                } else if !down.is_empty() {
+                    Err(format!("down, so not looked at: {}", down.join(", ")))
+                } else {
+                    Ok(())
                 }
             }
             CheckKind::AlertFired(p) => {
@@ -673,13 +1309,122 @@ impl Runner {
                     }
                 }
             }
+            CheckKind::Runs { nodes, key, value } => {
+                let mut wrong = Vec::new();
+                for id in nodes {
+                    let Some(i) = self.index(id) else { continue };
+                    let n = &self.nodes[i];
+                    if n.daemon.is_none() {
+                        wrong.push(format!("{id} is down"));
+                        continue;
+                    }
+                    let path = n
+                        .root
+                        .join(fleetdeck_node::apply::CURRENT)
+                        .join(fleetdeck_node::render::CONFIG_FILE);
+                    let live: Option<Value> = std::fs::read(&path)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok());
+                    match live.as_ref().map(|t| lookup(t, key)) {
+                        None => wrong.push(format!("{id} has no live release")),
+                        Some(Some(v)) if v == value => {}
+                        Some(Some(v)) => wrong.push(format!("{id} runs {v}")),
+                        Some(None) => wrong.push(format!("{id} runs without it")),
+                    }
+                }
+                if wrong.is_empty() {
+                    Ok(())
+                } else {
+                    Err(wrong.join(", "))
+                }
+            }
+            CheckKind::RolloutHalted { rollout, wave } => {
+                let id = Self::cycle_id(rollout, cycle);
+                self.ops.with_replica(|r| {
+                    let st = r.state().clone();
+                    let Some(x) = st.rollouts.iter().find(|x| x.id == id) else {
+                        return Err(format!("the operator has no rollout {id}"));
+                    };
+                    let phase = x.phase(&st, r.health());
+                    let open = (0..x.spec.waves.len()).filter(|w| x.wave_open(*w)).count();
+                    match (phase, wave) {
+                        (Phase::Halted, Some(w)) if open != *w => {
+                            Err(format!("halted with {open} wave(s) open, not {w}"))
+                        }
+                        (Phase::Halted, _) => Ok(()),
+                        (other, _) => Err(format!(
+                            "{} with {open} wave(s) open",
+                            serde_json::to_value(other)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default()
+                        )),
+                    }
+                })
+            }
+            CheckKind::RolloutDone(rollout) => {
+                let id = Self::cycle_id(rollout, cycle);
+                self.ops.with_replica(|r| {
+                    let st = r.state().clone();
+                    let Some(x) = st.rollouts.iter().find(|x| x.id == id) else {
+                        return Err(format!("the operator has no rollout {id}"));
+                    };
+                    match x.phase(&st, r.health()) {
+                        Phase::Done => Ok(()),
+                        other => {
+                            let waves = x.wave_status(&st, r.health());
+                            Err(format!(
+                                "{:?}: {}",
+                                other,
+                                waves
+                                    .iter()
+                                    .map(|w| format!(
+                                        "{}% {} {}/{} applied",
+                                        w.percent,
+                                        if w.open { "open" } else { "closed" },
+                                        w.applied,
+                                        w.nodes.len()
+                                    ))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                        }
+                    }
+                })
+            }
+            CheckKind::CommandDone(cmd) => {
+                let id = Self::cycle_id(cmd, cycle);
+                self.ops.with_replica(|r| {
+                    let st = r.state();
+                    let Some(rec) = st.commands.get(&id) else {
+                        return Err(format!("the operator has no command {id}"));
+                    };
+                    let results = st.command_results.get(&id);
+                    let pending: Vec<String> = st
+                        .nodes
+                        .values()
+                        .filter(|n| rec.targets(&n.id, &n.site))
+                        .filter_map(|n| match results.and_then(|m| m.get(n.id.as_str())) {
+                            Some(res) if res.ok => None,
+                            Some(res) => Some(format!("{} failed: {}", n.id, res.output.trim())),
+                            None => Some(format!("{} has not reported", n.id)),
+                        })
+                        .collect();
+                    if pending.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(pending.join(", "))
+                    }
+                })
+            }
         }
     }
 
     /// Plays the timeline. Every event, alert change and apply outcome is
-    /// passed to `log` as one line. Ends when the timeline is over (and,
-    /// with `check`, every check is decided), after `stop_after`, or when
-    /// `stop` is set; with `repeat`, the timeline starts over until then.
+    /// passed to `log` as one line, stamped with scenario time. Ends when
+    /// the timeline is over (and, with `check`, every check is decided),
+    /// after `stop_after` (real time), or when `stop` is set; with
+    /// `repeat`, the timeline starts over until then.
     pub async fn run(
         &mut self,
         opts: &RunOptions,
@@ -687,6 +1432,8 @@ impl Runner {
         log: &mut (dyn FnMut(String) + Send),
     ) -> Result<Report, RunError> {
         let start = Instant::now();
+        let speed = self.speed;
+        let allowance = LATENCY_ALLOWANCE.as_secs_f64() * speed;
         let cycle_len = self.scenario.duration_s;
         let events = self.scenario.events.clone();
         let checks = if opts.check {
@@ -702,42 +1449,65 @@ impl Runner {
         let mut open: BTreeSet<String> = BTreeSet::new();
         let mut last_apply: BTreeMap<String, Option<(String, ApplyResult)>> = BTreeMap::new();
         log(format!(
-            "scenario {}: {} sites, {} nodes, {} events over {:.0}s{}",
+            "scenario {}: {} sites, {} nodes{}, {} events over {:.0}s at speed {speed} ({:.0}s real){}",
             self.scenario.name,
             self.scenario.sites.len(),
             self.scenario.nodes.len(),
+            if self.peers.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {}",
+                    self.peers
+                        .iter()
+                        .map(|p| format!(
+                            "{} {}",
+                            match p.spec.kind {
+                                ReplicaKind::Hub => "hub",
+                                ReplicaKind::Laptop => "laptop",
+                            },
+                            p.spec.name
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
             events.len(),
             cycle_len,
+            cycle_len / speed,
             if opts.repeat { ", repeating" } else { "" }
         ));
         loop {
-            let elapsed = start.elapsed().as_secs_f64();
+            // Scenario time.
+            let t = start.elapsed().as_secs_f64() * speed;
             let stamp = |t: f64| format!("[{t:7.1}s]");
-            if stop.load(Ordering::Relaxed)
-                || opts.stop_after.is_some_and(|d| elapsed >= d.as_secs_f64())
+            if stop.load(Ordering::Relaxed) || opts.stop_after.is_some_and(|d| start.elapsed() >= d)
             {
                 break;
             }
             // Events of this pass that are due.
-            let in_cycle = elapsed - (cycle - 1) as f64 * cycle_len;
+            let in_cycle = t - (cycle - 1) as f64 * cycle_len;
             while next_event < events.len() && events[next_event].at_s <= in_cycle {
                 let ev = &events[next_event];
                 let action = match ev.rotate.len() {
                     0 => ev.action.clone(),
                     len => ev.action.on_node(&ev.rotate[(cycle as usize - 1) % len]),
                 };
-                let line = self.play(&action, cycle).await?;
-                log(format!("{} {line}", stamp(elapsed)));
+                let by = ev.by.clone();
+                let line = match self.play(&action, by.as_deref(), cycle).await {
+                    Ok(line) => line,
+                    // An edit on a replica that is down is part of the story.
+                    Err(RunError::Sim(why)) => format!("not played: {why}"),
+                    Err(e) => return Err(e),
+                };
+                log(format!("{} {line}", stamp(t)));
                 next_event += 1;
                 played += 1;
             }
             if in_cycle >= cycle_len && opts.repeat {
                 cycle += 1;
                 next_event = 0;
-                log(format!(
-                    "{} timeline starts over (pass {cycle})",
-                    stamp(elapsed)
-                ));
+                log(format!("{} timeline starts over (pass {cycle})", stamp(t)));
             }
             // What the operator sees.
             let now_alerts = self.ops.with_replica(|r| r.alerts(now_ms()));
@@ -746,7 +1516,7 @@ impl Runner {
                 if !open.contains(&a.id) {
                     log(format!(
                         "{} alert fired    {} ({}): {}",
-                        stamp(elapsed),
+                        stamp(t),
                         a.id,
                         a.severity,
                         a.message
@@ -754,7 +1524,7 @@ impl Runner {
                 }
             }
             for id in open.difference(&ids) {
-                log(format!("{} alert resolved {id}", stamp(elapsed)));
+                log(format!("{} alert resolved {id}", stamp(t)));
             }
             seen.extend(ids.iter().cloned());
             open = ids;
@@ -764,29 +1534,25 @@ impl Runner {
                     if let Some((rev, res)) = &applied {
                         log(format!(
                             "{} node {node} reports apply {rev}: {}",
-                            stamp(elapsed),
+                            stamp(t),
                             spec::result_name(*res)
                         ));
                     }
                     last_apply.insert(node, applied);
                 }
             }
-            // Checks.
+            // Checks (of the first pass).
             for (c, st) in checks.iter().zip(state.iter_mut()) {
-                if !matches!(st, CheckState::Pending) || elapsed < c.at_s {
+                if !matches!(st, CheckState::Pending) || t < c.at_s {
                     continue;
                 }
-                match self.check_now(&c.kind, &seen, &open) {
+                match self.check_now(&c.kind, 1, &seen, &open) {
                     Ok(()) => {
-                        log(format!("{} check ok   {}", stamp(elapsed), c.describe()));
-                        *st = CheckState::Held(elapsed);
+                        log(format!("{} check ok   {}", stamp(t), c.describe()));
+                        *st = CheckState::Held(t);
                     }
-                    Err(why) if elapsed > c.at_s + c.within_s => {
-                        log(format!(
-                            "{} check FAIL {}: {why}",
-                            stamp(elapsed),
-                            c.describe()
-                        ));
+                    Err(why) if t > c.at_s + c.within_s + allowance => {
+                        log(format!("{} check FAIL {}: {why}", stamp(t), c.describe()));
                         *st = CheckState::Failed(why);
                     }
                     Err(_) => {}
@@ -809,6 +1575,8 @@ impl Runner {
         Ok(Report {
             scenario: self.scenario.name.clone(),
             elapsed_s,
+            speed,
+            scenario_s: elapsed_s * speed,
             events_played: played,
             checks: checks
                 .iter()
@@ -842,13 +1610,21 @@ impl Runner {
         })
     }
 
-    /// Stops every daemon and the operator's engine.
+    /// Stops every daemon, hub and laptop (all at once: each stop may wait
+    /// up to two seconds for peers that are gone) and the operator's engine.
     pub async fn shutdown(mut self) {
+        let mut stops = tokio::task::JoinSet::new();
         for n in &mut self.nodes {
             if let Some(d) = n.daemon.take() {
-                d.shutdown().await;
+                stops.spawn(d.shutdown());
             }
         }
+        for p in &mut self.peers {
+            if let Some(e) = p.engine.take() {
+                stops.spawn(async move { e.shutdown().await });
+            }
+        }
+        while stops.join_next().await.is_some() {}
         self.ops.shutdown().await;
         let _ = std::fs::remove_file(self.dir.join("ops").join(STATUS_FILE));
     }

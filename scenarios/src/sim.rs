@@ -1,5 +1,5 @@
 //! Simulated host metrics: a baseline per node, seeded noise, and incidents
-//! the timeline sets (a disk filling, a CPU spike).
+//! the timeline sets (a disk filling, a CPU spike, memory running out).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -39,6 +39,7 @@ impl Rng {
 pub struct Incidents {
     pub disk_pct: Option<f64>,
     pub cpu_pct: Option<f64>,
+    pub mem_pct: Option<f64>,
 }
 
 pub type SharedIncidents = Arc<Mutex<Incidents>>;
@@ -74,7 +75,10 @@ impl MetricSource for SimMetrics {
             .clone();
         let cpu = inc.cpu_pct.unwrap_or(self.base.cpu);
         let cpu = self.noisy(cpu);
-        let mem = self.noisy(self.base.mem);
+        let mem = match inc.mem_pct {
+            Some(m) => m,
+            None => self.noisy(self.base.mem),
+        };
         // A filled disk does not jitter around its level.
         let disk = match inc.disk_pct {
             Some(d) => d,

@@ -38,8 +38,12 @@ struct RawScenario {
     description: String,
     fleet: String,
     duration_s: Spanned<f64>,
+    /// The speed the scenario plays at unless `--speed` says otherwise.
+    speed: Option<Spanned<f64>>,
     #[serde(default)]
     config: toml::Table,
+    #[serde(default)]
+    replica: Vec<RawReplica>,
     #[serde(default)]
     site: Vec<RawSite>,
     #[serde(default)]
@@ -64,6 +68,14 @@ struct RawSite {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawReplica {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    at: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawNode {
     id: Spanned<String>,
     site: Spanned<String>,
@@ -75,6 +87,10 @@ struct RawNode {
 }
 
 /// A node's baseline metrics; each sample adds uniform noise of ±`noise`.
+/// With `tls_days`, the node has a real certificate file (made with
+/// `openssl`, checked as `checks.tls.web`) expiring in that many days; with
+/// `backup_age_h`, a backup status file (`checks.backup_status`) whose last
+/// run was that many hours ago, every database backed up.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSpec {
@@ -83,6 +99,8 @@ pub struct MetricsSpec {
     pub disk: f64,
     pub noise: f64,
     pub temp: Option<f64>,
+    pub tls_days: Option<u32>,
+    pub backup_age_h: Option<f64>,
 }
 
 impl Default for MetricsSpec {
@@ -93,6 +111,8 @@ impl Default for MetricsSpec {
             disk: 35.0,
             noise: 3.0,
             temp: None,
+            tls_days: None,
+            backup_age_h: None,
         }
     }
 }
@@ -110,6 +130,28 @@ struct RawEvent {
     value: Option<toml::Value>,
     pct: Option<f64>,
     message: Option<String>,
+    /// Which operator replica makes an edit (default: the operator, `ops`).
+    by: Option<Spanned<String>>,
+    /// A rollout's or a command's id.
+    id: Option<Spanned<String>>,
+    /// What a rollout sets: key → value.
+    set: Option<Spanned<toml::Table>>,
+    sites: Option<Vec<Spanned<String>>>,
+    waves: Option<Spanned<Vec<u8>>>,
+    soak_s: Option<f64>,
+    max_fail: Option<u64>,
+    /// A hub or laptop replica (`hub_down`, `hub_up`, `move`).
+    replica: Option<Spanned<String>>,
+    /// Where a laptop goes: a site id, `ops` or `nowhere`.
+    to: Option<Spanned<String>>,
+    /// The action a `command` event asks nodes to run.
+    run: Option<Spanned<String>>,
+    /// `cert`: days left on the node's certificate.
+    days: Option<u32>,
+    /// `backup`: ok, failed or all_failed.
+    status: Option<Spanned<String>>,
+    /// `backup`: how old the last run is, in hours.
+    age_h: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,7 +162,14 @@ struct RawCheck {
     kind: Spanned<String>,
     alert: Option<String>,
     node: Option<Spanned<String>>,
+    nodes: Option<Vec<Spanned<String>>>,
+    site: Option<Spanned<String>>,
     result: Option<Spanned<String>>,
+    rollout: Option<Spanned<String>>,
+    wave: Option<usize>,
+    command: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    value: Option<toml::Value>,
 }
 
 #[derive(Clone, Debug)]
@@ -150,6 +199,56 @@ pub enum Layer {
     Node(NodeId),
 }
 
+/// What a replica that is not a node daemon is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaKind {
+    /// An always-on replica (what `fleetdeck serve` runs at headquarters):
+    /// connected to everyone, until a `hub_down` event.
+    Hub,
+    /// A technician's laptop: it syncs only with whoever is where it is
+    /// (`move` events), like a console with no WAN.
+    Laptop,
+}
+
+/// Where a laptop is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// On a site's LAN: it reaches that site's nodes only.
+    Site(SiteId),
+    /// Back at headquarters: it reaches the operator and the hubs.
+    Ops,
+    /// In transit: it reaches nobody.
+    Nowhere,
+}
+
+/// A replica of the fleet that is not a node: a hub or a laptop, enrolled
+/// as an operator.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    pub name: String,
+    pub kind: ReplicaKind,
+    /// A laptop's starting place (a hub is always `Ops`).
+    pub at: Place,
+}
+
+/// What a `command` event targets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    All,
+    Site(SiteId),
+    Node(NodeId),
+}
+
+/// A `backup` event: what the node's backup status file says.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BackupState {
+    Ok,
+    /// One database failed.
+    Failed,
+    /// Every database failed.
+    AllFailed,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// The node's daemon stops (its endpoint closes, heartbeats stop).
@@ -163,13 +262,28 @@ pub enum Action {
     /// The node's simulated CPU reports this percentage.
     CpuSpike(NodeId, f64),
     CpuClear(NodeId),
+    /// The node's simulated memory reports this percentage.
+    MemFill(NodeId, f64),
+    MemClear(NodeId),
+    /// The node's certificate (`checks.tls.web`) now expires in this many
+    /// days (a real PEM file, made with `openssl`).
+    Cert(NodeId, u32),
+    /// The node's backup status file (`checks.backup_status`) is rewritten:
+    /// this state, last run this many hours ago.
+    Backup(NodeId, BackupState, f64),
     /// The operator sets a node override whose health check fails
     /// (`apply.check = "exit 1"`): the node applies it and rolls back.
     BadConfig(NodeId),
     /// Every link between the site's nodes and everyone else is cut.
     Partition(SiteId),
-    /// Every partition is healed.
-    Heal,
+    /// Every partition is healed (with a site: that site's only).
+    Heal(Option<SiteId>),
+    /// A hub replica stops (its endpoint closes).
+    HubDown(String),
+    /// The hub starts again on its data dir.
+    HubUp(String),
+    /// A laptop goes somewhere else.
+    Move(String, Place),
     /// An operator edit: set KEY in a layer. String values may contain
     /// `{cycle}` (1 on the first pass of the timeline, 2 on the next, …).
     Set {
@@ -184,6 +298,29 @@ pub enum Action {
         key: ConfigPath,
         message: Option<String>,
     },
+    /// Emergency stop: no node applies anything new.
+    Freeze(Option<String>),
+    Unfreeze(Option<String>),
+    /// A staged rollout, as `fleetdeck rollout start` records it. `soak_s`
+    /// is scenario time (divided by the speed).
+    Rollout {
+        id: String,
+        set: BTreeMap<String, Value>,
+        sites: Vec<SiteId>,
+        waves: Vec<u8>,
+        soak_s: f64,
+        max_fail: u64,
+    },
+    RolloutPause(String),
+    RolloutResume(String),
+    /// Takes the rollout's settings off every node (the rollback).
+    RolloutAbort(String),
+    /// Asks nodes to run an allowlisted action once (`command run`).
+    Command {
+        id: String,
+        action: String,
+        target: Target,
+    },
 }
 
 impl Action {
@@ -196,6 +333,10 @@ impl Action {
             | Action::DiskClear(n)
             | Action::CpuSpike(n, _)
             | Action::CpuClear(n)
+            | Action::MemFill(n, _)
+            | Action::MemClear(n)
+            | Action::Cert(n, _)
+            | Action::Backup(n, _, _)
             | Action::BadConfig(n) => Some(n),
             _ => None,
         }
@@ -211,20 +352,45 @@ impl Action {
             Action::DiskClear(_) => Action::DiskClear(n.clone()),
             Action::CpuSpike(_, p) => Action::CpuSpike(n.clone(), *p),
             Action::CpuClear(_) => Action::CpuClear(n.clone()),
+            Action::MemFill(_, p) => Action::MemFill(n.clone(), *p),
+            Action::MemClear(_) => Action::MemClear(n.clone()),
+            Action::Cert(_, d) => Action::Cert(n.clone(), *d),
+            Action::Backup(_, s, a) => Action::Backup(n.clone(), *s, *a),
             Action::BadConfig(_) => Action::BadConfig(n.clone()),
             other => other.clone(),
         }
+    }
+
+    /// Whether this action is an operator's write to the fleet document
+    /// (what `no_edit_lost` follows).
+    pub fn is_edit(&self) -> bool {
+        matches!(
+            self,
+            Action::BadConfig(_)
+                | Action::Set { .. }
+                | Action::Unset { .. }
+                | Action::Freeze(_)
+                | Action::Unfreeze(_)
+                | Action::Rollout { .. }
+                | Action::RolloutPause(_)
+                | Action::RolloutResume(_)
+                | Action::RolloutAbort(_)
+                | Action::Command { .. }
+        )
     }
 }
 
 #[derive(Clone, Debug)]
 pub struct Event {
+    /// Scenario time (seconds from the start of a pass).
     pub at_s: f64,
     pub action: Action,
     /// With `nodes = [...]`: pass k of the timeline acts on
     /// `rotate[(k - 1) % len]` (so a repeating demo does not crash the same
     /// node every pass into a crash loop).
     pub rotate: Vec<NodeId>,
+    /// The replica that makes an edit: `None` is the operator (`ops`).
+    pub by: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -242,13 +408,34 @@ pub enum CheckKind {
         node: NodeId,
         result: fleetdeck_store::health::ApplyResult,
     },
+    /// Each of these nodes runs a release whose config has KEY = VALUE (read
+    /// from the node's own disk: what it runs, whatever the operator sees).
+    Runs {
+        nodes: Vec<NodeId>,
+        key: ConfigPath,
+        value: Value,
+    },
+    /// The rollout is halted; with a wave, halted while that many waves (1
+    /// = the first) were open.
+    RolloutHalted {
+        rollout: String,
+        wave: Option<usize>,
+    },
+    /// Every wave of the rollout is open and applied.
+    RolloutDone(String),
+    /// Every operator edit of the run is in every running replica.
+    NoEditLost,
+    /// Every node the command targets reported it ran ok.
+    CommandDone(String),
 }
 
 #[derive(Clone, Debug)]
 pub struct Check {
-    /// Looked at from this time (default: the end of the timeline).
+    /// Looked at from this scenario time (default: the end of the timeline).
     pub at_s: f64,
-    /// How long it may take to hold after `at_s` (default 15 s).
+    /// How long (scenario time) it may take to hold after `at_s` (default
+    /// 15 s); the runner adds a fixed allowance of real time for what does
+    /// not accelerate (see [`crate::runner::LATENCY_ALLOWANCE`]).
     pub within_s: f64,
     pub kind: CheckKind,
 }
@@ -262,6 +449,20 @@ impl Check {
             CheckKind::Applied { node, result } => {
                 format!("node {node} reported apply {}", result_name(*result))
             }
+            CheckKind::Runs { nodes, key, value } => {
+                let who = match nodes.as_slice() {
+                    [one] => format!("node {one} runs"),
+                    many => format!("{} nodes run", many.len()),
+                };
+                format!("{who} {} = {value}", key.to_key())
+            }
+            CheckKind::RolloutHalted { rollout, wave } => match wave {
+                Some(w) => format!("rollout {rollout} halted at wave {w}"),
+                None => format!("rollout {rollout} halted"),
+            },
+            CheckKind::RolloutDone(r) => format!("rollout {r} done"),
+            CheckKind::NoEditLost => "no edit lost (every edit on every replica)".into(),
+            CheckKind::CommandDone(c) => format!("command {c} ran ok on every target"),
         }
     }
 }
@@ -280,9 +481,13 @@ pub struct Scenario {
     pub name: String,
     pub description: String,
     pub fleet: String,
+    /// One pass of the timeline, in scenario seconds.
     pub duration_s: f64,
+    /// The speed it plays at unless told otherwise (1 = real time).
+    pub speed: f64,
     pub config: Vec<(ConfigPath, Value)>,
     pub sites: Vec<Site>,
+    pub replicas: Vec<Replica>,
     pub nodes: Vec<Node>,
     /// Sorted by time.
     pub events: Vec<Event>,
@@ -296,6 +501,67 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|b| *b == b'\n')
         .count()
         + 1
+}
+
+/// Every event action, for error messages.
+pub const ACTIONS: &[&str] = &[
+    "crash",
+    "restart",
+    "disk_fill",
+    "disk_clear",
+    "cpu_spike",
+    "cpu_clear",
+    "mem_fill",
+    "mem_clear",
+    "cert",
+    "backup",
+    "bad_config",
+    "partition",
+    "heal",
+    "hub_down",
+    "hub_up",
+    "move",
+    "set",
+    "unset",
+    "freeze",
+    "unfreeze",
+    "rollout",
+    "rollout_pause",
+    "rollout_resume",
+    "rollout_abort",
+    "command",
+];
+
+/// Every check kind, for error messages.
+pub const CHECKS: &[&str] = &[
+    "converged",
+    "no_edit_lost",
+    "alert_fired",
+    "alert_resolved",
+    "applied",
+    "runs",
+    "rollout_halted",
+    "rollout_done",
+    "command_done",
+];
+
+/// The speeds a run may use at all.
+pub fn check_speed_range(speed: f64) -> Result<(), String> {
+    if speed.is_finite() && (0.1..=100.0).contains(&speed) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{speed} is not a speed: expected 0.1 to 100 (1 = real time)"
+        ))
+    }
+}
+
+/// A rollout's or a command's id.
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 struct Ctx<'a> {
@@ -377,6 +643,16 @@ impl Scenario {
                 format!("{duration_s} is not a duration: expected 0 < duration_s <= 86400"),
             );
         }
+        let speed = match &raw.speed {
+            None => 1.0,
+            Some(s) => {
+                let v = *s.get_ref();
+                if let Err(e) = check_speed_range(v) {
+                    return cx.err(s.span(), "speed", e);
+                }
+                v
+            }
+        };
         let config = cx.leaves(&raw.config, "config")?;
         let mut sites = Vec::new();
         for (i, s) in raw.site.iter().enumerate() {
@@ -431,12 +707,83 @@ impl Scenario {
                 message: "a scenario needs at least one [[node]]".into(),
             });
         }
+        let place = |s: &Spanned<String>, field: &str| -> Result<Place, SpecError> {
+            match s.get_ref().as_str() {
+                "ops" => Ok(Place::Ops),
+                "nowhere" => Ok(Place::Nowhere),
+                other => {
+                    let id = SiteId::parse(other).or_else(|_| {
+                        cx.err(
+                            s.span(),
+                            field,
+                            format!("'{other}' is not a place: expected a site id, ops or nowhere"),
+                        )
+                    })?;
+                    if !sites.iter().any(|x| x.id == id) {
+                        return cx.err(s.span(), field, format!("no site {id} in this scenario"));
+                    }
+                    Ok(Place::Site(id))
+                }
+            }
+        };
+        let mut replicas: Vec<Replica> = Vec::new();
+        for (i, r) in raw.replica.iter().enumerate() {
+            let f = |name: &str| format!("replica[{i}].{name}");
+            let name = r.name.get_ref().clone();
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid
+                || name == "ops"
+                || NodeId::parse(&name).is_ok_and(|n| nodes.iter().any(|x| x.id == n))
+            {
+                return cx.err(
+                    r.name.span(),
+                    &f("name"),
+                    format!(
+                        "'{name}' is not a free replica name: expected letters, digits, - or _, \
+                         not 'ops' and not a node's id"
+                    ),
+                );
+            }
+            if replicas.iter().any(|x| x.name == name) {
+                return cx.err(
+                    r.name.span(),
+                    &f("name"),
+                    format!("replica {name} is defined twice"),
+                );
+            }
+            let kind = match r.kind.get_ref().as_str() {
+                "hub" => ReplicaKind::Hub,
+                "laptop" => ReplicaKind::Laptop,
+                other => {
+                    return cx.err(
+                        r.kind.span(),
+                        &f("kind"),
+                        format!("'{other}' is not a replica kind: expected hub or laptop"),
+                    );
+                }
+            };
+            let at = match (&r.at, kind) {
+                (None, _) => Place::Ops,
+                (Some(a), ReplicaKind::Laptop) => place(a, &f("at"))?,
+                (Some(a), ReplicaKind::Hub) => {
+                    return cx.err(
+                        a.span(),
+                        &f("at"),
+                        "a hub does not move: at is for laptops".into(),
+                    );
+                }
+            };
+            replicas.push(Replica { name, kind, at });
+        }
         let node_ref = |s: &Option<Spanned<String>>,
                         field: &str,
                         span: std::ops::Range<usize>|
          -> Result<NodeId, SpecError> {
             let Some(s) = s else {
-                return cx.err(span, field, "missing: this action names a node".into());
+                return cx.err(span, field, "missing: this names a node".into());
             };
             let id = cx.node_id(s, field)?;
             if !nodes.iter().any(|n| n.id == id) {
@@ -449,7 +796,7 @@ impl Scenario {
                         span: std::ops::Range<usize>|
          -> Result<SiteId, SpecError> {
             let Some(s) = s else {
-                return cx.err(span, field, "missing: this action names a site".into());
+                return cx.err(span, field, "missing: this names a site".into());
             };
             let id = cx.site_id(s, field)?;
             if !sites.iter().any(|x| x.id == id) {
@@ -457,7 +804,64 @@ impl Scenario {
             }
             Ok(id)
         };
+        let replica_ref = |s: &Option<Spanned<String>>,
+                           field: &str,
+                           span: std::ops::Range<usize>,
+                           kind: Option<ReplicaKind>|
+         -> Result<String, SpecError> {
+            let known = || {
+                replicas
+                    .iter()
+                    .filter(|r| kind.is_none_or(|k| r.kind == k))
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let Some(s) = s else {
+                // One replica of the kind: it need not be named.
+                let mut of_kind = replicas.iter().filter(|r| kind.is_none_or(|k| r.kind == k));
+                return match (of_kind.next(), of_kind.next()) {
+                    (Some(r), None) => Ok(r.name.clone()),
+                    _ => cx.err(
+                        span,
+                        field,
+                        format!("missing: name one of the scenario's replicas ({})", known()),
+                    ),
+                };
+            };
+            match replicas.iter().find(|r| &r.name == s.get_ref()) {
+                Some(r) if kind.is_none_or(|k| r.kind == k) => Ok(r.name.clone()),
+                _ => cx.err(
+                    s.span(),
+                    field,
+                    format!(
+                        "no such replica '{}' here (expected one of: {})",
+                        s.get_ref(),
+                        known()
+                    ),
+                ),
+            }
+        };
+        let text_ref = |s: &Option<Spanned<String>>,
+                        field: &str,
+                        span: std::ops::Range<usize>|
+         -> Result<String, SpecError> {
+            match s {
+                Some(t) if is_id(t.get_ref()) => Ok(t.get_ref().clone()),
+                Some(t) => cx.err(
+                    t.span(),
+                    field,
+                    format!(
+                        "'{}' is not an id: expected letters, digits, '.', '-' or '_'",
+                        t.get_ref()
+                    ),
+                ),
+                None => cx.err(span, field, "missing: this action needs it".into()),
+            }
+        };
         let mut events = Vec::new();
+        let mut rollouts: Vec<String> = Vec::new();
+        let mut commands: Vec<String> = Vec::new();
         for (i, e) in raw.event.iter().enumerate() {
             let f = |name: &str| format!("event[{i}].{name}");
             let span = e.action.span();
@@ -534,6 +938,18 @@ impl Scenario {
                 ConfigPath::parse(k.get_ref())
                     .or_else(|err| cx.err(k.span(), &f("key"), err.to_string()))
             };
+            let known_rollout = |id: String, field: &str| -> Result<String, SpecError> {
+                if rollouts.contains(&id) {
+                    Ok(id)
+                } else {
+                    let sp = e.id.as_ref().map_or(span.clone(), |s| s.span());
+                    cx.err(
+                        sp,
+                        field,
+                        format!("no rollout '{id}' is started before this event"),
+                    )
+                }
+            };
             let mut rotate = Vec::new();
             let node_field = match (&e.node, &e.nodes) {
                 (Some(_), Some(_)) => {
@@ -559,22 +975,85 @@ impl Scenario {
                 (n, None) => n.clone(),
             };
             let e_node = &node_field;
+            let the_node = || node_ref(e_node, &f("node"), span.clone());
             let action = match e.action.get_ref().as_str() {
-                "crash" => Action::Crash(node_ref(e_node, &f("node"), span.clone())?),
-                "restart" => Action::Restart(node_ref(e_node, &f("node"), span.clone())?),
-                "disk_fill" => Action::DiskFill(
-                    node_ref(e_node, &f("node"), span.clone())?,
-                    pct("disk_fill")?,
-                ),
-                "disk_clear" => Action::DiskClear(node_ref(e_node, &f("node"), span.clone())?),
-                "cpu_spike" => Action::CpuSpike(
-                    node_ref(e_node, &f("node"), span.clone())?,
-                    pct("cpu_spike")?,
-                ),
-                "cpu_clear" => Action::CpuClear(node_ref(e_node, &f("node"), span.clone())?),
-                "bad_config" => Action::BadConfig(node_ref(e_node, &f("node"), span.clone())?),
+                "crash" => Action::Crash(the_node()?),
+                "restart" => Action::Restart(the_node()?),
+                "disk_fill" => Action::DiskFill(the_node()?, pct("disk_fill")?),
+                "disk_clear" => Action::DiskClear(the_node()?),
+                "cpu_spike" => Action::CpuSpike(the_node()?, pct("cpu_spike")?),
+                "cpu_clear" => Action::CpuClear(the_node()?),
+                "mem_fill" => Action::MemFill(the_node()?, pct("mem_fill")?),
+                "mem_clear" => Action::MemClear(the_node()?),
+                "cert" => {
+                    let Some(days) = e.days else {
+                        return cx.err(
+                            span,
+                            &f("days"),
+                            "missing: cert needs days (left before it expires)".into(),
+                        );
+                    };
+                    Action::Cert(the_node()?, days)
+                }
+                "backup" => {
+                    let state = match e.status.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+                        None | Some(("ok", _)) => BackupState::Ok,
+                        Some(("failed", _)) => BackupState::Failed,
+                        Some(("all_failed", _)) => BackupState::AllFailed,
+                        Some((other, sp)) => {
+                            return cx.err(
+                                sp,
+                                &f("status"),
+                                format!(
+                                    "'{other}' is not a backup status: expected ok, failed or all_failed"
+                                ),
+                            );
+                        }
+                    };
+                    let age = e.age_h.unwrap_or(0.0);
+                    if !(0.0..=24.0 * 365.0).contains(&age) {
+                        return cx.err(
+                            span,
+                            &f("age_h"),
+                            format!("{age} is not an age in hours (0 to 8760)"),
+                        );
+                    }
+                    Action::Backup(the_node()?, state, age)
+                }
+                "bad_config" => Action::BadConfig(the_node()?),
                 "partition" => Action::Partition(site_ref(&e.site, &f("site"), span.clone())?),
-                "heal" => Action::Heal,
+                "heal" => match &e.site {
+                    None => Action::Heal(None),
+                    s => Action::Heal(Some(site_ref(s, &f("site"), span.clone())?)),
+                },
+                "hub_down" => Action::HubDown(replica_ref(
+                    &e.replica,
+                    &f("replica"),
+                    span.clone(),
+                    Some(ReplicaKind::Hub),
+                )?),
+                "hub_up" => Action::HubUp(replica_ref(
+                    &e.replica,
+                    &f("replica"),
+                    span.clone(),
+                    Some(ReplicaKind::Hub),
+                )?),
+                "move" => {
+                    let who = replica_ref(
+                        &e.replica,
+                        &f("replica"),
+                        span.clone(),
+                        Some(ReplicaKind::Laptop),
+                    )?;
+                    let Some(to) = &e.to else {
+                        return cx.err(
+                            span,
+                            &f("to"),
+                            "missing: move needs to (a site id, ops or nowhere)".into(),
+                        );
+                    };
+                    Action::Move(who, place(to, &f("to"))?)
+                }
                 "set" => {
                     let Some(v) = &e.value else {
                         return cx.err(span, &f("value"), "missing: set needs value".into());
@@ -593,17 +1072,158 @@ impl Scenario {
                     key: key()?,
                     message: e.message.clone(),
                 },
+                "freeze" => Action::Freeze(e.message.clone()),
+                "unfreeze" => Action::Unfreeze(e.message.clone()),
+                "rollout" => {
+                    let id = text_ref(&e.id, &f("id"), span.clone())?;
+                    if rollouts.contains(&id) {
+                        return cx.err(
+                            e.id.as_ref().map_or(span, |s| s.span()),
+                            &f("id"),
+                            format!("rollout {id} is started twice"),
+                        );
+                    }
+                    let Some(set) = &e.set else {
+                        return cx.err(
+                            span,
+                            &f("set"),
+                            "missing: a rollout needs set = { key = value, … }".into(),
+                        );
+                    };
+                    let mut kv = BTreeMap::new();
+                    for (k, v) in set.get_ref() {
+                        if let Err(err) = ConfigPath::parse(k) {
+                            return cx.err(
+                                set.span(),
+                                &format!("event[{i}].set.{k}"),
+                                err.to_string(),
+                            );
+                        }
+                        let json = serde_json::to_value(v).or_else(|err| {
+                            cx.err(set.span(), &format!("event[{i}].set.{k}"), err.to_string())
+                        })?;
+                        kv.insert(k.clone(), json);
+                    }
+                    if kv.is_empty() {
+                        return cx.err(
+                            set.span(),
+                            &f("set"),
+                            "an empty set: name at least one key".into(),
+                        );
+                    }
+                    let mut rsites = Vec::new();
+                    for (j, s) in e.sites.iter().flatten().enumerate() {
+                        rsites.push(site_ref(
+                            &Some(s.clone()),
+                            &format!("event[{i}].sites[{j}]"),
+                            span.clone(),
+                        )?);
+                    }
+                    let waves = match &e.waves {
+                        None => vec![5, 25, 100],
+                        Some(w) => {
+                            let text = w
+                                .get_ref()
+                                .iter()
+                                .map(u8::to_string)
+                                .collect::<Vec<_>>()
+                                .join(",");
+                            fleetdeck_store::rollout::parse_waves(&text)
+                                .or_else(|err| cx.err(w.span(), &f("waves"), err))?
+                        }
+                    };
+                    let soak_s = e.soak_s.unwrap_or(600.0);
+                    if !(0.0..=7.0 * 86_400.0).contains(&soak_s) {
+                        return cx.err(
+                            span,
+                            &f("soak_s"),
+                            format!("{soak_s} is not a soak time (0 to 604800 s)"),
+                        );
+                    }
+                    rollouts.push(id.clone());
+                    Action::Rollout {
+                        id,
+                        set: kv,
+                        sites: rsites,
+                        waves,
+                        soak_s,
+                        max_fail: e.max_fail.unwrap_or(0),
+                    }
+                }
+                "rollout_pause" => Action::RolloutPause(known_rollout(
+                    text_ref(&e.id, &f("id"), span.clone())?,
+                    &f("id"),
+                )?),
+                "rollout_resume" => Action::RolloutResume(known_rollout(
+                    text_ref(&e.id, &f("id"), span.clone())?,
+                    &f("id"),
+                )?),
+                "rollout_abort" => Action::RolloutAbort(known_rollout(
+                    text_ref(&e.id, &f("id"), span.clone())?,
+                    &f("id"),
+                )?),
+                "command" => {
+                    let id = text_ref(&e.id, &f("id"), span.clone())?;
+                    if commands.contains(&id) {
+                        return cx.err(
+                            e.id.as_ref().map_or(span, |s| s.span()),
+                            &f("id"),
+                            format!("command {id} is issued twice"),
+                        );
+                    }
+                    let action = text_ref(&e.run, &f("run"), span.clone())?;
+                    let target = match (&e.site, e_node) {
+                        (Some(_), Some(_)) => {
+                            return cx.err(span, &f("site"), "give site or node, not both".into());
+                        }
+                        (Some(_), None) => {
+                            Target::Site(site_ref(&e.site, &f("site"), span.clone())?)
+                        }
+                        (None, Some(_)) => Target::Node(the_node()?),
+                        (None, None) => Target::All,
+                    };
+                    commands.push(id.clone());
+                    Action::Command { id, action, target }
+                }
                 other => {
                     return cx.err(
                         span,
                         &f("action"),
-                        format!(
-                            "unknown action '{other}': expected crash, restart, disk_fill, disk_clear, cpu_spike, \
-                             cpu_clear, bad_config, partition, heal, set or unset"
-                        ),
+                        format!("unknown action '{other}': expected {}", ACTIONS.join(", ")),
                     );
                 }
             };
+            let has = |n: &NodeId, what: fn(&MetricsSpec) -> bool| {
+                nodes.iter().any(|x| &x.id == n && what(&x.metrics))
+            };
+            let targets: Vec<NodeId> = if rotate.is_empty() {
+                action.node().cloned().into_iter().collect()
+            } else {
+                rotate.clone()
+            };
+            for n in &targets {
+                match &action {
+                    Action::Cert(..) if !has(n, |m| m.tls_days.is_some()) => {
+                        return cx.err(
+                            span,
+                            &f("node"),
+                            format!(
+                                "node {n} has no simulated certificate: give it metrics.tls_days"
+                            ),
+                        );
+                    }
+                    Action::Backup(..) if !has(n, |m| m.backup_age_h.is_some()) => {
+                        return cx.err(
+                            span,
+                            &f("node"),
+                            format!(
+                                "node {n} has no simulated backups: give it metrics.backup_age_h"
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+            }
             if !rotate.is_empty() && action.node().is_none() {
                 return cx.err(
                     span,
@@ -614,12 +1234,26 @@ impl Scenario {
                     ),
                 );
             }
+            let by = match &e.by {
+                None => None,
+                Some(b) if b.get_ref() == "ops" => None,
+                Some(_) if !action.is_edit() => {
+                    return cx.err(
+                        span,
+                        &f("by"),
+                        format!("{} is not an edit: by does not apply", e.action.get_ref()),
+                    );
+                }
+                b => Some(replica_ref(b, &f("by"), span.clone(), None)?),
+            };
             events.push(Event {
                 at_s: e.at_s,
                 action,
                 rotate,
+                by,
             });
         }
+        // A stable sort: events at the same time keep the file's order.
         events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         let mut checks = Vec::new();
         for (i, c) in raw.check.iter().enumerate() {
@@ -634,11 +1268,11 @@ impl Scenario {
                 );
             }
             let within_s = c.within_s.unwrap_or(15.0);
-            if !(0.0..=3600.0).contains(&within_s) {
+            if !(0.0..=86_400.0).contains(&within_s) {
                 return cx.err(
                     span,
                     &f("within_s"),
-                    format!("{within_s} is not a wait (0 to 3600 s)"),
+                    format!("{within_s} is not a wait (0 to 86400 s)"),
                 );
             }
             let alert = || -> Result<String, SpecError> {
@@ -651,8 +1285,20 @@ impl Scenario {
                     ),
                 }
             };
+            let rollout = || -> Result<String, SpecError> {
+                let id = text_ref(&c.rollout, &f("rollout"), span.clone())?;
+                if !rollouts.contains(&id) {
+                    return cx.err(
+                        c.rollout.as_ref().map_or(span.clone(), |s| s.span()),
+                        &f("rollout"),
+                        format!("no event starts a rollout '{id}'"),
+                    );
+                }
+                Ok(id)
+            };
             let kind = match c.kind.get_ref().as_str() {
                 "converged" => CheckKind::Converged,
+                "no_edit_lost" => CheckKind::NoEditLost,
                 "alert_fired" => CheckKind::AlertFired(alert()?),
                 "alert_resolved" => CheckKind::AlertResolved(alert()?),
                 "applied" => {
@@ -674,11 +1320,80 @@ impl Scenario {
                     };
                     CheckKind::Applied { node, result }
                 }
+                "runs" => {
+                    let picked: Vec<NodeId> = match (&c.node, &c.nodes, &c.site) {
+                        (Some(_), None, None) => vec![node_ref(&c.node, &f("node"), span.clone())?],
+                        (None, Some(list), None) => {
+                            let mut v = Vec::new();
+                            for (j, n) in list.iter().enumerate() {
+                                v.push(node_ref(
+                                    &Some(n.clone()),
+                                    &format!("check[{i}].nodes[{j}]"),
+                                    span.clone(),
+                                )?);
+                            }
+                            v
+                        }
+                        (None, None, Some(_)) => {
+                            let site = site_ref(&c.site, &f("site"), span.clone())?;
+                            nodes
+                                .iter()
+                                .filter(|n| n.site == site)
+                                .map(|n| n.id.clone())
+                                .collect()
+                        }
+                        (None, None, None) => nodes.iter().map(|n| n.id.clone()).collect(),
+                        _ => {
+                            return cx.err(
+                                span,
+                                &f("node"),
+                                "give one of node, nodes or site (or none: every node)".into(),
+                            );
+                        }
+                    };
+                    let Some(k) = &c.key else {
+                        return cx.err(span, &f("key"), "missing: runs needs key".into());
+                    };
+                    let key = ConfigPath::parse(k.get_ref())
+                        .or_else(|err| cx.err(k.span(), &f("key"), err.to_string()))?;
+                    let Some(v) = &c.value else {
+                        return cx.err(span, &f("value"), "missing: runs needs value".into());
+                    };
+                    let value = serde_json::to_value(v)
+                        .or_else(|err| cx.err(span.clone(), &f("value"), err.to_string()))?;
+                    CheckKind::Runs {
+                        nodes: picked,
+                        key,
+                        value,
+                    }
+                }
+                "rollout_halted" => {
+                    let id = rollout()?;
+                    if c.wave == Some(0) {
+                        return cx.err(span, &f("wave"), "waves count from 1".into());
+                    }
+                    CheckKind::RolloutHalted {
+                        rollout: id,
+                        wave: c.wave,
+                    }
+                }
+                "rollout_done" => CheckKind::RolloutDone(rollout()?),
+                "command_done" => {
+                    let id = text_ref(&c.command, &f("command"), span.clone())?;
+                    if !commands.contains(&id) {
+                        return cx.err(
+                            c.command.as_ref().map_or(span.clone(), |s| s.span()),
+                            &f("command"),
+                            format!("no event issues a command '{id}'"),
+                        );
+                    }
+                    CheckKind::CommandDone(id)
+                }
                 other => {
                     return cx.err(
                         span,
                         &f("kind"),
-                        format!("unknown check '{other}': expected converged, alert_fired, alert_resolved or applied"),
+                        format!("unknown check '{other}': expected {}", CHECKS.join(", ")),
                     );
                 }
             };
@@ -688,17 +1403,61 @@ impl Scenario {
                 kind,
             });
         }
-        Ok(Scenario {
+        let scenario = Scenario {
             name: raw.name,
             description: raw.description,
             fleet: raw.fleet,
             duration_s,
+            speed,
             config,
             sites,
             nodes,
+            replicas,
             events,
             checks,
-        })
+        };
+        // The file's own speed must fit its timings.
+        if let (Some(s), Err(e)) = (&raw.speed, scenario.check_speed(speed)) {
+            return cx.err(s.span(), "speed", e);
+        }
+        Ok(scenario)
+    }
+
+    /// Whether the scenario can play at `speed`: every duration in its
+    /// config (see [`crate::speed::TIME_KEYS`]), divided by the speed, must
+    /// stay a whole number of seconds (at least 1 for a heartbeat), since
+    /// the daemon and the alert rules count whole seconds.
+    pub fn check_speed(&self, speed: f64) -> Result<(), String> {
+        check_speed_range(speed)?;
+        let mut leaves: Vec<(&ConfigPath, &Value)> =
+            self.config.iter().map(|(k, v)| (k, v)).collect();
+        for s in &self.sites {
+            leaves.extend(s.config.iter().map(|(k, v)| (k, v)));
+        }
+        for n in &self.nodes {
+            leaves.extend(n.config.iter().map(|(k, v)| (k, v)));
+        }
+        let mut set_leaves = Vec::new();
+        for e in &self.events {
+            if let Action::Set { key, value, .. } = &e.action {
+                set_leaves.extend(
+                    fleetdeck_store::config::flatten(key, value).map_err(|e| e.to_string())?,
+                );
+            }
+            if let Action::Rollout { set, .. } = &e.action {
+                for (k, v) in set {
+                    let path = ConfigPath::parse(k).map_err(|e| e.to_string())?;
+                    set_leaves.extend(
+                        fleetdeck_store::config::flatten(&path, v).map_err(|e| e.to_string())?,
+                    );
+                }
+            }
+        }
+        leaves.extend(set_leaves.iter().map(|(k, v)| (k, v)));
+        for (k, v) in leaves {
+            crate::speed::scale_leaf(k, v, speed)?;
+        }
+        Ok(())
     }
 
     pub fn node(&self, id: &NodeId) -> Option<&Node> {

@@ -114,3 +114,81 @@ fn an_event_can_rotate_over_nodes_but_not_name_both_forms() {
         "{e}"
     );
 }
+
+#[test]
+fn a_speed_that_breaks_the_heartbeats_whole_seconds_is_refused_naming_the_key() {
+    let bad = GOOD.replace(
+        "duration_s = 10\n",
+        "duration_s = 10\nspeed = 4\n\n[config]\nheartbeat.interval_s = 10\n",
+    );
+    let e = err(&bad);
+    assert!(e.contains("line 5") && e.contains("speed"), "{e}");
+    assert!(
+        e.contains("heartbeat.interval_s") && e.contains("1, 2, 5, 10"),
+        "{e}"
+    );
+    let e = err(&GOOD.replace("duration_s = 10\n", "duration_s = 10\nspeed = 0\n"));
+    assert!(e.contains("expected 0.1 to 100"), "{e}");
+}
+
+#[test]
+fn rollout_and_replica_references_are_checked_with_their_line() {
+    let rollout = GOOD.replace(
+        "action = \"crash\"\nnode = \"n1\"",
+        "action = \"rollout_resume\"\nid = \"canary\"",
+    );
+    let e = err(&rollout);
+    assert!(e.contains("line 17") && e.contains("event[0].id"), "{e}");
+    assert!(e.contains("no rollout 'canary'"), "{e}");
+    let moved = GOOD.replace(
+        "action = \"crash\"\nnode = \"n1\"",
+        "action = \"move\"\nreplica = \"laptop\"\nto = \"S1\"",
+    );
+    let e = err(&moved);
+    assert!(
+        e.contains("event[0].replica") && e.contains("laptop"),
+        "{e}"
+    );
+    let with_laptop = moved.replace(
+        "[[site]]",
+        "[[replica]]\nname = \"laptop\"\nkind = \"laptop\"\n\n[[site]]",
+    );
+    let s = Scenario::parse(&with_laptop, "ok").unwrap();
+    assert_eq!(s.replicas.len(), 1);
+    let e = err(&with_laptop.replace("to = \"S1\"", "to = \"S9\""));
+    assert!(
+        e.contains("line 22") && e.contains("event[0].to") && e.contains("no site S9"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_check_missing_its_fields_names_them() {
+    let runs = format!("{GOOD}\n[[check]]\nkind = \"runs\"\nvalue = 3\n");
+    let e = err(&runs);
+    assert!(e.contains("line 20") && e.contains("check[0].key"), "{e}");
+    let halted = format!("{GOOD}\n[[check]]\nkind = \"rollout_halted\"\nrollout = \"r1\"\n");
+    let e = err(&halted);
+    assert!(
+        e.contains("check[0].rollout") && e.contains("no event starts a rollout 'r1'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_certificate_event_needs_a_node_with_a_simulated_certificate() {
+    let cert = GOOD.replace(
+        "action = \"crash\"\nnode = \"n1\"",
+        "action = \"cert\"\nnode = \"n1\"\ndays = 5",
+    );
+    let e = err(&cert);
+    assert!(
+        e.contains("event[0].node") && e.contains("metrics.tls_days"),
+        "{e}"
+    );
+    let with_cert = cert.replace(
+        "site = \"S1\"\n\n[[event]]",
+        "site = \"S1\"\nmetrics = { tls_days = 60 }\n\n[[event]]",
+    );
+    Scenario::parse(&with_cert, "ok").unwrap();
+}

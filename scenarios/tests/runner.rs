@@ -1,47 +1,10 @@
-//! The default scenario, played headless with its checks: real daemons over
-//! loopback sync, a crash, a full disk, a bad config rolled back, a site cut
-//! off and healed. Takes about as long as its timeline (100 s).
+//! The runner itself: stopping a run, a failing check, a repeating
+//! timeline, time acceleration. (Every built-in scenario is played with its
+//! checks in `built_in.rs`.)
 
 use std::sync::atomic::AtomicBool;
 
 use fleetdeck_scenarios::{RunOptions, Runner};
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_blocao_scenario_plays_headless_and_every_check_holds() {
-    let scenario = fleetdeck_scenarios::load("blocao").expect("the built-in scenario parses");
-    assert_eq!(scenario.sites.len(), 4);
-    assert!(!scenario.checks.is_empty());
-    let opts = RunOptions {
-        check: true,
-        seed: 7,
-        ..RunOptions::default()
-    };
-    let mut runner = Runner::build(scenario, &opts)
-        .await
-        .expect("the fleet starts");
-    let ops_dir = runner.ops_dir();
-    assert!(
-        ops_dir
-            .join(fleetdeck_scenarios::runner::STATUS_FILE)
-            .exists()
-            || ops_dir.join("identity.key").exists()
-    );
-    let stop = AtomicBool::new(false);
-    let mut lines = Vec::new();
-    let report = runner
-        .run(&opts, &stop, &mut |l| {
-            println!("{l}");
-            lines.push(l)
-        })
-        .await
-        .expect("the run completes");
-    runner.shutdown().await;
-    print!("{}", report.render());
-    assert!(report.passed(), "{}", report.render());
-    assert_eq!(report.checks.len(), 12);
-    assert_eq!(report.summary.green, 4, "every site is green at the end");
-    assert!(lines.iter().any(|l| l.contains("rolled_back")));
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_run_stops_when_asked_and_reports_what_it_saw() {
@@ -159,4 +122,85 @@ pct = 95
         "{fills:#?}"
     );
     assert!(lines.iter().any(|l| l.contains("pass 2")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accelerated_run_scales_the_heartbeat_and_the_timeline() {
+    // Heartbeat 10 s and node down after 3 missed: at speed 10 the crash is
+    // noticed within 3 s of real time, as 30 s of scenario time.
+    let text = r#"
+name = "fast"
+fleet = "t"
+duration_s = 60
+
+[config]
+heartbeat.interval_s = 10
+alerts.missed_beats = 3
+
+[[site]]
+id = "S1"
+name = "Site 1"
+
+[[node]]
+id = "n1"
+site = "S1"
+
+[[node]]
+id = "n2"
+site = "S1"
+
+[[event]]
+at_s = 10
+action = "crash"
+node = "n1"
+
+[[check]]
+at_s = 10
+within_s = 40
+kind = "alert_fired"
+alert = "node-down:n1"
+
+[[check]]
+at_s = 10
+within_s = 40
+kind = "runs"
+node = "n2"
+key = "heartbeat.interval_s"
+value = 1
+"#;
+    let scenario = fleetdeck_scenarios::Scenario::parse(text, "fast").unwrap();
+    assert!(
+        scenario
+            .check_speed(20.0)
+            .unwrap_err()
+            .contains("1, 2, 5, 10"),
+        "a 10 s heartbeat cannot go faster than 10"
+    );
+    let opts = RunOptions {
+        check: true,
+        speed: Some(10.0),
+        ..RunOptions::default()
+    };
+    let mut runner = Runner::build(scenario, &opts).await.unwrap();
+    let stop = AtomicBool::new(false);
+    let report = runner
+        .run(&opts, &stop, &mut |l| println!("{l}"))
+        .await
+        .unwrap();
+    runner.shutdown().await;
+    assert!(report.passed(), "{}", report.render());
+    assert!(
+        report.elapsed_s < 30.0,
+        "60 s of timeline at speed 10: {}",
+        report.elapsed_s
+    );
+    let fired_at = report.checks[0].result.clone().unwrap();
+    assert!(
+        (38.0..70.0).contains(&fired_at),
+        "down 3 heartbeats after the crash at 10 s, in scenario time: {fired_at}"
+    );
+    let json = report.to_json();
+    assert_eq!(json["passed"], true);
+    assert_eq!(json["speed"], 10.0);
+    assert_eq!(json["checks"].as_array().map(Vec::len), Some(2));
 }
