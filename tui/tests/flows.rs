@@ -400,7 +400,8 @@ fn trouble_in_the_source_shows_in_the_status_bar() {
     let mut c = Console::new();
     c.source
         .set_trouble(Some("could not read the replica: database is locked"));
-    c.app.tick(fleetdeck_tui::fixture::T0 + fleetdeck_tui::app::REFRESH_MS);
+    c.app
+        .tick(fleetdeck_tui::fixture::T0 + fleetdeck_tui::app::REFRESH_MS);
     c.app.pump(&mut c.source);
     let screen = c.screen(120, 40);
     assert!(screen.contains("database is locked"), "{screen}");

@@ -264,4 +264,9 @@ impl View for AlertsView {
     fn filter_mut(&mut self) -> Option<&mut ListState> {
         Some(&mut self.list)
     }
+    fn list_mut(&mut self, pane: usize) -> Option<&mut ListState> {
+        // A click decides the selection from now on.
+        self.select = None;
+        (pane == 0).then_some(&mut self.list)
+    }
 }
