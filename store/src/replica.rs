@@ -361,6 +361,29 @@ impl Replica {
         self.maybe_compact()
     }
 
+    /// Takes `doc` as this replica's document: a fork of it that received
+    /// changes from elsewhere, every one of which was accepted (see
+    /// `fleetdeck_sync::verify`). Cheaper than applying the same changes a
+    /// second time. The fork must have tracked its changes since it was made
+    /// (`AutoCommit::update_diff_cursor`) so the state can be brought up to
+    /// date part by part; it must hold everything this replica holds.
+    pub fn adopt(&mut self, mut doc: AutoCommit) -> Result<()> {
+        if self.opts.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let ours = self.doc.heads();
+        if ours.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
+            return Err(StoreError::Invalid(
+                "the document to adopt lacks changes this replica holds".into(),
+            ));
+        }
+        doc.set_actor(self.doc.automerge().get_actor().clone());
+        *self.doc.automerge_mut() = doc;
+        self.persist()?;
+        self.rebuild()?;
+        self.maybe_compact()
+    }
+
     fn maybe_compact(&mut self) -> Result<()> {
         if self.db.change_rows()? <= self.opts.compact_every {
             return Ok(());

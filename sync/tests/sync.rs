@@ -146,6 +146,15 @@ async fn random_partitions_with_concurrent_edits_converge_and_lose_nothing() {
         );
     }
     for e in &f.engines {
+        // The state kept up to date part by part, as changes were merged,
+        // is what a full read of the document gives.
+        e.with_replica(|r| {
+            let full = r.doc_mut().state().unwrap();
+            assert!(
+                r.state().as_ref() == &full,
+                "seed {seed}: state out of step"
+            );
+        });
         for (k, v) in &written {
             assert_eq!(get(e, k).as_ref(), Some(v), "seed {seed}: {k} lost");
         }
