@@ -147,6 +147,9 @@ pub struct Runner {
     partitioned: BTreeSet<SiteId>,
     /// Every edit made during the run: (what, change id).
     edits: Vec<(String, String)>,
+    /// How long the fleet took to hold its first changes everywhere (`None`:
+    /// it did not within [`SETTLE`]).
+    settled_in: Option<Duration>,
 }
 
 /// How one check ended.
@@ -611,6 +614,7 @@ impl Runner {
             speed,
             partitioned: BTreeSet::new(),
             edits: Vec::new(),
+            settled_in: None,
         };
         runner.apply_faults();
         for i in 0..runner.peers.len() {
@@ -625,6 +629,7 @@ impl Runner {
         while t0.elapsed() < SETTLE {
             let heads = runner.all_heads();
             if heads.iter().all(|(_, h)| h == &heads[0].1) {
+                runner.settled_in = Some(t0.elapsed());
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1477,6 +1482,16 @@ impl Runner {
             cycle_len / speed,
             if opts.repeat { ", repeating" } else { "" }
         ));
+        log(match self.settled_in {
+            Some(d) => format!(
+                "every replica held the fleet's first changes after {:.1}s (real)",
+                d.as_secs_f64()
+            ),
+            None => format!(
+                "the replicas did not all hold the fleet's first changes within {}s (real); starting anyway",
+                SETTLE.as_secs()
+            ),
+        });
         loop {
             // Scenario time.
             let t = start.elapsed().as_secs_f64() * speed;

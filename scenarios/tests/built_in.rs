@@ -82,7 +82,10 @@ async fn partition_heal_edits_made_on_both_sides_of_a_cut_meet_after_it_heals() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_config_rollback_every_node_rolls_back_and_applies_the_fix() {
     let r = play("bad-config-rollback", 10.0).await;
-    assert!(r.alerts_open.is_empty(), "{:?}", r.alerts_open);
+    // The fleet-wide mistake is fixed; the one node with a broken check of
+    // its own still says so.
+    let open: Vec<&str> = r.alerts_open.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(open, ["apply:bc-cam-2"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
