@@ -96,6 +96,15 @@ pub fn check_value(layer: &LayerRef, key: &ConfigPath, text: &str) -> Result<Str
     })
 }
 
+/// A schema default as the value it stands for: 48, not 48.0.
+fn default_value(d: f64) -> Value {
+    if d.fract() == 0.0 && d.abs() < 9e15 {
+        Value::from(d as i64)
+    } else {
+        Value::from(d)
+    }
+}
+
 fn kind_text(k: Kind) -> String {
     match k {
         Kind::Int { min, max, unit } => format!("whole number of {unit}, {min}–{max}"),
@@ -255,7 +264,7 @@ impl ConfigView {
                 .or_else(|| {
                     schema::spec(&key.to_key())
                         .and_then(|s| s.default)
-                        .map(|d| (serde_json::json!(d), "default"))
+                        .map(|d| (default_value(d), "default"))
                 });
             rows.push(TreeRow {
                 path: key.clone(),

@@ -148,7 +148,7 @@ impl Component for RolloutsView {
                 "ROLLOUT", "PHASE", "WAVES", "NODES", "APPLIED", "FAILED", "STARTED", "BY", "SETS",
             ],
             widths: vec![
-                Constraint::Length(9),
+                Constraint::Length(16),
                 Constraint::Length(8),
                 Constraint::Length(6),
                 Constraint::Length(6),
@@ -240,8 +240,9 @@ impl Component for RolloutsView {
         );
         let line = match selected {
             Some(r) => {
-                let mut l = vec![
+                let l = vec![
                     phase_span(theme, r.phase),
+                    Span::raw(format!(" · sets {}", sets(r))),
                     Span::styled(
                         format!(
                             " · soak {} · tolerates {} failed · sites {}",
@@ -256,17 +257,21 @@ impl Component for RolloutsView {
                         theme.dim(),
                     ),
                 ];
+                let mut lines = vec![Line::from(l)];
                 if r.phase == Phase::Halted
                     && let Some((at, why)) = &r.rollout.events.halted
                 {
-                    l.push(Span::styled(
-                        format!(" · halted {}: {why}", text::ago(ctx.now_ms, *at)),
-                        Style::new().fg(theme.health.err),
-                    ));
+                    lines.insert(
+                        0,
+                        Line::from(Span::styled(
+                            format!("halted {}: {why}", text::ago(ctx.now_ms, *at)),
+                            Style::new().fg(theme.health.err),
+                        )),
+                    );
                 }
-                Line::from(l)
+                lines
             }
-            None => Line::from(Span::styled("nothing selected", theme.dim())),
+            None => vec![Line::from(Span::styled("nothing selected", theme.dim()))],
         };
         frame.render_widget(
             Paragraph::new(line)
