@@ -751,6 +751,11 @@ impl FixtureSource {
         self.trouble = trouble.map(str::to_string);
     }
 
+    /// Replaces the peers every snapshot reports.
+    pub fn set_peers(&mut self, peers: Vec<Peer>) {
+        self.peers = peers;
+    }
+
     pub fn set_sync(&mut self, sync: SyncStatus) {
         self.sync = sync;
     }

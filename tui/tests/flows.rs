@@ -819,3 +819,30 @@ fn keys_remapped_in_the_settings_file_drive_the_console() {
     let screen = c.screen(120, 40);
     assert!(screen.contains("n/k move"), "the hints follow: {screen}");
 }
+
+#[test]
+fn the_status_bar_says_offline_and_what_the_best_peer_lacks() {
+    let mut c = Console::new();
+    assert!(c.screen(120, 40).contains("online · peers 2/4"));
+    let peers: Vec<fleetdeck_tui::Peer> = c
+        .source
+        .snapshot()
+        .peers
+        .into_iter()
+        .map(|mut p| {
+            p.connected = false;
+            p.lacks = p.lacks.map(|n| n + 3);
+            p
+        })
+        .collect();
+    c.source.set_peers(peers);
+    c.app.request_snapshot();
+    c.app.pump(&mut c.source);
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("offline · peers 0/4"), "{screen}");
+    assert!(screen.contains("best-synced peer lacks 3"), "{screen}");
+    c.source.set_peers(Vec::new());
+    c.app.request_snapshot();
+    c.app.pump(&mut c.source);
+    assert!(c.screen(120, 40).contains("no other member yet"));
+}

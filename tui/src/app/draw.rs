@@ -187,14 +187,16 @@ impl App {
                     SyncStatus::Elsewhere { by } => format!(" via {by}"),
                     _ => String::new(),
                 };
-                let online = if connected > 0 { "online" } else { "offline" };
-                left.push(Span::styled(
+                let text = if self.snap.peers.is_empty() {
+                    format!("no other member yet{via}")
+                } else {
+                    let online = if connected > 0 { "online" } else { "offline" };
                     format!(
                         "{online} · peers {connected}/{}{via}",
                         self.snap.peers.len()
-                    ),
-                    style,
-                ));
+                    )
+                };
+                left.push(Span::styled(text, style));
                 if let Some(n) = self.snap.unsynced.filter(|n| *n > 0) {
                     left.push(sep.clone());
                     left.push(Span::styled(
