@@ -93,3 +93,10 @@ async fn field_laptop_carries_every_edit_between_sites_that_never_meet() {
     let r = play("field-laptop", 10.0).await;
     assert_eq!(r.checks.len(), 9);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrica_a_bad_canary_halts_rolls_back_and_a_frozen_fleet_applies_nothing() {
+    let r = play("metrica", 60.0).await;
+    assert_eq!(r.applies.len(), 20);
+    assert!(r.alerts_seen.iter().any(|a| a.starts_with("apply:")));
+}
