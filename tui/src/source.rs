@@ -259,6 +259,9 @@ pub struct Snapshot {
     /// Per site, in site id order.
     pub sites: Vec<SiteFacts>,
     pub nodes: BTreeMap<String, NodeFacts>,
+    /// Node ids per site, in id order (so a site's nodes are found without
+    /// a pass over the fleet).
+    pub site_nodes: HashMap<String, Vec<String>>,
     /// Staged rollouts, oldest first, with their waves as of now.
     pub rollouts: Vec<RolloutFacts>,
     /// Commands, newest first, with their targets and results.
@@ -443,6 +446,10 @@ impl Snapshot {
                 }
             })
             .collect();
+        let site_nodes = by_site
+            .iter()
+            .map(|(s, v)| (s.to_string(), v.iter().map(|n| n.id.clone()).collect()))
+            .collect();
         let rollouts = fleet
             .rollouts
             .iter()
@@ -492,6 +499,7 @@ impl Snapshot {
             trouble: None,
             sites,
             nodes,
+            site_nodes,
             rollouts,
             commands,
             conflicts: Vec::new(),
@@ -521,8 +529,12 @@ impl Snapshot {
         self.nodes.get(id)
     }
 
-    pub fn nodes_of<'a>(&'a self, site: &'a str) -> impl Iterator<Item = &'a NodeFacts> + 'a {
-        self.nodes.values().filter(move |n| n.site == site)
+    pub fn nodes_of<'a>(&'a self, site: &str) -> impl Iterator<Item = &'a NodeFacts> + use<'a> {
+        self.site_nodes
+            .get(site)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.nodes.get(id))
     }
 
     /// The freshest last-heard time over every node.

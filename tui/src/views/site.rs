@@ -41,9 +41,7 @@ impl SiteView {
 
     fn node_rows<'a>(&self, snap: &'a Snapshot) -> Vec<&'a NodeFacts> {
         let f = &self.lists[NODES].filter;
-        snap.nodes
-            .values()
-            .filter(|n| n.site == self.id)
+        snap.nodes_of(&self.id)
             .filter(|n| {
                 table::matches(
                     f,
