@@ -318,8 +318,12 @@ impl Component for ConfigView {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
         let leaving = std::mem::take(&mut self.leaving);
         if self.review.is_some() {
-            // The review waits for its commit message (a prompt of the app).
-            return Handled::Consumed;
+            // The review waits for its commit message, then for the source
+            // to write it: editing waits too, leaving and quitting do not.
+            return match action {
+                Action::Back | Action::Quit | Action::Help | Action::Palette => Handled::Ignored,
+                _ => Handled::Consumed,
+            };
         }
         let len = self.rows(&ctx.snap.fleet).len();
         if self.list.motion(action, len) {
