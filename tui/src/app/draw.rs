@@ -327,17 +327,21 @@ impl App {
             Span::styled(commands_line.join(" · "), theme.dim()),
         ]);
         // One column when it fits, two when the terminal is short.
-        let width = area.width.min(80);
-        let footer_rows = (footer.width() as u16).div_ceil(width.saturating_sub(2).max(1));
-        let room = area.height.saturating_sub(3 + footer_rows) as usize;
-        let columns = if lines.len() > room && width >= 60 {
+        let footer_text: String = footer.spans.iter().map(|s| s.content.as_ref()).collect();
+        let wide = area.width.min(80);
+        let narrow = wide.min(56);
+        let room = area
+            .height
+            .saturating_sub(3 + wrapped_rows(&footer_text, narrow)) as usize;
+        let columns = if lines.len() > room && wide >= 60 {
             2
         } else {
             1
         };
+        let width = if columns == 1 { narrow } else { wide };
+        let footer_rows = wrapped_rows(&footer_text, width);
         let per_column = lines.len().div_ceil(columns);
         let height = (per_column as u16 + 3 + footer_rows).min(area.height);
-        let width = if columns == 1 { width.min(56) } else { width };
         let popup = centered(area, width, height);
         frame.render_widget(Clear, popup);
         let block = views::pane(theme, "keys", true).style(theme.base());
@@ -482,6 +486,25 @@ impl App {
             popup,
         );
     }
+}
+
+/// How many rows `text` takes wrapped at word boundaries inside a pane
+/// `width` wide (borders excluded).
+fn wrapped_rows(text: &str, width: u16) -> u16 {
+    let room = usize::from(width.saturating_sub(2).max(1));
+    let mut rows = 1u16;
+    let mut used = 0usize;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let w = word.chars().count();
+        let need = if used == 0 { w } else { used + 1 + w };
+        if need <= room {
+            used = need;
+        } else {
+            rows += 1;
+            used = w.min(room);
+        }
+    }
+    rows
 }
 
 fn dedup(actions: impl Iterator<Item = Action>) -> Vec<Action> {
