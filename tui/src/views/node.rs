@@ -124,8 +124,7 @@ impl Component for NodeView {
                     .map(|i| rows[i].id.clone());
                 Handled::Then(Effect::Open(Route::Alerts(id)))
             }
-            Action::Open => Handled::Consumed,
-            Action::EditConfig => match NodeId::parse(&self.id) {
+            Action::Open | Action::EditConfig => match NodeId::parse(&self.id) {
                 Ok(id) => Handled::Then(Effect::Open(Route::Config(LayerRef::Node(id)))),
                 Err(e) => Handled::Then(Effect::Message(e.to_string())),
             },
@@ -134,10 +133,7 @@ impl Component for NodeView {
     }
 
     fn commands(&self, _ctx: &Ctx) -> Vec<Action> {
-        let mut c = vec![Action::Down, Action::Up];
-        if self.focus == ALERTS {
-            c.push(Action::Open);
-        }
+        let mut c = vec![Action::Down, Action::Up, Action::Open];
         c.push(Action::NextPane);
         c.push(Action::EditConfig);
         c
