@@ -502,3 +502,155 @@ pub fn run(dir: &Path, read_only: bool, theme: Option<&str>) -> Result<()> {
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use fleetdeck_store::config::ConfigPath;
+    use fleetdeck_store::document::{LayerRef, NodeRecord, SiteRecord};
+    use fleetdeck_store::rollout::{Phase, RolloutSpec};
+    use fleetdeck_store::{NodeId, SiteId};
+    use serde_json::json;
+
+    use super::*;
+
+    fn key(s: &str) -> ConfigPath {
+        ConfigPath::parse(s).unwrap()
+    }
+
+    /// A replica with one site, one node and a rollout, behind the console's
+    /// source (no engine: the console's own process writes).
+    fn source(dir: &Path) -> ReplicaSource {
+        let mut r = Replica::init(dir, "ops", "blocao").unwrap();
+        let site = SiteId::parse("BL-LAB-1").unwrap();
+        r.change("setup", |doc, _| {
+            doc.add_site(
+                &site,
+                &SiteRecord {
+                    name: "Lab 1".into(),
+                    lat: None,
+                    lon: None,
+                    zone: None,
+                },
+            )?;
+            doc.add_node(
+                &NodeId::parse("cam-1").unwrap(),
+                &NodeRecord {
+                    site: "BL-LAB-1".into(),
+                    role: None,
+                },
+            )?;
+            doc.set_config(&LayerRef::Fleet, &key("frigate.version"), &json!("0.14"))?;
+            doc.set_config(
+                &LayerRef::Site(site.clone()),
+                &key("retention.days"),
+                &json!(9),
+            )?;
+            doc.add_rollout(
+                "r1",
+                &RolloutSpec {
+                    set: BTreeMap::from([("agent.version".to_string(), json!("2"))]),
+                    sites: Vec::new(),
+                    waves: vec![50, 100],
+                    soak_ms: 60_000,
+                    max_fail: 0,
+                    by: "ops".into(),
+                    at_ms: now_ms(),
+                },
+            )
+        })
+        .unwrap();
+        let sync = SyncStatus::Off {
+            reason: "test".into(),
+        };
+        ReplicaSource::new(dir, Holder::Local(Box::new(r)), sync)
+    }
+
+    #[test]
+    fn a_config_commit_is_one_change_with_the_operators_message() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = source(tmp.path());
+        let site = LayerRef::Site(SiteId::parse("BL-LAB-1").unwrap());
+        let before = s.history().len();
+        let done = s.apply(Intent::CommitConfig {
+            layer: site.clone(),
+            edits: vec![
+                ConfigEdit::Set(key("alerts.disk_pct"), json!(80)),
+                ConfigEdit::Unset(key("retention.days")),
+                ConfigEdit::Set(key("frigate.version"), json!(null)),
+            ],
+            message: "lab 1: fuller disks, default retention, no frigate".into(),
+        });
+        assert!(done.unwrap().starts_with("committed 3 edits"));
+        let history = s.history();
+        assert_eq!(history.len(), before + 1, "one change for the three edits");
+        assert_eq!(
+            history[0].message.as_deref(),
+            Some("lab 1: fuller disks, default retention, no frigate")
+        );
+        let snap = s.snapshot();
+        let eff = snap
+            .fleet
+            .effective_node(&NodeId::parse("cam-1").unwrap())
+            .unwrap();
+        assert_eq!(eff.get(&key("alerts.disk_pct")), Some(&json!(80)));
+        assert_eq!(eff.get(&key("frigate.version")), None, "null hides it");
+        assert_eq!(eff.get(&key("retention.days")), None);
+    }
+
+    #[test]
+    fn a_refused_edit_writes_nothing_and_says_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = source(tmp.path());
+        let before = s.history().len();
+        let e = s
+            .apply(Intent::CommitConfig {
+                layer: LayerRef::Fleet,
+                edits: vec![
+                    ConfigEdit::Set(key("retention.days"), json!(5)),
+                    ConfigEdit::Set(key("alerts.disk_pct"), json!(900)),
+                ],
+                message: "too much".into(),
+            })
+            .unwrap_err();
+        assert!(e.contains("alerts.disk_pct = 900 is out of range"), "{e}");
+        assert_eq!(s.history().len(), before);
+        let snap = s.snapshot();
+        assert_eq!(snap.fleet.fleet.get(&key("retention.days")), None);
+    }
+
+    #[test]
+    fn rollouts_halt_resume_and_abort_through_the_document() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = source(tmp.path());
+        let phase = |s: &mut ReplicaSource| s.snapshot().rollouts[0].phase;
+        assert_eq!(phase(&mut s), Phase::Running);
+        let act = |action| Intent::Rollout {
+            id: "r1".into(),
+            action,
+        };
+        assert!(
+            s.apply(act(RolloutAction::Halt))
+                .unwrap()
+                .contains("halted")
+        );
+        let snap = s.snapshot();
+        assert_eq!(snap.rollouts[0].phase, Phase::Halted);
+        let (_, why) = snap.rollouts[0].rollout.events.halted.clone().unwrap();
+        assert_eq!(why, "by ops from the console");
+        // The events need distinct times to order: a resume after the halt.
+        std::thread::sleep(Duration::from_millis(5));
+        s.apply(act(RolloutAction::Resume)).unwrap();
+        assert_eq!(phase(&mut s), Phase::Running);
+        s.apply(act(RolloutAction::Abort)).unwrap();
+        assert_eq!(phase(&mut s), Phase::Aborted);
+        let e = s
+            .apply(Intent::Rollout {
+                id: "nope".into(),
+                action: RolloutAction::Halt,
+            })
+            .unwrap_err();
+        assert_eq!(e, "no rollout 'nope'");
+    }
+}
