@@ -412,9 +412,14 @@ impl App {
     pub fn on_key(&mut self, ev: KeyEvent) {
         self.dirty = true;
         let key = Key::from_event(&ev);
-        // Ctrl-C quits from anywhere, dialogs included.
-        if self.options.keymap.lookup(Scope::Global, key) == Some(Action::Quit)
-            && key.mods.contains(KeyModifiers::CONTROL)
+        // Ctrl-C quits from anywhere, dialogs included, whatever the keymap
+        // file says (a keymap cannot lock the operator in); so does any
+        // other ctrl-key bound to quit.
+        let ctrl_c = key.code == crossterm::event::KeyCode::Char('c')
+            && key.mods.contains(KeyModifiers::CONTROL);
+        if ctrl_c
+            || (self.options.keymap.lookup(Scope::Global, key) == Some(Action::Quit)
+                && key.mods.contains(KeyModifiers::CONTROL))
         {
             self.quit = true;
             return;

@@ -846,3 +846,18 @@ fn the_status_bar_says_offline_and_what_the_best_peer_lacks() {
     c.app.pump(&mut c.source);
     assert!(c.screen(120, 40).contains("no other member yet"));
 }
+
+#[test]
+fn ctrl_c_quits_even_when_the_keymap_file_rebinds_quit() {
+    let settings =
+        fleetdeck_tui::settings::Settings::parse("console.toml", "[keys.global]\nquit = \"x\"\n")
+            .unwrap();
+    let mut c = Console::with(Options {
+        keymap: settings.keymap,
+        ..Options::default()
+    });
+    c.press("q");
+    assert!(!c.app.should_quit(), "q is no longer quit");
+    c.press("ctrl-c");
+    assert!(c.app.should_quit());
+}
