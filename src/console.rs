@@ -491,6 +491,7 @@ pub fn run(dir: &Path, read_only: bool, theme: Option<&str>) -> Result<()> {
             keymap: settings.keymap.clone(),
             mouse: settings.mouse,
             themes_dir: settings.dir.clone(),
+            user_themes: settings.user_themes(),
         };
         let result = fleetdeck_tui::run(source, options).await;
         if let Some(engine) = engine {

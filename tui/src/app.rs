@@ -42,6 +42,8 @@ pub struct Options {
     pub mouse: bool,
     /// The config dir, whose `themes/` `:theme` looks in first.
     pub themes_dir: Option<std::path::PathBuf>,
+    /// The names of the user's themes there (for completion).
+    pub user_themes: Vec<String>,
 }
 
 /// What the app asks of the source.
@@ -614,7 +616,7 @@ impl App {
                 }
             },
             Some(Action::Complete) => {
-                input.text = palette::complete(&input.text, &self.snap);
+                input.text = palette::complete(&input.text, &self.snap, &self.options.user_themes);
                 self.overlay = Some(Overlay::Palette(input));
             }
             Some(Action::DeleteChar) => {

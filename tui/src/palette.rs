@@ -39,11 +39,16 @@ pub enum Command {
     Quit,
 }
 
-fn arguments(cmd: &str, snap: &Snapshot) -> Vec<String> {
+/// What can follow a command; `themes` are the user's own themes.
+fn arguments(cmd: &str, snap: &Snapshot, themes: &[String]) -> Vec<String> {
     match cmd {
         "site" => snap.sites.iter().map(|s| s.id.clone()).collect(),
         "node" => snap.nodes.keys().cloned().collect(),
-        "theme" => Theme::names().into_iter().map(str::to_string).collect(),
+        "theme" => Theme::names()
+            .into_iter()
+            .map(str::to_string)
+            .chain(themes.iter().cloned())
+            .collect(),
         "config" => std::iter::once("fleet".to_string())
             .chain(snap.sites.iter().map(|s| s.id.clone()))
             .chain(snap.nodes.keys().cloned())
@@ -53,7 +58,7 @@ fn arguments(cmd: &str, snap: &Snapshot) -> Vec<String> {
 }
 
 /// Every full line the text typed so far could become, in order.
-pub fn candidates(text: &str, snap: &Snapshot) -> Vec<String> {
+pub fn candidates(text: &str, snap: &Snapshot, themes: &[String]) -> Vec<String> {
     let text = text.trim_start();
     match text.split_once(' ') {
         None => COMMANDS
@@ -69,7 +74,7 @@ pub fn candidates(text: &str, snap: &Snapshot) -> Vec<String> {
             .collect(),
         Some((cmd, arg)) => {
             let arg = arg.trim_start().to_lowercase();
-            arguments(cmd, snap)
+            arguments(cmd, snap, themes)
                 .into_iter()
                 .filter(|a| a.to_lowercase().starts_with(&arg))
                 .map(|a| format!("{cmd} {a}"))
@@ -80,8 +85,8 @@ pub fn candidates(text: &str, snap: &Snapshot) -> Vec<String> {
 
 /// Tab: the longest common prefix of the candidates (the candidate itself
 /// when there is one), or the text unchanged when nothing matches.
-pub fn complete(text: &str, snap: &Snapshot) -> String {
-    let c = candidates(text, snap);
+pub fn complete(text: &str, snap: &Snapshot, themes: &[String]) -> String {
+    let c = candidates(text, snap, themes);
     let Some(first) = c.first() else {
         return text.to_string();
     };

@@ -185,6 +185,27 @@ impl Settings {
         Ok(s)
     }
 
+    /// The names of the user's themes (`themes/NAME.toml` in the config
+    /// dir), sorted; none when the dir cannot be read.
+    pub fn user_themes(&self) -> Vec<String> {
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(dir.join("themes")) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".toml").map(str::to_string)
+            })
+            .filter(|n| !n.is_empty())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The theme to start with: `choice` (the command line) or the file's,
     /// a user theme of that name first, then a built-in one, then a file.
     pub fn theme(&self, choice: Option<&str>) -> Result<Theme, String> {
@@ -235,6 +256,30 @@ mod tests {
         assert_eq!(km.lookup(Scope::Alerts, Key::parse("a").unwrap()), None);
         assert_eq!(s.theme.as_deref(), Some("light"));
         assert!(s.mouse);
+    }
+
+    #[test]
+    fn user_themes_are_found_and_win_over_built_in_names() {
+        let tmp = std::env::temp_dir().join(format!("fleetdeck-settings-{}", std::process::id()));
+        std::fs::create_dir_all(tmp.join("themes")).unwrap();
+        std::fs::write(tmp.join("themes/dusk.toml"), "[ui]\naccent = \"#ff8800\"\n").unwrap();
+        std::fs::write(tmp.join(FILE), "theme = \"dusk\"\n").unwrap();
+        let s = Settings::load(Some(&tmp)).unwrap();
+        assert_eq!(s.user_themes(), ["dusk"]);
+        let t = s.theme(None).unwrap();
+        assert_eq!(t.ui.accent, ratatui::style::Color::Rgb(0xff, 0x88, 0x00));
+        assert_eq!(
+            t.health,
+            Theme::default().health,
+            "a patch over the default"
+        );
+        assert_eq!(
+            s.theme(Some("light")).unwrap(),
+            Theme::named("light").unwrap()
+        );
+        let e = s.theme(Some("nope")).unwrap_err();
+        assert!(e.contains("no theme named 'nope'"), "{e}");
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

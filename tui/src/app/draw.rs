@@ -395,7 +395,7 @@ impl App {
 
     fn draw_palette(&self, frame: &mut Frame, area: Rect, input: &Input) {
         let theme = &self.options.theme;
-        let all = palette::candidates(&input.text, &self.snap);
+        let all = palette::candidates(&input.text, &self.snap, &self.options.user_themes);
         let shown = all.len().min(8);
         let height = (shown as u16 + 3).min(area.height);
         let width = 60.min(area.width);
