@@ -6,6 +6,9 @@
 //! [`Action`]s through a [`Keymap`] (data), actions update the [`App`], and
 //! drawing is a pure function of the app's state and the frame.
 //!
+//! The operator's own settings (keymap, mouse, user themes) come from the
+//! config dir through [`settings`], read once before the console starts.
+//!
 //! `tui` never touches SQLite or sockets, never reads the clock while drawing
 //! (the loop passes `now_ms`), and never blocks its input loop on the source:
 //! the source runs on its own thread and trouble there is shown in the status
