@@ -140,3 +140,30 @@ fn a_bad_scenario_file_is_refused_with_its_line_and_field() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_demo_plays_another_scenario_at_another_speed() {
+    let data = tempfile::tempdir().unwrap();
+    let out = fleetdeck(
+        &[
+            "demo",
+            "--scenario",
+            "wildfire",
+            "--speed",
+            "10",
+            "--headless",
+            "--for",
+            "4s",
+        ],
+        data.path(),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("scenario wildfire: 4 sites, 4 nodes")
+            && stdout.contains("at speed 10 (33s real), repeating"),
+        "{stdout}"
+    );
+    // 4 s at speed 10 reach the crash at 20 s of the timeline.
+    assert!(stdout.contains("node edge-east-01 crashed"), "{stdout}");
+}

@@ -36,7 +36,7 @@ use crate::speed;
 /// Real time every check gets on top of its scaled window, for what does
 /// not accelerate: sync over loopback, an apply and its health check, a
 /// daemon's start, a reconnect after a partition heals.
-pub const LATENCY_ALLOWANCE: Duration = Duration::from_secs(3);
+pub const LATENCY_ALLOWANCE: Duration = Duration::from_secs(5);
 
 /// How long [`Runner::build`] waits for every replica to hold the fleet's
 /// first changes before the timeline starts.

@@ -2,10 +2,38 @@
 //! its file names for tests: real daemons over loopback sync, with the
 //! faults, rollouts and edits of its timeline. One test per scenario, so a
 //! failure names the fleet; each prints its timeline and report.
+//!
+//! The fleets of 20 daemons or more take one at a time (a file lock, so it
+//! holds across `cargo test` threads and `cargo nextest` processes alike):
+//! two of them beside each other on 2 cores starve every heartbeat, and the
+//! checks would measure the machine, not the fleet.
 
 use std::sync::atomic::AtomicBool;
 
 use fleetdeck_scenarios::{Report, RunOptions, Runner};
+
+/// Held while a large fleet plays; released when dropped (or when the
+/// process dies).
+struct Heavy(std::fs::File);
+
+fn one_large_fleet_at_a_time() -> Heavy {
+    let path = std::env::temp_dir().join("fleetdeck-scenarios-large-fleet.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("lock {}: {e}", path.display()));
+    Heavy(file)
+}
+
+impl Drop for Heavy {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
 
 async fn play(name: &str, speed: f64) -> Report {
     let scenario = fleetdeck_scenarios::load(name).expect("the built-in scenario parses");
@@ -45,6 +73,7 @@ async fn wildfire_a_detector_down_for_three_minutes_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_cloud_twenty_cameras_and_a_server_recover_from_each_fault() {
+    let _turn = one_large_fleet_at_a_time();
     let r = play("private-cloud", 10.0).await;
     assert_eq!(r.applies.len(), 21);
     assert!(r.alerts_open.is_empty(), "{:?}", r.alerts_open);
@@ -52,6 +81,7 @@ async fn private_cloud_twenty_cameras_and_a_server_recover_from_each_fault() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn letsbe_tenant_thresholds_fire_and_clear_and_the_canary_reaches_every_tenant() {
+    let _turn = one_large_fleet_at_a_time();
     let r = play("letsbe", 60.0).await;
     for a in [
         "disk:vps-cobalt",
@@ -96,6 +126,7 @@ async fn field_laptop_carries_every_edit_between_sites_that_never_meet() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrica_a_bad_canary_halts_rolls_back_and_a_frozen_fleet_applies_nothing() {
+    let _turn = one_large_fleet_at_a_time();
     let r = play("metrica", 60.0).await;
     assert_eq!(r.applies.len(), 20);
     assert!(r.alerts_seen.iter().any(|a| a.starts_with("apply:")));
