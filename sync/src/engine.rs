@@ -170,6 +170,8 @@ pub(crate) struct Inner {
     lookup: MemoryLookup,
     /// Members found on the LAN by mDNS, with the addresses they advertise.
     discovered: Mutex<HashMap<MemberKey, Vec<SocketAddr>>>,
+    /// When a random session was last swapped for another (see `targets`).
+    last_rotation: Mutex<Instant>,
     pub(crate) changed: watch::Sender<u64>,
     live: Mutex<HashMap<MemberKey, Live>>,
     book: Mutex<HashMap<MemberKey, PeerBook>>,
@@ -460,7 +462,34 @@ impl Inner {
         // Top up to `random_peers` live sessions with the others, rather
         // than sampling afresh every round: that grew a full mesh (4,911 of
         // 4,950 sessions among 100 replicas in two minutes, BENCHMARKS.md).
-        let have = others.iter().filter(|(k, _)| is_live(k)).count();
+        // Only sessions this replica dialed count: each replica dialing its
+        // own few makes a random k-out graph, connected with high
+        // probability; counting incoming ones too let popular replicas stop
+        // dialing and groups form.
+        let dialed_by_me = |k: &MemberKey| {
+            live.get(k)
+                .is_some_and(|l| l.dialer == self.key && l.conn.close_reason().is_none())
+        };
+        let mut have = others.iter().filter(|(k, _)| dialed_by_me(k)).count();
+        // But a frozen random graph may fall apart into groups that never
+        // hear from each other (nodes cut off from every hub, each content
+        // with two sessions inside its own group). So every ROTATE one
+        // random session this replica dialed makes way for a new draw.
+        let mut rotated = lock(&self.last_rotation);
+        if have >= self.cfg.random_peers && rotated.elapsed() >= ROTATE {
+            let mine: Vec<&Live> = others
+                .iter()
+                .filter_map(|(k, _)| live.get(k))
+                .filter(|l| l.dialer == self.key && l.conn.close_reason().is_none())
+                .collect();
+            if !mine.is_empty() {
+                let l = mine[rand::rng().random_range(0..mine.len())];
+                l.conn.close(0u32.into(), b"rotating random peers");
+                have -= 1;
+            }
+            *rotated = Instant::now();
+        }
+        drop(rotated);
         others.retain(|(k, _)| !is_live(k));
         drop(live);
         let want = self.cfg.random_peers.saturating_sub(have).min(others.len());
@@ -472,6 +501,10 @@ impl Inner {
         out
     }
 }
+
+/// How often a replica with no hub or laptop connected swaps one of its
+/// random sessions for a new one.
+const ROTATE: Duration = Duration::from_secs(20);
 
 /// Tells the peer why, then closes.
 async fn refuse(
@@ -603,6 +636,7 @@ impl Engine {
             endpoint: endpoint.clone(),
             lookup,
             discovered: Mutex::new(HashMap::new()),
+            last_rotation: Mutex::new(Instant::now()),
             changed,
             live: Mutex::new(HashMap::new()),
             book: Mutex::new(HashMap::new()),
