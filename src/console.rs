@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::OpenOptions as FileOptions;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -416,6 +417,24 @@ fn log_to_file(dir: &Path) {
 /// config dir's `console.toml` sets keys, mouse and the default theme. A bad
 /// settings or theme file stops the console before it starts.
 pub fn run(dir: &Path, read_only: bool, theme: Option<&str>) -> Result<()> {
+    run_with(
+        dir,
+        read_only,
+        theme,
+        SocketAddr::from(([0, 0, 0, 0], 0)),
+        true,
+    )
+}
+
+/// [`run`], with the address the console's own sync endpoint binds (a port
+/// of the moment by default) and whether it looks for peers on the LAN.
+pub fn run_with(
+    dir: &Path,
+    read_only: bool,
+    theme: Option<&str>,
+    listen: SocketAddr,
+    mdns: bool,
+) -> Result<()> {
     let settings = Settings::load(settings::config_dir().as_deref()).map_err(|e| anyhow!(e))?;
     let theme = settings.theme(theme).map_err(|e| anyhow!(e))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -453,9 +472,9 @@ pub fn run(dir: &Path, read_only: bool, theme: Option<&str>) -> Result<()> {
         } else {
             log_to_file(dir);
             let r = Replica::open(dir)?;
-            let mut cfg = EngineConfig::new(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+            let mut cfg = EngineConfig::new(listen);
             cfg.dial = true;
-            cfg.mdns = true;
+            cfg.mdns = mdns;
             // The console listens on a port of the moment: writing it into
             // this member's record would replace the stable address a
             // `serve` published (and that invites hand out).

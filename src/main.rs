@@ -145,6 +145,12 @@ enum Cmd {
         /// Built-in theme (dark, light, high-contrast, 16-color) or a TOML file patching it
         #[arg(long, value_name = "NAME")]
         theme: Option<String>,
+        /// Where the console's own sync endpoint listens (UDP); a free port by default
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:0")]
+        listen: SocketAddr,
+        /// Do not look for peers on the LAN (mDNS)
+        #[arg(long)]
+        no_mdns: bool,
     },
     /// Play a scenario (the built-in Blocao fleet by default) over real in-process node daemons, with the console on the operator's replica
     Demo {
@@ -662,9 +668,18 @@ fn run(cli: &Cli) -> Result<()> {
             };
             net::serve(&data_dir(cli)?, open(cli)?, &out, opts)
         }
-        Cmd::Console { read_only, theme } => {
-            console::run(&data_dir(cli)?, *read_only, theme.as_deref())
-        }
+        Cmd::Console {
+            read_only,
+            theme,
+            listen,
+            no_mdns,
+        } => console::run_with(
+            &data_dir(cli)?,
+            *read_only,
+            theme.as_deref(),
+            *listen,
+            !no_mdns,
+        ),
         Cmd::Demo {
             scenario,
             headless,

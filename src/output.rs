@@ -24,11 +24,11 @@ impl Out {
         human: impl FnOnce() -> String,
     ) -> anyhow::Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            say(&serde_json::to_string_pretty(value)?);
         } else {
             let text = human();
             if !text.is_empty() {
-                println!("{text}");
+                say(&text);
             }
         }
         Ok(())
@@ -38,17 +38,30 @@ impl Out {
     pub fn done(&self, what: &str, change: Option<ChangeHash>) -> anyhow::Result<()> {
         let id = change.map(|h| h.to_string());
         if self.json {
-            println!(
-                "{}",
-                serde_json::json!({"ok": true, "message": what, "change": id})
-            );
+            say(&serde_json::json!({"ok": true, "message": what, "change": id}).to_string());
         } else if !self.quiet {
             match id {
-                Some(id) => println!("{what} (change {})", short(&id)),
-                None => println!("{what}"),
+                Some(id) => say(&format!("{what} (change {})", short(&id))),
+                None => say(what),
             }
         }
         Ok(())
+    }
+}
+
+/// Prints a line on stdout. When the reader has gone (`fleetdeck status |
+/// head`), there is no one left to tell: exit quietly, as Unix tools do,
+/// rather than panic as `println!` would. Anything the command wrote was
+/// already stored before its output.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
     }
 }
 

@@ -156,7 +156,7 @@ fn a_value_edited_in_the_console_reaches_the_peer() {
     ok(&hub, &["init", "--name", "hub", "--fleet", "blocao"]);
     ok(&hub, &["site", "add", "BL-LAB-1", "--name", "Lab 1"]);
     ok(&hub, &["node", "add", "cam-1", "--site", "BL-LAB-1"]);
-    let mut session = Session {
+    let session = Session {
         socket: format!("fleetdeck-test-{}", std::process::id()),
         children: vec![serve(&hub)],
     };
@@ -181,13 +181,10 @@ fn a_value_edited_in_the_console_reaches_the_peer() {
             "127.0.0.1:0",
         ],
     );
-    // The laptop syncs through its own `serve` on 127.0.0.1 (the console
-    // sees it running and writes through the replica it syncs).
-    session.children.push(serve(&laptop));
-
-    // The console in a 120×40 terminal.
+    // The console in a 120×40 terminal, syncing with the hub through its own
+    // endpoint on 127.0.0.1.
     let command = format!(
-        "env XDG_CONFIG_HOME={} {} --data {} console",
+        "env XDG_CONFIG_HOME={} {} --data {} console --listen 127.0.0.1:0 --no-mdns",
         config_home.display(),
         env!("CARGO_BIN_EXE_fleetdeck"),
         laptop.display()
