@@ -54,8 +54,9 @@ pub fn list(json: bool) -> Result<()> {
             .collect();
         println!("{}", serde_json::Value::Array(rows));
     } else {
+        let width = all.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
         for (n, d) in all {
-            println!("{n:<12} {d}");
+            println!("{n:<width$}  {d}");
         }
     }
     Ok(())

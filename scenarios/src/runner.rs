@@ -1068,11 +1068,7 @@ impl Runner {
                     scaled.insert(k.clone(), with_cycle(&v, cycle));
                 }
                 let what = scaled.keys().cloned().collect::<Vec<_>>().join(", ");
-                let id = if cycle > 1 {
-                    format!("{id}-{cycle}")
-                } else {
-                    id.clone()
-                };
+                let id = Self::cycle_id(id, cycle);
                 let rid = id.clone();
                 let author =
                     self.edit(by, &format!("rollout {id}: start ({what})"), |d, _, who| {
@@ -1110,11 +1106,7 @@ impl Runner {
                     Action::RolloutResume(_) => ("resume", "resumed"),
                     _ => ("abort", "aborted (its settings come off every node)"),
                 };
-                let id = if cycle > 1 {
-                    format!("{id}-{cycle}")
-                } else {
-                    id.clone()
-                };
+                let id = Self::cycle_id(id, cycle);
                 let author = self.edit(by, &format!("rollout {id}: {event}"), |d, _, _| {
                     d.rollout_event(&id, event, now_ms(), None)
                 })?;
@@ -1125,11 +1117,7 @@ impl Runner {
                 action: what,
                 target,
             } => {
-                let id = if cycle > 1 {
-                    format!("{id}-{cycle}")
-                } else {
-                    id.clone()
-                };
+                let id = Self::cycle_id(id, cycle);
                 let target = match target {
                     Target::All => "all".to_string(),
                     Target::Site(s) => format!("site:{s}"),
@@ -1210,7 +1198,8 @@ impl Runner {
         })
     }
 
-    /// The id a rollout or command of the scenario has on pass `cycle`.
+    /// The id a rollout or command of the scenario has on pass `cycle` (a
+    /// repeating demo starts it again under a new id).
     fn cycle_id(id: &str, cycle: u64) -> String {
         if cycle > 1 {
             format!("{id}-{cycle}")
