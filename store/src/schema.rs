@@ -23,6 +23,8 @@ pub enum Kind {
     },
     /// One of a few words.
     OneOf(&'static [&'static str]),
+    /// An `https://` (or `http://`) URL, set in the fleet defaults only.
+    FleetUrl,
 }
 
 pub struct KeySpec {
@@ -131,10 +133,16 @@ pub const KEYS: &[KeySpec] = &[
         default: None,
         help: "days recordings and logs are kept",
     },
+    KeySpec {
+        key: "sync.relay_url",
+        kind: Kind::FleetUrl,
+        default: None,
+        help: "an iroh relay every replica also reaches its peers through (read when sync starts)",
+    },
 ];
 
 /// Sections whose keys are all listed in [`KEYS`].
-const CLOSED_SECTIONS: &[&str] = &["alerts", "heartbeat", "safe_mode"];
+const CLOSED_SECTIONS: &[&str] = &["alerts", "heartbeat", "safe_mode", "sync"];
 
 pub fn spec(key: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|s| s.key == key)
@@ -212,6 +220,30 @@ pub fn validate_leaf(path: &ConfigPath, value: &Value, layer: Source) -> Result<
                 words.join(", ")
             ))),
         },
+        Kind::FleetUrl => {
+            if layer != Source::Fleet {
+                return Err(StoreError::Invalid(format!(
+                    "{key} is fleet-wide: set it in the fleet defaults, not in a site or node override"
+                )));
+            }
+            let text = value.as_str().unwrap_or("");
+            let rest = text
+                .strip_prefix("https://")
+                .or_else(|| text.strip_prefix("http://"));
+            match rest {
+                Some(host)
+                    if !host.is_empty()
+                        && !host.starts_with('/')
+                        && !text.contains(char::is_whitespace) =>
+                {
+                    Ok(())
+                }
+                _ => Err(StoreError::Invalid(format!(
+                    "{key} = {} is not valid: expected a URL such as \"https://relay.example.org\"",
+                    show(value)
+                ))),
+            }
+        }
         Kind::Number { min, max, unit } => match value.as_f64() {
             Some(n) if n >= min && n <= max => Ok(()),
             Some(_) => Err(StoreError::Invalid(format!(
@@ -285,5 +317,24 @@ mod tests {
         assert!(check("retention.days", json!(null)).is_err());
         let p = ConfigPath::parse("retention.days").unwrap();
         validate_leaf(&p, &json!(null), Source::Site).unwrap();
+    }
+
+    #[test]
+    fn the_relay_url_is_a_url_and_fleet_wide() {
+        check("sync.relay_url", json!("https://relay.example.org")).unwrap();
+        check("sync.relay_url", json!("http://10.0.0.5:3340")).unwrap();
+        for bad in [json!("relay.example.org"), json!("https://"), json!(7)] {
+            let e = check("sync.relay_url", bad).unwrap_err().to_string();
+            assert!(e.contains("expected a URL"), "{e}");
+        }
+        let p = ConfigPath::parse("sync.relay_url").unwrap();
+        let e = validate_leaf(&p, &json!("https://r.example.org"), Source::Site)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fleet-wide"), "{e}");
+        let e = check("sync.relay", json!("https://r.example.org"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sync.relay_url"), "{e}");
     }
 }

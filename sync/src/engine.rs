@@ -16,7 +16,8 @@ use iroh::endpoint::{
     Connection, IdleTimeout, NetReportConfig, PortmapperConfig, QuicTransportConfig, presets,
 };
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
-use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
+use iroh::tls::CaTlsConfig;
+use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, RelayUrl, SecretKey};
 use iroh_mdns_address_lookup::{DiscoveryEvent, MdnsAddressLookup};
 use rand::RngExt;
 use serde::Serialize;
@@ -50,6 +51,10 @@ pub struct EngineConfig {
     pub status_file: Option<PathBuf>,
     /// Find members on the local network by mDNS (and be found).
     pub mdns: bool,
+    /// What the relay's TLS certificate is checked against when the fleet
+    /// sets `sync.relay_url`: the web's root certificates (built in) unless
+    /// given (a private CA; tests).
+    pub relay_tls: Option<CaTlsConfig>,
 }
 
 impl EngineConfig {
@@ -65,6 +70,7 @@ impl EngineConfig {
             publish_addrs: true,
             status_file: None,
             mdns: false,
+            relay_tls: None,
         }
     }
 }
@@ -172,6 +178,9 @@ pub(crate) struct Inner {
     discovered: Mutex<HashMap<MemberKey, Vec<SocketAddr>>>,
     /// When a random session was last swapped for another (see `targets`).
     last_rotation: Mutex<Instant>,
+    /// The fleet's relay (`sync.relay_url` when sync started): every
+    /// member is dialed through it too, addresses known or not.
+    relay: Option<RelayUrl>,
     pub(crate) changed: watch::Sender<u64>,
     live: Mutex<HashMap<MemberKey, Live>>,
     book: Mutex<HashMap<MemberKey, PeerBook>>,
@@ -431,7 +440,7 @@ impl Inner {
             addrs.sort();
             addrs.dedup();
             let preferred = on_lan.is_some() || matches!(m.role, Role::Admin | Role::Operator);
-            if !addrs.is_empty() {
+            if !addrs.is_empty() || self.relay.is_some() {
                 all.push((m.key.clone(), addrs, preferred));
             }
         }
@@ -499,6 +508,20 @@ impl Inner {
             out.push(others.swap_remove(i));
         }
         out
+    }
+}
+
+/// The fleet's relay, from `sync.relay_url` in the fleet defaults (the
+/// schema checks it is a URL; one iroh cannot use is logged and ignored).
+fn relay_of(st: &fleetdeck_store::document::FleetState) -> Option<RelayUrl> {
+    let path = fleetdeck_store::config::ConfigPath::parse("sync.relay_url").ok()?;
+    let text = st.fleet.get(&path)?.as_str()?.to_string();
+    match text.parse::<RelayUrl>() {
+        Ok(url) => Some(url),
+        Err(e) => {
+            tracing::warn!("sync.relay_url '{text}' is not usable, syncing without a relay: {e}");
+            None
+        }
     }
 }
 
@@ -584,6 +607,18 @@ pub async fn bind_endpoint(
     listen: SocketAddr,
     lookup: &MemoryLookup,
 ) -> Result<Endpoint, SyncError> {
+    bind_endpoint_with(secret, listen, lookup, None, None).await
+}
+
+/// [`bind_endpoint`], also reaching peers through `relay` when the fleet
+/// has one (`sync.relay_url`): the only server it then talks to.
+pub async fn bind_endpoint_with(
+    secret: [u8; 32],
+    listen: SocketAddr,
+    lookup: &MemoryLookup,
+    relay: Option<&RelayUrl>,
+    relay_tls: Option<CaTlsConfig>,
+) -> Result<Endpoint, SyncError> {
     // A session that carries nothing for 25 s sends a ping (what keeps a
     // NAT mapping open, as WireGuard's persistent keep-alive does); one that
     // hears nothing for 60 s is over and its peer is dialed again. Sessions
@@ -596,10 +631,18 @@ pub async fn bind_endpoint(
         addr: listen,
         detail,
     };
-    Endpoint::builder(presets::Minimal)
+    let relay_mode = match relay {
+        Some(url) => RelayMode::Custom(url.clone().into()),
+        None => RelayMode::Disabled,
+    };
+    let mut builder = Endpoint::builder(presets::Minimal)
         .secret_key(SecretKey::from_bytes(&secret))
         .alpns(vec![ALPN.to_vec()])
-        .relay_mode(RelayMode::Disabled)
+        .relay_mode(relay_mode);
+    if let Some(tls) = relay_tls {
+        builder = builder.ca_tls_config(tls);
+    }
+    builder
         .clear_ip_transports()
         .bind_addr(listen)
         .map_err(|e| bind_err(e.to_string()))?
@@ -625,8 +668,15 @@ impl Engine {
         let st = replica.state().clone();
         let name = st.member_name(&key).unwrap_or(key.short()).to_string();
         let lookup = MemoryLookup::new();
-        let endpoint =
-            bind_endpoint(replica.identity().secret_bytes(), cfg.listen, &lookup).await?;
+        let relay = relay_of(&st);
+        let endpoint = bind_endpoint_with(
+            replica.identity().secret_bytes(),
+            cfg.listen,
+            &lookup,
+            relay.as_ref(),
+            cfg.relay_tls.clone(),
+        )
+        .await?;
         let (changed, _) = watch::channel(0u64);
         let inner = Arc::new(Inner {
             replica: Mutex::new(replica),
@@ -637,6 +687,7 @@ impl Engine {
             lookup,
             discovered: Mutex::new(HashMap::new()),
             last_rotation: Mutex::new(Instant::now()),
+            relay,
             changed,
             live: Mutex::new(HashMap::new()),
             book: Mutex::new(HashMap::new()),
@@ -978,6 +1029,9 @@ async fn dial_loop(inner: Arc<Inner>) {
             let mut addr = EndpointAddr::new(id);
             for a in &addrs {
                 addr = addr.with_ip_addr(*a);
+            }
+            if let Some(relay) = &inner.relay {
+                addr = addr.with_relay_url(relay.clone());
             }
             inner.lookup.add_endpoint_info(addr.clone());
             let inner2 = inner.clone();

@@ -110,6 +110,7 @@ fn kind_text(k: Kind) -> String {
         Kind::Int { min, max, unit } => format!("whole number of {unit}, {min}–{max}"),
         Kind::Number { min, max, unit } => format!("{unit}, {min}–{max}"),
         Kind::OneOf(words) => format!("one of {}", words.join(", ")),
+        Kind::FleetUrl => "a URL, fleet defaults only".to_string(),
     }
 }
 
@@ -223,9 +224,12 @@ impl ConfigView {
         for (l, _) in &below {
             keys.extend(l.keys().cloned());
         }
+        // Fleet-wide settings are offered only where they can be set.
+        let fleet = matches!(self.layer, LayerRef::Fleet);
         keys.extend(
             schema::KEYS
                 .iter()
+                .filter(|s| fleet || !matches!(s.kind, Kind::FleetUrl))
                 .filter_map(|s| ConfigPath::parse(s.key).ok()),
         );
         keys.extend(self.staged.iter().map(|e| e.key().clone()));
