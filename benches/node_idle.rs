@@ -37,7 +37,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fleetdeck");
+/// The binary measured: the one cargo built with this bench, or
+/// `FLEETDECK_P6_BIN` (e.g. the same source built with another profile).
+fn bin_path() -> PathBuf {
+    std::env::var_os("FLEETDECK_P6_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_fleetdeck")))
+}
 const WINDOW: Duration = Duration::from_secs(300);
 const QUICK_WINDOW: Duration = Duration::from_secs(30);
 const INTERVAL_S: u64 = 10;
@@ -198,6 +204,13 @@ fn main() {
         mb(d_rss.1),
         mb(d_rss_end)
     );
+    println!(
+        "  at the end: RssAnon {:.1} MB, RssFile {:.1} MB (the binary's pages: {}, {:.1} MB on disk)",
+        mb(status_kb(daemon_pid, "RssAnon").unwrap_or(0)),
+        mb(status_kb(daemon_pid, "RssFile").unwrap_or(0)),
+        bin_path().display(),
+        std::fs::metadata(bin_path()).map_or(0.0, |m| m.len() as f64 / 1048576.0)
+    );
     println!("  CPU {d_cpu:.3} % of one core over the window");
     println!(
         "  heartbeats the hub received in the window: {}",
@@ -301,7 +314,7 @@ fn main() {
 // ---- the CLI -------------------------------------------------------------------
 
 fn bin() -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = Command::new(bin_path());
     c.env_remove("FLEETDECK_DATA").env_remove("RUST_LOG");
     c
 }
@@ -407,13 +420,13 @@ impl Procs {
 impl Drop for Procs {
     fn drop(&mut self) {
         for root in std::mem::take(&mut self.trees) {
-            // Children first, then the root.
-            let mut pids = tree(root);
-            pids.reverse();
-            for p in pids {
+            // The root's descendants first; the root (a shell waiting on its
+            // pipeline) reaps them and ends, then `wait` below reaps it.
+            for p in tree(root).into_iter().skip(1) {
                 term(p);
             }
         }
+        std::thread::sleep(Duration::from_millis(300));
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();

@@ -141,13 +141,17 @@ pub fn make_fleet(
 }
 
 /// Starts the ops engine and one daemon per node, each on its own replica
-/// (made from the ops replica's changes) and its own iroh endpoint, each
-/// introduced to the ops engine with `connect`.
-pub async fn start_fleet(mut ops: Replica, ids: &[(NodeId, PathBuf)]) -> (Engine, Vec<Daemon>) {
-    let all = ops.changes_after(&[]);
+/// and its own iroh endpoint, each introduced to the ops engine with
+/// `connect`. The node replicas are made from the ops replica's changes
+/// taken after its engine started, so they hold the address ops published
+/// in its member record (as a node that joined with an invite does): a node
+/// whose first dial fails under load dials again on its own, instead of
+/// staying alone with no address to try.
+pub async fn start_fleet(ops: Replica, ids: &[(NodeId, PathBuf)]) -> (Engine, Vec<Daemon>) {
     let ops = Engine::start(ops, engine_cfg())
         .await
         .expect("the ops engine starts");
+    let all = ops.with_replica(|r| r.changes_after(&[]));
     let hub = ops.endpoint_addr();
     let mut daemons = Vec::with_capacity(ids.len());
     for (id, dir) in ids {
