@@ -3,14 +3,14 @@
 //! keep sessions with, pushes local changes, and picks up writes that other
 //! processes make to the same data dir.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use fleetdeck_store::{MemberKey, Replica, Role, now_ms};
+use fleetdeck_store::{MemberKey, Replica, Role, SiteId, now_ms};
 use iroh::address_lookup::MemoryLookup;
 use iroh::endpoint::{
     Connection, IdleTimeout, NetReportConfig, PortmapperConfig, QuicTransportConfig, presets,
@@ -415,7 +415,7 @@ impl Inner {
     /// Peers this replica should keep sessions with: every admin/operator
     /// replica that publishes an address (hubs and laptops), members found on
     /// this LAN (a site's own nodes), and, only while no such hub or laptop
-    /// is connected, a few random others.
+    /// is connected, a few others: half from its own site, half random.
     ///
     /// Random sessions are the fallback that keeps changes spreading
     /// epidemically when the hub is down or a site is cut off. While a hub or
@@ -445,6 +445,25 @@ impl Inner {
             }
         }
         drop(discovered);
+        // Members running nodes of this replica's own site(s): half the
+        // fallback sessions go to them, so a site cut off from the hubs
+        // keeps its nodes in step even where no LAN discovery runs.
+        let mine = st.nodes_run_by(&self.key);
+        let site_peers: HashSet<MemberKey> = if mine.is_empty() {
+            HashSet::new()
+        } else {
+            let sites: HashSet<&SiteId> = mine
+                .iter()
+                .filter_map(|n| st.nodes.get(n))
+                .map(|n| &n.site)
+                .collect();
+            st.nodes
+                .values()
+                .filter(|n| sites.contains(&n.site))
+                .filter_map(|n| n.key.clone())
+                .filter(|k| *k != self.key)
+                .collect()
+        };
         drop(r);
         let mut out = Vec::new();
         let mut others = Vec::new();
@@ -499,16 +518,42 @@ impl Inner {
             *rotated = Instant::now();
         }
         drop(rotated);
+        let site_have = others
+            .iter()
+            .filter(|(k, _)| site_peers.contains(k) && dialed_by_me(k))
+            .count();
         others.retain(|(k, _)| !is_live(k));
         drop(live);
-        let want = self.cfg.random_peers.saturating_sub(have).min(others.len());
-        let mut rng = rand::rng();
-        for _ in 0..want {
-            let i = rng.random_range(0..others.len());
-            out.push(others.swap_remove(i));
-        }
+        let want = self.cfg.random_peers.saturating_sub(have);
+        let site_quota = self.cfg.random_peers.div_ceil(2).saturating_sub(site_have);
+        out.extend(draw_fallback(others, want, &site_peers, site_quota));
         out
     }
+}
+
+/// Draws up to `want` of `others` (members with no live session), the
+/// first `site_quota` of them from `site_peers` where there are any, the
+/// rest at random.
+fn draw_fallback<T>(
+    mut others: Vec<(MemberKey, T)>,
+    want: usize,
+    site_peers: &HashSet<MemberKey>,
+    site_quota: usize,
+) -> Vec<(MemberKey, T)> {
+    let mut rng = rand::rng();
+    let mut out = Vec::new();
+    for n in 0..want.min(others.len()) {
+        let same_site: Vec<usize> = (0..others.len())
+            .filter(|&i| site_peers.contains(&others[i].0))
+            .collect();
+        let i = if n < site_quota && !same_site.is_empty() {
+            same_site[rng.random_range(0..same_site.len())]
+        } else {
+            rng.random_range(0..others.len())
+        };
+        out.push(others.swap_remove(i));
+    }
+    out
 }
 
 /// The fleet's relay, from `sync.relay_url` in the fleet defaults (the
@@ -1095,4 +1140,40 @@ pub struct StatusFile {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub peers: Vec<PeerStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetdeck_store::identity::Identity;
+
+    fn keys(n: usize) -> Vec<MemberKey> {
+        (0..n).map(|_| Identity::generate().key().clone()).collect()
+    }
+
+    #[test]
+    fn the_fallback_draw_takes_its_site_quota_from_the_site_then_draws_at_random() {
+        let all = keys(100);
+        let site: HashSet<MemberKey> = all[..2].iter().cloned().collect();
+        for _ in 0..50 {
+            let others: Vec<(MemberKey, ())> = all.iter().map(|k| (k.clone(), ())).collect();
+            let got = draw_fallback(others, 2, &site, 1);
+            assert_eq!(got.len(), 2);
+            assert!(site.contains(&got[0].0), "the first pick is a site peer");
+            assert_ne!(got[0].0, got[1].0);
+        }
+        // No site peers to be had: all picks are random; none asked: none.
+        let others: Vec<(MemberKey, ())> = all[2..].iter().map(|k| (k.clone(), ())).collect();
+        assert_eq!(draw_fallback(others.clone(), 2, &site, 1).len(), 2);
+        assert!(draw_fallback(others, 0, &site, 1).is_empty());
+        // A quota already filled draws at random: over 50 draws from 100
+        // members, at most a few land on the 2 site peers by chance.
+        let hits = (0..50)
+            .filter(|_| {
+                let others: Vec<(MemberKey, ())> = all.iter().map(|k| (k.clone(), ())).collect();
+                site.contains(&draw_fallback(others, 1, &site, 0)[0].0)
+            })
+            .count();
+        assert!(hits < 15, "{hits} of 50 random draws hit the site");
+    }
 }

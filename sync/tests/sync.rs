@@ -402,3 +402,37 @@ async fn a_write_by_another_process_on_the_data_dir_is_pushed_out() {
         "replica 0 got the edit written by another process on replica 1's dir"
     );
 }
+
+/// With the hub cut off, nodes fall back to sessions among themselves, one
+/// of them with a node of their own site (odd nodes run S1's nodes, even
+/// ones S2's), and an edit made on one node still reaches every other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_hub_gone_nodes_keep_a_session_within_their_site() {
+    let n = 9;
+    let f = fleet(n).await;
+    let all: Vec<&Engine> = f.engines.iter().collect();
+    assert!(
+        wait_for(Duration::from_secs(15), || converged(&all)).await,
+        "initial sync"
+    );
+    f.faults.isolate(&f.keys[0]);
+    let same_site_session = |i: usize| {
+        let live = f.engines[i].connected();
+        (1..n).any(|j| j != i && j % 2 == i % 2 && live.contains(&f.keys[j]))
+    };
+    let ok = wait_for(Duration::from_secs(15), || {
+        (1..n).all(same_site_session)
+            && (1..n).all(|i| !f.engines[i].connected().contains(&f.keys[0]))
+    })
+    .await;
+    assert!(ok, "every node keeps a session with a node of its own site");
+    set(&f.engines[1], "retention.days", json!(9));
+    let nodes: Vec<&Engine> = f.engines[1..].iter().collect();
+    let spread = wait_for(Duration::from_secs(15), || {
+        nodes
+            .iter()
+            .all(|e| get(e, "retention.days") == Some(json!(9)))
+    })
+    .await;
+    assert!(spread, "the edit reached every node without the hub");
+}
