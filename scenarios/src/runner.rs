@@ -1272,6 +1272,8 @@ impl Runner {
                     ))
                 }
             }
+            // Decided in `run`, which knows when each alert fired.
+            CheckKind::AlertQuiet(_) => Ok(()),
             CheckKind::AlertResolved(p) => {
                 if !seen.iter().any(|id| alert_matches(id, p)) {
                     Err("never fired".into())
@@ -1441,6 +1443,8 @@ impl Runner {
         let mut played = 0usize;
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut open: BTreeSet<String> = BTreeSet::new();
+        // Every time an alert started to show: (id, scenario time).
+        let mut fired: Vec<(String, f64)> = Vec::new();
         let mut last_apply: BTreeMap<String, Option<(String, ApplyResult)>> = BTreeMap::new();
         log(format!(
             "scenario {}: {} sites, {} nodes{}, {} events over {:.0}s at speed {speed} ({:.0}s real){}",
@@ -1518,6 +1522,7 @@ impl Runner {
             let ids: BTreeSet<String> = now_alerts.iter().map(|a| a.id.clone()).collect();
             for a in &now_alerts {
                 if !open.contains(&a.id) {
+                    fired.push((a.id.clone(), t));
                     log(format!(
                         "{} alert fired    {} ({}): {}",
                         stamp(t),
@@ -1548,6 +1553,21 @@ impl Runner {
             // Checks (of the first pass).
             for (c, st) in checks.iter().zip(state.iter_mut()) {
                 if !matches!(st, CheckState::Pending) || t < c.at_s {
+                    continue;
+                }
+                if let CheckKind::AlertQuiet(p) = &c.kind {
+                    let end = c.at_s + c.within_s;
+                    let early = fired
+                        .iter()
+                        .find(|(id, at)| alert_matches(id, p) && (c.at_s..=end).contains(at));
+                    if let Some((id, at)) = early {
+                        let why = format!("{id} fired at {at:.0}s");
+                        log(format!("{} check FAIL {}: {why}", stamp(t), c.describe()));
+                        *st = CheckState::Failed(why);
+                    } else if t > end {
+                        log(format!("{} check ok   {}", stamp(t), c.describe()));
+                        *st = CheckState::Held(t);
+                    }
                     continue;
                 }
                 match self.check_now(&c.kind, 1, &seen, &open) {

@@ -402,6 +402,10 @@ pub enum CheckKind {
     AlertFired(String),
     /// The alert was shown and is no longer active.
     AlertResolved(String),
+    /// The alert did not fire from `at_s` to `at_s + within_s` (decided at
+    /// the end of that window): what keeps a scaled threshold honest, e.g.
+    /// a node is not down before its missed heartbeats are up.
+    AlertQuiet(String),
     /// The node reported applying its desired revision with this result
     /// (`ok`), or reported this result (`rolled_back`, `failed`).
     Applied {
@@ -446,6 +450,9 @@ impl Check {
             CheckKind::Converged => "all replicas converged".into(),
             CheckKind::AlertFired(a) => format!("alert {a} fired"),
             CheckKind::AlertResolved(a) => format!("alert {a} resolved"),
+            CheckKind::AlertQuiet(a) => {
+                format!("alert {a} quiet until {:.0}s", self.at_s + self.within_s)
+            }
             CheckKind::Applied { node, result } => {
                 format!("node {node} reported apply {}", result_name(*result))
             }
@@ -1301,6 +1308,7 @@ impl Scenario {
                 "no_edit_lost" => CheckKind::NoEditLost,
                 "alert_fired" => CheckKind::AlertFired(alert()?),
                 "alert_resolved" => CheckKind::AlertResolved(alert()?),
+                "alert_quiet" => CheckKind::AlertQuiet(alert()?),
                 "applied" => {
                     use fleetdeck_store::health::ApplyResult;
                     let node = node_ref(&c.node, &f("node"), span.clone())?;

@@ -60,7 +60,7 @@ async fn play(name: &str, speed: f64) -> Report {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocao_a_warehouse_cut_off_for_five_minutes_comes_back_with_every_edit() {
     let r = play("blocao", 10.0).await;
-    assert_eq!(r.checks.len(), 17);
+    assert_eq!(r.checks.len(), 19);
     assert_eq!(r.summary.green, 4, "every site is green at the end");
     assert!(r.alerts_seen.iter().any(|a| a == "site-offline:BL-WH-S"));
 }

@@ -205,3 +205,52 @@ value = 1
     assert_eq!(json["speed"], 10.0);
     assert_eq!(json["checks"].as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_check_fails_when_the_alert_fires_inside_its_window() {
+    let text = r#"
+name = "early"
+fleet = "t"
+duration_s = 10
+
+[config]
+heartbeat.interval_s = 1
+
+[[site]]
+id = "S1"
+name = "Site 1"
+
+[[node]]
+id = "n1"
+site = "S1"
+
+[[node]]
+id = "n2"
+site = "S1"
+
+[[event]]
+at_s = 1
+action = "crash"
+node = "n1"
+
+[[check]]
+at_s = 1
+within_s = 8
+kind = "alert_quiet"
+alert = "node-down:n1"
+"#;
+    let scenario = fleetdeck_scenarios::Scenario::parse(text, "early").unwrap();
+    let opts = RunOptions {
+        check: true,
+        ..RunOptions::default()
+    };
+    let mut runner = Runner::build(scenario, &opts).await.unwrap();
+    let stop = AtomicBool::new(false);
+    let report = runner
+        .run(&opts, &stop, &mut |l| println!("{l}"))
+        .await
+        .unwrap();
+    runner.shutdown().await;
+    let why = report.checks[0].result.clone().unwrap_err();
+    assert!(why.starts_with("node-down:n1 fired at"), "{why}");
+}
