@@ -397,6 +397,30 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
     let rev = render::revision(&tree);
     if shared.applier.current().as_deref() == Some(&rev) {
         check_drift(shared, &tree);
+        // The desired config is the release that runs, brought back by a
+        // revert, an aborted rollout or an edit undone after a rollback.
+        // Say so: otherwise the last failure stays this node's word, and
+        // its apply alert never resolves.
+        let mut st = lock(&shared.state);
+        let said = st
+            .last
+            .as_ref()
+            .is_some_and(|l| l.revision == rev && l.result == ApplyResult::Ok);
+        if !said {
+            st.last = Some(ApplyReport {
+                revision: rev.clone(),
+                result: ApplyResult::Ok,
+                error: None,
+                duration_ms: 0,
+                at_ms: now_ms(),
+            });
+            st.consecutive_failures = 0;
+            st.failed_revision = None;
+            st.save(shared.applier.root());
+            drop(st);
+            tracing::info!(node = %shared.node, revision = %rev, "the desired config is the live release");
+            shared.beat_now.notify_one();
+        }
         return Ok(());
     }
     if lock(&shared.state).failed_revision.as_deref() == Some(&rev) {

@@ -247,6 +247,65 @@ async fn a_failing_health_check_rolls_back_and_three_in_a_row_mean_safe_mode_unt
     d.shutdown().await;
 }
 
+/// A bad edit is rolled back; undoing the edit makes the live release the
+/// desired one again, and the node says so: its report turns Ok and the
+/// operator's apply alert resolves, with nothing applied anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undoing_a_rolled_back_edit_reports_the_live_release_ok() {
+    let s = setup().await;
+    let d = start(&s).await;
+    assert!(eventually(Duration::from_secs(10), || live(&s.root).is_some()).await);
+    let good = d.current().unwrap();
+    set(
+        &s.ops,
+        "apply.check",
+        json!("grep -q 0.13 \"$FLEETDECK_RELEASE/files/frigate/config.yml\""),
+    );
+    // The release with the check goes live (0.13 passes it).
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            d.current().is_some_and(|c| c != good)
+                && reported(&s.ops) == Some((ApplyResult::Ok, d.current().unwrap()))
+        })
+        .await
+    );
+    let checked = d.current().unwrap();
+    set(&s.ops, "frigate.version", json!("0.14"));
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            reported(&s.ops).is_some_and(|(r, _)| r == ApplyResult::RolledBack)
+        })
+        .await,
+        "0.14 fails its check and is rolled back"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || alert_ids(&s.ops)
+            .iter()
+            .any(|a| a == "apply:cam-1"))
+        .await,
+        "the operator sees the failed apply"
+    );
+    set(&s.ops, "frigate.version", json!("0.13"));
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            reported(&s.ops) == Some((ApplyResult::Ok, checked.clone()))
+        })
+        .await,
+        "the node reports the live release as the desired one, Ok: {:?}",
+        reported(&s.ops)
+    );
+    assert_eq!(d.current(), Some(checked));
+    assert!(
+        eventually(Duration::from_secs(10), || !alert_ids(&s.ops)
+            .iter()
+            .any(|a| a == "apply:cam-1"))
+        .await,
+        "the apply alert resolves"
+    );
+    assert_eq!(live(&s.root).as_deref(), Some("version: 0.13\n"));
+    d.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_fleet_is_frozen_nothing_new_is_applied() {
     let s = setup().await;
