@@ -142,7 +142,7 @@ async fn run(trials: usize) -> Vec<Row> {
         };
         let quiet = heard.map_or(f64::NAN, |h| (death_ms - h) as f64);
         println!(
-            "  trial {}: {victim} died {quiet:.0} ms after its last heartbeat reached ops; node-down after {took:.0} ms ({:.2} intervals){}",
+            "  trial {}: {victim} died {quiet:.0} ms after its last heartbeat (as ops last heard it); node-down after {took:.0} ms ({:.2} intervals){}",
             k + 1,
             took / interval_ms,
             if seen {
