@@ -852,7 +852,7 @@ fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
                 .iter()
                 .map(|n| {
                     let h = r.health().get(n.id.as_str());
-                    json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": n.overrides.len(), "last_heard_ms": h.map(|h| fleetdeck_store::health::last_heard_ms(&h.reg, h.received_ms))})
+                    json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": n.overrides.len(), "last_heard_ms": h.map(|h| fleetdeck_store::health::last_heard_ms(h.received_ms))})
                 })
                 .collect();
             out.emit(&rows, || {
@@ -862,10 +862,7 @@ fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
                         .health()
                         .get(n.id.as_str())
                         .map(|h| {
-                            output::ago(
-                                now,
-                                fleetdeck_store::health::last_heard_ms(&h.reg, h.received_ms),
-                            )
+                            output::ago(now, fleetdeck_store::health::last_heard_ms(h.received_ms))
                         })
                         .unwrap_or_else(|| "never".into());
                     t.row(vec![
@@ -904,7 +901,7 @@ fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
                             h.reg.seq,
                             output::ago(
                                 now_ms(),
-                                fleetdeck_store::health::last_heard_ms(&h.reg, h.received_ms)
+                                fleetdeck_store::health::last_heard_ms(h.received_ms)
                             ),
                             m.cpu_pct,
                             m.mem_pct

@@ -100,9 +100,9 @@ async fn run(trials: usize) -> Vec<Row> {
         ops.with_replica(|r| {
             let now = now_ms();
             names.iter().all(|n| {
-                r.health().get(n).is_some_and(|s| {
-                    now - last_heard_ms(&s.reg, s.received_ms) < 2 * interval_ms as i64
-                })
+                r.health()
+                    .get(n)
+                    .is_some_and(|s| now - last_heard_ms(s.received_ms) < 2 * interval_ms as i64)
             })
         })
     };
@@ -121,7 +121,7 @@ async fn run(trials: usize) -> Vec<Row> {
         let heard = ops.with_replica(|r| {
             r.health()
                 .get(&victim)
-                .map(|s| last_heard_ms(&s.reg, s.received_ms))
+                .map(|s| last_heard_ms(s.received_ms))
         });
         let daemon = slot.take().expect("a live daemon");
         let t_death = Instant::now();

@@ -9,6 +9,7 @@
 //! running its last good config indefinitely.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -104,6 +105,16 @@ struct Shared {
     ledger: Mutex<crate::commands::Ledger>,
     /// Wakes the heartbeat to report at once (after an apply).
     beat_now: Notify,
+    /// How far this daemon's clock is off (ms): 0 on a device, where the
+    /// system clock is the clock; set by scenarios that skew a node's clock.
+    skew_ms: AtomicI64,
+}
+
+impl Shared {
+    /// The node's clock: what it stamps its heartbeats and reports with.
+    fn now(&self) -> i64 {
+        now_ms().saturating_add(self.skew_ms.load(Ordering::Relaxed))
+    }
 }
 
 /// A running node daemon.
@@ -164,6 +175,7 @@ impl Daemon {
             drift: Mutex::new(Vec::new()),
             ledger: Mutex::new(crate::commands::Ledger::load(&cfg.root)),
             beat_now: Notify::new(),
+            skew_ms: AtomicI64::new(0),
         });
         let watcher = watch_release(&shared);
         let tasks = vec![
@@ -182,6 +194,13 @@ impl Daemon {
     }
 
     /// The live revision.
+    /// Puts this daemon's clock `ms` off the system clock (negative:
+    /// behind), as a device with no real-time clock or a bad NTP source
+    /// would be. For scenarios and tests; a device runs with 0.
+    pub fn set_clock_skew(&self, ms: i64) {
+        self.shared.skew_ms.store(ms, Ordering::Relaxed);
+    }
+
     pub fn current(&self) -> Option<String> {
         self.shared.applier.current()
     }
@@ -350,7 +369,10 @@ async fn apply_loop(shared: Arc<Shared>) {
                 tracing::warn!(node = %shared.node, "commands: {e}");
             }
         }
-        match shared.engine.with_replica(|r| r.advance_rollouts(now_ms())) {
+        match shared
+            .engine
+            .with_replica(|r| r.advance_rollouts(shared.now()))
+        {
             Ok(steps) if !steps.is_empty() => shared.engine.changed(),
             Ok(_) => {}
             Err(e) => tracing::warn!(node = %shared.node, "rollouts: {e}"),
@@ -412,7 +434,7 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
                 result: ApplyResult::Ok,
                 error: None,
                 duration_ms: 0,
-                at_ms: now_ms(),
+                at_ms: shared.now(),
             });
             st.consecutive_failures = 0;
             st.failed_revision = None;
@@ -464,7 +486,7 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
             result,
             error,
             duration_ms: took.as_millis() as u64,
-            at_ms: now_ms(),
+            at_ms: shared.now(),
         });
         st.applies[match result {
             ApplyResult::Ok => 0,
@@ -480,7 +502,7 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
             if st.consecutive_failures >= max {
                 let why = format!("{} failed applies in a row", st.consecutive_failures);
                 tracing::error!(node = %shared.node, "safe mode: {why}; staying on the live release");
-                st.safe_mode = Some((why, now_ms()));
+                st.safe_mode = Some((why, shared.now()));
             }
         }
         st.save(shared.applier.root());
@@ -629,7 +651,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
         let reg = HealthRegister {
             node: shared.node.to_string(),
             seq,
-            time_ms: now_ms(),
+            time_ms: shared.now(),
             metrics: metrics.sample(),
             tls,
             backup,

@@ -306,6 +306,43 @@ async fn undoing_a_rolled_back_edit_reports_the_live_release_ok() {
     d.shutdown().await;
 }
 
+/// A node whose clock is two hours behind (a Pi with no real-time clock,
+/// before NTP) stamps its heartbeats two hours back, and the operator still
+/// sees it up: a heartbeat is dated by the clock of the replica it reaches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_clock_is_hours_behind_is_not_seen_down() {
+    let s = setup().await;
+    let d = start(&s).await;
+    assert!(eventually(Duration::from_secs(10), || reported(&s.ops).is_some()).await);
+    d.set_clock_skew(-2 * 3_600_000);
+    let stamped_back = || {
+        s.ops.with_replica(|r| {
+            r.health()
+                .get("cam-1")
+                .is_some_and(|h| h.reg.time_ms < now_ms() - 3_600_000)
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(10), stamped_back).await,
+        "heartbeats arrive stamped two hours back"
+    );
+    // By its own stamps the node went silent two hours ago, far past the
+    // node-down threshold (3 heartbeats of 1 s); the operator heard it a
+    // second ago and raises nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(stamped_back());
+    // (cam-1 is its site's only node: down, it would show as the site
+    // offline rather than as a node down.)
+    assert!(
+        !alert_ids(&s.ops)
+            .iter()
+            .any(|a| a.starts_with("node-down:") || a.starts_with("site-offline:")),
+        "a node with a slow clock is not down: {:?}",
+        alert_ids(&s.ops)
+    );
+    d.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_fleet_is_frozen_nothing_new_is_applied() {
     let s = setup().await;

@@ -346,8 +346,8 @@ fn is_down(now_ms: i64, heard_ms: i64, t: &Thresholds) -> bool {
 fn site_offline_since(site: &SiteInput<'_>, now_ms: i64) -> Option<i64> {
     let mut latest: Option<i64> = None;
     for n in &site.nodes {
-        if let Some((reg, received)) = n.health {
-            let heard = last_heard_ms(reg, received);
+        if let Some((_, received)) = n.health {
+            let heard = last_heard_ms(received);
             if !is_down(now_ms, heard, &n.thresholds) {
                 return None;
             }
@@ -644,7 +644,7 @@ pub fn evaluate(sites: &[SiteInput<'_>], now_ms: i64, acks: &HashMap<String, Ack
             let Some((reg, received)) = n.health else {
                 continue;
             };
-            let heard = last_heard_ms(reg, received);
+            let heard = last_heard_ms(received);
             if is_down(now_ms, heard, &n.thresholds) {
                 if offline_since.is_none() {
                     let start = out.alerts.len();
@@ -1457,7 +1457,8 @@ mod tests {
                     .map(|r| NodeInput {
                         node: r.node.as_str(),
                         thresholds: Thresholds::default(),
-                        health: Some((r, T0)),
+                        // Heard when it reported (an hour ago for every 1000th).
+                        health: Some((r, r.time_ms)),
                     })
                     .collect(),
             })

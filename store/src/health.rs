@@ -200,12 +200,16 @@ pub fn supersedes(new: &HealthRegister, old: &HealthRegister) -> bool {
     }
 }
 
-/// When the replica last heard from a node: the earlier of the node's own
-/// report time and the time the register reached this replica. A node whose
-/// clock runs ahead cannot keep itself alive, and a register relayed late
-/// cannot look fresher than the node said.
-pub fn last_heard_ms(reg: &HealthRegister, received_ms: i64) -> i64 {
-    reg.time_ms.min(received_ms)
+/// When the replica last heard from a node: when the register was sent,
+/// as this replica's own clock places it. For a register that came
+/// straight from its node that is its arrival; one relayed by hubs carries
+/// how long each held it (`age`), which the arrival time is set back by.
+/// The node's own clock (`time_ms`) is not used: a Raspberry Pi without a
+/// real-time clock boots hours behind and is not down for it, and one that
+/// runs ahead cannot keep itself alive. (A bundle carried by hand dates its
+/// registers by the node's clock: `Replica::import_health`.)
+pub fn last_heard_ms(received_ms: i64) -> i64 {
+    received_ms
 }
 
 /// Rejects what SQLite or JSON cannot hold faithfully: a NaN or infinite
@@ -759,10 +763,8 @@ mod tests {
     }
 
     #[test]
-    fn last_heard_is_the_earlier_of_node_clock_and_arrival() {
-        let r = reg("n1", 1, 10_000);
-        assert_eq!(last_heard_ms(&r, 12_000), 10_000);
-        assert_eq!(last_heard_ms(&r, 9_000), 9_000);
+    fn last_heard_is_the_arrival_whatever_the_node_clock_says() {
+        assert_eq!(last_heard_ms(12_000), 12_000);
     }
 
     fn arb_register() -> impl Strategy<Value = HealthRegister> {

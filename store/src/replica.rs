@@ -525,11 +525,30 @@ impl Replica {
     // ---- health and alerts --------------------------------------------------
 
     /// Stores a heartbeat if it is newer than what this replica has.
+    /// Records a register that was just made or just arrived from its node.
     pub fn record_health(&mut self, reg: &HealthRegister) -> Result<bool> {
+        self.record_health_aged(reg, 0)
+    }
+
+    /// Records a register that others held for `age_ms` before it arrived
+    /// (what a relaying peer says): it was heard that long ago.
+    pub fn record_health_aged(&mut self, reg: &HealthRegister, age_ms: u64) -> Result<bool> {
+        let now = now_ms();
+        let age = i64::try_from(age_ms).unwrap_or(i64::MAX);
+        self.record_health_at(reg, now.saturating_sub(age))
+    }
+
+    /// Records a register from a bundle carried by hand: it was sent when
+    /// the node's clock says, and not after it arrived here.
+    pub fn import_health(&mut self, reg: &HealthRegister) -> Result<bool> {
+        self.record_health_at(reg, reg.time_ms.min(now_ms()))
+    }
+
+    fn record_health_at(&mut self, reg: &HealthRegister, heard_ms: i64) -> Result<bool> {
         if self.opts.read_only {
             return Err(StoreError::ReadOnly);
         }
-        let stored = health::record(self.db.conn(), reg, now_ms())?;
+        let stored = health::record(self.db.conn(), reg, heard_ms)?;
         if stored {
             self.load_health(self.health_ver)?;
         }

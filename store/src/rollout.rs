@@ -251,7 +251,7 @@ impl Rollout {
         let soaked = waves[..next].iter().flat_map(|w| w.nodes.iter()).all(|n| {
             health.get(n.as_str()).is_some_and(|h| {
                 let a = h.reg.applied.as_ref();
-                let fresh = now_ms - last_heard_ms(&h.reg, h.received_ms) < 60_000;
+                let fresh = now_ms - last_heard_ms(h.received_ms) < 60_000;
                 a.is_some_and(|a| {
                     a.result == ApplyResult::Ok
                         && now_ms - a.at_ms.max(open_since) >= self.spec.soak_ms

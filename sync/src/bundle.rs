@@ -170,7 +170,7 @@ pub fn import(replica: &mut Replica, path: &Path) -> Result<Imported, BundleErro
     let mut health_new = 0;
     for reg in regs {
         let known = NodeId::parse(&reg.node).is_ok_and(|n| replica.state().nodes.contains_key(&n));
-        if known && replica.record_health(&reg)? {
+        if known && replica.import_health(&reg)? {
             health_new += 1;
         }
     }

@@ -208,6 +208,7 @@ impl Session {
     fn newer_health(&mut self) -> Option<Msg> {
         let r = self.inner.lock_replica();
         let policy = self.health_policy(&r);
+        let now = fleetdeck_store::now_ms();
         let mut out = Vec::new();
         for (node, s) in r.health() {
             if policy.may_send(node)
@@ -217,7 +218,8 @@ impl Session {
                     .is_none_or(|seq| *seq < s.reg.seq)
             {
                 self.peer_health.insert(node.clone(), s.reg.seq);
-                out.push(s.reg.clone());
+                let age = u64::try_from(now - s.received_ms).unwrap_or(0);
+                out.push((s.reg.clone(), age));
             }
         }
         drop(r);
@@ -259,7 +261,7 @@ impl Session {
             Msg::Health(regs) => {
                 let mut changed = false;
                 let mut r = self.inner.lock_replica();
-                for reg in regs {
+                for (reg, age_ms) in regs {
                     let known = fleetdeck_store::NodeId::parse(&reg.node)
                         .is_ok_and(|n| r.state().nodes.contains_key(&n));
                     let e = self.peer_health.entry(reg.node.clone()).or_default();
@@ -267,7 +269,7 @@ impl Session {
                     if !known {
                         continue;
                     }
-                    match r.record_health(&reg) {
+                    match r.record_health_aged(&reg, age_ms) {
                         Ok(stored) => changed |= stored,
                         // A register with bad numbers is the peer's problem,
                         // not a reason to end the session.

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const ALPN: &[u8] = b"fleetdeck/sync/1";
 
 /// Bumped on any incompatible change to [`Msg`].
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Largest frame accepted or sent. A whole-fleet first sync of a large fleet
 /// is a few MB; anything beyond this is refused, not buffered.
@@ -41,8 +41,11 @@ pub enum Msg {
     /// node id → highest health sequence number the sender holds, for the
     /// registers the receiver would send it (see `session`).
     HealthDigest(Vec<(String, u64)>),
-    /// Health registers newer than what the receiver is known to hold.
-    Health(Vec<HealthRegister>),
+    /// Health registers newer than what the receiver is known to hold, each
+    /// with how long ago (ms) the sender heard it: 0 for a node's own, the
+    /// time a hub held it for a relayed one. The receiver dates the
+    /// register by its own clock, never by the node's.
+    Health(Vec<(HealthRegister, u64)>),
     /// The anti-entropy probe: a digest of the sender's document heads
     /// (`Replica::heads_digest`). A receiver whose digest differs restarts
     /// the document sync handshake; one whose digest matches has nothing to

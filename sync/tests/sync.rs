@@ -436,3 +436,53 @@ async fn with_the_hub_gone_nodes_keep_a_session_within_their_site() {
     .await;
     assert!(spread, "the edit reached every node without the hub");
 }
+
+/// A heartbeat that reaches a replica late (it was cut off) is dated by
+/// when it was first heard, not by when it arrived: each hop says how long
+/// it held the register, and no node clock is involved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_arriving_late_keeps_the_time_it_was_first_heard() {
+    let f = fleet(4).await;
+    let key3 = f.keys[3].clone();
+    f.engines[0].with_replica(|r| {
+        r.change("operator", |d, _| {
+            d.put_member(&key3, "ops-2", Role::Operator, now_ms())
+        })
+        .unwrap()
+    });
+    f.engines[0].changed();
+    let all: Vec<&Engine> = f.engines.iter().collect();
+    assert!(wait_for(Duration::from_secs(15), || converged(&all)).await);
+    f.faults.isolate(&f.keys[3]);
+    let beat = HealthRegister {
+        node: "n1".into(),
+        seq: 5,
+        // The node's clock is a day behind: it must not matter.
+        time_ms: now_ms() - 86_400_000,
+        ..Default::default()
+    };
+    f.engines[1].with_replica(|r| r.record_health(&beat).unwrap());
+    f.engines[1].changed();
+    let heard =
+        |e: &Engine| e.with_replica(|r| r.health().get("n1").map(|s| (s.reg.seq, s.received_ms)));
+    assert!(
+        wait_for(Duration::from_secs(10), || heard(&f.engines[0])
+            .is_some_and(|h| h.0 == 5))
+        .await,
+        "the laptop hears n1"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    f.faults.heal();
+    assert!(
+        wait_for(Duration::from_secs(15), || heard(&f.engines[3])
+            .is_some_and(|h| h.0 == 5))
+        .await,
+        "the operator hears n1 after the heal"
+    );
+    let at_laptop = heard(&f.engines[0]).unwrap().1;
+    let at_operator = heard(&f.engines[3]).unwrap().1;
+    assert!(
+        (at_operator - at_laptop).abs() < 1_000,
+        "heard at {at_operator} by the operator, {at_laptop} by the laptop: the 2 s the operator was cut off are not counted as fresh"
+    );
+}

@@ -341,7 +341,7 @@ impl Snapshot {
                 .map(|e| Thresholds::from_lookup(|k| e.get_str(k)))
                 .unwrap_or_default();
             let reg = health.get(node.id.as_str());
-            let heard = reg.map(|r| last_heard_ms(&r.reg, r.received_ms));
+            let heard = reg.map(|r| last_heard_ms(r.received_ms));
             let down = heard.is_some_and(|h| taken_ms.saturating_sub(h) > t.down_after_ms());
             let m = reg.map(|r| &r.reg.metrics);
             nodes.insert(
