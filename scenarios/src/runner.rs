@@ -121,6 +121,8 @@ struct NodeRt {
     incidents: SharedIncidents,
     daemon: Option<Daemon>,
     starts: u64,
+    /// How far the node's clock is off (ms), kept across restarts.
+    skew_ms: i64,
 }
 
 /// A hub or a laptop.
@@ -497,6 +499,7 @@ impl Runner {
                 incidents: Arc::new(Mutex::new(Incidents::default())),
                 daemon: None,
                 starts: 0,
+                skew_ms: 0,
             });
         }
         let mut peers = Vec::new();
@@ -684,6 +687,7 @@ impl Runner {
         )
         .await?;
         d.engine().connect(ops_addr);
+        d.set_clock_skew(n.skew_ms);
         n.daemon = Some(d);
         n.starts += 1;
         Ok(())
@@ -887,6 +891,18 @@ impl Runner {
             Action::MemClear(n) => {
                 self.incident(n, |i| i.mem_pct = None);
                 format!("node {n}: memory back to normal")
+            }
+            Action::ClockSkew(n, by) => {
+                let Some(i) = self.index(n) else {
+                    return Ok(format!("clock_skew {n}: no such node"));
+                };
+                let ms = (*by * 1000.0).round() as i64;
+                let node = &mut self.nodes[i];
+                node.skew_ms = ms;
+                if let Some(d) = &node.daemon {
+                    d.set_clock_skew(ms);
+                }
+                format!("node {n}: its clock is now {by:+.0} s off")
             }
             Action::Cert(n, days) => {
                 if let Some(path) = self.sim_file(n, "web.pem") {

@@ -152,6 +152,8 @@ struct RawEvent {
     status: Option<Spanned<String>>,
     /// `backup`: how old the last run is, in hours.
     age_h: Option<f64>,
+    /// `clock_skew`: seconds the node's clock is off (negative: behind).
+    by_s: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,6 +270,10 @@ pub enum Action {
     /// The node's certificate (`checks.tls.web`) now expires in this many
     /// days (a real PEM file, made with `openssl`).
     Cert(NodeId, u32),
+    /// The node's clock is put this many seconds off (negative: behind), as
+    /// a Pi with no real-time clock boots. Not scaled by the speed: it is
+    /// an offset, not a duration. It lasts across restarts.
+    ClockSkew(NodeId, f64),
     /// The node's backup status file (`checks.backup_status`) is rewritten:
     /// this state, last run this many hours ago.
     Backup(NodeId, BackupState, f64),
@@ -336,6 +342,7 @@ impl Action {
             | Action::MemFill(n, _)
             | Action::MemClear(n)
             | Action::Cert(n, _)
+            | Action::ClockSkew(n, _)
             | Action::Backup(n, _, _)
             | Action::BadConfig(n) => Some(n),
             _ => None,
@@ -355,6 +362,7 @@ impl Action {
             Action::MemFill(_, p) => Action::MemFill(n.clone(), *p),
             Action::MemClear(_) => Action::MemClear(n.clone()),
             Action::Cert(_, d) => Action::Cert(n.clone(), *d),
+            Action::ClockSkew(_, by) => Action::ClockSkew(n.clone(), *by),
             Action::Backup(_, s, a) => Action::Backup(n.clone(), *s, *a),
             Action::BadConfig(_) => Action::BadConfig(n.clone()),
             other => other.clone(),
@@ -521,6 +529,7 @@ pub const ACTIONS: &[&str] = &[
     "mem_fill",
     "mem_clear",
     "cert",
+    "clock_skew",
     "backup",
     "bad_config",
     "partition",
@@ -1001,6 +1010,19 @@ impl Scenario {
                         );
                     };
                     Action::Cert(the_node()?, days)
+                }
+                "clock_skew" => {
+                    let Some(by) = e
+                        .by_s
+                        .filter(|b| b.is_finite() && b.abs() <= 10.0 * 365.0 * 86_400.0)
+                    else {
+                        return cx.err(
+                            span,
+                            &f("by_s"),
+                            "missing or out of range: clock_skew needs by_s, seconds the clock is off (negative: behind), within 10 years".into(),
+                        );
+                    };
+                    Action::ClockSkew(the_node()?, by)
                 }
                 "backup" => {
                     let state = match e.status.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {

@@ -192,3 +192,15 @@ fn a_certificate_event_needs_a_node_with_a_simulated_certificate() {
     );
     Scenario::parse(&with_cert, "ok").unwrap();
 }
+
+#[test]
+fn a_clock_skew_needs_its_offset() {
+    let good = GOOD.replace(
+        "action = \"crash\"",
+        "action = \"clock_skew\"\nby_s = -7200",
+    );
+    Scenario::parse(&good, "skew").unwrap();
+    let e = err(&GOOD.replace("action = \"crash\"", "action = \"clock_skew\""));
+    assert!(e.contains("event[0].by_s"), "{e}");
+    assert!(e.contains("clock_skew needs by_s"), "{e}");
+}
