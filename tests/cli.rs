@@ -318,8 +318,9 @@ fn alerts_status_ack_and_silence_across_processes() {
         let now = now_ms();
         r.record_health(&beat("cam-1", 1, now, 91.0)).unwrap(); // disk > 85 %
         r.record_health(&beat("cam-2", 1, now, 20.0)).unwrap();
-        r.record_health(&beat("hub-1", 1, now - 3_600_000, 20.0))
-            .unwrap(); // silent for an hour
+        // Last heard an hour ago.
+        r.record_health_aged(&beat("hub-1", 1, now - 3_600_000, 20.0), 3_600_000)
+            .unwrap();
     }
     let alerts = json(d, &["alerts"]);
     let ids: Vec<&str> = alerts
