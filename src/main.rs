@@ -852,7 +852,7 @@ fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
                 .iter()
                 .map(|n| {
                     let h = r.health().get(n.id.as_str());
-                    json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": n.overrides.len(), "last_heard_ms": h.map(|h| fleetdeck_store::health::last_heard_ms(h.received_ms))})
+                    json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": n.overrides.len(), "last_heard_ms": h.map(|h| h.received_ms)})
                 })
                 .collect();
             out.emit(&rows, || {
@@ -861,9 +861,7 @@ fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
                     let heard = r
                         .health()
                         .get(n.id.as_str())
-                        .map(|h| {
-                            output::ago(now, fleetdeck_store::health::last_heard_ms(h.received_ms))
-                        })
+                        .map(|h| output::ago(now, h.received_ms))
                         .unwrap_or_else(|| "never".into());
                     t.row(vec![
                         n.id.to_string(),
@@ -899,10 +897,7 @@ fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
                         text.push_str(&format!(
                             "health    seq {}  heard {}  cpu {:.0}%  mem {:.0}%\n",
                             h.reg.seq,
-                            output::ago(
-                                now_ms(),
-                                fleetdeck_store::health::last_heard_ms(h.received_ms)
-                            ),
+                            output::ago(now_ms(), h.received_ms),
                             m.cpu_pct,
                             m.mem_pct
                         ));

@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::health::{ApplyResult, HealthRegister, last_heard_ms};
+use crate::health::{ApplyResult, HealthRegister};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 const HOUR_MS: i64 = 60 * 60 * 1000;
@@ -347,7 +347,7 @@ fn site_offline_since(site: &SiteInput<'_>, now_ms: i64) -> Option<i64> {
     let mut latest: Option<i64> = None;
     for n in &site.nodes {
         if let Some((_, received)) = n.health {
-            let heard = last_heard_ms(received);
+            let heard = received;
             if !is_down(now_ms, heard, &n.thresholds) {
                 return None;
             }
@@ -644,7 +644,7 @@ pub fn evaluate(sites: &[SiteInput<'_>], now_ms: i64, acks: &HashMap<String, Ack
             let Some((reg, received)) = n.health else {
                 continue;
             };
-            let heard = last_heard_ms(received);
+            let heard = received;
             if is_down(now_ms, heard, &n.thresholds) {
                 if offline_since.is_none() {
                     let start = out.alerts.len();

@@ -145,7 +145,14 @@ pub enum ApplyResult {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredRegister {
     pub reg: HealthRegister,
-    /// This replica's clock when the register was stored (unix ms).
+    /// When this replica last heard from the node: when the register was sent,
+    /// as this replica's own clock places it. For a register that came
+    /// straight from its node that is its arrival; one relayed by hubs carries
+    /// how long each held it (`age`), which the arrival time is set back by.
+    /// The node's own clock (`time_ms`) is not used: a Raspberry Pi without a
+    /// real-time clock boots hours behind and is not down for it, and one that
+    /// runs ahead cannot keep itself alive. (A bundle carried by hand dates its
+    /// registers by the node's clock: `Replica::import_health`.)
     pub received_ms: i64,
     /// Replica-wide write counter; poll with [`load_since`].
     pub ver: i64,
@@ -198,18 +205,6 @@ pub fn supersedes(new: &HealthRegister, old: &HealthRegister) -> bool {
         (Ok(n), Ok(o)) => supersedes_encoded(new.seq, &n, old.seq, &o),
         _ => false,
     }
-}
-
-/// When the replica last heard from a node: when the register was sent,
-/// as this replica's own clock places it. For a register that came
-/// straight from its node that is its arrival; one relayed by hubs carries
-/// how long each held it (`age`), which the arrival time is set back by.
-/// The node's own clock (`time_ms`) is not used: a Raspberry Pi without a
-/// real-time clock boots hours behind and is not down for it, and one that
-/// runs ahead cannot keep itself alive. (A bundle carried by hand dates its
-/// registers by the node's clock: `Replica::import_health`.)
-pub fn last_heard_ms(received_ms: i64) -> i64 {
-    received_ms
 }
 
 /// Rejects what SQLite or JSON cannot hold faithfully: a NaN or infinite
@@ -760,11 +755,6 @@ mod tests {
         let r: HealthRegister = serde_json::from_str(newer).unwrap();
         assert_eq!(r.metrics.cpu_pct, 1.5);
         assert_eq!(r.applied.unwrap().result, ApplyResult::RolledBack);
-    }
-
-    #[test]
-    fn last_heard_is_the_arrival_whatever_the_node_clock_says() {
-        assert_eq!(last_heard_ms(12_000), 12_000);
     }
 
     fn arb_register() -> impl Strategy<Value = HealthRegister> {

@@ -120,6 +120,12 @@ pub enum Role {
 }
 
 impl Role {
+    /// People's replicas (hubs, laptops) hold every node's heartbeat; a node
+    /// replica holds its own (`fleetdeck_sync::session`).
+    pub fn holds_fleet_health(self) -> bool {
+        matches!(self, Role::Admin | Role::Operator | Role::Viewer)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",

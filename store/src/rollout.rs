@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::config::{ConfigPath, Layer};
 use crate::document::FleetState;
-use crate::health::{ApplyResult, StoredRegister, last_heard_ms};
+use crate::health::{ApplyResult, StoredRegister};
 use crate::ids::NodeId;
 
 /// What an operator started (immutable once written).
@@ -251,7 +251,7 @@ impl Rollout {
         let soaked = waves[..next].iter().flat_map(|w| w.nodes.iter()).all(|n| {
             health.get(n.as_str()).is_some_and(|h| {
                 let a = h.reg.applied.as_ref();
-                let fresh = now_ms - last_heard_ms(h.received_ms) < 60_000;
+                let fresh = now_ms - h.received_ms < 60_000;
                 a.is_some_and(|a| {
                     a.result == ApplyResult::Ok
                         && now_ms - a.at_ms.max(open_since) >= self.spec.soak_ms

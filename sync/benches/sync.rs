@@ -379,7 +379,7 @@ fn holds_fleet_health(e: &Engine) -> bool {
         r.state()
             .members
             .get(r.key())
-            .is_some_and(|m| m.role != Role::Node)
+            .is_some_and(|m| m.role.holds_fleet_health())
     })
 }
 

@@ -412,6 +412,29 @@ impl Inner {
         self.drive(est, mode).await.map_err(session_err)
     }
 
+    /// Members running nodes of this replica's own site(s): half the
+    /// fallback sessions go to them, so a site cut off from the hubs keeps
+    /// its nodes in step even where no LAN discovery runs.
+    fn site_peers(&self) -> HashSet<MemberKey> {
+        let r = self.lock_replica();
+        let st = r.state();
+        let sites: HashSet<&SiteId> = st
+            .nodes_run_by(&self.key)
+            .iter()
+            .filter_map(|n| st.nodes.get(n))
+            .map(|n| &n.site)
+            .collect();
+        if sites.is_empty() {
+            return HashSet::new();
+        }
+        st.nodes
+            .values()
+            .filter(|n| sites.contains(&n.site))
+            .filter_map(|n| n.key.clone())
+            .filter(|k| *k != self.key)
+            .collect()
+    }
+
     /// Peers this replica should keep sessions with: every admin/operator
     /// replica that publishes an address (hubs and laptops), members found on
     /// this LAN (a site's own nodes), and, only while no such hub or laptop
@@ -420,8 +443,8 @@ impl Inner {
     /// Random sessions are the fallback that keeps changes spreading
     /// epidemically when the hub is down or a site is cut off. While a hub or
     /// laptop is connected, changes and heartbeats go through it, and an
-    /// idle session is not free: iroh pings each path every 5 s, about
-    /// 2 MB a day per session (BENCHMARKS.md, P7). So random sessions this
+    /// idle session is not free: iroh pings each path after 5 s of quiet
+    /// (BENCHMARKS.md, P7). So random sessions this
     /// replica dialed are closed once one is connected.
     fn targets(&self) -> Vec<(MemberKey, Vec<SocketAddr>)> {
         let r = self.lock_replica();
@@ -445,25 +468,6 @@ impl Inner {
             }
         }
         drop(discovered);
-        // Members running nodes of this replica's own site(s): half the
-        // fallback sessions go to them, so a site cut off from the hubs
-        // keeps its nodes in step even where no LAN discovery runs.
-        let mine = st.nodes_run_by(&self.key);
-        let site_peers: HashSet<MemberKey> = if mine.is_empty() {
-            HashSet::new()
-        } else {
-            let sites: HashSet<&SiteId> = mine
-                .iter()
-                .filter_map(|n| st.nodes.get(n))
-                .map(|n| &n.site)
-                .collect();
-            st.nodes
-                .values()
-                .filter(|n| sites.contains(&n.site))
-                .filter_map(|n| n.key.clone())
-                .filter(|k| *k != self.key)
-                .collect()
-        };
         drop(r);
         let mut out = Vec::new();
         let mut others = Vec::new();
@@ -474,19 +478,27 @@ impl Inner {
                 others.push((k, a))
             }
         }
+        {
+            let live = lock(&self.live);
+            let is_live =
+                |k: &MemberKey| live.get(k).is_some_and(|l| l.conn.close_reason().is_none());
+            if people.iter().any(is_live) {
+                for (k, _) in &others {
+                    if let Some(l) = live.get(k)
+                        && l.dialer == self.key
+                        && l.conn.close_reason().is_none()
+                    {
+                        l.conn.close(0u32.into(), b"a hub is connected");
+                    }
+                }
+                return out;
+            }
+        }
+        // No hub or laptop: the fallback. Only now is it worth walking the
+        // nodes for this replica's site peers.
+        let site_peers = self.site_peers();
         let live = lock(&self.live);
         let is_live = |k: &MemberKey| live.get(k).is_some_and(|l| l.conn.close_reason().is_none());
-        if people.iter().any(is_live) {
-            for (k, _) in &others {
-                if let Some(l) = live.get(k)
-                    && l.dialer == self.key
-                    && l.conn.close_reason().is_none()
-                {
-                    l.conn.close(0u32.into(), b"a hub is connected");
-                }
-            }
-            return out;
-        }
         // Top up to `random_peers` live sessions with the others, rather
         // than sampling afresh every round: that grew a full mesh (4,911 of
         // 4,950 sessions among 100 replicas in two minutes, BENCHMARKS.md).

@@ -3,12 +3,12 @@
 //! exchange for health registers, then pushes as things change, with a
 //! periodic anti-entropy round as a safety net.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use automerge::sync::{Message, State as SyncState, SyncDoc};
-use fleetdeck_store::{MemberKey, Replica, Role};
+use fleetdeck_store::{MemberKey, NodeId, Replica};
 use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
 use tokio::sync::mpsc;
 
@@ -58,22 +58,26 @@ struct HealthPolicy {
     both_holders: bool,
     peer_holder: bool,
     /// Nodes whose daemon runs on the peer's replica.
-    peers_nodes: HashSet<String>,
+    peers_nodes: Vec<NodeId>,
     /// Nodes whose daemon runs on this replica.
-    my_nodes: HashSet<String>,
+    my_nodes: Vec<NodeId>,
 }
 
 impl HealthPolicy {
     /// Whether this replica sends `node`'s register to the peer.
     fn may_send(&self, node: &str) -> bool {
-        self.peer_holder || self.peers_nodes.contains(node)
+        self.peer_holder || runs(&self.peers_nodes, node)
     }
 
     /// Whether the peer may send this replica `node`'s register (mirror of
     /// `may_send` on the peer's side).
     fn peer_may_send(&self, node: &str) -> bool {
-        self.both_holders || self.peers_nodes.contains(node) || self.my_nodes.contains(node)
+        self.both_holders || runs(&self.peers_nodes, node) || runs(&self.my_nodes, node)
     }
+}
+
+fn runs(nodes: &[NodeId], node: &str) -> bool {
+    nodes.iter().any(|n| n.as_str() == node)
 }
 
 pub(crate) struct Session {
@@ -177,11 +181,9 @@ impl Session {
         let holder = |k: &MemberKey| {
             st.members
                 .get(k)
-                .is_some_and(|m| matches!(m.role, Role::Admin | Role::Operator | Role::Viewer))
+                .is_some_and(|m| m.role.holds_fleet_health())
         };
-        let bound_to = |k: &MemberKey| -> HashSet<String> {
-            st.nodes_run_by(k).iter().map(|n| n.to_string()).collect()
-        };
+        let bound_to = |k: &MemberKey| st.nodes_run_by(k).to_vec();
         HealthPolicy {
             both_holders: holder(&self.inner.key) && holder(&self.remote),
             peer_holder: holder(&self.remote),

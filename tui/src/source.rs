@@ -15,7 +15,7 @@ use fleetdeck_store::config::ConfigPath;
 use fleetdeck_store::document::{
     CommandRecord, CommandResult, Conflict, FleetState, HistoryEntry, LayerRef,
 };
-use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister, last_heard_ms};
+use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister};
 use fleetdeck_store::rollout::{Phase, Rollout, WaveStatus};
 use serde_json::Value;
 
@@ -341,7 +341,7 @@ impl Snapshot {
                 .map(|e| Thresholds::from_lookup(|k| e.get_str(k)))
                 .unwrap_or_default();
             let reg = health.get(node.id.as_str());
-            let heard = reg.map(|r| last_heard_ms(r.received_ms));
+            let heard = reg.map(|r| r.received_ms);
             let down = heard.is_some_and(|h| taken_ms.saturating_sub(h) > t.down_after_ms());
             let m = reg.map(|r| &r.reg.metrics);
             nodes.insert(
