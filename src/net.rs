@@ -38,7 +38,7 @@ pub fn invite(
         .members
         .get(replica.key())
         .ok_or_else(|| anyhow!("this replica is not a member of its own fleet"))?;
-    if !matches!(me.role, Role::Admin | Role::Operator) {
+    if !me.role.manages_fleet() {
         bail!(
             "only admin and operator replicas may invite; this one is {}",
             me.role

@@ -126,6 +126,12 @@ impl Role {
         matches!(self, Role::Admin | Role::Operator | Role::Viewer)
     }
 
+    /// Admins and operators: they change the fleet (invite, edit, advance
+    /// rollouts), and their replicas are the hubs and laptops others dial.
+    pub fn manages_fleet(self) -> bool {
+        matches!(self, Role::Admin | Role::Operator)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",

@@ -453,7 +453,7 @@ impl Inner {
         let mut all: Vec<(MemberKey, Vec<SocketAddr>, bool)> = Vec::new();
         let mut people = Vec::new();
         for m in st.members.values().filter(|m| m.key != self.key) {
-            if matches!(m.role, Role::Admin | Role::Operator) {
+            if m.role.manages_fleet() {
                 people.push(m.key.clone());
             }
             let on_lan = discovered.get(&m.key);
@@ -462,7 +462,7 @@ impl Inner {
             addrs.extend(on_lan.into_iter().flatten());
             addrs.sort();
             addrs.dedup();
-            let preferred = on_lan.is_some() || matches!(m.role, Role::Admin | Role::Operator);
+            let preferred = on_lan.is_some() || m.role.manages_fleet();
             if !addrs.is_empty() || self.relay.is_some() {
                 all.push((m.key.clone(), addrs, preferred));
             }
@@ -1044,7 +1044,7 @@ async fn rollouts_loop(inner: Arc<Inner>) {
         let steps = {
             let mut r = inner.lock_replica();
             let role = r.state().members.get(r.key()).map(|m| m.role);
-            if r.is_read_only() || !matches!(role, Some(Role::Admin | Role::Operator)) {
+            if r.is_read_only() || !role.is_some_and(Role::manages_fleet) {
                 continue;
             }
             r.advance_rollouts(now_ms())
