@@ -2,7 +2,9 @@
 //! process: peak RSS (`VmHWM` in /proc/PID/status) and CPU % ((utime + stime)
 //! from /proc/PID/stat over the window, of one core).
 //!
-//! Run: `cargo bench -p fleetdeck --bench node_idle`
+//! Run: `cargo build --profile device --locked && cargo bench -p fleetdeck
+//! --bench node_idle`. What is measured is the device build, the binary an
+//! operator puts on a device (README, "Running a node on a device").
 //!
 //! The fleet is made with the CLI, as an operator would: a hub data dir
 //! (`init`, `site add`, `node add`, `config set heartbeat.interval_s 10`,
@@ -37,13 +39,24 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The binary measured: the one cargo built with this bench, or
-/// `FLEETDECK_P6_BIN` (e.g. the same source built with another profile).
+/// The binary measured: the device build (`cargo build --profile device`,
+/// the one README tells operators to put on a device), found beside the
+/// binary cargo built with this bench; or `FLEETDECK_P6_BIN` (e.g. the
+/// bench-profile build itself, to compare).
 fn bin_path() -> PathBuf {
     std::env::var_os("FLEETDECK_P6_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_fleetdeck")))
+        .unwrap_or_else(device_bin)
 }
+
+fn device_bin() -> PathBuf {
+    let own = PathBuf::from(env!("CARGO_BIN_EXE_fleetdeck"));
+    own.parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("device").join("fleetdeck"))
+        .unwrap_or(own)
+}
+
 const WINDOW: Duration = Duration::from_secs(300);
 const QUICK_WINDOW: Duration = Duration::from_secs(30);
 const INTERVAL_S: u64 = 10;
@@ -66,6 +79,24 @@ fn main() {
         "machine: {} CPUs, load average at start {} (other agents build on this machine)",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         loadavg()
+    );
+    let measured = bin_path();
+    let Ok(meta) = std::fs::metadata(&measured) else {
+        eprintln!(
+            "P6 measures the device build, and {} is missing: run `cargo build --profile device --locked` first (or set FLEETDECK_P6_BIN)",
+            measured.display()
+        );
+        std::process::exit(2);
+    };
+    let built = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .map_or("?".into(), |a| format!("{} s ago", a.as_secs()));
+    println!(
+        "binary measured (daemon and hub): {} ({:.1} MB on disk, built {built})",
+        measured.display(),
+        meta.len() as f64 / 1e6
     );
     let hz = clk_tck();
     let tmp = tempfile::Builder::new()
