@@ -631,6 +631,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
         .engine
         .with_replica(|r| r.health().get(shared.node.as_str()).map(|s| s.reg.seq))
         .unwrap_or(0);
+    let seq_at_start = seq;
     loop {
         let tree = desired(&shared).map(|d| d.0).unwrap_or(Value::Null);
         let interval = uint(&tree, "heartbeat", "interval_s")
@@ -665,9 +666,47 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
             Ok(_) => shared.engine.changed(),
             Err(e) => tracing::warn!(node = %shared.node, "could not record the heartbeat: {e}"),
         }
+        // The first beat goes out at once (the fleet sees the node start);
+        // the wait after it is cut to this node's own phase, so the nodes of
+        // a site that power up together do not beat in lockstep at the hub.
+        let wait = if seq_at_start + 1 == seq {
+            phase(&shared.node, interval)
+        } else {
+            Duration::from_secs(interval)
+        };
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(interval)) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shared.beat_now.notified() => {}
         }
+    }
+}
+
+/// Where in the heartbeat interval this node beats: a fraction of it fixed
+/// by the node id, in `(0, interval]`. Never longer than the interval, so a
+/// node is never later than its cadence promises.
+fn phase(node: &NodeId, interval_s: u64) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    node.as_str().hash(&mut h);
+    let ms = interval_s.saturating_mul(1000).max(1);
+    Duration::from_millis(1 + h.finish() % ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_stay_within_the_interval_and_spread_the_nodes() {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..50 {
+            let node = NodeId::parse(&format!("cam-{i}")).expect("node id");
+            let p = phase(&node, 10);
+            assert!(p > Duration::ZERO && p <= Duration::from_secs(10), "{p:?}");
+            assert_eq!(p, phase(&node, 10), "the phase is fixed per node");
+            seen.insert(p.as_secs());
+        }
+        // 50 nodes over ten one-second slots: they do not share one slot.
+        assert!(seen.len() >= 5, "phases spread over the interval: {seen:?}");
     }
 }
