@@ -96,20 +96,50 @@ pub enum SyncError {
 pub struct Stats {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
-    /// UDP bytes (payload + 28 B IPv4/UDP header per datagram) sent and
-    /// received by sessions that have ended.
-    udp_ended_tx: AtomicU64,
-    udp_ended_rx: AtomicU64,
+    /// What the links of sessions that have ended carried.
+    wire_ended: Mutex<Wire>,
 }
 
-/// UDP bytes one connection has sent and received so far, counting 28 B of
-/// IPv4 and UDP header per datagram: what the link carries, QUIC included.
-fn udp_bytes(conn: &Connection) -> (u64, u64) {
+/// What the links of sessions carried, as QUIC counts it: UDP bytes with
+/// 28 B of IPv4/UDP header per datagram (what the link carries), and the
+/// QUIC frames that fleetdeck does not write itself but pays for: keep-alive
+/// pings and iroh's path probing (PATH_CHALLENGE, padded to 1200 B, and
+/// REACH_OUT, iroh's hole-punching).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wire {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_datagrams: u64,
+    pub rx_datagrams: u64,
+    pub pings_sent: u64,
+    pub path_challenges_sent: u64,
+    pub reach_outs_sent: u64,
+}
+
+impl std::ops::AddAssign for Wire {
+    fn add_assign(&mut self, o: Wire) {
+        self.tx_bytes += o.tx_bytes;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_datagrams += o.tx_datagrams;
+        self.rx_datagrams += o.rx_datagrams;
+        self.pings_sent += o.pings_sent;
+        self.path_challenges_sent += o.path_challenges_sent;
+        self.reach_outs_sent += o.reach_outs_sent;
+    }
+}
+
+/// What one connection's link has carried so far ([`Wire`]).
+fn wire(conn: &Connection) -> Wire {
     let s = conn.stats();
-    (
-        s.udp_tx.bytes + 28 * s.udp_tx.datagrams,
-        s.udp_rx.bytes + 28 * s.udp_rx.datagrams,
-    )
+    Wire {
+        tx_bytes: s.udp_tx.bytes + 28 * s.udp_tx.datagrams,
+        rx_bytes: s.udp_rx.bytes + 28 * s.udp_rx.datagrams,
+        tx_datagrams: s.udp_tx.datagrams,
+        rx_datagrams: s.udp_rx.datagrams,
+        pings_sent: s.frame_tx.ping,
+        path_challenges_sent: s.frame_tx.path_challenge,
+        reach_outs_sent: s.frame_tx.reach_out,
+    }
 }
 
 impl Stats {
@@ -253,9 +283,7 @@ impl Inner {
             .is_some_and(|l| l.conn.stable_id() == conn.stable_id())
         {
             live.remove(peer);
-            let (tx, rx) = udp_bytes(conn);
-            self.stats.udp_ended_tx.fetch_add(tx, Ordering::Relaxed);
-            self.stats.udp_ended_rx.fetch_add(rx, Ordering::Relaxed);
+            *lock(&self.stats.wire_ended) += wire(conn);
         }
     }
 
@@ -827,22 +855,23 @@ impl Engine {
         &self.inner.stats
     }
 
-    /// UDP bytes (sent, received) of every session so far, QUIC and a 28 B
-    /// IPv4/UDP header per datagram included: what the link carries. Covers
+    /// What the links of every session so far carried ([`Wire`]). Covers
     /// sessions that reached the hello; refused and superseded dials are not
     /// counted.
-    pub fn udp_bytes(&self) -> (u64, u64) {
+    pub fn wire(&self) -> Wire {
         let live = lock(&self.inner.live);
-        let (mut tx, mut rx) = (
-            self.inner.stats.udp_ended_tx.load(Ordering::Relaxed),
-            self.inner.stats.udp_ended_rx.load(Ordering::Relaxed),
-        );
+        let mut w = *lock(&self.inner.stats.wire_ended);
         for l in live.values() {
-            let (t, r) = udp_bytes(&l.conn);
-            tx += t;
-            rx += r;
+            w += wire(&l.conn);
         }
-        (tx, rx)
+        w
+    }
+
+    /// UDP bytes (sent, received) of every session so far, with a 28 B
+    /// IPv4/UDP header per datagram: see [`Engine::wire`].
+    pub fn udp_bytes(&self) -> (u64, u64) {
+        let w = self.wire();
+        (w.tx_bytes, w.rx_bytes)
     }
 
     pub fn faults(&self) -> &Faults {

@@ -19,7 +19,7 @@ pub mod verify;
 pub mod wire;
 
 pub use engine::{
-    Engine, EngineConfig, PeerStatus, StatusFile, SyncError, format_endpoint_addr,
+    Engine, EngineConfig, PeerStatus, StatusFile, SyncError, Wire, format_endpoint_addr,
     parse_endpoint_addr,
 };
 pub use faults::Faults;
