@@ -867,6 +867,19 @@ impl Engine {
         w
     }
 
+    /// Round-trip time of each live session as QUIC estimates it (the best
+    /// of its open paths). iroh looks for a better path, hole-punching every
+    /// 60 s, on a connection whose best RTT is over 10 ms.
+    pub fn session_rtts(&self) -> Vec<Duration> {
+        let live = lock(&self.inner.live);
+        live.values()
+            .filter_map(|l| {
+                let paths = l.conn.paths();
+                paths.iter().filter_map(|p| l.conn.rtt(p.id())).min()
+            })
+            .collect()
+    }
+
     /// UDP bytes (sent, received) of every session so far, with a 28 B
     /// IPv4/UDP header per datagram: see [`Engine::wire`].
     pub fn udp_bytes(&self) -> (u64, u64) {
