@@ -43,18 +43,21 @@ use serde_json::Value;
 /// the one README tells operators to put on a device), found beside the
 /// binary cargo built with this bench; or `FLEETDECK_P6_BIN` (e.g. the
 /// bench-profile build itself, to compare).
-fn bin_path() -> PathBuf {
-    std::env::var_os("FLEETDECK_P6_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(device_bin)
-}
-
-fn device_bin() -> PathBuf {
-    let own = PathBuf::from(env!("CARGO_BIN_EXE_fleetdeck"));
-    own.parent()
-        .and_then(Path::parent)
-        .map(|t| t.join("device").join("fleetdeck"))
-        .unwrap_or(own)
+fn bin_path() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var_os("FLEETDECK_P6_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                // target/<profile>/fleetdeck -> target/device/fleetdeck
+                Path::new(env!("CARGO_BIN_EXE_fleetdeck"))
+                    .parent()
+                    .and_then(Path::parent)
+                    .expect("cargo's binary lives in target/<profile>/")
+                    .join("device")
+                    .join("fleetdeck")
+            })
+    })
 }
 
 const WINDOW: Duration = Duration::from_secs(300);
@@ -67,7 +70,7 @@ fn main() {
     let quick = std::env::var("FLEETDECK_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
     let window = if quick { QUICK_WINDOW } else { WINDOW };
     println!(
-        "P6 node daemon idle at {INTERVAL_S} s heartbeats, {} s window{}",
+        "P6 node daemon idle at {INTERVAL_S} s heartbeats, {} s window{}; MB = 10^6 bytes",
         window.as_secs(),
         if quick {
             " (QUICK: smoke run, figures judge nothing)"
@@ -81,7 +84,7 @@ fn main() {
         loadavg()
     );
     let measured = bin_path();
-    let Ok(meta) = std::fs::metadata(&measured) else {
+    let Ok(meta) = std::fs::metadata(measured) else {
         eprintln!(
             "P6 measures the device build, and {} is missing: run `cargo build --profile device --locked` first (or set FLEETDECK_P6_BIN)",
             measured.display()
@@ -239,8 +242,8 @@ fn main() {
         "  at the end: RssAnon {:.1} MB, RssFile {:.1} MB (the binary's pages: {}, {:.1} MB on disk)",
         mb(status_kb(daemon_pid, "RssAnon").unwrap_or(0)),
         mb(status_kb(daemon_pid, "RssFile").unwrap_or(0)),
-        bin_path().display(),
-        std::fs::metadata(bin_path()).map_or(0.0, |m| m.len() as f64 / 1048576.0)
+        measured.display(),
+        meta.len() as f64 / 1e6
     );
     println!("  CPU {d_cpu:.3} % of one core over the window");
     println!(
@@ -594,8 +597,9 @@ fn clk_tck() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// /proc's kB (KiB) as MB of 10^6 bytes, the unit of the target.
 fn mb(kb: u64) -> f64 {
-    kb as f64 / 1024.0
+    kb as f64 * 1024.0 / 1e6
 }
 
 /// A field of /proc/PID/status in kB.

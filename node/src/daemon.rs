@@ -78,6 +78,12 @@ struct State {
 }
 
 impl State {
+    /// After a good apply (or an operator's resume): failures start over.
+    fn clear_failures(&mut self) {
+        self.consecutive_failures = 0;
+        self.failed_revision = None;
+    }
+
     fn load(root: &Path) -> State {
         std::fs::read(root.join(STATE_FILE))
             .ok()
@@ -193,7 +199,6 @@ impl Daemon {
         &self.shared.engine
     }
 
-    /// The live revision.
     /// Puts this daemon's clock `ms` off the system clock (negative:
     /// behind), as a device with no real-time clock or a bad NTP source
     /// would be. For scenarios and tests; a device runs with 0.
@@ -201,6 +206,7 @@ impl Daemon {
         self.shared.skew_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// The live revision.
     pub fn current(&self) -> Option<String> {
         self.shared.applier.current()
     }
@@ -398,8 +404,7 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
         {
             tracing::info!(node = %shared.node, "an operator resumed this node; leaving safe mode ({why})");
             st.safe_mode = None;
-            st.consecutive_failures = 0;
-            st.failed_revision = None;
+            st.clear_failures();
             st.starts.clear();
             st.save(shared.applier.root());
             shared.beat_now.notify_one();
@@ -436,8 +441,7 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
                 duration_ms: 0,
                 at_ms: shared.now(),
             });
-            st.consecutive_failures = 0;
-            st.failed_revision = None;
+            st.clear_failures();
             st.save(shared.applier.root());
             drop(st);
             tracing::info!(node = %shared.node, revision = %rev, "the desired config is the live release");
@@ -494,8 +498,7 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
             ApplyResult::Failed => 2,
         }] += 1;
         if result == ApplyResult::Ok {
-            st.consecutive_failures = 0;
-            st.failed_revision = None;
+            st.clear_failures();
         } else {
             st.consecutive_failures += 1;
             st.failed_revision = Some(rev.clone());
@@ -631,7 +634,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
         .engine
         .with_replica(|r| r.health().get(shared.node.as_str()).map(|s| s.reg.seq))
         .unwrap_or(0);
-    let seq_at_start = seq;
+    let started = tokio::time::Instant::now();
     loop {
         let tree = desired(&shared).map(|d| d.0).unwrap_or(Value::Null);
         let interval = uint(&tree, "heartbeat", "interval_s")
@@ -667,13 +670,14 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
             Err(e) => tracing::warn!(node = %shared.node, "could not record the heartbeat: {e}"),
         }
         // The first beat goes out at once (the fleet sees the node start);
-        // the wait after it is cut to this node's own phase, so the nodes of
-        // a site that power up together do not beat in lockstep at the hub.
-        let wait = if seq_at_start + 1 == seq {
-            phase(&shared.node, interval)
-        } else {
-            Duration::from_secs(interval)
-        };
+        // the others keep to this node's own schedule, so the nodes of a
+        // site that power up together do not beat in lockstep at the hub,
+        // and an extra beat (after an apply) does not move the schedule.
+        let wait = until_next_beat(
+            started.elapsed(),
+            phase(&shared.node, interval),
+            Duration::from_secs(interval),
+        );
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.beat_now.notified() => {}
@@ -682,14 +686,22 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
 }
 
 /// Where in the heartbeat interval this node beats: a fraction of it fixed
-/// by the node id, in `(0, interval]`. Never longer than the interval, so a
-/// node is never later than its cadence promises.
+/// by the node id (a stable hash), in `(0, interval]`.
 fn phase(node: &NodeId, interval_s: u64) -> Duration {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    node.as_str().hash(&mut h);
     let ms = interval_s.saturating_mul(1000).max(1);
-    Duration::from_millis(1 + h.finish() % ms)
+    Duration::from_millis(1 + fleetdeck_store::rollout::fnv(node.as_str()) % ms)
+}
+
+/// How long from `since` (time since the daemon started) to the next beat
+/// of the schedule `phase + k × period`: never longer than the period, so a
+/// node is never later than its cadence promises.
+fn until_next_beat(since: Duration, phase: Duration, period: Duration) -> Duration {
+    if since < phase {
+        return phase - since;
+    }
+    let period_ms = period.as_millis().max(1);
+    let into = (since - phase).as_millis() % period_ms;
+    Duration::from_millis((period_ms - into) as u64)
 }
 
 #[cfg(test)]
@@ -708,5 +720,20 @@ mod tests {
         }
         // 50 nodes over ten one-second slots: they do not share one slot.
         assert!(seen.len() >= 5, "phases spread over the interval: {seen:?}");
+    }
+
+    #[test]
+    fn beats_keep_to_the_schedule_after_an_extra_beat() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // Phase 3 s, period 10 s: beats at 3, 13, 23, ... s.
+        assert_eq!(until_next_beat(ms(1), s(3), s(10)), ms(2999));
+        assert_eq!(until_next_beat(s(3), s(3), s(10)), s(10));
+        // An extra beat at 17.5 s (an apply): the next is still at 23 s.
+        assert_eq!(until_next_beat(ms(17_500), s(3), s(10)), ms(5500));
+        for t in 0..200u64 {
+            let w = until_next_beat(ms(t * 137), s(3), s(10));
+            assert!(w > Duration::ZERO && w <= s(10), "{w:?} at {t}");
+        }
     }
 }

@@ -149,6 +149,10 @@ fn alert_ids(ops: &Engine) -> Vec<String> {
     ops.with_replica(|r| r.alerts(now_ms()).into_iter().map(|a| a.id).collect())
 }
 
+fn has_alert(ops: &Engine, id: &str) -> bool {
+    alert_ids(ops).iter().any(|a| a == id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_is_applied_on_the_node_and_reported_back_to_the_operator() {
     let s = setup().await;
@@ -215,9 +219,10 @@ async fn a_failing_health_check_rolls_back_and_three_in_a_row_mean_safe_mode_unt
         "safe mode after 3 failures"
     );
     assert!(
-        eventually(Duration::from_secs(10), || alert_ids(&s.ops)
-            .iter()
-            .any(|a| a == "safe-mode:cam-1"))
+        eventually(Duration::from_secs(10), || has_alert(
+            &s.ops,
+            "safe-mode:cam-1"
+        ))
         .await,
         "the operator sees a hard safe-mode alert"
     );
@@ -239,9 +244,10 @@ async fn a_failing_health_check_rolls_back_and_three_in_a_row_mean_safe_mode_unt
     );
     assert!(d.safe_mode().is_none());
     assert!(
-        eventually(Duration::from_secs(10), || !alert_ids(&s.ops)
-            .iter()
-            .any(|a| a == "safe-mode:cam-1"))
+        eventually(Duration::from_secs(10), || !has_alert(
+            &s.ops,
+            "safe-mode:cam-1"
+        ))
         .await
     );
     d.shutdown().await;
@@ -279,10 +285,7 @@ async fn undoing_a_rolled_back_edit_reports_the_live_release_ok() {
         "0.14 fails its check and is rolled back"
     );
     assert!(
-        eventually(Duration::from_secs(10), || alert_ids(&s.ops)
-            .iter()
-            .any(|a| a == "apply:cam-1"))
-        .await,
+        eventually(Duration::from_secs(10), || has_alert(&s.ops, "apply:cam-1")).await,
         "the operator sees the failed apply"
     );
     set(&s.ops, "frigate.version", json!("0.13"));
@@ -296,9 +299,10 @@ async fn undoing_a_rolled_back_edit_reports_the_live_release_ok() {
     );
     assert_eq!(d.current(), Some(checked));
     assert!(
-        eventually(Duration::from_secs(10), || !alert_ids(&s.ops)
-            .iter()
-            .any(|a| a == "apply:cam-1"))
+        eventually(Duration::from_secs(10), || !has_alert(
+            &s.ops,
+            "apply:cam-1"
+        ))
         .await,
         "the apply alert resolves"
     );
@@ -394,10 +398,7 @@ async fn a_hand_edit_is_healed_and_reported_or_only_reported() {
         "drift is healed by default"
     );
     assert!(
-        eventually(Duration::from_secs(10), || alert_ids(&s.ops)
-            .iter()
-            .any(|a| a == "drift:cam-1"))
-        .await,
+        eventually(Duration::from_secs(10), || has_alert(&s.ops, "drift:cam-1")).await,
         "and reported"
     );
     set(&s.ops, "drift", json!("report"));
@@ -415,12 +416,7 @@ async fn a_hand_edit_is_healed_and_reported_or_only_reported() {
         Some("version: edited-again\n"),
         "report-only leaves the edit"
     );
-    assert!(
-        eventually(Duration::from_secs(10), || alert_ids(&s.ops)
-            .iter()
-            .any(|a| a == "drift:cam-1"))
-        .await
-    );
+    assert!(eventually(Duration::from_secs(10), || has_alert(&s.ops, "drift:cam-1")).await);
     d.shutdown().await;
 }
 

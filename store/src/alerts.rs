@@ -346,8 +346,7 @@ fn is_down(now_ms: i64, heard_ms: i64, t: &Thresholds) -> bool {
 fn site_offline_since(site: &SiteInput<'_>, now_ms: i64) -> Option<i64> {
     let mut latest: Option<i64> = None;
     for n in &site.nodes {
-        if let Some((_, received)) = n.health {
-            let heard = received;
+        if let Some((_, heard)) = n.health {
             if !is_down(now_ms, heard, &n.thresholds) {
                 return None;
             }
@@ -641,10 +640,9 @@ pub fn evaluate(sites: &[SiteInput<'_>], now_ms: i64, acks: &HashMap<String, Ack
             );
         }
         for n in &site.nodes {
-            let Some((reg, received)) = n.health else {
+            let Some((reg, heard)) = n.health else {
                 continue;
             };
-            let heard = received;
             if is_down(now_ms, heard, &n.thresholds) {
                 if offline_since.is_none() {
                     let start = out.alerts.len();

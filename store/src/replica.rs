@@ -16,7 +16,7 @@ use automerge::{AutoCommit, Change, ChangeHash};
 use crate::alerts::{self, Alert, FleetSummary, NodeInput, SiteInput, SiteState, Thresholds};
 use crate::config::{self, Effective};
 use crate::db::Db;
-use crate::document::{Conflict, FleetDoc, FleetState, HistoryEntry, RevertOutcome};
+use crate::document::{Conflict, FleetDoc, FleetState, HistoryEntry, Parts, RevertOutcome};
 use crate::error::{Result, StoreError};
 use crate::health::{self, HealthRegister, StoredRegister};
 use crate::identity::{self, Identity};
@@ -64,6 +64,9 @@ pub struct Replica {
     data_version: i64,
     health: HashMap<String, StoredRegister>,
     health_ver: i64,
+    /// Parts of the typed state a failed rebuild left unread: re-read by
+    /// the next rebuild, whatever that one's changes touch.
+    unread: Parts,
     /// Problems met while loading (skipped health rows and the like).
     warnings: Vec<String>,
 }
@@ -194,6 +197,7 @@ impl Replica {
             data_version,
             health: HashMap::new(),
             health_ver: 0,
+            unread: Parts::NONE,
             warnings: Vec::new(),
         };
         r.load_health(0)?;
@@ -289,14 +293,22 @@ impl Replica {
     /// records. The state is copied first only if someone still holds the
     /// previous one.
     fn rebuild(&mut self) -> Result<()> {
-        let parts = self.doc.changed_parts();
+        let parts = self.doc.changed_parts() | std::mem::take(&mut self.unread);
         if parts.is_empty() {
             return Ok(());
         }
         let state = Arc::make_mut(&mut self.state);
         if self.doc.read_parts(state, parts).is_err() {
-            // A part that no longer reads leaves nothing half-updated.
-            self.state = Arc::new(self.doc.state()?);
+            // A part that no longer reads: read the whole state again, and
+            // if that fails too, every part is re-read next time rather
+            // than left as half-updated as this attempt leaves it.
+            match self.doc.state() {
+                Ok(full) => self.state = Arc::new(full),
+                Err(e) => {
+                    self.unread = Parts::ALL;
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
@@ -524,8 +536,8 @@ impl Replica {
 
     // ---- health and alerts --------------------------------------------------
 
-    /// Stores a heartbeat if it is newer than what this replica has.
-    /// Records a register that was just made or just arrived from its node.
+    /// Records a register that was just made or just arrived from its node,
+    /// if it is newer than what this replica has.
     pub fn record_health(&mut self, reg: &HealthRegister) -> Result<bool> {
         self.record_health_aged(reg, 0)
     }

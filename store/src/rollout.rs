@@ -90,8 +90,8 @@ pub struct WaveStatus {
 }
 
 /// FNV-1a: stable across platforms and versions, which a wave assignment
-/// must be.
-fn fnv(s: &str) -> u64 {
+/// (and a node's heartbeat phase) must be.
+pub fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })

@@ -10,13 +10,13 @@
 //! - P3: two halves partitioned while 500 edits and heartbeats accumulate,
 //!   then healed: time to identical state, and bytes exchanged against the
 //!   size of what each replica lacked.
-//! - P7: bytes per node per heartbeat round in a fleet whose document holds
-//!   500 nodes, extrapolated to a day of 10 s heartbeats.
+//! - P7: bytes per node over a 120 s window at 10 s heartbeats in a fleet
+//!   whose document holds 500 nodes, scaled to a day.
 //!
 //! A plain `fn main` bench (no harness); arguments cargo passes are ignored.
 //! `FLEETDECK_BENCH_ONLY=p1,p3,p7` runs a subset (the table then only holds
 //! those rows); `FLEETDECK_BENCH_QUICK=1` makes a short smoke run;
-//! `FLEETDECK_BENCH_NO_STAR=1` skips P1's star-topology context run;
+//! `FLEETDECK_BENCH_NO_DISK=1` skips P1's shared-disk context run;
 //! `FLEETDECK_BENCH_SHM=1` puts every data dir on /dev/shm (P7's are there
 //! always). Every loop is bounded in count and time; all traffic stays on
 //! 127.0.0.1 (mDNS off). Engines run with `EngineConfig`'s defaults except
@@ -47,8 +47,8 @@ use tokio::task::JoinHandle;
 const P1_REPLICAS: usize = 100;
 const P1_WARMUP: usize = 3;
 const P1_EDITS: usize = 60;
-/// Edits of the star-topology context run.
-const P1_STAR_EDITS: usize = 20;
+/// Edits of the shared-disk context run.
+const P1_DISK_EDITS: usize = 20;
 /// Pause between two measured edits (or broker messages): edits are
 /// human-paced, and this lets the follow-up traffic of one edit settle.
 const P1_PAUSE: Duration = Duration::from_millis(150);
@@ -303,19 +303,13 @@ fn engine_config(faults: &Faults) -> EngineConfig {
     cfg
 }
 
-async fn start_fleet(
-    live: usize,
-    doc_nodes: usize,
-    shm: bool,
-    tweak: impl Fn(&mut EngineConfig),
-) -> Fleet {
+async fn start_fleet(live: usize, doc_nodes: usize, shm: bool) -> Fleet {
     let tmp = temp_root(shm);
     let (reps, all_nodes) = build_replicas(&tmp, live, doc_nodes);
     let faults = Faults::default();
     let mut engines = Vec::new();
     for r in reps {
-        let mut cfg = engine_config(&faults);
-        tweak(&mut cfg);
+        let cfg = engine_config(&faults);
         engines.push(Arc::new(Engine::start(r, cfg).await.expect("engine")));
     }
     // Introduce everyone to the laptop; addresses then spread through the
@@ -627,10 +621,7 @@ async fn p1_run(
     with_substeps: bool,
 ) -> P1Run {
     let t = Instant::now();
-    let f = start_fleet(P1_REPLICAS, P1_REPLICAS - 1, shm, |c| {
-        let _ = c;
-    })
-    .await;
+    let f = start_fleet(P1_REPLICAS, P1_REPLICAS - 1, shm).await;
     progress(&format!(
         "[{label}] {} engines started in {:.1} s (EngineConfig defaults)",
         f.engines.len(),
@@ -824,7 +815,7 @@ async fn p1(table: &mut Table) {
             p1_run(
                 "data dirs on one shared disk",
                 false,
-                scaled(P1_STAR_EDITS),
+                scaled(P1_DISK_EDITS),
                 Duration::from_secs(60),
                 false,
             )
@@ -1323,7 +1314,7 @@ async fn mqtt_baseline(payload: usize, subs: usize) -> Option<Vec<Duration>> {
 // ---- P3 ------------------------------------------------------------------------------
 
 async fn p3_trial(trial: usize) -> P3Trial {
-    let f = start_fleet(P3_REPLICAS, P3_REPLICAS - 1, false, |_| {}).await;
+    let f = start_fleet(P3_REPLICAS, P3_REPLICAS - 1, false).await;
     let ok = wait_until(CONVERGE_LIMIT, Duration::from_millis(250), || settled(&f)).await;
     progress(&format!(
         "[trial {trial}] fleet {}; {}",
@@ -1666,10 +1657,14 @@ async fn p3(table: &mut Table) {
 fn record_beats(f: &Fleet, seq: u64) {
     for (e, node) in f.engines.iter().zip(&f.nodes) {
         if let Some(node) = node {
-            e.with_replica(|r| r.record_health(&beat(node, seq)).expect("record"));
-            e.changed();
+            record_beat(e, node, seq);
         }
     }
+}
+
+fn record_beat(e: &Engine, node: &str, seq: u64) {
+    e.with_replica(|r| r.record_health(&beat(node, seq)).expect("record"));
+    e.changed();
 }
 
 // ---- P7 ------------------------------------------------------------------------------
@@ -1686,7 +1681,7 @@ async fn p7(table: &mut Table) {
         "P7: bytes per node per day, {P7_LIVE} live replicas (a laptop and {live_nodes} nodes) of a {P7_FLEET_NODES}-node fleet document, engine defaults"
     );
     // Data dirs on /dev/shm: disk work says nothing about bytes on the wire.
-    let f = start_fleet(P7_LIVE, P7_FLEET_NODES, true, |_| {}).await;
+    let f = start_fleet(P7_LIVE, P7_FLEET_NODES, true).await;
     let t = Instant::now();
     let ok = wait_until(CONVERGE_LIMIT, Duration::from_millis(250), || settled(&f)).await;
     progress(&format!(
@@ -1739,8 +1734,9 @@ async fn p7(table: &mut Table) {
     let framed0 = counters(&f);
     let wire0 = wires(&f);
     let rounds = scaled(P7_ROUNDS);
-    // Each node beats on its own phase within the round, as the daemons do
-    // (`node/src/daemon.rs`, `phase`): node k of n at k/n of the interval.
+    // Each node beats on its own phase within the round, as the daemons do,
+    // spread evenly here (node k of n at k/n of the interval): the best
+    // case of the daemons' phases, which a hash of the node id places.
     let nodes: Vec<(usize, String)> = f
         .nodes
         .iter()
@@ -1753,10 +1749,12 @@ async fn p7(table: &mut Table) {
     let mut delivery = Vec::new();
     let mut late = 0usize;
     let beats = rounds * nodes.len();
-    for b in 0..beats {
-        let due = t0 + step * b as u32;
-        // Until this beat is due: note the earlier beats that reached the
-        // laptop, every 20 ms.
+    // The window closes one interval after the first beat of the last round.
+    let end = t0 + Duration::from_secs(HEARTBEAT_S * rounds as u64);
+    for b in 0..=beats {
+        let due = if b < beats { t0 + step * b as u32 } else { end };
+        // Until the next beat (or the end) is due: note the earlier beats
+        // that reached the laptop, every 20 ms.
         loop {
             if !pending.is_empty() {
                 let h = health_seqs(&f.engines[0]);
@@ -1777,24 +1775,13 @@ async fn p7(table: &mut Table) {
             }
             tokio::time::sleep((due - now).min(Duration::from_millis(20))).await;
         }
+        if b == beats {
+            break;
+        }
         let (i, node) = &nodes[b % nodes.len()];
         let seq = seq + 1 + (b / nodes.len()) as u64;
-        f.engines[*i].with_replica(|r| r.record_health(&beat(node, seq)).expect("record"));
-        f.engines[*i].changed();
+        record_beat(&f.engines[*i], node, seq);
         pending.push((node.clone(), seq, Instant::now()));
-    }
-    // The window closes one interval after the first beat of the last round.
-    let end = t0 + Duration::from_secs(HEARTBEAT_S * rounds as u64);
-    while Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let h = health_seqs(&f.engines[0]);
-        pending.retain(|(n, seq, sent)| {
-            let arrived = h.get(n).is_some_and(|s| s >= seq);
-            if arrived {
-                delivery.push(sent.elapsed());
-            }
-            !arrived
-        });
     }
     late += pending.len();
     let seq = seq + rounds as u64;
@@ -1812,8 +1799,9 @@ async fn p7(table: &mut Table) {
     shutdown(f).await;
 
     let day = 86_400.0 / window.as_secs_f64();
-    let udp0: Vec<(u64, u64)> = wire0.iter().map(|w| (w.tx_bytes, w.rx_bytes)).collect();
-    let udp1: Vec<(u64, u64)> = wire1.iter().map(|w| (w.tx_bytes, w.rx_bytes)).collect();
+    let udp =
+        |w: &[Wire]| -> Vec<(u64, u64)> { w.iter().map(|w| (w.tx_bytes, w.rx_bytes)).collect() };
+    let (udp0, udp1) = (udp(&wire0), udp(&wire1));
     let per_node = |a: &[(u64, u64)], b: &[(u64, u64)]| -> Vec<f64> {
         a[1..]
             .iter()

@@ -880,13 +880,6 @@ impl Engine {
             .collect()
     }
 
-    /// UDP bytes (sent, received) of every session so far, with a 28 B
-    /// IPv4/UDP header per datagram: see [`Engine::wire`].
-    pub fn udp_bytes(&self) -> (u64, u64) {
-        let w = self.wire();
-        (w.tx_bytes, w.rx_bytes)
-    }
-
     pub fn faults(&self) -> &Faults {
         &self.inner.faults
     }
@@ -1086,7 +1079,7 @@ async fn rollouts_loop(inner: Arc<Inner>) {
         let steps = {
             let mut r = inner.lock_replica();
             let role = r.state().members.get(r.key()).map(|m| m.role);
-            if r.is_read_only() || !role.is_some_and(Role::manages_fleet) {
+            if !role.is_some_and(Role::manages_fleet) {
                 continue;
             }
             r.advance_rollouts(now_ms())

@@ -54,25 +54,25 @@ pub(crate) enum Mode {
 }
 
 /// Which health registers go over one session (see `Session::health_policy`).
-struct HealthPolicy {
+struct HealthPolicy<'a> {
     both_holders: bool,
     peer_holder: bool,
     /// Nodes whose daemon runs on the peer's replica.
-    peers_nodes: Vec<NodeId>,
+    peers_nodes: &'a [NodeId],
     /// Nodes whose daemon runs on this replica.
-    my_nodes: Vec<NodeId>,
+    my_nodes: &'a [NodeId],
 }
 
-impl HealthPolicy {
+impl HealthPolicy<'_> {
     /// Whether this replica sends `node`'s register to the peer.
     fn may_send(&self, node: &str) -> bool {
-        self.peer_holder || runs(&self.peers_nodes, node)
+        self.peer_holder || runs(self.peers_nodes, node)
     }
 
     /// Whether the peer may send this replica `node`'s register (mirror of
     /// `may_send` on the peer's side).
     fn peer_may_send(&self, node: &str) -> bool {
-        self.both_holders || runs(&self.peers_nodes, node) || runs(&self.my_nodes, node)
+        self.both_holders || runs(self.peers_nodes, node) || runs(self.my_nodes, node)
     }
 }
 
@@ -176,19 +176,19 @@ impl Session {
     /// is sent nothing but its own (after a wiped disk, say). So a node's
     /// traffic does not grow with the fleet (BENCHMARKS.md, P7), and a
     /// laptop sees the health of every node it can reach.
-    fn health_policy(&self, r: &Replica) -> HealthPolicy {
+    fn health_policy<'r>(&self, r: &'r Replica) -> HealthPolicy<'r> {
         let st = r.state();
         let holder = |k: &MemberKey| {
             st.members
                 .get(k)
                 .is_some_and(|m| m.role.holds_fleet_health())
         };
-        let bound_to = |k: &MemberKey| st.nodes_run_by(k).to_vec();
+        let peer_holder = holder(&self.remote);
         HealthPolicy {
-            both_holders: holder(&self.inner.key) && holder(&self.remote),
-            peer_holder: holder(&self.remote),
-            peers_nodes: bound_to(&self.remote),
-            my_nodes: bound_to(&self.inner.key),
+            both_holders: peer_holder && holder(&self.inner.key),
+            peer_holder,
+            peers_nodes: st.nodes_run_by(&self.remote),
+            my_nodes: st.nodes_run_by(&self.inner.key),
         }
     }
 

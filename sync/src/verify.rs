@@ -7,9 +7,11 @@
 //! order). Refused changes are never applied; a change that depends on a
 //! refused one can never be applied either, and is dropped with it.
 
+use std::collections::BTreeMap;
+
 use automerge::Change;
 use automerge::sync::{Message, State, SyncDoc};
-use fleetdeck_store::document::author_of;
+use fleetdeck_store::document::{Member, author_of};
 use fleetdeck_store::{MemberKey, Replica};
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -19,15 +21,19 @@ pub struct Admitted {
     pub refused: Vec<(String, String)>,
 }
 
+/// Whether a change's author is a member of the fleet.
+fn by_member(members: &BTreeMap<MemberKey, Member>, c: &Change) -> bool {
+    MemberKey::parse(&author_of(c.actor_id())).is_ok_and(|k| members.contains_key(&k))
+}
+
 /// Checks `changes` and applies the acceptable ones, durably.
 pub fn admit(replica: &mut Replica, changes: Vec<Change>) -> fleetdeck_store::Result<Admitted> {
     let mut out = Admitted::default();
     let mut pending = changes;
     loop {
         let members = &replica.state().members;
-        let (ok, rest): (Vec<Change>, Vec<Change>) = pending.into_iter().partition(|c| {
-            MemberKey::parse(&author_of(c.actor_id())).is_ok_and(|k| members.contains_key(&k))
-        });
+        let (ok, rest): (Vec<Change>, Vec<Change>) =
+            pending.into_iter().partition(|c| by_member(members, c));
         if ok.is_empty() {
             pending = rest;
             break;
@@ -66,11 +72,13 @@ pub fn receive(
     staging.update_diff_cursor();
     staging.sync().receive_sync_message(state, msg)?;
     let new: Vec<Change> = staging.get_changes(&heads);
+    if new.is_empty() {
+        // Nothing new (changes this replica already had): the fork holds
+        // nothing to take.
+        return Ok(Admitted::default());
+    }
     let members = &replica.state().members;
-    let all_by_members = new.iter().all(|c| {
-        MemberKey::parse(&author_of(c.actor_id())).is_ok_and(|k| members.contains_key(&k))
-    });
-    if all_by_members {
+    if new.iter().all(|c| by_member(members, c)) {
         // The usual case: take the fork rather than apply every change a
         // second time.
         let accepted = new.len();
