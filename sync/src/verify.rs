@@ -72,9 +72,11 @@ pub fn receive(
     staging.update_diff_cursor();
     staging.sync().receive_sync_message(state, msg)?;
     let new: Vec<Change> = staging.get_changes(&heads);
-    if new.is_empty() {
-        // Nothing new (changes this replica already had): the fork holds
-        // nothing to take.
+    if new.is_empty() && staging.get_missing_deps(&[]).is_empty() {
+        // Nothing new and nothing waiting: the fork holds nothing to take.
+        // A change whose dependencies have not arrived yet (the peer's bloom
+        // filter guessed wrong) waits in the fork's queue: dropping it would
+        // stall the session, since the peer never sends a change twice.
         return Ok(Admitted::default());
     }
     let members = &replica.state().members;
@@ -89,4 +91,58 @@ pub fn receive(
         });
     }
     admit(replica, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetdeck_store::config::ConfigPath;
+    use fleetdeck_store::document::LayerRef;
+    use serde_json::json;
+
+    /// A change that arrives before its dependency is kept until the
+    /// dependency comes, as automerge's sync protocol expects.
+    #[test]
+    fn a_change_ahead_of_its_dependency_is_kept_until_it_arrives() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut ours = Replica::init(&dir.path().join("a"), "ops", "f").expect("init");
+        let mut theirs = Replica::init_from_changes(&dir.path().join("b"), ours.changes_after(&[]))
+            .expect("init from changes");
+        let path = ConfigPath::parse("a.b").expect("a path");
+        let mut edit = |i: i64| {
+            let (_, hash) = ours
+                .change("edit", |d, _| {
+                    d.set_config(&LayerRef::Fleet, &path, &json!(i))
+                })
+                .expect("edit");
+            let hash = hash.expect("a change");
+            ours.doc_mut()
+                .automerge_mut()
+                .get_change_by_hash(&hash)
+                .expect("the change just made")
+                .clone()
+        };
+        let (first, second) = (edit(1), edit(2));
+
+        let mut peer = State::new();
+        let mut carrying = |c: &Change| {
+            let mut msg = ours
+                .doc_mut()
+                .automerge_mut()
+                .sync()
+                .generate_sync_message(&mut State::new())
+                .expect("a message");
+            msg.changes = vec![c.raw_bytes().to_vec()].into();
+            msg
+        };
+        let (m2, m1) = (carrying(&second), carrying(&first));
+        receive(&mut theirs, &mut peer, m2).expect("second change, ahead of the first");
+        let got = receive(&mut theirs, &mut peer, m1).expect("first change");
+        assert_eq!(got.refused, Vec::new());
+        assert_eq!(
+            theirs.heads(),
+            ours.heads(),
+            "the second change was dropped"
+        );
+    }
 }
