@@ -266,13 +266,17 @@ impl Inner {
             }
             old.conn.close(1u32.into(), b"superseded");
         }
-        live.insert(
+        let replaced = live.insert(
             peer.clone(),
             Live {
                 conn: conn.clone(),
                 dialer: dialer.clone(),
             },
         );
+        if let Some(old) = replaced {
+            // Its own unregister no longer finds it: count its link here.
+            *lock(&self.stats.wire_ended) += wire(&old.conn);
+        }
         true
     }
 
@@ -856,8 +860,8 @@ impl Engine {
     }
 
     /// What the links of every session so far carried ([`Wire`]). Covers
-    /// sessions that reached the hello; refused and superseded dials are not
-    /// counted.
+    /// sessions that reached the hello, ended or replaced; a dial refused
+    /// as the duplicate of a live session is not counted.
     pub fn wire(&self) -> Wire {
         let live = lock(&self.inner.live);
         let mut w = *lock(&self.inner.stats.wire_ended);
