@@ -24,6 +24,7 @@ use fleetdeck_store::health::ApplyResult;
 use fleetdeck_store::replica::load_or_create_identity;
 use fleetdeck_store::rollout::{Phase, RolloutSpec};
 use fleetdeck_store::{MemberKey, NodeId, Replica, Role, SiteId, now_ms};
+use fleetdeck_sync::faults::links_between;
 use fleetdeck_sync::{Engine, EngineConfig, Faults};
 use serde_json::Value;
 
@@ -515,7 +516,7 @@ impl Runner {
             });
         }
         let scale = |k: &ConfigPath, v: &Value| -> fleetdeck_store::Result<Value> {
-            speed::scale_leaf(k, v, speed).map_err(fleetdeck_store::StoreError::Invalid)
+            speed::scale_value(k, v, speed).map_err(fleetdeck_store::StoreError::Invalid)
         };
         let sc = &scenario;
         ops.change(&format!("scenario {}: fleet defaults", sc.name), |d, _| {
@@ -721,7 +722,7 @@ impl Runner {
         let mut all: Vec<MemberKey> = vec![self.ops_key.clone()];
         all.extend(self.nodes.iter().map(|n| n.key.clone()));
         all.extend(self.peers.iter().map(|p| p.key.clone()));
-        self.faults.heal();
+        let mut cuts = Vec::new();
         let laptops_at = |place: &Place| -> Vec<MemberKey> {
             self.peers
                 .iter()
@@ -740,7 +741,7 @@ impl Runner {
                 .map(|n| n.key.clone())
                 .collect();
             group.extend(laptops_at(&Place::Site(site.clone())));
-            self.faults.partition(&group, &complement(&group));
+            cuts.extend(links_between(&group, &complement(&group)));
         }
         for p in self
             .peers
@@ -768,9 +769,14 @@ impl Runner {
             };
             reach.extend(laptops_at(&p.at));
             reach.push(p.key.clone());
-            self.faults
-                .partition(std::slice::from_ref(&p.key), &complement(&reach));
+            cuts.extend(links_between(
+                std::slice::from_ref(&p.key),
+                &complement(&reach),
+            ));
         }
+        // In one step: a link cut before and after (a site still cut off
+        // while another heals) never opens for a moment in between.
+        self.faults.set_cuts(cuts);
     }
 
     /// The engine an edit is made on: the operator's, or a hub's or
@@ -1001,15 +1007,8 @@ impl Runner {
                     .unwrap_or_else(|| {
                         format!("ops: set {} on {}", key.to_key(), layer_name(layer))
                     });
-                let leaves = fleetdeck_store::config::flatten(key, &value)?;
-                let author = self.edit(by, &msg, |d, _, _| {
-                    for (k, v) in &leaves {
-                        let v = speed::scale_leaf(k, v, speed)
-                            .map_err(fleetdeck_store::StoreError::Invalid)?;
-                        d.set_config(&lr, k, &v)?;
-                    }
-                    Ok(())
-                })?;
+                let scaled = speed::scale_value(key, &value, speed).map_err(RunError::Speed)?;
+                let author = self.edit(by, &msg, |d, _, _| d.set_config(&lr, key, &scaled))?;
                 format!(
                     "operator: {} = {value} on {} ({msg}){}",
                     key.to_key(),
@@ -1075,12 +1074,7 @@ impl Runner {
                 let mut scaled = std::collections::BTreeMap::new();
                 for (k, v) in set {
                     let path = ConfigPath::parse(k)?;
-                    let v = match fleetdeck_store::config::flatten(&path, v)?.as_slice() {
-                        [(p, leaf)] if p == &path => {
-                            speed::scale_leaf(p, leaf, self.speed).map_err(RunError::Speed)?
-                        }
-                        _ => v.clone(),
-                    };
+                    let v = speed::scale_value(&path, v, self.speed).map_err(RunError::Speed)?;
                     scaled.insert(k.clone(), with_cycle(&v, cycle));
                 }
                 let what = scaled.keys().cloned().collect::<Vec<_>>().join(", ");

@@ -554,6 +554,7 @@ pub const CHECKS: &[&str] = &[
     "no_edit_lost",
     "alert_fired",
     "alert_resolved",
+    "alert_quiet",
     "applied",
     "runs",
     "rollout_halted",
@@ -1381,6 +1382,13 @@ impl Scenario {
                             );
                         }
                     };
+                    if picked.is_empty() {
+                        return cx.err(
+                            span,
+                            &f("nodes"),
+                            "no node to check: the list or the site holds none".into(),
+                        );
+                    }
                     let Some(k) = &c.key else {
                         return cx.err(span, &f("key"), "missing: runs needs key".into());
                     };
@@ -1459,33 +1467,27 @@ impl Scenario {
     /// the daemon and the alert rules count whole seconds.
     pub fn check_speed(&self, speed: f64) -> Result<(), String> {
         check_speed_range(speed)?;
-        let mut leaves: Vec<(&ConfigPath, &Value)> =
-            self.config.iter().map(|(k, v)| (k, v)).collect();
+        let mut values: Vec<(ConfigPath, &Value)> =
+            self.config.iter().map(|(k, v)| (k.clone(), v)).collect();
         for s in &self.sites {
-            leaves.extend(s.config.iter().map(|(k, v)| (k, v)));
+            values.extend(s.config.iter().map(|(k, v)| (k.clone(), v)));
         }
         for n in &self.nodes {
-            leaves.extend(n.config.iter().map(|(k, v)| (k, v)));
+            values.extend(n.config.iter().map(|(k, v)| (k.clone(), v)));
         }
-        let mut set_leaves = Vec::new();
         for e in &self.events {
-            if let Action::Set { key, value, .. } = &e.action {
-                set_leaves.extend(
-                    fleetdeck_store::config::flatten(key, value).map_err(|e| e.to_string())?,
-                );
-            }
-            if let Action::Rollout { set, .. } = &e.action {
-                for (k, v) in set {
-                    let path = ConfigPath::parse(k).map_err(|e| e.to_string())?;
-                    set_leaves.extend(
-                        fleetdeck_store::config::flatten(&path, v).map_err(|e| e.to_string())?,
-                    );
+            match &e.action {
+                Action::Set { key, value, .. } => values.push((key.clone(), value)),
+                Action::Rollout { set, .. } => {
+                    for (k, v) in set {
+                        values.push((ConfigPath::parse(k).map_err(|e| e.to_string())?, v));
+                    }
                 }
+                _ => {}
             }
         }
-        leaves.extend(set_leaves.iter().map(|(k, v)| (k, v)));
-        for (k, v) in leaves {
-            crate::speed::scale_leaf(k, v, speed)?;
+        for (k, v) in &values {
+            crate::speed::scale_value(k, v, speed)?;
         }
         Ok(())
     }

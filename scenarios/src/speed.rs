@@ -67,6 +67,22 @@ pub fn scale_leaf(path: &ConfigPath, value: &Value, speed: f64) -> Result<Value,
     Ok(Value::from(whole as u64))
 }
 
+/// `value` set at `path` at `speed`: every duration leaf in it scaled (a
+/// table at `heartbeat` holds `heartbeat.interval_s`), the shape kept, so
+/// the value is set as one edit just as the operator's own `config set`.
+pub fn scale_value(path: &ConfigPath, value: &Value, speed: f64) -> Result<Value, String> {
+    let Value::Object(map) = value else {
+        return scale_leaf(path, value, speed);
+    };
+    map.iter()
+        .map(|(k, v)| {
+            let child = path.child(k).map_err(|e| e.to_string())?;
+            Ok((k.clone(), scale_value(&child, v, speed)?))
+        })
+        .collect::<Result<serde_json::Map<_, _>, String>>()
+        .map(Value::Object)
+}
+
 /// A duration of scenario time as real time at `speed`.
 pub fn real(scenario_s: f64, speed: f64) -> std::time::Duration {
     std::time::Duration::from_secs_f64((scenario_s / speed).max(0.0))
@@ -90,6 +106,19 @@ mod tests {
         assert_eq!(v, Value::from(3));
         let v = scale_leaf(&p("heartbeat.interval_s"), &Value::from(10), 0.5).unwrap();
         assert_eq!(v, Value::from(20));
+    }
+
+    #[test]
+    fn a_table_keeps_its_shape_with_its_durations_scaled() {
+        let v = serde_json::json!({"interval_s": 10, "jitter": 3, "extra": {"interval_s": 7}});
+        let got = scale_value(&p("heartbeat"), &v, 5.0).unwrap();
+        assert_eq!(
+            got,
+            serde_json::json!({"interval_s": 2, "jitter": 3, "extra": {"interval_s": 7}})
+        );
+        let v = serde_json::json!({"site_offline_s": 7});
+        let e = scale_value(&p("alerts"), &v, 2.0);
+        assert!(e.is_err_and(|e| e.contains("alerts.site_offline_s")));
     }
 
     #[test]

@@ -132,6 +132,18 @@ fn a_speed_that_breaks_the_heartbeats_whole_seconds_is_refused_naming_the_key() 
 }
 
 #[test]
+fn a_table_set_by_an_event_has_its_durations_checked_against_the_speed() {
+    let table = GOOD.replace("duration_s = 10\n", "duration_s = 10\nspeed = 4\n")
+        + "\n[[event]]\nat_s = 3\naction = \"set\"\nkey = \"heartbeat\"\nvalue = { interval_s = 10 }\n";
+    let e = err(&table);
+    assert!(
+        e.contains("heartbeat.interval_s") && e.contains("1, 2, 5, 10"),
+        "{e}"
+    );
+    Scenario::parse(&table.replace("speed = 4", "speed = 5"), "ok").unwrap();
+}
+
+#[test]
 fn rollout_and_replica_references_are_checked_with_their_line() {
     let rollout = GOOD.replace(
         "action = \"crash\"\nnode = \"n1\"",
@@ -167,6 +179,15 @@ fn a_check_missing_its_fields_names_them() {
     let runs = format!("{GOOD}\n[[check]]\nkind = \"runs\"\nvalue = 3\n");
     let e = err(&runs);
     assert!(e.contains("line 20") && e.contains("check[0].key"), "{e}");
+    let nobody =
+        format!("{GOOD}\n[[check]]\nkind = \"runs\"\nnodes = []\nkey = \"a\"\nvalue = 3\n");
+    let e = err(&nobody);
+    assert!(
+        e.contains("check[0].nodes") && e.contains("no node to check"),
+        "{e}"
+    );
+    let quiet = format!("{GOOD}\n[[check]]\nkind = \"louder\"\n");
+    assert!(err(&quiet).contains("alert_quiet"));
     let halted = format!("{GOOD}\n[[check]]\nkind = \"rollout_halted\"\nrollout = \"r1\"\n");
     let e = err(&halted);
     assert!(

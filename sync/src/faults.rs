@@ -33,6 +33,16 @@ fn pair(a: &MemberKey, b: &MemberKey) -> (MemberKey, MemberKey) {
     }
 }
 
+/// Every link between the two groups (a replica is never cut from itself),
+/// for [`Faults::set_cuts`].
+pub fn links_between<'a>(
+    a: &'a [MemberKey],
+    b: &'a [MemberKey],
+) -> impl Iterator<Item = (MemberKey, MemberKey)> + 'a {
+    a.iter()
+        .flat_map(move |x| b.iter().filter(move |y| *y != x).map(move |y| pair(x, y)))
+}
+
 impl Faults {
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -41,14 +51,16 @@ impl Faults {
 
     /// Cuts every link between the two groups.
     pub fn partition(&self, a: &[MemberKey], b: &[MemberKey]) {
+        self.with(|s| s.cut.extend(links_between(a, b)));
+    }
+
+    /// Replaces every partition and isolation with exactly these cuts, in
+    /// one step: a link cut before and after is never open in between.
+    pub fn set_cuts(&self, cuts: impl IntoIterator<Item = (MemberKey, MemberKey)>) {
+        let cut = cuts.into_iter().map(|(a, b)| pair(&a, &b)).collect();
         self.with(|s| {
-            for x in a {
-                for y in b {
-                    if x != y {
-                        s.cut.insert(pair(x, y));
-                    }
-                }
-            }
+            s.cut = cut;
+            s.isolated.clear();
         });
     }
 
