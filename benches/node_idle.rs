@@ -31,12 +31,17 @@
 //! `FLEETDECK_BENCH_QUICK=1`: a 30 s window, a smoke run whose figures judge
 //! nothing. Every loop is bounded in time; all traffic is on 127.0.0.1.
 
+#[path = "../node/benches/common/mod.rs"]
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::mosquitto::{Broker, which};
+use common::{Row, cpus, loadavg, print_table, quick};
 use serde_json::Value;
 
 /// The binary measured: the device build (`cargo build --profile device`,
@@ -67,7 +72,7 @@ const TARGET_RSS_MB: f64 = 20.0;
 const TARGET_CPU_PCT: f64 = 0.5;
 
 fn main() {
-    let quick = std::env::var("FLEETDECK_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let quick = quick();
     let window = if quick { QUICK_WINDOW } else { WINDOW };
     println!(
         "P6 node daemon idle at {INTERVAL_S} s heartbeats, {} s window{}; MB = 10^6 bytes",
@@ -80,7 +85,7 @@ fn main() {
     );
     println!(
         "machine: {} CPUs, load average at start {} (other agents build on this machine)",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpus(),
         loadavg()
     );
     let measured = bin_path();
@@ -202,7 +207,7 @@ fn main() {
     let d0 = tree_ticks(daemon_pid);
     let s0 = tree_ticks(serve_pid);
     let a0 = base.as_ref().ok().map(|b| tree_ticks(b.agent_pid));
-    let m0 = base.as_ref().ok().map(|b| tree_ticks(b.broker_pid));
+    let m0 = base.as_ref().ok().map(|b| tree_ticks(b.broker.pid()));
     let w0 = Instant::now();
     let mut d_rss = (u64::MAX, 0u64);
     let mut a_rss_max = 0u64;
@@ -272,13 +277,13 @@ fn main() {
     match &base {
         Ok(b) => {
             let a_cpu = cpu(a0.unwrap_or(0), b.agent_pid);
-            let m_cpu = cpu(m0.unwrap_or(0), b.broker_pid);
+            let m_cpu = cpu(m0.unwrap_or(0), b.broker.pid());
             let procs_now = tree(b.agent_pid);
             let a_hwm: u64 = procs_now
                 .iter()
                 .filter_map(|p| status_kb(*p, "VmHWM"))
                 .sum();
-            let m_hwm = status_kb(b.broker_pid, "VmHWM").unwrap_or(0);
+            let m_hwm = status_kb(b.broker.pid(), "VmHWM").unwrap_or(0);
             let got = b.received().saturating_sub(beats0.unwrap_or(0));
             println!(
                 "P6 baseline: sh loop + mosquitto_pub -l (pid {}, {} processes: {}), same window:",
@@ -419,13 +424,6 @@ fn free_udp_port() -> u16 {
         .expect("a free loopback UDP port")
 }
 
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback TCP port")
-}
-
 // ---- the processes this bench started ------------------------------------------
 
 #[derive(Default)]
@@ -482,7 +480,7 @@ fn term(pid: u32) {
 struct Baseline {
     port: u16,
     agent_pid: u32,
-    broker_pid: u32,
+    broker: Broker,
     /// mosquitto_sub's output: one line per heartbeat received.
     sub_log: PathBuf,
 }
@@ -493,14 +491,6 @@ impl Baseline {
             .map(|s| s.lines().count())
             .unwrap_or(0)
     }
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(cmd))
-            .find(|p| p.is_file())
-    })
 }
 
 /// The agent a hub-era node ran: every 10 s, read the metrics and publish
@@ -515,33 +505,10 @@ const AGENT: &str = r#"while :; do
 done | mosquitto_pub -h 127.0.0.1 -p PORT -i agent-n1 -t nodes/n1/heartbeat -q 1 -l"#;
 
 fn start_baseline(dir: &Path, procs: &mut Procs) -> Result<Baseline, String> {
-    let broker_bin = which("mosquitto").ok_or("mosquitto not installed")?;
     which("mosquitto_pub").ok_or("mosquitto_pub not installed (mosquitto-clients)")?;
     let sub_bin = which("mosquitto_sub").ok_or("mosquitto_sub not installed")?;
-    let port = free_tcp_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .map_err(|e| e.to_string())?;
-    let broker = Command::new(broker_bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("could not start mosquitto: {e}"))?;
-    let broker_pid = broker.id();
-    procs.children.push(broker);
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let up = eventually(Duration::from_secs(5), || {
-        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-    });
-    if !up {
-        return Err(format!("mosquitto did not listen on {addr} within 5 s"));
-    }
+    let broker = Broker::start("")?;
+    let port = broker.port;
     let sub_log = dir.join("heartbeats.log");
     let sub = Command::new(sub_bin)
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
@@ -570,7 +537,7 @@ fn start_baseline(dir: &Path, procs: &mut Procs) -> Result<Baseline, String> {
     let b = Baseline {
         port,
         agent_pid,
-        broker_pid,
+        broker,
         sub_log,
     };
     if !eventually(Duration::from_secs(10), || b.received() > 0) {
@@ -580,12 +547,6 @@ fn start_baseline(dir: &Path, procs: &mut Procs) -> Result<Baseline, String> {
 }
 
 // ---- /proc -------------------------------------------------------------------
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
 
 fn clk_tck() -> f64 {
     Command::new("getconf")
@@ -731,56 +692,4 @@ fn explain_memory(pid: u32) {
             .collect::<Vec<_>>()
             .join("; ")
     );
-}
-
-// ---- the table -----------------------------------------------------------------
-
-struct Row {
-    what: String,
-    measured: String,
-    target: String,
-    verdict: String,
-}
-
-impl Row {
-    fn new(what: &str, measured: String, target: String, pass: Option<bool>) -> Row {
-        Row {
-            what: what.into(),
-            measured,
-            target,
-            verdict: match pass {
-                Some(true) => "PASS".into(),
-                Some(false) => "MISS".into(),
-                None => "-".into(),
-            },
-        }
-    }
-}
-
-fn print_table(rows: &[Row]) {
-    let w0 = rows.iter().map(|r| r.what.len()).max().unwrap_or(0).max(6);
-    let w1 = rows
-        .iter()
-        .map(|r| r.measured.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    let w2 = rows
-        .iter()
-        .map(|r| r.target.len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    println!();
-    println!(
-        "{:<w0$}  {:>w1$}  {:>w2$}  verdict",
-        "figure", "measured", "target"
-    );
-    println!("{}", "-".repeat(w0 + w1 + w2 + 13));
-    for r in rows {
-        println!(
-            "{:<w0$}  {:>w1$}  {:>w2$}  {}",
-            r.what, r.measured, r.target, r.verdict
-        );
-    }
 }

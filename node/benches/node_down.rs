@@ -26,11 +26,9 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::mosquitto::Broker;
 use common::*;
 use fleetdeck_store::alerts::AlertKind;
 use fleetdeck_store::now_ms;
@@ -240,64 +238,12 @@ async fn run(trials: usize) -> Vec<Row> {
 
 // ---- the MQTT baseline -----------------------------------------------------
 
-struct Broker {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(cmd))
-            .find(|p| p.is_file())
-    })
-}
-
-fn start_broker() -> Result<(Broker, u16), String> {
-    let bin = which("mosquitto").ok_or("mosquitto not installed (apt-get install mosquitto)")?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())?;
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .map_err(|e| e.to_string())?;
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("could not start mosquitto: {e}"))?;
-    let broker = Broker { child, _dir: dir };
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok((broker, port));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("mosquitto did not listen on {addr} within 5 s"))
-}
-
 /// Per trial, ms from a client's death to its will at a subscriber: silent
 /// deaths, then deaths whose socket the kernel closes.
 async fn mqtt_baseline(trials: usize) -> Result<(Vec<f64>, Vec<f64>), String> {
     use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
-    let (_broker, port) = start_broker()?;
+    let broker = Broker::start("")?;
+    let port = broker.port;
     println!("mosquitto started on 127.0.0.1:{port}");
     // The subscriber: every will, with when it arrived.
     let (wills_tx, mut wills) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();

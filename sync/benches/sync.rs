@@ -22,10 +22,11 @@
 //! 127.0.0.1 (mDNS off). Engines run with `EngineConfig`'s defaults except
 //! where a section says otherwise.
 
+#[path = "../../node/benches/common/mosquitto.rs"]
+mod mosquitto;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,7 @@ use fleetdeck_store::identity::Identity;
 use fleetdeck_store::replica::load_or_create_identity;
 use fleetdeck_store::{MemberKey, NodeId, Replica, Role, SiteId, now_ms};
 use fleetdeck_sync::{Engine, EngineConfig, Faults, Wire};
+use mosquitto::Broker;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -1112,68 +1114,6 @@ fn substeps(all: Vec<automerge::Change>, admin_dir: &Path) -> Substeps {
 
 // ---- the broker baseline -----------------------------------------------------------
 
-/// Kills the broker when dropped, also on panic.
-struct Broker {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(cmd))
-            .find(|p| p.is_file())
-    })
-}
-
-fn start_broker() -> Result<(Broker, u16), String> {
-    let Some(bin) = which("mosquitto") else {
-        return Err("mosquitto not installed (apt-get install -y mosquitto)".into());
-    };
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let port = free_port();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 100\n"
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("could not start mosquitto: {e}"))?;
-    let broker = Broker { child, _dir: dir };
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok((broker, port));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("mosquitto did not listen on {addr} within 5 s"))
-}
-
 /// Publishes `P1_WARMUP + P1_EDITS` messages of `payload` bytes, QoS 1, to
 /// `subs` subscribers; returns, per measured message, the time from publish
 /// to the last subscriber's receipt.
@@ -1182,13 +1122,14 @@ async fn mqtt_baseline(payload: usize, subs: usize) -> Option<Vec<Duration>> {
     println!(
         "P1 baseline: the same payload ({payload} B) through mosquitto to {subs} subscribers, QoS 1"
     );
-    let (broker, port) = match start_broker() {
+    let broker = match Broker::start("max_queued_messages 100000\nmax_inflight_messages 100\n") {
         Ok(b) => b,
         Err(why) => {
             println!("  baseline unavailable: {why}");
             return None;
         }
     };
+    let port = broker.port;
     let opts = |id: String| {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(30));

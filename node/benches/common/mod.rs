@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod mosquitto;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -201,6 +203,23 @@ pub struct Row {
     pub measured: String,
     pub target: String,
     pub verdict: String,
+}
+
+impl Row {
+    /// A row whose verdict is PASS or MISS against its target, or "-" for
+    /// a figure that only gives context.
+    pub fn new(what: &str, measured: String, target: String, pass: Option<bool>) -> Row {
+        Row {
+            what: what.into(),
+            measured,
+            target,
+            verdict: match pass {
+                Some(true) => "PASS".into(),
+                Some(false) => "MISS".into(),
+                None => "-".into(),
+            },
+        }
+    }
 }
 
 pub fn print_table(rows: &[Row]) {
