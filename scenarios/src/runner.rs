@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use automerge::ChangeHash;
 use fleetdeck_node::daemon::{Daemon, DaemonConfig};
 use fleetdeck_store::alerts::{FleetSummary, SiteState};
 use fleetdeck_store::config::ConfigPath;
@@ -149,7 +150,7 @@ pub struct Runner {
     /// Sites cut off right now.
     partitioned: BTreeSet<SiteId>,
     /// Every edit made during the run: (what, change id).
-    edits: Vec<(String, String)>,
+    edits: Vec<(String, ChangeHash)>,
     /// How long the fleet took to hold its first changes everywhere (`None`:
     /// it did not within [`SETTLE`]).
     settled_in: Option<Duration>,
@@ -455,11 +456,14 @@ fn sorted_heads(r: &mut Replica) -> Vec<String> {
     h
 }
 
-fn change_ids(r: &mut Replica) -> BTreeSet<String> {
-    r.changes_after(&[])
+/// How many of `edits` the replica lacks (a lookup each, not a copy of
+/// every change it holds).
+fn lacks(r: &mut Replica, edits: &[(String, ChangeHash)]) -> usize {
+    let am = r.doc_mut().automerge_mut();
+    edits
         .iter()
-        .map(|c| c.hash().to_string())
-        .collect()
+        .filter(|(_, h)| am.get_change_by_hash(h).is_none())
+        .count()
 }
 
 impl Runner {
@@ -809,8 +813,7 @@ impl Runner {
         let (_, hash) = engine.with_replica(|r| r.change(message, |d, st| f(d, st, &author)))?;
         engine.changed();
         if let Some(h) = hash {
-            self.edits
-                .push((format!("{author}: {message}"), h.to_string()));
+            self.edits.push((format!("{author}: {message}"), h));
         }
         Ok(author)
     }
@@ -1242,8 +1245,7 @@ impl Runner {
             CheckKind::NoEditLost => {
                 let mut missing = Vec::new();
                 for (name, e) in self.replicas(false) {
-                    let have = e.with_replica(change_ids);
-                    let lost = self.edits.iter().filter(|(_, h)| !have.contains(h)).count();
+                    let lost = e.with_replica(|r| lacks(r, &self.edits));
                     if lost > 0 {
                         missing.push(format!("{name} lacks {lost}"));
                     }
