@@ -276,24 +276,6 @@ impl Source for ReplicaSource {
                 }
                 done
             }
-            Intent::SetConfig {
-                layer,
-                key,
-                value,
-                message,
-            } => {
-                let what = format!("set {key} = {value} in {}", layer.describe());
-                let msg = message.unwrap_or_else(|| what.clone());
-                let done = self.with(|r| {
-                    r.change(&msg, |doc, _| doc.set_config(&layer, &key, &value))
-                        .map(|_| what)
-                        .map_err(|e| e.to_string())
-                });
-                if done.is_ok() {
-                    self.wrote();
-                }
-                done
-            }
             Intent::CommitConfig {
                 layer,
                 edits,
@@ -346,23 +328,6 @@ impl Source for ReplicaSource {
                             format!("rollout {id} aborted: its settings come off every node")
                         }
                     })
-                });
-                if done.is_ok() {
-                    self.wrote();
-                }
-                done
-            }
-            Intent::UnsetConfig {
-                layer,
-                key,
-                message,
-            } => {
-                let what = format!("unset {key} in {}", layer.describe());
-                let msg = message.unwrap_or_else(|| what.clone());
-                let done = self.with(|r| {
-                    r.change(&msg, |doc, _| doc.unset_config(&layer, &key))
-                        .map(|_| what)
-                        .map_err(|e| e.to_string())
                 });
                 if done.is_ok() {
                     self.wrote();

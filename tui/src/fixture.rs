@@ -1145,27 +1145,6 @@ impl Source for FixtureSource {
                     None => format!("nothing to revert: {short} is already undone"),
                 })
             }
-            Intent::SetConfig {
-                layer,
-                key,
-                value,
-                message,
-            } => {
-                let what = format!("set {key} = {value} in {}", layer.describe());
-                let msg = message.unwrap_or_else(|| what.clone());
-                self.change(&msg, |d| d.set_config(&layer, &key, &value))?;
-                Ok(what)
-            }
-            Intent::UnsetConfig {
-                layer,
-                key,
-                message,
-            } => {
-                let what = format!("unset {key} in {}", layer.describe());
-                let msg = message.unwrap_or_else(|| what.clone());
-                self.change(&msg, |d| d.unset_config(&layer, &key))?;
-                Ok(what)
-            }
             Intent::CommitConfig {
                 layer,
                 edits,

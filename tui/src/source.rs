@@ -45,17 +45,6 @@ pub trait Source: Send {
 /// before it reaches the source.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Intent {
-    SetConfig {
-        layer: LayerRef,
-        key: ConfigPath,
-        value: Value,
-        message: Option<String>,
-    },
-    UnsetConfig {
-        layer: LayerRef,
-        key: ConfigPath,
-        message: Option<String>,
-    },
     Ack {
         alert_id: String,
     },
@@ -131,10 +120,6 @@ impl Intent {
     /// A short verb phrase for the status bar: "ack disk:whn-nvr:/data".
     pub fn describe(&self) -> String {
         match self {
-            Intent::SetConfig { layer, key, .. } => format!("set {key} in {}", layer_label(layer)),
-            Intent::UnsetConfig { layer, key, .. } => {
-                format!("unset {key} in {}", layer_label(layer))
-            }
             Intent::Ack { alert_id } => format!("ack {alert_id}"),
             Intent::Silence { alert_id, for_ms } => {
                 format!("silence {alert_id} for {}", crate::text::duration(*for_ms))
