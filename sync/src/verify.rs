@@ -90,6 +90,13 @@ pub fn receive(
             refused: Vec::new(),
         });
     }
+    // Some change is refused, so the fork is not taken. A change waiting in
+    // its queue for a dependency goes with it; the peer never sends a change
+    // twice in a session, so ask it to start over (it clears what it thinks
+    // it has sent) and the change comes again with its dependency.
+    if !staging.get_missing_deps(&[]).is_empty() {
+        state.needs_reset = true;
+    }
     admit(replica, new)
 }
 
@@ -144,5 +151,110 @@ mod tests {
             ours.heads(),
             "the second change was dropped"
         );
+    }
+
+    /// The same when the message also carries a refused change: the replica
+    /// does not take the fork, so it asks the peer to send again, and the
+    /// change ahead of its dependency arrives after all.
+    #[test]
+    fn a_change_ahead_of_its_dependency_beside_a_refused_one_is_sent_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut ours = Replica::init(&dir.path().join("a"), "ops", "f").expect("init");
+        let mut theirs = Replica::init_from_changes(&dir.path().join("b"), ours.changes_after(&[]))
+            .expect("init from changes");
+        let mut outsider =
+            Replica::init_from_changes(&dir.path().join("c"), ours.changes_after(&[]))
+                .expect("init from changes");
+        let path = ConfigPath::parse("a.b").expect("a path");
+        let edit = |r: &mut Replica, i: i64| {
+            let (_, hash) = r
+                .change("edit", |d, _| {
+                    d.set_config(&LayerRef::Fleet, &path, &json!(i))
+                })
+                .expect("edit");
+            let hash = hash.expect("a change");
+            r.doc_mut()
+                .automerge_mut()
+                .get_change_by_hash(&hash)
+                .expect("the change just made")
+                .clone()
+        };
+        let (first, second) = (edit(&mut ours, 1), edit(&mut ours, 2));
+        // Ours holds a change by a key theirs does not count as a member
+        // (say, one theirs has already seen removed).
+        let intruder = edit(&mut outsider, 3);
+        ours.doc_mut()
+            .automerge_mut()
+            .apply_changes([intruder.clone()])
+            .expect("ours takes the outsider's change");
+
+        // A real session, up to the message that carries both edits.
+        let (mut our_state, mut their_state) = (State::new(), State::new());
+        let carrying = loop {
+            let msg = ours
+                .doc_mut()
+                .automerge_mut()
+                .sync()
+                .generate_sync_message(&mut our_state)
+                .expect("ours has something to say");
+            if !msg.changes.is_empty() {
+                break msg;
+            }
+            receive(&mut theirs, &mut their_state, msg).expect("a message without changes");
+            if let Some(reply) = theirs
+                .doc_mut()
+                .automerge_mut()
+                .sync()
+                .generate_sync_message(&mut their_state)
+            {
+                ours.doc_mut()
+                    .automerge_mut()
+                    .sync()
+                    .receive_sync_message(&mut our_state, reply)
+                    .expect("a reply");
+            }
+        };
+        // On the way, the first edit is lost (as if the peer's bloom filter
+        // had guessed that theirs already had it).
+        let mut tampered = carrying;
+        tampered.changes = vec![intruder.raw_bytes().to_vec(), second.raw_bytes().to_vec()].into();
+        let got = receive(&mut theirs, &mut their_state, tampered).expect("tampered message");
+        assert_eq!(got.refused.len(), 1, "the outsider's change is refused");
+
+        // The session goes on until both sides are quiet.
+        for _ in 0..10 {
+            let to_ours = theirs
+                .doc_mut()
+                .automerge_mut()
+                .sync()
+                .generate_sync_message(&mut their_state);
+            let quiet = to_ours.is_none();
+            if let Some(msg) = to_ours {
+                ours.doc_mut()
+                    .automerge_mut()
+                    .sync()
+                    .receive_sync_message(&mut our_state, msg)
+                    .expect("a message from theirs");
+            }
+            match ours
+                .doc_mut()
+                .automerge_mut()
+                .sync()
+                .generate_sync_message(&mut our_state)
+            {
+                Some(msg) => {
+                    receive(&mut theirs, &mut their_state, msg).expect("a message from ours");
+                }
+                None if quiet => break,
+                None => {}
+            }
+        }
+        let am = theirs.doc_mut().automerge_mut();
+        assert!(
+            am.get_change_by_hash(&first.hash()).is_some()
+                && am.get_change_by_hash(&second.hash()).is_some(),
+            "the edit held back with the refused change never came again"
+        );
+        assert!(am.get_change_by_hash(&intruder.hash()).is_none());
     }
 }
