@@ -107,6 +107,22 @@ mod tests {
     use fleetdeck_store::document::LayerRef;
     use serde_json::json;
 
+    /// Sets `a.b` to `i` in the fleet defaults of `r`; the change it made.
+    fn edit(r: &mut Replica, i: i64) -> Change {
+        let path = ConfigPath::parse("a.b").expect("a path");
+        let (_, hash) = r
+            .change("edit", |d, _| {
+                d.set_config(&LayerRef::Fleet, &path, &json!(i))
+            })
+            .expect("edit");
+        let hash = hash.expect("a change");
+        r.doc_mut()
+            .automerge_mut()
+            .get_change_by_hash(&hash)
+            .expect("the change just made")
+            .clone()
+    }
+
     /// A change that arrives before its dependency is kept until the
     /// dependency comes, as automerge's sync protocol expects.
     #[test]
@@ -115,21 +131,7 @@ mod tests {
         let mut ours = Replica::init(&dir.path().join("a"), "ops", "f").expect("init");
         let mut theirs = Replica::init_from_changes(&dir.path().join("b"), ours.changes_after(&[]))
             .expect("init from changes");
-        let path = ConfigPath::parse("a.b").expect("a path");
-        let mut edit = |i: i64| {
-            let (_, hash) = ours
-                .change("edit", |d, _| {
-                    d.set_config(&LayerRef::Fleet, &path, &json!(i))
-                })
-                .expect("edit");
-            let hash = hash.expect("a change");
-            ours.doc_mut()
-                .automerge_mut()
-                .get_change_by_hash(&hash)
-                .expect("the change just made")
-                .clone()
-        };
-        let (first, second) = (edit(1), edit(2));
+        let (first, second) = (edit(&mut ours, 1), edit(&mut ours, 2));
 
         let mut peer = State::new();
         let mut carrying = |c: &Change| {
@@ -165,20 +167,6 @@ mod tests {
         let mut outsider =
             Replica::init_from_changes(&dir.path().join("c"), ours.changes_after(&[]))
                 .expect("init from changes");
-        let path = ConfigPath::parse("a.b").expect("a path");
-        let edit = |r: &mut Replica, i: i64| {
-            let (_, hash) = r
-                .change("edit", |d, _| {
-                    d.set_config(&LayerRef::Fleet, &path, &json!(i))
-                })
-                .expect("edit");
-            let hash = hash.expect("a change");
-            r.doc_mut()
-                .automerge_mut()
-                .get_change_by_hash(&hash)
-                .expect("the change just made")
-                .clone()
-        };
         let (first, second) = (edit(&mut ours, 1), edit(&mut ours, 2));
         // Ours holds a change by a key theirs does not count as a member
         // (say, one theirs has already seen removed).
