@@ -310,25 +310,25 @@ fn main() {
             rows.push(Row::new(
                 "  baseline: sh + mosquitto_pub peak RSS",
                 format!("{:.1} MB", mb(a_hwm)),
-                "-".into(),
+                "-",
                 None,
             ));
             rows.push(Row::new(
                 "  baseline: sh + mosquitto_pub CPU",
                 format!("{a_cpu:.3} %"),
-                "-".into(),
+                "-",
                 None,
             ));
             rows.push(Row::new(
                 "  context: fleetdeck serve (hub) RSS / CPU",
                 format!("{:.1} MB / {s_cpu:.3} %", mb(s_hwm)),
-                "-".into(),
+                "-",
                 None,
             ));
             rows.push(Row::new(
                 "  context: mosquitto broker RSS / CPU",
                 format!("{:.1} MB / {m_cpu:.3} %", mb(m_hwm)),
-                "-".into(),
+                "-",
                 None,
             ));
         }
@@ -340,7 +340,7 @@ fn main() {
             rows.push(Row::new(
                 "  baseline: sh + mosquitto_pub",
                 "baseline unavailable".into(),
-                "-".into(),
+                "-",
                 None,
             ));
         }

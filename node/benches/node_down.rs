@@ -172,22 +172,18 @@ async fn run(trials: usize) -> Vec<Row> {
     );
 
     let mut rows = vec![
-        Row {
-            what: "P9 death -> node-down on ops, p50".into(),
-            measured: format!("{f50:.0} ms = {:.2} iv", f50 / interval_ms),
-            target: "-".into(),
-            verdict: "-".into(),
-        },
-        Row {
-            what: "P9 death -> node-down on ops, max".into(),
-            measured: format!("{fmax:.0} ms = {:.2} iv", fmax / interval_ms),
-            target: format!("<= {TARGET_INTERVALS} iv"),
-            verdict: if fmax / interval_ms <= TARGET_INTERVALS {
-                "PASS".into()
-            } else {
-                "MISS".into()
-            },
-        },
+        Row::new(
+            "P9 death -> node-down on ops, p50",
+            format!("{f50:.0} ms = {:.2} iv", f50 / interval_ms),
+            "-",
+            None,
+        ),
+        Row::new(
+            "P9 death -> node-down on ops, max",
+            format!("{fmax:.0} ms = {:.2} iv", fmax / interval_ms),
+            format!("<= {TARGET_INTERVALS} iv"),
+            Some(fmax / interval_ms <= TARGET_INTERVALS),
+        ),
     ];
     match mqtt_baseline(trials).await {
         Ok((silent, crash)) => {
@@ -204,33 +200,33 @@ async fn run(trials: usize) -> Vec<Row> {
                 pct(&crash, 50.0),
                 pct(&crash, 100.0)
             );
-            rows.push(Row {
-                what: "  baseline: MQTT will, silent death, p50".into(),
-                measured: format!("{s50:.0} ms = {:.2} iv", s50 / interval_ms),
-                target: "-".into(),
-                verdict: "-".into(),
-            });
-            rows.push(Row {
-                what: "  baseline: MQTT will, silent death, max".into(),
-                measured: format!("{smax:.0} ms = {:.2} iv", smax / interval_ms),
-                target: "-".into(),
-                verdict: "-".into(),
-            });
-            rows.push(Row {
-                what: "  context: MQTT will, socket closed, p50".into(),
-                measured: format!("{:.0} ms", pct(&crash, 50.0)),
-                target: "-".into(),
-                verdict: "-".into(),
-            });
+            rows.push(Row::new(
+                "  baseline: MQTT will, silent death, p50",
+                format!("{s50:.0} ms = {:.2} iv", s50 / interval_ms),
+                "-",
+                None,
+            ));
+            rows.push(Row::new(
+                "  baseline: MQTT will, silent death, max",
+                format!("{smax:.0} ms = {:.2} iv", smax / interval_ms),
+                "-",
+                None,
+            ));
+            rows.push(Row::new(
+                "  context: MQTT will, socket closed, p50",
+                format!("{:.0} ms", pct(&crash, 50.0)),
+                "-",
+                None,
+            ));
         }
         Err(e) => {
             println!("P9 baseline unavailable: {e}");
-            rows.push(Row {
-                what: "  baseline: MQTT will".into(),
-                measured: "baseline unavailable".into(),
-                target: "-".into(),
-                verdict: "-".into(),
-            });
+            rows.push(Row::new(
+                "  baseline: MQTT will",
+                "baseline unavailable".into(),
+                "-",
+                None,
+            ));
         }
     }
     rows
