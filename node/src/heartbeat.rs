@@ -287,30 +287,10 @@ mod tests {
     fn a_certificate_file_gives_its_expiry_and_garbage_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let cert = dir.path().join("cert.pem");
-        let key = dir.path().join("key.pem");
-        let made = std::process::Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "5",
-                "-subj",
-                "/CN=site.test",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("openssl is needed for this test (Debian package openssl)");
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
+        let mut params = rcgen::CertificateParams::new(vec!["site.test".to_string()]).unwrap();
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(5);
+        let key = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(&cert, params.self_signed(&key).unwrap().pem()).unwrap();
         let expires = read_certificate(&cert).unwrap();
         let days = (expires - fleetdeck_store::now_ms()) as f64 / 86_400_000.0;
         assert!((4.9..=5.1).contains(&days), "{days}");

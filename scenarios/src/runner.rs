@@ -362,60 +362,23 @@ enum CheckState {
 /// RFC 3339 (UTC, seconds) of a unix time in ms: what a backup script
 /// writes as `last_run`.
 fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
-/// Writes a self-signed certificate expiring in `days` (with `openssl`,
-/// as an operator's renewal script would).
+/// Writes a self-signed certificate (PEM) expiring in `days`, as a site's
+/// renewal script leaves it for the TLS-expiry check.
 fn write_cert(path: &Path, days: u32) -> Result<(), RunError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let key = path.with_extension("key");
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-subj", "/CN=fleetdeck-scenario", "-days"])
-        .arg(days.max(1).to_string())
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(path)
-        .output()
-        .map_err(|e| {
-            RunError::Sim(format!(
-                "a simulated certificate needs the openssl command (Debian package openssl): {e}"
-            ))
-        })?;
-    if !out.status.success() {
-        return Err(RunError::Sim(format!(
-            "openssl could not make a certificate: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+    let failed = |e: rcgen::Error| RunError::Sim(format!("could not make a certificate: {e}"));
+    let mut params =
+        rcgen::CertificateParams::new(vec!["fleetdeck-scenario".to_string()]).map_err(failed)?;
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days.max(1).into());
+    let key = rcgen::KeyPair::generate().map_err(failed)?;
+    let cert = params.self_signed(&key).map_err(failed)?;
+    std::fs::write(path, cert.pem())?;
     Ok(())
 }
 

@@ -87,8 +87,8 @@ struct RawNode {
 }
 
 /// A node's baseline metrics; each sample adds uniform noise of ±`noise`.
-/// With `tls_days`, the node has a real certificate file (made with
-/// `openssl`, checked as `checks.tls.web`) expiring in that many days; with
+/// With `tls_days`, the node has a real certificate file (self-signed PEM,
+/// checked as `checks.tls.web`) expiring in that many days; with
 /// `backup_age_h`, a backup status file (`checks.backup_status`) whose last
 /// run was that many hours ago, every database backed up.
 #[derive(Clone, Debug, Deserialize)]
@@ -268,7 +268,7 @@ pub enum Action {
     MemFill(NodeId, f64),
     MemClear(NodeId),
     /// The node's certificate (`checks.tls.web`) now expires in this many
-    /// days (a real PEM file, made with `openssl`).
+    /// days (a real, self-signed PEM file).
     Cert(NodeId, u32),
     /// The node's clock is put this many seconds off (negative: behind), as
     /// a Pi with no real-time clock boots. Not scaled by the speed: it is
