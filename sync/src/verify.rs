@@ -72,11 +72,12 @@ pub fn receive(
     staging.update_diff_cursor();
     staging.sync().receive_sync_message(state, msg)?;
     let new: Vec<Change> = staging.get_changes(&heads);
-    if new.is_empty() && staging.get_missing_deps(&[]).is_empty() {
+    // A change whose dependencies have not arrived yet (the peer's bloom
+    // filter guessed wrong) waits in the fork's queue. Losing it would stall
+    // the session: the peer never sends a change twice.
+    let waiting = !staging.get_missing_deps(&[]).is_empty();
+    if new.is_empty() && !waiting {
         // Nothing new and nothing waiting: the fork holds nothing to take.
-        // A change whose dependencies have not arrived yet (the peer's bloom
-        // filter guessed wrong) waits in the fork's queue: dropping it would
-        // stall the session, since the peer never sends a change twice.
         return Ok(Admitted::default());
     }
     let members = &replica.state().members;
@@ -90,11 +91,11 @@ pub fn receive(
             refused: Vec::new(),
         });
     }
-    // Some change is refused, so the fork is not taken. A change waiting in
-    // its queue for a dependency goes with it; the peer never sends a change
-    // twice in a session, so ask it to start over (it clears what it thinks
-    // it has sent) and the change comes again with its dependency.
-    if !staging.get_missing_deps(&[]).is_empty() {
+    // Some change is refused, so the fork is not taken, and what waits in
+    // its queue goes with it: ask the peer to start over (automerge's sync
+    // reset: it forgets what it has sent), so that comes again with its
+    // dependency.
+    if waiting {
         state.needs_reset = true;
     }
     admit(replica, new)
@@ -123,6 +124,21 @@ mod tests {
             .clone()
     }
 
+    /// The next sync message `r` has for the peer behind `s`.
+    fn say(r: &mut Replica, s: &mut State) -> Option<Message> {
+        r.doc_mut().automerge_mut().sync().generate_sync_message(s)
+    }
+
+    /// `r` takes a message from the peer behind `s`, unchecked (the peer
+    /// under test is the other side).
+    fn hear(r: &mut Replica, s: &mut State, m: Message) {
+        r.doc_mut()
+            .automerge_mut()
+            .sync()
+            .receive_sync_message(s, m)
+            .expect("a message from the replica under test");
+    }
+
     /// A change that arrives before its dependency is kept until the
     /// dependency comes, as automerge's sync protocol expects.
     #[test]
@@ -135,12 +151,7 @@ mod tests {
 
         let mut peer = State::new();
         let mut carrying = |c: &Change| {
-            let mut msg = ours
-                .doc_mut()
-                .automerge_mut()
-                .sync()
-                .generate_sync_message(&mut State::new())
-                .expect("a message");
+            let mut msg = say(&mut ours, &mut State::new()).expect("a message");
             msg.changes = vec![c.raw_bytes().to_vec()].into();
             msg
         };
@@ -179,27 +190,13 @@ mod tests {
         // A real session, up to the message that carries both edits.
         let (mut our_state, mut their_state) = (State::new(), State::new());
         let carrying = loop {
-            let msg = ours
-                .doc_mut()
-                .automerge_mut()
-                .sync()
-                .generate_sync_message(&mut our_state)
-                .expect("ours has something to say");
+            let msg = say(&mut ours, &mut our_state).expect("ours has something to say");
             if !msg.changes.is_empty() {
                 break msg;
             }
             receive(&mut theirs, &mut their_state, msg).expect("a message without changes");
-            if let Some(reply) = theirs
-                .doc_mut()
-                .automerge_mut()
-                .sync()
-                .generate_sync_message(&mut their_state)
-            {
-                ours.doc_mut()
-                    .automerge_mut()
-                    .sync()
-                    .receive_sync_message(&mut our_state, reply)
-                    .expect("a reply");
+            if let Some(reply) = say(&mut theirs, &mut their_state) {
+                hear(&mut ours, &mut our_state, reply);
             }
         };
         // On the way, the first edit is lost (as if the peer's bloom filter
@@ -211,25 +208,12 @@ mod tests {
 
         // The session goes on until both sides are quiet.
         for _ in 0..10 {
-            let to_ours = theirs
-                .doc_mut()
-                .automerge_mut()
-                .sync()
-                .generate_sync_message(&mut their_state);
+            let to_ours = say(&mut theirs, &mut their_state);
             let quiet = to_ours.is_none();
             if let Some(msg) = to_ours {
-                ours.doc_mut()
-                    .automerge_mut()
-                    .sync()
-                    .receive_sync_message(&mut our_state, msg)
-                    .expect("a message from theirs");
+                hear(&mut ours, &mut our_state, msg);
             }
-            match ours
-                .doc_mut()
-                .automerge_mut()
-                .sync()
-                .generate_sync_message(&mut our_state)
-            {
+            match say(&mut ours, &mut our_state) {
                 Some(msg) => {
                     receive(&mut theirs, &mut their_state, msg).expect("a message from ours");
                 }
