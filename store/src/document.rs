@@ -467,6 +467,49 @@ pub fn author_of(actor: &ActorId) -> String {
     }
 }
 
+/// `changes` in the order [`FleetDoc::history`] lists them: a topological
+/// order (each change after the dependencies it has in the list), choosing
+/// among the changes ready to go the one with the earliest time, then the
+/// smallest hash. The order depends only on the set of changes, never on
+/// the order they arrived in.
+fn history_order(changes: Vec<automerge::Change>) -> Vec<automerge::Change> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let index: HashMap<ChangeHash, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.hash(), i))
+        .collect();
+    // Dependencies held here not yet listed, and who waits on each change.
+    let mut waiting_on = vec![0usize; changes.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
+    for (i, c) in changes.iter().enumerate() {
+        for d in c.deps() {
+            if let Some(&j) = index.get(d) {
+                waiting_on[i] += 1;
+                dependents[j].push(i);
+            }
+        }
+    }
+    let key = |i: usize| Reverse((changes[i].timestamp(), changes[i].hash(), i));
+    let mut ready: BinaryHeap<_> = (0..changes.len())
+        .filter(|&i| waiting_on[i] == 0)
+        .map(key)
+        .collect();
+    let mut order = Vec::with_capacity(changes.len());
+    while let Some(Reverse((_, _, i))) = ready.pop() {
+        order.push(i);
+        for &k in &dependents[i] {
+            waiting_on[k] -= 1;
+            if waiting_on[k] == 0 {
+                ready.push(key(k));
+            }
+        }
+    }
+    let mut slots: Vec<Option<automerge::Change>> = changes.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
 fn json_of(v: &ValueRef<'_>) -> Value {
     match v {
         ValueRef::Object(t) => Value::String(format!("<{t:?}>")),
@@ -1459,10 +1502,14 @@ impl FleetDoc {
 
     // ---- history -----------------------------------------------------------
 
-    /// Every change, oldest first (causal order).
+    /// Every change, oldest first, in the same order on every replica that
+    /// holds the same changes: a change comes after its dependencies; among
+    /// changes free to go next, the earlier time first, then the smaller
+    /// hash. (automerge's own order is causal too, but it follows the order
+    /// the changes arrived in, so two converged replicas listed concurrent
+    /// changes differently.)
     pub fn history(&mut self) -> Vec<HistoryEntry> {
-        self.doc
-            .get_changes(&[])
+        history_order(self.doc.get_changes(&[]))
             .iter()
             .map(|c| HistoryEntry {
                 id: c.hash().to_string(),
