@@ -2,7 +2,8 @@
 //!
 //! The console reads a [`Snapshot`] of the fleet and sends [`Intent`]s, both
 //! through the [`Source`] trait; the binary implements it over a real replica
-//! (and a sync engine), tests over the [`fixture::FixtureSource`]. Keys become
+//! (and a sync engine), tests over the `fixture::FixtureSource` (behind the
+//! `fixture` feature: test support, not shipped). Keys become
 //! [`Action`]s through a [`Keymap`] (data), actions update the [`App`], and
 //! drawing is a pure function of the app's state and the frame.
 //!
@@ -16,6 +17,7 @@
 
 pub mod app;
 pub mod component;
+#[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod keymap;
 pub mod palette;
