@@ -39,6 +39,9 @@ pub enum StoreError {
     },
     #[error("the replica is open read-only")]
     ReadOnly,
+    /// The author's role does not allow the write; the sentence names the rule.
+    #[error("refused: {0}")]
+    Denied(String),
     #[error("identity key {path}: {detail}")]
     Identity { path: PathBuf, detail: String },
     #[error("database error: {0}")]
@@ -74,6 +77,7 @@ impl StoreError {
         matches!(
             self,
             StoreError::Invalid(_)
+                | StoreError::Denied(_)
                 | StoreError::UnknownSite(_)
                 | StoreError::UnknownNode(_)
                 | StoreError::SiteExists(_)

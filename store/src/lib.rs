@@ -17,6 +17,7 @@ pub mod error;
 pub mod health;
 pub mod identity;
 pub mod ids;
+pub mod ops;
 pub mod replica;
 pub mod rollout;
 pub mod schema;

@@ -337,6 +337,17 @@ impl Replica {
         message: &str,
         edit: impl FnOnce(&mut FleetDoc, &FleetState) -> Result<T>,
     ) -> Result<(T, Option<ChangeHash>)> {
+        self.change_at(message, now_ms(), edit)
+    }
+
+    /// [`Replica::change`] with the change's time given (an operation
+    /// judged at one instant is dated by that instant).
+    pub fn change_at<T>(
+        &mut self,
+        message: &str,
+        at_ms: i64,
+        edit: impl FnOnce(&mut FleetDoc, &FleetState) -> Result<T>,
+    ) -> Result<(T, Option<ChangeHash>)> {
         if self.opts.read_only {
             return Err(StoreError::ReadOnly);
         }
@@ -351,7 +362,7 @@ impl Replica {
         };
         // Let `rebuild` update the state in place rather than copy it.
         drop(state);
-        let hash = self.doc.commit(message, now_ms());
+        let hash = self.doc.commit(message, at_ms);
         if hash.is_some() {
             self.persist()?;
             self.rebuild()?;
