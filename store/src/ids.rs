@@ -159,6 +159,47 @@ impl fmt::Display for Role {
     }
 }
 
+/// Orders names the way people count: `n2` before `n10`, `cam-9` before
+/// `cam-10`. Runs of ASCII digits compare as numbers (of any length), other
+/// characters one by one, ASCII letters ignoring case; a digit run sorts
+/// where its first digit would. Names equal that way (`n01` and `n1`, `Cam`
+/// and `cam`) fall back to plain byte order, so the order is total and
+/// `Equal` means the same string.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn digits(s: &[u8]) -> usize {
+        s.iter().take_while(|c| c.is_ascii_digit()).count()
+    }
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < x.len() && j < y.len() {
+        let (dx, dy) = (digits(&x[i..]), digits(&y[j..]));
+        let ord = if dx > 0 && dy > 0 {
+            let (nx, ny) = (&x[i..i + dx], &y[j..j + dy]);
+            // Numbers of any length: without leading zeros, the longer is
+            // the larger, and equal lengths compare digit by digit.
+            let nx = &nx[nx.iter().take_while(|c| **c == b'0').count()..];
+            let ny = &ny[ny.iter().take_while(|c| **c == b'0').count()..];
+            i += dx;
+            j += dy;
+            nx.len().cmp(&ny.len()).then_with(|| nx.cmp(ny))
+        } else {
+            // Compare characters, not bytes, so that a multi-byte character
+            // is one unit (UTF-8 byte order is code point order).
+            let cx = a[i..].chars().next().unwrap_or_default();
+            let cy = b[j..].chars().next().unwrap_or_default();
+            i += cx.len_utf8();
+            j += cy.len_utf8();
+            cx.to_ascii_lowercase().cmp(&cy.to_ascii_lowercase())
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    // One is a prefix of the other (as counted): the shorter first.
+    (x.len() - i).cmp(&(y.len() - j)).then_with(|| a.cmp(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +212,71 @@ mod tests {
         for bad in ["", "-lead", "has space", "a/b", &"x".repeat(65)] {
             let e = SiteId::parse(bad).unwrap_err().to_string();
             assert!(e.contains("site id"), "{e}");
+        }
+    }
+
+    #[test]
+    fn natural_order_counts_numbers_in_names() {
+        use std::cmp::Ordering::*;
+        assert_eq!(natural_cmp("n2", "n10"), Less);
+        assert_eq!(natural_cmp("n10", "n2"), Greater);
+        assert_eq!(natural_cmp("n10", "n10"), Equal);
+        assert_eq!(natural_cmp("cam-9", "cam-10"), Less);
+        assert_eq!(natural_cmp("BL-LAB-2", "BL-LAB-10"), Less);
+        assert_eq!(natural_cmp("n", "n1"), Less, "a prefix first");
+        assert_eq!(natural_cmp("n1a", "n1b"), Less);
+        assert_eq!(
+            natural_cmp("n1-b2", "n1-b10"),
+            Less,
+            "every digit run counts"
+        );
+        assert_eq!(natural_cmp("a", "B"), Less, "letters ignore case");
+        assert_eq!(
+            natural_cmp("n1", "n01"),
+            Greater,
+            "leading zeros: byte order breaks the tie"
+        );
+        assert_eq!(
+            natural_cmp("Cam", "cam"),
+            Less,
+            "case: byte order breaks the tie"
+        );
+        assert_eq!(
+            natural_cmp("x99999999999999999999999", "x100000000000000000000000"),
+            Less,
+            "numbers longer than u64"
+        );
+        assert_eq!(natural_cmp("é2", "é10"), Less);
+        let mut names = vec![
+            "n10", "n1", "n2", "site-b", "n02", "N3", "site-a10", "site-a9", "",
+        ];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            names,
+            [
+                "", "n1", "n02", "n2", "N3", "n10", "site-a9", "site-a10", "site-b"
+            ]
+        );
+    }
+
+    #[test]
+    fn natural_order_is_a_total_order() {
+        let words = [
+            "", "0", "00", "1", "01", "9", "10", "a", "A", "a0", "a00", "a1", "a01", "a10", "a-1",
+            "a_1", "a.1", "ab", "aB", "b", "n2", "n10", "n2x", "n2-3", "n02-10", "é", "z9z",
+        ];
+        for a in words {
+            assert_eq!(natural_cmp(a, a), std::cmp::Ordering::Equal);
+            for b in words {
+                let ab = natural_cmp(a, b);
+                assert_eq!(ab, natural_cmp(b, a).reverse(), "{a} vs {b}");
+                assert_eq!(ab == std::cmp::Ordering::Equal, a == b, "{a} vs {b}");
+                for c in words {
+                    if ab.is_le() && natural_cmp(b, c).is_le() {
+                        assert!(natural_cmp(a, c).is_le(), "{a} <= {b} <= {c}");
+                    }
+                }
+            }
         }
     }
 
