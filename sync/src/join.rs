@@ -15,7 +15,8 @@ use iroh::address_lookup::MemoryLookup;
 use iroh::endpoint::VarInt;
 use iroh::{EndpointAddr, EndpointId};
 
-use crate::engine::{SyncError, bind_endpoint};
+use crate::bind::bind_endpoint;
+use crate::error::SyncError;
 use crate::session::read_hello;
 use crate::token::InviteToken;
 use crate::wire::{self, ALPN, Hello, Msg, PROTOCOL_VERSION, WireError};

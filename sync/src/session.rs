@@ -4,15 +4,17 @@
 //! periodic anti-entropy round as a safety net.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
+use automerge::ChangeHash;
 use automerge::sync::{Message, State as SyncState, SyncDoc};
 use fleetdeck_store::{MemberKey, NodeId, Replica};
 use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use crate::engine::Inner;
+use crate::faults::Faults;
+use crate::traffic::Stats;
 use crate::verify;
 use crate::wire::{self, Hello, Msg, PROTOCOL_VERSION, WireError};
 
@@ -21,6 +23,26 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A burst of local changes is pushed at most once per this interval (the
 /// first change after a quiet spell goes out at once).
 pub(crate) const COALESCE: Duration = Duration::from_millis(15);
+
+/// What a session gets of the engine that runs it, and nothing more: the
+/// replica and its change signal, the peer book's note of a sync, the fault
+/// layer and traffic counters, and the one setting it reads. The engine
+/// implements it; a session never sees the engine's insides.
+pub(crate) trait Host: Send + Sync + 'static {
+    /// This replica's member key.
+    fn me(&self) -> &MemberKey;
+    fn replica(&self) -> MutexGuard<'_, Replica>;
+    /// Tells every session the replica changed.
+    fn changed(&self);
+    /// Ticks whenever the replica changed (locally or from a peer).
+    fn subscribe(&self) -> watch::Receiver<u64>;
+    /// Notes in the peer book that `peer` synced, and the heads it has.
+    fn synced(&self, peer: &MemberKey, their_heads: Option<Vec<ChangeHash>>);
+    fn faults(&self) -> &Faults;
+    fn stats(&self) -> &Stats;
+    /// How often digests are re-exchanged even when nothing changed.
+    fn anti_entropy(&self) -> Duration;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -81,7 +103,7 @@ fn runs(nodes: &[NodeId], node: &str) -> bool {
 }
 
 pub(crate) struct Session {
-    inner: Arc<Inner>,
+    host: Arc<dyn Host>,
     remote: MemberKey,
     remote_name: String,
     conn: Connection,
@@ -122,14 +144,14 @@ pub(crate) fn check_hello(h: &Hello, fleet_id: &str) -> Result<(), SessionError>
 
 impl Session {
     pub(crate) fn new(
-        inner: Arc<Inner>,
+        host: Arc<dyn Host>,
         remote: MemberKey,
         remote_name: String,
         conn: Connection,
         send: SendStream,
     ) -> Self {
         Session {
-            inner,
+            host,
             remote,
             remote_name,
             conn,
@@ -141,8 +163,8 @@ impl Session {
     }
 
     async fn send(&mut self, msg: &Msg) -> Result<(), SessionError> {
-        let faults = &self.inner.faults;
-        if faults.blocked(&self.inner.key, &self.remote) {
+        let faults = self.host.faults();
+        if faults.blocked(self.host.me(), &self.remote) {
             return Err(SessionError::Partitioned);
         }
         if faults.should_drop() {
@@ -154,13 +176,13 @@ impl Session {
         }
         let n = wire::write_msg(&mut self.send, msg).await?;
         self.bytes_out += n as u64;
-        self.inner.stats.add_out(n as u64);
+        self.host.stats().add_out(n as u64);
         Ok(())
     }
 
     /// The document sync message to send now, if the protocol has one.
     fn doc_message(&mut self) -> Option<Msg> {
-        let mut r = self.inner.lock_replica();
+        let mut r = self.host.replica();
         let msg = r
             .doc_mut()
             .automerge_mut()
@@ -185,16 +207,16 @@ impl Session {
         };
         let peer_holder = holder(&self.remote);
         HealthPolicy {
-            both_holders: peer_holder && holder(&self.inner.key),
+            both_holders: peer_holder && holder(self.host.me()),
             peer_holder,
             peers_nodes: st.nodes_run_by(&self.remote),
-            my_nodes: st.nodes_run_by(&self.inner.key),
+            my_nodes: st.nodes_run_by(self.host.me()),
         }
     }
 
     /// The registers this replica holds of those the peer may send it.
     fn digest(&self) -> Msg {
-        let r = self.inner.lock_replica();
+        let r = self.host.replica();
         let policy = self.health_policy(&r);
         Msg::HealthDigest(
             r.health()
@@ -208,7 +230,7 @@ impl Session {
     /// Registers this replica holds that the peer is not known to hold and
     /// is to be sent.
     fn newer_health(&mut self) -> Option<Msg> {
-        let r = self.inner.lock_replica();
+        let r = self.host.replica();
         let policy = self.health_policy(&r);
         let now = fleetdeck_store::now_ms();
         let mut out = Vec::new();
@@ -246,11 +268,11 @@ impl Session {
                 let m = Message::decode(&bytes).map_err(|e| {
                     SessionError::Protocol(format!("undecodable sync message: {e}"))
                 })?;
-                let mut r = self.inner.lock_replica();
+                let mut r = self.host.replica();
                 let admitted = verify::receive(&mut r, &mut self.sync, m)?;
                 drop(r);
-                self.inner
-                    .peer_synced(&self.remote, self.sync.their_heads.clone());
+                self.host
+                    .synced(&self.remote, self.sync.their_heads.clone());
                 Ok(admitted.accepted > 0)
             }
             Msg::HealthDigest(list) => {
@@ -262,7 +284,7 @@ impl Session {
             }
             Msg::Health(regs) => {
                 let mut changed = false;
-                let mut r = self.inner.lock_replica();
+                let mut r = self.host.replica();
                 for (reg, age_ms) in regs {
                     let known = fleetdeck_store::NodeId::parse(&reg.node)
                         .is_ok_and(|n| r.state().nodes.contains_key(&n));
@@ -284,7 +306,7 @@ impl Session {
                 Ok(changed)
             }
             Msg::Probe(theirs) => {
-                if theirs != self.inner.lock_replica().heads_digest() {
+                if theirs != self.host.replica().heads_digest() {
                     // Not in step: redo the whole handshake (heads and bloom
                     // filters) rather than trust what this session believes
                     // the peer has. The reply goes out below, like any reply.
@@ -298,7 +320,7 @@ impl Session {
     }
 
     fn in_sync(&mut self) -> bool {
-        let mut r = self.inner.lock_replica();
+        let mut r = self.host.replica();
         let ours = r.heads();
         self.sync.their_heads.as_ref().is_some_and(|h| {
             let mut a = h.clone();
@@ -352,8 +374,8 @@ impl Session {
         rx: &mut mpsc::Receiver<Result<(Msg, usize), WireError>>,
         mode: Mode,
     ) -> Result<(), SessionError> {
-        let mut changed = self.inner.changed.subscribe();
-        let mut anti_entropy = tokio::time::interval(self.inner.cfg.anti_entropy);
+        let mut changed = self.host.subscribe();
+        let mut anti_entropy = tokio::time::interval(self.host.anti_entropy());
         anti_entropy.tick().await;
         let digest = self.digest();
         self.send(&digest).await?;
@@ -372,14 +394,14 @@ impl Session {
                         Some(Err(WireError::Closed)) | None => return Ok(()),
                         Some(Err(e)) => return Err(e.into()),
                     };
-                    self.inner.stats.add_in(n as u64);
+                    self.host.stats().add_in(n as u64);
                     last_rx = Instant::now();
-                    if self.inner.faults.blocked(&self.inner.key, &self.remote) {
+                    if self.host.faults().blocked(self.host.me(), &self.remote) {
                         return Err(SessionError::Partitioned);
                     }
                     let was_digest = matches!(msg, Msg::HealthDigest(_));
                     if self.handle(msg)? {
-                        self.inner.notify_changed();
+                        self.host.changed();
                     }
                     if was_digest {
                         if let Some(m) = self.newer_health() {
@@ -411,7 +433,7 @@ impl Session {
                     // a net for: send the heads; a peer whose heads differ
                     // restarts the handshake. In step, this costs one small
                     // frame each way (and the digest, when there is one).
-                    let digest = self.inner.lock_replica().heads_digest();
+                    let digest = self.host.replica().heads_digest();
                     self.send(&Msg::Probe(digest)).await?;
                     let digest = self.digest();
                     if !matches!(&digest, Msg::HealthDigest(d) if d.is_empty()) {
@@ -420,7 +442,7 @@ impl Session {
                     self.push().await?;
                 }
                 _ = idle.tick() => {
-                    if self.inner.faults.blocked(&self.inner.key, &self.remote) {
+                    if self.host.faults().blocked(self.host.me(), &self.remote) {
                         return Err(SessionError::Partitioned);
                     }
                     if let Mode::Once(quiet) = mode

@@ -1,0 +1,137 @@
+//! Binding the iroh endpoint (LAN and loopback, plus the fleet's relay when
+//! it has one), the addresses it can be reached at, and the
+//! `ENDPOINT_ID@IP:PORT` form peers' addresses are written in.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use fleetdeck_store::MemberKey;
+use fleetdeck_store::document::FleetState;
+use iroh::address_lookup::MemoryLookup;
+use iroh::endpoint::{
+    IdleTimeout, NetReportConfig, PortmapperConfig, QuicTransportConfig, presets,
+};
+use iroh::tls::CaTlsConfig;
+use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, RelayUrl, SecretKey};
+
+use crate::error::SyncError;
+use crate::wire::ALPN;
+
+/// Builds an endpoint for LAN and loopback use: no relays, no discovery
+/// services, no port mapping, nothing that talks to the internet.
+pub async fn bind_endpoint(
+    secret: [u8; 32],
+    listen: SocketAddr,
+    lookup: &MemoryLookup,
+) -> Result<Endpoint, SyncError> {
+    bind_endpoint_with(secret, listen, lookup, None, None).await
+}
+
+/// [`bind_endpoint`], also reaching peers through `relay` when the fleet
+/// has one (`sync.relay_url`): the only server it then talks to.
+pub async fn bind_endpoint_with(
+    secret: [u8; 32],
+    listen: SocketAddr,
+    lookup: &MemoryLookup,
+    relay: Option<&RelayUrl>,
+    relay_tls: Option<CaTlsConfig>,
+) -> Result<Endpoint, SyncError> {
+    // A session that carries nothing for 25 s sends a ping (what keeps a
+    // NAT mapping open, as WireGuard's persistent keep-alive does); one that
+    // hears nothing for 60 s is over and its peer is dialed again. Sessions
+    // carrying heartbeats (every 10 s) never need the ping.
+    let transport = QuicTransportConfig::builder()
+        .max_idle_timeout(IdleTimeout::try_from(Duration::from_secs(60)).ok())
+        .keep_alive_interval(Duration::from_secs(25))
+        .build();
+    let bind_err = |detail: String| SyncError::Bind {
+        addr: listen,
+        detail,
+    };
+    let relay_mode = match relay {
+        Some(url) => RelayMode::Custom(url.clone().into()),
+        None => RelayMode::Disabled,
+    };
+    let mut builder = Endpoint::builder(presets::Minimal)
+        .secret_key(SecretKey::from_bytes(&secret))
+        .alpns(vec![ALPN.to_vec()])
+        .relay_mode(relay_mode);
+    if let Some(tls) = relay_tls {
+        builder = builder.ca_tls_config(tls);
+    }
+    builder
+        .clear_ip_transports()
+        .bind_addr(listen)
+        .map_err(|e| bind_err(e.to_string()))?
+        .portmapper_config(PortmapperConfig::Disabled)
+        .net_report_config(NetReportConfig::minimal())
+        .transport_config(transport)
+        .address_lookup(lookup.clone())
+        .bind()
+        .await
+        .map_err(|e| bind_err(e.to_string()))
+}
+
+/// The fleet's relay, from `sync.relay_url` in the fleet defaults (the
+/// schema checks it is a URL; one iroh cannot use is logged and ignored).
+pub(crate) fn relay_of(st: &FleetState) -> Option<RelayUrl> {
+    let path = fleetdeck_store::config::ConfigPath::parse("sync.relay_url").ok()?;
+    let text = st.fleet.get(&path)?.as_str()?.to_string();
+    match text.parse::<RelayUrl>() {
+        Ok(url) => Some(url),
+        Err(e) => {
+            tracing::warn!("sync.relay_url '{text}' is not usable, syncing without a relay: {e}");
+            None
+        }
+    }
+}
+
+/// Addresses other machines can dial: the interface addresses iroh
+/// advertises, else the bound sockets; never an unspecified IP.
+pub(crate) fn reachable_addrs(endpoint: &Endpoint) -> Vec<SocketAddr> {
+    let advertised: Vec<SocketAddr> = endpoint.addr().ip_addrs().copied().collect();
+    let mut out: Vec<SocketAddr> = if advertised.is_empty() {
+        endpoint.bound_sockets()
+    } else {
+        advertised
+    };
+    out.retain(|a| !a.ip().is_unspecified());
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The endpoint a member key names (a member key is an endpoint id).
+pub(crate) fn endpoint_id(k: &MemberKey) -> Option<EndpointId> {
+    k.as_str().parse().ok()
+}
+
+/// The member key of an endpoint.
+pub(crate) fn member_key(id: &EndpointId) -> MemberKey {
+    MemberKey::from_bytes(id.as_bytes())
+}
+
+/// `ENDPOINT_ID@IP:PORT[,IP:PORT…]`: how `serve` prints its address and
+/// `sync --peer` takes one.
+pub fn format_endpoint_addr(a: &EndpointAddr) -> String {
+    let addrs: Vec<String> = a.ip_addrs().map(|s| s.to_string()).collect();
+    format!("{}@{}", a.id, addrs.join(","))
+}
+
+pub fn parse_endpoint_addr(s: &str) -> Result<EndpointAddr, SyncError> {
+    let bad = |why: &str| {
+        SyncError::Invalid(format!(
+            "peer address '{s}' is not valid: {why} (expected ENDPOINT_ID@IP:PORT, as `fleetdeck serve` prints)"
+        ))
+    };
+    let (id, addrs) = s.split_once('@').ok_or_else(|| bad("no '@'"))?;
+    let id: EndpointId = id
+        .parse()
+        .map_err(|_| bad("the endpoint id is not a 64-hex-digit key"))?;
+    let mut a = EndpointAddr::new(id);
+    for part in addrs.split(',') {
+        let sock: SocketAddr = part.parse().map_err(|_| bad("an address is not IP:PORT"))?;
+        a = a.with_ip_addr(sock);
+    }
+    Ok(a)
+}

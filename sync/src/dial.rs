@@ -1,0 +1,355 @@
+//! Dial policy: which members to keep sessions with (hubs and laptops,
+//! members found on the LAN, and a few random ones as the epidemic
+//! fallback), the backoff between tries, and the dial itself (connect, then
+//! the hello both ways).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fleetdeck_store::{MemberKey, SiteId};
+use iroh::address_lookup::MemoryLookup;
+use iroh::{EndpointAddr, RelayUrl};
+use rand::RngExt;
+
+use crate::bind::{endpoint_id, member_key};
+use crate::engine::Inner;
+use crate::error::SyncError;
+use crate::lock;
+use crate::peers::{Established, Live};
+use crate::session::{self, Mode};
+use crate::wire::{ALPN, Msg};
+
+/// How often a replica with no hub or laptop connected swaps one of its
+/// random sessions for a new one.
+const ROTATE: Duration = Duration::from_secs(20);
+
+/// Where peers are dialed: what the dialer knows beyond the fleet
+/// document.
+pub(crate) struct Dialing {
+    /// The addresses iroh dials a peer at.
+    pub(crate) lookup: MemoryLookup,
+    /// The fleet's relay (`sync.relay_url` when sync started): every
+    /// member is dialed through it too, addresses known or not.
+    relay: Option<RelayUrl>,
+    /// Members found on the LAN by mDNS, with the addresses they advertise.
+    discovered: Mutex<HashMap<MemberKey, Vec<SocketAddr>>>,
+    /// When a random session was last swapped for another (see `targets`).
+    last_rotation: Mutex<Instant>,
+}
+
+impl Dialing {
+    pub(crate) fn new(lookup: MemoryLookup, relay: Option<RelayUrl>) -> Self {
+        Dialing {
+            lookup,
+            relay,
+            discovered: Mutex::new(HashMap::new()),
+            last_rotation: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// A member advertises these addresses on the LAN.
+    pub(crate) fn found_on_lan(&self, key: MemberKey, addrs: Vec<SocketAddr>) {
+        lock(&self.discovered).insert(key, addrs);
+    }
+
+    /// A member is no longer seen on the LAN.
+    pub(crate) fn lost_on_lan(&self, key: &MemberKey) {
+        lock(&self.discovered).remove(key);
+    }
+}
+
+/// Dials a peer and runs the session (in the caller's task).
+pub(crate) async fn dial(
+    inner: &Arc<Inner>,
+    addr: EndpointAddr,
+    mode: Mode,
+) -> Result<(), SyncError> {
+    let remote = member_key(&addr.id);
+    let peer = remote.short().to_string();
+    if inner.faults.blocked(&inner.key, &remote) {
+        return Err(SyncError::Connect {
+            peer,
+            detail: "partitioned".into(),
+        });
+    }
+    let conn = tokio::time::timeout(Duration::from_secs(10), inner.endpoint.connect(addr, ALPN))
+        .await
+        .map_err(|_| SyncError::Connect {
+            peer: peer.clone(),
+            detail: "timed out".into(),
+        })?
+        .map_err(|e| SyncError::Connect {
+            peer: peer.clone(),
+            detail: e.to_string(),
+        })?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| SyncError::Connect {
+        peer: peer.clone(),
+        detail: e.to_string(),
+    })?;
+    let session_err = |source| SyncError::Session {
+        peer: peer.clone(),
+        source: Box::new(source),
+    };
+    crate::wire::write_msg(&mut send, &Msg::Hello(inner.hello(None)))
+        .await
+        .map_err(|e| session_err(e.into()))?;
+    let hello = session::read_hello(&mut recv).await.map_err(session_err)?;
+    session::check_hello(&hello, &inner.fleet_id).map_err(session_err)?;
+    let est = Established {
+        conn,
+        send,
+        recv,
+        remote,
+        remote_name: hello.name,
+        dialer: inner.key.clone(),
+    };
+    inner.drive(est, mode).await.map_err(session_err)
+}
+
+/// Keeps dialing the peers [`targets`] names that have no live session,
+/// backing off on failures.
+pub(crate) async fn dial_loop(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(inner.cfg.dial_every);
+    loop {
+        tick.tick().await;
+        for (key, addrs) in targets(&inner) {
+            let connected = inner.peers.is_connected(&key);
+            if connected || inner.faults.blocked(&inner.key, &key) {
+                continue;
+            }
+            let Some(id) = endpoint_id(&key) else {
+                continue;
+            };
+            let due = inner.peers.entry(&key, |b| {
+                if b.next_try.is_some_and(|t| Instant::now() < t) {
+                    return false;
+                }
+                // Back off on failures: 1 s doubling to 30 s, with jitter.
+                let base = Duration::from_millis(1000u64 << b.failures.min(5))
+                    .min(Duration::from_secs(30));
+                let jitter = rand::rng().random_range(0..=base.as_millis() as u64 / 2);
+                b.next_try = Some(Instant::now() + base + Duration::from_millis(jitter));
+                true
+            });
+            if !due {
+                continue;
+            }
+            let mut addr = EndpointAddr::new(id);
+            for a in &addrs {
+                addr = addr.with_ip_addr(*a);
+            }
+            if let Some(relay) = &inner.dialing.relay {
+                addr = addr.with_relay_url(relay.clone());
+            }
+            inner.dialing.lookup.add_endpoint_info(addr.clone());
+            let inner2 = inner.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = dial(&inner2, addr, Mode::Keep).await;
+                inner2.peers.entry(&key, |b| {
+                    match result {
+                        // A session that lived a while counts as a success.
+                        Ok(()) => b.failures = 0,
+                        Err(_) if started.elapsed() > Duration::from_secs(10) => b.failures = 0,
+                        Err(e) => {
+                            b.failures = b.failures.saturating_add(1);
+                            b.last_error = Some(e.to_string());
+                        }
+                    }
+                    b.next_try = b
+                        .next_try
+                        .min(Some(Instant::now() + Duration::from_millis(500)));
+                });
+            });
+        }
+    }
+}
+
+/// Members running nodes of this replica's own site(s): half the
+/// fallback sessions go to them, so a site cut off from the hubs keeps
+/// its nodes in step even where no LAN discovery runs.
+fn site_peers(inner: &Inner) -> HashSet<MemberKey> {
+    let r = inner.lock_replica();
+    let st = r.state();
+    let sites: HashSet<&SiteId> = st
+        .nodes_run_by(&inner.key)
+        .iter()
+        .filter_map(|n| st.nodes.get(n))
+        .map(|n| &n.site)
+        .collect();
+    if sites.is_empty() {
+        return HashSet::new();
+    }
+    st.nodes
+        .values()
+        .filter(|n| sites.contains(&n.site))
+        .filter_map(|n| n.key.clone())
+        .filter(|k| *k != inner.key)
+        .collect()
+}
+
+/// Peers this replica should keep sessions with: every admin/operator
+/// replica that publishes an address (hubs and laptops), members found on
+/// this LAN (a site's own nodes), and, only while no such hub or laptop
+/// is connected, a few others: half from its own site, half random.
+///
+/// Random sessions are the fallback that keeps changes spreading
+/// epidemically when the hub is down or a site is cut off. While a hub or
+/// laptop is connected, changes and heartbeats go through it, and an
+/// idle session is not free: iroh pings each path after 5 s of quiet
+/// (BENCHMARKS.md, P7). So random sessions this
+/// replica dialed are closed once one is connected.
+fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
+    let me = &inner.key;
+    let r = inner.lock_replica();
+    let st = r.state();
+    let discovered = lock(&inner.dialing.discovered);
+    let mut all: Vec<(MemberKey, Vec<SocketAddr>, bool)> = Vec::new();
+    let mut people = Vec::new();
+    for m in st.members.values().filter(|m| m.key != *me) {
+        if m.role.manages_fleet() {
+            people.push(m.key.clone());
+        }
+        let on_lan = discovered.get(&m.key);
+        let mut addrs: Vec<SocketAddr> = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        addrs.extend(on_lan.into_iter().flatten());
+        addrs.sort();
+        addrs.dedup();
+        let preferred = on_lan.is_some() || m.role.manages_fleet();
+        if !addrs.is_empty() || inner.dialing.relay.is_some() {
+            all.push((m.key.clone(), addrs, preferred));
+        }
+    }
+    drop(discovered);
+    drop(r);
+    let mut out = Vec::new();
+    let mut others = Vec::new();
+    for (k, a, preferred) in all {
+        if preferred {
+            out.push((k, a))
+        } else {
+            others.push((k, a))
+        }
+    }
+    {
+        let live = inner.peers.live();
+        let is_live = |k: &MemberKey| live.get(k).is_some_and(Live::is_open);
+        if people.iter().any(is_live) {
+            for (k, _) in &others {
+                if let Some(l) = live.get(k)
+                    && l.dialer == *me
+                    && l.is_open()
+                {
+                    l.conn.close(0u32.into(), b"a hub is connected");
+                }
+            }
+            return out;
+        }
+    }
+    // No hub or laptop: the fallback. Only now is it worth walking the
+    // nodes for this replica's site peers.
+    let site_peers = site_peers(inner);
+    let live = inner.peers.live();
+    let is_live = |k: &MemberKey| live.get(k).is_some_and(Live::is_open);
+    // Top up to `random_peers` live sessions with the others, rather
+    // than sampling afresh every round: that grew a full mesh (4,911 of
+    // 4,950 sessions among 100 replicas in two minutes, BENCHMARKS.md).
+    // Only sessions this replica dialed count: each replica dialing its
+    // own few makes a random k-out graph, connected with high
+    // probability; counting incoming ones too let popular replicas stop
+    // dialing and groups form.
+    let dialed_by_me = |k: &MemberKey| live.get(k).is_some_and(|l| l.dialer == *me && l.is_open());
+    let mut have = others.iter().filter(|(k, _)| dialed_by_me(k)).count();
+    // But a frozen random graph may fall apart into groups that never
+    // hear from each other (nodes cut off from every hub, each content
+    // with two sessions inside its own group). So every ROTATE one
+    // random session this replica dialed makes way for a new draw.
+    let mut rotated = lock(&inner.dialing.last_rotation);
+    if have >= inner.cfg.random_peers && rotated.elapsed() >= ROTATE {
+        let mine: Vec<&Live> = others
+            .iter()
+            .filter_map(|(k, _)| live.get(k))
+            .filter(|l| l.dialer == *me && l.is_open())
+            .collect();
+        if !mine.is_empty() {
+            let l = mine[rand::rng().random_range(0..mine.len())];
+            l.conn.close(0u32.into(), b"rotating random peers");
+            have -= 1;
+        }
+        *rotated = Instant::now();
+    }
+    drop(rotated);
+    let site_have = others
+        .iter()
+        .filter(|(k, _)| site_peers.contains(k) && dialed_by_me(k))
+        .count();
+    others.retain(|(k, _)| !is_live(k));
+    drop(live);
+    let want = inner.cfg.random_peers.saturating_sub(have);
+    let site_quota = inner.cfg.random_peers.div_ceil(2).saturating_sub(site_have);
+    out.extend(draw_fallback(others, want, &site_peers, site_quota));
+    out
+}
+
+/// Draws up to `want` of `others` (members with no live session), the
+/// first `site_quota` of them from `site_peers` where there are any, the
+/// rest at random.
+fn draw_fallback<T>(
+    mut others: Vec<(MemberKey, T)>,
+    want: usize,
+    site_peers: &HashSet<MemberKey>,
+    site_quota: usize,
+) -> Vec<(MemberKey, T)> {
+    let mut rng = rand::rng();
+    let mut out = Vec::new();
+    for n in 0..want.min(others.len()) {
+        let same_site: Vec<usize> = (0..others.len())
+            .filter(|&i| site_peers.contains(&others[i].0))
+            .collect();
+        let i = if n < site_quota && !same_site.is_empty() {
+            same_site[rng.random_range(0..same_site.len())]
+        } else {
+            rng.random_range(0..others.len())
+        };
+        out.push(others.swap_remove(i));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetdeck_store::identity::Identity;
+
+    fn keys(n: usize) -> Vec<MemberKey> {
+        (0..n).map(|_| Identity::generate().key().clone()).collect()
+    }
+
+    #[test]
+    fn the_fallback_draw_takes_its_site_quota_from_the_site_then_draws_at_random() {
+        let all = keys(100);
+        let site: HashSet<MemberKey> = all[..2].iter().cloned().collect();
+        for _ in 0..50 {
+            let others: Vec<(MemberKey, ())> = all.iter().map(|k| (k.clone(), ())).collect();
+            let got = draw_fallback(others, 2, &site, 1);
+            assert_eq!(got.len(), 2);
+            assert!(site.contains(&got[0].0), "the first pick is a site peer");
+            assert_ne!(got[0].0, got[1].0);
+        }
+        // No site peers to be had: all picks are random; none asked: none.
+        let others: Vec<(MemberKey, ())> = all[2..].iter().map(|k| (k.clone(), ())).collect();
+        assert_eq!(draw_fallback(others.clone(), 2, &site, 1).len(), 2);
+        assert!(draw_fallback(others, 0, &site, 1).is_empty());
+        // A quota already filled draws at random: over 50 draws from 100
+        // members, at most a few land on the 2 site peers by chance.
+        let hits = (0..50)
+            .filter(|_| {
+                let others: Vec<(MemberKey, ())> = all.iter().map(|k| (k.clone(), ())).collect();
+                site.contains(&draw_fallback(others, 1, &site, 0)[0].0)
+            })
+            .count();
+        assert!(hits < 15, "{hits} of 50 random draws hit the site");
+    }
+}
