@@ -16,14 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use fleetdeck_store::alerts::Ack;
 use fleetdeck_store::document::HistoryEntry;
 use fleetdeck_store::health::{Sample, StoredRegister};
 use fleetdeck_store::replica::OpenOptions;
-use fleetdeck_store::{Replica, now_ms};
+use fleetdeck_store::{Replica, now_ms, ops};
 use fleetdeck_sync::{Engine, EngineConfig, PeerStatus, StatusFile};
 use fleetdeck_tui::settings::{self, Settings};
-use fleetdeck_tui::source::{ConfigEdit, RolloutAction};
 use fleetdeck_tui::{Intent, Options, Peer, Snapshot, Source, SyncStatus};
 use tokio::sync::watch;
 
@@ -74,13 +72,6 @@ fn running_serve(dir: &Path, now: i64) -> Option<StatusFile> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())?;
     (now - status.written_ms < SERVE_FRESH_MS).then_some(status)
-}
-
-fn member_label(r: &Replica) -> String {
-    r.state()
-        .member_name(r.key())
-        .map(str::to_string)
-        .unwrap_or_else(|| r.key().short().to_string())
 }
 
 impl ReplicaSource {
@@ -139,44 +130,6 @@ impl ReplicaSource {
             }
         }
     }
-
-    fn acknowledge(&mut self, alert_id: &str, for_ms: Option<i64>) -> Result<String, String> {
-        let now = now_ms();
-        let done = self.with(|r| {
-            let alert = r
-                .alerts(now)
-                .into_iter()
-                .find(|a| a.id == alert_id)
-                .ok_or_else(|| format!("no open alert '{alert_id}'"))?;
-            let until = for_ms.map(|ms| now.saturating_add(ms));
-            let ack = Ack {
-                by: member_label(r),
-                at_ms: now,
-                until_ms: until,
-                since_ms: alert.since_ms,
-            };
-            let message = match for_ms {
-                Some(ms) => format!(
-                    "silence {alert_id} for {}",
-                    fleetdeck_tui::text::duration(ms)
-                ),
-                None => format!("ack {alert_id}"),
-            };
-            r.change(&message, |doc, _| doc.put_ack(alert_id, &ack))
-                .map_err(|e| e.to_string())?;
-            Ok(match for_ms {
-                Some(ms) => format!(
-                    "silenced {alert_id} for {}",
-                    fleetdeck_tui::text::duration(ms)
-                ),
-                None => format!("acked {alert_id}"),
-            })
-        });
-        if done.is_ok() {
-            self.wrote();
-        }
-        done
-    }
 }
 
 impl Source for ReplicaSource {
@@ -201,7 +154,7 @@ impl Source for ReplicaSource {
                 alerts,
                 states,
                 summary,
-                member_label(r),
+                ops::member_label(r.state(), r.key()),
                 r.conflicts(),
             )
         });
@@ -239,102 +192,13 @@ impl Source for ReplicaSource {
     }
 
     fn apply(&mut self, intent: Intent) -> Result<String, String> {
-        match intent {
-            Intent::Ack { alert_id } => self.acknowledge(&alert_id, None),
-            Intent::Silence { alert_id, for_ms } => self.acknowledge(&alert_id, Some(for_ms)),
-            Intent::Revert { change_id } => {
-                let done = self.with(|r| {
-                    let (outcome, hash) = r.revert(&change_id, None).map_err(|e| e.to_string())?;
-                    let short = &change_id[..change_id.len().min(12)];
-                    Ok(match hash {
-                        Some(h) => {
-                            let mut s = format!(
-                                "reverted {short} as {}: {} entr{} restored",
-                                &h.to_string()[..12],
-                                outcome.restored.len(),
-                                if outcome.restored.len() == 1 {
-                                    "y"
-                                } else {
-                                    "ies"
-                                }
-                            );
-                            if !outcome.skipped.is_empty() {
-                                s.push_str(&format!(
-                                    "; left alone (edited since): {}",
-                                    outcome.skipped.join(", ")
-                                ));
-                            }
-                            s
-                        }
-                        None => format!(
-                            "nothing to revert: every entry {short} set is already as it was before"
-                        ),
-                    })
-                });
-                if done.is_ok() {
-                    self.wrote();
-                }
-                done
-            }
-            Intent::CommitConfig {
-                layer,
-                edits,
-                message,
-            } => {
-                let n = edits.len();
-                let done = self.with(|r| {
-                    let (_, hash) = r
-                        .change(&message, |doc, _| {
-                            for e in &edits {
-                                match e {
-                                    ConfigEdit::Set(k, v) => doc.set_config(&layer, k, v)?,
-                                    ConfigEdit::Unset(k) => doc.unset_config(&layer, k)?,
-                                }
-                            }
-                            Ok(())
-                        })
-                        .map_err(|e| e.to_string())?;
-                    Ok(format!(
-                        "committed {n} edit{} to {}{}",
-                        if n == 1 { "" } else { "s" },
-                        layer.describe(),
-                        hash.map_or_else(
-                            || " (nothing changed)".to_string(),
-                            |h| format!(" as {}", &h.to_string()[..12])
-                        )
-                    ))
-                });
-                if done.is_ok() {
-                    self.wrote();
-                }
-                done
-            }
-            Intent::Rollout { id, action } => {
-                let now = now_ms();
-                let done = self.with(|r| {
-                    if !r.state().rollouts.iter().any(|x| x.id == id) {
-                        return Err(format!("no rollout '{id}'"));
-                    }
-                    let reason = (action == RolloutAction::Halt)
-                        .then(|| format!("by {} from the console", member_label(r)));
-                    r.change(&format!("rollout {id}: {}", action.event()), |doc, _| {
-                        doc.rollout_event(&id, action.event(), now, reason.as_deref())
-                    })
-                    .map_err(|e| e.to_string())?;
-                    Ok(match action {
-                        RolloutAction::Halt => format!("rollout {id} halted: no new wave opens"),
-                        RolloutAction::Resume => format!("rollout {id} resumed"),
-                        RolloutAction::Abort => {
-                            format!("rollout {id} aborted: its settings come off every node")
-                        }
-                    })
-                });
-                if done.is_ok() {
-                    self.wrote();
-                }
-                done
-            }
+        let done = self
+            .with(|r| ops::apply(r, intent, now_ms()))
+            .map_err(|e| e.to_string())?;
+        if done.change.is_some() {
+            self.wrote();
         }
+        Ok(done.line())
     }
 
     fn changed(&mut self) -> bool {
@@ -448,6 +312,7 @@ pub fn run_with(
                 Ok(engine) => {
                     let listening = engine.local_addrs().iter().map(|a| a.to_string()).collect();
                     let engine = Arc::new(engine);
+                    fleetdeck_node::rollouts::spawn(&engine);
                     let rx = engine.subscribe();
                     let source = ReplicaSource::new(
                         dir,
@@ -494,7 +359,8 @@ mod tests {
 
     use fleetdeck_store::config::ConfigPath;
     use fleetdeck_store::document::{LayerRef, NodeRecord, SiteRecord};
-    use fleetdeck_store::rollout::{Phase, RolloutSpec};
+    use fleetdeck_store::ops::{ConfigEdit, RolloutAction, RolloutPlan};
+    use fleetdeck_store::rollout::Phase;
     use fleetdeck_store::{NodeId, SiteId};
     use serde_json::json;
 
@@ -509,43 +375,52 @@ mod tests {
     fn source(dir: &Path) -> ReplicaSource {
         let mut r = Replica::init(dir, "ops", "blocao").unwrap();
         let site = SiteId::parse("BL-LAB-1").unwrap();
-        r.change("setup", |doc, _| {
-            doc.add_site(
-                &site,
-                &SiteRecord {
-                    name: "Lab 1".into(),
-                    lat: None,
-                    lon: None,
-                    zone: None,
-                },
-            )?;
-            doc.add_node(
-                &NodeId::parse("cam-1").unwrap(),
-                &NodeRecord {
-                    site: "BL-LAB-1".into(),
-                    role: None,
-                },
-            )?;
-            doc.set_config(&LayerRef::Fleet, &key("frigate.version"), &json!("0.14"))?;
-            doc.set_config(
-                &LayerRef::Site(site.clone()),
-                &key("retention.days"),
-                &json!(9),
-            )?;
-            doc.add_rollout(
-                "r1",
-                &RolloutSpec {
+        let now = now_ms();
+        let setup = [
+            Intent::SiteAdd {
+                sites: vec![(
+                    site.clone(),
+                    SiteRecord {
+                        name: "Lab 1".into(),
+                        lat: None,
+                        lon: None,
+                        zone: None,
+                    },
+                )],
+            },
+            Intent::NodeAdd {
+                nodes: vec![(
+                    NodeId::parse("cam-1").unwrap(),
+                    NodeRecord {
+                        site: "BL-LAB-1".into(),
+                        role: None,
+                    },
+                )],
+            },
+            Intent::Config {
+                layer: LayerRef::Fleet,
+                edits: vec![ConfigEdit::Set(key("frigate.version"), json!("0.14"))],
+                message: None,
+            },
+            Intent::Config {
+                layer: LayerRef::Site(site.clone()),
+                edits: vec![ConfigEdit::Set(key("retention.days"), json!(9))],
+                message: None,
+            },
+            Intent::RolloutStart {
+                id: Some("r1".into()),
+                plan: RolloutPlan {
                     set: BTreeMap::from([("agent.version".to_string(), json!("2"))]),
                     sites: Vec::new(),
                     waves: vec![50, 100],
                     soak_ms: 60_000,
                     max_fail: 0,
-                    by: "ops".into(),
-                    at_ms: now_ms(),
                 },
-            )
-        })
-        .unwrap();
+            },
+        ];
+        for op in setup {
+            ops::apply(&mut r, op, now).unwrap();
+        }
         let sync = SyncStatus::Off {
             reason: "test".into(),
         };
@@ -558,14 +433,14 @@ mod tests {
         let mut s = source(tmp.path());
         let site = LayerRef::Site(SiteId::parse("BL-LAB-1").unwrap());
         let before = s.history().len();
-        let done = s.apply(Intent::CommitConfig {
+        let done = s.apply(Intent::Config {
             layer: site.clone(),
             edits: vec![
                 ConfigEdit::Set(key("alerts.disk_pct"), json!(80)),
                 ConfigEdit::Unset(key("retention.days")),
                 ConfigEdit::Set(key("frigate.version"), json!(null)),
             ],
-            message: "lab 1: fuller disks, default retention, no frigate".into(),
+            message: Some("lab 1: fuller disks, default retention, no frigate".into()),
         });
         assert!(done.unwrap().starts_with("committed 3 edits"));
         let history = s.history();
@@ -590,13 +465,13 @@ mod tests {
         let mut s = source(tmp.path());
         let before = s.history().len();
         let e = s
-            .apply(Intent::CommitConfig {
+            .apply(Intent::Config {
                 layer: LayerRef::Fleet,
                 edits: vec![
                     ConfigEdit::Set(key("retention.days"), json!(5)),
                     ConfigEdit::Set(key("alerts.disk_pct"), json!(900)),
                 ],
-                message: "too much".into(),
+                message: Some("too much".into()),
             })
             .unwrap_err();
         assert!(e.contains("alerts.disk_pct = 900 is out of range"), "{e}");
@@ -606,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn rollouts_halt_resume_and_abort_through_the_document() {
+    fn rollouts_pause_resume_and_abort_through_the_document() {
         let tmp = tempfile::tempdir().unwrap();
         let mut s = source(tmp.path());
         let phase = |s: &mut ReplicaSource| s.snapshot().rollouts[0].phase;
@@ -615,16 +490,10 @@ mod tests {
             id: "r1".into(),
             action,
         };
-        assert!(
-            s.apply(act(RolloutAction::Halt))
-                .unwrap()
-                .contains("halted")
-        );
-        let snap = s.snapshot();
-        assert_eq!(snap.rollouts[0].phase, Phase::Halted);
-        let (_, why) = snap.rollouts[0].rollout.events.halted.clone().unwrap();
-        assert_eq!(why, "by ops from the console");
-        // The events need distinct times to order: a resume after the halt.
+        let said = s.apply(act(RolloutAction::Pause)).unwrap();
+        assert!(said.starts_with("rollout r1 paused"), "{said}");
+        assert_eq!(phase(&mut s), Phase::Paused);
+        // The events need distinct times to order: a resume after the pause.
         std::thread::sleep(Duration::from_millis(5));
         s.apply(act(RolloutAction::Resume)).unwrap();
         assert_eq!(phase(&mut s), Phase::Running);
@@ -633,9 +502,9 @@ mod tests {
         let e = s
             .apply(Intent::Rollout {
                 id: "nope".into(),
-                action: RolloutAction::Halt,
+                action: RolloutAction::Pause,
             })
             .unwrap_err();
-        assert_eq!(e, "no rollout 'nope'");
+        assert_eq!(e, "no rollout 'nope' (see `fleetdeck rollout list`)");
     }
 }

@@ -200,6 +200,42 @@ impl Op {
             Op::CommandRun { .. } => "command run",
         }
     }
+
+    /// A short phrase for a status bar: "alerts ack disk:whn-nvr:/data".
+    pub fn describe(&self) -> String {
+        let name = self.name();
+        match self {
+            Op::SiteAdd { sites } => match sites.as_slice() {
+                [(id, _)] => format!("{name} {id}"),
+                _ => format!("{name} ({} sites)", sites.len()),
+            },
+            Op::NodeAdd { nodes } => match nodes.as_slice() {
+                [(id, _)] => format!("{name} {id}"),
+                _ => format!("{name} ({} nodes)", nodes.len()),
+            },
+            Op::SiteRm { site, .. } => format!("{name} {site}"),
+            Op::NodeRm { node } | Op::NodeResume { node } | Op::NodeUnbind { node } => {
+                format!("{name} {node}")
+            }
+            Op::Config { layer, edits, .. } => format!(
+                "commit {} to {}",
+                plural(edits.len(), "edit", "edits"),
+                layer_name(layer)
+            ),
+            Op::Revert { change_id, .. } => {
+                format!("{name} {}", &change_id[..change_id.len().min(12)])
+            }
+            Op::Ack { alert_id } => format!("{name} {alert_id}"),
+            Op::Silence { alert_id, for_ms } => {
+                format!("{name} {alert_id} for {}", duration_words(*for_ms))
+            }
+            Op::Freeze { .. } | Op::Unfreeze { .. } | Op::RolloutStart { .. } => name.to_string(),
+            Op::Rollout { id, .. } => format!("{name} {id}"),
+            Op::CommandRun { action, target, .. } => {
+                format!("{name} {action} on {}", target.record())
+            }
+        }
+    }
 }
 
 /// What an operation did.

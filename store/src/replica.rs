@@ -586,41 +586,8 @@ impl Replica {
         health::series(self.db.conn(), node, since_ms)
     }
 
-    /// The alert thresholds of every site and node, read from their layers.
     fn inputs(&self) -> Vec<SiteInput<'_>> {
-        let st = &self.state;
-        let mut sites: Vec<SiteInput<'_>> = Vec::with_capacity(st.sites.len());
-        let mut index: HashMap<&str, usize> = HashMap::with_capacity(st.sites.len());
-        for site in st.sites.values() {
-            let layers = [None, Some(&site.overrides), Some(&st.fleet)];
-            index.insert(site.id.as_str(), sites.len());
-            sites.push(SiteInput {
-                site: site.id.as_str(),
-                thresholds: thresholds(&layers),
-                nodes: Vec::new(),
-            });
-        }
-        for node in st.nodes.values() {
-            let Some(&i) = index.get(node.site.as_str()) else {
-                continue;
-            };
-            let site_layer = st.sites.get(&node.site).map(|s| &s.overrides);
-            let t = if node.overrides.is_empty() {
-                sites[i].thresholds
-            } else {
-                thresholds(&[Some(&node.overrides), site_layer, Some(&st.fleet)])
-            };
-            let health = self
-                .health
-                .get(node.id.as_str())
-                .map(|r| (&r.reg, r.received_ms));
-            sites[i].nodes.push(NodeInput {
-                node: node.id.as_str(),
-                thresholds: t,
-                health,
-            });
-        }
-        sites
+        alert_inputs(&self.state, &self.health)
     }
 
     /// Every alert at `now_ms`, hidden (silenced) ones included.
@@ -690,6 +657,46 @@ impl Replica {
         let msg = message.unwrap_or(&default_msg).to_string();
         self.change(&msg, |doc, _| doc.revert(&hash))
     }
+}
+
+/// What the alert rules read, per site, from a fleet and its health
+/// registers: the thresholds of every site and node, read from their layers,
+/// and each node's register with the time it was received.
+pub fn alert_inputs<'a>(
+    st: &'a FleetState,
+    health: &'a HashMap<String, StoredRegister>,
+) -> Vec<SiteInput<'a>> {
+    let mut sites: Vec<SiteInput<'a>> = Vec::with_capacity(st.sites.len());
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(st.sites.len());
+    for site in st.sites.values() {
+        let layers = [None, Some(&site.overrides), Some(&st.fleet)];
+        index.insert(site.id.as_str(), sites.len());
+        sites.push(SiteInput {
+            site: site.id.as_str(),
+            thresholds: thresholds(&layers),
+            nodes: Vec::new(),
+        });
+    }
+    for node in st.nodes.values() {
+        let Some(&i) = index.get(node.site.as_str()) else {
+            continue;
+        };
+        let site_layer = st.sites.get(&node.site).map(|s| &s.overrides);
+        let t = if node.overrides.is_empty() {
+            sites[i].thresholds
+        } else {
+            thresholds(&[Some(&node.overrides), site_layer, Some(&st.fleet)])
+        };
+        let health = health
+            .get(node.id.as_str())
+            .map(|r| (&r.reg, r.received_ms));
+        sites[i].nodes.push(NodeInput {
+            node: node.id.as_str(),
+            thresholds: t,
+            health,
+        });
+    }
+    sites
 }
 
 fn thresholds(layers: &[Option<&config::Layer>]) -> Thresholds {
