@@ -1,0 +1,418 @@
+//! The command line's clap types: every command, flag and help text. No
+//! behaviour here: the handlers are in the command groups' modules.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use fleetdeck_store::document::LayerRef;
+use fleetdeck_store::{NodeId, Role, SiteId};
+
+use super::{parse_duration, parse_role};
+use crate::net;
+
+#[derive(Parser)]
+#[command(
+    name = "fleetdeck",
+    version,
+    about = "Local-first fleet operations: every node and laptop holds a replica of the fleet",
+    propagate_version = true
+)]
+pub(crate) struct Cli {
+    /// Data directory of this replica [default: $FLEETDECK_DATA, else the XDG data dir]
+    #[arg(long, global = true, value_name = "DIR", env = "FLEETDECK_DATA")]
+    pub(crate) data: Option<PathBuf>,
+    /// Print machine-readable JSON (see the README for the fields)
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// More detail on stderr
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub(crate) verbose: bool,
+    /// Only errors on stderr
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Create a new identity and a new fleet replica in the data dir
+    Init {
+        /// This replica's member name (e.g. ops-laptop)
+        #[arg(long)]
+        name: String,
+        /// The fleet's name
+        #[arg(long, value_name = "FLEET_NAME", default_value = "fleet")]
+        fleet: String,
+    },
+    /// Sites: add, list, show, rm
+    #[command(subcommand)]
+    Site(SiteCmd),
+    /// Nodes: add, list, show, rm
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Config: get, set, unset a key in a layer; the effective config of a node
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// The change log: id, author, time, message (newest first)
+    History {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Effective-config changes between two points (FROM^ is the state before FROM)
+    Diff {
+        from: String,
+        /// Defaults to the current state
+        to: Option<String>,
+    },
+    /// Undo a change by writing its inverse as a new change
+    Revert {
+        change_id: String,
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// Keys written concurrently with different values; the winner is marked
+    Conflicts,
+    /// Sites green/warn/err/unknown, aggregate percentages, alert counts
+    Status,
+    /// Open alerts; `ack` and `silence` them for everyone
+    Alerts(AlertsArgs),
+    /// Print a one-time token that enrolls a new replica (run `serve` here too)
+    Invite {
+        /// The new replica's role
+        #[arg(long, default_value = "operator", value_parser = parse_role)]
+        role: Role,
+        /// How long the token stays valid
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: std::time::Duration,
+        /// Address(es) the new replica dials [default: the ones `serve` published]
+        #[arg(long = "addr", value_name = "IP:PORT")]
+        addrs: Vec<SocketAddr>,
+    },
+    /// Enroll a new replica in the data dir with a token and receive the fleet
+    Join {
+        token: String,
+        /// This replica's member name
+        #[arg(long)]
+        name: String,
+        /// Local address to use
+        #[arg(long, default_value = "0.0.0.0:0")]
+        listen: SocketAddr,
+    },
+    /// Peers: connected or not, address, last sync, last error
+    Peers,
+    /// Sync now: with one peer (`--peer`) or every member with an address
+    Sync {
+        /// ENDPOINT_ID@IP:PORT (as `serve` prints) or a member's name
+        #[arg(long)]
+        peer: Option<String>,
+        /// Sync until in step, then exit (without it: keep syncing until Ctrl-C)
+        #[arg(long)]
+        once: bool,
+        /// Do not look for members on the local network (without --once)
+        #[arg(long)]
+        no_mdns: bool,
+    },
+    /// Carry changes by hand: a file with everything this replica has
+    #[command(subcommand)]
+    Bundle(BundleCmd),
+    /// Run an allowlisted action (`actions.<name>` in config) on nodes
+    #[command(subcommand)]
+    Command(CommandCmd),
+    /// Staged rollouts: set keys on nodes wave by wave, halting on failures
+    #[command(subcommand)]
+    Rollout(RolloutCmd),
+    /// The terminal console: fleet overview, sites, nodes, alerts, history, peers
+    Console {
+        /// Look only: refuse every change, and do not sync
+        #[arg(long)]
+        read_only: bool,
+        /// Built-in theme (dark, light, high-contrast, 16-color) or a TOML file patching it
+        #[arg(long, value_name = "NAME")]
+        theme: Option<String>,
+        /// Where the console's own sync endpoint listens (UDP); a free port by default
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:0")]
+        listen: SocketAddr,
+        /// Do not look for peers on the LAN (mDNS)
+        #[arg(long)]
+        no_mdns: bool,
+    },
+    /// Play a scenario (the built-in Blocao fleet by default) over real in-process node daemons, with the console on the operator's replica
+    Demo {
+        /// A built-in scenario name (`scenario list`) or a scenario TOML file
+        #[arg(long, value_name = "NAME|PATH")]
+        scenario: Option<String>,
+        /// No console: print the timeline as it happens and a summary at the end
+        #[arg(long)]
+        headless: bool,
+        /// With --headless: stop after this long (`30s`, `5m`); else at Ctrl-C
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, requires = "headless")]
+        run_for: Option<std::time::Duration>,
+        /// Seed of the simulated metrics
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Play this many times faster than real time [default: the scenario's own speed]
+        #[arg(long, value_name = "X")]
+        speed: Option<f64>,
+    },
+    /// Fleet scenarios: list the built-in ones, run one headless with its checks
+    #[command(subcommand)]
+    Scenario(ScenarioCmd),
+    /// Emergency stop: no node applies anything new until `unfreeze`
+    Freeze {
+        #[arg(short, long, default_value = "")]
+        message: String,
+    },
+    /// Let nodes apply again after a freeze
+    Unfreeze {
+        #[arg(short, long, default_value = "")]
+        message: String,
+    },
+    /// Keep this replica online and in sync (hub, laptop) without a console
+    Serve {
+        #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], net::DEFAULT_PORT)))]
+        listen: SocketAddr,
+        /// Do not look for (or announce to) members on the local network
+        #[arg(long)]
+        no_mdns: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RolloutCmd {
+    /// Start a rollout of KEY=VALUE settings (VALUE as in `config set`)
+    Start {
+        #[arg(long = "set", value_name = "KEY=VALUE", required = true)]
+        set: Vec<String>,
+        /// Only these sites [default: the whole fleet]
+        #[arg(long, value_delimiter = ',', value_name = "SITE,…")]
+        sites: Vec<String>,
+        /// Cumulative percentages of nodes per wave
+        #[arg(long, default_value = "5,25,100")]
+        waves: String,
+        /// How long a wave must run healthy before the next opens
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        soak: std::time::Duration,
+        /// Failed nodes tolerated before the rollout halts
+        #[arg(long, default_value_t = 0)]
+        max_fail: u64,
+    },
+    /// Rollouts with their phase
+    List,
+    /// Each wave: nodes, applied, healthy, failed
+    Status { id: String },
+    /// Stop opening waves (nodes keep what they have)
+    Pause { id: String },
+    /// Continue a paused or halted rollout
+    Resume { id: String },
+    /// Take the rollout's settings off every node
+    Abort { id: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ScenarioCmd {
+    /// The built-in scenarios
+    List,
+    /// Play a scenario's timeline once, headless; exit 1 with --check unless every check held
+    Run {
+        /// A built-in scenario name or a scenario TOML file
+        #[arg(value_name = "NAME|PATH")]
+        scenario: String,
+        /// Evaluate the scenario's checks; fail unless all of them hold
+        #[arg(long)]
+        check: bool,
+        /// Seed of the simulated metrics
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Play this many times faster than real time [default: the scenario's own speed]
+        #[arg(long, value_name = "X")]
+        speed: Option<f64>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CommandCmd {
+    /// Ask nodes to run ACTION once (an action named in their config)
+    Run {
+        action: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Commands, newest first, with how many nodes have reported
+    List,
+    /// Each targeted node's result: exit code and output tail, or pending
+    Status { command_id: String },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct TargetArgs {
+    #[arg(long, value_name = "SITE_ID")]
+    pub(crate) site: Option<String>,
+    #[arg(long, value_name = "NODE_ID")]
+    pub(crate) node: Option<String>,
+    /// Every node of the fleet
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BundleCmd {
+    /// Write every change and health register of this replica to FILE
+    Export { file: PathBuf },
+    /// Merge a bundle (verified like network input; importing twice changes nothing)
+    Import { file: PathBuf },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct AlertsArgs {
+    /// Include silenced alerts
+    #[arg(long)]
+    pub(crate) all: bool,
+    #[command(subcommand)]
+    pub(crate) cmd: Option<AlertsCmd>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AlertsCmd {
+    /// Acknowledge an alert (it stays listed, marked acked)
+    Ack { alert_id: String },
+    /// Hide an alert for a while (e.g. --for 2h)
+    Silence {
+        alert_id: String,
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: std::time::Duration,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SiteCmd {
+    /// Add a site
+    Add {
+        site_id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, allow_negative_numbers = true, requires = "lon")]
+        lat: Option<f64>,
+        #[arg(long, allow_negative_numbers = true, requires = "lat")]
+        lon: Option<f64>,
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// List sites
+    List,
+    /// Show a site: its record, nodes and overrides
+    Show { site_id: String },
+    /// Remove a site and its overrides
+    Rm {
+        site_id: String,
+        /// Also remove the site's nodes
+        #[arg(long)]
+        with_nodes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum NodeCmd {
+    /// Add a node to a site
+    Add {
+        node_id: String,
+        #[arg(long)]
+        site: String,
+        /// Free-form role (edge, central, camera, …)
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// List nodes
+    List {
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Show a node: its record, overrides and health
+    Show { node_id: String },
+    /// Remove a node and its overrides
+    Rm { node_id: String },
+    /// Run the daemon for a node on this replica (the device's own service)
+    Run {
+        /// The node this replica runs [default: the one bound to this replica]
+        #[arg(long)]
+        node: Option<String>,
+        /// Where releases are rendered and `current` points [default: DATA/root]
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], net::DEFAULT_PORT)))]
+        listen: SocketAddr,
+        /// Serve Prometheus metrics here (e.g. 127.0.0.1:9477)
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<SocketAddr>,
+        /// Do not look for members on the local network
+        #[arg(long)]
+        no_mdns: bool,
+    },
+    /// Let a node in safe mode apply again
+    Resume { node_id: String },
+    /// Forget which replica runs a node (to move it to new hardware)
+    Unbind { node_id: String },
+}
+
+#[derive(Args)]
+#[group(multiple = false)]
+pub(crate) struct LayerArgs {
+    /// The fleet defaults (the default layer)
+    #[arg(long)]
+    pub(crate) fleet: bool,
+    /// A site's overrides
+    #[arg(long, value_name = "SITE_ID")]
+    pub(crate) site: Option<String>,
+    /// A node's overrides
+    #[arg(long, value_name = "NODE_ID")]
+    pub(crate) node: Option<String>,
+}
+
+impl LayerArgs {
+    pub(crate) fn layer(&self) -> Result<LayerRef> {
+        Ok(match (&self.site, &self.node) {
+            (Some(s), _) => LayerRef::Site(SiteId::parse(s)?),
+            (_, Some(n)) => LayerRef::Node(NodeId::parse(n)?),
+            _ => LayerRef::Fleet,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ConfigCmd {
+    /// The value a layer sets at KEY (not the merged value: see `effective`)
+    Get {
+        key: String,
+        #[command(flatten)]
+        layer: LayerArgs,
+    },
+    /// Set KEY to VALUE in a layer; VALUE is JSON when it parses, else text
+    Set {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        layer: LayerArgs,
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// Remove KEY (and what is below it) from a layer
+    Unset {
+        key: String,
+        #[command(flatten)]
+        layer: LayerArgs,
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// The merged config of a node: fleet ⊕ site ⊕ node
+    Effective {
+        #[arg(long)]
+        node: String,
+        /// Show which layer set each leaf
+        #[arg(long)]
+        explain: bool,
+    },
+}

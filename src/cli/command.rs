@@ -1,0 +1,155 @@
+//! `command`: run an allowlisted action on nodes, list commands, a
+//! command's results.
+
+use anyhow::{Result, anyhow, bail};
+use fleetdeck_store::document::{CommandRecord, FleetState};
+use fleetdeck_store::{NodeId, Replica, SiteId, now_ms};
+use serde_json::{Value, json};
+
+use super::args::{Cli, CommandCmd, TargetArgs};
+use super::{member_label, open};
+use crate::output::{Out, Table, fmt_time};
+
+pub(super) fn command(cli: &Cli, out: &Out, cmd: &CommandCmd) -> Result<()> {
+    let mut r = open(cli)?;
+    match cmd {
+        CommandCmd::Run { action, target } => run(&mut r, out, action, target),
+        CommandCmd::List => list(&r, out),
+        CommandCmd::Status { command_id } => status(&r, out, command_id),
+    }
+}
+
+/// The nodes a command targets now.
+fn command_targets(st: &FleetState, c: &CommandRecord) -> Vec<NodeId> {
+    st.nodes
+        .values()
+        .filter(|n| c.targets(&n.id, &n.site))
+        .map(|n| n.id.clone())
+        .collect()
+}
+
+fn run(r: &mut Replica, out: &Out, action: &str, target: &TargetArgs) -> Result<()> {
+    let target = match (&target.site, &target.node) {
+        (Some(s), _) => format!("site:{}", r.state().site(&SiteId::parse(s)?)?.id),
+        (_, Some(n)) => format!("node:{}", r.state().node(&NodeId::parse(n)?)?.id),
+        _ => "all".to_string(),
+    };
+    let rec = CommandRecord {
+        action: action.to_string(),
+        target: target.clone(),
+        by: member_label(r),
+        at_ms: now_ms(),
+    };
+    let st = r.state().clone();
+    let nodes = command_targets(&st, &rec);
+    if nodes.is_empty() {
+        bail!("no node matches {target}");
+    }
+    let without: Vec<&str> = nodes
+        .iter()
+        .filter(|n| {
+            st.effective_node(n)
+                .map(|e| {
+                    e.get_str(&format!("actions.{action}.cmd")).is_none()
+                        && e.get_str(&format!("actions.{action}")).is_none()
+                })
+                .unwrap_or(true)
+        })
+        .map(|n| n.as_str())
+        .collect();
+    if without.len() == nodes.len() {
+        bail!(
+            "no targeted node has action '{action}' in its config (set actions.{action} = {{\"cmd\": …, \"timeout_s\": …}})"
+        );
+    }
+    let id = fleetdeck_store::identity::random_hex::<6>();
+    let (_, hash) = r.change(&format!("command {id}: {action} on {target}"), |doc, _| {
+        doc.add_command(&id, &rec)
+    })?;
+    let mut msg = format!(
+        "command {id}: {action} on {} node(s); see `fleetdeck command status {id}`",
+        nodes.len()
+    );
+    if !without.is_empty() {
+        msg.push_str(&format!(
+            " ({} lack the action and will refuse: {})",
+            without.len(),
+            without.join(", ")
+        ));
+    }
+    out.done(&msg, hash)
+}
+
+fn list(r: &Replica, out: &Out) -> Result<()> {
+    let st = r.state();
+    let mut cmds: Vec<(&String, &CommandRecord)> = st.commands.iter().collect();
+    cmds.sort_by_key(|(_, c)| std::cmp::Reverse(c.at_ms));
+    let rows: Vec<Value> = cmds
+        .iter()
+        .map(|(id, c)| {
+            let res = st.command_results.get(*id);
+            let done = res.map_or(0, |m| m.len());
+            let failed = res.map_or(0, |m| m.values().filter(|x| !x.ok).count());
+            json!({"id": id, "action": c.action, "target": c.target, "by": c.by, "at_ms": c.at_ms,
+                   "targets": command_targets(st, c).len(), "reported": done, "failed": failed})
+        })
+        .collect();
+    out.emit(&rows, || {
+        let mut t = Table::new(&[
+            "COMMAND", "ACTION", "TARGET", "BY", "WHEN", "REPORTED", "FAILED",
+        ]);
+        for r in &rows {
+            let txt = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            t.row(vec![
+                txt("id"),
+                txt("action"),
+                txt("target"),
+                txt("by"),
+                fmt_time(r["at_ms"].as_i64().unwrap_or(0)),
+                format!("{}/{}", r["reported"], r["targets"]),
+                r["failed"].to_string(),
+            ]);
+        }
+        t.render()
+    })
+}
+
+fn status(r: &Replica, out: &Out, command_id: &str) -> Result<()> {
+    let st = r.state();
+    let c = st
+        .commands
+        .get(command_id)
+        .ok_or_else(|| anyhow!("no command '{command_id}' (see `fleetdeck command list`)"))?;
+    let results = st.command_results.get(command_id);
+    let rows: Vec<Value> = command_targets(st, c)
+        .iter()
+        .map(|n| match results.and_then(|m| m.get(n.as_str())) {
+            Some(x) => json!({"node": n, "state": if x.ok { "ok" } else { "failed" }, "exit_code": x.exit_code, "output": x.output, "at_ms": x.at_ms}),
+            None => json!({"node": n, "state": "pending", "exit_code": null, "output": null, "at_ms": null}),
+        })
+        .collect();
+    let doc = json!({"id": command_id, "action": c.action, "target": c.target, "by": c.by, "at_ms": c.at_ms, "nodes": rows});
+    out.emit(&doc, || {
+        let mut t = Table::new(&["NODE", "STATE", "EXIT", "OUTPUT"]);
+        for r in &rows {
+            t.row(vec![
+                r["node"].as_str().unwrap_or("").to_string(),
+                r["state"].as_str().unwrap_or("").to_string(),
+                r["exit_code"]
+                    .as_i64()
+                    .map_or("-".into(), |c| c.to_string()),
+                r["output"]
+                    .as_str()
+                    .map(|o| o.lines().last().unwrap_or("").to_string())
+                    .unwrap_or_default(),
+            ]);
+        }
+        format!(
+            "command {command_id}: {} on {} by {}\n{}",
+            c.action,
+            c.target,
+            c.by,
+            t.render()
+        )
+    })
+}

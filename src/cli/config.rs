@@ -1,0 +1,151 @@
+//! `config`: get, set, unset a key in a layer; a node's effective config.
+//! Also how a layer is shown (`layer_json`, used by `site show` and
+//! `node show`).
+
+use anyhow::{Result, anyhow};
+use fleetdeck_store::config::{self, ConfigPath};
+use fleetdeck_store::document::LayerRef;
+use fleetdeck_store::{NodeId, Replica};
+use serde_json::{Value, json};
+
+use super::args::{Cli, ConfigCmd, LayerArgs};
+use super::{commit_msg, open};
+use crate::output::{Out, Table};
+
+pub(super) fn config(cli: &Cli, out: &Out, cmd: &ConfigCmd) -> Result<()> {
+    let mut r = open(cli)?;
+    match cmd {
+        ConfigCmd::Get { key, layer } => get(&r, out, key, layer),
+        ConfigCmd::Set {
+            key,
+            value,
+            layer,
+            message,
+        } => set(&mut r, out, key, value, layer, message),
+        ConfigCmd::Unset {
+            key,
+            layer,
+            message,
+        } => unset(&mut r, out, key, layer, message),
+        ConfigCmd::Effective { node, explain } => effective(&r, out, node, *explain),
+    }
+}
+
+/// A layer as a JSON tree, its removals (nulls) included.
+pub(super) fn layer_json(layer: &config::Layer) -> Value {
+    let mut eff = config::Effective::default();
+    eff.overlay(layer, config::Source::Fleet);
+    // Nulls (removals) are part of an override: show them as such.
+    let mut tree = eff.to_tree();
+    for (k, v) in layer {
+        if v.is_null()
+            && let Value::Object(m) = &mut tree
+        {
+            m.insert(k.to_key(), Value::Null);
+        }
+    }
+    tree
+}
+
+fn layer_name(layer: &LayerRef) -> String {
+    match layer {
+        LayerRef::Fleet => "fleet".into(),
+        LayerRef::Site(s) => format!("site {s}"),
+        LayerRef::Node(n) => format!("node {n}"),
+    }
+}
+
+fn get(r: &Replica, out: &Out, key: &str, layer: &LayerArgs) -> Result<()> {
+    let path = ConfigPath::parse(key)?;
+    let layer = layer.layer()?;
+    let st = r.state();
+    let l = st.layer(&layer)?;
+    let mut eff = config::Effective::default();
+    eff.overlay(l, config::Source::Fleet);
+    let value = l
+        .get(&path)
+        .map(|v| (**v).clone())
+        .or_else(|| eff.subtree(Some(&path)))
+        .ok_or_else(|| anyhow!("{key} is not set in {}", layer.describe()))?;
+    out.emit(
+        &json!({"key": path.to_key(), "layer": layer_name(&layer), "value": value}),
+        || match &value {
+            Value::String(s) => s.clone(),
+            v => serde_json::to_string_pretty(v).unwrap_or_default(),
+        },
+    )
+}
+
+fn set(
+    r: &mut Replica,
+    out: &Out,
+    key: &str,
+    value: &str,
+    layer: &LayerArgs,
+    message: &Option<String>,
+) -> Result<()> {
+    let path = ConfigPath::parse(key)?;
+    let layer = layer.layer()?;
+    let v = config::parse_cli_value(value);
+    let msg = commit_msg(message, || {
+        format!("set {path} = {v} in {}", layer_name(&layer))
+    });
+    let (_, hash) = r.change(&msg, |doc, _| doc.set_config(&layer, &path, &v))?;
+    match hash {
+        Some(_) => out.done(&format!("set {path} = {v} in {}", layer.describe()), hash),
+        None => out.done(
+            &format!(
+                "{path} is already {v} in {}; nothing changed",
+                layer.describe()
+            ),
+            None,
+        ),
+    }
+}
+
+fn unset(
+    r: &mut Replica,
+    out: &Out,
+    key: &str,
+    layer: &LayerArgs,
+    message: &Option<String>,
+) -> Result<()> {
+    let path = ConfigPath::parse(key)?;
+    let layer = layer.layer()?;
+    let msg = commit_msg(message, || {
+        format!("unset {path} in {}", layer_name(&layer))
+    });
+    let (_, hash) = r.change(&msg, |doc, _| doc.unset_config(&layer, &path))?;
+    out.done(&format!("unset {path} in {}", layer.describe()), hash)
+}
+
+fn effective(r: &Replica, out: &Out, node: &str, explain: bool) -> Result<()> {
+    let id = NodeId::parse(node)?;
+    let st = r.state();
+    let eff = st.effective_node(&id)?;
+    let site = st.node(&id)?.site.clone();
+    let origin = |s: config::Source| match s {
+        config::Source::Fleet => "fleet".to_string(),
+        config::Source::Site => format!("site {site}"),
+        config::Source::Node => format!("node {id}"),
+        config::Source::Rollout => "rollout".to_string(),
+    };
+    if explain {
+        let rows: Vec<Value> = eff
+            .leaves()
+            .map(|(p, v, s)| json!({"key": p.to_key(), "value": v, "source": s, "from": origin(s)}))
+            .collect();
+        out.emit(&rows, || {
+            let mut t = Table::new(&["KEY", "VALUE", "FROM"]);
+            for (p, v, s) in eff.leaves() {
+                t.row(vec![p.to_key(), v.to_string(), origin(s)]);
+            }
+            t.render()
+        })
+    } else {
+        let tree = eff.to_tree();
+        out.emit(&tree, || {
+            serde_json::to_string_pretty(&tree).unwrap_or_default()
+        })
+    }
+}

@@ -1,0 +1,235 @@
+//! The fleet and its change log: `init`, `site`, `history`, `diff`,
+//! `revert`, `conflicts`.
+
+use anyhow::Result;
+use fleetdeck_store::diff::diff_states;
+use fleetdeck_store::document::SiteRecord;
+use fleetdeck_store::{Replica, SiteId};
+use serde_json::{Value, json};
+
+use super::args::{Cli, SiteCmd};
+use super::config::layer_json;
+use super::{data_dir, open};
+use crate::output::{self, Out, Table, fmt_time, short};
+
+pub(super) fn init(cli: &Cli, out: &Out, name: &str, fleet: &str) -> Result<()> {
+    let dir = data_dir(cli)?;
+    let r = Replica::init(&dir, name, fleet)?;
+    let st = r.state();
+    out.emit(
+        &json!({"data_dir": dir, "fleet_id": st.fleet_id, "fleet_name": st.name, "member": r.key(), "name": name}),
+        || {
+            format!(
+                "created fleet '{}' ({}) in {}\nthis replica: {} ({})",
+                st.name,
+                st.fleet_id,
+                dir.display(),
+                name,
+                r.key()
+            )
+        },
+    )
+}
+
+pub(super) fn site(cli: &Cli, out: &Out, cmd: &SiteCmd) -> Result<()> {
+    let mut r = open(cli)?;
+    match cmd {
+        SiteCmd::Add {
+            site_id,
+            name,
+            lat,
+            lon,
+            zone,
+        } => site_add(&mut r, out, site_id, name, *lat, *lon, zone.as_deref()),
+        SiteCmd::List => site_list(&r, out),
+        SiteCmd::Show { site_id } => site_show(&r, out, site_id),
+        SiteCmd::Rm {
+            site_id,
+            with_nodes,
+        } => site_rm(&mut r, out, site_id, *with_nodes),
+    }
+}
+
+fn site_add(
+    r: &mut Replica,
+    out: &Out,
+    site_id: &str,
+    name: &str,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    zone: Option<&str>,
+) -> Result<()> {
+    let id = SiteId::parse(site_id)?;
+    let rec = SiteRecord {
+        name: name.to_string(),
+        lat,
+        lon,
+        zone: zone.map(str::to_string),
+    };
+    let (_, hash) = r.change(&format!("add site {id}"), |doc, _| doc.add_site(&id, &rec))?;
+    out.done(&format!("added site {id}"), hash)
+}
+
+fn site_list(r: &Replica, out: &Out) -> Result<()> {
+    let st = r.state();
+    let rows: Vec<Value> = st
+        .sites
+        .values()
+        .map(|s| json!({"id": s.id, "name": s.record.name, "lat": s.record.lat, "lon": s.record.lon, "zone": s.record.zone, "nodes": st.nodes_of(&s.id).count(), "overrides": s.overrides.len()}))
+        .collect();
+    out.emit(&rows, || {
+        let mut t = Table::new(&["SITE", "NAME", "ZONE", "NODES", "OVERRIDES", "LOCATION"]);
+        for s in st.sites.values() {
+            t.row(vec![
+                s.id.to_string(),
+                s.record.name.clone(),
+                s.record.zone.clone().unwrap_or_else(|| "-".into()),
+                st.nodes_of(&s.id).count().to_string(),
+                s.overrides.len().to_string(),
+                match (s.record.lat, s.record.lon) {
+                    (Some(a), Some(o)) => format!("{a:.4},{o:.4}"),
+                    _ => "-".into(),
+                },
+            ]);
+        }
+        t.render()
+    })
+}
+
+fn site_show(r: &Replica, out: &Out, site_id: &str) -> Result<()> {
+    let id = SiteId::parse(site_id)?;
+    let st = r.state();
+    let s = st.site(&id)?;
+    let nodes: Vec<&str> = st.nodes_of(&id).map(|n| n.id.as_str()).collect();
+    let overrides = layer_json(&s.overrides);
+    let doc = json!({"id": s.id, "record": s.record, "nodes": nodes, "overrides": overrides});
+    out.emit(&doc, || {
+        let mut text = format!("site {}  {}\n", s.id, s.record.name);
+        if let Some(z) = &s.record.zone {
+            text.push_str(&format!("zone      {z}\n"));
+        }
+        if let (Some(a), Some(o)) = (s.record.lat, s.record.lon) {
+            text.push_str(&format!("location  {a}, {o}\n"));
+        }
+        text.push_str(&format!(
+            "nodes     {}\n",
+            if nodes.is_empty() {
+                "-".to_string()
+            } else {
+                nodes.join(", ")
+            }
+        ));
+        text.push_str("overrides");
+        if s.overrides.is_empty() {
+            text.push_str("  -");
+        }
+        for (k, v) in &s.overrides {
+            text.push_str(&format!("\n  {k} = {v}"));
+        }
+        text
+    })
+}
+
+fn site_rm(r: &mut Replica, out: &Out, site_id: &str, with_nodes: bool) -> Result<()> {
+    let id = SiteId::parse(site_id)?;
+    let (_, hash) = r.change(&format!("remove site {id}"), |doc, _| {
+        doc.remove_site(&id, with_nodes)
+    })?;
+    out.done(&format!("removed site {id}"), hash)
+}
+
+pub(super) fn history(cli: &Cli, out: &Out, limit: usize) -> Result<()> {
+    let mut r = open(cli)?;
+    let h: Vec<_> = r.history().into_iter().take(limit).collect();
+    out.emit(&h, || {
+        let mut t = Table::new(&["CHANGE", "TIME", "AUTHOR", "MESSAGE"]);
+        for e in &h {
+            let who = e
+                .author_name
+                .clone()
+                .unwrap_or_else(|| short(&e.author).to_string());
+            t.row(vec![
+                short(&e.id).to_string(),
+                fmt_time(e.time_ms),
+                who,
+                e.message.clone().unwrap_or_default(),
+            ]);
+        }
+        t.render()
+    })
+}
+
+pub(super) fn diff(cli: &Cli, out: &Out, from: &str, to: Option<&str>) -> Result<()> {
+    let mut r = open(cli)?;
+    let before_heads = r.resolve(from)?;
+    let before = r.state_at(&before_heads)?;
+    let after = match to {
+        Some(t) => {
+            let heads = r.resolve(t)?;
+            r.state_at(&heads)?
+        }
+        None => (**r.state()).clone(),
+    };
+    let d = diff_states(&before, &after);
+    out.emit(&d, || output::render_diff(&d))
+}
+
+pub(super) fn revert(cli: &Cli, out: &Out, change_id: &str, message: Option<&str>) -> Result<()> {
+    let mut r = open(cli)?;
+    let (outcome, hash) = r.revert(change_id, message)?;
+    let id = hash.map(|h| h.to_string());
+    out.emit(
+        &json!({"change": id, "restored": outcome.restored, "skipped": outcome.skipped}),
+        || {
+            let mut s = match &id {
+                Some(id) => format!(
+                    "reverted as {}: {} entr{} restored",
+                    short(id),
+                    outcome.restored.len(),
+                    if outcome.restored.len() == 1 {
+                        "y"
+                    } else {
+                        "ies"
+                    }
+                ),
+                None => "nothing to revert: every entry the change set is already as it was before"
+                    .to_string(),
+            };
+            for k in &outcome.skipped {
+                s.push_str(&format!("\nleft alone (edited again since): {k}"));
+            }
+            s
+        },
+    )
+}
+
+pub(super) fn conflicts(cli: &Cli, out: &Out) -> Result<()> {
+    let r = open(cli)?;
+    let c = r.conflicts()?;
+    out.emit(&c, || {
+        if c.is_empty() {
+            return "no conflicts".to_string();
+        }
+        let mut t = Table::new(&["SCOPE", "KEY", "VALUE", "AUTHOR", ""]);
+        for conflict in &c {
+            for v in &conflict.values {
+                let who = fleetdeck_store::MemberKey::parse(&v.author)
+                    .ok()
+                    .and_then(|k| r.state().member_name(&k).map(str::to_string))
+                    .unwrap_or_else(|| short(&v.author).to_string());
+                t.row(vec![
+                    conflict.scope.clone(),
+                    conflict.key.clone(),
+                    v.value.to_string(),
+                    who,
+                    if v.winner {
+                        "winner".into()
+                    } else {
+                        String::new()
+                    },
+                ]);
+            }
+        }
+        format!("{}\nset a key again to resolve its conflict", t.render())
+    })
+}

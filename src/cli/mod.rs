@@ -1,0 +1,130 @@
+//! The commands' handlers, one module per command group, and the few helpers
+//! they share (the data dir, opening the replica, naming this member).
+//!
+//! - `fleet`: init, site, history, diff, revert, conflicts
+//! - `node`: node add, list, show, rm, run, resume, unbind
+//! - `config`: config get, set, unset, effective
+//! - `operations`: status, alerts, freeze, unfreeze
+//! - `rollout`, `command`: staged rollouts, allowlisted commands
+//! - `peers`: invite, join, peers, sync, bundle, serve (on `crate::net`)
+//! - `console_demo`: console, demo, scenario (on `crate::console`, `crate::demo`)
+
+pub(crate) mod args;
+mod command;
+mod config;
+mod console_demo;
+mod fleet;
+mod node;
+mod operations;
+mod peers;
+mod rollout;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, anyhow, bail};
+use fleetdeck_store::{Replica, Role};
+
+use crate::output::Out;
+use args::{Cli, Cmd};
+
+/// Runs the parsed command: each arm hands over to its group's handler.
+pub(crate) fn run(cli: &Cli) -> Result<()> {
+    let out = Out::new(cli.json, cli.quiet);
+    match &cli.cmd {
+        Cmd::Init { name, fleet } => fleet::init(cli, &out, name, fleet),
+        Cmd::Site(cmd) => fleet::site(cli, &out, cmd),
+        Cmd::Node(cmd) => node::node(cli, &out, cmd),
+        Cmd::Config(cmd) => config::config(cli, &out, cmd),
+        Cmd::History { limit } => fleet::history(cli, &out, *limit),
+        Cmd::Diff { from, to } => fleet::diff(cli, &out, from, to.as_deref()),
+        Cmd::Revert { change_id, message } => {
+            fleet::revert(cli, &out, change_id, message.as_deref())
+        }
+        Cmd::Conflicts => fleet::conflicts(cli, &out),
+        Cmd::Status => operations::status(cli, &out),
+        Cmd::Alerts(args) => operations::alerts(cli, &out, args),
+        Cmd::Invite { role, ttl, addrs } => peers::invite(cli, &out, *role, *ttl, addrs),
+        Cmd::Join {
+            token,
+            name,
+            listen,
+        } => peers::join(cli, &out, token, name, *listen),
+        Cmd::Peers => peers::peers(cli, &out),
+        Cmd::Sync {
+            peer,
+            once,
+            no_mdns,
+        } => peers::sync(cli, &out, peer.as_deref(), *once, *no_mdns),
+        Cmd::Console {
+            read_only,
+            theme,
+            listen,
+            no_mdns,
+        } => console_demo::console(cli, *read_only, theme.as_deref(), *listen, *no_mdns),
+        Cmd::Demo {
+            scenario,
+            headless,
+            run_for,
+            seed,
+            speed,
+        } => console_demo::demo(scenario.clone(), *headless, *run_for, *seed, *speed),
+        Cmd::Scenario(cmd) => console_demo::scenario(cli, cmd),
+        Cmd::Command(cmd) => command::command(cli, &out, cmd),
+        Cmd::Rollout(cmd) => rollout::rollout(cli, &out, cmd),
+        Cmd::Freeze { message } => operations::set_freeze(cli, &out, true, message),
+        Cmd::Unfreeze { message } => operations::set_freeze(cli, &out, false, message),
+        Cmd::Bundle(cmd) => peers::bundle(cli, &out, cmd),
+        Cmd::Serve { listen, no_mdns } => peers::serve(cli, &out, *listen, *no_mdns),
+    }
+}
+
+pub(crate) fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).map_err(|e| e.to_string())
+}
+
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); expected e.g. 30m, 2h, 1d"))
+}
+
+fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    if let Some(d) = &cli.data {
+        return Ok(d.clone());
+    }
+    directories::ProjectDirs::from("", "", "fleetdeck")
+        .map(|p| p.data_dir().to_path_buf())
+        .ok_or_else(|| {
+            anyhow!(
+                "no home directory to put the data dir in; pass --data DIR or set FLEETDECK_DATA"
+            )
+        })
+}
+
+fn open(cli: &Cli) -> Result<Replica> {
+    let dir = data_dir(cli)?;
+    let r = Replica::open(&dir)?;
+    if cli.verbose {
+        for w in r.warnings().iter().chain(r.state().problems.iter()) {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(r)
+}
+
+fn commit_msg(given: &Option<String>, default: impl FnOnce() -> String) -> String {
+    given.clone().unwrap_or_else(default)
+}
+
+fn member_label(r: &Replica) -> String {
+    r.state()
+        .member_name(r.key())
+        .map(str::to_string)
+        .unwrap_or_else(|| r.key().short().to_string())
+}
+
+fn find_alert(r: &Replica, id: &str, now: i64) -> Result<fleetdeck_store::alerts::Alert> {
+    match r.alerts(now).into_iter().find(|a| a.id == id) {
+        Some(a) => Ok(a),
+        None => bail!("no open alert '{id}' (see `fleetdeck alerts --all`)"),
+    }
+}

@@ -1,0 +1,156 @@
+//! Operating the fleet: `status`, `alerts` (list, ack, silence), `freeze`
+//! and `unfreeze`.
+
+use anyhow::{Context, Result};
+use fleetdeck_store::alerts::Ack;
+use fleetdeck_store::document::FreezeRecord;
+use fleetdeck_store::{Replica, SiteId, now_ms};
+use serde_json::{Value, json};
+
+use super::args::{AlertsArgs, AlertsCmd, Cli};
+use super::{find_alert, member_label, open};
+use crate::output::{self, Out, Table, fmt_time};
+
+pub(super) fn status(cli: &Cli, out: &Out) -> Result<()> {
+    let r = open(cli)?;
+    let now = now_ms();
+    let (states, summary, alerts) = r.status(now);
+    let st = r.state();
+    let rows: Vec<Value> = states
+        .iter()
+        .map(|(site, state)| {
+            let sid = SiteId::parse(site).ok();
+            let nodes = sid.as_ref().map_or(0, |s| st.nodes_of(s).count());
+            let open_alerts = alerts
+                .iter()
+                .filter(|a| &a.site == site && !a.is_hidden(now))
+                .count();
+            json!({"site": site, "state": state, "nodes": nodes, "alerts": open_alerts})
+        })
+        .collect();
+    let doc = json!({"fleet": st.name, "fleet_id": st.fleet_id, "frozen": st.is_frozen(), "nodes": st.nodes.len(), "summary": summary, "sites": rows});
+    out.emit(&doc, || {
+        output::render_status(&st.name, st.nodes.len(), &summary, &rows, st.is_frozen())
+    })
+}
+
+pub(super) fn alerts(cli: &Cli, out: &Out, args: &AlertsArgs) -> Result<()> {
+    let mut r = open(cli)?;
+    let now = now_ms();
+    match &args.cmd {
+        None => alerts_list(&r, out, args.all, now),
+        Some(AlertsCmd::Ack { alert_id }) => ack(&mut r, out, alert_id, now),
+        Some(AlertsCmd::Silence { alert_id, duration }) => {
+            silence(&mut r, out, alert_id, *duration, now)
+        }
+    }
+}
+
+fn alerts_list(r: &Replica, out: &Out, all: bool, now: i64) -> Result<()> {
+    let open_alerts = r.alerts(now);
+    let shown: Vec<_> = open_alerts
+        .iter()
+        .filter(|a| all || !a.is_hidden(now))
+        .collect();
+    let hidden = open_alerts.len() - shown.len();
+    out.emit(&shown, || {
+        if shown.is_empty() {
+            return if hidden > 0 {
+                format!("no open alerts ({hidden} silenced: --all shows them)")
+            } else {
+                "no open alerts".to_string()
+            };
+        }
+        let mut t = Table::new(&["SEVERITY", "ALERT", "SITE", "SINCE", "MESSAGE", "STATE"]);
+        for a in &shown {
+            let state = match (&a.acked_by, a.silenced_until_ms) {
+                (_, Some(u)) if u > now => format!("silenced until {}", fmt_time(u)),
+                (Some(by), _) => format!("acked by {by}"),
+                _ => String::new(),
+            };
+            t.row(vec![
+                a.severity.to_string(),
+                a.id.clone(),
+                a.site.clone(),
+                a.since_ms.map_or("-".into(), |s| output::ago(now, s)),
+                a.message.clone(),
+                state,
+            ]);
+        }
+        let mut s = t.render();
+        if hidden > 0 && !all {
+            s.push_str(&format!("\n({hidden} silenced: --all shows them)"));
+        }
+        s
+    })
+}
+
+fn ack(r: &mut Replica, out: &Out, alert_id: &str, now: i64) -> Result<()> {
+    let alert = find_alert(r, alert_id, now)?;
+    let by = member_label(r);
+    let ack = Ack {
+        by,
+        at_ms: now,
+        until_ms: None,
+        since_ms: alert.since_ms,
+    };
+    let (_, hash) = r.change(&format!("ack {alert_id}"), |doc, _| {
+        doc.put_ack(alert_id, &ack)
+    })?;
+    out.done(&format!("acked {alert_id}"), hash)
+}
+
+fn silence(
+    r: &mut Replica,
+    out: &Out,
+    alert_id: &str,
+    duration: std::time::Duration,
+    now: i64,
+) -> Result<()> {
+    let alert = find_alert(r, alert_id, now)?;
+    let ms = i64::try_from(duration.as_millis()).context("duration too long")?;
+    let until = now.saturating_add(ms);
+    let ack = Ack {
+        by: member_label(r),
+        at_ms: now,
+        until_ms: Some(until),
+        since_ms: alert.since_ms,
+    };
+    let (_, hash) = r.change(
+        &format!("silence {alert_id} until {}", fmt_time(until)),
+        |doc, _| doc.put_ack(alert_id, &ack),
+    )?;
+    out.done(
+        &format!("silenced {alert_id} until {}", fmt_time(until)),
+        hash,
+    )
+}
+
+/// `freeze` (`frozen`) and `unfreeze`.
+pub(super) fn set_freeze(cli: &Cli, out: &Out, frozen: bool, message: &str) -> Result<()> {
+    let mut r = open(cli)?;
+    let rec = FreezeRecord {
+        frozen,
+        by: member_label(&r),
+        at_ms: now_ms(),
+        message: message.to_string(),
+    };
+    let what = if frozen { "freeze" } else { "unfreeze" };
+    let msg = if message.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {message}")
+    };
+    let (_, hash) = r.change(&msg, |doc, _| doc.set_freeze(&rec))?;
+    if frozen {
+        out.done(
+            "the fleet is frozen: no node applies anything new until `fleetdeck unfreeze`",
+            hash,
+        )
+    } else {
+        out.done(
+            "the fleet is unfrozen: nodes apply their config again",
+            hash,
+        )
+    }
+}

@@ -1,0 +1,162 @@
+//! `rollout`: start, list, status, pause, resume, abort.
+
+use anyhow::{Result, anyhow};
+use fleetdeck_store::config::{self, ConfigPath};
+use fleetdeck_store::rollout::{Rollout, RolloutSpec, parse_waves};
+use fleetdeck_store::{Replica, SiteId, now_ms};
+use serde_json::{Value, json};
+
+use super::args::{Cli, RolloutCmd};
+use super::{member_label, open};
+use crate::output::{Out, Table, fmt_time};
+
+pub(super) fn rollout(cli: &Cli, out: &Out, cmd: &RolloutCmd) -> Result<()> {
+    let mut r = open(cli)?;
+    match cmd {
+        RolloutCmd::Start {
+            set,
+            sites,
+            waves,
+            soak,
+            max_fail,
+        } => start(&mut r, out, set, sites, waves, *soak, *max_fail),
+        RolloutCmd::List => list(&r, out),
+        RolloutCmd::Status { id } => status(&r, out, id),
+        RolloutCmd::Pause { id } => event(&mut r, out, id, "pause"),
+        RolloutCmd::Resume { id } => event(&mut r, out, id, "resume"),
+        RolloutCmd::Abort { id } => event(&mut r, out, id, "abort"),
+    }
+}
+
+fn find(r: &Replica, id: &str) -> Result<Rollout> {
+    r.state()
+        .rollouts
+        .iter()
+        .find(|x| x.id == id)
+        .cloned()
+        .ok_or_else(|| anyhow!("no rollout '{id}' (see `fleetdeck rollout list`)"))
+}
+
+fn start(
+    r: &mut Replica,
+    out: &Out,
+    set: &[String],
+    sites: &[String],
+    waves: &str,
+    soak: std::time::Duration,
+    max_fail: u64,
+) -> Result<()> {
+    let mut kv = std::collections::BTreeMap::new();
+    for s in set {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set '{s}' is not KEY=VALUE"))?;
+        ConfigPath::parse(k)?;
+        kv.insert(k.to_string(), config::parse_cli_value(v));
+    }
+    for site in sites {
+        r.state().site(&SiteId::parse(site)?)?;
+    }
+    let spec = RolloutSpec {
+        set: kv,
+        sites: sites.to_vec(),
+        waves: parse_waves(waves).map_err(|e| anyhow!(e))?,
+        soak_ms: i64::try_from(soak.as_millis()).unwrap_or(i64::MAX),
+        max_fail,
+        by: member_label(r),
+        at_ms: now_ms(),
+    };
+    let id = fleetdeck_store::identity::random_hex::<4>();
+    let what = spec.set.keys().cloned().collect::<Vec<_>>().join(", ");
+    let (_, hash) = r.change(&format!("rollout {id}: start ({what})"), |doc, _| {
+        doc.add_rollout(&id, &spec)
+    })?;
+    out.done(
+        &format!(
+            "rollout {id} started: waves {waves}, soak {}; see `fleetdeck rollout status {id}`",
+            humantime::format_duration(soak)
+        ),
+        hash,
+    )
+}
+
+fn list(r: &Replica, out: &Out) -> Result<()> {
+    let st = r.state().clone();
+    let rows: Vec<Value> = st
+        .rollouts
+        .iter()
+        .rev()
+        .map(|x| {
+            json!({"id": x.id, "phase": x.phase(&st, r.health()), "set": x.spec.set, "sites": x.spec.sites,
+                   "waves": x.spec.waves, "waves_open": x.spec.waves.iter().enumerate().filter(|(i, _)| x.wave_open(*i)).count(),
+                   "by": x.spec.by, "at_ms": x.spec.at_ms, "halted": x.events.halted.as_ref().map(|h| &h.1)})
+        })
+        .collect();
+    out.emit(&rows, || {
+        let mut t = Table::new(&["ROLLOUT", "PHASE", "WAVES OPEN", "SETS", "STARTED"]);
+        for x in &rows {
+            t.row(vec![
+                x["id"].as_str().unwrap_or("").to_string(),
+                x["phase"].as_str().unwrap_or("").to_string(),
+                format!(
+                    "{}/{}",
+                    x["waves_open"],
+                    x["waves"].as_array().map_or(0, |w| w.len())
+                ),
+                x["set"].to_string(),
+                fmt_time(x["at_ms"].as_i64().unwrap_or(0)),
+            ]);
+        }
+        t.render()
+    })
+}
+
+fn status(r: &Replica, out: &Out, id: &str) -> Result<()> {
+    let x = find(r, id)?;
+    let st = r.state().clone();
+    let waves = x.wave_status(&st, r.health());
+    let phase = x.phase(&st, r.health());
+    let doc =
+        json!({"id": x.id, "phase": phase, "spec": x.spec, "events": x.events, "waves": waves});
+    out.emit(&doc, || {
+        let mut s = format!(
+            "rollout {} ({:?}): sets {}\n",
+            x.id,
+            phase,
+            json!(x.spec.set)
+        );
+        if let Some((_, why)) = &x.events.halted {
+            s.push_str(&format!("halted: {why}\n"));
+        }
+        let mut t = Table::new(&[
+            "WAVE", "UP TO", "OPEN", "NODES", "APPLIED", "HEALTHY", "FAILED",
+        ]);
+        for (i, w) in waves.iter().enumerate() {
+            t.row(vec![
+                (i + 1).to_string(),
+                format!("{}%", w.percent),
+                if w.open { "yes".into() } else { "no".into() },
+                w.nodes.len().to_string(),
+                w.applied.to_string(),
+                w.healthy.to_string(),
+                w.failed.to_string(),
+            ]);
+        }
+        s.push_str(&t.render());
+        s
+    })
+}
+
+/// `pause`, `resume` or `abort` (the `event`) of rollout `id`.
+fn event(r: &mut Replica, out: &Out, id: &str, event: &str) -> Result<()> {
+    find(r, id)?;
+    let (_, hash) = r.change(&format!("rollout {id}: {event}"), |doc, _| {
+        doc.rollout_event(id, event, now_ms(), None)
+    })?;
+    let msg = match event {
+        "pause" => format!("rollout {id} paused: no new wave opens"),
+        "resume" => format!("rollout {id} resumed"),
+        _ => format!("rollout {id} aborted: its settings come off every node"),
+    };
+    out.done(&msg, hash)
+}
