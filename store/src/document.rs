@@ -369,7 +369,7 @@ impl FleetState {
     ) -> impl Iterator<Item = &'a crate::rollout::Rollout> + 'a {
         self.rollouts
             .iter()
-            .filter(move |r| r.applies_to(&node.id, node.site.as_str()))
+            .filter(move |r| r.applies_to(self, &node.id))
     }
 
     fn overlay_rollouts(&self, node: &Node, eff: &mut Effective) {
@@ -382,7 +382,17 @@ impl FleetState {
     pub fn effective_all(&self) -> BTreeMap<NodeId, Arc<Effective>> {
         let mut per_site: HashMap<&SiteId, Arc<Effective>> = HashMap::new();
         let mut out = BTreeMap::new();
+        // The nodes each rollout reaches, worked out once per rollout (a
+        // node's wave depends on the other nodes the rollout covers).
+        let reach: Vec<_> = self.rollouts.iter().map(|r| r.reaches(self)).collect();
         for node in self.nodes.values() {
+            let rollouts: Vec<_> = self
+                .rollouts
+                .iter()
+                .zip(&reach)
+                .filter(|(_, nodes)| nodes.contains(&node.id))
+                .map(|(r, _)| r)
+                .collect();
             let base = per_site
                 .entry(&node.site)
                 .or_insert_with(|| {
@@ -390,12 +400,14 @@ impl FleetState {
                     Arc::new(config::effective(&self.fleet, site, None))
                 })
                 .clone();
-            let eff = if node.overrides.is_empty() && self.rollouts_for(node).next().is_none() {
+            let eff = if node.overrides.is_empty() && rollouts.is_empty() {
                 base
             } else {
                 let mut e = (*base).clone();
                 e.overlay(&node.overrides, Source::Node);
-                self.overlay_rollouts(node, &mut e);
+                for r in rollouts {
+                    e.overlay(&r.layer, Source::Rollout);
+                }
                 Arc::new(e)
             };
             out.insert(node.id.clone(), eff);

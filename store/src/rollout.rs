@@ -1,21 +1,32 @@
 //! Staged rollouts (canaries), decided without a coordinator.
 //!
 //! A rollout sets some keys (`set`) on the nodes of some sites, in waves of
-//! cumulative percentages (`5, 25, 100`). A node's wave follows from a hash
-//! of (rollout id, node id), so every replica computes the same waves. The
-//! first wave is open from the start; wave k+1 opens when every node of the
-//! open waves has applied the rollout and stayed healthy for the soak time.
-//! Any replica that sees more than `max_fail` failed nodes in the open waves
-//! halts the rollout.
+//! cumulative percentages (`5, 25, 100`). The nodes it covers are ranked by a
+//! hash of (rollout id, node id) and the ranked list is cut at the rounded
+//! cumulative counts ([`wave_counts`]), so every replica that knows the same
+//! nodes computes the same waves, the first wave always holds a node, no wave
+//! is empty when there are at least as many nodes as waves, and no wave is
+//! more than one node above its share. The first wave is open from the
+//! start; wave k+1 opens when every node of the open waves has applied the
+//! rollout and stayed healthy for the soak time. Any replica that sees more
+//! than `max_fail` failed nodes in the open waves halts the rollout.
+//!
+//! A node added while a rollout runs joins the ranking, which can move a
+//! node at the edge of a wave into the next one (at most one per edge); once
+//! every wave is open nothing moves.
 //!
 //! What happened is kept as events in the document (wave k opened at, halted
-//! at, resumed at, paused at, aborted at), never as a state field that an
-//! older view could overwrite: a rollout is halted while its latest halt is
-//! newer than its latest resume, so "halted" survives a merge with any
-//! replica that had not seen it yet. Since the events are in the document,
-//! every replica derives the same effective config for every node.
+//! at, resumed at, paused at, aborted at, done at), never as a state field
+//! that an older view could overwrite: a rollout is halted while its latest
+//! halt is newer than its latest resume, so "halted" survives a merge with
+//! any replica that had not seen it yet. Done is recorded the same way, as
+//! the opening of the wave after the last one, the first time a replica sees
+//! every wave open and every node on it; from then on it stays done, whatever
+//! later rollouts, config edits or new nodes do (only an operator's abort
+//! still takes its settings off). Since the events are in the document, every
+//! replica derives the same effective config for every node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -40,10 +51,19 @@ pub struct RolloutSpec {
     pub at_ms: i64,
 }
 
+impl RolloutSpec {
+    /// Whether the rollout covers the nodes of `site`.
+    pub fn covers(&self, site: &str) -> bool {
+        self.sites.is_empty() || self.sites.iter().any(|s| s == site)
+    }
+}
+
 /// Events, each the time it happened (unix ms).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RolloutEvents {
-    /// wave index → when it opened (wave 0 opens at the start).
+    /// wave index → when it opened (wave 0 opens at the start). The index
+    /// one past the last wave is when the rollout was seen done
+    /// ([`Rollout::done_at`]).
     pub opened: BTreeMap<usize, i64>,
     pub halted: Option<(i64, String)>,
     pub paused: Option<i64>,
@@ -74,8 +94,16 @@ pub enum Phase {
 /// A write a replica makes after looking at a rollout.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    OpenWave { rollout: String, wave: usize },
-    Halt { rollout: String, reason: String },
+    /// Open wave `wave`; `wave` equal to the number of waves records that
+    /// the rollout is done (every wave open, every node on it).
+    OpenWave {
+        rollout: String,
+        wave: usize,
+    },
+    Halt {
+        rollout: String,
+        reason: String,
+    },
 }
 
 /// One wave as `rollout status` shows it (failures: since the last resume).
@@ -124,6 +152,11 @@ impl Rollout {
         if self.events.aborted.is_some() {
             return Phase::Aborted;
         }
+        // Done is for good: a later rollout's failures, a config edit or a
+        // new node that has not applied it yet change nothing.
+        if self.done_at().is_some() {
+            return Phase::Done;
+        }
         if self
             .events
             .halted
@@ -142,26 +175,92 @@ impl Rollout {
         Phase::Running
     }
 
-    /// The wave `node` belongs to, if the rollout covers its site.
-    pub fn wave_of(&self, node: &NodeId, site: &str) -> Option<usize> {
-        if !self.spec.sites.is_empty() && !self.spec.sites.iter().any(|s| s == site) {
+    /// The wave of every node the rollout covers in `st`: the covered nodes
+    /// ranked by the hash of (rollout id, node id), ties by node id, and the
+    /// ranked list cut at the cumulative counts of [`wave_counts`].
+    pub fn assignment(&self, st: &FleetState) -> HashMap<NodeId, usize> {
+        let mut ranked: Vec<(u64, &NodeId)> = st
+            .nodes
+            .values()
+            .filter(|n| self.spec.covers(n.site.as_str()))
+            .map(|n| (self.rank_hash(&n.id), &n.id))
+            .collect();
+        ranked.sort_unstable();
+        let counts = wave_counts(ranked.len(), &self.spec.waves);
+        let waves = counts
+            .iter()
+            .enumerate()
+            .flat_map(|(w, n)| std::iter::repeat_n(w, *n));
+        ranked
+            .into_iter()
+            .zip(waves)
+            .map(|((_, id), w)| (id.clone(), w))
+            .collect()
+    }
+
+    fn rank_hash(&self, node: &NodeId) -> u64 {
+        fnv(&format!("{}/{node}", self.id))
+    }
+
+    /// The wave `node` belongs to, if the rollout covers it in `st`.
+    pub fn wave_of(&self, st: &FleetState, node: &NodeId) -> Option<usize> {
+        let site = &st.nodes.get(node)?.site;
+        if !self.spec.covers(site.as_str()) {
             return None;
         }
-        let bucket = (fnv(&format!("{}/{node}", self.id)) % 100) as u8;
-        self.spec
-            .waves
+        // Its rank among the covered nodes, without sorting them all.
+        let key = (self.rank_hash(node), node);
+        let rank = st
+            .nodes
+            .values()
+            .filter(|n| self.spec.covers(n.site.as_str()))
+            .filter(|n| (self.rank_hash(&n.id), &n.id) < key)
+            .count();
+        let mut end = 0;
+        for (w, n) in wave_counts(self.covered(st), &self.spec.waves)
             .iter()
-            .position(|p| bucket < *p)
-            .or(Some(self.spec.waves.len().saturating_sub(1)))
+            .enumerate()
+        {
+            end += n;
+            if rank < end {
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    fn covered(&self, st: &FleetState) -> usize {
+        st.nodes
+            .values()
+            .filter(|n| self.spec.covers(n.site.as_str()))
+            .count()
     }
 
     pub fn wave_open(&self, wave: usize) -> bool {
-        wave == 0 || self.events.opened.contains_key(&wave)
+        wave == 0 || self.events.opened.contains_key(&wave) || self.done_at().is_some()
+    }
+
+    /// When a replica first saw every wave open and every node on it.
+    pub fn done_at(&self) -> Option<i64> {
+        self.events.opened.get(&self.spec.waves.len()).copied()
     }
 
     /// Whether `node`'s effective config includes this rollout now.
-    pub fn applies_to(&self, node: &NodeId, site: &str) -> bool {
-        self.events.aborted.is_none() && self.wave_of(node, site).is_some_and(|w| self.wave_open(w))
+    pub fn applies_to(&self, st: &FleetState, node: &NodeId) -> bool {
+        self.events.aborted.is_none() && self.wave_of(st, node).is_some_and(|w| self.wave_open(w))
+    }
+
+    /// The nodes whose effective config includes this rollout now (what
+    /// [`Rollout::applies_to`] says of each, worked out once).
+    pub fn reaches(&self, st: &FleetState) -> HashSet<NodeId> {
+        if self.events.aborted.is_some() {
+            return HashSet::new();
+        }
+        self.assignment(st)
+            .into_iter()
+            .filter(|(_, w)| self.wave_open(*w))
+            .map(|(n, _)| n)
+            .collect()
     }
 
     pub fn wave_status(
@@ -181,8 +280,9 @@ impl Rollout {
             })
             .collect();
         let all = st.effective_all();
+        let assignment = self.assignment(st);
         for node in st.nodes.values() {
-            let Some(w) = self.wave_of(&node.id, node.site.as_str()) else {
+            let Some(&w) = assignment.get(&node.id) else {
                 continue;
             };
             let Some(ws) = waves.get_mut(w) else { continue };
@@ -222,8 +322,16 @@ impl Rollout {
         health: &std::collections::HashMap<String, StoredRegister>,
         now_ms: i64,
     ) -> Option<Step> {
-        if self.phase(st, health) != Phase::Running {
-            return None;
+        match self.phase(st, health) {
+            // Seen done now: record it, so that it stays done.
+            Phase::Done if self.done_at().is_none() => {
+                return Some(Step::OpenWave {
+                    rollout: self.id.clone(),
+                    wave: self.spec.waves.len(),
+                });
+            }
+            Phase::Running => {}
+            _ => return None,
         }
         let waves = self.wave_status(st, health);
         let failed: usize = waves.iter().filter(|w| w.open).map(|w| w.failed).sum();
@@ -266,6 +374,50 @@ impl Rollout {
     }
 }
 
+/// How many nodes each wave of `waves` (cumulative percentages) holds when
+/// the rollout covers `nodes` nodes. The cumulative counts are the shares
+/// rounded half up, then moved by as little as needed so that the first wave
+/// holds a node (if there is one), no wave is empty when there are at least
+/// as many nodes as waves, and the last wave ends with every node. No wave is
+/// more than one node above its share. A spec read from the document is not
+/// trusted to be well formed: percentages above 100 count as 100, a
+/// decrease as no change, and no waves as one wave of 100.
+pub fn wave_counts(nodes: usize, waves: &[u8]) -> Vec<usize> {
+    let n = nodes;
+    let w = waves.len().max(1);
+    let mut counts = Vec::with_capacity(w);
+    let mut prev = 0; // cumulative count of the waves before
+    for k in 0..w {
+        let share = if k == w - 1 {
+            n
+        } else {
+            let p = waves.get(k).map_or(100, |p| u128::from((*p).min(100)));
+            usize::try_from((n as u128 * p + 50) / 100).unwrap_or(n)
+        };
+        let cum = if n >= w {
+            // Room for one node in each wave before and after this one.
+            share.max(prev + 1).min(n - (w - 1 - k))
+        } else {
+            let least = if k == 0 { n.min(1) } else { prev };
+            share.max(least).min(n)
+        };
+        counts.push(cum - prev);
+        prev = cum;
+    }
+    counts
+}
+
+/// The node count of each wave a rollout of `spec` has over the fleet as
+/// `st` holds it now (what `rollout start` prints).
+pub fn wave_sizes(spec: &RolloutSpec, st: &FleetState) -> Vec<usize> {
+    let covered = st
+        .nodes
+        .values()
+        .filter(|n| spec.covers(n.site.as_str()))
+        .count();
+    wave_counts(covered, &spec.waves)
+}
+
 /// Parses `--waves 5,25,100`.
 pub fn parse_waves(s: &str) -> Result<Vec<u8>, String> {
     let waves: Vec<u8> = s
@@ -302,30 +454,304 @@ mod tests {
         assert!(parse_waves("x").is_err());
     }
 
-    #[test]
-    fn every_replica_puts_a_node_in_the_same_wave_and_the_sizes_follow_the_percentages() {
-        let spec = RolloutSpec {
-            set: BTreeMap::new(),
-            sites: vec![],
-            waves: vec![5, 25, 100],
+    fn spec(waves: &[u8], sites: &[&str]) -> RolloutSpec {
+        RolloutSpec {
+            set: BTreeMap::from([("frigate.version".to_string(), Value::from("0.14"))]),
+            sites: sites.iter().map(|s| s.to_string()).collect(),
+            waves: waves.to_vec(),
             soak_ms: 0,
             max_fail: 0,
             by: "ops".into(),
             at_ms: 0,
-        };
-        let r = Rollout::new("r1".into(), spec.clone());
-        let again = Rollout::new("r1".into(), spec);
-        let mut counts = [0usize; 3];
-        for i in 0..2000 {
-            let n = NodeId::parse(&format!("node-{i}")).unwrap();
-            let w = r.wave_of(&n, "S1").unwrap();
-            assert_eq!(again.wave_of(&n, "S1"), Some(w));
-            counts[w] += 1;
         }
-        // ~5 %, ~20 %, ~75 % of 2000.
-        assert!((60..=140).contains(&counts[0]), "{counts:?}");
-        assert!((320..=480).contains(&counts[1]), "{counts:?}");
-        assert!((1380..=1620).contains(&counts[2]), "{counts:?}");
+    }
+
+    fn add_node(st: &mut FleetState, id: &str, site: &str) {
+        let id = NodeId::parse(id).unwrap();
+        st.nodes.insert(
+            id.clone(),
+            crate::document::Node {
+                id,
+                site: crate::SiteId::parse(site).unwrap(),
+                record: crate::document::NodeRecord {
+                    site: site.into(),
+                    role: None,
+                },
+                overrides: Default::default(),
+                key: None,
+                resume_ms: None,
+            },
+        );
+    }
+
+    fn fleet(nodes: usize) -> FleetState {
+        let mut st = FleetState::default();
+        for i in 0..nodes {
+            add_node(&mut st, &format!("n{i}"), "S1");
+        }
+        st
+    }
+
+    /// Nodes per wave, counted from the assignment itself.
+    fn counted(r: &Rollout, st: &FleetState) -> Vec<usize> {
+        let mut counts = vec![0; r.spec.waves.len()];
+        for w in r.assignment(st).values() {
+            counts[*w] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn small_fleets_get_a_canary_and_no_wave_above_its_share() {
+        let cases: &[(&[u8], usize, &[usize])] = &[
+            (&[5, 25, 100], 1, &[1, 0, 0]),
+            (&[5, 25, 100], 2, &[1, 0, 1]),
+            (&[5, 25, 100], 3, &[1, 1, 1]),
+            (&[5, 25, 100], 4, &[1, 1, 2]),
+            (&[5, 25, 100], 10, &[1, 2, 7]),
+            (&[5, 25, 100], 100, &[5, 20, 75]),
+            (&[50, 100], 1, &[1, 0]),
+            (&[50, 100], 2, &[1, 1]),
+            (&[50, 100], 3, &[2, 1]),
+            (&[50, 100], 4, &[2, 2]),
+            (&[50, 100], 10, &[5, 5]),
+            (&[50, 100], 100, &[50, 50]),
+        ];
+        for (waves, nodes, want) in cases {
+            let sp = spec(waves, &[]);
+            let st = fleet(*nodes);
+            assert_eq!(
+                wave_counts(*nodes, waves),
+                *want,
+                "{nodes} nodes, {waves:?}"
+            );
+            assert_eq!(wave_sizes(&sp, &st), *want, "{nodes} nodes, {waves:?}");
+            for id in ["r1", "r2", "abcd"] {
+                let r = Rollout::new(id.into(), sp.clone());
+                assert_eq!(
+                    counted(&r, &st),
+                    *want,
+                    "rollout {id}, {nodes} nodes, {waves:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_replica_puts_a_node_in_the_same_wave() {
+        let sp = spec(&[5, 25, 100], &[]);
+        let st = fleet(200);
+        // The same nodes, learnt in another order, on another replica.
+        let mut other = FleetState::default();
+        for i in (0..200).rev() {
+            add_node(&mut other, &format!("n{i}"), "S1");
+        }
+        let r = Rollout::new("r1".into(), sp.clone());
+        let again = Rollout::new("r1".into(), sp.clone());
+        let a = r.assignment(&st);
+        assert_eq!(a, again.assignment(&other));
+        for (n, w) in &a {
+            assert_eq!(r.wave_of(&st, n), Some(*w), "wave_of agrees for {n}");
+        }
+        assert_eq!(counted(&r, &st), [10, 40, 150]);
+        // Another rollout draws another canary.
+        let b = Rollout::new("r2".into(), sp).assignment(&st);
+        assert_ne!(
+            a.iter()
+                .filter(|(_, w)| **w == 0)
+                .map(|(n, _)| n)
+                .collect::<std::collections::BTreeSet<_>>(),
+            b.iter().filter(|(_, w)| **w == 0).map(|(n, _)| n).collect(),
+        );
+    }
+
+    #[test]
+    fn only_the_covered_sites_count() {
+        let mut st = fleet(3);
+        for i in 0..20 {
+            add_node(&mut st, &format!("m{i}"), "S2");
+        }
+        let sp = spec(&[5, 25, 100], &["S1"]);
+        assert_eq!(wave_sizes(&sp, &st), [1, 1, 1]);
+        let r = Rollout::new("r".into(), sp);
+        assert_eq!(r.assignment(&st).len(), 3);
+        assert_eq!(r.wave_of(&st, &NodeId::parse("m1").unwrap()), None);
+        assert_eq!(
+            r.wave_of(&st, &NodeId::parse("zz").unwrap()),
+            None,
+            "unknown node"
+        );
+        assert!(r.wave_of(&st, &NodeId::parse("n1").unwrap()).is_some());
+    }
+
+    #[test]
+    fn malformed_waves_from_another_replica_do_not_panic() {
+        for waves in [
+            &[][..],
+            &[0],
+            &[200, 100],
+            &[50, 20],
+            &[10, 20],
+            &[100, 100, 100],
+        ] {
+            for n in [0, 1, 2, 5, 40] {
+                let c = wave_counts(n, waves);
+                assert_eq!(c.iter().sum::<usize>(), n, "{waves:?} {n}");
+                assert!(n == 0 || c[0] >= 1, "{waves:?} {n}: {c:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Every wave non-empty when there are as many nodes as waves, the
+        /// cumulative counts never go down, the last wave covers every node,
+        /// and no wave is more than one node above its share.
+        #[test]
+        fn wave_counts_cover_every_node_and_follow_the_shares(
+            nodes in 0usize..400,
+            raw in proptest::collection::btree_set(1u8..100, 0..6),
+        ) {
+            let mut waves: Vec<u8> = raw.into_iter().collect();
+            waves.push(100);
+            let counts = wave_counts(nodes, &waves);
+            proptest::prop_assert_eq!(counts.len(), waves.len());
+            proptest::prop_assert_eq!(counts.iter().sum::<usize>(), nodes, "the last wave covers all");
+            if nodes > 0 {
+                proptest::prop_assert!(counts[0] >= 1, "a canary: {:?}", counts);
+            }
+            if nodes >= waves.len() {
+                proptest::prop_assert!(counts.iter().all(|c| *c >= 1), "no empty wave: {:?}", counts);
+            }
+            let mut cum = 0usize;
+            let mut prev_pct = 0u8;
+            for (c, p) in counts.iter().zip(&waves) {
+                let before = cum;
+                cum += c;
+                proptest::prop_assert!(cum >= before, "monotone");
+                let share = nodes as f64 * f64::from(p - prev_pct) / 100.0;
+                proptest::prop_assert!(
+                    (*c as f64) <= share + 1.0,
+                    "{} nodes in a wave of share {share}: {:?} for {:?}", c, counts, waves
+                );
+                prev_pct = *p;
+            }
+        }
+    }
+
+    /// A node that applied the config `st` wants for it, with `result`.
+    fn report(
+        st: &FleetState,
+        node: &str,
+        result: ApplyResult,
+        at_ms: i64,
+    ) -> (String, StoredRegister) {
+        let revision = st
+            .effective_node(&NodeId::parse(node).unwrap())
+            .unwrap()
+            .revision();
+        let reg = crate::health::HealthRegister {
+            node: node.into(),
+            seq: 1,
+            time_ms: at_ms,
+            applied: Some(crate::health::ApplyReport {
+                revision,
+                result,
+                error: None,
+                duration_ms: 1,
+                at_ms,
+            }),
+            ..Default::default()
+        };
+        (
+            node.into(),
+            StoredRegister {
+                reg,
+                received_ms: at_ms,
+                ver: 1,
+            },
+        )
+    }
+
+    #[test]
+    fn a_done_rollout_stays_done_whatever_comes_after() {
+        let mut st = fleet(4);
+        st.sites.insert(
+            crate::SiteId::parse("S1").unwrap(),
+            crate::document::Site {
+                id: crate::SiteId::parse("S1").unwrap(),
+                record: crate::document::SiteRecord {
+                    name: "S1".into(),
+                    lat: None,
+                    lon: None,
+                    zone: None,
+                },
+                overrides: Default::default(),
+            },
+        );
+        let mut first = Rollout::new("first".into(), spec(&[50, 100], &[]));
+        first.events.opened.insert(1, 10);
+        st.rollouts.push(first.clone());
+        let now = 1_000;
+        let health: HashMap<String, StoredRegister> = (0..4)
+            .map(|i| report(&st, &format!("n{i}"), ApplyResult::Ok, 100))
+            .collect();
+        assert_eq!(first.phase(&st, &health), Phase::Done);
+        // The replica that sees it done records it.
+        let step = first.progress(&st, &health, now);
+        assert_eq!(
+            step,
+            Some(Step::OpenWave {
+                rollout: "first".into(),
+                wave: 2
+            }),
+            "done is recorded as the wave after the last"
+        );
+        first.events.opened.insert(2, now);
+        st.rollouts[0] = first.clone();
+        assert_eq!(first.done_at(), Some(now));
+        assert_eq!(first.progress(&st, &health, now), None, "recorded once");
+
+        // A later rollout on the same nodes fails on every one of them.
+        let mut later = spec(&[100], &[]);
+        later.set = BTreeMap::from([("retention.days".to_string(), Value::from(9))]);
+        later.at_ms = 500;
+        st.rollouts.push(Rollout::new("later".into(), later));
+        let health: HashMap<String, StoredRegister> = (0..4)
+            .map(|i| report(&st, &format!("n{i}"), ApplyResult::Failed, 600))
+            .collect();
+        assert_eq!(st.rollouts[1].phase(&st, &health), Phase::Running);
+        assert!(matches!(
+            st.rollouts[1].progress(&st, &health, now),
+            Some(Step::Halt { .. })
+        ));
+        assert_eq!(first.phase(&st, &health), Phase::Done);
+        assert_eq!(first.progress(&st, &health, now), None, "nothing to halt");
+        // Without the record, the same view would have halted it: what
+        // the record is for.
+        let mut unrecorded = first.clone();
+        unrecorded.events.opened.remove(&2);
+        assert!(matches!(
+            unrecorded.progress(&st, &health, now),
+            Some(Step::Halt { .. })
+        ));
+
+        // Nodes added afterwards, that have applied nothing yet.
+        add_node(&mut st, "n4", "S1");
+        add_node(&mut st, "n5", "S1");
+        assert_eq!(first.phase(&st, &health), Phase::Done);
+        assert_eq!(first.progress(&st, &health, now), None);
+        assert!(
+            first.applies_to(&st, &NodeId::parse("n5").unwrap()),
+            "a new node gets a done rollout's settings"
+        );
+
+        // A halt written concurrently by a replica that had not seen it done
+        // does not undo it; an operator's abort still takes it off.
+        first.events.halted = Some((now + 1, "late".into()));
+        assert_eq!(first.phase(&st, &health), Phase::Done);
+        first.events.aborted = Some(now + 2);
+        assert_eq!(first.phase(&st, &health), Phase::Aborted);
+        assert!(!first.applies_to(&st, &NodeId::parse("n5").unwrap()));
     }
 
     #[test]
@@ -348,8 +774,10 @@ mod tests {
         assert_eq!(r.phase(&st, &h), Phase::Halted);
         r.events.resumed = Some(20);
         assert_ne!(r.phase(&st, &h), Phase::Halted);
+        let mut other = FleetState::default();
+        add_node(&mut other, "n", "S2");
         assert!(
-            r.wave_of(&NodeId::parse("n").unwrap(), "S2").is_none(),
+            r.wave_of(&other, &NodeId::parse("n").unwrap()).is_none(),
             "other sites are not covered"
         );
     }
