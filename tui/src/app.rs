@@ -2,7 +2,7 @@
 //! keymap), actions update the views or open dialogs, intents and fetches
 //! become [`Request`]s for the source, and the source's [`Response`]s come
 //! back in. Nothing here does I/O or reads the clock: the loop in
-//! [`crate::run`] (or a test) moves requests and responses and passes the
+//! [`crate::run()`] (or a test) moves requests and responses and passes the
 //! time.
 
 use std::collections::HashMap;
@@ -444,7 +444,8 @@ impl App {
         }
     }
 
-    fn ctx_parts(&self) -> Ctx<'_> {
+    /// What the views read when they draw or handle an action.
+    fn ctx(&self) -> Ctx<'_> {
         Ctx {
             snap: &self.snap,
             now_ms: self.now_ms,
@@ -454,6 +455,16 @@ impl App {
             series: &self.series,
             hits: &self.hits,
         }
+    }
+
+    /// Runs `f` on the top view, which may change, with the views' context.
+    /// The stack is set aside meanwhile: the context borrows the rest of the
+    /// app, and no view reads the stack.
+    fn with_top<R>(&mut self, f: impl FnOnce(&mut dyn View, &Ctx) -> R) -> Option<R> {
+        let mut stack = std::mem::take(&mut self.stack);
+        let out = stack.last_mut().map(|v| f(v.as_mut(), &self.ctx()));
+        self.stack = stack;
+        out
     }
 
     fn on_view_key(&mut self, key: Key) {
@@ -474,19 +485,9 @@ impl App {
             ));
             return;
         }
-        let ctx = Ctx {
-            snap: &self.snap,
-            now_ms: self.now_ms,
-            theme: &self.options.theme,
-            read_only: self.options.read_only,
-            history: self.history.as_deref(),
-            series: &self.series,
-            hits: &self.hits,
-        };
-        let handled = match self.stack.last_mut() {
-            Some(v) => v.handle(action, &ctx),
-            None => Handled::Ignored,
-        };
+        let handled = self
+            .with_top(|v, ctx| v.handle(action, ctx))
+            .unwrap_or(Handled::Ignored);
         match handled {
             Handled::Consumed => {}
             Handled::Then(effect) => self.effect(effect),
@@ -710,19 +711,9 @@ impl App {
 
     /// Hands a prompt's text to the view that asked for it.
     fn submit_to_view(&mut self, prompt: Prompt, input: Input) {
-        let ctx = Ctx {
-            snap: &self.snap,
-            now_ms: self.now_ms,
-            theme: &self.options.theme,
-            read_only: self.options.read_only,
-            history: self.history.as_deref(),
-            series: &self.series,
-            hits: &self.hits,
-        };
-        let result = match self.stack.last_mut() {
-            Some(v) => v.submit(&prompt, &input.text, &ctx),
-            None => Ok(Handled::Ignored),
-        };
+        let result = self
+            .with_top(|v, ctx| v.submit(&prompt, &input.text, ctx))
+            .unwrap_or(Ok(Handled::Ignored));
         match result {
             Ok(Handled::Then(effect)) => self.effect(effect),
             Ok(_) => {}
@@ -777,7 +768,7 @@ impl App {
 
     /// Every action valid now: the top view's, then the app's.
     pub fn commands(&self) -> Vec<Action> {
-        let ctx = self.ctx_parts();
+        let ctx = self.ctx();
         let mut c = self.top().commands(&ctx);
         c.push(Action::Filter);
         c.push(Action::Palette);

@@ -16,11 +16,13 @@
 //! bar, never a hang or an exit.
 
 pub mod app;
+pub mod cells;
 pub mod component;
 #[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod keymap;
 pub mod palette;
+pub mod pane;
 pub mod run;
 pub mod settings;
 pub mod source;

@@ -123,7 +123,7 @@ pub fn render<'a>(
         return;
     }
     if let Some((hits, pane)) = spec.hit {
-        let inner = crate::views::inner(area);
+        let inner = crate::pane::inner(area);
         hits.push(crate::component::Hit {
             rows: Rect {
                 y: inner.y + 1,

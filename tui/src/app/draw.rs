@@ -31,7 +31,7 @@ impl App {
         ])
         .areas(area);
         self.draw_title(frame, title);
-        let ctx = self.ctx_parts();
+        let ctx = self.ctx();
         self.top().draw(frame, body, &ctx);
         self.draw_hints(frame, hints);
         self.draw_status(frame, status);
@@ -344,7 +344,7 @@ impl App {
         let height = (per_column as u16 + 3 + footer_rows).min(area.height);
         let popup = centered(area, width, height);
         frame.render_widget(Clear, popup);
-        let block = views::pane(theme, "keys", true).style(theme.base());
+        let block = crate::pane::block(theme, "keys", true).style(theme.base());
         let inner = block.inner(popup);
         frame.render_widget(block, popup);
         let [body, foot] =
@@ -430,7 +430,8 @@ impl App {
             )));
         }
         frame.render_widget(
-            Paragraph::new(lines).block(views::pane(theme, "command", true).style(theme.base())),
+            Paragraph::new(lines)
+                .block(crate::pane::block(theme, "command", true).style(theme.base())),
             popup,
         );
     }
@@ -476,7 +477,7 @@ impl App {
             ])
             .wrap(Wrap { trim: true })
             .block(
-                views::pane(
+                crate::pane::block(
                     theme,
                     format!("edit in {}", crate::source::layer_label(layer)),
                     true,

@@ -1,5 +1,6 @@
 //! Every alert of the fleet: filter by severity, show or hide silenced ones,
-//! acknowledge (`a`) and silence (`s`, for a typed duration).
+//! acknowledge (`a`) and silence (`s`, for a typed duration). And the short
+//! alerts pane of the site and node views, whose Enter opens an alert here.
 
 use fleetdeck_store::alerts::{Alert, Severity};
 use ratatui::Frame;
@@ -7,12 +8,13 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
+use crate::cells::{alert_state, alert_state_short, alert_style, severity_span};
 use crate::component::{Component, Ctx, Effect, Handled, Prompt, Route, View};
 use crate::keymap::{Action, Scope};
+use crate::pane;
 use crate::source::Intent;
 use crate::table::{self, ListState, Spec};
 use crate::text;
-use crate::views::{alert_state, alert_state_short, alert_style, pane, severity_span};
 
 #[derive(Debug)]
 pub struct AlertsView {
@@ -248,7 +250,7 @@ impl Component for AlertsView {
         frame.render_widget(
             Paragraph::new(text)
                 .wrap(Wrap { trim: true })
-                .block(pane(theme, "selected", false)),
+                .block(pane::block(theme, "selected", false)),
             detail,
         );
     }
@@ -269,4 +271,47 @@ impl View for AlertsView {
         self.select = None;
         (pane == 0).then_some(&mut self.list)
     }
+}
+
+/// The alerts pane of the site and node views: severity, `label` (the
+/// alert id or its message) and its ack/silence state.
+pub fn draw_pane(
+    frame: &mut Frame,
+    area: Rect,
+    ctx: &Ctx,
+    alerts: &[&Alert],
+    list: &ListState,
+    // The pane's index in its view and whether it has the focus.
+    (pane, focused): (usize, bool),
+    label: fn(&Alert) -> String,
+) {
+    let (theme, now_ms) = (ctx.theme, ctx.now_ms);
+    let spec = Spec {
+        title: format!("alerts · {}", alerts.len()),
+        header: vec!["SEV", "ALERT", "STATE"],
+        widths: vec![
+            Constraint::Length(6),
+            Constraint::Fill(1),
+            Constraint::Length(12),
+        ],
+        len: alerts.len(),
+        state: list,
+        focused,
+        empty: "no alerts".into(),
+        hit: Some((ctx.hits, pane)),
+    };
+    table::render(frame, area, spec, theme, |i| {
+        let a = alerts[i];
+        Row::new(vec![
+            Cell::from(severity_span(theme, a.severity)),
+            Cell::from(Span::styled(label(a), alert_style(theme, now_ms, a))),
+            Cell::from(Span::styled(alert_state_short(now_ms, a), theme.dim())),
+        ])
+    });
+}
+
+/// Enter in such a pane: the alerts view, on the selected alert.
+pub fn open_selected(alerts: &[&Alert], list: &ListState) -> Handled {
+    let id = list.index(alerts.len()).map(|i| alerts[i].id.clone());
+    Handled::Then(Effect::Open(Route::Alerts(id)))
 }

@@ -9,10 +9,10 @@ use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
 use crate::component::{Component, Ctx, Handled, Route, View};
 use crate::keymap::{Action, Scope};
+use crate::pane::{self, cycle};
 use crate::source::CommandFacts;
 use crate::table::{self, ListState, Spec};
 use crate::text;
-use crate::views::{cycle, pane};
 
 const COMMANDS: usize = 0;
 const RESULTS: usize = 1;
@@ -201,7 +201,7 @@ impl Component for CommandsView {
         frame.render_widget(
             Paragraph::new(out)
                 .wrap(Wrap { trim: true })
-                .block(pane(theme, "output", false)),
+                .block(pane::block(theme, "output", false)),
             detail,
         );
     }

@@ -19,10 +19,10 @@ use serde_json::Value;
 
 use crate::component::{Component, Ctx, Effect, Handled, Prompt, Route, View};
 use crate::keymap::{Action, Scope};
+use crate::pane;
 use crate::source::{ConfigEdit, Intent, layer_label};
 use crate::table::{self, ListState, Spec};
 use crate::text;
-use crate::views::pane;
 
 /// The diff shown before a commit.
 #[derive(Clone, Debug, PartialEq)]
@@ -443,16 +443,7 @@ impl Component for ConfigView {
         .areas(area);
         let st = &ctx.snap.fleet;
         let Some(layer) = layer_of(st, &self.layer) else {
-            frame.render_widget(
-                Paragraph::new(Span::styled(
-                    format!(
-                        "{} is not in the fleet (removed?); esc goes back",
-                        layer_label(&self.layer)
-                    ),
-                    theme.error(),
-                )),
-                area,
-            );
+            pane::gone(frame, area, theme, &layer_label(&self.layer));
             return;
         };
         let reach = match &self.layer {
@@ -515,7 +506,7 @@ impl Component for ConfigView {
         frame.render_widget(
             Paragraph::new(lines)
                 .wrap(Wrap { trim: true })
-                .block(pane(theme, "selected", false)),
+                .block(pane::block(theme, "selected", false)),
             detail,
         );
     }
@@ -627,11 +618,9 @@ impl ConfigView {
             ]));
         }
         frame.render_widget(
-            Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane(
-                theme,
-                "diff of the effective config",
-                true,
-            )),
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(pane::block(theme, "diff of the effective config", true)),
             area,
         );
     }

@@ -9,10 +9,10 @@ use ratatui::widgets::{Cell, Paragraph, Row};
 
 use crate::component::{Component, Ctx, Effect, Handled, Need, Route, View};
 use crate::keymap::{Action, Scope};
+use crate::pane;
 use crate::source::Intent;
 use crate::table::{self, ListState, Spec};
 use crate::text;
-use crate::views::pane;
 
 #[derive(Debug, Default)]
 pub struct HistoryView {
@@ -122,7 +122,7 @@ impl Component for HistoryView {
             None => Line::from(Span::styled("nothing selected", theme.dim())),
         };
         frame.render_widget(
-            Paragraph::new(line).block(pane(theme, "selected", false)),
+            Paragraph::new(line).block(pane::block(theme, "selected", false)),
             detail,
         );
     }

@@ -6,19 +6,21 @@ use fleetdeck_store::NodeId;
 use fleetdeck_store::alerts::{Alert, Thresholds};
 use fleetdeck_store::config::Source as Layer;
 use fleetdeck_store::document::LayerRef;
-use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister};
+use fleetdeck_store::health::{Sample, StoredRegister};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Wrap};
 
+use crate::cells::{self, heard, node_badge};
 use crate::component::{Component, Ctx, Effect, Handled, Need, Route, View};
 use crate::keymap::{Action, Scope};
+use crate::pane::{self, cycle};
 use crate::table::{self, ListState, Spec};
 use crate::text;
 use crate::theme::Theme;
-use crate::views::{cycle, heard, node_badge, pane};
+use crate::views::alerts;
 
 const CONFIG: usize = 0;
 const ALERTS: usize = 1;
@@ -118,11 +120,7 @@ impl Component for NodeView {
                 Handled::Consumed
             }
             Action::Open if self.focus == ALERTS => {
-                let rows = self.alert_rows(ctx);
-                let id = self.lists[ALERTS]
-                    .index(rows.len())
-                    .map(|i| rows[i].id.clone());
-                Handled::Then(Effect::Open(Route::Alerts(id)))
+                alerts::open_selected(&self.alert_rows(ctx), &self.lists[ALERTS])
             }
             Action::Open | Action::EditConfig => match NodeId::parse(&self.id) {
                 Ok(id) => Handled::Then(Effect::Open(Route::Config(LayerRef::Node(id)))),
@@ -142,16 +140,7 @@ impl Component for NodeView {
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
         let theme = ctx.theme;
         let Some(node) = ctx.snap.node(&self.id) else {
-            frame.render_widget(
-                Paragraph::new(Span::styled(
-                    format!(
-                        "node {} is not in the fleet (removed?); esc goes back",
-                        self.id
-                    ),
-                    theme.error(),
-                )),
-                area,
-            );
+            pane::gone(frame, area, theme, &format!("node {}", self.id));
             return;
         };
         let reg = ctx.snap.health.get(&self.id);
@@ -250,14 +239,12 @@ impl Component for NodeView {
             ))],
         };
         frame.render_widget(
-            Paragraph::new(facts).wrap(Wrap { trim: true }).block(pane(
-                theme,
-                "latest health",
-                false,
-            )),
+            Paragraph::new(facts)
+                .wrap(Wrap { trim: true })
+                .block(pane::block(theme, "latest health", false)),
             facts_area,
         );
-        crate::views::alerts_pane(
+        alerts::draw_pane(
             frame,
             alerts_area,
             ctx,
@@ -316,7 +303,7 @@ fn spark(
         .collect();
     frame.render_widget(
         Sparkline::default()
-            .block(pane(theme, title, false))
+            .block(pane::block(theme, title, false))
             .data(&data)
             .max(100)
             .style(Style::new().fg(color)),
@@ -420,11 +407,7 @@ fn facts(theme: &Theme, now_ms: i64, r: &StoredRegister, t: &Thresholds) -> Vec<
         out.push(Line::from(spans));
     }
     if let Some(a) = &reg.applied {
-        let (word, style) = match a.result {
-            ApplyResult::Ok => ("ok", theme.ok()),
-            ApplyResult::Failed => ("failed", Style::new().fg(theme.health.err)),
-            ApplyResult::RolledBack => ("rolled back", Style::new().fg(theme.health.warn)),
-        };
+        let (word, style) = cells::apply_result(theme, a.result);
         let mut spans = vec![
             Span::styled("applied ", dim),
             Span::raw(format!("{} ", a.revision)),

@@ -11,12 +11,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::canvas::{Canvas, Map, MapResolution};
 use ratatui::widgets::{Cell, Paragraph, Row};
 
+use crate::cells::{alert_style, badge, heard, severity_span};
 use crate::component::{Component, Ctx, Effect, Handled, Route, View};
 use crate::keymap::{Action, Scope};
+use crate::pane::{self, cycle};
 use crate::source::{SiteFacts, Snapshot};
 use crate::table::{self, ListState, Spec};
 use crate::theme::Theme;
-use crate::views::{alert_style, badge, cycle, heard, pane, severity_span};
 
 /// Below this width the map is left out and the tables take the room.
 pub const MAP_MIN_WIDTH: u16 = 100;
@@ -49,7 +50,7 @@ pub fn site_rows(snap: &Snapshot, filter: &str) -> Vec<usize> {
                     &s.id,
                     &s.name,
                     s.zone.as_deref().unwrap_or(""),
-                    crate::views::state_label(s.state),
+                    crate::cells::state_label(s.state),
                 ],
             )
         })
@@ -352,7 +353,7 @@ fn draw_health_bar(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         ));
     }
     counts.push(Span::raw(" "));
-    let block = pane(theme, format!("fleet health · {} sites", s.sites), false)
+    let block = pane::block(theme, format!("fleet health · {} sites", s.sites), false)
         .title(Line::from(counts).right_aligned());
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -383,7 +384,7 @@ fn draw_health_bar(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let mut legend = Vec::new();
     for (st, n, pct) in states {
         legend.push(Span::styled(
-            format!("● {} {n} · {pct:.0}%", crate::views::state_label(st)),
+            format!("● {} {n} · {pct:.0}%", crate::cells::state_label(st)),
             theme.state(st),
         ));
         legend.push(Span::raw("  "));
@@ -449,7 +450,7 @@ fn draw_map(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let unplaced = ctx.snap.sites.len() - pins.len();
     let points: Vec<(f64, f64)> = pins.iter().filter_map(|s| s.location).collect();
     let (x, y) = map_bounds(&points);
-    let mut block = pane(theme, format!("map · {} pins", pins.len()), false);
+    let mut block = pane::block(theme, format!("map · {} pins", pins.len()), false);
     if unplaced > 0 {
         block = block.title_bottom(
             Line::from(Span::styled(

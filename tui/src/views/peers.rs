@@ -8,10 +8,10 @@ use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
 use crate::component::{Component, Ctx, Handled, Route, View};
 use crate::keymap::{Action, Scope};
+use crate::pane;
 use crate::source::{Peer, SyncStatus};
 use crate::table::{self, ListState, Spec};
 use crate::text;
-use crate::views::pane;
 
 #[derive(Debug, Default)]
 pub struct PeersView {
@@ -158,7 +158,7 @@ impl Component for PeersView {
         frame.render_widget(
             Paragraph::new(lines)
                 .wrap(Wrap { trim: true })
-                .block(pane(theme, "selected", false)),
+                .block(pane::block(theme, "selected", false)),
             detail,
         );
         let spec = Spec {

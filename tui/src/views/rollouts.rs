@@ -10,11 +10,11 @@ use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
 use crate::component::{Component, Ctx, Effect, Handled, Route, View};
 use crate::keymap::{Action, Scope};
+use crate::pane;
 use crate::source::{Intent, RolloutAction, RolloutFacts};
 use crate::table::{self, ListState, Spec};
 use crate::text;
 use crate::theme::Theme;
-use crate::views::pane;
 
 #[derive(Debug, Default)]
 pub struct RolloutsView {
@@ -235,7 +235,7 @@ impl Component for RolloutsView {
             |r| format!("waves of {}", r.rollout.id),
         );
         frame.render_widget(
-            Paragraph::new(wave_rows).block(pane(theme, title, false)),
+            Paragraph::new(wave_rows).block(pane::block(theme, title, false)),
             waves,
         );
         let line = match selected {
@@ -276,7 +276,7 @@ impl Component for RolloutsView {
         frame.render_widget(
             Paragraph::new(line)
                 .wrap(Wrap { trim: true })
-                .block(pane(theme, "selected", false)),
+                .block(pane::block(theme, "selected", false)),
             detail,
         );
     }

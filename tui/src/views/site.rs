@@ -3,20 +3,21 @@
 
 use fleetdeck_store::SiteId;
 use fleetdeck_store::document::LayerRef;
-use fleetdeck_store::health::ApplyResult;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
+use crate::cells::{self, badge, heard, node_badge};
 use crate::component::{Component, Ctx, Effect, Handled, Route, View};
 use crate::keymap::{Action, Scope};
+use crate::pane::{self, cycle};
 use crate::source::{NodeFacts, Snapshot};
 use crate::table::{self, ListState, Spec};
 use crate::text;
 use crate::theme::Theme;
-use crate::views::{badge, cycle, heard, node_badge};
+use crate::views::alerts;
 
 const PANES: usize = 3;
 const NODES: usize = 0;
@@ -48,7 +49,7 @@ impl SiteView {
                     &[
                         &n.id,
                         n.role.as_deref().unwrap_or(""),
-                        crate::views::state_label(n.state),
+                        cells::state_label(n.state),
                     ],
                 )
             })
@@ -108,11 +109,7 @@ impl Component for SiteView {
                 }
             }
             Action::Open if self.focus == ALERTS => {
-                let rows = self.alert_rows(ctx);
-                let id = self.lists[ALERTS]
-                    .index(rows.len())
-                    .map(|i| rows[i].id.clone());
-                Handled::Then(Effect::Open(Route::Alerts(id)))
+                alerts::open_selected(&self.alert_rows(ctx), &self.lists[ALERTS])
             }
             Action::Open | Action::EditConfig => match SiteId::parse(&self.id) {
                 Ok(id) => Handled::Then(Effect::Open(Route::Config(LayerRef::Site(id)))),
@@ -133,16 +130,7 @@ impl Component for SiteView {
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
         let theme = ctx.theme;
         let Some(site) = ctx.snap.site(&self.id) else {
-            frame.render_widget(
-                Paragraph::new(Span::styled(
-                    format!(
-                        "site {} is not in the fleet (removed?); esc goes back",
-                        self.id
-                    ),
-                    theme.error(),
-                )),
-                area,
-            );
+            pane::gone(frame, area, theme, &format!("site {}", self.id));
             return;
         };
         // The nodes table is as tall as its rows (borders and header: 3),
@@ -236,7 +224,7 @@ impl Component for SiteView {
         });
 
         let alerts = self.alert_rows(ctx);
-        crate::views::alerts_pane(
+        alerts::draw_pane(
             frame,
             right,
             ctx,
@@ -286,11 +274,7 @@ pub fn apply_cell(theme: &Theme, now_ms: i64, n: &NodeFacts) -> Span<'static> {
     match &n.applied {
         None => Span::styled("-", theme.dim()),
         Some((rev, result, at)) => {
-            let (word, style) = match result {
-                ApplyResult::Ok => ("ok", theme.ok()),
-                ApplyResult::Failed => ("failed", Style::new().fg(theme.health.err)),
-                ApplyResult::RolledBack => ("rolled back", Style::new().fg(theme.health.warn)),
-            };
+            let (word, style) = cells::apply_result(theme, *result);
             Span::styled(
                 format!("{word} {} {}", text::fit(rev, 10), text::ago(now_ms, *at)),
                 style,

@@ -1,0 +1,94 @@
+//! The cells the views share, so a fact reads the same in every view: a
+//! state badge, a severity, a "last heard" age, an alert's ack or silence,
+//! the result of a config apply. Below the views: each takes the theme and
+//! the facts, never a view.
+
+use fleetdeck_store::alerts::{Alert, Severity, SiteState};
+use fleetdeck_store::health::ApplyResult;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Span;
+
+use crate::text;
+use crate::theme::Theme;
+
+pub fn state_label(s: SiteState) -> &'static str {
+    match s {
+        SiteState::Green => "green",
+        SiteState::Warn => "warn",
+        SiteState::Err => "err",
+        SiteState::Unknown => "unknown",
+    }
+}
+
+/// "● err" in the state's colour.
+pub fn badge(theme: &Theme, s: SiteState) -> Span<'static> {
+    let dot = if s == SiteState::Unknown {
+        "○"
+    } else {
+        "●"
+    };
+    Span::styled(format!("{dot} {}", state_label(s)), theme.state(s))
+}
+
+/// "down" for a node that stopped reporting, else its state badge.
+pub fn node_badge(theme: &Theme, s: SiteState, down: bool) -> Span<'static> {
+    if down {
+        Span::styled("▼ down", theme.state(s))
+    } else {
+        badge(theme, s)
+    }
+}
+
+pub fn severity_span(theme: &Theme, s: Severity) -> Span<'static> {
+    Span::styled(s.as_str().to_string(), theme.severity(s))
+}
+
+/// A "last heard" cell: its age, marked stale (with its age) when older
+/// than the heartbeat interval, "never" when nothing was heard.
+pub fn heard(theme: &Theme, now_ms: i64, last: Option<i64>, heartbeat_ms: i64) -> Span<'static> {
+    match last {
+        None => Span::styled("never", theme.dim()),
+        Some(t) if now_ms.saturating_sub(t) > heartbeat_ms => Span::styled(
+            format!("stale {}", text::duration(now_ms - t)),
+            theme.stale().add_modifier(Modifier::ITALIC),
+        ),
+        Some(t) => Span::raw(text::ago(now_ms, t)),
+    }
+}
+
+/// "silenced 59m", "acked by ops-laptop", or nothing.
+pub fn alert_state(now_ms: i64, a: &Alert) -> String {
+    match (&a.acked_by, a.silenced_until_ms) {
+        (_, Some(u)) if u > now_ms => format!("silenced {}", text::duration(u - now_ms)),
+        (Some(by), _) => format!("acked by {by}"),
+        _ => String::new(),
+    }
+}
+
+/// The same, short, for narrow columns: "silenced 59m", "✓ ops-laptop".
+pub fn alert_state_short(now_ms: i64, a: &Alert) -> String {
+    match (&a.acked_by, a.silenced_until_ms) {
+        (_, Some(u)) if u > now_ms => format!("silenced {}", text::duration(u - now_ms)),
+        (Some(by), _) => format!("✓ {by}"),
+        _ => String::new(),
+    }
+}
+
+/// Style of an alert row's message: dim once someone acknowledged it.
+pub fn alert_style(theme: &Theme, now_ms: i64, a: &Alert) -> Style {
+    if a.acked_by.is_some() || a.is_hidden(now_ms) {
+        theme.dim()
+    } else {
+        Style::new()
+    }
+}
+
+/// The result of a config apply as a word in its colour: "ok", "failed",
+/// "rolled back".
+pub fn apply_result(theme: &Theme, r: ApplyResult) -> (&'static str, Style) {
+    match r {
+        ApplyResult::Ok => ("ok", theme.ok()),
+        ApplyResult::Failed => ("failed", Style::new().fg(theme.health.err)),
+        ApplyResult::RolledBack => ("rolled back", Style::new().fg(theme.health.warn)),
+    }
+}
