@@ -153,6 +153,7 @@ pub fn serve(dir: &Path, replica: Replica, out: &Out, opts: ServeOpts<'_>) -> Re
         cfg.mdns = mdns;
         cfg.status_file = Some(dir.join(STATUS_FILE));
         let engine = std::sync::Arc::new(Engine::start(replica, cfg).await?);
+        fleetdeck_node::rollouts::spawn(&engine);
         let addr = format_endpoint_addr(&engine.endpoint_addr());
         if !quiet {
             out.emit(&json!({"listening": engine.local_addrs(), "peer_addr": addr, "member": engine.key()}), || {
@@ -201,6 +202,7 @@ pub fn sync_once(replica: Replica, out: &Out, peer: Option<&str>) -> Result<()> 
         cfg.dial = false;
         cfg.publish_addrs = false;
         let engine = Engine::start(replica, cfg).await?;
+        fleetdeck_node::rollouts::spawn(&engine);
         let mut results = Vec::new();
         for (name, addr) in targets {
             let r = engine

@@ -14,3 +14,4 @@ pub mod daemon;
 pub mod heartbeat;
 pub mod metrics;
 pub mod render;
+pub mod rollouts;

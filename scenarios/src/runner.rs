@@ -572,6 +572,7 @@ impl Runner {
         let mut cfg = engine_cfg(&faults);
         cfg.status_file = Some(dir.join("ops").join(STATUS_FILE));
         let ops = Engine::start(ops, cfg).await?;
+        fleetdeck_node::rollouts::spawn(&ops);
         let mut runner = Runner {
             _tmp: tmp,
             dir,
@@ -669,6 +670,7 @@ impl Runner {
         }
         let replica = Replica::open(&p.dir)?;
         let e = Engine::start(replica, engine_cfg(&self.faults)).await?;
+        fleetdeck_node::rollouts::spawn(&e);
         e.connect(ops_addr);
         p.engine = Some(e);
         Ok(())

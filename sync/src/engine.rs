@@ -263,10 +263,7 @@ impl Engine {
         let router = Router::builder(endpoint)
             .accept(ALPN, Acceptor(inner.clone()))
             .spawn();
-        let mut tasks = vec![
-            tokio::spawn(poll_loop(inner.clone())),
-            tokio::spawn(rollouts_loop(inner.clone())),
-        ];
+        let mut tasks = vec![tokio::spawn(poll_loop(inner.clone()))];
         if cfg.dial {
             tasks.push(tokio::spawn(dial::dial_loop(inner.clone())));
         }
@@ -455,32 +452,6 @@ async fn poll_loop(inner: Arc<Inner>) {
             Ok(true) => inner.notify_changed(),
             Ok(false) => {}
             Err(e) => tracing::warn!("could not read the replica's database: {e}"),
-        }
-    }
-}
-
-/// Moves rollouts forward (opens the next wave once the open ones have
-/// soaked healthy, marks a rollout halted past its failure limit) on admin
-/// and operator replicas: the hubs and laptops, which hold every node's
-/// heartbeat. Any of them may decide; the decisions merge (store::rollout).
-/// A node replica holds only its own heartbeat; its daemon still halts a
-/// rollout on what it sees itself.
-async fn rollouts_loop(inner: Arc<Inner>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let steps = {
-            let mut r = inner.lock_replica();
-            let role = r.state().members.get(r.key()).map(|m| m.role);
-            if !role.is_some_and(fleetdeck_store::Role::manages_fleet) {
-                continue;
-            }
-            r.advance_rollouts(fleetdeck_store::now_ms())
-        };
-        match steps {
-            Ok(steps) if !steps.is_empty() => inner.notify_changed(),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("rollouts: {e}"),
         }
     }
 }
