@@ -20,10 +20,11 @@ use automerge::ChangeHash;
 use fleetdeck_node::daemon::{Daemon, DaemonConfig};
 use fleetdeck_store::alerts::{FleetSummary, SiteState};
 use fleetdeck_store::config::ConfigPath;
-use fleetdeck_store::document::{CommandRecord, FreezeRecord, LayerRef, NodeRecord, SiteRecord};
+use fleetdeck_store::document::{LayerRef, NodeRecord, SiteRecord};
 use fleetdeck_store::health::ApplyResult;
+use fleetdeck_store::ops::{self, CommandTarget, ConfigEdit, Op, RolloutAction, RolloutPlan};
 use fleetdeck_store::replica::load_or_create_identity;
-use fleetdeck_store::rollout::{Phase, RolloutSpec};
+use fleetdeck_store::rollout::Phase;
 use fleetdeck_store::{MemberKey, NodeId, Replica, Role, SiteId, now_ms};
 use fleetdeck_sync::faults::links_between;
 use fleetdeck_sync::{Engine, EngineConfig, Faults};
@@ -486,31 +487,48 @@ impl Runner {
             speed::scale_value(k, v, speed).map_err(fleetdeck_store::StoreError::Invalid)
         };
         let sc = &scenario;
-        ops.change(&format!("scenario {}: fleet defaults", sc.name), |d, _| {
-            for (k, v) in &sc.config {
-                d.set_config(&LayerRef::Fleet, k, &scale(k, v)?)?;
-            }
-            Ok(())
-        })?;
+        // The fleet as the scenario describes it, written by the operator's
+        // (admin) replica through the operations API, as an operator would.
+        let mut setup: Vec<Op> = Vec::new();
+        let config = |layer: LayerRef,
+                      pairs: &mut dyn Iterator<Item = &(ConfigPath, Value)>,
+                      message: String|
+         -> Result<Option<Op>, RunError> {
+            let edits = pairs
+                .map(|(k, v)| Ok(ConfigEdit::Set(k.clone(), scale(k, v)?)))
+                .collect::<fleetdeck_store::Result<Vec<_>>>()?;
+            Ok((!edits.is_empty()).then_some(Op::Config {
+                layer,
+                edits,
+                message: Some(message),
+            }))
+        };
+        setup.extend(config(
+            LayerRef::Fleet,
+            &mut sc.config.iter(),
+            format!("scenario {}: fleet defaults", sc.name),
+        )?);
+        setup.push(Op::SiteAdd {
+            sites: sc
+                .sites
+                .iter()
+                .map(|site| {
+                    let rec = SiteRecord {
+                        name: site.name.clone(),
+                        lat: site.lat,
+                        lon: site.lon,
+                        zone: site.zone.clone(),
+                    };
+                    (site.id.clone(), rec)
+                })
+                .collect(),
+        });
         for site in &sc.sites {
-            ops.change(
-                &format!("scenario {}: site {}", sc.name, site.id),
-                |d, _| {
-                    d.add_site(
-                        &site.id,
-                        &SiteRecord {
-                            name: site.name.clone(),
-                            lat: site.lat,
-                            lon: site.lon,
-                            zone: site.zone.clone(),
-                        },
-                    )?;
-                    for (k, v) in &site.config {
-                        d.set_config(&LayerRef::Site(site.id.clone()), k, &scale(k, v)?)?;
-                    }
-                    Ok(())
-                },
-            )?;
+            setup.extend(config(
+                LayerRef::Site(site.id.clone()),
+                &mut site.config.iter(),
+                format!("scenario {}: site {}", sc.name, site.id),
+            )?);
         }
         // Simulated certificates and backup files, and the node config that
         // points the heartbeat at them.
@@ -536,32 +554,51 @@ impl Runner {
                 ));
             }
         }
-        ops.change(&format!("scenario {}: nodes enrolled", sc.name), |d, _| {
-            for n in &nodes {
-                d.add_node(
-                    &n.spec.id,
-                    &NodeRecord {
+        setup.push(Op::NodeAdd {
+            nodes: nodes
+                .iter()
+                .map(|n| {
+                    let rec = NodeRecord {
                         site: n.spec.site.to_string(),
                         role: n.spec.role.clone(),
-                    },
-                )?;
-                d.put_member(&n.key, n.spec.id.as_str(), Role::Node, now_ms())?;
-                for (k, v) in &n.spec.config {
-                    d.set_config(&LayerRef::Node(n.spec.id.clone()), k, &scale(k, v)?)?;
-                }
-            }
-            for (node, k, v) in &files {
-                d.set_config(&LayerRef::Node(node.clone()), k, v)?;
-            }
-            for p in &peers {
-                let role = match p.spec.kind {
-                    ReplicaKind::Hub => Role::Admin,
-                    ReplicaKind::Laptop => Role::Operator,
-                };
-                d.put_member(&p.key, &p.spec.name, role, now_ms())?;
-            }
-            Ok(())
-        })?;
+                    };
+                    (n.spec.id.clone(), rec)
+                })
+                .collect(),
+        });
+        for n in &nodes {
+            setup.push(Op::MemberAdd {
+                key: n.key.clone(),
+                name: n.spec.id.to_string(),
+                role: Role::Node,
+            });
+            let sim: Vec<(ConfigPath, Value)> = files
+                .iter()
+                .filter(|(node, _, _)| node == &n.spec.id)
+                .map(|(_, k, v)| (k.clone(), v.clone()))
+                .collect();
+            let mut pairs = n.spec.config.iter().chain(&sim);
+            setup.extend(config(
+                LayerRef::Node(n.spec.id.clone()),
+                &mut pairs,
+                format!("scenario {}: node {}", sc.name, n.spec.id),
+            )?);
+        }
+        for p in &peers {
+            let role = match p.spec.kind {
+                ReplicaKind::Hub => Role::Admin,
+                ReplicaKind::Laptop => Role::Operator,
+            };
+            setup.push(Op::MemberAdd {
+                key: p.key.clone(),
+                name: p.spec.name.clone(),
+                role,
+            });
+        }
+        let now = now_ms();
+        for op in setup {
+            ops::apply(&mut ops, op, now)?;
+        }
         let changes = ops.changes_after(&[]);
         for n in &nodes {
             Replica::init_from_changes(&n.dir, changes.clone())?;
@@ -757,28 +794,21 @@ impl Runner {
         }
     }
 
-    /// Makes an operator edit on `by`'s replica and remembers it for
+    /// Makes an operator action on `by`'s replica, through the operations
+    /// API as the CLI and the console do, and remembers the change for
     /// `no_edit_lost`. Returns the author's name.
-    fn edit(
-        &mut self,
-        by: Option<&str>,
-        message: &str,
-        f: impl FnOnce(
-            &mut fleetdeck_store::document::FleetDoc,
-            &fleetdeck_store::document::FleetState,
-            &str,
-        ) -> fleetdeck_store::Result<()>,
-    ) -> Result<String, RunError> {
+    fn edit(&mut self, by: Option<&str>, op: Op) -> Result<String, RunError> {
         let author = by.unwrap_or("ops").to_string();
+        let what = op.describe();
         let Some(engine) = self.editor(by) else {
             return Err(RunError::Sim(format!(
-                "{author} is down: it cannot make the edit '{message}'"
+                "{author} is down: it cannot make the edit '{what}'"
             )));
         };
-        let (_, hash) = engine.with_replica(|r| r.change(message, |d, st| f(d, st, &author)))?;
+        let done = engine.with_replica(|r| ops::apply(r, op, now_ms()))?;
         engine.changed();
-        if let Some(h) = hash {
-            self.edits.push((format!("{author}: {message}"), h));
+        if let Some(h) = done.change {
+            self.edits.push((format!("{author}: {what}"), h));
         }
         Ok(author)
     }
@@ -901,8 +931,11 @@ impl Runner {
                 let layer = LayerRef::Node(n.clone());
                 let author = self.edit(
                     by,
-                    &format!("ops: new health check on {n} (a bad one)"),
-                    |d, _, _| d.set_config(&layer, &path, &value),
+                    Op::Config {
+                        layer,
+                        edits: vec![ConfigEdit::Set(path, value)],
+                        message: Some(format!("ops: new health check on {n} (a bad one)")),
+                    },
                 )?;
                 format!(
                     "operator pushes a bad config to {n} (its apply.check fails){}",
@@ -976,7 +1009,14 @@ impl Runner {
                         format!("ops: set {} on {}", key.to_key(), layer_name(layer))
                     });
                 let scaled = speed::scale_value(key, &value, speed).map_err(RunError::Speed)?;
-                let author = self.edit(by, &msg, |d, _, _| d.set_config(&lr, key, &scaled))?;
+                let author = self.edit(
+                    by,
+                    Op::Config {
+                        layer: lr,
+                        edits: vec![ConfigEdit::Set(key.clone(), scaled)],
+                        message: Some(msg.clone()),
+                    },
+                )?;
                 format!(
                     "operator: {} = {value} on {} ({msg}){}",
                     key.to_key(),
@@ -993,7 +1033,14 @@ impl Runner {
                 let msg = message.clone().unwrap_or_else(|| {
                     format!("ops: unset {} on {}", key.to_key(), layer_name(layer))
                 });
-                let author = self.edit(by, &msg, |d, _, _| d.unset_config(&lr, key))?;
+                let author = self.edit(
+                    by,
+                    Op::Config {
+                        layer: lr,
+                        edits: vec![ConfigEdit::Unset(key.clone())],
+                        message: Some(msg.clone()),
+                    },
+                )?;
                 format!(
                     "operator: unset {} on {} ({msg}){}",
                     key.to_key(),
@@ -1010,14 +1057,12 @@ impl Runner {
                 } else {
                     format!("{what}: {message}")
                 };
-                let author = self.edit(by, &msg, |d, _, who| {
-                    d.set_freeze(&FreezeRecord {
-                        frozen,
-                        by: who.to_string(),
-                        at_ms: now_ms(),
-                        message: message.clone(),
-                    })
-                })?;
+                let op = if frozen {
+                    Op::Freeze { message }
+                } else {
+                    Op::Unfreeze { message }
+                };
+                let author = self.edit(by, op)?;
                 if frozen {
                     format!(
                         "operator: emergency stop, the fleet is frozen ({msg}){}",
@@ -1045,24 +1090,20 @@ impl Runner {
                     let v = speed::scale_value(&path, v, self.speed).map_err(RunError::Speed)?;
                     scaled.insert(k.clone(), with_cycle(&v, cycle));
                 }
-                let what = scaled.keys().cloned().collect::<Vec<_>>().join(", ");
                 let id = Self::cycle_id(id, cycle);
-                let rid = id.clone();
-                let author =
-                    self.edit(by, &format!("rollout {id}: start ({what})"), |d, _, who| {
-                        d.add_rollout(
-                            &rid,
-                            &RolloutSpec {
-                                set: scaled.clone(),
-                                sites: sites.iter().map(|s| s.to_string()).collect(),
-                                waves: waves.clone(),
-                                soak_ms: i64::try_from(soak.as_millis()).unwrap_or(i64::MAX),
-                                max_fail: *max_fail,
-                                by: who.to_string(),
-                                at_ms: now_ms(),
-                            },
-                        )
-                    })?;
+                let author = self.edit(
+                    by,
+                    Op::RolloutStart {
+                        id: Some(id.clone()),
+                        plan: RolloutPlan {
+                            set: scaled.clone(),
+                            sites: sites.clone(),
+                            waves: waves.clone(),
+                            soak_ms: i64::try_from(soak.as_millis()).unwrap_or(i64::MAX),
+                            max_fail: *max_fail,
+                        },
+                    },
+                )?;
                 format!(
                     "operator: rollout {id} starts ({}), waves {}, soak {soak_s:.0}s{}",
                     scaled
@@ -1079,15 +1120,22 @@ impl Runner {
                 )
             }
             Action::RolloutPause(id) | Action::RolloutResume(id) | Action::RolloutAbort(id) => {
-                let (event, verb) = match action {
-                    Action::RolloutPause(_) => ("pause", "paused"),
-                    Action::RolloutResume(_) => ("resume", "resumed"),
-                    _ => ("abort", "aborted (its settings come off every node)"),
+                let (what, verb) = match action {
+                    Action::RolloutPause(_) => (RolloutAction::Pause, "paused"),
+                    Action::RolloutResume(_) => (RolloutAction::Resume, "resumed"),
+                    _ => (
+                        RolloutAction::Abort,
+                        "aborted (its settings come off every node)",
+                    ),
                 };
                 let id = Self::cycle_id(id, cycle);
-                let author = self.edit(by, &format!("rollout {id}: {event}"), |d, _, _| {
-                    d.rollout_event(&id, event, now_ms(), None)
-                })?;
+                let author = self.edit(
+                    by,
+                    Op::Rollout {
+                        id: id.clone(),
+                        action: what,
+                    },
+                )?;
                 format!("operator: rollout {id} {verb}{}", by_suffix(&author))
             }
             Action::Command {
@@ -1097,27 +1145,21 @@ impl Runner {
             } => {
                 let id = Self::cycle_id(id, cycle);
                 let target = match target {
-                    Target::All => "all".to_string(),
-                    Target::Site(s) => format!("site:{s}"),
-                    Target::Node(n) => format!("node:{n}"),
+                    Target::All => CommandTarget::All,
+                    Target::Site(s) => CommandTarget::Site(s.clone()),
+                    Target::Node(n) => CommandTarget::Node(n.clone()),
                 };
+                let shown = target.to_string();
                 let author = self.edit(
                     by,
-                    &format!("command {id}: {what} on {target}"),
-                    |d, _, who| {
-                        d.add_command(
-                            &id,
-                            &CommandRecord {
-                                action: what.clone(),
-                                target: target.clone(),
-                                by: who.to_string(),
-                                at_ms: now_ms(),
-                            },
-                        )
+                    Op::CommandRun {
+                        id: Some(id.clone()),
+                        action: what.clone(),
+                        target,
                     },
                 )?;
                 format!(
-                    "operator: command {id}: run {what} on {target}{}",
+                    "operator: command {id}: run {what} on {shown}{}",
                     by_suffix(&author)
                 )
             }

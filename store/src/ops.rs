@@ -85,6 +85,12 @@ pub enum CommandTarget {
     Node(NodeId),
 }
 
+impl std::fmt::Display for CommandTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.record())
+    }
+}
+
 impl CommandTarget {
     fn record(&self) -> String {
         match self {
@@ -167,6 +173,12 @@ pub enum Op {
         id: String,
         action: RolloutAction,
     },
+    /// Enrolls a member (what redeeming an invite does): admins only.
+    MemberAdd {
+        key: MemberKey,
+        name: String,
+        role: Role,
+    },
     /// `id`: None for a new random id.
     CommandRun {
         id: Option<String>,
@@ -198,6 +210,7 @@ impl Op {
                 RolloutAction::Abort => "rollout abort",
             },
             Op::CommandRun { .. } => "command run",
+            Op::MemberAdd { .. } => "member add",
         }
     }
 
@@ -234,6 +247,9 @@ impl Op {
             Op::CommandRun { action, target, .. } => {
                 format!("{name} {action} on {}", target.record())
             }
+            Op::MemberAdd {
+                name: who, role, ..
+            } => format!("{name} {who} as {role}"),
         }
     }
 }
@@ -429,6 +445,12 @@ pub fn check(st: &FleetState, key: &MemberKey, op: &Op) -> Result<()> {
         ));
     }
     match op {
+        Op::MemberAdd { .. } if role != Some(Role::Admin) => Err(denied(
+            &member_label(st, key),
+            role,
+            op.name(),
+            "changes the fleet's members: only admins do that",
+        )),
         Op::Config { edits, .. } => check_keys(st, key, edits.iter().map(ConfigEdit::key)),
         Op::RolloutStart { plan, .. } => {
             let paths = plan
@@ -809,6 +831,16 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                 ),
                 created: Some(id),
             })
+        }
+        Op::MemberAdd { key, name, role } => {
+            let (_, h) = fleet.commit(&format!("enroll {name} as {role}"), now_ms, |doc, st| {
+                guard(st)?;
+                doc.put_member(key, name, *role, now_ms)
+            })?;
+            Ok(done(
+                h,
+                format!("enrolled {name} as {} {role}", article(*role)),
+            ))
         }
         Op::Rollout { id, action } => {
             find_rollout(fleet.state(), id)?;

@@ -498,9 +498,12 @@ impl Replica {
         }
         let role = Role::parse(&invite.role)?;
         if self.state.members.get(key).is_none_or(|m| m.role != role) {
-            self.change(&format!("enroll {name} as {role}"), |doc, _| {
-                doc.put_member(key, name, role, now)
-            })?;
+            let op = crate::ops::Op::MemberAdd {
+                key: key.clone(),
+                name: name.to_string(),
+                role,
+            };
+            crate::ops::apply(self, op, now)?;
         }
         Ok(role)
     }

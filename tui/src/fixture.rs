@@ -15,9 +15,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use automerge::ActorId;
-use fleetdeck_store::alerts::{self, Ack, Alert, NodeInput, SiteInput, Thresholds};
-use fleetdeck_store::config::{self, ConfigPath, Layer};
+use automerge::{ActorId, ChangeHash};
+use fleetdeck_store::alerts::{self, Ack, Alert, SiteInput};
+use fleetdeck_store::config::{ConfigPath, Layer};
 use fleetdeck_store::document::{
     CommandRecord, CommandResult, FleetDoc, FleetState, HistoryEntry, LayerRef, NodeRecord,
     SiteRecord,
@@ -26,12 +26,13 @@ use fleetdeck_store::health::{
     ApplyReport, ApplyResult, BackupStatus, DbBackup, DiskUsage, HealthRegister, Metrics, Sample,
     StoredRegister, TlsCert,
 };
+use fleetdeck_store::ops;
+use fleetdeck_store::replica::alert_inputs;
 use fleetdeck_store::rollout::RolloutSpec;
 use fleetdeck_store::{MemberKey, NodeId, Role, SiteId};
 use serde_json::{Value, json};
 
-use crate::source::{ConfigEdit, Intent, Peer, RolloutAction, Snapshot, Source, SyncStatus};
-use crate::text;
+use crate::source::{Intent, Peer, Snapshot, Source, SyncStatus};
 
 /// The instant the fixture is usually built at: 2025-06-15 15:06:40 UTC.
 pub const T0: i64 = 1_750_000_000_000;
@@ -48,6 +49,7 @@ pub type IntentLog = Arc<Mutex<Vec<Intent>>>;
 pub struct FixtureSource {
     now_ms: i64,
     me: String,
+    me_key: MemberKey,
     doc: FleetDoc,
     fleet: Arc<FleetState>,
     health: Arc<HashMap<String, StoredRegister>>,
@@ -722,6 +724,7 @@ impl FixtureSource {
         FixtureSource {
             now_ms,
             me: "ops-laptop".into(),
+            me_key: member_key("ops-laptop"),
             doc,
             fleet,
             health: Arc::new(health),
@@ -765,61 +768,8 @@ impl FixtureSource {
     }
 
     fn inputs(&self) -> Vec<SiteInput<'_>> {
-        inputs_of(&self.fleet, &self.health)
+        alert_inputs(&self.fleet, &self.health)
     }
-
-    fn alerts(&self) -> Vec<Alert> {
-        alerts::evaluate(&self.inputs(), self.now_ms, &self.fleet.acks)
-    }
-
-    /// One change by this console's member, through the store's document
-    /// code; the new change id.
-    fn change(
-        &mut self,
-        message: &str,
-        edit: impl FnOnce(&mut FleetDoc) -> fleetdeck_store::Result<()>,
-    ) -> Result<Option<String>, String> {
-        if let Err(e) = edit(&mut self.doc) {
-            self.doc.rollback();
-            return Err(e.to_string());
-        }
-        let hash = self.doc.commit(message, self.now_ms);
-        self.fleet = Arc::new(self.doc.state().map_err(|e| e.to_string())?);
-        Ok(hash.map(|h| h.to_string()))
-    }
-}
-
-/// What the store's alert rules read, per site, from a fleet and its
-/// registers (as a replica would give them).
-fn inputs_of<'a>(
-    st: &'a FleetState,
-    health: &'a HashMap<String, StoredRegister>,
-) -> Vec<SiteInput<'a>> {
-    let thresholds = |layers: &[Option<&Layer>]| {
-        Thresholds::from_lookup(|key| {
-            let path = ConfigPath::parse(key).ok()?;
-            config::lookup(layers, path.segments())
-        })
-    };
-    st.sites
-        .values()
-        .map(|site| SiteInput {
-            site: site.id.as_str(),
-            thresholds: thresholds(&[None, Some(&site.overrides), Some(&st.fleet)]),
-            nodes: st
-                .nodes_of(&site.id)
-                .map(|n| NodeInput {
-                    node: n.id.as_str(),
-                    thresholds: thresholds(&[
-                        Some(&n.overrides),
-                        Some(&site.overrides),
-                        Some(&st.fleet),
-                    ]),
-                    health: health.get(n.id.as_str()).map(|r| (&r.reg, r.received_ms)),
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 /// A fleet of `sites` sites with `nodes_per_site` nodes each, every node
@@ -901,7 +851,7 @@ pub fn large_snapshot(sites: usize, nodes_per_site: usize, now_ms: i64) -> Snaps
             );
         }
     }
-    let inputs = inputs_of(&st, &health);
+    let inputs = alert_inputs(&st, &health);
     let alerts = alerts::evaluate(&inputs, now_ms, &st.acks);
     let states = alerts::site_states(&inputs, &alerts, now_ms);
     let summary = alerts::summarize(&states, &alerts, now_ms);
@@ -1092,94 +1042,50 @@ impl Source for FixtureSource {
         if let Some(e) = self.fail_next.take() {
             return Err(e);
         }
-        match intent {
-            Intent::Ack { alert_id } => {
-                let alert = self
-                    .alerts()
-                    .into_iter()
-                    .find(|a| a.id == alert_id)
-                    .ok_or_else(|| format!("no open alert '{alert_id}'"))?;
-                let ack = Ack {
-                    by: self.me.clone(),
-                    at_ms: self.now_ms,
-                    until_ms: None,
-                    since_ms: alert.since_ms,
-                };
-                self.change(&format!("ack {alert_id}"), |d| d.put_ack(&alert_id, &ack))?;
-                Ok(format!("acked {alert_id}"))
+        let now = self.now_ms;
+        ops::apply(self, intent, now)
+            .map(|done| done.line())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The console's member writes into the fixture's document as a replica
+/// would: through the store's operations, dated by the fixture's clock.
+impl ops::Fleet for FixtureSource {
+    fn state(&self) -> &FleetState {
+        &self.fleet
+    }
+
+    fn me(&self) -> &MemberKey {
+        &self.me_key
+    }
+
+    fn alerts(&self, now_ms: i64) -> Vec<Alert> {
+        alerts::evaluate(&self.inputs(), now_ms, &self.fleet.acks)
+    }
+
+    fn resolve_change(&mut self, id: &str) -> fleetdeck_store::Result<ChangeHash> {
+        self.doc.resolve_change(id)
+    }
+
+    fn commit<T>(
+        &mut self,
+        message: &str,
+        at_ms: i64,
+        edit: impl FnOnce(&mut FleetDoc, &FleetState) -> fleetdeck_store::Result<T>,
+    ) -> fleetdeck_store::Result<(T, Option<ChangeHash>)> {
+        self.doc.automerge_mut().set_actor(actor(&self.me));
+        let state = self.fleet.clone();
+        let out = match edit(&mut self.doc, &state) {
+            Ok(v) => v,
+            Err(e) => {
+                self.doc.rollback();
+                return Err(e);
             }
-            Intent::Silence { alert_id, for_ms } => {
-                let alert = self
-                    .alerts()
-                    .into_iter()
-                    .find(|a| a.id == alert_id)
-                    .ok_or_else(|| format!("no open alert '{alert_id}'"))?;
-                let ack = Ack {
-                    by: self.me.clone(),
-                    at_ms: self.now_ms,
-                    until_ms: Some(self.now_ms.saturating_add(for_ms)),
-                    since_ms: alert.since_ms,
-                };
-                let what = format!("silenced {alert_id} for {}", text::duration(for_ms));
-                self.change(&what, |d| d.put_ack(&alert_id, &ack))?;
-                Ok(what)
-            }
-            Intent::Revert { change_id } => {
-                let hash = self
-                    .doc
-                    .resolve_change(&change_id)
-                    .map_err(|e| e.to_string())?;
-                let short = text::short(&change_id).to_string();
-                let mut outcome = None;
-                let new = self.change(&format!("revert {short}"), |d| {
-                    outcome = Some(d.revert(&hash)?);
-                    Ok(())
-                })?;
-                let restored = outcome.map_or(0, |o| o.restored.len());
-                Ok(match new {
-                    Some(id) => format!(
-                        "reverted {short} as {}: {restored} entr{} restored",
-                        text::short(&id),
-                        if restored == 1 { "y" } else { "ies" }
-                    ),
-                    None => format!("nothing to revert: {short} is already undone"),
-                })
-            }
-            Intent::CommitConfig {
-                layer,
-                edits,
-                message,
-            } => {
-                let id = self.change(&message, |d| {
-                    for e in &edits {
-                        match e {
-                            ConfigEdit::Set(k, v) => d.set_config(&layer, k, v)?,
-                            ConfigEdit::Unset(k) => d.unset_config(&layer, k)?,
-                        }
-                    }
-                    Ok(())
-                })?;
-                Ok(format!(
-                    "committed {} edit{} to {} as {}",
-                    edits.len(),
-                    if edits.len() == 1 { "" } else { "s" },
-                    layer.describe(),
-                    id.as_deref().map_or("(no change)", text::short)
-                ))
-            }
-            Intent::Rollout { id, action } => {
-                if !self.fleet.rollouts.iter().any(|r| r.id == id) {
-                    return Err(format!("no rollout '{id}'"));
-                }
-                let reason = (action == RolloutAction::Halt)
-                    .then(|| format!("by {} from the console", self.me));
-                let at = self.now_ms;
-                self.change(&format!("rollout {id}: {}", action.event()), |d| {
-                    d.rollout_event(&id, action.event(), at, reason.as_deref())
-                })?;
-                Ok(format!("rollout {id}: {}", action.event()))
-            }
-        }
+        };
+        let hash = self.doc.commit(message, at_ms);
+        self.fleet = Arc::new(self.doc.state()?);
+        Ok((out, hash))
     }
 }
 

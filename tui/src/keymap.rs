@@ -46,7 +46,7 @@ pub enum Action {
     Discard,
     Commit,
     /// The rollouts view.
-    Halt,
+    Pause,
     Resume,
     Abort,
     /// Dialogs and text inputs.
@@ -92,7 +92,7 @@ impl Action {
             Action::Unset => "unset",
             Action::Discard => "undo edit",
             Action::Commit => "review & commit",
-            Action::Halt => "halt",
+            Action::Pause => "pause",
             Action::Resume => "resume",
             Action::Abort => "abort",
             Action::Confirm => "yes",
@@ -114,7 +114,7 @@ impl Action {
                 | Action::AddKey
                 | Action::Unset
                 | Action::Commit
-                | Action::Halt
+                | Action::Pause
                 | Action::Resume
                 | Action::Abort
         )
@@ -153,7 +153,7 @@ impl Action {
         Action::Unset,
         Action::Discard,
         Action::Commit,
-        Action::Halt,
+        Action::Pause,
         Action::Resume,
         Action::Abort,
         Action::Confirm,
@@ -197,7 +197,7 @@ impl Action {
             Action::Unset => "unset",
             Action::Discard => "discard",
             Action::Commit => "commit",
-            Action::Halt => "halt",
+            Action::Pause => "pause",
             Action::Resume => "resume",
             Action::Abort => "abort",
             Action::Confirm => "confirm",
@@ -455,7 +455,7 @@ const DEFAULT: &[(Scope, &str, Action)] = &[
     (Scope::Config, "d", Action::Unset),
     (Scope::Config, "u", Action::Discard),
     (Scope::Config, "c", Action::Commit),
-    (Scope::Rollouts, "H", Action::Halt),
+    (Scope::Rollouts, "p", Action::Pause),
     (Scope::Rollouts, "R", Action::Resume),
     (Scope::Rollouts, "A", Action::Abort),
     (Scope::Alerts, "a", Action::Ack),

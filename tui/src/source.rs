@@ -11,13 +11,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use fleetdeck_store::alerts::{Alert, FleetSummary, Severity, SiteState, Thresholds};
-use fleetdeck_store::config::ConfigPath;
 use fleetdeck_store::document::{
     CommandRecord, CommandResult, Conflict, FleetState, HistoryEntry, LayerRef,
 };
 use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister};
 use fleetdeck_store::rollout::{Phase, Rollout, WaveStatus};
-use serde_json::Value;
 
 /// Where the console's data comes from and where its intents go.
 ///
@@ -41,100 +39,11 @@ pub trait Source: Send {
     }
 }
 
-/// A change the operator asked for. Read-only mode refuses every intent
-/// before it reaches the source.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Intent {
-    Ack {
-        alert_id: String,
-    },
-    Silence {
-        alert_id: String,
-        for_ms: i64,
-    },
-    Revert {
-        change_id: String,
-    },
-    /// Staged config edits of one layer, written as one change with the
-    /// operator's message (the config editor's commit).
-    CommitConfig {
-        layer: LayerRef,
-        edits: Vec<ConfigEdit>,
-        message: String,
-    },
-    /// Halt, resume or abort a staged rollout.
-    Rollout {
-        id: String,
-        action: RolloutAction,
-    },
-}
-
-/// One staged edit of a config layer.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ConfigEdit {
-    /// Sets the key (`null` removes an inherited key in an override).
-    Set(ConfigPath, Value),
-    /// Removes the key from the layer.
-    Unset(ConfigPath),
-}
-
-impl ConfigEdit {
-    pub fn key(&self) -> &ConfigPath {
-        match self {
-            ConfigEdit::Set(k, _) | ConfigEdit::Unset(k) => k,
-        }
-    }
-
-    /// "alerts.disk_pct = 90", "unset retention.days".
-    pub fn describe(&self) -> String {
-        match self {
-            ConfigEdit::Set(k, v) => format!("{k} = {v}"),
-            ConfigEdit::Unset(k) => format!("unset {k}"),
-        }
-    }
-}
-
-/// What an operator can do to a rollout from the console.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RolloutAction {
-    /// Stop opening waves (a halt as the automatic one, with a reason).
-    Halt,
-    /// Continue a halted or paused rollout (earlier failures are forgotten).
-    Resume,
-    /// Take the rollout's settings off every node.
-    Abort,
-}
-
-impl RolloutAction {
-    /// The document's event name.
-    pub fn event(self) -> &'static str {
-        match self {
-            RolloutAction::Halt => "halt",
-            RolloutAction::Resume => "resume",
-            RolloutAction::Abort => "abort",
-        }
-    }
-}
-
-impl Intent {
-    /// A short verb phrase for the status bar: "ack disk:whn-nvr:/data".
-    pub fn describe(&self) -> String {
-        match self {
-            Intent::Ack { alert_id } => format!("ack {alert_id}"),
-            Intent::Silence { alert_id, for_ms } => {
-                format!("silence {alert_id} for {}", crate::text::duration(*for_ms))
-            }
-            Intent::Revert { change_id } => format!("revert {}", crate::text::short(change_id)),
-            Intent::CommitConfig { layer, edits, .. } => format!(
-                "commit {} edit{} to {}",
-                edits.len(),
-                if edits.len() == 1 { "" } else { "s" },
-                layer_label(layer)
-            ),
-            Intent::Rollout { id, action } => format!("{} rollout {id}", action.event()),
-        }
-    }
-}
+/// A change the operator asked for: an operation of the store's one door
+/// (`fleetdeck_store::ops`), the same the CLI and the scenarios make.
+/// Read-only mode refuses every intent before it reaches the source.
+pub use fleetdeck_store::ops::Op as Intent;
+pub use fleetdeck_store::ops::{ConfigEdit, RolloutAction};
 
 /// "fleet", "site BL-LAB-2", "node whn-nvr".
 pub fn layer_label(layer: &LayerRef) -> String {

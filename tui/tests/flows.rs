@@ -223,7 +223,8 @@ fn revert_asks_first_and_sends_only_after_yes() {
     assert_eq!(
         c.intents(),
         vec![Intent::Revert {
-            change_id: newest.clone()
+            change_id: newest.clone(),
+            message: None,
         }]
     );
     // Clear the filter: the revert is the newest change.
@@ -543,10 +544,10 @@ fn a_config_edit_is_validated_reviewed_committed_found_in_history_and_reverted()
     c.press("enter");
     assert_eq!(
         c.intents(),
-        vec![Intent::CommitConfig {
+        vec![Intent::Config {
             layer: site_layer("BL-LAB-1"),
             edits: vec![ConfigEdit::Set(key("alerts.disk_pct"), json!(90))],
-            message: "lab 1 disks run fuller by design".into(),
+            message: Some("lab 1 disks run fuller by design".into()),
         }]
     );
     let fleet = c.fleet();
@@ -707,20 +708,18 @@ fn rollouts_show_waves_and_resume_halt_abort_with_a_confirm() {
         })
     );
     assert!(c.screen(120, 40).contains("aborted"));
-    // Halting the running one needs no confirm.
-    c.press("k H");
+    // Pausing the running one needs no confirm.
+    c.press("k p");
     assert_eq!(
         c.intents().last(),
         Some(&Intent::Rollout {
             id: "7f3a19c2".into(),
-            action: RolloutAction::Halt
+            action: RolloutAction::Pause
         })
     );
     let screen = c.screen(120, 40);
-    assert!(
-        screen.contains("halted 0s ago: by ops-laptop from the console"),
-        "{screen}"
-    );
+    assert!(screen.contains("rollout 7f3a19c2 paused"), "{screen}");
+    assert!(screen.contains("paused"), "{screen}");
 }
 
 #[test]

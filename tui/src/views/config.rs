@@ -671,10 +671,10 @@ impl View for ConfigView {
                 if message.is_empty() {
                     return Err("a commit message is needed: say why".into());
                 }
-                Ok(Handled::Then(Effect::Apply(Intent::CommitConfig {
+                Ok(Handled::Then(Effect::Apply(Intent::Config {
                     layer: self.layer.clone(),
                     edits: self.staged.clone(),
-                    message: message.to_string(),
+                    message: Some(message.to_string()),
                 })))
             }
             Prompt::Silence { .. } => Ok(Handled::Ignored),
@@ -688,7 +688,7 @@ impl View for ConfigView {
     }
 
     fn applied(&mut self, intent: &Intent, ok: bool) {
-        if let Intent::CommitConfig { layer, edits, .. } = intent
+        if let Intent::Config { layer, edits, .. } = intent
             && *layer == self.layer
         {
             self.review = None;

@@ -57,6 +57,7 @@ impl Component for HistoryView {
                     ),
                     intent: Intent::Revert {
                         change_id: e.id.clone(),
+                        message: None,
                     },
                 }),
                 None => Handled::Then(Effect::Message("no change selected".into())),

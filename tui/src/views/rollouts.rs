@@ -87,15 +87,15 @@ impl Component for RolloutsView {
             action: a,
         };
         match (action, selected) {
-            (Action::Halt | Action::Resume | Action::Abort, None) => {
+            (Action::Pause | Action::Resume | Action::Abort, None) => {
                 Handled::Then(Effect::Message("no rollout selected".into()))
             }
-            (Action::Halt, Some(r)) => match r.phase {
+            (Action::Pause, Some(r)) => match r.phase {
                 Phase::Running | Phase::Paused => {
-                    Handled::Then(Effect::Apply(act(r, RolloutAction::Halt)))
+                    Handled::Then(Effect::Apply(act(r, RolloutAction::Pause)))
                 }
                 p => Handled::Then(Effect::Message(format!(
-                    "rollout {} is {p:?}: nothing to halt",
+                    "rollout {} is {p:?}: nothing to pause",
                     r.rollout.id
                 ))),
             },
@@ -126,7 +126,7 @@ impl Component for RolloutsView {
     fn commands(&self, ctx: &Ctx) -> Vec<Action> {
         let mut c = vec![Action::Down, Action::Up];
         if !ctx.read_only {
-            c.extend([Action::Halt, Action::Resume, Action::Abort]);
+            c.extend([Action::Pause, Action::Resume, Action::Abort]);
         }
         c
     }
