@@ -503,7 +503,8 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
             st.consecutive_failures += 1;
             st.failed_revision = Some(rev.clone());
             if st.consecutive_failures >= max {
-                let why = format!("{} failed applies in a row", st.consecutive_failures);
+                let why =
+                    fleetdeck_store::alerts::safe_mode_after_failures(st.consecutive_failures);
                 tracing::error!(node = %shared.node, "safe mode: {why}; staying on the live release");
                 st.safe_mode = Some((why, shared.now()));
             }

@@ -17,6 +17,27 @@ use crate::health::{ApplyResult, HealthRegister};
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 const HOUR_MS: i64 = 60 * 60 * 1000;
 
+/// The end of the reason a node gives for safe mode after failed applies
+/// ([`safe_mode_after_failures`]): such a safe mode began with the node's
+/// latest (failed) apply, which its register dates.
+const SAFE_MODE_FAILED_APPLIES: &str = "failed applies in a row";
+
+/// Why a node goes into safe mode after `n` failed applies in a row (the
+/// daemon's words, read back by the safe-mode alert to date it).
+pub fn safe_mode_after_failures(n: u64) -> String {
+    format!("{n} {SAFE_MODE_FAILED_APPLIES}")
+}
+
+/// When a node in safe mode went into it, if its register says: after
+/// failed applies, the time of the apply that tripped it (the node applies
+/// nothing in safe mode, so its latest apply is that one).
+fn safe_mode_since(reg: &HealthRegister) -> Option<i64> {
+    let why = reg.safe_mode.as_deref()?;
+    let last = reg.applied.as_ref()?;
+    (why.ends_with(SAFE_MODE_FAILED_APPLIES) && last.result != ApplyResult::Ok)
+        .then_some(last.at_ms)
+}
+
 /// A disk at or above this used percentage is a hard alert (when it is over
 /// the node's `disk_pct` at all).
 pub const DISK_HARD_PCT: f64 = 95.0;
@@ -200,8 +221,15 @@ impl fmt::Display for AlertKind {
 ///
 /// `since_ms` identifies one occurrence: when the node went down or the site
 /// offline, when a certificate entered its warning window, when the failed
-/// backup ran, when the backup became stale, when the failed apply happened.
-/// Disk and memory alerts are levels with no history here, so it is `None`.
+/// backup ran, when the backup became stale, when the failed apply happened,
+/// when a node went into safe mode after failed applies (the apply that
+/// tripped it). It must be the same on every replica (an ack names the
+/// occurrence by it), so it comes only from the node's signed register.
+/// Where the register does not say when a condition began it is `None`:
+/// disk and memory (levels: the register holds the latest sample only, and
+/// the sparkline samples are each replica's own), failed checks and drift
+/// (the register lists them with no time), and safe mode after a crash loop
+/// (entered at a start-up the register does not date).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub id: String,
@@ -593,7 +621,7 @@ fn node_alerts(
                 severity: Severity::Hard,
                 site,
                 node: Some(node),
-                since_ms: None,
+                since_ms: safe_mode_since(reg),
                 message: format!(
                     "node {node} is in safe mode and applies nothing until resumed (`fleetdeck node resume {node}`): {why}"
                 ),
@@ -1140,6 +1168,35 @@ mod tests {
             ]
         );
         assert!(alerts[1].message.contains("connection refused"));
+    }
+
+    #[test]
+    fn safe_mode_after_failed_applies_dates_from_the_apply_that_tripped_it() {
+        let mut r = reg("n1", T0);
+        r.applied = Some(ApplyReport {
+            revision: "abc123".into(),
+            result: ApplyResult::RolledBack,
+            error: Some("check failed".into()),
+            duration_ms: 800,
+            at_ms: T0 - 60_000,
+        });
+        r.safe_mode = Some(safe_mode_after_failures(3));
+        let sites = [site("s1", vec![node("n1", Some(&r))])];
+        let since = |alerts: &[Alert]| {
+            alerts
+                .iter()
+                .find(|a| a.kind == AlertKind::SafeMode)
+                .map(|a| a.since_ms)
+        };
+        assert_eq!(since(&eval(&sites, T0)), Some(Some(T0 - 60_000)));
+        // The same occurrence, evaluated later: the same since, so an ack of
+        // it keeps holding.
+        assert_eq!(since(&eval(&sites, T0 + 30_000)), Some(Some(T0 - 60_000)));
+        // A crash loop starts safe mode at a start-up the register does not
+        // date: unknown, not the time of some older apply.
+        r.safe_mode = Some("crash loop: 5 starts within 10 minutes".into());
+        let sites = [site("s1", vec![node("n1", Some(&r))])];
+        assert_eq!(since(&eval(&sites, T0)), Some(None));
     }
 
     #[test]
