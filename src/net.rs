@@ -38,12 +38,6 @@ pub fn invite(
         .members
         .get(replica.key())
         .ok_or_else(|| anyhow!("this replica is not a member of its own fleet"))?;
-    if !me.role.manages_fleet() {
-        bail!(
-            "only admin and operator replicas may invite; this one is {}",
-            me.role
-        );
-    }
     let addrs: Vec<SocketAddr> = if addrs.is_empty() {
         me.addrs.iter().filter_map(|a| a.parse().ok()).collect()
     } else {
@@ -55,7 +49,7 @@ pub fn invite(
         );
     }
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    let secret = replica.create_invite(role, ttl_ms)?;
+    let secret = fleetdeck_store::ops::invite(replica, role, ttl_ms)?;
     let inviter = replica.key().to_bytes();
     let token = InviteToken {
         fleet_id: st.fleet_id.clone(),
@@ -67,15 +61,17 @@ pub fn invite(
         expires_ms: now_ms().saturating_add(ttl_ms),
     };
     let t = token.encode();
+    // The token alone on stdout (`TOKEN=$(fleetdeck invite)`), the guidance
+    // on stderr.
+    out.note(&format!(
+            "one-time token for {} {role} replica of fleet {}, valid until {}; on the new machine run:\n  fleetdeck join TOKEN --name NAME\nwhile `fleetdeck serve` runs here",
+            if role == Role::Admin || role == Role::Operator { "an" } else { "a" },
+            st.name,
+            fmt_time(token.expires_ms)
+        ));
     out.emit(
         &json!({"token": t, "role": role, "expires_ms": token.expires_ms, "addrs": token.addrs}),
-        || {
-            format!(
-                "{t}\n\none-time token for a {role} replica of fleet {}, valid until {}; on the new machine run:\n  fleetdeck join TOKEN --name NAME\nwhile `fleetdeck serve` runs here",
-                st.name,
-                fmt_time(token.expires_ms)
-            )
-        },
+        || t.clone(),
     )
 }
 

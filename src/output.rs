@@ -35,6 +35,14 @@ impl Out {
     }
 
     /// Reports a write: the sentence, and the change id it made.
+    /// Guidance for a person, on stderr (so stdout stays what a script
+    /// captures); nothing with --json or --quiet.
+    pub fn note(&self, text: &str) {
+        if !self.json && !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
     pub fn done(&self, what: &str, change: Option<ChangeHash>) -> anyhow::Result<()> {
         let id = change.map(|h| h.to_string());
         if self.json {

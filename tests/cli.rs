@@ -6,7 +6,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use fleetdeck_store::health::{HealthRegister, Metrics};
-use fleetdeck_store::{NodeId, Replica, now_ms};
+use fleetdeck_store::ops::{self, Op};
+use fleetdeck_store::replica::load_or_create_identity;
+use fleetdeck_store::{NodeId, Replica, Role, now_ms};
 use serde_json::{Value, json};
 
 fn fd(dir: &Path, args: &[&str]) -> Output {
@@ -370,7 +372,15 @@ fn conflicts_name_the_winner_and_revert_undoes_a_change() {
     let b = tmp.path().join("b");
     blocao(&a);
     {
+        // b is an operator's replica: enrolled by a before it writes.
         let mut ra = Replica::open(&a).unwrap();
+        let key = load_or_create_identity(&b).unwrap().key().clone();
+        let op = Op::MemberAdd {
+            key,
+            name: "b".into(),
+            role: Role::Operator,
+        };
+        ops::apply(&mut ra, op, now_ms()).unwrap();
         Replica::init_from_changes(&b, ra.changes_after(&[])).unwrap();
     }
     ok(

@@ -290,11 +290,16 @@ pub(crate) enum AlertsCmd {
 
 #[derive(Subcommand)]
 pub(crate) enum SiteCmd {
-    /// Add a site
+    /// Add one site, or many in one change (ids here and/or in --from FILE)
     Add {
-        site_id: String,
+        #[arg(value_name = "SITE_ID", required_unless_present = "from")]
+        site_ids: Vec<String>,
+        /// A file of site ids, one per line (# starts a comment)
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// The site's name [default: its id]
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         #[arg(long, allow_negative_numbers = true, requires = "lon")]
         lat: Option<f64>,
         #[arg(long, allow_negative_numbers = true, requires = "lat")]
@@ -317,9 +322,13 @@ pub(crate) enum SiteCmd {
 
 #[derive(Subcommand)]
 pub(crate) enum NodeCmd {
-    /// Add a node to a site
+    /// Add nodes to a site: one, or many in one change (ids here and/or in --from FILE)
     Add {
-        node_id: String,
+        #[arg(value_name = "NODE_ID", required_unless_present = "from")]
+        node_ids: Vec<String>,
+        /// A file of node ids, one per line (# starts a comment)
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
         #[arg(long)]
         site: String,
         /// Free-form role (edge, central, camera, …)

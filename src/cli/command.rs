@@ -1,13 +1,14 @@
 //! `command`: run an allowlisted action on nodes, list commands, a
 //! command's results.
 
-use anyhow::{Result, anyhow, bail};
-use fleetdeck_store::document::{CommandRecord, FleetState};
-use fleetdeck_store::{NodeId, Replica, SiteId, now_ms};
+use anyhow::{Result, anyhow};
+use fleetdeck_store::document::CommandRecord;
+use fleetdeck_store::ops::{CommandTarget, Op, command_targets};
+use fleetdeck_store::{NodeId, Replica, SiteId};
 use serde_json::{Value, json};
 
 use super::args::{Cli, CommandCmd, TargetArgs};
-use super::{member_label, open};
+use super::{act, open};
 use crate::output::{Out, Table, fmt_time};
 
 pub(super) fn command(cli: &Cli, out: &Out, cmd: &CommandCmd) -> Result<()> {
@@ -19,65 +20,18 @@ pub(super) fn command(cli: &Cli, out: &Out, cmd: &CommandCmd) -> Result<()> {
     }
 }
 
-/// The nodes a command targets now.
-fn command_targets(st: &FleetState, c: &CommandRecord) -> Vec<NodeId> {
-    st.nodes
-        .values()
-        .filter(|n| c.targets(&n.id, &n.site))
-        .map(|n| n.id.clone())
-        .collect()
-}
-
 fn run(r: &mut Replica, out: &Out, action: &str, target: &TargetArgs) -> Result<()> {
     let target = match (&target.site, &target.node) {
-        (Some(s), _) => format!("site:{}", r.state().site(&SiteId::parse(s)?)?.id),
-        (_, Some(n)) => format!("node:{}", r.state().node(&NodeId::parse(n)?)?.id),
-        _ => "all".to_string(),
+        (Some(s), _) => CommandTarget::Site(SiteId::parse(s)?),
+        (_, Some(n)) => CommandTarget::Node(NodeId::parse(n)?),
+        _ => CommandTarget::All,
     };
-    let rec = CommandRecord {
+    let op = Op::CommandRun {
+        id: None,
         action: action.to_string(),
-        target: target.clone(),
-        by: member_label(r),
-        at_ms: now_ms(),
+        target,
     };
-    let st = r.state().clone();
-    let nodes = command_targets(&st, &rec);
-    if nodes.is_empty() {
-        bail!("no node matches {target}");
-    }
-    let without: Vec<&str> = nodes
-        .iter()
-        .filter(|n| {
-            st.effective_node(n)
-                .map(|e| {
-                    e.get_str(&format!("actions.{action}.cmd")).is_none()
-                        && e.get_str(&format!("actions.{action}")).is_none()
-                })
-                .unwrap_or(true)
-        })
-        .map(|n| n.as_str())
-        .collect();
-    if without.len() == nodes.len() {
-        bail!(
-            "no targeted node has action '{action}' in its config (set actions.{action} = {{\"cmd\": …, \"timeout_s\": …}})"
-        );
-    }
-    let id = fleetdeck_store::identity::random_hex::<6>();
-    let (_, hash) = r.change(&format!("command {id}: {action} on {target}"), |doc, _| {
-        doc.add_command(&id, &rec)
-    })?;
-    let mut msg = format!(
-        "command {id}: {action} on {} node(s); see `fleetdeck command status {id}`",
-        nodes.len()
-    );
-    if !without.is_empty() {
-        msg.push_str(&format!(
-            " ({} lack the action and will refuse: {})",
-            without.len(),
-            without.join(", ")
-        ));
-    }
-    out.done(&msg, hash)
+    act(r, out, op)
 }
 
 fn list(r: &Replica, out: &Out) -> Result<()> {

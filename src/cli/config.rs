@@ -5,11 +5,12 @@
 use anyhow::{Result, anyhow};
 use fleetdeck_store::config::{self, ConfigPath};
 use fleetdeck_store::document::LayerRef;
+use fleetdeck_store::ops::{ConfigEdit, Op};
 use fleetdeck_store::{NodeId, Replica};
 use serde_json::{Value, json};
 
 use super::args::{Cli, ConfigCmd, LayerArgs};
-use super::{commit_msg, open};
+use super::{act, open};
 use crate::output::{Out, Table};
 
 pub(super) fn config(cli: &Cli, out: &Out, cmd: &ConfigCmd) -> Result<()> {
@@ -85,22 +86,12 @@ fn set(
     message: &Option<String>,
 ) -> Result<()> {
     let path = ConfigPath::parse(key)?;
-    let layer = layer.layer()?;
-    let v = config::parse_cli_value(value);
-    let msg = commit_msg(message, || {
-        format!("set {path} = {v} in {}", layer_name(&layer))
-    });
-    let (_, hash) = r.change(&msg, |doc, _| doc.set_config(&layer, &path, &v))?;
-    match hash {
-        Some(_) => out.done(&format!("set {path} = {v} in {}", layer.describe()), hash),
-        None => out.done(
-            &format!(
-                "{path} is already {v} in {}; nothing changed",
-                layer.describe()
-            ),
-            None,
-        ),
-    }
+    let op = Op::Config {
+        layer: layer.layer()?,
+        edits: vec![ConfigEdit::Set(path, config::parse_cli_value(value))],
+        message: message.clone(),
+    };
+    act(r, out, op)
 }
 
 fn unset(
@@ -110,13 +101,12 @@ fn unset(
     layer: &LayerArgs,
     message: &Option<String>,
 ) -> Result<()> {
-    let path = ConfigPath::parse(key)?;
-    let layer = layer.layer()?;
-    let msg = commit_msg(message, || {
-        format!("unset {path} in {}", layer_name(&layer))
-    });
-    let (_, hash) = r.change(&msg, |doc, _| doc.unset_config(&layer, &path))?;
-    out.done(&format!("unset {path} in {}", layer.describe()), hash)
+    let op = Op::Config {
+        layer: layer.layer()?,
+        edits: vec![ConfigEdit::Unset(ConfigPath::parse(key)?)],
+        message: message.clone(),
+    };
+    act(r, out, op)
 }
 
 fn effective(r: &Replica, out: &Out, node: &str, explain: bool) -> Result<()> {

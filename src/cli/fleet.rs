@@ -1,15 +1,18 @@
 //! The fleet and its change log: `init`, `site`, `history`, `diff`,
 //! `revert`, `conflicts`.
 
-use anyhow::Result;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
 use fleetdeck_store::diff::diff_states;
 use fleetdeck_store::document::SiteRecord;
-use fleetdeck_store::{Replica, SiteId};
+use fleetdeck_store::ops::{self, Op};
+use fleetdeck_store::{Replica, SiteId, now_ms};
 use serde_json::{Value, json};
 
 use super::args::{Cli, SiteCmd};
 use super::config::layer_json;
-use super::{data_dir, open};
+use super::{act, data_dir, open};
 use crate::output::{self, Out, Table, fmt_time, short};
 
 pub(super) fn init(cli: &Cli, out: &Out, name: &str, fleet: &str) -> Result<()> {
@@ -35,12 +38,22 @@ pub(super) fn site(cli: &Cli, out: &Out, cmd: &SiteCmd) -> Result<()> {
     let mut r = open(cli)?;
     match cmd {
         SiteCmd::Add {
-            site_id,
+            site_ids,
+            from,
             name,
             lat,
             lon,
             zone,
-        } => site_add(&mut r, out, site_id, name, *lat, *lon, zone.as_deref()),
+        } => site_add(
+            &mut r,
+            out,
+            site_ids,
+            from.as_deref(),
+            name.as_deref(),
+            *lat,
+            *lon,
+            zone.as_deref(),
+        ),
         SiteCmd::List => site_list(&r, out),
         SiteCmd::Show { site_id } => site_show(&r, out, site_id),
         SiteCmd::Rm {
@@ -53,21 +66,48 @@ pub(super) fn site(cli: &Cli, out: &Out, cmd: &SiteCmd) -> Result<()> {
 fn site_add(
     r: &mut Replica,
     out: &Out,
-    site_id: &str,
-    name: &str,
+    site_ids: &[String],
+    from: Option<&Path>,
+    name: Option<&str>,
     lat: Option<f64>,
     lon: Option<f64>,
     zone: Option<&str>,
 ) -> Result<()> {
-    let id = SiteId::parse(site_id)?;
-    let rec = SiteRecord {
-        name: name.to_string(),
-        lat,
-        lon,
-        zone: zone.map(str::to_string),
-    };
-    let (_, hash) = r.change(&format!("add site {id}"), |doc, _| doc.add_site(&id, &rec))?;
-    out.done(&format!("added site {id}"), hash)
+    let ids = ids_given(site_ids, from)?;
+    let sites = ids
+        .iter()
+        .map(|id| {
+            let id = SiteId::parse(id)?;
+            let rec = SiteRecord {
+                name: name.map_or_else(|| id.to_string(), str::to_string),
+                lat,
+                lon,
+                zone: zone.map(str::to_string),
+            };
+            Ok((id, rec))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    act(r, out, Op::SiteAdd { sites })
+}
+
+/// The ids named on the command line and in `--from FILE` (one per line;
+/// blank lines and `#` comments skipped), in that order.
+pub(super) fn ids_given(ids: &[String], from: Option<&Path>) -> Result<Vec<String>> {
+    let mut all = ids.to_vec();
+    if let Some(path) = from {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the ids in {}", path.display()))?;
+        all.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        );
+    }
+    if all.is_empty() {
+        bail!("no id given: name at least one, or pass --from FILE");
+    }
+    Ok(all)
 }
 
 fn site_list(r: &Replica, out: &Out) -> Result<()> {
@@ -131,11 +171,8 @@ fn site_show(r: &Replica, out: &Out, site_id: &str) -> Result<()> {
 }
 
 fn site_rm(r: &mut Replica, out: &Out, site_id: &str, with_nodes: bool) -> Result<()> {
-    let id = SiteId::parse(site_id)?;
-    let (_, hash) = r.change(&format!("remove site {id}"), |doc, _| {
-        doc.remove_site(&id, with_nodes)
-    })?;
-    out.done(&format!("removed site {id}"), hash)
+    let site = SiteId::parse(site_id)?;
+    act(r, out, Op::SiteRm { site, with_nodes })
 }
 
 pub(super) fn history(cli: &Cli, out: &Out, limit: usize) -> Result<()> {
@@ -176,31 +213,17 @@ pub(super) fn diff(cli: &Cli, out: &Out, from: &str, to: Option<&str>) -> Result
 
 pub(super) fn revert(cli: &Cli, out: &Out, change_id: &str, message: Option<&str>) -> Result<()> {
     let mut r = open(cli)?;
-    let (outcome, hash) = r.revert(change_id, message)?;
-    let id = hash.map(|h| h.to_string());
-    out.emit(
-        &json!({"change": id, "restored": outcome.restored, "skipped": outcome.skipped}),
-        || {
-            let mut s = match &id {
-                Some(id) => format!(
-                    "reverted as {}: {} entr{} restored",
-                    short(id),
-                    outcome.restored.len(),
-                    if outcome.restored.len() == 1 {
-                        "y"
-                    } else {
-                        "ies"
-                    }
-                ),
-                None => "nothing to revert: every entry the change set is already as it was before"
-                    .to_string(),
-            };
-            for k in &outcome.skipped {
-                s.push_str(&format!("\nleft alone (edited again since): {k}"));
-            }
-            s
-        },
-    )
+    let op = Op::Revert {
+        change_id: change_id.to_string(),
+        message: message.map(str::to_string),
+    };
+    let done = ops::apply(&mut r, op, now_ms())?;
+    let id = done.change.map(|h| h.to_string());
+    let mut doc = json!({"ok": true, "message": done.summary, "change": id});
+    if let (Some(m), Value::Object(d)) = (doc.as_object_mut(), &done.details) {
+        m.extend(d.clone());
+    }
+    out.emit(&doc, || done.line())
 }
 
 pub(super) fn conflicts(cli: &Cli, out: &Out) -> Result<()> {

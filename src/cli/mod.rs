@@ -21,8 +21,9 @@ mod rollout;
 
 use std::path::PathBuf;
 
-use anyhow::{Result, anyhow, bail};
-use fleetdeck_store::{Replica, Role};
+use anyhow::{Result, anyhow};
+use fleetdeck_store::ops::{self, Op};
+use fleetdeck_store::{Replica, Role, now_ms};
 
 use crate::output::Out;
 use args::{Cli, Cmd};
@@ -111,20 +112,10 @@ fn open(cli: &Cli) -> Result<Replica> {
     Ok(r)
 }
 
-fn commit_msg(given: &Option<String>, default: impl FnOnce() -> String) -> String {
-    given.clone().unwrap_or_else(default)
-}
-
-fn member_label(r: &Replica) -> String {
-    r.state()
-        .member_name(r.key())
-        .map(str::to_string)
-        .unwrap_or_else(|| r.key().short().to_string())
-}
-
-fn find_alert(r: &Replica, id: &str, now: i64) -> Result<fleetdeck_store::alerts::Alert> {
-    match r.alerts(now).into_iter().find(|a| a.id == id) {
-        Some(a) => Ok(a),
-        None => bail!("no open alert '{id}' (see `fleetdeck alerts --all`)"),
-    }
+/// Carries out an operator action on this replica through the store's
+/// operations API (the one door the console and the scenarios use too) and
+/// prints what it did.
+fn act(r: &mut Replica, out: &Out, op: Op) -> Result<()> {
+    let done = ops::apply(r, op, now_ms())?;
+    out.done(&done.summary, done.change)
 }

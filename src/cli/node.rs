@@ -1,16 +1,18 @@
 //! `node`: add, list, show, rm, run (the device's daemon), resume, unbind.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use fleetdeck_store::document::NodeRecord;
+use fleetdeck_store::ops::Op;
 use fleetdeck_store::{NodeId, Replica, SiteId, now_ms};
 use serde_json::{Value, json};
 
 use super::args::{Cli, NodeCmd};
 use super::config::layer_json;
-use super::{data_dir, open};
+use super::fleet::ids_given;
+use super::{act, data_dir, open};
 use crate::output::{self, Out, Table};
 use crate::{daemon, net};
 
@@ -18,10 +20,18 @@ pub(super) fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
     let mut r = open(cli)?;
     match cmd {
         NodeCmd::Add {
-            node_id,
+            node_ids,
+            from,
             site,
             role,
-        } => add(&mut r, out, node_id, site, role.as_deref()),
+        } => add(
+            &mut r,
+            out,
+            node_ids,
+            from.as_deref(),
+            site,
+            role.as_deref(),
+        ),
         NodeCmd::List { site } => list(&r, out, site.as_deref()),
         NodeCmd::Show { node_id } => show(&r, out, node_id),
         NodeCmd::Rm { node_id } => rm(&mut r, out, node_id),
@@ -46,17 +56,26 @@ pub(super) fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
     }
 }
 
-fn add(r: &mut Replica, out: &Out, node_id: &str, site: &str, role: Option<&str>) -> Result<()> {
-    let id = NodeId::parse(node_id)?;
+fn add(
+    r: &mut Replica,
+    out: &Out,
+    node_ids: &[String],
+    from: Option<&Path>,
+    site: &str,
+    role: Option<&str>,
+) -> Result<()> {
     let site = SiteId::parse(site)?;
-    let rec = NodeRecord {
-        site: site.to_string(),
-        role: role.map(str::to_string),
-    };
-    let (_, hash) = r.change(&format!("add node {id} to {site}"), |doc, _| {
-        doc.add_node(&id, &rec)
-    })?;
-    out.done(&format!("added node {id} to site {site}"), hash)
+    let nodes = ids_given(node_ids, from)?
+        .iter()
+        .map(|id| {
+            let rec = NodeRecord {
+                site: site.to_string(),
+                role: role.map(str::to_string),
+            };
+            Ok((NodeId::parse(id)?, rec))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    act(r, out, Op::NodeAdd { nodes })
 }
 
 fn list(r: &Replica, out: &Out, site: Option<&str>) -> Result<()> {
@@ -170,26 +189,18 @@ fn show(r: &Replica, out: &Out, node_id: &str) -> Result<()> {
 }
 
 fn rm(r: &mut Replica, out: &Out, node_id: &str) -> Result<()> {
-    let id = NodeId::parse(node_id)?;
-    let (_, hash) = r.change(&format!("remove node {id}"), |doc, _| doc.remove_node(&id))?;
-    out.done(&format!("removed node {id}"), hash)
+    let node = NodeId::parse(node_id)?;
+    act(r, out, Op::NodeRm { node })
 }
 
 fn resume(r: &mut Replica, out: &Out, node_id: &str) -> Result<()> {
-    let id = NodeId::parse(node_id)?;
-    let (_, hash) = r.change(&format!("resume node {id}"), |doc, _| {
-        doc.resume_node(&id, now_ms())
-    })?;
-    out.done(
-        &format!("node {id} may apply again (it leaves safe mode when it sees this)"),
-        hash,
-    )
+    let node = NodeId::parse(node_id)?;
+    act(r, out, Op::NodeResume { node })
 }
 
 fn unbind(r: &mut Replica, out: &Out, node_id: &str) -> Result<()> {
-    let id = NodeId::parse(node_id)?;
-    let (_, hash) = r.change(&format!("unbind node {id}"), |doc, _| doc.unbind_node(&id))?;
-    out.done(&format!("node {id} is bound to no replica now"), hash)
+    let node = NodeId::parse(node_id)?;
+    act(r, out, Op::NodeUnbind { node })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -2,13 +2,14 @@
 //! and `unfreeze`.
 
 use anyhow::{Context, Result};
-use fleetdeck_store::alerts::Ack;
-use fleetdeck_store::document::FreezeRecord;
+use std::time::Duration;
+
+use fleetdeck_store::ops::Op;
 use fleetdeck_store::{Replica, SiteId, now_ms};
 use serde_json::{Value, json};
 
 use super::args::{AlertsArgs, AlertsCmd, Cli};
-use super::{find_alert, member_label, open};
+use super::{act, open};
 use crate::output::{self, Out, Table, fmt_time};
 
 pub(super) fn status(cli: &Cli, out: &Out) -> Result<()> {
@@ -39,9 +40,9 @@ pub(super) fn alerts(cli: &Cli, out: &Out, args: &AlertsArgs) -> Result<()> {
     let now = now_ms();
     match &args.cmd {
         None => alerts_list(&r, out, args.all, now),
-        Some(AlertsCmd::Ack { alert_id }) => ack(&mut r, out, alert_id, now),
+        Some(AlertsCmd::Ack { alert_id }) => ack(&mut r, out, alert_id),
         Some(AlertsCmd::Silence { alert_id, duration }) => {
-            silence(&mut r, out, alert_id, *duration, now)
+            silence(&mut r, out, alert_id, *duration)
         }
     }
 }
@@ -85,72 +86,25 @@ fn alerts_list(r: &Replica, out: &Out, all: bool, now: i64) -> Result<()> {
     })
 }
 
-fn ack(r: &mut Replica, out: &Out, alert_id: &str, now: i64) -> Result<()> {
-    let alert = find_alert(r, alert_id, now)?;
-    let by = member_label(r);
-    let ack = Ack {
-        by,
-        at_ms: now,
-        until_ms: None,
-        since_ms: alert.since_ms,
-    };
-    let (_, hash) = r.change(&format!("ack {alert_id}"), |doc, _| {
-        doc.put_ack(alert_id, &ack)
-    })?;
-    out.done(&format!("acked {alert_id}"), hash)
+fn ack(r: &mut Replica, out: &Out, alert_id: &str) -> Result<()> {
+    let alert_id = alert_id.to_string();
+    act(r, out, Op::Ack { alert_id })
 }
 
-fn silence(
-    r: &mut Replica,
-    out: &Out,
-    alert_id: &str,
-    duration: std::time::Duration,
-    now: i64,
-) -> Result<()> {
-    let alert = find_alert(r, alert_id, now)?;
-    let ms = i64::try_from(duration.as_millis()).context("duration too long")?;
-    let until = now.saturating_add(ms);
-    let ack = Ack {
-        by: member_label(r),
-        at_ms: now,
-        until_ms: Some(until),
-        since_ms: alert.since_ms,
-    };
-    let (_, hash) = r.change(
-        &format!("silence {alert_id} until {}", fmt_time(until)),
-        |doc, _| doc.put_ack(alert_id, &ack),
-    )?;
-    out.done(
-        &format!("silenced {alert_id} until {}", fmt_time(until)),
-        hash,
-    )
+fn silence(r: &mut Replica, out: &Out, alert_id: &str, duration: Duration) -> Result<()> {
+    let for_ms = i64::try_from(duration.as_millis()).context("duration too long")?;
+    let alert_id = alert_id.to_string();
+    act(r, out, Op::Silence { alert_id, for_ms })
 }
 
 /// `freeze` (`frozen`) and `unfreeze`.
 pub(super) fn set_freeze(cli: &Cli, out: &Out, frozen: bool, message: &str) -> Result<()> {
     let mut r = open(cli)?;
-    let rec = FreezeRecord {
-        frozen,
-        by: member_label(&r),
-        at_ms: now_ms(),
-        message: message.to_string(),
-    };
-    let what = if frozen { "freeze" } else { "unfreeze" };
-    let msg = if message.is_empty() {
-        what.to_string()
+    let message = message.to_string();
+    let op = if frozen {
+        Op::Freeze { message }
     } else {
-        format!("{what}: {message}")
+        Op::Unfreeze { message }
     };
-    let (_, hash) = r.change(&msg, |doc, _| doc.set_freeze(&rec))?;
-    if frozen {
-        out.done(
-            "the fleet is frozen: no node applies anything new until `fleetdeck unfreeze`",
-            hash,
-        )
-    } else {
-        out.done(
-            "the fleet is unfrozen: nodes apply their config again",
-            hash,
-        )
-    }
+    act(&mut r, out, op)
 }

@@ -2,12 +2,13 @@
 
 use anyhow::{Result, anyhow};
 use fleetdeck_store::config::{self, ConfigPath};
-use fleetdeck_store::rollout::{Rollout, RolloutSpec, parse_waves};
-use fleetdeck_store::{Replica, SiteId, now_ms};
+use fleetdeck_store::ops::{Op, RolloutAction, RolloutPlan};
+use fleetdeck_store::rollout::{Rollout, parse_waves};
+use fleetdeck_store::{Replica, SiteId};
 use serde_json::{Value, json};
 
 use super::args::{Cli, RolloutCmd};
-use super::{member_label, open};
+use super::{act, open};
 use crate::output::{Out, Table, fmt_time};
 
 pub(super) fn rollout(cli: &Cli, out: &Out, cmd: &RolloutCmd) -> Result<()> {
@@ -22,9 +23,9 @@ pub(super) fn rollout(cli: &Cli, out: &Out, cmd: &RolloutCmd) -> Result<()> {
         } => start(&mut r, out, set, sites, waves, *soak, *max_fail),
         RolloutCmd::List => list(&r, out),
         RolloutCmd::Status { id } => status(&r, out, id),
-        RolloutCmd::Pause { id } => event(&mut r, out, id, "pause"),
-        RolloutCmd::Resume { id } => event(&mut r, out, id, "resume"),
-        RolloutCmd::Abort { id } => event(&mut r, out, id, "abort"),
+        RolloutCmd::Pause { id } => event(&mut r, out, id, RolloutAction::Pause),
+        RolloutCmd::Resume { id } => event(&mut r, out, id, RolloutAction::Resume),
+        RolloutCmd::Abort { id } => event(&mut r, out, id, RolloutAction::Abort),
     }
 }
 
@@ -54,30 +55,17 @@ fn start(
         ConfigPath::parse(k)?;
         kv.insert(k.to_string(), config::parse_cli_value(v));
     }
-    for site in sites {
-        r.state().site(&SiteId::parse(site)?)?;
-    }
-    let spec = RolloutSpec {
+    let plan = RolloutPlan {
         set: kv,
-        sites: sites.to_vec(),
+        sites: sites
+            .iter()
+            .map(|s| SiteId::parse(s))
+            .collect::<Result<_, _>>()?,
         waves: parse_waves(waves).map_err(|e| anyhow!(e))?,
         soak_ms: i64::try_from(soak.as_millis()).unwrap_or(i64::MAX),
         max_fail,
-        by: member_label(r),
-        at_ms: now_ms(),
     };
-    let id = fleetdeck_store::identity::random_hex::<4>();
-    let what = spec.set.keys().cloned().collect::<Vec<_>>().join(", ");
-    let (_, hash) = r.change(&format!("rollout {id}: start ({what})"), |doc, _| {
-        doc.add_rollout(&id, &spec)
-    })?;
-    out.done(
-        &format!(
-            "rollout {id} started: waves {waves}, soak {}; see `fleetdeck rollout status {id}`",
-            humantime::format_duration(soak)
-        ),
-        hash,
-    )
+    act(r, out, Op::RolloutStart { id: None, plan })
 }
 
 fn list(r: &Replica, out: &Out) -> Result<()> {
@@ -147,16 +135,8 @@ fn status(r: &Replica, out: &Out, id: &str) -> Result<()> {
     })
 }
 
-/// `pause`, `resume` or `abort` (the `event`) of rollout `id`.
-fn event(r: &mut Replica, out: &Out, id: &str, event: &str) -> Result<()> {
-    find(r, id)?;
-    let (_, hash) = r.change(&format!("rollout {id}: {event}"), |doc, _| {
-        doc.rollout_event(id, event, now_ms(), None)
-    })?;
-    let msg = match event {
-        "pause" => format!("rollout {id} paused: no new wave opens"),
-        "resume" => format!("rollout {id} resumed"),
-        _ => format!("rollout {id} aborted: its settings come off every node"),
-    };
-    out.done(&msg, hash)
+/// `pause`, `resume` or `abort` of rollout `id`.
+fn event(r: &mut Replica, out: &Out, id: &str, action: RolloutAction) -> Result<()> {
+    let id = id.to_string();
+    act(r, out, Op::Rollout { id, action })
 }

@@ -263,6 +263,8 @@ pub struct Done {
     pub summary: String,
     /// The id of what was created (a rollout, a command), if any.
     pub created: Option<String>,
+    /// Facts for `--json` beyond the sentence (a revert's entries), or null.
+    pub details: Value,
 }
 
 impl Done {
@@ -563,6 +565,7 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
         change,
         summary,
         created: None,
+        details: Value::Null,
     };
     match &op {
         Op::SiteAdd { sites } => {
@@ -722,7 +725,15 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                 check_revert(st, &me, &outcome)?;
                 Ok(outcome)
             })?;
-            Ok(done(h, revert_summary(short, &outcome, h)))
+            Ok(Done {
+                change: h,
+                summary: revert_summary(short, &outcome, h),
+                created: None,
+                details: serde_json::json!({
+                    "restored": outcome.restored,
+                    "skipped": outcome.skipped,
+                }),
+            })
         }
         Op::Ack { alert_id } => {
             let alert = find_alert(fleet, alert_id, now_ms)?;
@@ -817,10 +828,12 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                     doc.add_rollout(&id, &spec)
                 },
             )?;
+            let sizes = crate::rollout::wave_sizes(&spec, fleet.state());
             let waves = plan
                 .waves
                 .iter()
-                .map(|w| format!("{w}%"))
+                .zip(&sizes)
+                .map(|(w, n)| format!("{w}% ({})", plural(*n, "node", "nodes")))
                 .collect::<Vec<_>>()
                 .join(", ");
             Ok(Done {
@@ -830,6 +843,7 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                     duration_words(plan.soak_ms)
                 ),
                 created: Some(id),
+                details: Value::Null,
             })
         }
         Op::MemberAdd { key, name, role } => {
@@ -923,6 +937,7 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                     plural(count, "node", "nodes")
                 ),
                 created: Some(id),
+                details: Value::Null,
             })
         }
     }
