@@ -61,7 +61,27 @@ pub fn run(replica: Replica, out: &Out, opts: RunOpts<'_>) -> Result<()> {
             node: node.clone(),
             sync,
         };
-        let daemon = Arc::new(Daemon::start(replica, cfg, Box::new(Probe::new())).await?);
+        // A node this replica has not heard of yet (the device was set up
+        // before an operator added it, or its replica is catching up): sync
+        // and wait for it, saying so, until it arrives or we are stopped.
+        let started = Daemon::start_when_known(
+            replica,
+            cfg,
+            Box::new(Probe::new()),
+            wait_for_stop(),
+            |node| {
+                eprintln!(
+                    "node {node} is not in this replica yet; syncing and waiting for it… \
+                     (an operator adds it with `fleetdeck node add {node} --site SITE`)"
+                )
+            },
+        )
+        .await?;
+        let Some(daemon) = started else {
+            let _ = std::fs::remove_file(&opts.status_file);
+            return Ok(());
+        };
+        let daemon = Arc::new(daemon);
         let metrics = match opts.metrics {
             Some(addr) => {
                 // Weak: the endpoint must not keep the daemon from shutting down.

@@ -134,22 +134,95 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How often [`Daemon::start_when_known`] says it is still waiting.
+pub const WAIT_NOTICE: Duration = Duration::from_secs(10);
+
 impl Daemon {
-    /// Starts the daemon for `cfg.node` on `replica`.
+    /// Starts the daemon for `cfg.node` on `replica`; an error if the
+    /// replica has not heard of the node.
     pub async fn start(
-        mut replica: Replica,
+        replica: Replica,
         cfg: DaemonConfig,
         metrics: Box<dyn MetricSource>,
     ) -> Result<Daemon, DaemonError> {
-        let node = cfg.node.clone();
-        replica.state().node(&node)?;
-        let key = replica.key().clone();
-        let bound = replica.state().node(&node)?.key.clone();
+        replica.state().node(&cfg.node)?;
+        let engine = Engine::start(replica, cfg.sync.clone()).await?;
+        Daemon::start_on(engine, cfg, metrics).await
+    }
+
+    /// Starts the daemon for `cfg.node` on `replica`, waiting first, if the
+    /// replica has not heard of the node yet, until sync brings it (a device
+    /// set up before an operator added its node, or whose replica is still
+    /// catching up): the sync engine runs meanwhile, and `waiting` is called
+    /// at once and then every [`WAIT_NOTICE`] while it waits. `stop` ends
+    /// the wait (Ctrl-C, SIGTERM): then the engine is shut down and the
+    /// answer is `None`.
+    pub async fn start_when_known(
+        replica: Replica,
+        cfg: DaemonConfig,
+        metrics: Box<dyn MetricSource>,
+        stop: impl std::future::Future<Output = ()>,
+        mut waiting: impl FnMut(&NodeId),
+    ) -> Result<Option<Daemon>, DaemonError> {
+        let engine = Engine::start(replica, cfg.sync.clone()).await?;
+        let known = |e: &Engine| e.with_replica(|r| r.state().nodes.contains_key(&cfg.node));
+        let mut changes = engine.subscribe();
+        let mut stop = std::pin::pin!(stop);
+        let mut said: Option<tokio::time::Instant> = None;
+        while !known(&engine) {
+            let now = tokio::time::Instant::now();
+            if said.is_none_or(|t| now >= t + WAIT_NOTICE) {
+                waiting(&cfg.node);
+                said = Some(now);
+            }
+            let next_notice = said.map_or(now, |t| t + WAIT_NOTICE);
+            tokio::select! {
+                () = &mut stop => {
+                    engine.shutdown().await;
+                    return Ok(None);
+                }
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        // The engine is gone; nothing more will arrive.
+                        return Err(fleetdeck_store::StoreError::UnknownNode(cfg.node.to_string()).into());
+                    }
+                }
+                () = tokio::time::sleep_until(next_notice) => {}
+            }
+        }
+        Daemon::start_on(engine, cfg, metrics).await.map(Some)
+    }
+
+    /// The rest of start-up, once the engine runs and the node is known; on
+    /// an error the engine is shut down.
+    async fn start_on(
+        engine: Engine,
+        cfg: DaemonConfig,
+        metrics: Box<dyn MetricSource>,
+    ) -> Result<Daemon, DaemonError> {
+        match Daemon::prepare(&engine, &cfg) {
+            Ok((applier, state)) => Ok(Daemon::launch(engine, cfg, applier, state, metrics)),
+            Err(e) => {
+                engine.shutdown().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Binds the node to this replica, recovers the release directory and
+    /// counts this start (crash loops).
+    fn prepare(engine: &Engine, cfg: &DaemonConfig) -> Result<(Applier, State), DaemonError> {
+        let node = &cfg.node;
+        let key = engine.key().clone();
+        let bound = engine.with_replica(|r| r.state().node(node).map(|n| n.key.clone()))?;
         if bound.as_ref() != Some(&key) {
-            replica.change(
-                &format!("node {node} runs on replica {}", key.short()),
-                |doc, _| doc.bind_node(&node, &key),
-            )?;
+            engine.with_replica(|r| {
+                r.change(
+                    &format!("node {node} runs on replica {}", key.short()),
+                    |doc, _| doc.bind_node(node, &key),
+                )
+            })?;
+            engine.changed();
         }
         let applier = Applier::new(&cfg.root)?;
         if let Some(what) = applier.recover()? {
@@ -172,10 +245,19 @@ impl Daemon {
         if let Some((why, _)) = &state.safe_mode {
             tracing::error!(node = %node, "safe mode: {why}; staying on the live release");
         }
-        let engine = Engine::start(replica, cfg.sync).await?;
+        Ok((applier, state))
+    }
+
+    fn launch(
+        engine: Engine,
+        cfg: DaemonConfig,
+        applier: Applier,
+        state: State,
+        metrics: Box<dyn MetricSource>,
+    ) -> Daemon {
         let shared = Arc::new(Shared {
             engine,
-            node,
+            node: cfg.node,
             applier,
             state: Mutex::new(state),
             drift: Mutex::new(Vec::new()),
@@ -188,11 +270,11 @@ impl Daemon {
             tokio::spawn(heartbeat_loop(shared.clone(), metrics)),
             tokio::spawn(apply_loop(shared.clone())),
         ];
-        Ok(Daemon {
+        Daemon {
             shared,
             tasks,
             _watcher: watcher,
-        })
+        }
     }
 
     pub fn engine(&self) -> &Engine {

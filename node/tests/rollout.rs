@@ -141,6 +141,8 @@ async fn play(resume: bool) {
     .unwrap();
     let all = ops.changes_after(&[]);
     let ops = Engine::start(ops, cfg()).await.unwrap();
+    // The operator's replica holds every heartbeat: it opens the waves.
+    let _advance = fleetdeck_node::rollouts::spawn(&ops);
     let hub = ops.endpoint_addr();
     let mut daemons = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
