@@ -230,7 +230,7 @@ fn a_value_edited_in_the_console_reaches_the_peer() {
     }
     session.text("lab 1 keeps three weeks");
     session.keys(&["Enter"]);
-    session.shows("committed 1 edit");
+    session.shows("set retention.days = 21 in the overrides of site BL-LAB-1");
 
     // The peer has it (bounded wait), with the console's message.
     let mut last = String::new();

@@ -47,8 +47,7 @@ pub(super) fn site(cli: &Cli, out: &Out, cmd: &SiteCmd) -> Result<()> {
         } => site_add(
             &mut r,
             out,
-            site_ids,
-            from.as_deref(),
+            &ids_given(site_ids, from.as_deref())?,
             name.as_deref(),
             *lat,
             *lon,
@@ -66,14 +65,12 @@ pub(super) fn site(cli: &Cli, out: &Out, cmd: &SiteCmd) -> Result<()> {
 fn site_add(
     r: &mut Replica,
     out: &Out,
-    site_ids: &[String],
-    from: Option<&Path>,
+    ids: &[String],
     name: Option<&str>,
     lat: Option<f64>,
     lon: Option<f64>,
     zone: Option<&str>,
 ) -> Result<()> {
-    let ids = ids_given(site_ids, from)?;
     let sites = ids
         .iter()
         .map(|id| {

@@ -809,7 +809,7 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                     "a rollout needs at least one --set KEY=VALUE".into(),
                 ));
             }
-            let id = id.clone().unwrap_or_else(|| identity::random_hex::<4>());
+            let id = id.clone().unwrap_or_else(identity::random_hex::<4>);
             let spec = RolloutSpec {
                 set: plan.set.clone(),
                 sites: plan.sites.iter().map(ToString::to_string).collect(),
@@ -921,7 +921,7 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                 );
             }
             let count = nodes.len();
-            let id = id.clone().unwrap_or_else(|| identity::random_hex::<6>());
+            let id = id.clone().unwrap_or_else(identity::random_hex::<6>);
             let (_, h) = fleet.commit(
                 &format!("command {id}: {action} on {}", rec.target),
                 now_ms,
