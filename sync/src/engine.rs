@@ -422,11 +422,6 @@ impl WeakEngine {
             .filter(|i| i.running.load(Ordering::Acquire))
     }
 
-    /// Whether the engine still runs.
-    pub fn is_running(&self) -> bool {
-        self.running().is_some()
-    }
-
     /// [`Engine::with_replica`]; `None` once the engine has stopped.
     pub fn with_replica<R>(&self, f: impl FnOnce(&mut Replica) -> R) -> Option<R> {
         let inner = self.running()?;

@@ -2,6 +2,8 @@
 //! the automerge sync protocol for the fleet document and the digest
 //! exchange for health registers, then pushes as things change, with a
 //! periodic anti-entropy round as a safety net.
+//!
+//! A session sees the engine that runs it only through [`Host`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};

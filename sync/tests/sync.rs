@@ -486,3 +486,30 @@ async fn a_heartbeat_arriving_late_keeps_the_time_it_was_first_heard() {
         "heard at {at_operator} by the operator, {at_laptop} by the laptop: the 2 s the operator was cut off are not counted as fresh"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_beside_an_engine_stops_reaching_the_replica_once_the_engine_stops() {
+    let (_tmp, mut reps) = replicas(2);
+    let node = Engine::start(reps.pop().unwrap(), config()).await.unwrap();
+    let laptop = Engine::start(reps.pop().unwrap(), config()).await.unwrap();
+    node.connect(laptop.endpoint_addr());
+    let (beside_laptop, beside_node) = (laptop.downgrade(), node.downgrade());
+    assert_eq!(
+        beside_laptop.with_replica(|r| r.key().clone()).as_ref(),
+        Some(laptop.key())
+    );
+    let up = wait_for(Duration::from_secs(15), || !laptop.connected().is_empty()).await;
+    assert!(up, "the node's session reaches the laptop");
+    // The live session still holds the laptop's transport when it drops.
+    drop(laptop);
+    assert!(
+        beside_laptop.with_replica(|_| ()).is_none(),
+        "a dropped engine's replica is out of reach"
+    );
+    beside_laptop.changed();
+    node.shutdown().await;
+    assert!(
+        beside_node.with_replica(|_| ()).is_none(),
+        "a shut down engine's replica is out of reach"
+    );
+}
