@@ -245,9 +245,24 @@ impl Rollout {
         self.events.opened.get(&self.spec.waves.len()).copied()
     }
 
+    /// Whether every wave is open (so every covered node has it, and no
+    /// ranking is needed to tell which).
+    fn all_open(&self) -> bool {
+        (0..self.spec.waves.len()).all(|w| self.wave_open(w))
+    }
+
     /// Whether `node`'s effective config includes this rollout now.
     pub fn applies_to(&self, st: &FleetState, node: &NodeId) -> bool {
-        self.events.aborted.is_none() && self.wave_of(st, node).is_some_and(|w| self.wave_open(w))
+        if self.events.aborted.is_some() {
+            return false;
+        }
+        if self.all_open() {
+            return st
+                .nodes
+                .get(node)
+                .is_some_and(|n| self.spec.covers(n.site.as_str()));
+        }
+        self.wave_of(st, node).is_some_and(|w| self.wave_open(w))
     }
 
     /// The nodes whose effective config includes this rollout now (what
@@ -255,6 +270,14 @@ impl Rollout {
     pub fn reaches(&self, st: &FleetState) -> HashSet<NodeId> {
         if self.events.aborted.is_some() {
             return HashSet::new();
+        }
+        if self.all_open() {
+            return st
+                .nodes
+                .values()
+                .filter(|n| self.spec.covers(n.site.as_str()))
+                .map(|n| n.id.clone())
+                .collect();
         }
         self.assignment(st)
             .into_iter()
@@ -563,6 +586,37 @@ mod tests {
                 .collect::<std::collections::BTreeSet<_>>(),
             b.iter().filter(|(_, w)| **w == 0).map(|(n, _)| n).collect(),
         );
+    }
+
+    #[test]
+    fn only_the_open_waves_get_the_settings_and_every_view_agrees() {
+        let mut st = fleet(30);
+        let mut r = Rollout::new("r1".into(), spec(&[10, 50, 100], &[]));
+        st.rollouts.push(r.clone());
+        let check = |st: &FleetState, r: &Rollout, open: usize| {
+            let a = r.assignment(st);
+            let reached = r.reaches(st);
+            let all = st.effective_all();
+            for (n, w) in &a {
+                let want = *w < open;
+                assert_eq!(r.applies_to(st, n), want, "{n} in wave {w}");
+                assert_eq!(reached.contains(n), want, "{n} in wave {w}");
+                let eff = st.effective_node(n).unwrap();
+                assert_eq!(eff.revision(), all[n].revision(), "{n}");
+                assert_eq!(
+                    eff.to_tree().pointer("/frigate/version").is_some(),
+                    want,
+                    "{n} in wave {w}"
+                );
+            }
+        };
+        check(&st, &r, 1);
+        r.events.opened.insert(1, 5);
+        st.rollouts[0] = r.clone();
+        check(&st, &r, 2);
+        r.events.opened.insert(2, 6);
+        st.rollouts[0] = r.clone();
+        check(&st, &r, 3);
     }
 
     #[test]
