@@ -459,7 +459,7 @@ async fn apply_loop(shared: Arc<Shared>) {
         }
         match shared
             .engine
-            .with_replica(|r| r.advance_rollouts(shared.now()))
+            .with_replica(|r| r.halt_failing_rollouts(shared.now()))
         {
             Ok(steps) if !steps.is_empty() => shared.engine.changed(),
             Ok(_) => {}

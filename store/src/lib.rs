@@ -19,6 +19,7 @@ pub mod identity;
 pub mod ids;
 pub mod ops;
 pub mod replica;
+pub mod rights;
 pub mod rollout;
 pub mod schema;
 

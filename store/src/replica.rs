@@ -512,9 +512,25 @@ impl Replica {
 
     /// Looks at every running rollout and writes what this replica sees: a
     /// wave that soaked healthy opens the next one; too many failures halt
-    /// it. Any replica may call this (node daemons and `serve` do); two doing
-    /// it at once write the same event.
+    /// it. Admin and operator replicas call this (`serve`, the console);
+    /// two doing it at once write the same event. A node's daemon calls
+    /// [`Replica::halt_failing_rollouts`] instead.
     pub fn advance_rollouts(&mut self, now_ms: i64) -> Result<Vec<crate::rollout::Step>> {
+        self.step_rollouts(now_ms, false)
+    }
+
+    /// What a node's daemon calls: halts the rollouts past their failure
+    /// limit as this replica sees them, and opens no wave (a node writes
+    /// halts only: `rights`). Returns the halts written.
+    pub fn halt_failing_rollouts(&mut self, now_ms: i64) -> Result<Vec<crate::rollout::Step>> {
+        self.step_rollouts(now_ms, true)
+    }
+
+    fn step_rollouts(
+        &mut self,
+        now_ms: i64,
+        halts_only: bool,
+    ) -> Result<Vec<crate::rollout::Step>> {
         if self.opts.read_only {
             return Ok(Vec::new());
         }
@@ -523,6 +539,7 @@ impl Replica {
             .rollouts
             .iter()
             .filter_map(|r| r.progress(&self.state, &self.health, now_ms))
+            .filter(|s| !halts_only || matches!(s, crate::rollout::Step::Halt { .. }))
             .collect();
         for step in &steps {
             match step {
