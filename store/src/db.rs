@@ -20,7 +20,7 @@ use crate::error::{Result, StoreError};
 use crate::health;
 
 /// Version of the tables below, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_SQL: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,6 +49,43 @@ CREATE TABLE IF NOT EXISTS invites (
     used_ms INTEGER
 );
 ";
+
+/// Version 3: the signature of every change (kept when compaction folds the
+/// change into the snapshot: peers are sent it), and the quarantine: stored
+/// rows that failed their check on load, kept aside for `doctor`.
+const SIGNATURES_SQL: &str = "
+CREATE TABLE IF NOT EXISTS signatures (
+    hash BLOB PRIMARY KEY,
+    sig BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash BLOB,
+    data BLOB NOT NULL,
+    sig BLOB,
+    author TEXT,
+    reason TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+";
+
+/// A stored change row: row id, the hash stored beside it, its bytes.
+pub(crate) struct Row {
+    pub id: i64,
+    pub hash: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+/// A change kept aside because it failed its check when read back.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Quarantined {
+    /// The hash stored beside the row (hex), if any.
+    pub change: String,
+    /// The author its actor id names, if it decodes.
+    pub author: Option<String>,
+    pub reason: String,
+    pub at_ms: i64,
+}
 
 /// An invite as stored by the replica that issued it.
 #[derive(Clone, Debug)]
@@ -109,6 +146,7 @@ impl Db {
         tx.execute_batch(SCHEMA_SQL)?;
         tx.execute_batch(health::SCHEMA_SQL)?;
         tx.execute_batch(INVITES_SQL)?;
+        tx.execute_batch(SIGNATURES_SQL)?;
         for (k, v) in meta {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)",
@@ -169,6 +207,22 @@ impl Db {
         if from < 2 {
             tx.execute_batch(INVITES_SQL).map_err(|e| self.err(e))?;
         }
+        if from < 3 {
+            // Everything stored so far was written before changes were
+            // signed: remember where that ends (see `unsigned_upto`).
+            tx.execute_batch(SIGNATURES_SQL).map_err(|e| self.err(e))?;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value)
+                 SELECT 'unsigned_upto', CAST(COALESCE(MAX(id), 0) AS TEXT) FROM changes",
+                [],
+            )
+            .map_err(|e| self.err(e))?;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('unsigned_snapshot', '1')",
+                [],
+            )
+            .map_err(|e| self.err(e))?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
@@ -202,6 +256,116 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
+    /// Change rows with row id above `after`, in order, with their stored
+    /// hashes.
+    pub fn rows_since(&self, after: i64) -> Result<Vec<Row>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, hash, data FROM changes WHERE id > ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([after], |r| {
+                Ok(Row {
+                    id: r.get(0)?,
+                    hash: r.get(1)?,
+                    data: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every stored signature: (change hash, signature bytes). Rows whose
+    /// columns are not 32 and 64 bytes are skipped (and reported by the
+    /// changes they fail to sign).
+    pub fn signatures(&self) -> Result<Vec<([u8; 32], [u8; 64])>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash, sig FROM signatures")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (h, s) = row.map_err(|e| self.err(e))?;
+            if let (Ok(h), Ok(s)) = (<[u8; 32]>::try_from(h), <[u8; 64]>::try_from(s)) {
+                out.push((h, s));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The signatures of `hashes` (those stored).
+    pub fn signatures_of(&self, hashes: &[[u8; 32]]) -> Result<Vec<([u8; 32], [u8; 64])>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT sig FROM signatures WHERE hash = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for h in hashes {
+            let sig: Option<Vec<u8>> = stmt
+                .query_row([&h[..]], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some(Ok(sig)) = sig.map(<[u8; 64]>::try_from) {
+                out.push((*h, sig));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves change row `id` aside, with why, in one transaction.
+    pub fn quarantine(
+        &self,
+        row: &Row,
+        author: Option<&str>,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let sig: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT sig FROM signatures WHERE hash = ?1",
+                [&row.hash],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO quarantine (hash, data, sig, author, reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![&row.hash, &row.data, sig, author, reason, now_ms],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM changes WHERE id = ?1", [row.id])
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// What the quarantine holds, oldest first.
+    pub fn quarantined(&self) -> Result<Vec<Quarantined>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash, author, reason, at_ms FROM quarantine ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let hash: Option<Vec<u8>> = r.get(0)?;
+                Ok(Quarantined {
+                    change: hash.map(hex::encode).unwrap_or_default(),
+                    author: r.get(1)?,
+                    reason: r.get(2)?,
+                    at_ms: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn snapshot(&self) -> Result<Option<Snapshot>> {
         self.conn
             .query_row(
@@ -229,16 +393,22 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
-    /// Appends changes (hash, bytes) in one durable transaction; changes
-    /// already stored are skipped. Returns the highest row id written.
-    pub fn append_changes(&self, changes: &[([u8; 32], &[u8])]) -> Result<i64> {
+    /// Appends changes (hash, bytes, signature) in one durable transaction;
+    /// changes already stored are skipped. Returns the highest row id
+    /// written.
+    pub fn append_changes(&self, changes: &[([u8; 32], &[u8], [u8; 64])]) -> Result<i64> {
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         {
             let mut stmt = tx
                 .prepare_cached("INSERT OR IGNORE INTO changes (hash, data) VALUES (?1, ?2)")
                 .map_err(|e| self.err(e))?;
-            for (hash, data) in changes {
+            let mut sigs = tx
+                .prepare_cached("INSERT OR IGNORE INTO signatures (hash, sig) VALUES (?1, ?2)")
+                .map_err(|e| self.err(e))?;
+            for (hash, data, sig) in changes {
                 stmt.execute(params![&hash[..], data])
+                    .map_err(|e| self.err(e))?;
+                sigs.execute(params![&hash[..], &sig[..]])
                     .map_err(|e| self.err(e))?;
             }
         }

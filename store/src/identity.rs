@@ -4,11 +4,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use automerge::ActorId;
+use automerge::{ActorId, ChangeHash};
 use ed25519_dalek::SigningKey;
 
 use crate::error::{Result, StoreError};
 use crate::ids::MemberKey;
+use crate::sign::{self, Sig};
 
 pub struct Identity {
     secret: SigningKey,
@@ -54,6 +55,22 @@ impl Identity {
         let mut bytes = self.key_bytes().to_vec();
         bytes.extend_from_slice(&random::<16>());
         ActorId::from(bytes)
+    }
+
+    /// Signs the change with `hash` as its author (see [`crate::sign`]).
+    pub fn sign_change(&self, hash: &ChangeHash) -> Sig {
+        use ed25519_dalek::Signer;
+        self.secret.sign(&sign::digest(hash)).to_bytes()
+    }
+
+    /// Signs `bytes` under `domain` (heartbeats and the like): the domain
+    /// keeps a signature over one kind of message from passing for another.
+    pub fn sign_bytes(&self, domain: &[u8], bytes: &[u8]) -> Sig {
+        use ed25519_dalek::Signer;
+        let mut m = Vec::with_capacity(domain.len() + bytes.len());
+        m.extend_from_slice(domain);
+        m.extend_from_slice(bytes);
+        self.secret.sign(&m).to_bytes()
     }
 
     fn key_bytes(&self) -> [u8; 32] {

@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod config;
 mod db;
+pub use db::Quarantined;
 pub mod diff;
 pub mod document;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod replica;
 pub mod rights;
 pub mod rollout;
 pub mod schema;
+pub mod sign;
 
 pub use error::{Result, StoreError};
 pub use ids::{MemberKey, NodeId, Role, SiteId};

@@ -11,16 +11,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use automerge::{AutoCommit, Change, ChangeHash};
+use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 
 use crate::alerts::{self, Alert, FleetSummary, NodeInput, SiteInput, SiteState, Thresholds};
 use crate::config::{self, Effective};
-use crate::db::Db;
+use crate::db::{Db, Row};
 use crate::document::{Conflict, FleetDoc, FleetState, HistoryEntry, Parts, RevertOutcome};
 use crate::error::{Result, StoreError};
 use crate::health::{self, HealthRegister, StoredRegister};
 use crate::identity::{self, Identity};
 use crate::ids::{MemberKey, Role};
+use crate::sign::{self, Sig, SigError};
 
 pub const DB_FILE: &str = "replica.db";
 pub const IDENTITY_FILE: &str = "identity.key";
@@ -69,6 +70,31 @@ pub struct Replica {
     unread: Parts,
     /// Problems met while loading (skipped health rows and the like).
     warnings: Vec<String>,
+    /// The signature of every change this replica holds (and of changes
+    /// about to be stored).
+    sigs: HashMap<ChangeHash, Sig>,
+    /// Rows up to this id were stored before changes were signed (a replica
+    /// made by an older fleetdeck): they are not checked, and this replica's
+    /// history cannot be sent to a replica that checks.
+    unsigned_upto: Option<i64>,
+    /// The highest sequence number held per actor: a second change with an
+    /// (actor, seq) already held is an equivocation.
+    max_seq: HashMap<ActorId, u64>,
+}
+
+/// A change with the signature of its author (see [`crate::sign`]); `None`
+/// for a change stored before changes were signed.
+#[derive(Clone, Debug)]
+pub struct SignedChange {
+    pub change: Change,
+    pub sig: Option<Sig>,
+}
+
+impl SignedChange {
+    /// Checks the signature against the key the change's actor id names.
+    pub fn verify(&self) -> std::result::Result<(), SigError> {
+        sign::verify(&self.change, self.sig.as_ref())
+    }
 }
 
 fn decode_changes(path: &Path, rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<Change>> {
@@ -80,6 +106,131 @@ fn decode_changes(path: &Path, rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<Change>>
             })
         })
         .collect()
+}
+
+/// A stored row that failed its check, and why.
+struct BadRow {
+    row: Row,
+    author: Option<String>,
+    reason: String,
+}
+
+/// Checks change rows read back from disk: each must decode, hash to the
+/// hash stored beside it and carry a valid signature by its author (rows up
+/// to `unsigned_upto` predate signatures). Returns the good changes and
+/// the bad rows.
+fn check_rows(
+    rows: Vec<Row>,
+    sigs: &HashMap<ChangeHash, Sig>,
+    unsigned_upto: Option<i64>,
+) -> (Vec<(i64, Change)>, Vec<BadRow>) {
+    let mut good = Vec::with_capacity(rows.len());
+    let mut bad = Vec::new();
+    for row in rows {
+        let change = match Change::from_bytes(row.data.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                bad.push(BadRow {
+                    row,
+                    author: None,
+                    reason: format!("does not decode: {e}"),
+                });
+                continue;
+            }
+        };
+        let author = sign::author_key(change.actor_id()).map(|k| k.to_string());
+        if change.hash().0[..] != row.hash[..] {
+            let reason = format!(
+                "hashes to {} but was stored as {} (altered on disk)",
+                change.hash(),
+                hex::encode(&row.hash)
+            );
+            bad.push(BadRow {
+                row,
+                author,
+                reason,
+            });
+            continue;
+        }
+        let legacy = unsigned_upto.is_some_and(|upto| row.id <= upto);
+        if !legacy && let Err(e) = sign::verify(&change, sigs.get(&change.hash())) {
+            bad.push(BadRow {
+                row,
+                author,
+                reason: e.to_string(),
+            });
+            continue;
+        }
+        good.push((row.id, change));
+    }
+    (good, bad)
+}
+
+/// Applies checked rows' changes; when automerge refuses the batch (two
+/// changes with one (actor, seq): an equivocation), applies them one by one
+/// and returns the rows refused with why.
+fn apply_checked(am: &mut AutoCommit, changes: Vec<(i64, Change)>) -> Vec<BadRow> {
+    if am
+        .apply_changes(changes.iter().map(|(_, c)| c.clone()))
+        .is_ok()
+    {
+        return Vec::new();
+    }
+    let mut refused = Vec::new();
+    for (id, c) in changes {
+        if am.get_change_by_hash(&c.hash()).is_some() {
+            continue;
+        }
+        if let Err(e) = am.apply_changes([c.clone()]) {
+            refused.push(BadRow {
+                author: sign::author_key(c.actor_id()).map(|k| k.to_string()),
+                reason: format!(
+                    "does not apply ({e}): a second change for one (actor, seq), so its author equivocated"
+                ),
+                row: Row {
+                    id,
+                    hash: c.hash().0.to_vec(),
+                    data: c.raw_bytes().to_vec(),
+                },
+            });
+        }
+    }
+    refused
+}
+
+/// Moves bad rows aside (not when read-only: then they are only skipped)
+/// and says so in `warnings`.
+fn set_aside(db: &Db, bad: Vec<BadRow>, read_only: bool, warnings: &mut Vec<String>) -> Result<()> {
+    for b in bad {
+        let who = b
+            .author
+            .as_deref()
+            .map_or(String::new(), |a| format!(" by {}", &a[..a.len().min(16)]));
+        warnings.push(format!(
+            "stored change #{}{who} {}; it was {} (see `fleetdeck doctor`)",
+            b.row.id,
+            b.reason,
+            if read_only {
+                "skipped"
+            } else {
+                "moved to the quarantine"
+            }
+        ));
+        if !read_only {
+            db.quarantine(&b.row, b.author.as_deref(), &b.reason, now_ms())?;
+        }
+    }
+    Ok(())
+}
+
+/// The highest seq per actor in `am`.
+fn max_seqs(am: &mut AutoCommit) -> HashMap<ActorId, u64> {
+    let mut out: HashMap<ActorId, u64> = HashMap::new();
+    for m in am.get_changes_meta(&[]) {
+        let e = out.entry(m.actor.into_owned()).or_default();
+        *e = (*e).max(m.seq);
+    }
+    out
 }
 
 impl Replica {
@@ -108,7 +259,15 @@ impl Replica {
             member_name,
             now,
         )?;
-        let changes = doc.automerge_mut().get_changes(&[]);
+        let changes: Vec<SignedChange> = doc
+            .automerge_mut()
+            .get_changes(&[])
+            .into_iter()
+            .map(|change| {
+                let sig = Some(identity.sign_change(&change.hash()));
+                SignedChange { change, sig }
+            })
+            .collect();
         write_new_db(dir, &fleet_id, &changes)?;
         Replica::open(dir)
     }
@@ -116,13 +275,17 @@ impl Replica {
     /// A new replica of an existing fleet in `dir` from that fleet's changes
     /// (what `join` receives, or a bundle): its own identity, the same
     /// document. The changes must hold the fleet's genesis.
-    pub fn init_from_changes(dir: &Path, changes: Vec<Change>) -> Result<Replica> {
+    pub fn init_from_changes(dir: &Path, changes: Vec<SignedChange>) -> Result<Replica> {
         let db_path = dir.join(DB_FILE);
         if db_path.exists() {
             return Err(StoreError::ReplicaExists(dir.to_path_buf()));
         }
+        for c in &changes {
+            c.verify()
+                .map_err(|e| StoreError::Invalid(format!("refused: {e}")))?;
+        }
         let mut am = AutoCommit::new();
-        am.apply_changes(changes.iter().cloned())?;
+        am.apply_changes(changes.iter().map(|c| c.change.clone()))?;
         let doc = FleetDoc::from_automerge(am).map_err(|e| {
             StoreError::Invalid(format!("the changes received are not a whole fleet: {e}"))
         })?;
@@ -155,15 +318,22 @@ impl Replica {
             }
             None => (AutoCommit::new(), 0, 0),
         };
-        let rows = db.changes_since(last_row)?;
-        if let Some((id, _)) = rows.last() {
-            last_row = *id;
+        let unsigned_upto = db
+            .meta("unsigned_upto")?
+            .and_then(|v| v.parse::<i64>().ok());
+        let sigs: HashMap<ChangeHash, Sig> = db
+            .signatures()?
+            .into_iter()
+            .map(|(h, s)| (ChangeHash(h), s))
+            .collect();
+        let rows = db.rows_since(last_row)?;
+        if let Some(row) = rows.last() {
+            last_row = row.id;
         }
-        let changes = decode_changes(&db_path, rows)?;
-        am.apply_changes(changes).map_err(|e| StoreError::Corrupt {
-            path: db_path.clone(),
-            detail: format!("stored changes do not apply: {e}"),
-        })?;
+        let mut warnings = Vec::new();
+        let (good, mut bad) = check_rows(rows, &sigs, unsigned_upto);
+        bad.extend(apply_checked(&mut am, good));
+        set_aside(&db, bad, opts.read_only, &mut warnings)?;
         am.set_actor(identity.new_actor());
         let persisted = am.get_heads();
         let mut doc = FleetDoc::from_automerge(am).map_err(|e| StoreError::Corrupt {
@@ -184,6 +354,7 @@ impl Replica {
             });
         }
         let state = Arc::new(state);
+        let max_seq = max_seqs(doc.automerge_mut());
         let mut r = Replica {
             dir: dir.to_path_buf(),
             db,
@@ -198,7 +369,10 @@ impl Replica {
             health: HashMap::new(),
             health_ver: 0,
             unread: Parts::NONE,
-            warnings: Vec::new(),
+            warnings,
+            sigs,
+            unsigned_upto,
+            max_seq,
         };
         r.load_health(0)?;
         Ok(r)
@@ -274,11 +448,22 @@ impl Replica {
                 doc_changed = true;
             }
         }
-        let rows = self.db.changes_since(self.last_row)?;
-        if let Some((id, _)) = rows.last() {
-            self.last_row = *id;
-            let changes = decode_changes(self.db.path(), rows)?;
-            self.doc.automerge_mut().apply_changes(changes)?;
+        let rows = self.db.rows_since(self.last_row)?;
+        if let Some(row) = rows.last() {
+            self.last_row = row.id;
+            let hashes: Vec<[u8; 32]> = rows
+                .iter()
+                .filter_map(|r| <[u8; 32]>::try_from(&r.hash[..]).ok())
+                .collect();
+            for (h, sig) in self.db.signatures_of(&hashes)? {
+                self.sigs.insert(ChangeHash(h), sig);
+            }
+            let (good, mut bad) = check_rows(rows, &self.sigs, self.unsigned_upto);
+            for (_, c) in &good {
+                self.note_seq(c);
+            }
+            bad.extend(apply_checked(self.doc.automerge_mut(), good));
+            set_aside(&self.db, bad, self.opts.read_only, &mut self.warnings)?;
             doc_changed = true;
         }
         if doc_changed {
@@ -319,11 +504,28 @@ impl Replica {
         if changes.is_empty() {
             return Ok(());
         }
-        let rows: Vec<([u8; 32], &[u8])> = changes
-            .iter()
-            .map(|c| (c.hash().0, c.raw_bytes()))
-            .collect();
+        let mut rows: Vec<([u8; 32], &[u8], Sig)> = Vec::with_capacity(changes.len());
+        for c in &changes {
+            let hash = c.hash();
+            let sig = match self.sigs.get(&hash) {
+                Some(sig) => *sig,
+                None if sign::author_key(c.actor_id()).as_ref() == Some(self.identity.key()) => {
+                    let sig = self.identity.sign_change(&hash);
+                    self.sigs.insert(hash, sig);
+                    sig
+                }
+                None => {
+                    return Err(StoreError::Invalid(format!(
+                        "change {hash} came without its author's signature; it is not stored"
+                    )));
+                }
+            };
+            rows.push((hash.0, c.raw_bytes(), sig));
+        }
         self.db.append_changes(&rows)?;
+        for c in &changes {
+            self.note_seq(c);
+        }
         self.persisted = self.doc.heads();
         Ok(())
     }
@@ -372,16 +574,74 @@ impl Replica {
     }
 
     /// Merges changes that came from elsewhere (a peer, a bundle) and stores
-    /// them. Verification of who may write what happens before this, in the
-    /// sync layer.
-    pub fn apply_changes(&mut self, changes: Vec<Change>) -> Result<()> {
+    /// them with their signatures. Every signature is checked here (a
+    /// change without its author's valid signature refuses the batch);
+    /// who may write what is judged before this, in the sync layer's gate.
+    pub fn apply_changes(&mut self, changes: Vec<SignedChange>) -> Result<()> {
         if self.opts.read_only {
             return Err(StoreError::ReadOnly);
         }
-        self.doc.automerge_mut().apply_changes(changes)?;
+        for c in &changes {
+            c.verify()
+                .map_err(|e| StoreError::Invalid(format!("refused: {e}")))?;
+        }
+        self.add_signatures(
+            changes
+                .iter()
+                .filter_map(|c| Some((c.change.hash(), c.sig?))),
+        );
+        self.doc
+            .automerge_mut()
+            .apply_changes(changes.into_iter().map(|c| c.change))?;
         self.persist()?;
         self.rebuild()?;
         self.maybe_compact()
+    }
+
+    /// Takes one change from elsewhere into the document in memory, after
+    /// its signature is checked, so that changes judged after it may depend
+    /// on it. Nothing is stored until [`Replica::settle`]. A change whose
+    /// dependencies are not all held is refused: judge it when they are.
+    pub fn take_in(&mut self, c: SignedChange) -> Result<()> {
+        if self.opts.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        c.verify()
+            .map_err(|e| StoreError::Invalid(format!("refused: {e}")))?;
+        let am = self.doc.automerge_mut();
+        if let Some(dep) = c
+            .change
+            .deps()
+            .iter()
+            .find(|d| am.get_change_by_hash(d).is_none())
+        {
+            return Err(StoreError::Invalid(format!(
+                "change {} depends on {dep}, which this replica does not hold",
+                c.change.hash()
+            )));
+        }
+        if let Some(sig) = c.sig {
+            self.sigs.insert(c.change.hash(), sig);
+        }
+        self.note_seq(&c.change);
+        self.doc.automerge_mut().apply_changes([c.change])?;
+        Ok(())
+    }
+
+    /// Stores what [`Replica::take_in`] took, durably, and brings the typed
+    /// state up to date.
+    pub fn settle(&mut self) -> Result<()> {
+        if self.opts.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        self.persist()?;
+        self.rebuild()?;
+        self.maybe_compact()
+    }
+
+    /// Whether this replica holds the change with `hash`.
+    pub fn holds(&mut self, hash: &ChangeHash) -> bool {
+        self.doc.automerge_mut().get_change_by_hash(hash).is_some()
     }
 
     /// Takes `doc` as this replica's document: a fork of it that received
@@ -453,8 +713,58 @@ impl Replica {
 
     /// Changes this replica has that are not ancestors of `heads` (all of
     /// them for `&[]`): what a peer at `heads` lacks.
-    pub fn changes_after(&mut self, heads: &[ChangeHash]) -> Vec<Change> {
-        self.doc.automerge_mut().get_changes(heads)
+    pub fn changes_after(&mut self, heads: &[ChangeHash]) -> Vec<SignedChange> {
+        let changes = self.doc.automerge_mut().get_changes(heads);
+        changes
+            .into_iter()
+            .map(|change| {
+                let sig = self.sigs.get(&change.hash()).copied();
+                SignedChange { change, sig }
+            })
+            .collect()
+    }
+
+    /// Remembers signatures of changes about to arrive (checked, with the
+    /// change, by whoever applies it): a sync message carries them beside
+    /// the changes it holds.
+    pub fn add_signatures(&mut self, sigs: impl IntoIterator<Item = (ChangeHash, Sig)>) {
+        self.sigs.extend(sigs);
+    }
+
+    /// The signature of a change this replica holds.
+    pub fn signature(&self, hash: &ChangeHash) -> Option<Sig> {
+        self.sigs.get(hash).copied()
+    }
+
+    /// Whether this replica holds history stored before changes were
+    /// signed (made by an older fleetdeck): such history cannot be sent to
+    /// a replica that checks signatures.
+    pub fn is_unsigned(&self) -> bool {
+        self.unsigned_upto.is_some()
+    }
+
+    /// When `change` is a second change for an (actor, seq) this replica
+    /// already holds, with another hash: its author equivocated.
+    pub fn equivocates(&mut self, change: &Change) -> bool {
+        let held = self
+            .max_seq
+            .get(change.actor_id())
+            .is_some_and(|&max| change.seq() <= max);
+        held && self
+            .doc
+            .automerge_mut()
+            .get_change_by_hash(&change.hash())
+            .is_none()
+    }
+
+    fn note_seq(&mut self, c: &Change) {
+        let e = self.max_seq.entry(c.actor_id().clone()).or_default();
+        *e = (*e).max(c.seq());
+    }
+
+    /// Stored rows set aside because they failed their check on load.
+    pub fn quarantined(&self) -> Result<Vec<crate::db::Quarantined>> {
+        self.db.quarantined()
     }
 
     // ---- invites -----------------------------------------------------------
@@ -728,7 +1038,7 @@ fn thresholds(layers: &[Option<&config::Layer>]) -> Thresholds {
 
 /// Builds the database beside its final name and moves it in place only when
 /// complete: a crash mid-init leaves no half replica behind.
-fn write_new_db(dir: &Path, fleet_id: &str, changes: &[Change]) -> Result<()> {
+fn write_new_db(dir: &Path, fleet_id: &str, changes: &[SignedChange]) -> Result<()> {
     let db_path = dir.join(DB_FILE);
     let tmp = dir.join(format!("{DB_FILE}.new"));
     for suffix in ["", "-wal", "-shm", "-journal"] {
@@ -736,10 +1046,16 @@ fn write_new_db(dir: &Path, fleet_id: &str, changes: &[Change]) -> Result<()> {
     }
     {
         let db = Db::create(&tmp, &[("fleet_id", fleet_id)])?;
-        let rows: Vec<([u8; 32], &[u8])> = changes
-            .iter()
-            .map(|c| (c.hash().0, c.raw_bytes()))
-            .collect();
+        let mut rows: Vec<([u8; 32], &[u8], Sig)> = Vec::with_capacity(changes.len());
+        for c in changes {
+            let sig = c.sig.ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "change {} came without its author's signature",
+                    c.change.hash()
+                ))
+            })?;
+            rows.push((c.change.hash().0, c.change.raw_bytes(), sig));
+        }
         db.append_changes(&rows)?;
         db.conn().pragma_update(None, "journal_mode", "DELETE")?;
     }

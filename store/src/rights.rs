@@ -745,7 +745,9 @@ impl<D: ReadDoc> Judge<'_, D> {
                     match self.made.get(&id.counter()) {
                         Some(p) if local => p.clone(),
                         _ => {
-                            return Err(not_genesis("writes into an object it did not make".into()));
+                            return Err(not_genesis(
+                                "writes into an object it did not make".into(),
+                            ));
                         }
                     }
                 }

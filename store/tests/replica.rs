@@ -416,7 +416,7 @@ fn a_read_only_replica_refuses_writes() {
 }
 
 #[test]
-fn a_corrupt_stored_change_is_reported_by_row_and_left_untouched() {
+fn a_corrupt_stored_change_is_quarantined_by_row_and_the_rest_loads() {
     let dir = tempfile::tempdir().unwrap();
     drop(fleet(dir.path()));
     let conn = rusqlite::Connection::open(dir.path().join("replica.db")).unwrap();
@@ -426,13 +426,24 @@ fn a_corrupt_stored_change_is_reported_by_row_and_left_untouched() {
     )
     .unwrap();
     drop(conn);
-    let before = db_bytes(dir.path());
-    let e = Replica::open(dir.path())
-        .err()
-        .expect("a corrupt change must not load");
-    assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
-    assert!(e.to_string().contains("does not decode"), "{e}");
-    assert_eq!(db_bytes(dir.path()), before);
+    let r = Replica::open(dir.path()).expect("a corrupt row does not make the replica unreadable");
+    assert!(
+        r.warnings()
+            .iter()
+            .any(|w| w.contains("does not decode") && w.contains("quarantine")),
+        "{:?}",
+        r.warnings()
+    );
+    let q = r.quarantined().unwrap();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert!(q[0].reason.contains("does not decode"), "{q:?}");
+    // The sites added before the damaged change are all there.
+    assert_eq!(r.state().sites.len(), 2);
+    // Opened again: the row is no longer among the changes, nothing new.
+    drop(r);
+    let r = Replica::open(dir.path()).unwrap();
+    assert!(r.warnings().is_empty(), "{:?}", r.warnings());
+    assert_eq!(r.quarantined().unwrap().len(), 1);
 }
 
 #[test]
@@ -519,7 +530,9 @@ fn a_version_1_database_is_migrated_in_place() {
     let v: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(v, 3);
+    // Its history was stored before changes were signed: it says so.
+    assert!(r.is_unsigned());
 }
 
 #[test]

@@ -1001,17 +1001,18 @@ fn settle(
     b: &mut Replica,
     sb: &mut automerge::sync::State,
 ) {
-    use automerge::sync::SyncDoc;
+    use fleetdeck_sync::verify::{self, Gate};
+    let (mut ga, mut gb) = (Gate::default(), Gate::default());
     for _ in 0..20 {
-        let m1 = a.doc_mut().automerge_mut().sync().generate_sync_message(sa);
+        let m1 = verify::outgoing(a, sa);
         let had1 = m1.is_some();
-        if let Some(m) = m1 {
-            fleetdeck_sync::verify::receive(b, sb, m).expect("receive");
+        if let Some((m, changes)) = m1 {
+            verify::receive(b, sb, &mut gb, m, changes).expect("receive");
         }
-        let m2 = b.doc_mut().automerge_mut().sync().generate_sync_message(sb);
+        let m2 = verify::outgoing(b, sb);
         let had2 = m2.is_some();
-        if let Some(m) = m2 {
-            fleetdeck_sync::verify::receive(a, sa, m).expect("receive");
+        if let Some((m, changes)) = m2 {
+            verify::receive(a, sa, &mut ga, m, changes).expect("receive");
         }
         if !had1 && !had2 {
             break;
@@ -1019,8 +1020,10 @@ fn settle(
     }
 }
 
-fn substeps(all: Vec<automerge::Change>, admin_dir: &Path) -> Substeps {
-    use automerge::sync::{Message, State, SyncDoc};
+fn substeps(all: Vec<fleetdeck_store::replica::SignedChange>, admin_dir: &Path) -> Substeps {
+    use automerge::sync::{Message, State};
+    use fleetdeck_sync::verify::{self, Gate};
+    let (mut ga, mut gb) = (Gate::default(), Gate::default());
     const RUNS: usize = 21;
     let disk = temp_root(false);
     let shm = temp_root(true);
@@ -1049,29 +1052,20 @@ fn substeps(all: Vec<automerge::Change>, admin_dir: &Path) -> Substeps {
         // The message that carries the change, as the wire carries it.
         for _ in 0..4 {
             let t = Instant::now();
-            let m = a
-                .doc_mut()
-                .automerge_mut()
-                .sync()
-                .generate_sync_message(&mut sa);
+            let m = verify::outgoing(&mut a, &mut sa);
             let gen_t = t.elapsed();
-            let Some(m) = m else { break };
+            let Some((m, changes)) = m else { break };
             let m = Message::decode(&m.encode()).expect("decode");
-            let carries = !m.changes.is_empty();
+            let carries = !changes.is_empty();
             let t = Instant::now();
-            fleetdeck_sync::verify::receive(&mut b, &mut sb, m).expect("receive");
+            verify::receive(&mut b, &mut sb, &mut gb, m, changes).expect("receive");
             if carries {
                 generate.push(gen_t);
                 receive.push(t.elapsed());
                 break;
             }
-            if let Some(r) = b
-                .doc_mut()
-                .automerge_mut()
-                .sync()
-                .generate_sync_message(&mut sb)
-            {
-                fleetdeck_sync::verify::receive(&mut a, &mut sa, r).expect("receive");
+            if let Some((r, changes)) = verify::outgoing(&mut b, &mut sb) {
+                verify::receive(&mut a, &mut sa, &mut ga, r, changes).expect("receive");
             }
         }
         settle(&mut a, &mut sa, &mut b, &mut sb);
@@ -1336,7 +1330,7 @@ async fn p3_trial(trial: usize) -> P3Trial {
             e.with_replica(|r| {
                 r.changes_after(&[])
                     .iter()
-                    .map(|c| (c.hash(), c.raw_bytes().len()))
+                    .map(|c| (c.change.hash(), c.change.raw_bytes().len()))
                     .collect()
             })
         })

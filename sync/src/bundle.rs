@@ -7,19 +7,22 @@ use std::path::Path;
 
 use automerge::Change;
 use fleetdeck_store::health::HealthRegister;
+use fleetdeck_store::replica::SignedChange;
 use fleetdeck_store::{NodeId, Replica, now_ms};
 use serde::{Deserialize, Serialize};
 
-use crate::verify::{self, Admitted};
+use crate::verify::{self, Admitted, Gate, WireChange};
 
 const MAGIC: &[u8; 16] = b"FLEETDECK-BUNDLE";
-const VERSION: u16 = 1;
+/// 2: every change with its author's signature.
+const VERSION: u16 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Body {
     fleet_id: String,
     created_ms: i64,
-    changes: Vec<Vec<u8>>,
+    /// Each change's bytes and its author's signature.
+    changes: Vec<WireChange>,
     health: Vec<Vec<u8>>,
 }
 
@@ -59,15 +62,26 @@ pub struct Exported {
 pub struct Imported {
     pub changes_new: usize,
     pub changes_refused: usize,
+    /// Changes whose dependencies neither this replica nor the bundle holds.
+    pub changes_waiting: usize,
+    /// Why each refused change was refused.
+    pub refused: Vec<String>,
     pub health_new: usize,
+}
+
+fn short(s: &str) -> &str {
+    &s[..s.len().min(12)]
 }
 
 pub fn export(replica: &mut Replica, path: &Path) -> Result<Exported, BundleError> {
     let p = path.display().to_string();
-    let changes: Vec<Vec<u8>> = replica
+    let changes: Vec<WireChange> = replica
         .changes_after(&[])
         .iter()
-        .map(|c| c.raw_bytes().to_vec())
+        .map(|c| {
+            let sig = c.sig.map_or_else(Vec::new, |s| s.to_vec());
+            (c.change.raw_bytes().to_vec(), sig)
+        })
         .collect();
     let health: Vec<Vec<u8>> = replica
         .health()
@@ -144,8 +158,12 @@ pub fn import(replica: &mut Replica, path: &Path) -> Result<Imported, BundleErro
         .changes
         .into_iter()
         .enumerate()
-        .map(|(i, b)| Change::from_bytes(b).map_err(|e| damaged(format!("change #{i}: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|(i, (b, sig))| {
+            let change = Change::from_bytes(b).map_err(|e| damaged(format!("change #{i}: {e}")))?;
+            let sig = <[u8; 64]>::try_from(sig.as_slice()).ok();
+            Ok(SignedChange { change, sig })
+        })
+        .collect::<Result<Vec<_>, BundleError>>()?;
     let regs = body
         .health
         .iter()
@@ -155,18 +173,13 @@ pub fn import(replica: &mut Replica, path: &Path) -> Result<Imported, BundleErro
                 .map_err(|e| damaged(format!("health register #{i}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let before = replica.heads();
-    let have: std::collections::HashSet<_> = replica
-        .changes_after(&[])
-        .iter()
-        .map(|c| c.hash())
-        .collect();
-    let fresh: Vec<Change> = changes
+    let fresh: Vec<SignedChange> = changes
         .into_iter()
-        .filter(|c| !have.contains(&c.hash()))
+        .filter(|c| !replica.holds(&c.change.hash()))
         .collect();
-    let Admitted { accepted, refused } = verify::admit(replica, fresh)?;
-    let _ = before;
+    let mut gate = Gate::default();
+    let Admitted { accepted, refused } = verify::admit(replica, &mut gate, fresh)?;
+    let waiting = gate.waiting();
     let mut health_new = 0;
     for reg in regs {
         let known = NodeId::parse(&reg.node).is_ok_and(|n| replica.state().nodes.contains_key(&n));
@@ -177,6 +190,11 @@ pub fn import(replica: &mut Replica, path: &Path) -> Result<Imported, BundleErro
     Ok(Imported {
         changes_new: accepted,
         changes_refused: refused.len(),
+        changes_waiting: waiting,
+        refused: refused
+            .into_iter()
+            .map(|r| format!("{} by {}: {}", short(&r.change), short(&r.author), r.reason))
+            .collect(),
         health_new,
     })
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use automerge::AutoCommit;
-use automerge::sync::{Message, State, SyncDoc};
-use fleetdeck_store::replica::{DB_FILE, load_or_create_identity};
+use automerge::sync::{ChunkList, Message, State, SyncDoc};
+use fleetdeck_store::replica::{DB_FILE, SignedChange, load_or_create_identity};
 use fleetdeck_store::{Replica, StoreError, now_ms};
 use iroh::address_lookup::MemoryLookup;
 use iroh::endpoint::VarInt;
@@ -19,6 +19,7 @@ use crate::bind::bind_endpoint;
 use crate::error::SyncError;
 use crate::session::read_hello;
 use crate::token::InviteToken;
+use crate::verify;
 use crate::wire::{self, ALPN, Hello, Msg, PROTOCOL_VERSION, WireError};
 
 pub async fn join(
@@ -51,7 +52,7 @@ async fn fetch(
     token: &InviteToken,
     name: &str,
     limit: Duration,
-) -> Result<Vec<automerge::Change>, SyncError> {
+) -> Result<Vec<SignedChange>, SyncError> {
     let inviter = EndpointId::from_bytes(&token.inviter)
         .map_err(|_| SyncError::Invalid("the invite token names no valid inviter key".into()))?;
     let mut addr = EndpointAddr::new(inviter);
@@ -95,11 +96,20 @@ async fn fetch(
         )));
     }
 
+    // The joiner holds no member list yet, so it cannot judge who may
+    // write what: it takes the fleet the inviter (whose key the token names)
+    // sends, every change with a valid signature by its author. From then
+    // on its replica judges every change like any other.
     let mut doc = AutoCommit::new();
     let mut state = State::new();
+    let mut received: Vec<SignedChange> = Vec::new();
     let started = Instant::now();
     if let Some(m) = doc.sync().generate_sync_message(&mut state) {
-        wire::write_msg(&mut send, &Msg::Doc(m.encode()))
+        let msg = Msg::Doc {
+            sync: m.encode(),
+            changes: Vec::new(),
+        };
+        wire::write_msg(&mut send, &msg)
             .await
             .map_err(|e| fail(e.to_string()))?;
     }
@@ -119,14 +129,30 @@ async fn fetch(
             Err(e) => return Err(fail(e.to_string())),
         };
         match msg {
-            Msg::Doc(bytes) => {
-                let m = Message::decode(&bytes)
+            Msg::Doc { sync, changes } => {
+                let mut m = Message::decode(&sync)
                     .map_err(|e| fail(format!("undecodable sync message: {e}")))?;
+                m.changes = ChunkList::empty();
+                let mut refused = verify::Admitted::default();
+                for c in verify::decode(changes, &mut refused) {
+                    c.verify()
+                        .map_err(|e| fail(format!("refused the fleet: {e}")))?;
+                    doc.apply_changes([c.change.clone()])
+                        .map_err(|e| fail(e.to_string()))?;
+                    received.push(c);
+                }
+                if let Some(r) = refused.refused.first() {
+                    return Err(fail(format!("refused the fleet: a change {}", r.reason)));
+                }
                 doc.sync()
                     .receive_sync_message(&mut state, m)
                     .map_err(|e| fail(e.to_string()))?;
                 if let Some(reply) = doc.sync().generate_sync_message(&mut state) {
-                    wire::write_msg(&mut send, &Msg::Doc(reply.encode()))
+                    let msg = Msg::Doc {
+                        sync: reply.encode(),
+                        changes: Vec::new(),
+                    };
+                    wire::write_msg(&mut send, &msg)
                         .await
                         .map_err(|e| fail(e.to_string()))?;
                 }
@@ -148,5 +174,8 @@ async fn fetch(
     }
     let _ = send.finish();
     conn.close(VarInt::from_u32(0), b"joined");
-    Ok(doc.get_changes(&[]))
+    // Only what the document holds: a change whose dependency never came
+    // is left out.
+    received.retain(|c| doc.get_change_by_hash(&c.change.hash()).is_some());
+    Ok(received)
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
-use automerge::sync::{Message, State as SyncState, SyncDoc};
+use automerge::sync::{Message, State as SyncState};
 use fleetdeck_store::{MemberKey, NodeId, Replica};
 use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
 use tokio::sync::{mpsc, watch};
@@ -111,6 +111,8 @@ pub(crate) struct Session {
     conn: Connection,
     send: SendStream,
     sync: SyncState,
+    /// Changes from the peer that wait for a dependency.
+    gate: verify::Gate,
     /// node id → highest health seq the peer is known to hold.
     peer_health: HashMap<String, u64>,
     bytes_out: u64,
@@ -159,6 +161,7 @@ impl Session {
             conn,
             send,
             sync: SyncState::new(),
+            gate: verify::Gate::default(),
             peer_health: HashMap::new(),
             bytes_out: 0,
         }
@@ -185,12 +188,11 @@ impl Session {
     /// The document sync message to send now, if the protocol has one.
     fn doc_message(&mut self) -> Option<Msg> {
         let mut r = self.host.replica();
-        let msg = r
-            .doc_mut()
-            .automerge_mut()
-            .sync()
-            .generate_sync_message(&mut self.sync);
-        msg.map(|m| Msg::Doc(m.encode()))
+        let (msg, changes) = verify::outgoing(&mut r, &mut self.sync)?;
+        Some(Msg::Doc {
+            sync: msg.encode(),
+            changes,
+        })
     }
 
     /// Who gets which health registers. Replicas of people (admin, operator
@@ -266,12 +268,12 @@ impl Session {
     /// changed.
     fn handle(&mut self, msg: Msg) -> Result<bool, SessionError> {
         match msg {
-            Msg::Doc(bytes) => {
-                let m = Message::decode(&bytes).map_err(|e| {
+            Msg::Doc { sync, changes } => {
+                let m = Message::decode(&sync).map_err(|e| {
                     SessionError::Protocol(format!("undecodable sync message: {e}"))
                 })?;
                 let mut r = self.host.replica();
-                let admitted = verify::receive(&mut r, &mut self.sync, m)?;
+                let admitted = verify::receive(&mut r, &mut self.sync, &mut self.gate, m, changes)?;
                 drop(r);
                 self.host
                     .synced(&self.remote, self.sync.their_heads.clone());

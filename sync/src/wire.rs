@@ -11,7 +11,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const ALPN: &[u8] = b"fleetdeck/sync/1";
 
 /// Bumped on any incompatible change to [`Msg`].
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: document changes travel beside the sync message, each with its
+/// author's signature.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Largest frame accepted or sent. A whole-fleet first sync of a large fleet
 /// is a few MB; anything beyond this is refused, not buffered.
@@ -36,8 +38,13 @@ pub enum Msg {
     Hello(Hello),
     /// The session is refused or ended; the reason is for the log.
     Refuse(String),
-    /// An automerge sync protocol message for the fleet document.
-    Doc(Vec<u8>),
+    /// An automerge sync protocol message for the fleet document (without
+    /// changes in it), and the changes it would have carried, each with its
+    /// author's signature (see `verify`).
+    Doc {
+        sync: Vec<u8>,
+        changes: Vec<crate::verify::WireChange>,
+    },
     /// node id → highest health sequence number the sender holds, for the
     /// registers the receiver would send it (see `session`).
     HealthDigest(Vec<(String, u64)>),
@@ -129,7 +136,10 @@ mod tests {
     async fn frames_round_trip() {
         let msgs = vec![
             hello(),
-            Msg::Doc(vec![1, 2, 3]),
+            Msg::Doc {
+                sync: vec![1, 2, 3],
+                changes: vec![(vec![4, 5], vec![6; 64])],
+            },
             Msg::HealthDigest(vec![("a".into(), 7)]),
         ];
         let mut buf = Vec::new();

@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use fleetdeck_store::document::{CommandRecord, CommandResult};
 use fleetdeck_store::health::HealthRegister;
 use fleetdeck_store::{Replica, Role, now_ms};
 use fleetdeck_sync::engine::bind_endpoint;
@@ -26,7 +27,13 @@ async fn an_edit_reaches_every_replica_and_health_reaches_the_people_replicas() 
     });
     f.engines[0].changed();
     set(&f.engines[0], "frigate.version", json!("0.14"));
-    set(&f.engines[3], "retention.days", json!(21));
+    // The new operator edits once it knows it is one (its change is judged
+    // by everyone against the state it was made on).
+    let is_operator = |e: &Engine| {
+        e.with_replica(|r| r.state().members.get(&key4).map(|m| m.role)) == Some(Role::Operator)
+    };
+    assert!(wait_for(Duration::from_secs(15), || is_operator(&f.engines[4])).await);
+    set(&f.engines[4], "retention.days", json!(21));
     let all: Vec<&Engine> = f.engines.iter().collect();
     let edits_everywhere = wait_for(Duration::from_secs(15), || {
         converged(&all)
@@ -83,7 +90,9 @@ async fn random_partitions_with_concurrent_edits_converge_and_lose_nothing() {
         rng
     };
     let n = 3 + (next() % 18) as usize; // 3 to 20 replicas
-    let f = fleet(n).await;
+    // Every replica edits, so every one is an operator's (each still runs
+    // a node's daemon and reports its heartbeat).
+    let f = fleet_as(n, |_| Role::Operator).await;
     let all: Vec<&Engine> = f.engines.iter().collect();
     assert!(
         wait_for(Duration::from_secs(20), || converged(&all)).await,
@@ -333,7 +342,11 @@ async fn garbage_truncated_and_oversized_frames_end_only_their_own_session() {
         // A frame cut short, then the stream ends.
         [100u32.to_be_bytes().to_vec(), vec![1; 10]].concat(),
         // A sync message that does not decode.
-        wire::encode(&Msg::Doc(vec![1, 2, 3])).unwrap(),
+        wire::encode(&Msg::Doc {
+            sync: vec![1, 2, 3],
+            changes: Vec::new(),
+        })
+        .unwrap(),
     ];
     for bytes in bad_frames {
         let conn = raw
@@ -367,7 +380,7 @@ async fn garbage_truncated_and_oversized_frames_end_only_their_own_session() {
     }
     raw.close().await;
     // The other sessions went on: an edit still reaches everyone.
-    set(&f.engines[2], "after.garbage", json!(true));
+    set(&f.engines[0], "after.garbage", json!(true));
     let ok = wait_for(Duration::from_secs(15), || {
         f.engines
             .iter()
@@ -379,7 +392,8 @@ async fn garbage_truncated_and_oversized_frames_end_only_their_own_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_by_another_process_on_the_data_dir_is_pushed_out() {
-    let f = fleet(2).await;
+    // Replica 1 is an operator's laptop: the CLI beside its console edits.
+    let f = fleet_as(2, |_| Role::Operator).await;
     let all: Vec<&Engine> = f.engines.iter().collect();
     assert!(wait_for(Duration::from_secs(20), || converged(&all)).await);
     // "The CLI": a second handle on replica 1's data dir.
@@ -405,11 +419,24 @@ async fn a_write_by_another_process_on_the_data_dir_is_pushed_out() {
 
 /// With the hub cut off, nodes fall back to sessions among themselves, one
 /// of them with a node of their own site (odd nodes run S1's nodes, even
-/// ones S2's), and an edit made on one node still reaches every other.
+/// ones S2's), and what one node writes (its command result) still reaches
+/// every other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_hub_gone_nodes_keep_a_session_within_their_site() {
     let n = 9;
     let f = fleet(n).await;
+    let n1 = fleetdeck_store::NodeId::parse("n1").unwrap();
+    f.engines[0].with_replica(|r| {
+        let rec = CommandRecord {
+            action: "restart".into(),
+            target: "node:n1".into(),
+            by: "laptop".into(),
+            at_ms: now_ms(),
+        };
+        r.change("command c1", |d, _| d.add_command("c1", &rec))
+            .unwrap()
+    });
+    f.engines[0].changed();
     let all: Vec<&Engine> = f.engines.iter().collect();
     assert!(
         wait_for(Duration::from_secs(15), || converged(&all)).await,
@@ -426,15 +453,35 @@ async fn with_the_hub_gone_nodes_keep_a_session_within_their_site() {
     })
     .await;
     assert!(ok, "every node keeps a session with a node of its own site");
-    set(&f.engines[1], "retention.days", json!(9));
+    let result = CommandResult {
+        exit_code: Some(0),
+        ok: true,
+        output: "restarted".into(),
+        at_ms: now_ms(),
+    };
+    f.engines[1].with_replica(|r| {
+        r.change("n1 ran restart (c1)", |d, _| {
+            d.put_command_result("c1", &n1, &result)
+        })
+        .unwrap()
+    });
+    f.engines[1].changed();
     let nodes: Vec<&Engine> = f.engines[1..].iter().collect();
     let spread = wait_for(Duration::from_secs(15), || {
-        nodes
-            .iter()
-            .all(|e| get(e, "retention.days") == Some(json!(9)))
+        nodes.iter().all(|e| {
+            e.with_replica(|r| {
+                r.state()
+                    .command_results
+                    .get("c1")
+                    .is_some_and(|m| m.contains_key("n1"))
+            })
+        })
     })
     .await;
-    assert!(spread, "the edit reached every node without the hub");
+    assert!(
+        spread,
+        "node n1's command result reached every node without the hub"
+    );
 }
 
 /// A heartbeat that reaches a replica late (it was cut off) is dated by

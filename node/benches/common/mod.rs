@@ -165,7 +165,7 @@ pub async fn start_fleet(ops: Replica, ids: &[(NodeId, PathBuf)]) -> (Engine, Ve
 pub async fn start_daemon(
     id: &NodeId,
     dir: &Path,
-    changes: Vec<automerge::Change>,
+    changes: Vec<fleetdeck_store::replica::SignedChange>,
     hub: &iroh::EndpointAddr,
 ) -> Daemon {
     let r = Replica::init_from_changes(dir, changes).expect("a node replica");

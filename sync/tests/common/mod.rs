@@ -27,6 +27,12 @@ pub fn dir(tmp: &tempfile::TempDir, i: usize) -> PathBuf {
 /// Replica 0 is an admin laptop; the others are site nodes (role node),
 /// spread over two sites. Every replica is enrolled before it starts.
 pub fn replicas(n: usize) -> (tempfile::TempDir, Vec<Replica>) {
+    replicas_as(n, |_| Role::Node)
+}
+
+/// [`replicas`] with replica i > 0 enrolled as `role(i)` (it still runs
+/// node n{i}'s daemon): operators' laptops are what may edit the fleet.
+pub fn replicas_as(n: usize, role: impl Fn(usize) -> Role) -> (tempfile::TempDir, Vec<Replica>) {
     let tmp = tempfile::tempdir().unwrap();
     let keys: Vec<MemberKey> = (1..n)
         .map(|i| {
@@ -51,7 +57,7 @@ pub fn replicas(n: usize) -> (tempfile::TempDir, Vec<Replica>) {
         }
         for (i, k) in keys.iter().enumerate() {
             let node = format!("n{}", i + 1);
-            d.put_member(k, &node, Role::Node, now_ms())?;
+            d.put_member(k, &node, role(i + 1), now_ms())?;
             let id = NodeId::parse(&node).unwrap();
             d.add_node(
                 &id,
@@ -85,7 +91,12 @@ pub fn config() -> EngineConfig {
 /// Starts every replica and introduces each to replica 0; the addresses
 /// they publish then spread and the dialers connect the rest.
 pub async fn fleet(n: usize) -> Fleet {
-    let (tmp, reps) = replicas(n);
+    fleet_as(n, |_| Role::Node).await
+}
+
+/// [`fleet`] with replica i > 0 enrolled as `role(i)`.
+pub async fn fleet_as(n: usize, role: impl Fn(usize) -> Role) -> Fleet {
+    let (tmp, reps) = replicas_as(n, role);
     let faults = Faults::default();
     let mut engines = Vec::new();
     for r in reps {
