@@ -212,6 +212,11 @@ pub struct Engine {
 
 impl Engine {
     pub async fn start(replica: Replica, cfg: EngineConfig) -> Result<Engine, SyncError> {
+        if replica.is_unsigned() {
+            return Err(SyncError::Invalid(
+                "this replica holds history made before fleetdeck signed changes: no current replica takes it, and it takes nothing unsigned; start a new fleet (`fleetdeck init`) or join again with an invite (`fleetdeck join`)".into(),
+            ));
+        }
         let key = replica.key().clone();
         let st = replica.state().clone();
         let name = st.member_name(&key).unwrap_or(key.short()).to_string();

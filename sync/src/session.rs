@@ -133,8 +133,13 @@ pub(crate) async fn read_hello(recv: &mut RecvStream) -> Result<Hello, SessionEr
 pub(crate) fn check_hello(h: &Hello, fleet_id: &str) -> Result<(), SessionError> {
     if h.protocol != PROTOCOL_VERSION {
         return Err(SessionError::Refused(format!(
-            "protocol version {} is not supported (this replica speaks {PROTOCOL_VERSION})",
-            h.protocol
+            "protocol version {} is not supported (this replica speaks {PROTOCOL_VERSION}){}",
+            h.protocol,
+            if h.protocol < 4 {
+                ": the peer runs a fleetdeck from before changes were signed; upgrade it"
+            } else {
+                ""
+            }
         )));
     }
     if h.fleet_id != fleet_id {
