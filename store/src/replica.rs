@@ -854,10 +854,21 @@ impl Replica {
         for step in &steps {
             match step {
                 crate::rollout::Step::OpenWave { rollout, wave } => {
-                    self.change(
-                        &format!("rollout {rollout}: open wave {}", wave + 1),
-                        |doc, _| doc.rollout_event(rollout, &format!("open/{wave}"), now_ms, None),
-                    )?;
+                    // `open/<number of waves>` records that the rollout is
+                    // done: there is no wave N+1 to open.
+                    let done = self
+                        .state
+                        .rollouts
+                        .iter()
+                        .any(|r| &r.id == rollout && *wave >= r.spec.waves.len());
+                    let message = if done {
+                        format!("rollout {rollout}: done")
+                    } else {
+                        format!("rollout {rollout}: open wave {}", wave + 1)
+                    };
+                    self.change(&message, |doc, _| {
+                        doc.rollout_event(rollout, &format!("open/{wave}"), now_ms, None)
+                    })?;
                 }
                 crate::rollout::Step::Halt { rollout, reason } => {
                     self.change(&format!("rollout {rollout}: halted: {reason}"), |doc, _| {

@@ -561,3 +561,49 @@ fn a_fleet_from_before_commands_existed_opens_and_takes_its_first_command() {
     r.change("cmd", |d, _| d.add_command("c1", &rec)).unwrap();
     assert_eq!(r.state().commands["c1"].action, "restart");
 }
+
+#[test]
+fn a_rollout_seen_done_is_recorded_as_done_not_as_a_wave_after_the_last() {
+    use fleetdeck_store::health::{ApplyReport, ApplyResult, HealthRegister};
+    use fleetdeck_store::now_ms;
+    use fleetdeck_store::ops::{self, Op, RolloutPlan};
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = fleet(dir.path());
+    let plan = RolloutPlan {
+        set: [("retention.days".to_string(), json!(9))].into(),
+        sites: vec![],
+        waves: vec![100],
+        soak_ms: 0,
+        max_fail: 0,
+    };
+    let id = Some("r1".to_string());
+    ops::apply(&mut r, Op::RolloutStart { id, plan }, now_ms()).unwrap();
+    let now = now_ms();
+    for n in ["cam-1", "cam-2", "hub-1"] {
+        let revision = r
+            .effective_node(&NodeId::parse(n).unwrap())
+            .unwrap()
+            .revision();
+        let applied = ApplyReport {
+            revision,
+            result: ApplyResult::Ok,
+            error: None,
+            duration_ms: 1,
+            at_ms: now,
+        };
+        let reg = HealthRegister {
+            node: n.into(),
+            seq: 1,
+            time_ms: now,
+            applied: Some(applied),
+            ..Default::default()
+        };
+        r.record_health(&reg).unwrap();
+    }
+    assert_eq!(r.advance_rollouts(now).unwrap().len(), 1);
+    assert_eq!(
+        r.history()[0].message.as_deref(),
+        Some("rollout r1: done"),
+        "the step past the last wave records the end"
+    );
+}
