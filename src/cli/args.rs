@@ -170,6 +170,8 @@ pub(crate) enum Cmd {
         #[arg(short, long, default_value = "")]
         message: String,
     },
+    /// Check this data dir's replica: opens, load warnings, quarantined changes, signing, identity, malformed entries; exit 1 when something needs attention
+    Doctor,
     /// Keep this replica online and in sync (hub, laptop) without a console
     Serve {
         #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], net::DEFAULT_PORT)))]

@@ -8,11 +8,13 @@
 //! - `rollout`, `command`: staged rollouts, allowlisted commands
 //! - `peers`: invite, join, peers, sync, bundle, serve (on `crate::net`)
 //! - `console_demo`: console, demo, scenario (on `crate::console`, `crate::demo`)
+//! - `doctor`: the replica's own checks (opens, quarantine, signing, identity)
 
 pub(crate) mod args;
 mod command;
 mod config;
 mod console_demo;
+mod doctor;
 mod fleet;
 mod node;
 mod operations;
@@ -76,6 +78,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         Cmd::Unfreeze { message } => operations::set_freeze(cli, &out, false, message),
         Cmd::Bundle(cmd) => peers::bundle(cli, &out, cmd),
         Cmd::Serve { listen, no_mdns } => peers::serve(cli, &out, *listen, *no_mdns),
+        Cmd::Doctor => doctor::doctor(cli, &out),
     }
 }
 
