@@ -457,3 +457,87 @@ fn conflicts_name_the_winner_and_revert_undoes_a_change() {
         "revert restores what was there before"
     );
 }
+
+#[test]
+fn node_list_sorts_naturally_and_node_show_prints_what_json_holds() {
+    use fleetdeck_store::health::{
+        ApplyReport, ApplyResult, BackupStatus, DbBackup, DiskUsage, TlsCert,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    blocao(d);
+    ok(d, &["node", "add", "n10", "n2", "n1", "--site", "BL-LAB-2"]);
+    let listed = json(d, &["node", "list", "--site", "BL-LAB-2"]);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["hub-1", "n1", "n2", "n10"], "n2 before n10");
+    let text = ok(d, &["node", "list"]);
+    let at = |id: &str| text.find(&format!("\n{id} ")).unwrap();
+    assert!(at("n2") < at("n10") && at("cam-2") < at("n1"), "{text}");
+
+    let now = now_ms();
+    {
+        let mut r = Replica::open(d).unwrap();
+        let mut reg = beat("cam-1", 1, now, 91.0);
+        reg.metrics.disks.push(DiskUsage {
+            mount: "/data".into(),
+            used_pct: 20.0,
+        });
+        reg.tls = vec![TlsCert {
+            name: "web".into(),
+            not_after_ms: now + 12 * 86_400_000 + 60_000,
+        }];
+        reg.backup = Some(BackupStatus {
+            last_run_ms: now - 3 * 3_600_000,
+            databases: vec![DbBackup {
+                name: "frigate".into(),
+                ok: false,
+                error: Some("disk full".into()),
+            }],
+        });
+        reg.applied = Some(ApplyReport {
+            revision: "deadbeefdeadbeef".into(),
+            result: ApplyResult::RolledBack,
+            error: Some("check failed: exit 1".into()),
+            duration_ms: 5,
+            at_ms: now,
+        });
+        reg.safe_mode = Some("3 applies failed in a row".into());
+        reg.drift = vec!["frigate.yml".into()];
+        r.record_health(&reg).unwrap();
+    }
+    let shown = json(d, &["node", "show", "cam-1"]);
+    assert_eq!(shown["health"]["applied"]["result"], "rolled_back");
+    let text = ok(d, &["node", "show", "cam-1"]);
+    for needle in [
+        "/ 91%",
+        "/data 20%",
+        "load 0.20",
+        "up 16m",
+        "web 12 days left",
+        "backup    ran 3h ago: frigate FAILED: disk full",
+        "SAFE MODE 3 applies failed in a row",
+        "drift     edited by hand: frigate.yml",
+        "deadbeefdeadbeef rolled back",
+        "check failed: exit 1",
+        "live      the release before deadbeefdeadbeef  [behind]",
+    ] {
+        assert!(text.contains(needle), "expected '{needle}' in:\n{text}");
+    }
+    assert!(
+        !text.contains("applied   deadbeefdeadbeef ("),
+        "a rolled-back revision is not shown as applied:\n{text}"
+    );
+
+    // A level has no start in the register: SINCE says '-' and why; the
+    // rollback is dated.
+    let alerts = ok(d, &["alerts"]);
+    let line = |id: &str| alerts.lines().find(|l| l.contains(id)).unwrap();
+    assert!(line("disk:cam-1:/").contains(" - "), "{alerts}");
+    assert!(line("apply:cam-1").contains(" ago "), "{alerts}");
+    assert!(alerts.contains("(SINCE -: "), "{alerts}");
+}

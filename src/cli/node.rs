@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use fleetdeck_store::document::NodeRecord;
-use fleetdeck_store::ops::Op;
+use fleetdeck_store::health::{ApplyReport, ApplyResult, HealthRegister};
+use fleetdeck_store::ids::natural_cmp;
+use fleetdeck_store::ops::{self, Op};
 use fleetdeck_store::{NodeId, Replica, SiteId, now_ms};
 use serde_json::{Value, json};
 
@@ -15,6 +17,8 @@ use super::fleet::ids_given;
 use super::{act, data_dir, open};
 use crate::output::{self, Out, Table};
 use crate::{daemon, net};
+
+const DAY_MS: i64 = 86_400_000;
 
 pub(super) fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
     let mut r = open(cli)?;
@@ -34,7 +38,7 @@ pub(super) fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
         ),
         NodeCmd::List { site } => list(&r, out, site.as_deref()),
         NodeCmd::Show { node_id } => show(&r, out, node_id),
-        NodeCmd::Rm { node_id } => rm(&mut r, out, node_id),
+        NodeCmd::Rm { node_id, revoke } => rm(&mut r, out, node_id, *revoke),
         NodeCmd::Resume { node_id } => resume(&mut r, out, node_id),
         NodeCmd::Unbind { node_id } => unbind(&mut r, out, node_id),
         NodeCmd::Run {
@@ -85,11 +89,12 @@ fn list(r: &Replica, out: &Out, site: Option<&str>) -> Result<()> {
         st.site(s)?;
     }
     let now = now_ms();
-    let nodes: Vec<_> = st
+    let mut nodes: Vec<_> = st
         .nodes
         .values()
         .filter(|n| filter.as_ref().is_none_or(|s| &n.site == s))
         .collect();
+    nodes.sort_by(|a, b| natural_cmp(a.id.as_str(), b.id.as_str()));
     let rows: Vec<Value> = nodes
         .iter()
         .map(|n| {
@@ -128,53 +133,35 @@ fn show(r: &Replica, out: &Out, node_id: &str) -> Result<()> {
         .ok();
     let doc = json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": layer_json(&n.overrides), "desired_revision": desired, "bound_to": n.key, "health": h.map(|h| &h.reg), "received_ms": h.map(|h| h.received_ms)});
     out.emit(&doc, || {
+        let now = now_ms();
         let mut text = format!(
             "node {}  site {}  role {}\n",
             n.id,
             n.site,
             n.record.role.as_deref().unwrap_or("-")
         );
+        if let Some(key) = &n.key {
+            let name = st.member_name(key).unwrap_or("not a member");
+            text.push_str(&format!("bound to  {name} ({})\n", key.short()));
+        }
         match h {
-            Some(h) => {
-                let m = &h.reg.metrics;
-                text.push_str(&format!(
-                    "health    seq {}  heard {}  cpu {:.0}%  mem {:.0}%\n",
-                    h.reg.seq,
-                    output::ago(now_ms(), h.received_ms),
-                    m.cpu_pct,
-                    m.mem_pct
-                ));
-            }
+            Some(h) => text.push_str(&health_text(&h.reg, h.received_ms, now)),
             None => text.push_str("health    never reported\n"),
         }
-        if let Ok(eff) = st.effective_node(&id) {
-            let desired = fleetdeck_node::render::revision(&eff.to_tree());
-            let applied = h.and_then(|h| h.reg.applied.as_ref());
+        if let Some(desired) = &desired {
             text.push_str(&format!("desired   {desired}\n"));
-            match applied {
-                Some(a) => text.push_str(&format!(
-                    "applied   {} ({:?}{}){}\n",
-                    a.revision,
-                    a.result,
-                    a.error
-                        .as_ref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default(),
-                    if a.revision == desired {
-                        ""
-                    } else {
-                        "  [behind]"
-                    }
-                )),
-                None => text.push_str("applied   nothing reported yet\n"),
-            }
+            let applied = h.and_then(|h| h.reg.applied.as_ref());
+            text.push_str(&applied_text(applied, desired, now));
         }
         if let Some(h) = h {
             if let Some(why) = &h.reg.safe_mode {
                 text.push_str(&format!("SAFE MODE {why} (`fleetdeck node resume {id}`)\n"));
             }
             if !h.reg.drift.is_empty() {
-                text.push_str(&format!("drift     {}\n", h.reg.drift.join(", ")));
+                text.push_str(&format!(
+                    "drift     edited by hand: {}\n",
+                    h.reg.drift.join(", ")
+                ));
             }
         }
         text.push_str("overrides");
@@ -188,9 +175,141 @@ fn show(r: &Replica, out: &Out, node_id: &str) -> Result<()> {
     })
 }
 
-fn rm(r: &mut Replica, out: &Out, node_id: &str) -> Result<()> {
+/// What a node's register says about the host, a line per part: the same
+/// facts `node show --json` holds under `health`.
+fn health_text(reg: &HealthRegister, received_ms: i64, now: i64) -> String {
+    let m = &reg.metrics;
+    let mut text = format!(
+        "health    seq {}  heard {}  cpu {:.0}%  mem {:.0}%  load {:.2}  up {}",
+        reg.seq,
+        output::ago(now, received_ms),
+        m.cpu_pct,
+        m.mem_pct,
+        m.load1,
+        span(m.uptime_s),
+    );
+    if let Some(t) = m.temp_c {
+        text.push_str(&format!("  temp {t:.0}°C"));
+    }
+    text.push('\n');
+    if !m.disks.is_empty() {
+        let disks: Vec<String> = m
+            .disks
+            .iter()
+            .map(|d| format!("{} {:.0}%", d.mount, d.used_pct))
+            .collect();
+        text.push_str(&format!("disk      {}\n", disks.join("  ")));
+    }
+    if !reg.tls.is_empty() {
+        let certs: Vec<String> = reg
+            .tls
+            .iter()
+            .map(|c| {
+                let days = (c.not_after_ms - now).div_euclid(DAY_MS);
+                if c.not_after_ms > now {
+                    format!("{} {days} days left", c.name)
+                } else {
+                    format!("{} EXPIRED {} days ago", c.name, -days - 1)
+                }
+            })
+            .collect();
+        text.push_str(&format!("tls       {}\n", certs.join(", ")));
+    }
+    match &reg.backup {
+        Some(b) => {
+            let dbs: Vec<String> = b
+                .databases
+                .iter()
+                .map(|d| match (d.ok, &d.error) {
+                    (true, _) => format!("{} ok", d.name),
+                    (false, Some(e)) => format!("{} FAILED: {e}", d.name),
+                    (false, None) => format!("{} FAILED", d.name),
+                })
+                .collect();
+            text.push_str(&format!(
+                "backup    ran {}{}{}\n",
+                output::ago(now, b.last_run_ms),
+                if dbs.is_empty() { "" } else { ": " },
+                dbs.join(", ")
+            ));
+        }
+        None => text.push_str("backup    none reported\n"),
+    }
+    if !reg.checks.is_empty() {
+        let checks: Vec<String> = reg
+            .checks
+            .iter()
+            .map(|c| match (c.ok, c.output.lines().last()) {
+                (true, _) => format!("{} ok", c.name),
+                (false, Some(line)) if !line.is_empty() => {
+                    format!("{} FAILED: {line}", c.name)
+                }
+                (false, _) => format!("{} FAILED", c.name),
+            })
+            .collect();
+        text.push_str(&format!("checks    {}\n", checks.join(", ")));
+    }
+    text
+}
+
+/// The node's last apply as the register says it, and which revision is
+/// live. After a rollback or a failed apply the register names the
+/// revision that was tried (node/src/apply.rs: the release that was live
+/// before it is live again), not the live one.
+fn applied_text(applied: Option<&ApplyReport>, desired: &str, now: i64) -> String {
+    let Some(a) = applied else {
+        return "applied   nothing reported yet\n".into();
+    };
+    let when = output::ago(now, a.at_ms);
+    let behind = if a.revision == desired && a.result == ApplyResult::Ok {
+        ""
+    } else {
+        "  [behind]"
+    };
+    let error = a.error.as_deref().unwrap_or("no reason given");
+    match a.result {
+        ApplyResult::Ok => format!("applied   {} ({when}){behind}\n", a.revision),
+        ApplyResult::RolledBack => format!(
+            "applied   {} rolled back ({when}): {error}\nlive      the release before {}{behind}\n",
+            a.revision, a.revision
+        ),
+        ApplyResult::Failed => format!(
+            "applied   {} failed, not put live ({when}): {error}\nlive      the release before {}{behind}\n",
+            a.revision, a.revision
+        ),
+    }
+}
+
+/// "45s", "16m", "5h 12m", "3d 4h".
+fn span(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86400, secs % 86400 / 3600),
+    }
+}
+
+/// Removes a node; with `revoke`, then revokes the key bound to it (a
+/// second change), else names the command that would.
+fn rm(r: &mut Replica, out: &Out, node_id: &str, revoke: bool) -> Result<()> {
     let node = NodeId::parse(node_id)?;
-    act(r, out, Op::NodeRm { node })
+    let bound = r.state().node(&node)?.key.clone();
+    act(r, out, Op::NodeRm { node })?;
+    let Some(key) = bound.filter(|k| r.state().members.contains_key(k)) else {
+        return Ok(());
+    };
+    if revoke {
+        super::member::revoke(r, out, key.as_str())
+    } else {
+        out.note(&format!(
+            "hint: node {node_id} was bound to member {} ({}); it may still connect and write: `fleetdeck member revoke {}`",
+            ops::member_label(r.state(), &key),
+            key.short(),
+            key
+        ));
+        Ok(())
+    }
 }
 
 fn resume(r: &mut Replica, out: &Out, node_id: &str) -> Result<()> {

@@ -79,6 +79,12 @@ fn alerts_list(r: &Replica, out: &Out, all: bool, now: i64) -> Result<()> {
             ]);
         }
         let mut s = t.render();
+        // The store leaves SINCE unknown only where the node's signed
+        // register does not date the condition (levels, checks, drift):
+        // every replica must agree on it, so none guesses.
+        if shown.iter().any(|a| a.since_ms.is_none()) {
+            s.push_str("\n(SINCE -: the node's report does not say when it began)");
+        }
         if hidden > 0 && !all {
             s.push_str(&format!("\n({hidden} silenced: --all shows them)"));
         }
