@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fleetdeck_store::alerts::AlertKind;
-use fleetdeck_store::config::{ConfigPath, Layer};
+use fleetdeck_store::config::{ConfigPath, Layer, insert_nested};
 use fleetdeck_store::document::{LayerRef, NodeRecord, SiteRecord};
 use fleetdeck_store::health::{
     ApplyReport, ApplyResult, BackupStatus, DbBackup, DiskUsage, HealthRegister, Metrics, TlsCert,
@@ -548,20 +548,6 @@ fn generate(dir: &Path, sites: usize) -> BoxResult<(Replica, Generated)> {
 }
 
 // ---- the JSON baseline ------------------------------------------------------------
-
-fn insert_nested(root: &mut Value, segs: &[String], value: Value) {
-    let mut cur = root;
-    for (i, seg) in segs.iter().enumerate() {
-        let Value::Object(map) = cur else { return };
-        if i + 1 == segs.len() {
-            map.insert(seg.clone(), value);
-            return;
-        }
-        cur = map
-            .entry(seg.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-    }
-}
 
 fn layer_tree(layer: &Layer) -> Value {
     let mut root = Value::Object(Map::new());

@@ -294,7 +294,10 @@ pub fn revision(tree: &Value) -> String {
         .collect()
 }
 
-fn insert_nested(root: &mut Value, segs: &[String], value: Value) {
+/// Puts `value` at the path `segs` below `root`, making the objects on the
+/// way (a config path's segments into a JSON tree). Stops where the path
+/// meets a value that is not an object.
+pub fn insert_nested(root: &mut Value, segs: &[String], value: Value) {
     let mut cur = root;
     for (i, seg) in segs.iter().enumerate() {
         let Value::Object(map) = cur else { return };
