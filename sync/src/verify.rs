@@ -138,6 +138,17 @@ fn admit_into(
     loop {
         let mut progress = false;
         let mut waiting = Vec::new();
+        // Admins' changes first: a revocation that arrives beside a change
+        // by the key it revokes is taken in before that change is judged,
+        // whatever order the peer listed them in (see `rights`).
+        let admins: BTreeSet<String> = replica
+            .state()
+            .members
+            .values()
+            .filter(|m| m.role == fleetdeck_store::Role::Admin)
+            .map(|m| m.key.to_string())
+            .collect();
+        pending.sort_by_key(|c| !admins.contains(&author_of(c.change.actor_id())));
         for c in pending {
             let hash = c.change.hash();
             if !seen.insert(hash) || replica.holds(&hash) {
@@ -221,13 +232,185 @@ pub fn receive(
         });
         msg.changes = ChunkList::empty();
     }
-    let decoded = decode(changes, &mut out);
-    admit_into(replica, gate, decoded, &mut out)?;
-
+    // The message first, then its changes: automerge takes a message with
+    // no changes whose heads equal ours as "they know we are in step" and
+    // would then never send the heads the admitted changes give us.
     replica
         .doc_mut()
         .automerge_mut()
         .sync()
         .receive_sync_message(state, msg)?;
+    let decoded = decode(changes, &mut out);
+    admit_into(replica, gate, decoded, &mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetdeck_store::config::ConfigPath;
+    use fleetdeck_store::document::LayerRef;
+    use fleetdeck_store::identity::Identity;
+    use serde_json::json;
+
+    /// Sets `a.b` to `i` in the fleet defaults of `r`; the change it made.
+    fn edit(r: &mut Replica, i: i64) -> SignedChange {
+        let before = r.heads();
+        let path = ConfigPath::parse("a.b").expect("a path");
+        r.change("edit", |d, _| {
+            d.set_config(&LayerRef::Fleet, &path, &json!(i))
+        })
+        .expect("edit");
+        r.changes_after(&before).remove(0)
+    }
+
+    fn wire(c: &SignedChange) -> WireChange {
+        (
+            c.change.raw_bytes().to_vec(),
+            c.sig.map_or_else(Vec::new, |s| s.to_vec()),
+        )
+    }
+
+    /// Runs the protocol between two replicas until both are quiet.
+    fn converse(a: &mut Replica, b: &mut Replica) -> (State, State) {
+        let (mut sa, mut sb) = (State::new(), State::new());
+        let (mut ga, mut gb) = (Gate::default(), Gate::default());
+        for _ in 0..20 {
+            let m1 = outgoing(a, &mut sa);
+            let quiet = m1.is_none();
+            if let Some((m, c)) = m1 {
+                receive(b, &mut sb, &mut gb, m, c).expect("b receives");
+            }
+            match outgoing(b, &mut sb) {
+                Some((m, c)) => {
+                    receive(a, &mut sa, &mut ga, m, c).expect("a receives");
+                }
+                None if quiet => break,
+                None => {}
+            }
+        }
+        (sa, sb)
+    }
+
+    fn pair(dir: &std::path::Path) -> (Replica, Replica) {
+        let mut ours = Replica::init(&dir.join("a"), "ops", "f").expect("init");
+        let theirs =
+            Replica::init_from_changes(&dir.join("b"), ours.changes_after(&[])).expect("copy");
+        (ours, theirs)
+    }
+
+    /// A change that arrives before its dependency waits in the gate and
+    /// goes in when the dependency comes.
+    #[test]
+    fn a_change_ahead_of_its_dependency_waits_until_it_arrives() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut ours, mut theirs) = pair(dir.path());
+        let (first, second) = (edit(&mut ours, 1), edit(&mut ours, 2));
+        let mut gate = Gate::default();
+        let got = admit(&mut theirs, &mut gate, vec![second]).expect("second");
+        assert_eq!((got.accepted, gate.waiting()), (0, 1));
+        let got = admit(&mut theirs, &mut gate, vec![first]).expect("first");
+        assert_eq!((got.accepted, gate.waiting()), (2, 0));
+        assert_eq!(theirs.heads(), ours.heads());
+    }
+
+    /// A change by someone who is not a member is refused, and so is what
+    /// depends on it; the rest of the batch goes in.
+    #[test]
+    fn a_refused_change_takes_its_dependents_with_it_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut ours, mut theirs) = pair(dir.path());
+        // An outsider with a copy of the fleet and a key of its own.
+        let mut outsider =
+            Replica::init_from_changes(&dir.path().join("c"), ours.changes_after(&[]))
+                .expect("copy");
+        let intruder = edit(&mut outsider, 3);
+        let after = edit(&mut outsider, 4);
+        let honest = edit(&mut ours, 5);
+        let mut gate = Gate::default();
+        let got = admit(
+            &mut theirs,
+            &mut gate,
+            vec![intruder.clone(), after.clone(), honest.clone()],
+        )
+        .expect("batch");
+        assert_eq!(got.accepted, 1);
+        assert_eq!(got.refused.len(), 1, "{:?}", got.refused);
+        assert!(
+            got.refused[0].reason.contains("not a member"),
+            "{:?}",
+            got.refused
+        );
+        assert!(theirs.holds(&honest.change.hash()));
+        assert!(!theirs.holds(&intruder.change.hash()));
+        assert!(!theirs.holds(&after.change.hash()), "never applies");
+    }
+
+    /// A change signed by a key other than its author's, or not signed,
+    /// is refused alone.
+    #[test]
+    fn a_forged_or_unsigned_change_is_refused_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut ours, mut theirs) = pair(dir.path());
+        let mut forged = edit(&mut ours, 1);
+        forged.sig = Some(Identity::generate().sign_change(&forged.change.hash()));
+        let mut unsigned = forged.clone();
+        unsigned.sig = None;
+        let (mut state, mut gate) = (State::new(), Gate::default());
+        let (msg, _) = outgoing(&mut ours, &mut State::new()).expect("a message");
+        let got = receive(
+            &mut theirs,
+            &mut state,
+            &mut gate,
+            msg,
+            vec![wire(&forged), (vec![1, 2, 3], vec![])],
+        )
+        .expect("the session goes on");
+        assert_eq!(got.accepted, 0);
+        assert_eq!(got.refused.len(), 2, "{:?}", got.refused);
+        assert!(
+            got.refused
+                .iter()
+                .any(|r| r.reason.contains("not signed by that key")),
+            "{:?}",
+            got.refused
+        );
+        let (msg, _) = outgoing(&mut ours, &mut State::new()).expect("a message");
+        let got = receive(
+            &mut theirs,
+            &mut state,
+            &mut gate,
+            msg,
+            vec![wire(&unsigned)],
+        )
+        .expect("the session goes on");
+        assert_eq!(got.refused.len(), 1, "{:?}", got.refused);
+        assert!(
+            got.refused[0].reason.contains("no signature"),
+            "{:?}",
+            got.refused
+        );
+        assert!(!theirs.holds(&forged.change.hash()));
+    }
+
+    /// With the changes beside the message, both sides still learn that
+    /// they are in step (a receiver that took changes says its new heads).
+    #[test]
+    fn both_sides_know_they_are_in_step_after_an_edit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut ours, mut theirs) = pair(dir.path());
+        converse(&mut ours, &mut theirs);
+        edit(&mut ours, 7);
+        let (sa, sb) = converse(&mut ours, &mut theirs);
+        let mut heads = ours.heads();
+        heads.sort();
+        let sorted = |h: &Option<Vec<ChangeHash>>| {
+            let mut h = h.clone().unwrap_or_default();
+            h.sort();
+            h
+        };
+        assert_eq!(theirs.heads().len(), heads.len());
+        assert_eq!(sorted(&sa.their_heads), heads, "ours knows theirs has it");
+        assert_eq!(sorted(&sb.their_heads), heads);
+    }
 }
