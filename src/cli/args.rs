@@ -53,6 +53,9 @@ pub(crate) enum Cmd {
     /// Nodes: add, list, show, rm
     #[command(subcommand)]
     Node(NodeCmd),
+    /// Members: list, role, revoke
+    #[command(subcommand)]
+    Member(MemberCmd),
     /// Config: get, set, unset a key in a layer; the effective config of a node
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -323,6 +326,26 @@ pub(crate) enum SiteCmd {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum MemberCmd {
+    /// List members: name, key, role, revoked, last address
+    List,
+    /// Give a member another role (admins only; never the last admin)
+    Role {
+        /// A member name, key or unique key prefix
+        #[arg(value_name = "NAME|KEY")]
+        member: String,
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Revoke a member's key for good: its later changes are refused, its sessions closed
+    Revoke {
+        /// A member name, key or unique key prefix
+        #[arg(value_name = "NAME|KEY")]
+        member: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub(crate) enum NodeCmd {
     /// Add nodes to a site: one, or many in one change (ids here and/or in --from FILE)
     Add {
@@ -345,7 +368,12 @@ pub(crate) enum NodeCmd {
     /// Show a node: its record, overrides and health
     Show { node_id: String },
     /// Remove a node and its overrides
-    Rm { node_id: String },
+    Rm {
+        node_id: String,
+        /// Also revoke the member key bound to the node (its device)
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Run the daemon for a node on this replica (the device's own service)
     Run {
         /// The node this replica runs [default: the one bound to this replica]

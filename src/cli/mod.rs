@@ -3,6 +3,7 @@
 //!
 //! - `fleet`: init, site, history, diff, revert, conflicts
 //! - `node`: node add, list, show, rm, run, resume, unbind
+//! - `member`: member list, role, revoke
 //! - `config`: config get, set, unset, effective
 //! - `operations`: status, alerts, freeze, unfreeze
 //! - `rollout`, `command`: staged rollouts, allowlisted commands
@@ -16,6 +17,7 @@ mod config;
 mod console_demo;
 mod doctor;
 mod fleet;
+mod member;
 mod node;
 mod operations;
 mod peers;
@@ -37,6 +39,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         Cmd::Init { name, fleet } => fleet::init(cli, &out, name, fleet),
         Cmd::Site(cmd) => fleet::site(cli, &out, cmd),
         Cmd::Node(cmd) => node::node(cli, &out, cmd),
+        Cmd::Member(cmd) => member::member(cli, &out, cmd),
         Cmd::Config(cmd) => config::config(cli, &out, cmd),
         Cmd::History { limit } => fleet::history(cli, &out, *limit),
         Cmd::Diff { from, to } => fleet::diff(cli, &out, from, to.as_deref()),

@@ -10,7 +10,7 @@
 //! node_config { "<NODE>/<key>": "<json>" }   node overrides, flat
 //! sites       { SITE: { name, lat, lon, zone } }
 //! nodes       { NODE: { site, role } }
-//! members     { KEY:  { name, role, added_ms } }
+//! members     { KEY:  { name, role, added_ms, addrs, revoked? } }   revoked: "<json Revocation>"
 //! acks        { ALERT_ID: { by, at_ms, until_ms, since_ms } }
 //! freeze      { frozen, by, at_ms, message }
 //! commands    { CMD: { action, target, by, at_ms } }
@@ -218,6 +218,51 @@ pub struct Member {
     pub role: Role,
     pub added_ms: i64,
     pub addrs: Vec<String>,
+    /// Set once an admin revoked the key (see [`Revocation`]); a revoked
+    /// member is kept in [`FleetState::revoked`], never in `members`.
+    pub revoked: Option<Revocation>,
+}
+
+/// An admin's revocation of a member key, stored as JSON at
+/// `members/<KEY>/revoked`. `seen` is the watermark: for every actor of the
+/// key, the highest seq the revoking admin held. Changes by that key with a
+/// higher seq (or by an actor it never saw) are refused by every replica
+/// that holds the revocation (`rights`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Revocation {
+    /// The revoking admin's key.
+    pub by: String,
+    pub at_ms: i64,
+    /// actor id (hex) → highest seq held.
+    pub seen: BTreeMap<String, u64>,
+}
+
+impl Revocation {
+    /// The field of a member record that holds it.
+    pub const FIELD: &'static str = "revoked";
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn parse(text: &str) -> Option<Revocation> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// Whether the change `seq` of `actor` (hex) stands under this
+    /// revocation: the revoking admin held it.
+    pub fn admits(&self, actor: &str, seq: u64) -> bool {
+        self.seen.get(actor).is_some_and(|max| seq <= *max)
+    }
+
+    /// Two revocations of one key (two admins at once): a change held by
+    /// either admin stands, so the watermarks merge by the highest seq.
+    pub fn merge(&mut self, other: &Revocation) {
+        for (actor, seq) in &other.seen {
+            let e = self.seen.entry(actor.clone()).or_default();
+            *e = (*e).max(*seq);
+        }
+    }
 }
 
 /// A typed, read-only view of the document at one point, rebuilt after every
@@ -230,6 +275,9 @@ pub struct FleetState {
     pub sites: BTreeMap<SiteId, Site>,
     pub nodes: BTreeMap<NodeId, Node>,
     pub members: BTreeMap<MemberKey, Member>,
+    /// Members an admin revoked: no rights, no sessions; kept so history
+    /// still names them.
+    pub revoked: BTreeMap<MemberKey, Member>,
     pub acks: HashMap<String, Ack>,
     pub freeze: Option<FreezeRecord>,
     pub commands: BTreeMap<String, CommandRecord>,
@@ -424,7 +472,10 @@ impl FleetState {
     }
 
     pub fn member_name(&self, key: &MemberKey) -> Option<&str> {
-        self.members.get(key).map(|m| m.name.as_str())
+        self.members
+            .get(key)
+            .or_else(|| self.revoked.get(key))
+            .map(|m| m.name.as_str())
     }
 
     pub fn is_frozen(&self) -> bool {
@@ -907,10 +958,18 @@ impl FleetDoc {
             }
             Part::Members => {
                 st.members.clear();
+                st.revoked.clear();
+                let revocations = self.revocations()?;
                 for (key, rec) in self.hydrate_map::<MemberRecord>(MEMBERS, problems)? {
                     match (MemberKey::parse(&key), Role::parse(&rec.role)) {
                         (Ok(k), Ok(role)) => {
-                            st.members.insert(
+                            let revoked = revocations.get(&key).cloned();
+                            let to = if revoked.is_some() {
+                                &mut st.revoked
+                            } else {
+                                &mut st.members
+                            };
+                            to.insert(
                                 k.clone(),
                                 Member {
                                     key: k,
@@ -918,6 +977,7 @@ impl FleetDoc {
                                     role,
                                     added_ms: rec.added_ms,
                                     addrs: rec.addrs,
+                                    revoked,
                                 },
                             );
                         }
@@ -1268,6 +1328,62 @@ impl FleetDoc {
         };
         autosurgeon::reconcile_prop(&mut self.doc, &members, key.as_str(), &rec)?;
         Ok(())
+    }
+
+    /// Every revocation in the document: member key → the revocation (two
+    /// written at once by two admins merge, see [`Revocation::merge`]).
+    pub fn revocations(&self) -> Result<BTreeMap<String, Revocation>> {
+        let mut out = BTreeMap::new();
+        let Some((automerge::Value::Object(ObjType::Map), members)) =
+            self.doc.get(automerge::ROOT, MEMBERS)?
+        else {
+            return Ok(out);
+        };
+        for item in self.doc.map_range(&members, ..) {
+            let Ok(all) = self.doc.get_all(item.id(), Revocation::FIELD) else {
+                continue;
+            };
+            for (v, _) in all {
+                let automerge::Value::Scalar(s) = v else {
+                    continue;
+                };
+                let Some(r) = s.as_str().and_then(Revocation::parse) else {
+                    continue;
+                };
+                out.entry(item.key.to_string())
+                    .and_modify(|have: &mut Revocation| have.merge(&r))
+                    .or_insert(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Revokes a member: writes `rec` at `members/<KEY>/revoked`. The name
+    /// and role stay, so history still names the member.
+    pub fn revoke_member(&mut self, key: &MemberKey, rec: &Revocation) -> Result<()> {
+        let members = self.obj(MEMBERS)?;
+        let Some((automerge::Value::Object(ObjType::Map), obj)) =
+            self.doc.get(&members, key.as_str())?
+        else {
+            return Err(StoreError::Invalid(format!(
+                "{key} is not a member of this fleet"
+            )));
+        };
+        self.doc.put(&obj, Revocation::FIELD, rec.to_json())?;
+        Ok(())
+    }
+
+    /// For every actor of `key` this document holds changes by, the highest
+    /// seq held: what a revocation written now stands on.
+    pub fn seen_of(&mut self, key: &MemberKey) -> BTreeMap<String, u64> {
+        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        for c in self.doc.get_changes(&[]) {
+            if author_of(c.actor_id()) == key.as_str() {
+                let e = seen.entry(c.actor_id().to_hex_string()).or_default();
+                *e = (*e).max(c.seq());
+            }
+        }
+        seen
     }
 
     /// Records where a member listens (written by the member itself when it

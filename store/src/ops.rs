@@ -179,6 +179,17 @@ pub enum Op {
         name: String,
         role: Role,
     },
+    /// Gives a member another role: admins only; never the last admin.
+    MemberRole {
+        member: MemberKey,
+        role: Role,
+    },
+    /// Revokes a member's key for good: admins only; never the last admin.
+    /// Its later changes are refused by every replica and its sessions
+    /// closed (see `rights` and the README).
+    MemberRevoke {
+        member: MemberKey,
+    },
     /// `id`: None for a new random id.
     CommandRun {
         id: Option<String>,
@@ -211,6 +222,8 @@ impl Op {
             },
             Op::CommandRun { .. } => "command run",
             Op::MemberAdd { .. } => "member add",
+            Op::MemberRole { .. } => "member role",
+            Op::MemberRevoke { .. } => "member revoke",
         }
     }
 
@@ -250,6 +263,8 @@ impl Op {
             Op::MemberAdd {
                 name: who, role, ..
             } => format!("{name} {who} as {role}"),
+            Op::MemberRole { member, role } => format!("{name} {} {role}", member.short()),
+            Op::MemberRevoke { member } => format!("{name} {}", member.short()),
         }
     }
 }
@@ -447,12 +462,16 @@ pub fn check(st: &FleetState, key: &MemberKey, op: &Op) -> Result<()> {
         ));
     }
     match op {
-        Op::MemberAdd { .. } if role != Some(Role::Admin) => Err(denied(
-            &member_label(st, key),
-            role,
-            op.name(),
-            "changes the fleet's members: only admins do that",
-        )),
+        Op::MemberAdd { .. } | Op::MemberRole { .. } | Op::MemberRevoke { .. }
+            if role != Some(Role::Admin) =>
+        {
+            Err(denied(
+                &member_label(st, key),
+                role,
+                op.name(),
+                "changes the fleet's members: only admins do that",
+            ))
+        }
         Op::Config { edits, .. } => check_keys(st, key, edits.iter().map(ConfigEdit::key)),
         Op::RolloutStart { plan, .. } => {
             let paths = plan
@@ -849,11 +868,69 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
         Op::MemberAdd { key, name, role } => {
             let (_, h) = fleet.commit(&format!("enroll {name} as {role}"), now_ms, |doc, st| {
                 guard(st)?;
+                if st.revoked.contains_key(key) {
+                    return Err(StoreError::Invalid(format!(
+                        "{} was revoked: a revoked key stays revoked (enroll the device under a new key)",
+                        member_label(st, key)
+                    )));
+                }
                 doc.put_member(key, name, *role, now_ms)
             })?;
             Ok(done(
                 h,
                 format!("enrolled {name} as {} {role}", article(*role)),
+            ))
+        }
+        Op::MemberRole { member, role } => {
+            let label = member_label(fleet.state(), member);
+            let message = format!("member {label}: role {role}");
+            let (was, h) = fleet.commit(&message, now_ms, |doc, st| {
+                guard(st)?;
+                let m = current_member(st, member)?;
+                if m.role == Role::Admin && *role != Role::Admin {
+                    last_admin_guard(st, member, "demote")?;
+                }
+                doc.put_member(member, &m.name, *role, m.added_ms)?;
+                Ok(m.role)
+            })?;
+            Ok(done(
+                h,
+                match h {
+                    Some(_) => format!("{label} is {} {role} now (was {was})", article(*role)),
+                    None => format!(
+                        "{label} is already {} {role}; nothing changed",
+                        article(*role)
+                    ),
+                },
+            ))
+        }
+        Op::MemberRevoke { member } => {
+            let label = member_label(fleet.state(), member);
+            let (nodes, h) =
+                fleet.commit(&format!("revoke member {label}"), now_ms, |doc, st| {
+                    guard(st)?;
+                    let m = current_member(st, member)?;
+                    if m.role == Role::Admin {
+                        last_admin_guard(st, member, "revoke")?;
+                    }
+                    let rec = crate::document::Revocation {
+                        by: me.to_string(),
+                        at_ms: now_ms,
+                        seen: doc.seen_of(member),
+                    };
+                    doc.revoke_member(member, &rec)?;
+                    Ok(st.nodes_run_by(member).to_vec())
+                })?;
+            let bound = if nodes.is_empty() {
+                String::new()
+            } else {
+                format!(" (it ran node {})", ids(&nodes))
+            };
+            Ok(done(
+                h,
+                format!(
+                    "revoked {label}{bound}: its later changes are refused and its sessions closed; it keeps the copy it had: rotate secrets in config"
+                ),
             ))
         }
         Op::Rollout { id, action } => {
@@ -940,6 +1017,79 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                 details: Value::Null,
             })
         }
+    }
+}
+
+/// The member `key` as it is now (not revoked), or why not.
+fn current_member(st: &FleetState, key: &MemberKey) -> Result<crate::document::Member> {
+    if let Some(m) = st.members.get(key) {
+        return Ok(m.clone());
+    }
+    if st.revoked.contains_key(key) {
+        return Err(StoreError::Invalid(format!(
+            "{} is revoked already: a revoked key stays revoked",
+            member_label(st, key)
+        )));
+    }
+    Err(StoreError::Invalid(format!(
+        "{} is not a member of this fleet (see `fleetdeck member list`)",
+        key.short()
+    )))
+}
+
+/// Refuses to take away the last admin: the fleet would have nobody left
+/// to enroll, demote or revoke.
+fn last_admin_guard(st: &FleetState, key: &MemberKey, what: &str) -> Result<()> {
+    let others = st
+        .members
+        .values()
+        .filter(|m| m.role == Role::Admin && m.key != *key)
+        .count();
+    if others == 0 {
+        return Err(StoreError::Denied(format!(
+            "cannot {what} {}: it is the fleet's last admin (make another member admin first: `fleetdeck member role NAME admin`)",
+            member_label(st, key)
+        )));
+    }
+    Ok(())
+}
+
+/// The member a command line names: a member name, a whole key or a
+/// unique key prefix, revoked members included.
+pub fn resolve_member(st: &FleetState, query: &str) -> Result<MemberKey> {
+    let q = query.trim();
+    if q.is_empty() {
+        return Err(StoreError::Invalid(
+            "no member named: expected a member name or key".into(),
+        ));
+    }
+    let all = || st.members.values().chain(st.revoked.values());
+    let named: Vec<&MemberKey> = all().filter(|m| m.name == q).map(|m| &m.key).collect();
+    let lower = q.to_ascii_lowercase();
+    let by_key: Vec<&MemberKey> = if lower.chars().all(|c| c.is_ascii_hexdigit()) {
+        all()
+            .filter(|m| m.key.as_str().starts_with(&lower))
+            .map(|m| &m.key)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut found: Vec<&MemberKey> = named.into_iter().chain(by_key).collect();
+    found.sort();
+    found.dedup();
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(StoreError::Invalid(format!(
+            "no member '{q}': expected a member name, a key or a key prefix (see `fleetdeck member list`)"
+        ))),
+        many => Err(StoreError::Invalid(format!(
+            "'{q}' names {} members ({}): give more of the key",
+            many.len(),
+            many.iter()
+                .map(|k| format!("{} {}", member_label(st, k), k.short()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 

@@ -788,21 +788,27 @@ impl Replica {
 
     /// Redeems an invite for the replica `key` named `name`: checks the
     /// secret is one this replica issued, unused and unexpired, marks it used
-    /// and enrolls the member with the invite's role.
+    /// and enrolls the member with the invite's role. A used or expired
+    /// invite is dead for every key, the one that used it included; a
+    /// revoked key is refused without using the invite up.
     pub fn redeem_invite(&mut self, secret: &str, key: &MemberKey, name: &str) -> Result<Role> {
         let now = now_ms();
+        if self.state.revoked.contains_key(key) {
+            return Err(StoreError::Denied(format!(
+                "{} was revoked: a revoked key is never enrolled again",
+                key.short()
+            )));
+        }
         let invite = self
             .db
             .redeem_invite(secret, key.as_str(), now)?
             .ok_or_else(|| {
                 StoreError::Invalid("the invite token is not one this replica issued".into())
             })?;
-        if let Some(by) = &invite.used_by {
-            if by != key.as_str() {
-                return Err(StoreError::Invalid(
-                    "the invite token was already used".into(),
-                ));
-            }
+        if invite.used_by.is_some() {
+            return Err(StoreError::Invalid(
+                "the invite token was already used".into(),
+            ));
         } else if invite.expires_ms <= now {
             return Err(StoreError::Invalid("the invite token has expired".into()));
         }

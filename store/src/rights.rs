@@ -35,6 +35,33 @@
 //! | the rest of `members`                   | yes   | no       | no     | no   |
 //! | the document root, unknown root maps    | yes   | no       | no     | no   |
 //!
+//! # Revocation
+//!
+//! An admin revokes a member by writing `members/<KEY>/revoked`: a
+//! [`Revocation`] whose `seen` is, per actor of that key, the highest seq
+//! the admin held. A change by a revoked key stands only if the revoking
+//! admin held it (its seq is at most that actor's `seen`; an actor the
+//! admin never saw has none). The revocations are read at the change's
+//! dependencies (a change made on top of its own revocation) and in all
+//! the judging replica holds (a change made beside it, on a stale base: the
+//! revoked device never receives the revocation, sessions with it close),
+//! so a revoked device cannot keep writing on an old base. Whether a
+//! change stands is decided by the watermark, which is data in the
+//! revocation: every replica that holds the revocation reaches the same
+//! verdict whatever order the two arrived in. Two revocations of one key
+//! merge by the highest seq per actor (a change either admin held stands).
+//! A change that only revokes (puts `members/<KEY>/revoked`) is judged at
+//! its dependencies alone: two admins revoking each other at once both
+//! stand on every replica, so both are revoked (and the fleet needs
+//! another admin: `ops` refuses to revoke the last one it can see). The
+//! price: a revoked admin that never hears of its revocation can still
+//! revoke members on its stale base; history names it.
+//!
+//! What a watermark cannot undo: a replica that admitted such a change
+//! before the revocation reached it holds it (automerge does not un-apply);
+//! replicas that hold the revocation refuse it and what depends on it. The
+//! window is the time the revocation takes to spread; see the README.
+//!
 //! A delete is judged like a write of what it deletes (a node may not delete
 //! anything outside its own `addrs`: deleting a halt would resume a
 //! rollout). A map added after format 1 (`commands`, `command_results`,
@@ -65,7 +92,7 @@ use automerge::legacy::{Key, ObjectId, Op as AmOp, OpType};
 use automerge::{ActorId, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value};
 
 use crate::config::ConfigPath;
-use crate::document::{FleetState, author_of};
+use crate::document::{FleetState, Revocation, author_of};
 use crate::ids::Role;
 use crate::ops::{KeyClass, OPERATORS_RUN_PROGRAMS, key_class, may_write_key};
 
@@ -282,6 +309,8 @@ impl<D: ReadDoc> Judge<'_, D> {
             ));
         }
         self.read_author();
+        let revocations_only = self.revocations_only(ops);
+        self.revoked(revocations_only)?;
         let Some(role) = self.role else {
             return Err(format!(
                 "{} is not a member of this fleet (as of the change's dependencies): only members write the fleet document",
@@ -319,6 +348,80 @@ impl<D: ReadDoc> Judge<'_, D> {
             self.who = name;
         }
         self.role = self.str_at(&rec, "role").and_then(|r| Role::parse(&r).ok());
+    }
+
+    /// Refuses a change by a revoked author, unless the revoking admin held
+    /// it (see "Revocation" in the module header). Read twice: at the
+    /// dependencies (a change made on top of its author's revocation), and
+    /// in everything `doc` holds (a change made beside it, on a stale base).
+    fn revoked(&self, revocations_only: bool) -> Result<(), String> {
+        let actor = self.change.actor_id().to_hex_string();
+        let seq = self.change.seq();
+        let mut merged: Option<Revocation> = None;
+        // A change that only revokes is judged at its dependencies alone:
+        // two admins revoking each other both stand, on every replica.
+        let held: &[Option<&[ChangeHash]>] = if revocations_only {
+            &[Some(self.deps)]
+        } else {
+            &[Some(self.deps), None]
+        };
+        for heads in held.iter().copied() {
+            for r in self.revocations(heads) {
+                merged.get_or_insert_with(Revocation::default).merge(&r);
+            }
+        }
+        match merged {
+            Some(r) if !r.admits(&actor, seq) => Err(format!(
+                "{} was revoked by an admin: only its changes the revoking admin held before (seq {} of this actor) stand; this one is seq {seq}",
+                self.who,
+                r.seen.get(&actor).copied().unwrap_or(0)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether every op of the change puts a member's `revoked` field.
+    fn revocations_only(&mut self, ops: &[AmOp]) -> bool {
+        !ops.is_empty()
+            && ops.iter().all(|op| {
+                let Key::Map(k) = &op.key else {
+                    return false;
+                };
+                if k.as_str() != Revocation::FIELD || !matches!(op.action, OpType::Put(_)) {
+                    return false;
+                }
+                matches!(self.path_of(&op.obj).as_deref(), Ok([Seg::Key(m), Seg::Key(_)]) if m == MEMBERS)
+            })
+    }
+
+    /// The revocations of the author, as of `heads` (None: all `doc` holds).
+    fn revocations(&self, heads: Option<&[ChangeHash]>) -> Vec<Revocation> {
+        let read = |obj: &ObjId, key: &str| match heads {
+            Some(h) => self.doc.get_all_at(obj, key, h),
+            None => self.doc.get_all(obj, key),
+        };
+        let map = |obj: &ObjId, key: &str| {
+            read(obj, key).ok().and_then(|v| {
+                v.into_iter().find_map(|(v, id)| match v {
+                    Value::Object(ObjType::Map) => Some(id),
+                    _ => None,
+                })
+            })
+        };
+        let Some(members) = map(&automerge::ROOT, MEMBERS) else {
+            return Vec::new();
+        };
+        let Some(rec) = map(&members, &self.author) else {
+            return Vec::new();
+        };
+        read(&rec, Revocation::FIELD)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(v, _)| match v {
+                Value::Scalar(s) => s.as_str().and_then(Revocation::parse),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The map at `obj[key]` at the dependencies (the one every reader sees).

@@ -49,6 +49,16 @@ async fn accept_session(inner: Arc<Inner>, conn: Connection) -> Result<(), Sessi
         tracing::warn!(peer = %remote, "refused a session: {why}");
         return Err(refuse(&mut send, &conn, why).await);
     }
+    let revoked = inner.lock_replica().state().revoked.contains_key(&remote);
+    if revoked {
+        tracing::warn!(peer = %remote, name = %hello.name, "refused a revoked key");
+        return Err(refuse(
+            &mut send,
+            &conn,
+            format!("{} was revoked by an admin of this fleet", remote.short()),
+        )
+        .await);
+    }
     let is_member = inner.lock_replica().state().members.contains_key(&remote);
     if !is_member {
         let Some(secret) = hello.token.as_deref() else {

@@ -97,6 +97,28 @@ pub(crate) async fn dial(
         .map_err(|e| session_err(e.into()))?;
     let hello = session::read_hello(&mut recv).await.map_err(session_err)?;
     session::check_hello(&hello, &inner.fleet_id).map_err(session_err)?;
+    // The dialer checks membership too: the peer it reached must be a
+    // current member (never a revoked key that kept its address).
+    let (member, revoked) = {
+        let r = inner.lock_replica();
+        let st = r.state();
+        (
+            st.members.contains_key(&remote),
+            st.revoked.contains_key(&remote),
+        )
+    };
+    if !member {
+        let why = if revoked {
+            format!("{peer} was revoked by an admin of this fleet")
+        } else {
+            format!("{peer} is not a member of this fleet")
+        };
+        tracing::warn!(peer = %remote, name = %hello.name, "refused a session: {why}");
+        let _ = crate::wire::write_msg(&mut send, &Msg::Refuse(why.clone())).await;
+        let _ = send.finish();
+        conn.close(403u32.into(), b"refused");
+        return Err(session_err(session::SessionError::Refused(why)));
+    }
     let est = Established {
         conn,
         send,

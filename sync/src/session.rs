@@ -172,7 +172,27 @@ impl Session {
         }
     }
 
+    /// Ends the session once the peer's key is revoked (a revocation that
+    /// arrived from anyone, or was made here): nothing more is sent to it.
+    fn check_not_revoked(&self) -> Result<(), SessionError> {
+        let revoked = self
+            .host
+            .replica()
+            .state()
+            .revoked
+            .contains_key(&self.remote);
+        if revoked {
+            tracing::warn!(peer = %self.remote.short(), name = %self.remote_name, "closed the session: the peer's key was revoked");
+            return Err(SessionError::Refused(format!(
+                "{} was revoked by an admin of this fleet",
+                self.remote.short()
+            )));
+        }
+        Ok(())
+    }
+
     async fn send(&mut self, msg: &Msg) -> Result<(), SessionError> {
+        self.check_not_revoked()?;
         let faults = self.host.faults();
         if faults.blocked(self.host.me(), &self.remote) {
             return Err(SessionError::Partitioned);
@@ -433,6 +453,7 @@ impl Session {
                             tokio::time::sleep(wait).await;
                         }
                     }
+                    self.check_not_revoked()?;
                     changed.borrow_and_update();
                     self.push().await?;
                     last_push = Some(Instant::now());
@@ -445,6 +466,7 @@ impl Session {
                     let digest = self.host.replica().heads_digest();
                     self.send(&Msg::Probe(digest)).await?;
                     let digest = self.digest();
+                    self.check_not_revoked()?;
                     if !matches!(&digest, Msg::HealthDigest(d) if d.is_empty()) {
                         self.send(&digest).await?;
                     }

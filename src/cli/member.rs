@@ -1,0 +1,74 @@
+//! `member`: list the fleet's members, change a member's role, revoke a
+//! member's key. Every write goes through the operations API.
+
+use anyhow::Result;
+use fleetdeck_store::ops::{self, Op};
+use fleetdeck_store::{Replica, Role};
+use serde_json::{Value, json};
+
+use super::args::{Cli, MemberCmd};
+use super::{act, open};
+use crate::output::{self, Out, Table};
+
+pub(super) fn member(cli: &Cli, out: &Out, cmd: &MemberCmd) -> Result<()> {
+    let mut r = open(cli)?;
+    match cmd {
+        MemberCmd::List => list(&r, out),
+        MemberCmd::Role { member, role } => set_role(&mut r, out, member, *role),
+        MemberCmd::Revoke { member } => revoke(&mut r, out, member),
+    }
+}
+
+fn list(r: &Replica, out: &Out) -> Result<()> {
+    let st = r.state();
+    let mut all: Vec<_> = st.members.values().chain(st.revoked.values()).collect();
+    all.sort_by(|a, b| {
+        (a.revoked.is_some(), &a.name, &a.key).cmp(&(b.revoked.is_some(), &b.name, &b.key))
+    });
+    let rows: Vec<Value> = all
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "key": m.key,
+                "role": m.role,
+                "revoked": m.revoked.is_some(),
+                "revoked_ms": m.revoked.as_ref().map(|r| r.at_ms),
+                "addr": m.addrs.first(),
+                "me": m.key == *r.key(),
+            })
+        })
+        .collect();
+    out.emit(&rows, || {
+        let mut t = Table::new(&["NAME", "KEY", "ROLE", "REVOKED", "LAST ADDRESS"]);
+        for m in &all {
+            let me = if m.key == *r.key() { " (me)" } else { "" };
+            t.row(vec![
+                format!("{}{me}", m.name),
+                m.key.short().to_string(),
+                m.role.to_string(),
+                m.revoked.as_ref().map_or("no".into(), |r| {
+                    format!("yes, {}", output::fmt_time(r.at_ms))
+                }),
+                m.addrs.first().cloned().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        t.render()
+    })
+}
+
+fn set_role(r: &mut Replica, out: &Out, member: &str, role: Role) -> Result<()> {
+    let member = ops::resolve_member(r.state(), member)?;
+    act(r, out, Op::MemberRole { member, role })
+}
+
+/// Revokes a member (no question asked: it is scripted), and reminds that
+/// the copy it holds stays with it.
+pub(super) fn revoke(r: &mut Replica, out: &Out, member: &str) -> Result<()> {
+    let member = ops::resolve_member(r.state(), member)?;
+    act(r, out, Op::MemberRevoke { member })?;
+    out.note(
+        "note: a revoked member keeps the copy of the fleet document it had (config, addresses, secrets in it): rotate secrets in config; `fleetdeck serve` and running consoles close its sessions as the revocation reaches them",
+    );
+    Ok(())
+}
