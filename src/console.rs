@@ -154,10 +154,11 @@ impl Source for ReplicaSource {
                 alerts,
                 states,
                 summary,
-                ops::member_label(r.state(), r.key()),
+                (ops::member_label(r.state(), r.key()), r.key().clone()),
                 r.conflicts(),
             )
         });
+        let (me, me_key) = me;
         let (key, regs) = health;
         if key != self.health_key {
             self.health = Arc::new(regs);
@@ -165,6 +166,7 @@ impl Source for ReplicaSource {
         }
         let mut snap = Snapshot::build(now, fleet, self.health.clone(), alerts, &states, summary);
         snap.me = me;
+        snap.me_key = Some(me_key);
         match conflicts {
             Ok(c) => snap.conflicts = c,
             Err(e) => self.trouble = Some(format!("could not list conflicts: {e}")),

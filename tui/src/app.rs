@@ -485,6 +485,12 @@ impl App {
             ));
             return;
         }
+        if action.writes()
+            && let Some(why) = self.snap.writes_nothing()
+        {
+            self.complain(format!("{} is not possible: {why}", action.label()));
+            return;
+        }
         let handled = self
             .with_top(|v, ctx| v.handle(action, ctx))
             .unwrap_or(Handled::Ignored);
@@ -599,6 +605,14 @@ impl App {
                 "read-only: {} was not sent (the console was started with --read-only)",
                 intent.describe()
             ));
+            return;
+        }
+        // The fleet's rules, judged here first: what every replica would
+        // refuse is not attempted.
+        if let Some(key) = &self.snap.me_key
+            && let Err(e) = fleetdeck_store::ops::check(&self.snap.fleet, key, &intent)
+        {
+            self.complain(format!("{} not sent: {e}", intent.describe()));
             return;
         }
         self.applying += 1;
@@ -770,6 +784,11 @@ impl App {
     pub fn commands(&self) -> Vec<Action> {
         let ctx = self.ctx();
         let mut c = self.top().commands(&ctx);
+        // A replica whose role writes nothing (a viewer's, a node's) is
+        // not offered what it may not do.
+        if self.snap.writes_nothing().is_some() {
+            c.retain(|a| !a.writes());
+        }
         c.push(Action::Filter);
         c.push(Action::Palette);
         c.push(Action::Help);

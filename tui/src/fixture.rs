@@ -763,6 +763,13 @@ impl FixtureSource {
         self.sync = sync;
     }
 
+    /// The console acts as member `name` of the fixture (`hub-de` is an
+    /// operator, `lab2-router` a node, an unknown name no member at all).
+    pub fn act_as(&mut self, name: &str) {
+        self.me = name.to_string();
+        self.me_key = member_key(name);
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.now_ms
     }
@@ -1011,6 +1018,7 @@ impl Source for FixtureSource {
             summary,
         );
         s.me = self.me.clone();
+        s.me_key = Some(self.me_key.clone());
         s.conflicts = self.doc.conflicts().unwrap_or_default();
         s.unsynced = self.peers.iter().filter_map(|p| p.lacks).min();
         s.peers = self.peers.clone();

@@ -16,6 +16,7 @@ use fleetdeck_store::document::{
 };
 use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister};
 use fleetdeck_store::rollout::{Phase, Rollout, WaveStatus};
+use fleetdeck_store::{MemberKey, Role};
 
 /// Where the console's data comes from and where its intents go.
 ///
@@ -140,6 +141,10 @@ pub struct Snapshot {
     pub taken_ms: i64,
     /// This replica's member name.
     pub me: String,
+    /// This replica's member key: what it may write is judged by it (the
+    /// store's rules, `ops::check`), so the console does not attempt what
+    /// the fleet would refuse. None when the source does not say.
+    pub me_key: Option<MemberKey>,
     pub fleet: Arc<FleetState>,
     pub health: Arc<HashMap<String, StoredRegister>>,
     /// Every alert, silenced ones included, most severe first.
@@ -217,6 +222,30 @@ fn worse(a: SiteState, b: SiteState) -> SiteState {
 }
 
 impl Snapshot {
+    /// This replica's role in the fleet, when the source says who it is.
+    pub fn my_role(&self) -> Option<Role> {
+        let key = self.me_key.as_ref()?;
+        self.fleet.members.get(key).map(|m| m.role)
+    }
+
+    /// Why this replica may write nothing in the fleet (a viewer's or a
+    /// node's console), if so.
+    pub fn writes_nothing(&self) -> Option<String> {
+        self.me_key.as_ref()?;
+        match self.my_role() {
+            Some(r) if r.manages_fleet() => None,
+            Some(r) => Some(format!(
+                "this replica is {} {r}: it changes nothing in the fleet (operators and admins do)",
+                if r == Role::Admin || r == Role::Operator {
+                    "an"
+                } else {
+                    "a"
+                }
+            )),
+            None => Some("this replica is not a member of the fleet: it changes nothing".into()),
+        }
+    }
+
     /// A snapshot from what the store computed at `taken_ms`: the state, the
     /// registers, every alert and the site states (`Replica::status`).
     pub fn build(
@@ -382,6 +411,7 @@ impl Snapshot {
         Snapshot {
             taken_ms,
             me: String::new(),
+            me_key: None,
             fleet,
             health,
             alerts,

@@ -860,3 +860,43 @@ fn ctrl_c_quits_even_when_the_keymap_file_rebinds_quit() {
     c.press("ctrl-c");
     assert!(c.app.should_quit());
 }
+
+#[test]
+fn a_node_or_viewer_console_writes_nothing_and_says_why() {
+    let mut c = Console::as_member("lab2-router");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("NODE: READS ONLY"), "{screen}");
+    c.press("2 a");
+    assert!(c.intents().is_empty(), "nothing sent");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("ack is not possible: this replica is a node"),
+        "{screen}"
+    );
+    assert!(!screen.contains("a ack"), "not offered: {screen}");
+}
+
+#[test]
+fn an_operator_console_does_not_send_a_key_that_runs_programs() {
+    let mut c = Console::as_member("hub-de");
+    c.app.apply(Intent::Config {
+        layer: fleetdeck_store::document::LayerRef::Fleet,
+        edits: vec![ConfigEdit::Set(
+            key("apply.check"),
+            json!("curl -f localhost"),
+        )],
+        message: Some("new check".into()),
+    });
+    c.app.pump(&mut c.source);
+    assert!(c.intents().is_empty(), "the console did not send it");
+    let screen = c.screen(160, 40);
+    assert!(screen.contains("makes nodes run a program"), "{screen}");
+    // An ordinary key goes through.
+    c.app.apply(Intent::Config {
+        layer: fleetdeck_store::document::LayerRef::Fleet,
+        edits: vec![ConfigEdit::Set(key("retention.days"), json!(12))],
+        message: Some("shorter".into()),
+    });
+    c.app.pump(&mut c.source);
+    assert_eq!(c.intents().len(), 1);
+}

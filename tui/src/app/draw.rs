@@ -170,6 +170,17 @@ impl App {
                     .add_modifier(Modifier::BOLD | Modifier::REVERSED),
             ));
             left.push(sep.clone());
+        } else if self.snap.writes_nothing().is_some() {
+            let role = self
+                .snap
+                .my_role()
+                .map_or("NOT A MEMBER".to_string(), |r| r.as_str().to_uppercase());
+            left.push(Span::styled(
+                format!(" {role}: READS ONLY "),
+                base.fg(theme.ui.error)
+                    .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+            ));
+            left.push(sep.clone());
         }
         match &self.snap.sync {
             SyncStatus::Off { reason } => left.push(Span::styled(

@@ -34,8 +34,18 @@ impl Console {
         })
     }
 
-    pub fn with(options: Options) -> Console {
+    /// The console of another member of the fixture fleet.
+    pub fn as_member(name: &str) -> Console {
         let mut source = FixtureSource::blocao();
+        source.act_as(name);
+        Console::on(source, Options::default())
+    }
+
+    pub fn with(options: Options) -> Console {
+        Console::on(FixtureSource::blocao(), options)
+    }
+
+    fn on(mut source: FixtureSource, options: Options) -> Console {
         let intents = source.intents();
         let snap = source.snapshot();
         let mut app = App::new(snap, T0, options);
