@@ -472,7 +472,7 @@ fn malformed_entries_from_another_replica_are_skipped_and_reported() {
 }
 
 #[test]
-fn an_invite_enrolls_once_and_then_only_its_own_joiner_may_retry() {
+fn an_invite_enrolls_once_and_is_then_dead_for_every_key() {
     use fleetdeck_store::{MemberKey, Role};
     let dir = tempfile::tempdir().unwrap();
     let mut r = fleet(dir.path());
@@ -484,9 +484,14 @@ fn an_invite_enrolls_once_and_then_only_its_own_joiner_may_retry() {
     );
     let m = &r.state().members[&joiner];
     assert_eq!((m.name.as_str(), m.role), ("tech-laptop", Role::Operator));
-    // The same joiner retrying (a dropped first sync) is fine and writes nothing.
+    // The same joiner presenting it again is refused too (a joiner whose
+    // first sync dropped is a member by then: its hello needs no invite).
     let heads = r.heads();
-    r.redeem_invite(&secret, &joiner, "tech-laptop").unwrap();
+    let e = r
+        .redeem_invite(&secret, &joiner, "tech-laptop")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already used"), "{e}");
     assert_eq!(r.heads(), heads);
     // Anyone else is refused.
     let other = MemberKey::parse(&"cd".repeat(32)).unwrap();
