@@ -61,6 +61,18 @@ fn newest_change(dir: &Path) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A fleet whose database `sql` then damaged, and the hash of its newest
+/// change (the one the damage aims at).
+fn damaged(sql: &str) -> (tempfile::TempDir, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    fleet(tmp.path());
+    let hash = newest_change(tmp.path());
+    db(tmp.path()).execute(sql, []).unwrap();
+    (tmp, hash)
+}
+
+const NEWEST: &str = "(SELECT MAX(id) FROM changes)";
+
 #[test]
 fn a_healthy_replica_is_reported_healthy_and_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
@@ -85,16 +97,10 @@ fn a_healthy_replica_is_reported_healthy_and_exits_0() {
 
 #[test]
 fn a_corrupt_stored_change_is_named_by_doctor_which_exits_1() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, hash) = damaged(&format!(
+        "UPDATE changes SET data = X'00010203' WHERE id = {NEWEST}"
+    ));
     let d = tmp.path();
-    fleet(d);
-    let hash = newest_change(d);
-    db(d)
-        .execute(
-            "UPDATE changes SET data = X'00010203' WHERE id = (SELECT MAX(id) FROM changes)",
-            [],
-        )
-        .unwrap();
 
     // The first open sets the row aside and says so.
     let out = fd(d, &["--json", "doctor"]);
@@ -132,16 +138,10 @@ fn a_corrupt_stored_change_is_named_by_doctor_which_exits_1() {
 
 #[test]
 fn a_change_whose_signature_was_altered_is_named_with_its_authors_member_name() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, hash) = damaged(&format!(
+        "UPDATE signatures SET sig = zeroblob(64) WHERE hash = (SELECT hash FROM changes WHERE id = {NEWEST})"
+    ));
     let d = tmp.path();
-    fleet(d);
-    let hash = newest_change(d);
-    db(d)
-        .execute(
-            "UPDATE signatures SET sig = zeroblob(64) WHERE hash = (SELECT hash FROM changes WHERE id = (SELECT MAX(id) FROM changes))",
-            [],
-        )
-        .unwrap();
     let (code, text, doc) = doctor(d);
     assert_eq!(code, 1, "{text}");
     let q = &doc["quarantined"][0];
@@ -153,16 +153,11 @@ fn a_change_whose_signature_was_altered_is_named_with_its_authors_member_name() 
 
 #[test]
 fn history_made_before_signing_is_reported_with_what_to_do() {
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    fleet(d);
     // What an older fleetdeck's database looks like once opened by this one.
-    db(d)
-        .execute(
-            "INSERT INTO meta (key, value) SELECT 'unsigned_upto', CAST(MAX(id) AS TEXT) FROM changes",
-            [],
-        )
-        .unwrap();
+    let (tmp, _) = damaged(
+        "INSERT INTO meta (key, value) SELECT 'unsigned_upto', CAST(MAX(id) AS TEXT) FROM changes",
+    );
+    let d = tmp.path();
     let (code, text, doc) = doctor(d);
     assert_eq!(code, 1, "{text}");
     assert_eq!(doc["unsigned"], true);

@@ -24,6 +24,8 @@
 
 #[path = "../../node/benches/common/mosquitto.rs"]
 mod mosquitto;
+#[path = "../../node/benches/common/report.rs"]
+mod report;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -40,6 +42,7 @@ use fleetdeck_store::replica::load_or_create_identity;
 use fleetdeck_store::{MemberKey, NodeId, Replica, Role, SiteId, now_ms};
 use fleetdeck_sync::{Engine, EngineConfig, Faults, Wire};
 use mosquitto::Broker;
+use report::{Row, loadavg, ms, quick};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -117,31 +120,17 @@ fn main() {
 
 // ---- output ----------------------------------------------------------------------
 
+/// The figures of the whole run, printed at the end in fixed columns with
+/// a count of the targets met.
 #[derive(Default)]
 struct Table {
-    rows: Vec<[String; 4]>,
-    pass: usize,
-    miss: usize,
+    rows: Vec<Row>,
 }
 
 impl Table {
-    /// A figure with its verdict against the target, if it has one. A quick
-    /// run is not the measurement the targets are about: it gives none.
+    /// A figure with its verdict against the target, if it has one.
     fn row(&mut self, figure: &str, measured: String, target: &str, result: Option<bool>) {
-        let r = match result {
-            Some(_) if quick() => "quick run",
-            Some(true) => {
-                self.pass += 1;
-                "PASS"
-            }
-            Some(false) => {
-                self.miss += 1;
-                "MISS"
-            }
-            None => "",
-        };
-        self.rows
-            .push([figure.into(), measured, target.into(), r.into()]);
+        self.rows.push(Row::new(figure, measured, target, result));
     }
 
     fn print(&self) {
@@ -154,28 +143,23 @@ impl Table {
         );
         println!("{line}");
         for r in &self.rows {
-            println!("{:<a$} {:<b$} {:<c$} {}", r[0], r[1], r[2], r[3]);
-        }
-        println!("{line}");
-        if quick() {
-            println!("a quick run: no target judged");
-        } else if self.miss == 0 {
-            println!("all {} targets met", self.pass);
-        } else {
+            let verdict = if r.pass.is_some() { r.verdict() } else { "" };
             println!(
-                "{} of {} targets met, {} MISS",
-                self.pass,
-                self.pass + self.miss,
-                self.miss
+                "{:<a$} {:<b$} {:<c$} {verdict}",
+                r.what, r.measured, r.target
             );
         }
+        println!("{line}");
+        let pass = self.rows.iter().filter(|r| r.pass == Some(true)).count();
+        let miss = self.rows.iter().filter(|r| r.pass == Some(false)).count();
+        if quick() {
+            println!("a quick run: no target judged");
+        } else if miss == 0 {
+            println!("all {pass} targets met");
+        } else {
+            println!("{pass} of {} targets met, {miss} MISS", pass + miss);
+        }
     }
-}
-
-/// `FLEETDECK_BENCH_QUICK=1`: a smoke run; its figures do not judge the
-/// targets.
-fn quick() -> bool {
-    std::env::var("FLEETDECK_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// A quick run cuts the counts of edits and rounds.
@@ -185,17 +169,6 @@ fn scaled(n: usize) -> usize {
 
 fn progress(msg: &str) {
     println!("  .. {msg}");
-}
-
-/// The 1, 5 and 15 minute load averages, as /proc/loadavg gives them.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Nearest-rank percentile of sorted values.

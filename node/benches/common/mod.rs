@@ -5,6 +5,9 @@
 #![allow(dead_code)]
 
 pub mod mosquitto;
+pub mod report;
+
+pub use report::*;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -54,12 +57,6 @@ pub fn shm_tempdir(prefix: &str) -> (tempfile::TempDir, &'static str) {
     )
 }
 
-pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -73,10 +70,6 @@ pub fn pct(xs: &[f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
     v[rank.clamp(1, v.len()) - 1]
-}
-
-pub fn quick() -> bool {
-    std::env::var("FLEETDECK_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 pub fn node_id(i: usize) -> NodeId {
@@ -191,68 +184,4 @@ pub async fn wait_until(limit: Duration, every: Duration, mut f: impl FnMut() ->
         tokio::time::sleep(every).await;
     }
     f()
-}
-
-pub fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// One row of the final table.
-pub struct Row {
-    pub what: String,
-    pub measured: String,
-    pub target: String,
-    pub verdict: String,
-}
-
-impl Row {
-    /// A row whose verdict is PASS or MISS against its target, or "-" for
-    /// a figure that only gives context. A quick run (smaller, shorter) is
-    /// not the measurement the target is about, so it gives no verdict.
-    pub fn new(
-        what: impl Into<String>,
-        measured: String,
-        target: impl Into<String>,
-        pass: Option<bool>,
-    ) -> Row {
-        Row {
-            what: what.into(),
-            measured,
-            target: target.into(),
-            verdict: match pass {
-                Some(_) if quick() => "quick run".into(),
-                Some(true) => "PASS".into(),
-                Some(false) => "MISS".into(),
-                None => "-".into(),
-            },
-        }
-    }
-}
-
-pub fn print_table(rows: &[Row]) {
-    let w0 = rows.iter().map(|r| r.what.len()).max().unwrap_or(0).max(6);
-    let w1 = rows
-        .iter()
-        .map(|r| r.measured.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    let w2 = rows
-        .iter()
-        .map(|r| r.target.len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    println!();
-    println!(
-        "{:<w0$}  {:>w1$}  {:>w2$}  verdict",
-        "figure", "measured", "target"
-    );
-    println!("{}", "-".repeat(w0 + w1 + w2 + 13));
-    for r in rows {
-        println!(
-            "{:<w0$}  {:>w1$}  {:>w2$}  {}",
-            r.what, r.measured, r.target, r.verdict
-        );
-    }
 }
