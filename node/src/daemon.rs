@@ -423,6 +423,15 @@ fn desired(shared: &Shared) -> Result<(Value, bool, Option<i64>), DaemonError> {
     })
 }
 
+/// Programs in this node's config whose value was written by someone who
+/// may not write it (see `rights::refused_programs`): nothing of them runs.
+fn refused_programs(shared: &Shared) -> Vec<String> {
+    shared.engine.with_replica(|r| {
+        let st = r.state().clone();
+        fleetdeck_store::rights::refused_programs(r.doc_mut().automerge_mut(), &st, &shared.node)
+    })
+}
+
 fn hooks(tree: &Value) -> Result<Hooks, String> {
     let spec = |k: &str| {
         tree.get("apply")
@@ -534,7 +543,21 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
     if lock(&shared.state).failed_revision.as_deref() == Some(&rev) {
         return Ok(());
     }
+    let refused = refused_programs(shared);
     let (outcome, took) = match (render::render(&tree), hooks(&tree)) {
+        _ if !refused.is_empty() => {
+            tracing::warn!(node = %shared.node, "not applying: {}", refused.join("; "));
+            (
+                Outcome::Failed {
+                    revision: rev.clone(),
+                    error: format!(
+                        "refused to run programs from config written without the right: {}",
+                        refused.join("; ")
+                    ),
+                },
+                Duration::ZERO,
+            )
+        }
         (Ok(rendered), Ok(h)) => shared.applier.apply(&rendered, &rev, &h).await?,
         (Err(e), _) => (
             Outcome::Failed {
@@ -606,6 +629,7 @@ fn start_commands(shared: &Arc<Shared>) -> Result<(), DaemonError> {
     if frozen {
         return Ok(());
     }
+    let refused = refused_programs(shared);
     let todo: Vec<(String, String, i64)> = {
         let ledger = lock(&shared.ledger);
         shared.engine.with_replica(|r| {
@@ -624,9 +648,24 @@ fn start_commands(shared: &Arc<Shared>) -> Result<(), DaemonError> {
         }
         let s = shared.clone();
         let tree = tree.clone();
+        let refusal: Option<String> = refused
+            .iter()
+            .find(|r| {
+                r.starts_with(&format!("actions.{action}."))
+                    || r.starts_with(&format!("actions.{action}:"))
+            })
+            .cloned();
         tokio::spawn(async move {
             tracing::info!(node = %s.node, command = %id, %action, "running a command");
-            let result = crate::commands::execute(&action, issued, &tree).await;
+            let result = match refusal {
+                Some(why) => fleetdeck_store::document::CommandResult {
+                    exit_code: None,
+                    ok: false,
+                    output: format!("refused: {why}"),
+                    at_ms: fleetdeck_store::now_ms(),
+                },
+                None => crate::commands::execute(&action, issued, &tree).await,
+            };
             let node = s.node.clone();
             let stored = s.engine.with_replica(|r| {
                 r.change(&format!("{node} ran {action} ({id})"), |doc, _| {
@@ -725,7 +764,15 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
             .clamp(1, 3600);
         let checks = Checks::from_config(&tree);
         let (results, tls, backup) = checks.run().await;
-        seq += 1;
+        // One up from the highest seq this node's replica holds of it: its
+        // last beat, or a later one of its own that came back from a hub
+        // (its disk was restored from an old backup, say). Every replica
+        // believes a seq only so far ahead of the one it holds
+        // (`health::plausible_seq`), and one up always is.
+        let held = shared
+            .engine
+            .with_replica(|r| r.health().get(shared.node.as_str()).map(|s| s.reg.seq));
+        seq = seq.max(held.unwrap_or(0)) + 1;
         // One lock at a time: guards in a struct literal live to its end.
         let (applied, safe_mode) = {
             let st = lock(&shared.state);

@@ -935,3 +935,82 @@ fn check_sizes(op: &AmOp) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The programs `node` would run whose winning value was written by an
+/// author who may not write it: one sentence each, empty when all is well.
+///
+/// Every change that arrives from elsewhere was judged at the gate; this
+/// is the node daemon's last look before it runs a program from config
+/// (`apply.*`, `actions.*`, `checks.commands`, `files`, set in the fleet,
+/// site or node layer, or by a rollout that reaches the node), for values
+/// that never passed the gate: a change written on this device itself, or
+/// held from before the rules.
+pub fn refused_programs(
+    doc: &mut automerge::AutoCommit,
+    st: &FleetState,
+    node: &crate::ids::NodeId,
+) -> Vec<String> {
+    let Ok(n) = st.node(node) else {
+        return Vec::new();
+    };
+    let site_prefix = format!("{}/", n.site);
+    let node_prefix = format!("{node}/");
+    let mut slots: Vec<(&str, String, String)> = Vec::new();
+    for (map, prefix) in [
+        (FLEET, ""),
+        (SITE_CONFIG, site_prefix.as_str()),
+        (NODE_CONFIG, node_prefix.as_str()),
+    ] {
+        let Ok(Some((_, obj))) = doc.get(automerge::ROOT, map) else {
+            continue;
+        };
+        let keys: Vec<String> = doc
+            .map_range(&obj, prefix.to_string()..)
+            .take_while(|item| item.key.starts_with(prefix))
+            .map(|item| item.key.to_string())
+            .collect();
+        for key in keys {
+            let Ok(path) = ConfigPath::parse(&key[prefix.len()..]) else {
+                continue;
+            };
+            if key_class(&path) == KeyClass::Program {
+                slots.push((map, key.clone(), format!("{path}")));
+            }
+        }
+    }
+    for r in &st.rollouts {
+        let sets_programs = r
+            .spec
+            .set
+            .keys()
+            .any(|k| ConfigPath::parse(k).is_ok_and(|p| key_class(&p) == KeyClass::Program));
+        if sets_programs && r.applies_to(st, node) {
+            slots.push((ROLLOUTS, r.id.clone(), format!("rollout {}", r.id)));
+        }
+    }
+    let mut out = Vec::new();
+    for (map, key, what) in slots {
+        let Ok(Some((_, obj))) = doc.get(automerge::ROOT, map) else {
+            continue;
+        };
+        let Ok(Some((_, op))) = doc.get(&obj, key.as_str()) else {
+            continue;
+        };
+        let Some(hash) = doc.hash_for_opid(&op) else {
+            out.push(format!(
+                "{what}: the change that wrote it is not in the history"
+            ));
+            continue;
+        };
+        let Some(change) = doc.get_change_by_hash(&hash) else {
+            out.push(format!(
+                "{what}: the change that wrote it is not in the history"
+            ));
+            continue;
+        };
+        if let Err(refusal) = judge(&*doc, &change) {
+            out.push(format!("{what}: {}", refusal.rule));
+        }
+    }
+    out
+}
