@@ -49,6 +49,36 @@ fn eff(r: &Replica, node: &str, key: &str) -> Option<serde_json::Value> {
         .cloned()
 }
 
+/// What a revert restored and left alone, through the operations API.
+#[derive(Debug)]
+struct Reverted {
+    restored: Vec<String>,
+    skipped: Vec<String>,
+}
+
+fn revert(
+    r: &mut Replica,
+    id: &str,
+    message: Option<&str>,
+) -> (Reverted, Option<automerge::ChangeHash>) {
+    let op = fleetdeck_store::ops::Op::Revert {
+        change_id: id.to_string(),
+        message: message.map(str::to_string),
+    };
+    let done = fleetdeck_store::ops::apply(r, op, fleetdeck_store::now_ms()).unwrap();
+    let list = |k: &str| -> Vec<String> {
+        done.details[k]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let out = Reverted {
+        restored: list("restored"),
+        skipped: list("skipped"),
+    };
+    (out, done.change)
+}
+
 fn fleet(dir: &Path) -> Replica {
     let mut r = Replica::init(dir, "ops", "blocao").unwrap();
     site(&mut r, "BL-LAB-1");
@@ -229,7 +259,7 @@ fn history_diff_and_revert_of_a_change() {
     assert_eq!(d.config[0].after, Some(json!(14)));
     assert_eq!((d.nodes_touched, d.sites_touched), (1, 1));
 
-    let (out, hash) = r.revert(&change[..10], None).unwrap();
+    let (out, hash) = revert(&mut r, &change[..10], None);
     assert!(hash.is_some());
     assert_eq!(out.restored.len(), 1);
     assert_eq!(eff(&r, "hub-1", "retention.days"), Some(json!(30)));
@@ -240,7 +270,7 @@ fn history_diff_and_revert_of_a_change() {
 
     // Reverting the revert brings the change back.
     let rev = r.history()[0].id.clone();
-    r.revert(&rev, Some("redo")).unwrap();
+    revert(&mut r, &rev, Some("redo"));
     assert_eq!(eff(&r, "hub-1", "retention.days"), Some(json!(14)));
 }
 
@@ -251,14 +281,14 @@ fn revert_leaves_keys_edited_since_alone_and_keeps_sites_that_have_nodes() {
     set(&mut r, LayerRef::Fleet, "frigate.version", "\"0.13\"").unwrap();
     let change = r.history()[0].id.clone();
     set(&mut r, LayerRef::Fleet, "frigate.version", "\"0.14\"").unwrap();
-    let (out, _) = r.revert(&change, None).unwrap();
+    let (out, _) = revert(&mut r, &change, None);
     assert_eq!(out.skipped, vec!["fleet frigate.version".to_string()]);
     assert_eq!(eff(&r, "cam-1", "frigate.version"), Some(json!("0.14")));
 
     site(&mut r, "BL-WH-N");
     let add = r.history()[0].id.clone();
     node(&mut r, "wh-1", "BL-WH-N");
-    let (out, _) = r.revert(&add, None).unwrap();
+    let (out, _) = revert(&mut r, &add, None);
     assert!(out.skipped.iter().any(|s| s.contains("BL-WH-N")), "{out:?}");
     assert!(
         r.state()
@@ -535,7 +565,7 @@ fn a_version_1_database_is_migrated_in_place() {
     let v: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 3);
+    assert_eq!(v, 4);
     // Its history was stored before changes were signed: it says so.
     assert!(r.is_unsigned());
 }
