@@ -20,7 +20,7 @@ use fleetdeck_store::document::HistoryEntry;
 use fleetdeck_store::health::{Sample, StoredRegister};
 use fleetdeck_store::replica::OpenOptions;
 use fleetdeck_store::{Replica, now_ms, ops};
-use fleetdeck_sync::{Engine, EngineConfig, PeerStatus, StatusFile};
+use fleetdeck_sync::{Engine, EngineConfig, StatusFile};
 use fleetdeck_tui::settings::{self, Settings};
 use fleetdeck_tui::{Intent, Options, Peer, Snapshot, Source, SyncStatus};
 use tokio::sync::watch;
@@ -52,18 +52,6 @@ pub struct ReplicaSource {
     /// Trouble met outside a snapshot (sparklines, refresh), reported with
     /// the next one.
     trouble: Option<String>,
-}
-
-fn peer_of(p: PeerStatus) -> Peer {
-    Peer {
-        key: p.key,
-        name: p.name,
-        connected: p.connected,
-        addr: p.addr,
-        last_sync_ms: p.last_sync_ms,
-        lacks: p.lacks,
-        last_error: p.last_error,
-    }
 }
 
 /// The status file of a `serve` running on `dir`, if it is fresh.
@@ -102,7 +90,7 @@ impl ReplicaSource {
 
     fn peers(&mut self, now: i64) -> Vec<Peer> {
         match &self.holder {
-            Holder::Engine(e, _) => e.peers().into_iter().map(peer_of).collect(),
+            Holder::Engine(e, _) => e.peers(),
             Holder::Local(r) => {
                 let me = r.key().clone();
                 let status = running_serve(&self.dir, now);

@@ -19,6 +19,7 @@ pub mod health;
 pub mod identity;
 pub mod ids;
 pub mod ops;
+pub mod peer;
 pub mod replica;
 pub mod rights;
 pub mod rollout;

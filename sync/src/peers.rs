@@ -9,24 +9,13 @@ use std::time::{Duration, Instant};
 
 use fleetdeck_store::{MemberKey, Replica, now_ms};
 use iroh::endpoint::{Connection, RecvStream, SendStream};
-use serde::Serialize;
 
 use crate::lock;
 use crate::session::SessionError;
 use crate::traffic::Wire;
 
-/// What `peers` shows for one peer.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct PeerStatus {
-    pub key: String,
-    pub name: String,
-    pub connected: bool,
-    pub addr: Option<String>,
-    pub last_sync_ms: Option<i64>,
-    /// Document changes this replica has that the peer is not known to have.
-    pub lacks: Option<usize>,
-    pub last_error: Option<String>,
-}
+/// What `peers` shows for one peer (a plain record the console reads too).
+pub use fleetdeck_store::peer::PeerStatus;
 
 /// A connection past the hello in both directions.
 pub(crate) struct Established {

@@ -55,18 +55,9 @@ pub fn layer_label(layer: &LayerRef) -> String {
     }
 }
 
-/// One other replica of the fleet, as the sync engine sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Peer {
-    pub key: String,
-    pub name: String,
-    pub connected: bool,
-    pub addr: Option<String>,
-    pub last_sync_ms: Option<i64>,
-    /// Changes this replica has that the peer is not known to have.
-    pub lacks: Option<usize>,
-    pub last_error: Option<String>,
-}
+/// One other replica of the fleet, as the sync engine sees it (the store's
+/// record, filled in by the engine).
+pub use fleetdeck_store::peer::PeerStatus as Peer;
 
 /// Whether this console syncs as a peer.
 #[derive(Clone, Debug, PartialEq)]
