@@ -245,7 +245,7 @@ fn an_operator_importing_a_bundle_forged_as_the_admin_takes_none_of_it() {
 }
 
 #[test]
-#[ignore = "finding: `fleetdeck bundle import` admits a dependency-free genesis-shaped change signed by an outsider's own key; it replaces members (the admin is no longer a member) and sets fleet apply.check"]
+
 fn an_operator_importing_a_second_genesis_from_an_outsider_takes_none_of_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut admin, _, _) = fleet(tmp.path());

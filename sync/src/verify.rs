@@ -103,6 +103,14 @@ pub fn decode(changes: Vec<WireChange>, out: &mut Admitted) -> Vec<SignedChange>
 /// The checks of one change whose dependencies are all held.
 fn check(replica: &mut Replica, c: &SignedChange) -> Result<(), String> {
     c.verify().map_err(|e| e.to_string())?;
+    // Every replica holds its fleet's genesis from the start (init, join):
+    // a second change with no dependencies would be a second root for
+    // every map, and automerge would let it win the conflicts.
+    if c.change.deps().is_empty() {
+        return Err(
+            "a change with no dependencies is a fleet's genesis, and this replica holds its fleet's already".into(),
+        );
+    }
     if replica.equivocates(&c.change) {
         return Err(format!(
             "a second change for seq {} of actor {}: its author equivocated",
@@ -165,7 +173,12 @@ fn admit_into(
                     out.accepted += 1;
                     progress = true;
                 }
-                Err(reason) => refuse(out, &c.change, reason),
+                Err(reason) => {
+                    // Another copy of the same change (with its real
+                    // signature, say) may follow in this batch.
+                    seen.remove(&hash);
+                    refuse(out, &c.change, reason)
+                }
             }
         }
         pending = waiting;

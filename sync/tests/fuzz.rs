@@ -415,7 +415,7 @@ proptest! {
 /// One batch (a sync message, a bundle) holding a change twice: first with
 /// a damaged signature, then with its real one.
 #[test]
-#[ignore = "finding (minor): the gate dedups a batch by change hash before checking signatures, so a badly signed copy ahead of the good one makes the good one skipped for that batch"]
+
 fn a_good_copy_after_a_badly_signed_copy_in_one_batch_is_taken() {
     let t = template();
     let tmp = tempfile::tempdir().unwrap();
