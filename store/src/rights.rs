@@ -1014,3 +1014,51 @@ pub fn refused_programs(
     }
     out
 }
+
+/// Checks, before a change's bytes are decoded, that a compressed change
+/// does not inflate past [`MAX_CHANGE_BYTES`]: automerge inflates a
+/// compressed chunk with no bound, so a few MB of deflate could ask for
+/// gigabytes. Bytes that are not a compressed change chunk pass (their own
+/// size is bounded by the frame, and decoding says what else is wrong).
+pub fn inflates_within_limit(bytes: &[u8]) -> Result<(), String> {
+    use std::io::Read;
+    // Chunk: 4 magic bytes, 4 checksum bytes, the type (2: a compressed
+    // change), the data length as unsigned LEB128, the data.
+    const COMPRESSED_CHANGE: u8 = 2;
+    if bytes.len() < 10 || bytes[8] != COMPRESSED_CHANGE {
+        return Ok(());
+    }
+    let mut len: u64 = 0;
+    let mut at = 9;
+    for shift in (0..64).step_by(7) {
+        let Some(&b) = bytes.get(at) else {
+            return Ok(());
+        };
+        at += 1;
+        len |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    let end = at.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+    let data = &bytes[at.min(bytes.len())..end.min(bytes.len())];
+    let limit = MAX_CHANGE_BYTES as u64;
+    let mut inflated = 0u64;
+    let mut buf = [0u8; 16 * 1024];
+    let mut decoder = flate2::bufread::DeflateDecoder::new(data).take(limit + 1);
+    loop {
+        match decoder.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                inflated += n as u64;
+                if inflated > limit {
+                    return Err(format!(
+                        "a compressed change inflates past the limit of {MAX_CHANGE_BYTES} bytes (MAX_CHANGE_BYTES)"
+                    ));
+                }
+            }
+            // Bad deflate: decoding the change says so.
+            Err(_) => return Ok(()),
+        }
+    }
+}

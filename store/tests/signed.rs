@@ -155,3 +155,47 @@ fn two_stored_changes_for_one_actor_and_seq_leave_the_replica_readable() {
     };
     assert!(r.equivocates(&twin.change));
 }
+
+/// A compressed change chunk that would inflate to gigabytes is refused
+/// before automerge inflates it (it does so without a bound).
+#[test]
+fn a_compressed_change_that_inflates_past_the_limit_is_refused_before_decoding() {
+    use std::io::Write;
+    let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..6 {
+        deflate.write_all(&zeros).unwrap();
+    }
+    let data = deflate.finish().unwrap();
+    let mut bomb = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+    let mut len = data.len();
+    loop {
+        let b = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            bomb.push(b);
+            break;
+        }
+        bomb.push(b | 0x80);
+    }
+    bomb.extend(&data);
+    assert!(bomb.len() < 64 * 1024, "a small file: {} bytes", bomb.len());
+    let e = fleetdeck_store::rights::inflates_within_limit(&bomb).unwrap_err();
+    assert!(e.contains("MAX_CHANGE_BYTES"), "{e}");
+    // Real changes pass, compressed or not.
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Replica::init(dir.path(), "ops", "f").unwrap();
+    let big = "x".repeat(10_000);
+    let op = Op::Config {
+        layer: fleetdeck_store::document::LayerRef::Fleet,
+        edits: vec![ConfigEdit::Set(
+            fleetdeck_store::config::ConfigPath::parse("motd").unwrap(),
+            json!(big),
+        )],
+        message: None,
+    };
+    ops::apply(&mut r, op, now_ms()).unwrap();
+    for c in r.changes_after(&[]) {
+        fleetdeck_store::rights::inflates_within_limit(c.change.raw_bytes()).unwrap();
+    }
+}

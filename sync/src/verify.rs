@@ -82,6 +82,15 @@ fn refuse(out: &mut Admitted, c: &Change, reason: String) {
 pub fn decode(changes: Vec<WireChange>, out: &mut Admitted) -> Vec<SignedChange> {
     let mut decoded = Vec::with_capacity(changes.len());
     for (bytes, sig) in changes {
+        if let Err(why) = rights::inflates_within_limit(&bytes) {
+            tracing::warn!("refused a change before decoding it: {why}");
+            out.refused.push(Refused {
+                change: String::new(),
+                author: String::new(),
+                reason: why,
+            });
+            continue;
+        }
         let change = match Change::from_bytes(bytes) {
             Ok(c) => c,
             Err(e) => {
