@@ -337,6 +337,13 @@ pub fn bundle_import(replica: &mut Replica, out: &Out, file: &Path) -> Result<()
                 i.changes_refused
             ));
         }
+        if !i.health_refused.is_empty() {
+            s.push_str(&format!(
+                "; {} health register(s) refused ({})",
+                i.health_refused.len(),
+                i.health_refused.join("; ")
+            ));
+        }
         s
     })
 }

@@ -20,7 +20,7 @@ use crate::error::{Result, StoreError};
 use crate::health;
 
 /// Version of the tables below, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_SQL: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,6 +68,11 @@ CREATE TABLE IF NOT EXISTS quarantine (
     at_ms INTEGER NOT NULL
 );
 ";
+
+/// Version 4: health registers are stored with their node's signature
+/// (`health::SCHEMA_SQL` has the column for a new database). Registers
+/// stored before keep a null signature: kept, never relayed.
+const HEALTH_SIG_SQL: &str = "ALTER TABLE health ADD COLUMN sig BLOB;";
 
 /// A stored change row: row id, the hash stored beside it, its bytes.
 pub(crate) struct Row {
@@ -222,6 +227,19 @@ impl Db {
                 [],
             )
             .map_err(|e| self.err(e))?;
+        }
+        if from < 4 {
+            // A file whose version was set back by hand may have the column.
+            let has_sig: bool = tx
+                .query_row(
+                    "SELECT COUNT(*) > 0 FROM pragma_table_info('health') WHERE name = 'sig'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            if !has_sig {
+                tx.execute_batch(HEALTH_SIG_SQL).map_err(|e| self.err(e))?;
+            }
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| self.err(e))?;

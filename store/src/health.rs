@@ -6,6 +6,13 @@
 //! associative and idempotent), stored in SQLite together with a downsampled
 //! per-node time series for sparklines.
 //!
+//! Every register is signed by its node's key ([`SignedRegister`]: the
+//! register's canonical bytes and the signature, which travel and are
+//! stored together, so a relay passes on exactly what the node signed).
+//! [`admit`] is the check for a register that did not come from this
+//! replica's own daemon: it must be signed by the key bound to its node,
+//! and its seq must not jump implausibly ([`plausible_seq`]).
+//!
 //! This module never opens, migrates or owns a connection (the caller runs
 //! [`SCHEMA_SQL`] and passes a `&Connection`), never reads the clock (times
 //! are given), and never panics on what it reads back: an undecodable row is
@@ -18,6 +25,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
+use crate::identity::Identity;
+use crate::ids::MemberKey;
+use crate::sign;
 
 /// Width of one sparkline bucket: samples are downsampled to one per minute.
 pub const SAMPLE_BUCKET_MS: i64 = 60_000;
@@ -26,7 +36,9 @@ pub const SAMPLE_BUCKET_MS: i64 = 60_000;
 pub const SAMPLE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Tables of this module. Idempotent (`IF NOT EXISTS`); the caller's schema
-/// migration runs it.
+/// migration runs it. `payload` holds a register's canonical bytes exactly
+/// as they were signed, `sig` its node's signature of them (null for a
+/// register stored before registers were signed: kept, never relayed).
 pub const SCHEMA_SQL: &str = "\
 CREATE TABLE IF NOT EXISTS health (
     node TEXT PRIMARY KEY,
@@ -34,7 +46,8 @@ CREATE TABLE IF NOT EXISTS health (
     time_ms INTEGER NOT NULL,
     received_ms INTEGER NOT NULL,
     ver INTEGER NOT NULL,
-    payload TEXT NOT NULL
+    payload TEXT NOT NULL,
+    sig BLOB
 );
 CREATE INDEX IF NOT EXISTS health_ver ON health(ver);
 CREATE TABLE IF NOT EXISTS health_samples (
@@ -156,6 +169,129 @@ pub struct StoredRegister {
     pub received_ms: i64,
     /// Replica-wide write counter; poll with [`load_since`].
     pub ver: i64,
+}
+
+/// What a node's key signs a register under (see `Identity::sign_bytes`).
+pub const DOMAIN: &[u8] = b"fleetdeck-health-v1";
+
+/// The first register a replica holds of a node may have any seq below
+/// this (2^40: a beat a second for 34,000 years), no more.
+pub const FIRST_SEQ_CAP: u64 = 1 << 40;
+
+/// How many beats a second a node may have made since its held register
+/// was heard (a daemon beats at most once a second on schedule, plus an
+/// extra beat after an apply or a drift), see [`plausible_seq`].
+pub const SEQ_PER_SECOND: u64 = 2;
+
+/// How far a seq may run ahead of what the time since the held register
+/// allows (restarts, bursts of extra beats), see [`plausible_seq`].
+pub const SEQ_MARGIN: u64 = 1_000;
+
+/// A register as its node signed it: its canonical bytes (the JSON that
+/// [`SignedRegister::sign`] writes) and the node key's signature of them
+/// under [`DOMAIN`]. Relays and bundles carry these bytes, never a
+/// re-encoding, so the signature holds wherever the register goes (even
+/// through a replica that does not know every field of it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SignedRegister {
+    pub bytes: Vec<u8>,
+    /// 64 bytes; empty for an unsigned register (which every replica
+    /// refuses).
+    pub sig: Vec<u8>,
+}
+
+impl SignedRegister {
+    /// `reg` signed by `id`, the key bound to its node (the daemon's).
+    pub fn sign(reg: &HealthRegister, id: &Identity) -> Result<SignedRegister> {
+        let bytes = encode(reg)?;
+        let sig = id.sign_bytes(DOMAIN, &bytes).to_vec();
+        Ok(SignedRegister { bytes, sig })
+    }
+
+    /// The register these bytes hold.
+    pub fn decode(&self) -> std::result::Result<HealthRegister, Refusal> {
+        serde_json::from_slice(&self.bytes).map_err(|e| Refusal::Undecodable(e.to_string()))
+    }
+
+    /// Whether the signature is `key`'s over the bytes.
+    pub fn signed_by(&self, key: &MemberKey) -> bool {
+        sign::verify_bytes(key, DOMAIN, &self.bytes, &self.sig)
+    }
+}
+
+/// Why a register offered to a replica was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("it does not decode as a health register ({0})")]
+    Undecodable(String),
+    #[error("the node is not in this replica's fleet")]
+    UnknownNode,
+    #[error("no key is bound to the node here, so nothing can be checked against it")]
+    Unbound,
+    #[error("it is not signed")]
+    Unsigned,
+    #[error("it is not signed by the key bound to the node ({key})")]
+    WrongKey { key: String },
+    #[error("its seq {seq} jumps past the {allowed} allowed (held: {held})")]
+    SeqJump {
+        seq: u64,
+        /// The held seq, or "none".
+        held: String,
+        allowed: u64,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What became of a register offered to a replica ([`admit`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Admission {
+    /// Stored: it supersedes what was held.
+    Stored,
+    /// Valid, but not newer than what is held.
+    Kept,
+    /// Refused; `node` is the node it names ("?" when it does not decode).
+    Refused { node: String, why: Refusal },
+}
+
+/// The seq rule: how far a node's seq may be from the register this
+/// replica holds of it and still be believed.
+///
+/// - First register held of the node: any seq below [`FIRST_SEQ_CAP`].
+/// - Otherwise: at most `held + SEQ_PER_SECOND × s + SEQ_MARGIN`, where `s`
+///   is the whole seconds since the held register was heard (by this
+///   replica's clock, never the node's).
+///
+/// A daemon counts one up per beat from the seq its own replica holds (so a
+/// restarted daemon carries on where it stopped), beats once per
+/// `heartbeat.interval_s` (at least 1 s) plus an extra beat after an apply
+/// or a drift: a live node stays well inside the bound however long it was
+/// cut off from this replica, and a node that outran it (a burst of extra
+/// beats) comes back inside as time passes. A register with a seq near
+/// 2^63, which under plain last-writer-wins would silence its node for
+/// good, is refused.
+pub fn plausible_seq(
+    seq: u64,
+    held: Option<(u64, i64)>,
+    now_ms: i64,
+) -> std::result::Result<(), Refusal> {
+    let allowed = match held {
+        None => FIRST_SEQ_CAP - 1,
+        Some((held_seq, heard_ms)) => {
+            let secs = u64::try_from(now_ms.saturating_sub(heard_ms)).unwrap_or(0) / 1000;
+            held_seq
+                .saturating_add(secs.saturating_mul(SEQ_PER_SECOND))
+                .saturating_add(SEQ_MARGIN)
+        }
+    };
+    if seq <= allowed {
+        return Ok(());
+    }
+    Err(Refusal::SeqJump {
+        seq,
+        held: held.map_or_else(|| "none".to_string(), |(s, _)| s.to_string()),
+        allowed,
+    })
 }
 
 /// One downsampled sparkline point: the maxima within the minute starting at
@@ -309,51 +445,210 @@ impl Drop for WriteScope<'_> {
 pub fn record(conn: &Connection, reg: &HealthRegister, received_ms: i64) -> Result<bool> {
     validate(reg)?;
     let payload = encode(reg)?;
-    let payload_text = String::from_utf8(payload).map_err(|e| {
+    let verdict = write(conn, reg, &payload, None, received_ms, |held| {
+        last_writer_wins(reg.seq, &payload, held)
+    })?;
+    Ok(matches!(verdict, Verdict::Store))
+}
+
+/// [`record`] for a register this replica's own daemon made and signed
+/// (`signed` holds `reg`'s bytes): stored with its signature, so peers are
+/// sent it. Not checked: what the daemon says of itself is believed here.
+pub fn record_signed(
+    conn: &Connection,
+    reg: &HealthRegister,
+    signed: &SignedRegister,
+    received_ms: i64,
+) -> Result<bool> {
+    validate(reg)?;
+    let verdict = write(
+        conn,
+        reg,
+        &signed.bytes,
+        Some(&signed.sig),
+        received_ms,
+        |held| last_writer_wins(reg.seq, &signed.bytes, held),
+    )?;
+    Ok(matches!(verdict, Verdict::Store))
+}
+
+/// Offers `signed` (whose bytes decode to `reg`: [`SignedRegister::decode`]),
+/// a register for a node bound to `key`, that came from
+/// anywhere but this replica's own daemon (a peer, a relay, a bundle): it
+/// is stored, with its signature, only when it is signed by `key`, its
+/// seq is plausible ([`plausible_seq`], measured from the held register
+/// and `now_ms`) and it supersedes the held register. A held register that
+/// `key` did not sign (unsigned, from before registers were signed, or
+/// signed by a key since unbound) counts as none and is replaced.
+///
+/// Errors only for the database; everything wrong with the register is an
+/// [`Admission::Refused`].
+pub fn admit(
+    conn: &Connection,
+    signed: &SignedRegister,
+    reg: &HealthRegister,
+    key: &MemberKey,
+    received_ms: i64,
+    now_ms: i64,
+) -> Result<Admission> {
+    let refused = |why| Admission::Refused {
+        node: reg.node.clone(),
+        why,
+    };
+    if let Err(e) = validate(reg) {
+        return Ok(refused(Refusal::Invalid(e.to_string())));
+    }
+    if signed.sig.is_empty() {
+        return Ok(refused(Refusal::Unsigned));
+    }
+    if !signed.signed_by(key) {
+        return Ok(refused(Refusal::WrongKey {
+            key: key.to_string(),
+        }));
+    }
+    let verdict = write(
+        conn,
+        reg,
+        &signed.bytes,
+        Some(&signed.sig),
+        received_ms,
+        |held| {
+            let held = held.filter(|h| {
+                h.sig
+                    .as_deref()
+                    .is_some_and(|s| sign::verify_bytes(key, DOMAIN, &h.bytes, s))
+            });
+            if let Err(why) = plausible_seq(reg.seq, held.map(|h| (h.seq, h.received_ms)), now_ms) {
+                return Verdict::Refuse(why);
+            }
+            last_writer_wins(reg.seq, &signed.bytes, held)
+        },
+    )?;
+    Ok(match verdict {
+        Verdict::Store => Admission::Stored,
+        Verdict::Keep => Admission::Kept,
+        Verdict::Refuse(why) => refused(why),
+    })
+}
+
+/// The register held of `node` as its node signed it, to pass on; `None`
+/// when none is held or the held one is unsigned (stored before registers
+/// were signed: kept here, never relayed).
+pub fn signed(conn: &Connection, node: &str) -> Result<Option<SignedRegister>> {
+    let row: Option<Option<SignedRegister>> = conn
+        .query_row(
+            "SELECT payload, sig FROM health WHERE node = ?1",
+            params![node],
+            |row| {
+                let bytes = match row.get_ref(0)? {
+                    ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+                    _ => return Ok(None),
+                };
+                let sig = match row.get_ref(1)? {
+                    ValueRef::Blob(b) if !b.is_empty() => b.to_vec(),
+                    _ => return Ok(None),
+                };
+                Ok(Some(SignedRegister { bytes, sig }))
+            },
+        )
+        .optional()?;
+    Ok(row.flatten())
+}
+
+/// The register held of a node, as [`write`] reads it in its transaction.
+struct Held {
+    seq: u64,
+    /// The stored payload, exactly.
+    bytes: Vec<u8>,
+    sig: Option<Vec<u8>>,
+    received_ms: i64,
+}
+
+/// What [`write`] does with a register, given the held one.
+enum Verdict {
+    Store,
+    Keep,
+    Refuse(Refusal),
+}
+
+/// The merge: no register held (or an undecodable one) or a superseded one
+/// → store.
+fn last_writer_wins(seq: u64, payload: &[u8], held: Option<&Held>) -> Verdict {
+    match held {
+        Some(h) if !supersedes_encoded(seq, payload, h.seq, &h.bytes) => Verdict::Keep,
+        _ => Verdict::Store,
+    }
+}
+
+/// Reads the node's held register and, when `judge` says so, stores `reg`
+/// (whose canonical bytes are `payload`) with `sig`, a new `ver` and its
+/// sample, in one transaction (a savepoint inside the caller's).
+fn write(
+    conn: &Connection,
+    reg: &HealthRegister,
+    payload: &[u8],
+    sig: Option<&[u8]>,
+    received_ms: i64,
+    judge: impl FnOnce(Option<&Held>) -> Verdict,
+) -> Result<Verdict> {
+    let payload_text = std::str::from_utf8(payload).map_err(|e| {
         StoreError::Invalid(format!(
-            "the health register of node '{}' did not encode as UTF-8: {e}",
+            "the health register of node '{}' is not UTF-8: {e}",
             reg.node
         ))
     })?;
-
-    let scope = WriteScope::begin(conn)?;
-
-    let stored: Option<Option<(u64, Vec<u8>)>> = conn
-        .query_row(
-            "SELECT payload FROM health WHERE node = ?1",
-            params![reg.node],
-            |row| Ok(stored_seq_and_bytes(row.get_ref(0)?)),
-        )
-        .optional()?;
-    let store = match stored {
-        None => true,
-        // Undecodable: the new register replaces it.
-        Some(None) => true,
-        Some(Some((old_seq, old_bytes))) => {
-            supersedes_encoded(reg.seq, payload_text.as_bytes(), old_seq, &old_bytes)
-        }
-    };
-    if !store {
-        // Dropping the scope ends the (read-only) transaction.
-        return Ok(false);
-    }
-
     let seq = i64::try_from(reg.seq).map_err(|_| {
         StoreError::Invalid(format!(
             "the health register of node '{}' has an out-of-range seq",
             reg.node
         ))
     })?;
+
+    let scope = WriteScope::begin(conn)?;
+
+    let held: Option<Held> = conn
+        .query_row(
+            "SELECT payload, sig, received_ms FROM health WHERE node = ?1",
+            params![reg.node],
+            |row| {
+                let Some((seq, bytes)) = stored_seq_and_bytes(row.get_ref(0)?) else {
+                    // Undecodable: the new register replaces it.
+                    return Ok(None);
+                };
+                let sig = match row.get_ref(1)? {
+                    ValueRef::Blob(b) if !b.is_empty() => Some(b.to_vec()),
+                    _ => None,
+                };
+                let Ok(received_ms) = row.get_ref(2)?.as_i64() else {
+                    return Ok(None);
+                };
+                Ok(Some(Held {
+                    seq,
+                    bytes,
+                    sig,
+                    received_ms,
+                }))
+            },
+        )
+        .optional()?
+        .flatten();
+    let verdict = judge(held.as_ref());
+    if !matches!(verdict, Verdict::Store) {
+        // Dropping the scope ends the (read-only) transaction.
+        return Ok(verdict);
+    }
+
     conn.execute(
-        "INSERT INTO health (node, seq, time_ms, received_ms, ver, payload)
-         VALUES (?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(ver), 0) + 1 FROM health), ?5)
+        "INSERT INTO health (node, seq, time_ms, received_ms, ver, payload, sig)
+         VALUES (?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(ver), 0) + 1 FROM health), ?5, ?6)
          ON CONFLICT(node) DO UPDATE SET
             seq = excluded.seq,
             time_ms = excluded.time_ms,
             received_ms = excluded.received_ms,
             ver = excluded.ver,
-            payload = excluded.payload",
-        params![reg.node, seq, reg.time_ms, received_ms, payload_text],
+            payload = excluded.payload,
+            sig = excluded.sig",
+        params![reg.node, seq, reg.time_ms, received_ms, payload_text, sig],
     )?;
 
     let m = &reg.metrics;
@@ -374,7 +669,7 @@ pub fn record(conn: &Connection, reg: &HealthRegister, received_ms: i64) -> Resu
     )?;
 
     scope.commit()?;
-    Ok(true)
+    Ok(Verdict::Store)
 }
 
 /// The seq and canonical bytes of a stored payload, or `None` when it does
@@ -755,6 +1050,112 @@ mod tests {
         let r: HealthRegister = serde_json::from_str(newer).unwrap();
         assert_eq!(r.metrics.cpu_pct, 1.5);
         assert_eq!(r.applied.unwrap().result, ApplyResult::RolledBack);
+    }
+
+    #[test]
+    fn the_seq_rule_caps_a_first_register_and_allows_two_a_second_after_a_held_one() {
+        assert!(plausible_seq(FIRST_SEQ_CAP - 1, None, 0).is_ok());
+        assert!(plausible_seq(FIRST_SEQ_CAP, None, 0).is_err());
+        let held = Some((100, 1_000_000));
+        assert!(plausible_seq(100 + SEQ_MARGIN, held, 1_000_000).is_ok());
+        assert!(plausible_seq(101 + SEQ_MARGIN, held, 1_000_000).is_err());
+        // An hour later, two beats a second more.
+        let hour = 1_000_000 + 3_600_000;
+        assert!(plausible_seq(100 + SEQ_MARGIN + 7_200, held, hour).is_ok());
+        assert!(plausible_seq(101 + SEQ_MARGIN + 7_200, held, hour).is_err());
+        let e = plausible_seq(1 << 62, held, hour).unwrap_err();
+        assert!(e.to_string().contains("jumps past"), "{e}");
+        // A clock set back counts no time, never negative time.
+        assert!(plausible_seq(100 + SEQ_MARGIN, held, 0).is_ok());
+    }
+
+    #[test]
+    fn admit_stores_only_registers_signed_by_the_bound_key_with_a_plausible_seq() {
+        let conn = db();
+        let node = Identity::generate();
+        let other = Identity::generate();
+        let signed = |r: &HealthRegister, id: &Identity| SignedRegister::sign(r, id).unwrap();
+        let admit_at = |s: &SignedRegister, now: i64| {
+            admit(&conn, s, &s.decode().unwrap(), node.key(), now, now).unwrap()
+        };
+
+        let r1 = reg("n1", 5, 1_000);
+        assert_eq!(admit_at(&signed(&r1, &node), 1_000), Admission::Stored);
+        assert_eq!(admit_at(&signed(&r1, &node), 1_000), Admission::Kept);
+
+        let forged = signed(&reg("n1", 6, 2_000), &other);
+        assert!(matches!(
+            admit_at(&forged, 2_000),
+            Admission::Refused { why: Refusal::WrongKey { .. }, ref node } if node == "n1"
+        ));
+        let mut unsigned = signed(&reg("n1", 6, 2_000), &node);
+        unsigned.sig.clear();
+        assert!(matches!(
+            admit_at(&unsigned, 2_000),
+            Admission::Refused {
+                why: Refusal::Unsigned,
+                ..
+            }
+        ));
+        let mut tampered = signed(&reg("n1", 6, 2_000), &node);
+        tampered.bytes = encode(&reg("n1", 7, 2_000)).unwrap();
+        assert!(matches!(
+            admit_at(&tampered, 2_000),
+            Admission::Refused {
+                why: Refusal::WrongKey { .. },
+                ..
+            }
+        ));
+        let jump = signed(&reg("n1", 1 << 62, 2_000), &node);
+        assert!(matches!(
+            admit_at(&jump, 2_000),
+            Admission::Refused {
+                why: Refusal::SeqJump { .. },
+                ..
+            }
+        ));
+        // None of it was stored; the node's next beat is.
+        assert_eq!(load_all(&conn).unwrap().0[0].reg.seq, 5);
+        assert_eq!(
+            admit_at(&signed(&reg("n1", 6, 3_000), &node), 3_000),
+            Admission::Stored
+        );
+        assert_eq!(signed_of(&conn, "n1"), signed(&reg("n1", 6, 3_000), &node));
+    }
+
+    fn signed_of(conn: &Connection, node: &str) -> SignedRegister {
+        signed(conn, node).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_held_register_the_bound_key_did_not_sign_loses_to_one_it_did() {
+        let conn = db();
+        let old_key = Identity::generate();
+        let new_key = Identity::generate();
+        // Held: seq 900 by a key no longer bound to the node, and an
+        // unsigned register of another node (stored before signing).
+        let held = SignedRegister::sign(&reg("n1", 900, 1_000), &old_key).unwrap();
+        record_signed(&conn, &reg("n1", 900, 1_000), &held, 1_000).unwrap();
+        record(&conn, &reg("n2", 900, 1_000), 1_000).unwrap();
+        assert!(
+            signed(&conn, "n2").unwrap().is_none(),
+            "unsigned: not relayed"
+        );
+        for n in ["n1", "n2"] {
+            let fresh = SignedRegister::sign(&reg(n, 1, 2_000), &new_key).unwrap();
+            let out = admit(
+                &conn,
+                &fresh,
+                &fresh.decode().unwrap(),
+                new_key.key(),
+                2_000,
+                2_000,
+            )
+            .unwrap();
+            assert_eq!(out, Admission::Stored, "{n}");
+        }
+        let (all, _) = load_all(&conn).unwrap();
+        assert!(all.iter().all(|s| s.reg.seq == 1));
     }
 
     fn arb_register() -> impl Strategy<Value = HealthRegister> {

@@ -894,35 +894,99 @@ impl Replica {
 
     // ---- health and alerts --------------------------------------------------
 
-    /// Records a register that was just made or just arrived from its node,
-    /// if it is newer than what this replica has.
+    /// Records a register this replica's own daemon just made, if it is
+    /// newer than what this replica has: signed with this replica's key
+    /// (the key bound to the node it runs), stored with the signature and
+    /// relayed with it. Not checked: a register from anywhere else goes
+    /// through [`Replica::admit_health`].
     pub fn record_health(&mut self, reg: &HealthRegister) -> Result<bool> {
         self.record_health_aged(reg, 0)
     }
 
-    /// Records a register that others held for `age_ms` before it arrived
-    /// (what a relaying peer says): it was heard that long ago.
+    /// [`Replica::record_health`], as if heard `age_ms` ago.
     pub fn record_health_aged(&mut self, reg: &HealthRegister, age_ms: u64) -> Result<bool> {
-        let now = now_ms();
-        let age = i64::try_from(age_ms).unwrap_or(i64::MAX);
-        self.record_health_at(reg, now.saturating_sub(age))
-    }
-
-    /// Records a register from a bundle carried by hand: it was sent when
-    /// the node's clock says, and not after it arrived here.
-    pub fn import_health(&mut self, reg: &HealthRegister) -> Result<bool> {
-        self.record_health_at(reg, reg.time_ms.min(now_ms()))
-    }
-
-    fn record_health_at(&mut self, reg: &HealthRegister, heard_ms: i64) -> Result<bool> {
         if self.opts.read_only {
             return Err(StoreError::ReadOnly);
         }
-        let stored = health::record(self.db.conn(), reg, heard_ms)?;
+        let signed = health::SignedRegister::sign(reg, &self.identity)?;
+        let heard = heard_ms(age_ms);
+        let stored = health::record_signed(self.db.conn(), reg, &signed, heard)?;
         if stored {
             self.load_health(self.health_ver)?;
         }
         Ok(stored)
+    }
+
+    /// Offers a register from a peer (or any source but this replica's own
+    /// daemon) that others held for `age_ms` before it arrived (what a
+    /// relaying peer says: it was heard that long ago). It is stored only
+    /// when its node is in this fleet with a key bound to it, it is signed
+    /// by that key, its seq is plausible (`health::plausible_seq`) and it
+    /// is newer than what this replica holds; anything else is refused,
+    /// and said why. Errors only for the database (or a read-only
+    /// replica).
+    pub fn admit_health(
+        &mut self,
+        signed: &health::SignedRegister,
+        age_ms: u64,
+    ) -> Result<health::Admission> {
+        self.admit_health_at(signed, |_| heard_ms(age_ms))
+    }
+
+    /// [`Replica::admit_health`] for a register from a bundle carried by
+    /// hand: it was sent when the node's clock says, and not after it
+    /// arrived here.
+    pub fn import_health(&mut self, signed: &health::SignedRegister) -> Result<health::Admission> {
+        self.admit_health_at(signed, |reg| reg.time_ms.min(now_ms()))
+    }
+
+    fn admit_health_at(
+        &mut self,
+        signed: &health::SignedRegister,
+        heard: impl FnOnce(&HealthRegister) -> i64,
+    ) -> Result<health::Admission> {
+        use health::{Admission, Refusal};
+        if self.opts.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let reg = match signed.decode() {
+            Ok(r) => r,
+            Err(why) => {
+                return Ok(Admission::Refused {
+                    node: "?".into(),
+                    why,
+                });
+            }
+        };
+        let node = crate::NodeId::parse(&reg.node)
+            .ok()
+            .and_then(|id| self.state.nodes.get(&id));
+        let key = match node {
+            None => Err(Refusal::UnknownNode),
+            Some(n) => n.key.clone().ok_or(Refusal::Unbound),
+        };
+        let key = match key {
+            Ok(k) => k,
+            Err(why) => {
+                return Ok(Admission::Refused {
+                    node: reg.node,
+                    why,
+                });
+            }
+        };
+        let heard = heard(&reg);
+        let out = health::admit(self.db.conn(), signed, &reg, &key, heard, now_ms())?;
+        if out == Admission::Stored {
+            self.load_health(self.health_ver)?;
+        }
+        Ok(out)
+    }
+
+    /// The register held of `node` as its node signed it, to pass on to a
+    /// peer or a bundle; `None` when none is held or it was stored before
+    /// registers were signed (such a register is kept here, never relayed).
+    pub fn signed_health(&self, node: &str) -> Result<Option<health::SignedRegister>> {
+        health::signed(self.db.conn(), node)
     }
 
     pub fn health(&self) -> &HashMap<String, StoredRegister> {
@@ -1004,6 +1068,11 @@ impl Replica {
         let msg = message.unwrap_or(&default_msg).to_string();
         self.change(&msg, |doc, _| doc.revert(&hash))
     }
+}
+
+/// When a register held `age_ms` by others was heard, by this clock.
+fn heard_ms(age_ms: u64) -> i64 {
+    now_ms().saturating_sub(i64::try_from(age_ms).unwrap_or(i64::MAX))
 }
 
 /// What the alert rules read, per site, from a fleet and its health

@@ -1,4 +1,6 @@
-//! Signatures on document changes.
+//! Signatures: on document changes, and (with [`verify_bytes`]) on
+//! anything else a key signs under a domain, such as health registers
+//! (`crate::health::SignedRegister`).
 //!
 //! automerge records an author's actor id in every change, but anyone can
 //! write any actor id. So every change is signed by the ed25519 key its
@@ -70,4 +72,68 @@ pub fn verify(change: &Change, sig: Option<&Sig>) -> Result<(), SigError> {
     let vk = VerifyingKey::from_bytes(&key.to_bytes()).map_err(|_| bad())?;
     vk.verify_strict(&digest(&hash), &Signature::from_bytes(sig))
         .map_err(|_| bad())
+}
+
+/// The message signed under `domain` for `bytes`: the domain, then the
+/// bytes (what `Identity::sign_bytes` signs). Every domain is a distinct
+/// `fleetdeck-…-v1` prefix, so no message of one kind reads as another.
+pub fn domain_message(domain: &[u8], bytes: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(domain.len() + bytes.len());
+    m.extend_from_slice(domain);
+    m.extend_from_slice(bytes);
+    m
+}
+
+/// Checks that `sig` is `key`'s signature of `bytes` under `domain` (see
+/// `Identity::sign_bytes`): heartbeats and the like. A signature that is
+/// not 64 bytes, a key that is not a curve point and a signature by any
+/// other key are all `false`.
+pub fn verify_bytes(key: &MemberKey, domain: &[u8], bytes: &[u8], sig: &[u8]) -> bool {
+    let Ok(sig) = <[u8; 64]>::try_from(sig) else {
+        return false;
+    };
+    let Ok(vk) = VerifyingKey::from_bytes(&key.to_bytes()) else {
+        return false;
+    };
+    vk.verify_strict(&domain_message(domain, bytes), &Signature::from_bytes(&sig))
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    #[test]
+    fn a_domain_signature_verifies_for_its_key_domain_and_bytes_only() {
+        let id = Identity::generate();
+        let other = Identity::generate();
+        let sig = id.sign_bytes(b"fleetdeck-test-v1", b"hello");
+        assert!(verify_bytes(id.key(), b"fleetdeck-test-v1", b"hello", &sig));
+        assert!(!verify_bytes(
+            other.key(),
+            b"fleetdeck-test-v1",
+            b"hello",
+            &sig
+        ));
+        assert!(!verify_bytes(
+            id.key(),
+            b"fleetdeck-else-v1",
+            b"hello",
+            &sig
+        ));
+        assert!(!verify_bytes(
+            id.key(),
+            b"fleetdeck-test-v1",
+            b"hellO",
+            &sig
+        ));
+        assert!(!verify_bytes(
+            id.key(),
+            b"fleetdeck-test-v1",
+            b"hello",
+            &sig[..63]
+        ));
+        assert!(!verify_bytes(id.key(), b"fleetdeck-test-v1", b"hello", &[]));
+    }
 }

@@ -6,16 +6,17 @@
 use std::path::Path;
 
 use automerge::Change;
-use fleetdeck_store::health::HealthRegister;
+use fleetdeck_store::health::{Admission, SignedRegister};
 use fleetdeck_store::replica::SignedChange;
-use fleetdeck_store::{NodeId, Replica, now_ms};
+use fleetdeck_store::{Replica, now_ms};
 use serde::{Deserialize, Serialize};
 
 use crate::verify::{self, Admitted, Gate, WireChange};
 
 const MAGIC: &[u8; 16] = b"FLEETDECK-BUNDLE";
 /// 2: every change with its author's signature.
-const VERSION: u16 = 2;
+/// 3: every health register as its node signed it.
+const VERSION: u16 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct Body {
@@ -23,7 +24,9 @@ struct Body {
     created_ms: i64,
     /// Each change's bytes and its author's signature.
     changes: Vec<WireChange>,
-    health: Vec<Vec<u8>>,
+    /// Each register as its node signed it (those stored before registers
+    /// were signed stay behind).
+    health: Vec<SignedRegister>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,9 @@ pub struct Imported {
     /// Why each refused change was refused.
     pub refused: Vec<String>,
     pub health_new: usize,
+    /// Registers refused (see `Replica::admit_health`), each with its node
+    /// and why.
+    pub health_refused: Vec<String>,
 }
 
 fn short(s: &str) -> &str {
@@ -83,11 +89,14 @@ pub fn export(replica: &mut Replica, path: &Path) -> Result<Exported, BundleErro
             (c.change.raw_bytes().to_vec(), sig)
         })
         .collect();
-    let health: Vec<Vec<u8>> = replica
-        .health()
-        .values()
-        .filter_map(|s| serde_json::to_vec(&s.reg).ok())
-        .collect();
+    let mut nodes: Vec<String> = replica.health().keys().cloned().collect();
+    nodes.sort();
+    let mut health = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        if let Some(signed) = replica.signed_health(&node)? {
+            health.push(signed);
+        }
+    }
     let body = Body {
         fleet_id: replica.state().fleet_id.clone(),
         created_ms: now_ms(),
@@ -159,20 +168,13 @@ pub fn import(replica: &mut Replica, path: &Path) -> Result<Imported, BundleErro
         .into_iter()
         .enumerate()
         .map(|(i, (b, sig))| {
+            fleetdeck_store::rights::inflates_within_limit(&b)
+                .map_err(|e| damaged(format!("change #{i}: {e}")))?;
             let change = Change::from_bytes(b).map_err(|e| damaged(format!("change #{i}: {e}")))?;
             let sig = <[u8; 64]>::try_from(sig.as_slice()).ok();
             Ok(SignedChange { change, sig })
         })
         .collect::<Result<Vec<_>, BundleError>>()?;
-    let regs = body
-        .health
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            serde_json::from_slice::<HealthRegister>(b)
-                .map_err(|e| damaged(format!("health register #{i}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let fresh: Vec<SignedChange> = changes
         .into_iter()
         .filter(|c| !replica.holds(&c.change.hash()))
@@ -180,11 +182,19 @@ pub fn import(replica: &mut Replica, path: &Path) -> Result<Imported, BundleErro
     let mut gate = Gate::default();
     let Admitted { accepted, refused } = verify::admit(replica, &mut gate, fresh)?;
     let waiting = gate.waiting();
+    // Each register is checked alone, like one from a peer: a refused one
+    // (unsigned, not signed by its node's key, an implausible seq, a node
+    // not in this fleet) is skipped and named.
     let mut health_new = 0;
-    for reg in regs {
-        let known = NodeId::parse(&reg.node).is_ok_and(|n| replica.state().nodes.contains_key(&n));
-        if known && replica.import_health(&reg)? {
-            health_new += 1;
+    let mut health_refused = Vec::new();
+    for signed in &body.health {
+        match replica.import_health(signed)? {
+            Admission::Stored => health_new += 1,
+            Admission::Kept => {}
+            Admission::Refused { node, why } => {
+                tracing::warn!(bundle = %p, %node, "refused a health register: {why}");
+                health_refused.push(format!("{node}: {why}"));
+            }
         }
     }
     Ok(Imported {
@@ -196,5 +206,6 @@ pub fn import(replica: &mut Replica, path: &Path) -> Result<Imported, BundleErro
             .map(|r| format!("{} by {}: {}", short(&r.change), short(&r.author), r.reason))
             .collect(),
         health_new,
+        health_refused,
     })
 }

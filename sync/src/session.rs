@@ -271,8 +271,18 @@ impl Session {
                     .is_none_or(|seq| *seq < s.reg.seq)
             {
                 self.peer_health.insert(node.clone(), s.reg.seq);
+                // As its node signed it; one stored before registers were
+                // signed is not sent (the peer would refuse it).
+                let signed = match r.signed_health(node) {
+                    Ok(Some(signed)) => signed,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(%node, "could not read the health register to send: {e}");
+                        continue;
+                    }
+                };
                 let age = u64::try_from(now - s.received_ms).unwrap_or(0);
-                out.push((s.reg.clone(), age));
+                out.push((signed, age));
             }
         }
         drop(r);
@@ -312,25 +322,36 @@ impl Session {
                 Ok(false)
             }
             Msg::Health(regs) => {
+                use fleetdeck_store::health::{Admission, Refusal};
                 let mut changed = false;
+                let mut unknown: Vec<String> = Vec::new();
                 let mut r = self.host.replica();
-                for (reg, age_ms) in regs {
-                    let known = fleetdeck_store::NodeId::parse(&reg.node)
-                        .is_ok_and(|n| r.state().nodes.contains_key(&n));
-                    let e = self.peer_health.entry(reg.node.clone()).or_default();
-                    *e = (*e).max(reg.seq);
-                    if !known {
-                        continue;
+                for (signed, age_ms) in regs {
+                    if let Ok(reg) = signed.decode() {
+                        let e = self.peer_health.entry(reg.node).or_default();
+                        *e = (*e).max(reg.seq);
                     }
-                    match r.record_health_aged(&reg, age_ms) {
-                        Ok(stored) => changed |= stored,
-                        // A register with bad numbers is the peer's problem,
-                        // not a reason to end the session.
-                        Err(fleetdeck_store::StoreError::Invalid(why)) => {
-                            tracing::warn!(peer = %self.remote.short(), "skipped a health register: {why}");
+                    // Each register is checked alone (signed by the key
+                    // bound to its node, a plausible seq); a refused one is
+                    // the peer's problem, not a reason to end the session.
+                    match r.admit_health(&signed, age_ms)? {
+                        Admission::Stored => changed = true,
+                        Admission::Kept => {}
+                        // The document naming the node may not be here yet
+                        // (health goes out before the document on a first
+                        // sync): one line for them all.
+                        Admission::Refused {
+                            node,
+                            why: Refusal::UnknownNode,
+                        } => unknown.push(node),
+                        Admission::Refused { node, why } => {
+                            tracing::warn!(peer = %self.remote.short(), %node, "refused a health register: {why}");
                         }
-                        Err(e) => return Err(e.into()),
                     }
+                }
+                if !unknown.is_empty() {
+                    let some = &unknown[..unknown.len().min(5)];
+                    tracing::warn!(peer = %self.remote.short(), count = unknown.len(), nodes = ?some, "refused health registers of nodes not in this replica's fleet");
                 }
                 Ok(changed)
             }

@@ -3,7 +3,7 @@
 //! that is too large, truncated or undecodable ends the session with an error
 //! naming what was wrong, and nothing is applied from it.
 
-use fleetdeck_store::health::HealthRegister;
+use fleetdeck_store::health::SignedRegister;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -13,7 +13,9 @@ pub const ALPN: &[u8] = b"fleetdeck/sync/1";
 /// Bumped on any incompatible change to [`Msg`].
 /// 4: document changes travel beside the sync message, each with its
 /// author's signature.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 5: health registers travel as their node signed them (bytes and
+/// signature).
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Largest frame accepted or sent. A whole-fleet first sync of a large fleet
 /// is a few MB; anything beyond this is refused, not buffered.
@@ -49,10 +51,12 @@ pub enum Msg {
     /// registers the receiver would send it (see `session`).
     HealthDigest(Vec<(String, u64)>),
     /// Health registers newer than what the receiver is known to hold, each
-    /// with how long ago (ms) the sender heard it: 0 for a node's own, the
-    /// time a hub held it for a relayed one. The receiver dates the
-    /// register by its own clock, never by the node's.
-    Health(Vec<(HealthRegister, u64)>),
+    /// as its node signed it (relays pass the bytes and signature on
+    /// unchanged) with how long ago (ms) the sender heard it: 0 for a
+    /// node's own, the time a hub held it for a relayed one. The receiver
+    /// checks each against the key bound to its node and dates it by its
+    /// own clock, never by the node's.
+    Health(Vec<(SignedRegister, u64)>),
     /// The anti-entropy probe: a digest of the sender's document heads
     /// (`Replica::heads_digest`). A receiver whose digest differs restarts
     /// the document sync handshake; one whose digest matches has nothing to

@@ -5,7 +5,7 @@ mod common;
 use common::replicas;
 use fleetdeck_store::config::ConfigPath;
 use fleetdeck_store::document::LayerRef;
-use fleetdeck_store::health::{HealthRegister, Metrics};
+use fleetdeck_store::health::{Admission, HealthRegister, Metrics, SignedRegister};
 use fleetdeck_store::{Replica, now_ms};
 use fleetdeck_sync::bundle::{self, BundleError};
 use serde_json::json;
@@ -22,7 +22,9 @@ fn a_bundle_carries_edits_and_health_and_importing_twice_changes_nothing() {
     let mut b = reps.pop().unwrap();
     let mut a = reps.pop().unwrap();
     set(&mut a, "retention.days", json!(9));
-    a.record_health(&HealthRegister {
+    // n1's register, signed by n1's key (replica 1 runs n1's daemon),
+    // as the laptop heard it.
+    let beat = HealthRegister {
         node: "n1".into(),
         seq: 3,
         time_ms: now_ms(),
@@ -31,8 +33,9 @@ fn a_bundle_carries_edits_and_health_and_importing_twice_changes_nothing() {
         backup: None,
         applied: None,
         ..Default::default()
-    })
-    .unwrap();
+    };
+    let signed = SignedRegister::sign(&beat, b.identity()).unwrap();
+    assert_eq!(a.admit_health(&signed, 0).unwrap(), Admission::Stored);
     let file = tmp.path().join("site-a.fdb");
     let e = bundle::export(&mut a, &file).unwrap();
     assert!(e.changes > 1 && e.health == 1);
