@@ -175,13 +175,13 @@ fn rogue_genesis(fleet_id: &str, actor: ActorId, author: &MemberKey) -> Change {
         }
     }
     d.put(
-        &fleet.unwrap(),
+        fleet.unwrap(),
         "apply.check",
         "\"touch /tmp/fleetdeck-pwned\"",
     )
     .unwrap();
     let rec = d
-        .put_object(&members.unwrap(), author.as_str(), ObjType::Map)
+        .put_object(members.unwrap(), author.as_str(), ObjType::Map)
         .unwrap();
     d.put(&rec, "name", "owner").unwrap();
     d.put(&rec, "role", "admin").unwrap();

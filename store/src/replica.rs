@@ -16,7 +16,7 @@ use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use crate::alerts::{self, Alert, FleetSummary, NodeInput, SiteInput, SiteState, Thresholds};
 use crate::config::{self, Effective};
 use crate::db::{Db, Row};
-use crate::document::{Conflict, FleetDoc, FleetState, HistoryEntry, Parts, RevertOutcome};
+use crate::document::{Conflict, FleetDoc, FleetState, HistoryEntry, Parts};
 use crate::error::{Result, StoreError};
 use crate::health::{self, HealthRegister, StoredRegister};
 use crate::identity::{self, Identity};
@@ -127,6 +127,14 @@ fn check_rows(
     let mut good = Vec::with_capacity(rows.len());
     let mut bad = Vec::new();
     for row in rows {
+        if let Err(reason) = crate::rights::inflates_within_limit(&row.data) {
+            bad.push(BadRow {
+                row,
+                author: None,
+                reason,
+            });
+            continue;
+        }
         let change = match Change::from_bytes(row.data.clone()) {
             Ok(c) => c,
             Err(e) => {
@@ -283,6 +291,15 @@ impl Replica {
         for c in &changes {
             c.verify()
                 .map_err(|e| StoreError::Invalid(format!("refused: {e}")))?;
+        }
+        let roots = changes
+            .iter()
+            .filter(|c| c.change.deps().is_empty())
+            .count();
+        if roots != 1 {
+            return Err(StoreError::Invalid(format!(
+                "the changes received hold {roots} fleet geneses (changes with no dependencies); a fleet has exactly one"
+            )));
         }
         let mut am = AutoCommit::new();
         am.apply_changes(changes.iter().map(|c| c.change.clone()))?;
@@ -1051,22 +1068,6 @@ impl Replica {
 
     pub fn conflicts(&self) -> Result<Vec<Conflict>> {
         self.doc.conflicts()
-    }
-
-    /// Writes and commits the inverse of a change.
-    pub fn revert(
-        &mut self,
-        reference: &str,
-        message: Option<&str>,
-    ) -> Result<(RevertOutcome, Option<ChangeHash>)> {
-        if self.opts.read_only {
-            return Err(StoreError::ReadOnly);
-        }
-        self.refresh()?;
-        let hash = self.doc.resolve_change(reference)?;
-        let default_msg = format!("revert {}", &hash.to_string()[..12]);
-        let msg = message.unwrap_or(&default_msg).to_string();
-        self.change(&msg, |doc, _| doc.revert(&hash))
     }
 }
 

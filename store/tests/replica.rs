@@ -69,7 +69,11 @@ fn revert(
     let list = |k: &str| -> Vec<String> {
         done.details[k]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let out = Reverted {

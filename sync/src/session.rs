@@ -453,6 +453,7 @@ impl Session {
                     if self.handle(msg)? {
                         self.host.changed();
                     }
+                    self.check_not_revoked()?;
                     if was_digest {
                         if let Some(m) = self.newer_health() {
                             self.send(&m).await?;
@@ -465,6 +466,7 @@ impl Session {
                     if r.is_err() {
                         return Ok(());
                     }
+                    self.check_not_revoked()?;
                     // The first change after a quiet spell goes out at once;
                     // the rest of a burst is gathered into one push at most
                     // every COALESCE.
@@ -474,7 +476,6 @@ impl Session {
                             tokio::time::sleep(wait).await;
                         }
                     }
-                    self.check_not_revoked()?;
                     changed.borrow_and_update();
                     self.push().await?;
                     last_push = Some(Instant::now());
@@ -487,7 +488,6 @@ impl Session {
                     let digest = self.host.replica().heads_digest();
                     self.send(&Msg::Probe(digest)).await?;
                     let digest = self.digest();
-                    self.check_not_revoked()?;
                     if !matches!(&digest, Msg::HealthDigest(d) if d.is_empty()) {
                         self.send(&digest).await?;
                     }

@@ -192,7 +192,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn real_frames() -> Vec<u8> {
-    let msgs = vec![
+    let msgs = [
         Msg::Hello(Hello {
             protocol: PROTOCOL_VERSION,
             fleet_id: "f00d".into(),

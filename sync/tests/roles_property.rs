@@ -103,7 +103,7 @@ fn make(e: &Engine, i: usize, round: usize, edit: Edit) {
                 now_ms(),
             ),
             Edit::Freeze => d.set_freeze(&fleetdeck_store::document::FreezeRecord {
-                frozen: round % 2 == 0,
+                frozen: round.is_multiple_of(2),
                 by: tag.clone(),
                 at_ms: now_ms(),
                 message: String::new(),
