@@ -5,7 +5,7 @@
 //! forever).
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -33,23 +33,11 @@ pub enum RenderError {
 pub use fleetdeck_store::config::revision;
 
 fn check_path(p: &str) -> Result<PathBuf, RenderError> {
-    let bad = |why: &str| RenderError::BadPath {
+    fleetdeck_store::schema::file_path(p).map_err(|why| RenderError::BadPath {
         path: p.to_string(),
-        why: why.to_string(),
-    };
-    let path = Path::new(p);
-    if p.is_empty() || path.is_absolute() {
-        return Err(bad(
-            "expected a relative path inside the release (e.g. frigate/config.yml)",
-        ));
-    }
-    for c in path.components() {
-        match c {
-            Component::Normal(_) => {}
-            _ => return Err(bad("may not contain '..', '.' or a root")),
-        }
-    }
-    Ok(PathBuf::from(FILES_DIR).join(path))
+        why,
+    })?;
+    Ok(PathBuf::from(FILES_DIR).join(p))
 }
 
 pub fn render(tree: &Value) -> Result<Rendered, RenderError> {
@@ -90,6 +78,7 @@ pub fn render(tree: &Value) -> Result<Rendered, RenderError> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::path::Path;
 
     #[test]
     fn templates_render_with_the_config_values() {

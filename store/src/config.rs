@@ -18,8 +18,8 @@ use serde_json::Value;
 use crate::error::{Result, StoreError};
 
 /// A dotted key path such as `alerts.disk_pct`. A segment that itself holds a
-/// `.` or `%` is written with `%2E` / `%25` (so `files./etc/app%2Eyml` names
-/// the key `/etc/app.yml` inside `files`).
+/// `.` or `%` is written with `%2E` / `%25` (so `files.conf/app%2Eyml` names
+/// the key `conf/app.yml` inside `files`).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConfigPath(Arc<[String]>);
 

@@ -157,6 +157,24 @@ fn show(v: &Value) -> String {
     }
 }
 
+/// Checks the path of a file rendered into a node's release
+/// (`files.<PATH>`): relative, inside the release, with no `..` or `.`.
+/// The renderer applies the same rule; here it refuses the write itself.
+pub fn file_path(p: &str) -> std::result::Result<(), String> {
+    use std::path::{Component, Path};
+    let path = Path::new(p);
+    if p.is_empty() || path.is_absolute() {
+        return Err("expected a relative path inside the release (e.g. frigate/config.yml)".into());
+    }
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return Err("may not contain '..', '.' or a root".into());
+    }
+    Ok(())
+}
+
 /// Checks one leaf about to be written into a layer. `null` (removal of an
 /// inherited key) is only meaningful in an override.
 pub fn validate_leaf(path: &ConfigPath, value: &Value, layer: Source) -> Result<()> {
@@ -181,6 +199,17 @@ pub fn validate_leaf(path: &ConfigPath, value: &Value, layer: Source) -> Result<
             show(value),
             known.key
         )));
+    }
+    if segs[0] == "files" && segs.len() > 1 {
+        if let Err(why) = file_path(&segs[1]) {
+            return Err(StoreError::Invalid(format!("files.{}: {why}", segs[1])));
+        }
+        if segs.len() > 2 || !(value.is_string() || value.is_null()) {
+            return Err(StoreError::Invalid(format!(
+                "files.{}: a file's content is a text template (or null to remove it in an override)",
+                segs[1]
+            )));
+        }
     }
     if CLOSED_SECTIONS.contains(&segs[0].as_str()) && segs.len() > 1 && spec(&key).is_none() {
         let section = &segs[0];

@@ -284,3 +284,27 @@ fn only_an_admin_issues_invites() {
     let e = ops::invite(&mut op, Role::Node, 60_000).unwrap_err();
     assert!(e.to_string().contains("only admins"), "{e}");
 }
+
+#[test]
+fn a_file_outside_the_release_is_refused_when_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Replica::init(dir.path(), "ops", "blocao").unwrap();
+    for (key, value) in [
+        ("files", json!({"../etc/passwd": "x"})),
+        ("files", json!({"/etc/shadow": "x"})),
+        ("files", json!({"ok.conf": 5})),
+    ] {
+        let e = ops::apply(&mut r, set(LayerRef::Fleet, key, value), now_ms()).unwrap_err();
+        assert!(e.to_string().starts_with("files."), "{e}");
+    }
+    ops::apply(
+        &mut r,
+        set(
+            LayerRef::Fleet,
+            "files",
+            json!({"app/app.conf": "x = {{ a }}"}),
+        ),
+        now_ms(),
+    )
+    .unwrap();
+}
