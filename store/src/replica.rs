@@ -630,7 +630,7 @@ impl Replica {
             .change
             .deps()
             .iter()
-            .find(|d| am.get_change_by_hash(d).is_none())
+            .find(|d| am.document().get_change_meta_by_hash(d).is_none())
         {
             return Err(StoreError::Invalid(format!(
                 "change {} depends on {dep}, which this replica does not hold",
@@ -658,7 +658,12 @@ impl Replica {
 
     /// Whether this replica holds the change with `hash`.
     pub fn holds(&mut self, hash: &ChangeHash) -> bool {
-        self.doc.automerge_mut().get_change_by_hash(hash).is_some()
+        // Metadata only: building the whole change again is far dearer.
+        self.doc
+            .automerge_mut()
+            .document()
+            .get_change_meta_by_hash(hash)
+            .is_some()
     }
 
     /// Takes `doc` as this replica's document: a fork of it that received
