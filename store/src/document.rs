@@ -46,21 +46,21 @@ use crate::schema;
 /// Version of the document layout above.
 pub const FORMAT: i64 = 1;
 
-const META: &str = "meta";
-const FLEET: &str = "fleet";
-const SITE_CONFIG: &str = "site_config";
-const NODE_CONFIG: &str = "node_config";
-const SITES: &str = "sites";
-const NODES: &str = "nodes";
-const MEMBERS: &str = "members";
-const ACKS: &str = "acks";
-const FREEZE: &str = "freeze";
-const COMMANDS: &str = "commands";
-const COMMAND_RESULTS: &str = "command_results";
-const ROLLOUTS: &str = "rollouts";
-const ROLLOUT_EVENTS: &str = "rollout_events";
+pub(crate) const META: &str = "meta";
+pub(crate) const FLEET: &str = "fleet";
+pub(crate) const SITE_CONFIG: &str = "site_config";
+pub(crate) const NODE_CONFIG: &str = "node_config";
+pub(crate) const SITES: &str = "sites";
+pub(crate) const NODES: &str = "nodes";
+pub(crate) const MEMBERS: &str = "members";
+pub(crate) const ACKS: &str = "acks";
+pub(crate) const FREEZE: &str = "freeze";
+pub(crate) const COMMANDS: &str = "commands";
+pub(crate) const COMMAND_RESULTS: &str = "command_results";
+pub(crate) const ROLLOUTS: &str = "rollouts";
+pub(crate) const ROLLOUT_EVENTS: &str = "rollout_events";
 /// Maps every fleet document has had since format 1.
-const ROOT_MAPS: &[&str] = &[
+pub(crate) const ROOT_MAPS: &[&str] = &[
     META,
     FLEET,
     SITE_CONFIG,
@@ -76,7 +76,7 @@ const ROOT_MAPS: &[&str] = &[
 /// of an old fleet writing the first command at the same moment would each
 /// create the map, and one map would hide the other's entries: rare, and
 /// the same command can be issued again.)
-const LATER_MAPS: &[&str] = &[COMMANDS, COMMAND_RESULTS, ROLLOUTS, ROLLOUT_EVENTS];
+pub(crate) const LATER_MAPS: &[&str] = &[COMMANDS, COMMAND_RESULTS, ROLLOUTS, ROLLOUT_EVENTS];
 
 #[derive(Clone, Debug, PartialEq, Hydrate, Reconcile, Serialize)]
 pub struct SiteRecord {

@@ -92,7 +92,11 @@ use automerge::legacy::{Key, ObjectId, Op as AmOp, OpType};
 use automerge::{ActorId, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value};
 
 use crate::config::ConfigPath;
-use crate::document::{FleetState, Revocation, author_of};
+use crate::document::{
+    ACKS, COMMAND_RESULTS, COMMANDS, FLEET, FREEZE, FleetState, LATER_MAPS, MEMBERS, META,
+    NODE_CONFIG, NODES, ROLLOUT_EVENTS, ROLLOUTS, ROOT_MAPS, Revocation, SITE_CONFIG, SITES,
+    author_of,
+};
 use crate::ids::Role;
 use crate::ops::{KeyClass, OPERATORS_RUN_PROGRAMS, key_class, may_write_key};
 
@@ -107,33 +111,6 @@ pub const MAX_VALUE_BYTES: usize = 256 * 1024;
 /// The longest map key one op may write (a config path is at most 32
 /// segments of 256 characters).
 pub const MAX_KEY_BYTES: usize = 32 * 1024;
-
-// The document's root maps (see `document`).
-const META: &str = "meta";
-const FLEET: &str = "fleet";
-const SITE_CONFIG: &str = "site_config";
-const NODE_CONFIG: &str = "node_config";
-const SITES: &str = "sites";
-const NODES: &str = "nodes";
-const MEMBERS: &str = "members";
-const ACKS: &str = "acks";
-const FREEZE: &str = "freeze";
-const COMMANDS: &str = "commands";
-const COMMAND_RESULTS: &str = "command_results";
-const ROLLOUTS: &str = "rollouts";
-const ROLLOUT_EVENTS: &str = "rollout_events";
-const ROOT_MAPS: &[&str] = &[
-    META,
-    FLEET,
-    SITE_CONFIG,
-    NODE_CONFIG,
-    SITES,
-    NODES,
-    MEMBERS,
-    ACKS,
-    FREEZE,
-];
-const LATER_MAPS: &[&str] = &[COMMANDS, COMMAND_RESULTS, ROLLOUTS, ROLLOUT_EVENTS];
 
 /// A change its author may not make, and the rule it breaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
