@@ -1,9 +1,9 @@
 //! The operations API: the one door for every operator action.
 //!
 //! The CLI, the console, the scenario runner and the console's test fixture
-//! (for what the console does on it; it seeds its fixed 30-day history
-//! straight into its document) all name what the operator asked for as an
-//! [`Op`] and hand it to [`apply`], which
+//! (what the console does on it, and the operator actions of its seeded
+//! history) all name what the operator asked for as an [`Op`] and hand it
+//! to [`apply`], which
 //! checks the author's role (the local half of the trust rules: a change
 //! the author may not make is never written, with a sentence naming the
 //! rule), writes one change with its message, and says what it did

@@ -28,7 +28,6 @@ use fleetdeck_store::health::{
 };
 use fleetdeck_store::ops;
 use fleetdeck_store::replica::alert_inputs;
-use fleetdeck_store::rollout::RolloutSpec;
 use fleetdeck_store::{MemberKey, NodeId, Role, SiteId};
 use serde_json::{Value, json};
 
@@ -345,13 +344,66 @@ fn actor(name: &str) -> ActorId {
 
 type Edit = Box<dyn FnOnce(&mut FleetDoc) -> fleetdeck_store::Result<()>>;
 
+/// One step of the fixture's history: an operator action, made through the
+/// store's operations API as the member who made it, or what a daemon or a
+/// rollout recorded (command results, halts) and acks dated in the past,
+/// written as those write them.
+enum Step {
+    Op(ops::Op),
+    Recorded(String, Edit),
+}
+
 /// The fixture's changes, gathered in any order and written oldest first
 /// (as a real fleet would have made them).
 struct Script {
-    changes: Vec<(i64, &'static str, String, Edit)>,
+    changes: Vec<(i64, &'static str, Step)>,
+}
+
+/// The fixture's document while its history is written, as one member.
+struct Seed<'a> {
+    doc: &'a mut FleetDoc,
+    state: FleetState,
+    me: MemberKey,
+}
+
+impl ops::Fleet for Seed<'_> {
+    fn state(&self) -> &FleetState {
+        &self.state
+    }
+
+    fn me(&self) -> &MemberKey {
+        &self.me
+    }
+
+    fn alerts(&self, _now_ms: i64) -> Vec<Alert> {
+        Vec::new()
+    }
+
+    fn resolve_change(&mut self, id: &str) -> fleetdeck_store::Result<ChangeHash> {
+        self.doc.resolve_change(id)
+    }
+
+    fn commit<T>(
+        &mut self,
+        message: &str,
+        at_ms: i64,
+        edit: impl FnOnce(&mut FleetDoc, &FleetState) -> fleetdeck_store::Result<T>,
+    ) -> fleetdeck_store::Result<(T, Option<ChangeHash>)> {
+        let out = match edit(self.doc, &self.state) {
+            Ok(v) => v,
+            Err(e) => {
+                self.doc.rollback();
+                return Err(e);
+            }
+        };
+        let hash = self.doc.commit(message, at_ms);
+        self.state = self.doc.state()?;
+        Ok((out, hash))
+    }
 }
 
 impl Script {
+    /// What a daemon or a rollout records, or an ack dated in the past.
     fn change(
         &mut self,
         who: &'static str,
@@ -359,30 +411,51 @@ impl Script {
         message: String,
         edit: impl FnOnce(&mut FleetDoc) -> fleetdeck_store::Result<()> + 'static,
     ) {
-        self.changes.push((at, who, message, Box::new(edit)));
+        self.changes
+            .push((at, who, Step::Recorded(message, Box::new(edit))));
+    }
+
+    /// An operator action by `who`.
+    fn op(&mut self, who: &'static str, at: i64, op: ops::Op) {
+        self.changes.push((at, who, Step::Op(op)));
     }
 
     fn set(&mut self, who: &'static str, at: i64, layer: LayerRef, key: &str, value: Value) {
         let path = ConfigPath::parse(key).expect("fixture keys parse");
-        let scope = match &layer {
-            LayerRef::Fleet => "fleet".to_string(),
-            LayerRef::Site(s) => format!("site {s}"),
-            LayerRef::Node(n) => format!("node {n}"),
+        let op = ops::Op::Config {
+            layer,
+            edits: vec![ops::ConfigEdit::Set(path, value)],
+            message: None,
         };
-        let msg = format!("set {key} = {value} in {scope}");
-        self.change(who, at, msg, move |d| d.set_config(&layer, &path, &value));
+        self.op(who, at, op);
     }
 
     /// Writes every change, oldest first. The fixture's own data: the store
     /// refusing it is a bug in this file.
     fn write(mut self, doc: &mut FleetDoc) {
         self.changes.sort_by_key(|c| c.0);
-        for (at, who, message, edit) in self.changes {
+        for (at, who, step) in self.changes {
             doc.automerge_mut().set_actor(actor(who));
-            if let Err(e) = edit(doc) {
-                panic!("the fixture's change '{message}' was refused: {e}");
+            match step {
+                Step::Op(op) => {
+                    let what = op.describe();
+                    let state = doc.state().expect("the fixture's document reads");
+                    let mut seed = Seed {
+                        doc: &mut *doc,
+                        state,
+                        me: member_key(who),
+                    };
+                    if let Err(e) = ops::apply(&mut seed, op, at) {
+                        panic!("the fixture's '{what}' by {who} was refused: {e}");
+                    }
+                }
+                Step::Recorded(message, edit) => {
+                    if let Err(e) = edit(doc) {
+                        panic!("the fixture's change '{message}' was refused: {e}");
+                    }
+                    doc.commit(&message, at);
+                }
             }
-            doc.commit(&message, at);
         }
     }
 }
@@ -411,12 +484,12 @@ fn build_doc(now_ms: i64) -> FleetDoc {
     };
     for (i, (name, role, _)) in MEMBERS.iter().enumerate().skip(1) {
         let at = born + (i as i64) * MIN;
-        w.change(
-            "ops-laptop",
-            at,
-            format!("enroll {name} as {role}"),
-            move |d| d.put_member(&member_key(name), name, *role, at),
-        );
+        let op = ops::Op::MemberAdd {
+            key: member_key(name),
+            name: name.to_string(),
+            role: *role,
+        };
+        w.op("ops-laptop", at, op);
     }
     w.set(
         "ops-laptop",
@@ -447,9 +520,10 @@ fn build_doc(now_ms: i64) -> FleetDoc {
             lon: loc.map(|l| l.1),
             zone: Some(zone.to_string()),
         };
-        w.change("ops-laptop", at, format!("add site {id}"), move |d| {
-            d.add_site(&site_id(id), &rec)
-        });
+        let op = ops::Op::SiteAdd {
+            sites: vec![(site_id(id), rec)],
+        };
+        w.op("ops-laptop", at, op);
         for (j, n) in NODES.iter().filter(|n| n.site == *id).enumerate() {
             let who = if *id == "BL-FIELD-3" {
                 "field-laptop"
@@ -460,12 +534,10 @@ fn build_doc(now_ms: i64) -> FleetDoc {
                 site: id.to_string(),
                 role: Some(n.role.to_string()),
             };
-            w.change(
-                who,
-                at + (j as i64 + 1) * SEC,
-                format!("add node {}", n.id),
-                move |d| d.add_node(&node_id(n.id), &rec),
-            );
+            let op = ops::Op::NodeAdd {
+                nodes: vec![(node_id(n.id), rec)],
+            };
+            w.op(who, at + (j as i64 + 1) * SEC, op);
         }
     }
     w.set(
@@ -550,36 +622,30 @@ fn build_doc(now_ms: i64) -> FleetDoc {
     );
     // A rollout half way (its second wave closed) and one halted by
     // failures.
-    let canary = RolloutSpec {
+    let canary = ops::RolloutPlan {
         set: [("frigate.detect_fps".to_string(), json!(5))].into(),
-        sites: vec!["BL-LAB-1".into(), "BL-LAB-2".into()],
+        sites: vec![site_id("BL-LAB-1"), site_id("BL-LAB-2")],
         waves: vec![50, 100],
         soak_ms: 10 * MIN,
         max_fail: 1,
-        by: "ops-laptop".into(),
-        at_ms: now_ms - HOUR,
     };
-    w.change(
-        "ops-laptop",
-        now_ms - HOUR,
-        "rollout 7f3a19c2: start (frigate.detect_fps)".into(),
-        move |d| d.add_rollout("7f3a19c2", &canary),
-    );
-    let halted = RolloutSpec {
+    let op = ops::Op::RolloutStart {
+        id: Some("7f3a19c2".into()),
+        plan: canary,
+    };
+    w.op("ops-laptop", now_ms - HOUR, op);
+    let halted = ops::RolloutPlan {
         set: [("retention.days".to_string(), json!(7))].into(),
         sites: Vec::new(),
         waves: vec![10, 100],
         soak_ms: 30 * MIN,
         max_fail: 0,
-        by: "hub-de".into(),
-        at_ms: now_ms - 3 * HOUR,
     };
-    w.change(
-        "hub-de",
-        now_ms - 3 * HOUR,
-        "rollout c0de42aa: start (retention.days)".into(),
-        move |d| d.add_rollout("c0de42aa", &halted),
-    );
+    let op = ops::Op::RolloutStart {
+        id: Some("c0de42aa".into()),
+        plan: halted,
+    };
+    w.op("hub-de", now_ms - 3 * HOUR, op);
     w.change(
         "hub-fi",
         now_ms - 150 * MIN,
@@ -594,7 +660,8 @@ fn build_doc(now_ms: i64) -> FleetDoc {
         },
     );
     // A command three nodes were asked to run: one ok, one failed, one
-    // silent.
+    // silent. (Its record is written as is: the fixture's nodes carry no
+    // `actions` config, which `command run` would ask for.)
     let restart = CommandRecord {
         action: "restart-frigate".into(),
         target: "site:BL-WH-N".into(),
