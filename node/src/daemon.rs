@@ -629,7 +629,6 @@ fn start_commands(shared: &Arc<Shared>) -> Result<(), DaemonError> {
     if frozen {
         return Ok(());
     }
-    let refused = refused_programs(shared);
     let todo: Vec<(String, String, i64)> = {
         let ledger = lock(&shared.ledger);
         shared.engine.with_replica(|r| {
@@ -639,6 +638,10 @@ fn start_commands(shared: &Arc<Shared>) -> Result<(), DaemonError> {
                 .collect()
         })
     };
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let refused = refused_programs(shared);
     for (id, action, issued) in todo {
         let first = lock(&shared.ledger)
             .start(&id)

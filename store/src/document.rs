@@ -1154,7 +1154,7 @@ impl FleetDoc {
         {
             return Err(StoreError::Invalid(format!(
                 "node {id} is already run by replica {}; unbind it there first (`fleetdeck node unbind {id}`)",
-                &bound[..bound.len().min(12)]
+                bound.chars().take(12).collect::<String>()
             )));
         }
         self.doc.put(&rec, "key", key.as_str())?;

@@ -251,7 +251,8 @@ impl Op {
                 layer_name(layer)
             ),
             Op::Revert { change_id, .. } => {
-                format!("{name} {}", &change_id[..change_id.len().min(12)])
+                let short: String = change_id.chars().take(12).collect();
+                format!("{name} {short}")
             }
             Op::Ack { alert_id } => format!("{name} {alert_id}"),
             Op::Silence { alert_id, for_ms } => {
