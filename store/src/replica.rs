@@ -772,11 +772,7 @@ impl Replica {
             .max_seq
             .get(change.actor_id())
             .is_some_and(|&max| change.seq() <= max);
-        held && self
-            .doc
-            .automerge_mut()
-            .get_change_by_hash(&change.hash())
-            .is_none()
+        held && !self.holds(&change.hash())
     }
 
     fn note_seq(&mut self, c: &Change) {

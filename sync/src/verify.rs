@@ -21,7 +21,7 @@
 //! On the wire, a sync message travels without the changes automerge put in
 //! it: they go beside it, each with its signature ([`WireChange`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use automerge::sync::{ChunkList, Message, State, SyncDoc};
 use automerge::{Change, ChangeHash};
@@ -38,6 +38,9 @@ pub type WireChange = (Vec<u8>, Vec<u8>);
 /// per session; past it the oldest are dropped (the peer is asked to send
 /// again by the next anti-entropy round).
 const MAX_PENDING: usize = 10_000;
+
+/// And at most this many bytes of them.
+const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Admitted {
@@ -110,8 +113,8 @@ pub fn decode(changes: Vec<WireChange>, out: &mut Admitted) -> Vec<SignedChange>
 }
 
 /// The checks of one change whose dependencies are all held.
+/// (Its signature and size were checked when it entered the batch.)
 fn check(replica: &mut Replica, c: &SignedChange) -> Result<(), String> {
-    c.verify().map_err(|e| e.to_string())?;
     // Every replica holds its fleet's genesis from the start (init, join):
     // a second change with no dependencies would be a second root for
     // every map, and automerge would let it win the conflicts.
@@ -149,54 +152,139 @@ fn admit_into(
     changes: Vec<SignedChange>,
     out: &mut Admitted,
 ) -> fleetdeck_store::Result<()> {
-    let mut pending = std::mem::take(&mut gate.pending);
-    pending.extend(changes);
-    let mut seen: BTreeSet<ChangeHash> = BTreeSet::new();
-    loop {
-        let mut progress = false;
-        let mut waiting = Vec::new();
-        // Admins' changes first: a revocation that arrives beside a change
-        // by the key it revokes is taken in before that change is judged,
-        // whatever order the peer listed them in (see `rights`).
-        let admins: BTreeSet<String> = replica
-            .state()
-            .members
-            .values()
-            .filter(|m| m.role == fleetdeck_store::Role::Admin)
-            .map(|m| m.key.to_string())
-            .collect();
-        pending.sort_by_key(|c| !admins.contains(&author_of(c.change.actor_id())));
-        for c in pending {
-            let hash = c.change.hash();
-            if !seen.insert(hash) || replica.holds(&hash) {
-                continue;
-            }
-            if c.change.deps().iter().any(|d| !replica.holds(d)) {
-                seen.remove(&hash);
-                waiting.push(c);
-                continue;
-            }
-            match check(replica, &c) {
-                Ok(()) => {
-                    replica.take_in(c)?;
-                    out.accepted += 1;
-                    progress = true;
-                }
-                Err(reason) => {
-                    // Another copy of the same change (with its real
-                    // signature, say) may follow in this batch.
-                    seen.remove(&hash);
-                    refuse(out, &c.change, reason)
-                }
-            }
+    // One copy per change, in arrival order (what waited first, then what
+    // came now): the first copy that is within the size limit and carries
+    // a valid signature. Nothing unsigned or oversized waits.
+    let mut batch: Vec<SignedChange> = Vec::new();
+    let mut index: HashMap<ChangeHash, usize> = HashMap::new();
+    let mut bad: HashMap<ChangeHash, (SignedChange, String)> = HashMap::new();
+    for c in std::mem::take(&mut gate.pending).into_iter().chain(changes) {
+        let hash = c.change.hash();
+        if index.contains_key(&hash) || replica.holds(&hash) {
+            continue;
         }
-        pending = waiting;
-        if !progress || pending.is_empty() {
-            break;
+        let size = c.change.raw_bytes().len();
+        let fault = if size > rights::MAX_CHANGE_BYTES {
+            Some(format!(
+                "{size} bytes is more than a change may hold ({} bytes, MAX_CHANGE_BYTES)",
+                rights::MAX_CHANGE_BYTES
+            ))
+        } else {
+            c.verify().err().map(|e| e.to_string())
+        };
+        match fault {
+            Some(reason) => {
+                bad.entry(hash).or_insert((c, reason));
+            }
+            None => {
+                bad.remove(&hash);
+                index.insert(hash, batch.len());
+                batch.push(c);
+            }
         }
     }
-    if pending.len() > MAX_PENDING {
-        let drop = pending.len() - MAX_PENDING;
+    for (hash, (c, reason)) in bad {
+        if !index.contains_key(&hash) {
+            refuse(out, &c.change, reason);
+        }
+    }
+    // Judged in dependency order (Kahn's), one pass: a change is ready
+    // once every dependency it has in the batch was taken in and every
+    // other one is held. Admins' changes first among the ready: a
+    // revocation beside a change by the key it revokes is taken in before
+    // that change is judged (see `rights`).
+    let admins: BTreeSet<String> = replica
+        .state()
+        .members
+        .values()
+        .filter(|m| m.role == fleetdeck_store::Role::Admin)
+        .map(|m| m.key.to_string())
+        .collect();
+    let mut waiting_on = vec![0usize; batch.len()];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); batch.len()];
+    let mut blocked = vec![false; batch.len()];
+    for (i, c) in batch.iter().enumerate() {
+        for d in c.change.deps() {
+            match index.get(d) {
+                Some(&j) => {
+                    waiting_on[i] += 1;
+                    children[j].push(i);
+                }
+                None if !replica.holds(d) => blocked[i] = true,
+                None => {}
+            }
+        }
+    }
+    let is_admin: Vec<bool> = batch
+        .iter()
+        .map(|c| admins.contains(&author_of(c.change.actor_id())))
+        .collect();
+    let (mut ready_admin, mut ready_other) = (VecDeque::new(), VecDeque::new());
+    for i in 0..batch.len() {
+        if waiting_on[i] == 0 && !blocked[i] {
+            if is_admin[i] {
+                ready_admin.push_back(i);
+            } else {
+                ready_other.push_back(i);
+            }
+        }
+    }
+    let mut slots: Vec<Option<SignedChange>> = batch.into_iter().map(Some).collect();
+    let mut settled = vec![false; slots.len()];
+    while let Some(i) = ready_admin.pop_front().or_else(|| ready_other.pop_front()) {
+        settled[i] = true;
+        let Some(c) = slots[i].take() else { continue };
+        match check(replica, &c) {
+            Ok(()) => {
+                replica.take_in(c)?;
+                out.accepted += 1;
+                for &k in &children[i] {
+                    waiting_on[k] -= 1;
+                    if waiting_on[k] == 0 && !blocked[k] {
+                        if is_admin[k] {
+                            ready_admin.push_back(k);
+                        } else {
+                            ready_other.push_back(k);
+                        }
+                    }
+                }
+            }
+            Err(reason) => {
+                // What depends on a refused change can never apply: refuse
+                // it now rather than keep it waiting.
+                let mut stack = children[i].clone();
+                refuse(out, &c.change, reason);
+                while let Some(k) = stack.pop() {
+                    if settled[k] {
+                        continue;
+                    }
+                    settled[k] = true;
+                    if let Some(d) = slots[k].take() {
+                        let why = format!(
+                            "it depends on change {}, which was refused",
+                            c.change.hash()
+                        );
+                        refuse(out, &d.change, why);
+                    }
+                    stack.extend(children[k].iter().copied());
+                }
+            }
+        }
+    }
+    // What is left waits for a dependency, oldest first, within bounds.
+    let mut pending: Vec<SignedChange> = slots.into_iter().flatten().collect();
+    let mut bytes = 0usize;
+    let keep_from = pending
+        .iter()
+        .rev()
+        .take(MAX_PENDING)
+        .take_while(|c| {
+            bytes += c.change.raw_bytes().len();
+            bytes <= MAX_PENDING_BYTES
+        })
+        .count();
+    let drop = pending.len() - keep_from;
+    if drop > 0 {
         tracing::warn!("dropped {drop} changes that waited too long for their dependencies");
         pending.drain(..drop);
     }
@@ -254,6 +342,10 @@ pub fn receive(
         });
         msg.changes = ChunkList::empty();
     }
+    // The peer's flags are not taken: they would let it ask for the whole
+    // document saved again (V2 messages, useless here: changes travel
+    // beside the message) or clear what this side knows it sent.
+    msg.flags = None;
     // The message first, then its changes: automerge takes a message with
     // no changes whose heads equal ours as "they know we are in step" and
     // would then never send the heads the admitted changes give us.
@@ -336,6 +428,26 @@ mod tests {
         assert_eq!(theirs.heads(), ours.heads());
     }
 
+    /// A batch listed backwards (a chain, newest first) goes in in one
+    /// pass, in dependency order; a copy with a bad signature ahead of the
+    /// good copy does not hide it.
+    #[test]
+    fn a_chain_listed_backwards_goes_in_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut ours, mut theirs) = pair(dir.path());
+        let mut chain: Vec<SignedChange> = (0..200).map(|i| edit(&mut ours, i)).collect();
+        chain.reverse();
+        let mut forged = chain[0].clone();
+        forged.sig = Some(Identity::generate().sign_change(&forged.change.hash()));
+        chain.insert(0, forged);
+        let mut gate = Gate::default();
+        let got = admit(&mut theirs, &mut gate, chain).expect("batch");
+        assert_eq!(got.accepted, 200, "{:?}", got.refused);
+        assert!(got.refused.is_empty(), "{:?}", got.refused);
+        assert_eq!(gate.waiting(), 0);
+        assert_eq!(theirs.heads(), ours.heads());
+    }
+
     /// A change by someone who is not a member is refused, and so is what
     /// depends on it; the rest of the batch goes in.
     #[test]
@@ -357,12 +469,20 @@ mod tests {
         )
         .expect("batch");
         assert_eq!(got.accepted, 1);
-        assert_eq!(got.refused.len(), 1, "{:?}", got.refused);
+        // The intruder's change, and the one on top of it, refused with it
+        // (nothing is left waiting for a dependency that never comes).
+        assert_eq!(got.refused.len(), 2, "{:?}", got.refused);
         assert!(
             got.refused[0].reason.contains("not a member"),
             "{:?}",
             got.refused
         );
+        assert!(
+            got.refused[1].reason.contains("depends on change"),
+            "{:?}",
+            got.refused
+        );
+        assert_eq!(gate.waiting(), 0);
         assert!(theirs.holds(&honest.change.hash()));
         assert!(!theirs.holds(&intruder.change.hash()));
         assert!(!theirs.holds(&after.change.hash()), "never applies");
