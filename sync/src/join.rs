@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use automerge::AutoCommit;
 use automerge::sync::{ChunkList, Message, State, SyncDoc};
+use automerge::{AutoCommit, ReadDoc};
 use fleetdeck_store::replica::{DB_FILE, SignedChange, load_or_create_identity};
 use fleetdeck_store::{Replica, StoreError, now_ms};
 use iroh::address_lookup::MemoryLookup;
@@ -135,6 +135,9 @@ async fn fetch(
                 m.changes = ChunkList::empty();
                 let mut refused = verify::Admitted::default();
                 for c in verify::decode(changes, &mut refused) {
+                    if doc.get_change_by_hash(&c.change.hash()).is_some() {
+                        continue;
+                    }
                     c.verify()
                         .map_err(|e| fail(format!("refused the fleet: {e}")))?;
                     doc.apply_changes([c.change.clone()])
@@ -177,5 +180,19 @@ async fn fetch(
     // Only what the document holds: a change whose dependency never came
     // is left out.
     received.retain(|c| doc.get_change_by_hash(&c.change.hash()).is_some());
+    // The fleet received must be the one the invite names.
+    let fleet_id = doc
+        .get(automerge::ROOT, "meta")
+        .ok()
+        .flatten()
+        .and_then(|(_, meta)| doc.get(&meta, "fleet_id").ok().flatten())
+        .and_then(|(v, _)| v.as_str().map(str::to_string));
+    if fleet_id.as_deref() != Some(token.fleet_id.as_str()) {
+        return Err(fail(format!(
+            "it sent a document of fleet {}, not of the invite's fleet {}",
+            fleet_id.as_deref().unwrap_or("(none)"),
+            token.fleet_id
+        )));
+    }
     Ok(received)
 }

@@ -119,7 +119,7 @@ pub(crate) struct Session {
 }
 
 pub(crate) async fn read_hello(recv: &mut RecvStream) -> Result<Hello, SessionError> {
-    match tokio::time::timeout(HELLO_TIMEOUT, wire::read_msg(recv)).await {
+    match tokio::time::timeout(HELLO_TIMEOUT, wire::read_hello_frame(recv)).await {
         Err(_) => Err(SessionError::HelloTimeout),
         Ok(Err(e)) => Err(e.into()),
         Ok(Ok((Msg::Hello(h), _))) => Ok(h),
@@ -141,6 +141,11 @@ pub(crate) fn check_hello(h: &Hello, fleet_id: &str) -> Result<(), SessionError>
                 ""
             }
         )));
+    }
+    if h.name.chars().count() > 128 || h.name.chars().any(char::is_control) {
+        return Err(SessionError::Refused(
+            "the hello's name is not 1 to 128 printable characters".into(),
+        ));
     }
     if h.fleet_id != fleet_id {
         return Err(SessionError::Refused(format!(

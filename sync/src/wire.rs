@@ -68,6 +68,8 @@ pub enum Msg {
 pub enum WireError {
     #[error("peer closed the stream")]
     Closed,
+    #[error("a hello of {0} bytes is larger than the limit of {MAX_HELLO}")]
+    HelloTooLarge(usize),
     #[error("frame of {0} bytes is larger than the limit of {MAX_FRAME}")]
     TooLarge(usize),
     #[error("stream ended inside a frame")]
@@ -102,6 +104,25 @@ pub async fn write_msg<W: AsyncWrite + Unpin>(w: &mut W, msg: &Msg) -> Result<us
 
 /// Reads one frame. `Closed` when the stream ends cleanly between frames.
 pub async fn read_msg<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Msg, usize), WireError> {
+    read_msg_within(r, MAX_FRAME).await
+}
+
+/// The largest first frame (the hello) accepted: it comes before the peer
+/// is known to be a member, so it gets no room for anything else.
+pub const MAX_HELLO: usize = 64 * 1024;
+
+/// The hello: [`read_msg`] with [`MAX_HELLO`] as the limit.
+pub async fn read_hello_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Msg, usize), WireError> {
+    read_msg_within(r, MAX_HELLO).await.map_err(|e| match e {
+        WireError::TooLarge(n) => WireError::HelloTooLarge(n),
+        e => e,
+    })
+}
+
+async fn read_msg_within<R: AsyncRead + Unpin>(
+    r: &mut R,
+    limit: usize,
+) -> Result<(Msg, usize), WireError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -109,7 +130,7 @@ pub async fn read_msg<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Msg, usize), W
         Err(e) => return Err(e.into()),
     }
     let n = u32::from_be_bytes(len) as usize;
-    if n > MAX_FRAME {
+    if n > limit {
         return Err(WireError::TooLarge(n));
     }
     let mut body = vec![0u8; n];
