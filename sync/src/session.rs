@@ -320,9 +320,16 @@ impl Session {
                 Ok(admitted.accepted > 0)
             }
             Msg::HealthDigest(list) => {
+                // Only nodes of the fleet: the peer's word on others would
+                // grow this map for nothing.
+                let r = self.host.replica();
                 for (node, seq) in list {
-                    let e = self.peer_health.entry(node).or_default();
-                    *e = (*e).max(seq);
+                    let known = fleetdeck_store::NodeId::parse(&node)
+                        .is_ok_and(|n| r.state().nodes.contains_key(&n));
+                    if known {
+                        let e = self.peer_health.entry(node).or_default();
+                        *e = (*e).max(seq);
+                    }
                 }
                 Ok(false)
             }
@@ -332,7 +339,10 @@ impl Session {
                 let mut unknown: Vec<String> = Vec::new();
                 let mut r = self.host.replica();
                 for (signed, age_ms) in regs {
-                    if let Ok(reg) = signed.decode() {
+                    if let Ok(reg) = signed.decode()
+                        && let Ok(n) = fleetdeck_store::NodeId::parse(&reg.node)
+                        && r.state().nodes.contains_key(&n)
+                    {
                         let e = self.peer_health.entry(reg.node).or_default();
                         *e = (*e).max(reg.seq);
                     }
