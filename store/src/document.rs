@@ -1721,6 +1721,23 @@ impl FleetDoc {
             out.restored.push(slot.describe());
         }
         for (coll, id) in drop_records {
+            // A record edited since (a field changed again, or one the
+            // change did not set added) stays: deleting it whole would take
+            // those edits with it.
+            let in_record = |s: &Slot| s.record() == Some((&coll, &id));
+            let edited_since = slots
+                .iter()
+                .any(|s| in_record(s) && now.get(*s) != after.get(*s))
+                || now.keys().any(|s| in_record(s) && !after.contains_key(s));
+            if edited_since {
+                let prefix = format!("{} {id} ", coll.trim_end_matches('s'));
+                out.restored.retain(|d| !d.starts_with(&prefix));
+                out.skipped.push(format!(
+                    "{} {id} (edited since)",
+                    coll.trim_end_matches('s')
+                ));
+                continue;
+            }
             // A site that nodes were added to since stays: removing it would
             // orphan them.
             let used = coll == SITES

@@ -745,6 +745,16 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                 guard(st)?;
                 let outcome = doc.revert(&hash)?;
                 check_revert(st, &me, &outcome)?;
+                // A revert of an enrolment or a promotion may not leave the
+                // fleet without an admin.
+                let after = doc.state()?;
+                if st.members.values().any(|m| m.role == Role::Admin)
+                    && !after.members.values().any(|m| m.role == Role::Admin)
+                {
+                    return Err(StoreError::Denied(
+                        "this revert would leave the fleet without an admin".into(),
+                    ));
+                }
                 Ok(outcome)
             })?;
             Ok(Done {
@@ -876,6 +886,14 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                         "{} was revoked: a revoked key stays revoked (enroll the device under a new key)",
                         member_label(st, key)
                     )));
+                }
+                // Enrolling a member again with another role is a role
+                // change: it may not take away the last admin.
+                if let Some(m) = st.members.get(key)
+                    && m.role == Role::Admin
+                    && *role != Role::Admin
+                {
+                    last_admin_guard(st, key, "enroll again as a non-admin")?;
                 }
                 doc.put_member(key, name, *role, now_ms)
             })?;
@@ -1122,10 +1140,10 @@ fn check_revert(st: &FleetState, key: &MemberKey, outcome: &RevertOutcome) -> Re
             "site" | "node" => words.nth(1),
             _ => None,
         };
-        if let Some(k) = config_key
-            && let Ok(path) = ConfigPath::parse(k)
-        {
-            let class = key_class(&path);
+        if let Some(k) = config_key {
+            // A key that does not parse is judged as the gate judges it:
+            // only admins write malformed keys.
+            let class = ConfigPath::parse(k).map_or(KeyClass::Admin, |p| key_class(&p));
             if !role.is_some_and(|r| may_write_key(r, class, st)) {
                 return Err(denied(
                     &who,

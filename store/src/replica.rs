@@ -666,29 +666,6 @@ impl Replica {
             .is_some()
     }
 
-    /// Takes `doc` as this replica's document: a fork of it that received
-    /// changes from elsewhere, every one of which was accepted (see
-    /// `fleetdeck_sync::verify`). Cheaper than applying the same changes a
-    /// second time. The fork must have tracked its changes since it was made
-    /// (`AutoCommit::update_diff_cursor`) so the state can be brought up to
-    /// date part by part; it must hold everything this replica holds.
-    pub fn adopt(&mut self, mut doc: AutoCommit) -> Result<()> {
-        if self.opts.read_only {
-            return Err(StoreError::ReadOnly);
-        }
-        let ours = self.doc.heads();
-        if ours.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
-            return Err(StoreError::Invalid(
-                "the document to adopt lacks changes this replica holds".into(),
-            ));
-        }
-        doc.set_actor(self.doc.automerge().get_actor().clone());
-        *self.doc.automerge_mut() = doc;
-        self.persist()?;
-        self.rebuild()?;
-        self.maybe_compact()
-    }
-
     fn maybe_compact(&mut self) -> Result<()> {
         if self.db.change_rows()? <= self.opts.compact_every {
             return Ok(());
@@ -698,6 +675,9 @@ impl Replica {
 
     /// Folds every stored change into a new snapshot.
     pub fn compact(&mut self) -> Result<()> {
+        // Rows other processes wrote are checked (and bad ones set aside)
+        // as they are read here, before they are folded in.
+        self.refresh()?;
         let path = self.db.path().to_path_buf();
         let doc = &mut self.doc;
         let (generation, upto) = self.db.compact(self.last_row, |rows| {
@@ -955,7 +935,13 @@ impl Replica {
     /// hand: it was sent when the node's clock says, and not after it
     /// arrived here.
     pub fn import_health(&mut self, signed: &health::SignedRegister) -> Result<health::Admission> {
-        self.admit_health_at(signed, |reg| reg.time_ms.min(now_ms()))
+        // Sent when the node's clock says, and not after it arrived here,
+        // nor more than a day before (see `heard_ms`).
+        self.admit_health_at(signed, |reg| {
+            let now = now_ms();
+            reg.time_ms
+                .clamp(now.saturating_sub(24 * 60 * 60 * 1000), now)
+        })
     }
 
     fn admit_health_at(
@@ -1073,8 +1059,12 @@ impl Replica {
 }
 
 /// When a register held `age_ms` by others was heard, by this clock.
+/// A relaying peer says how long it held a register; no more than a day is
+/// believed (the seq rule measures from when a register was heard, so an
+/// age of years would let the next one jump by billions).
 fn heard_ms(age_ms: u64) -> i64 {
-    now_ms().saturating_sub(i64::try_from(age_ms).unwrap_or(i64::MAX))
+    const MAX_AGE_MS: u64 = 24 * 60 * 60 * 1000;
+    now_ms().saturating_sub(i64::try_from(age_ms.min(MAX_AGE_MS)).unwrap_or(0))
 }
 
 /// What the alert rules read, per site, from a fleet and its health

@@ -308,3 +308,59 @@ fn a_file_outside_the_release_is_refused_when_written() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_revert_keeps_a_record_edited_since_and_never_leaves_the_fleet_without_an_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Replica::init(dir.path(), "ops", "blocao").unwrap();
+    let key = fleetdeck_store::MemberKey::from_bytes(&[7; 32]);
+    let enrolled = ops::apply(
+        &mut r,
+        Op::MemberAdd {
+            key: key.clone(),
+            name: "cam-box".into(),
+            role: Role::Node,
+        },
+        now_ms(),
+    )
+    .unwrap();
+    ops::apply(
+        &mut r,
+        Op::MemberRole {
+            member: key.clone(),
+            role: Role::Viewer,
+        },
+        now_ms(),
+    )
+    .unwrap();
+    // Reverting the enrolment leaves the member: its role was changed since.
+    let done = ops::apply(
+        &mut r,
+        Op::Revert {
+            change_id: enrolled.change.unwrap().to_string(),
+            message: None,
+        },
+        now_ms(),
+    )
+    .unwrap();
+    assert!(done.summary.contains("edited since"), "{}", done.summary);
+    assert_eq!(r.state().members[&key].role, Role::Viewer);
+    // The fleet's only admin is never reverted away: the genesis enrolled
+    // it, and a revert of the genesis would delete it.
+    let genesis = r.history().last().unwrap().id.clone();
+    let e = ops::apply(
+        &mut r,
+        Op::Revert {
+            change_id: genesis,
+            message: None,
+        },
+        now_ms(),
+    );
+    if let Err(e) = e {
+        assert!(!e.to_string().is_empty());
+    }
+    assert!(
+        r.state().members.values().any(|m| m.role == Role::Admin),
+        "an admin remains"
+    );
+}
