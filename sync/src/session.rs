@@ -113,6 +113,8 @@ pub(crate) struct Session {
     sync: SyncState,
     /// Changes from the peer that wait for a dependency.
     gate: verify::Gate,
+    /// When a probe last restarted the handshake.
+    last_reset: Option<Instant>,
     /// node id → highest health seq the peer is known to hold.
     peer_health: HashMap<String, u64>,
     bytes_out: u64,
@@ -172,6 +174,7 @@ impl Session {
             send,
             sync: SyncState::new(),
             gate: verify::Gate::default(),
+            last_reset: None,
             peer_health: HashMap::new(),
             bytes_out: 0,
         }
@@ -371,11 +374,19 @@ impl Session {
                 Ok(changed)
             }
             Msg::Probe(theirs) => {
-                if theirs != self.host.replica().heads_digest() {
+                // At most one restart per anti-entropy interval: a peer
+                // that keeps sending a wrong digest would otherwise make
+                // this replica rebuild its bloom filter over the whole
+                // history for every probe.
+                let due = self
+                    .last_reset
+                    .is_none_or(|t| t.elapsed() >= self.host.anti_entropy() / 2);
+                if due && theirs != self.host.replica().heads_digest() {
                     // Not in step: redo the whole handshake (heads and bloom
                     // filters) rather than trust what this session believes
                     // the peer has. The reply goes out below, like any reply.
                     self.sync = SyncState::new();
+                    self.last_reset = Some(Instant::now());
                 }
                 Ok(false)
             }
