@@ -15,3 +15,4 @@ pub mod heartbeat;
 pub mod metrics;
 pub mod render;
 pub mod rollouts;
+pub mod view;
