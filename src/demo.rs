@@ -30,6 +30,7 @@ fn play(
     scenario: fleetdeck_scenarios::Scenario,
     opts: &RunOptions,
     stop: &AtomicBool,
+    outlets: &crate::cli::args::OutletArgs,
     mut log: impl FnMut(String) + Send,
     ready: impl FnOnce(PathBuf),
 ) -> Result<Report> {
@@ -38,6 +39,9 @@ fn play(
             .await
             .map_err(|e| anyhow!("{e}"))?;
         ready(runner.ops_dir());
+        for s in crate::outlets::start(runner.ops(), outlets).await? {
+            log(format!("{}: {}", s.outlet, s.detail));
+        }
         let report = runner.run(opts, stop, &mut log).await;
         runner.shutdown().await;
         report.map_err(|e| anyhow!("{e}"))
@@ -98,6 +102,7 @@ pub fn run(a: RunArgs<'_>) -> Result<()> {
         scenario,
         &opts,
         &stop,
+        &Default::default(),
         move |l| {
             if json {
                 eprintln!("{l}");
@@ -135,6 +140,8 @@ pub struct DemoOpts {
     pub seed: u64,
     /// `None`: the scenario's own speed.
     pub speed: Option<f64>,
+    /// Where the operator's replica hands the fleet's health on.
+    pub outlets: crate::cli::args::OutletArgs,
 }
 
 /// `fleetdeck demo`: the scenario's timeline played again and again, with
@@ -164,6 +171,7 @@ pub fn demo(o: DemoOpts) -> Result<()> {
             scenario,
             &opts,
             &stop,
+            &o.outlets,
             |l| println!("{l}"),
             |dir| {
                 println!("operator replica: {}", dir.display());
@@ -191,6 +199,7 @@ pub fn demo(o: DemoOpts) -> Result<()> {
                     scenario,
                     &opts,
                     &stop,
+                    &o.outlets,
                     |l| {
                         use std::io::Write;
                         if let Some(f) = log_file.lock().unwrap_or_else(|e| e.into_inner()).as_mut()

@@ -13,6 +13,7 @@ mod console;
 mod daemon;
 mod demo;
 mod net;
+mod outlets;
 mod output;
 
 use std::process::ExitCode;

@@ -133,6 +133,8 @@ pub struct ServeOpts<'a> {
     pub peer: Option<&'a str>,
     pub mdns: bool,
     pub quiet: bool,
+    /// Where this replica hands the fleet's health on.
+    pub outlets: crate::cli::args::OutletArgs,
 }
 
 pub fn serve(dir: &Path, replica: Replica, out: &Out, opts: ServeOpts<'_>) -> Result<()> {
@@ -141,6 +143,7 @@ pub fn serve(dir: &Path, replica: Replica, out: &Out, opts: ServeOpts<'_>) -> Re
         peer,
         mdns,
         quiet,
+        outlets,
     } = opts;
     let target = peer.map(|p| resolve_peer(&replica, p)).transpose()?;
     let rt = runtime()?;
@@ -150,15 +153,21 @@ pub fn serve(dir: &Path, replica: Replica, out: &Out, opts: ServeOpts<'_>) -> Re
         cfg.status_file = Some(dir.join(STATUS_FILE));
         let engine = std::sync::Arc::new(Engine::start(replica, cfg).await?);
         fleetdeck_node::rollouts::spawn(&engine);
+        let started = crate::outlets::start(&engine, &outlets).await?;
         let addr = format_endpoint_addr(&engine.endpoint_addr());
         if !quiet {
-            out.emit(&json!({"listening": engine.local_addrs(), "peer_addr": addr, "member": engine.key()}), || {
-                format!("serving on {}; peers reach this replica as\n  {addr}\nCtrl-C stops", engine
+            out.emit(&json!({"listening": engine.local_addrs(), "peer_addr": addr, "member": engine.key(), "outlets": started}), || {
+                let mut text = format!("serving on {}; peers reach this replica as\n  {addr}\n", engine
                     .local_addrs()
                     .iter()
                     .map(|a| a.to_string())
                     .collect::<Vec<_>>()
-                    .join(", "))
+                    .join(", "));
+                for s in &started {
+                    text.push_str(&format!("{}: {}\n", s.outlet, s.detail));
+                }
+                text.push_str("Ctrl-C stops");
+                text
             })?;
         }
         if let Some(t) = target {

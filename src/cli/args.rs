@@ -159,6 +159,8 @@ pub(crate) enum Cmd {
         /// Play this many times faster than real time [default: the scenario's own speed]
         #[arg(long, value_name = "X")]
         speed: Option<f64>,
+        #[command(flatten)]
+        outlets: OutletArgs,
     },
     /// Fleet scenarios: list the built-in ones, run one headless with its checks
     #[command(subcommand)]
@@ -182,6 +184,8 @@ pub(crate) enum Cmd {
         /// Do not look for (or announce to) members on the local network
         #[arg(long)]
         no_mdns: bool,
+        #[command(flatten)]
+        outlets: OutletArgs,
     },
 }
 
@@ -454,4 +458,14 @@ pub(crate) enum ConfigCmd {
         #[arg(long)]
         explain: bool,
     },
+}
+
+/// Where a replica that holds the fleet's health (a hub's `serve`, the
+/// demo) hands it on: the tools operators already run.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Outlets")]
+pub(crate) struct OutletArgs {
+    /// Serve the whole fleet's metrics for Prometheus here (e.g. 127.0.0.1:9478)
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub fleet_metrics: Option<SocketAddr>,
 }

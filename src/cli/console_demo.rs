@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::args::{Cli, ScenarioCmd};
+use super::args::{Cli, OutletArgs, ScenarioCmd};
 use super::data_dir;
 use crate::{console, demo};
 
@@ -26,6 +26,7 @@ pub(super) fn demo(
     run_for: Option<Duration>,
     seed: u64,
     speed: Option<f64>,
+    outlets: OutletArgs,
 ) -> Result<()> {
     demo::demo(demo::DemoOpts {
         scenario,
@@ -33,6 +34,7 @@ pub(super) fn demo(
         run_for,
         seed,
         speed,
+        outlets,
     })
 }
 

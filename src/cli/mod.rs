@@ -73,14 +73,26 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
             run_for,
             seed,
             speed,
-        } => console_demo::demo(scenario.clone(), *headless, *run_for, *seed, *speed),
+            outlets,
+        } => console_demo::demo(
+            scenario.clone(),
+            *headless,
+            *run_for,
+            *seed,
+            *speed,
+            outlets.clone(),
+        ),
         Cmd::Scenario(cmd) => console_demo::scenario(cli, cmd),
         Cmd::Command(cmd) => command::command(cli, &out, cmd),
         Cmd::Rollout(cmd) => rollout::rollout(cli, &out, cmd),
         Cmd::Freeze { message } => operations::set_freeze(cli, &out, true, message),
         Cmd::Unfreeze { message } => operations::set_freeze(cli, &out, false, message),
         Cmd::Bundle(cmd) => peers::bundle(cli, &out, cmd),
-        Cmd::Serve { listen, no_mdns } => peers::serve(cli, &out, *listen, *no_mdns),
+        Cmd::Serve {
+            listen,
+            no_mdns,
+            outlets,
+        } => peers::serve(cli, &out, *listen, *no_mdns, outlets),
         Cmd::Doctor => doctor::doctor(cli, &out),
     }
 }

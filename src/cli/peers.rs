@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use fleetdeck_store::Role;
 
-use super::args::{BundleCmd, Cli};
+use super::args::{BundleCmd, Cli, OutletArgs};
 use super::{data_dir, open};
 use crate::net;
 use crate::output::Out;
@@ -52,6 +52,7 @@ pub(super) fn sync(
         peer,
         mdns: !no_mdns,
         quiet: cli.quiet,
+        outlets: OutletArgs::default(),
     };
     net::serve(&data_dir(cli)?, open(cli)?, out, opts)
 }
@@ -63,12 +64,19 @@ pub(super) fn bundle(cli: &Cli, out: &Out, cmd: &BundleCmd) -> Result<()> {
     }
 }
 
-pub(super) fn serve(cli: &Cli, out: &Out, listen: SocketAddr, no_mdns: bool) -> Result<()> {
+pub(super) fn serve(
+    cli: &Cli,
+    out: &Out,
+    listen: SocketAddr,
+    no_mdns: bool,
+    outlets: &OutletArgs,
+) -> Result<()> {
     let opts = net::ServeOpts {
         listen,
         peer: None,
         mdns: !no_mdns,
         quiet: cli.quiet,
+        outlets: outlets.clone(),
     };
     net::serve(&data_dir(cli)?, open(cli)?, out, opts)
 }
