@@ -1128,14 +1128,28 @@ impl FleetDoc {
         if self.doc.get(&nodes, id.as_str())?.is_some() {
             return Err(StoreError::NodeExists(id.to_string()));
         }
-        if let Some(role) = &rec.role
-            && (role.is_empty() || role.len() > 64 || role.chars().any(|c| c.is_control()))
-        {
-            return Err(StoreError::Invalid(format!(
-                "node role '{role}' is not valid: expected 1 to 64 printable characters (e.g. edge, central, camera)"
-            )));
-        }
+        validate_node(rec)?;
         autosurgeon::reconcile_prop(&mut self.doc, &nodes, id.as_str(), rec)?;
+        Ok(())
+    }
+
+    /// Moves a node to another site or gives it another role; its binding
+    /// and overrides stay.
+    pub fn update_node(&mut self, id: &NodeId, rec: &NodeRecord) -> Result<()> {
+        let site = SiteId::parse(&rec.site)?;
+        let sites = self.obj(SITES)?;
+        if self.doc.get(&sites, site.as_str())?.is_none() {
+            return Err(StoreError::UnknownSite(site.to_string()));
+        }
+        validate_node(rec)?;
+        let nodes = self.obj(NODES)?;
+        let Some((automerge::Value::Object(ObjType::Map), node)) =
+            self.doc.get(&nodes, id.as_str())?
+        else {
+            return Err(StoreError::UnknownNode(id.to_string()));
+        };
+        autosurgeon::reconcile_prop(&mut self.doc, &node, "site", &rec.site)?;
+        autosurgeon::reconcile_prop(&mut self.doc, &node, "role", &rec.role)?;
         Ok(())
     }
 
@@ -1845,7 +1859,19 @@ fn scalar_owned_json(s: &automerge::ScalarValue) -> Value {
     }
 }
 
-fn validate_site(rec: &SiteRecord) -> Result<()> {
+/// A node's role, if any, is 1 to 64 printable characters.
+pub(crate) fn validate_node(rec: &NodeRecord) -> Result<()> {
+    if let Some(role) = &rec.role
+        && (role.is_empty() || role.len() > 64 || role.chars().any(|c| c.is_control()))
+    {
+        return Err(StoreError::Invalid(format!(
+            "node role '{role}' is not valid: expected 1 to 64 printable characters (e.g. edge, central, camera)"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_site(rec: &SiteRecord) -> Result<()> {
     if rec.name.trim().is_empty() || rec.name.len() > 128 {
         return Err(StoreError::Invalid(format!(
             "site name '{}' is not valid: expected 1 to 128 characters",

@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod config;
 mod db;
+pub mod declare;
 pub use db::Quarantined;
 pub mod diff;
 pub mod document;

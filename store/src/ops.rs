@@ -198,6 +198,12 @@ pub enum Op {
         action: String,
         target: CommandTarget,
     },
+    /// Makes the fleet what a fleet file declares (`declare`), in one
+    /// change; with `prune`, sites and nodes the file does not name go.
+    Declare {
+        spec: Box<crate::declare::FleetSpec>,
+        prune: bool,
+    },
 }
 
 impl Op {
@@ -226,6 +232,7 @@ impl Op {
             Op::MemberAdd { .. } => "member add",
             Op::MemberRole { .. } => "member role",
             Op::MemberRevoke { .. } => "member revoke",
+            Op::Declare { .. } => "apply",
         }
     }
 
@@ -268,6 +275,11 @@ impl Op {
             } => format!("{name} {who} as {role}"),
             Op::MemberRole { member, role } => format!("{name} {} {role}", member.short()),
             Op::MemberRevoke { member } => format!("{name} {}", member.short()),
+            Op::Declare { spec, .. } => format!(
+                "{name} a fleet file ({}, {})",
+                plural(spec.sites.len(), "site", "sites"),
+                plural(spec.nodes.len(), "node", "nodes")
+            ),
         }
     }
 }
@@ -476,6 +488,32 @@ pub fn check(st: &FleetState, key: &MemberKey, op: &Op) -> Result<()> {
             ))
         }
         Op::Config { edits, .. } => check_keys(st, key, edits.iter().map(ConfigEdit::key)),
+        Op::Declare { spec, prune } => {
+            let plan = crate::declare::plan(st, spec, *prune)?;
+            let members = plan.steps.iter().any(|s| {
+                matches!(
+                    s,
+                    crate::declare::Step::MemberAdd(..) | crate::declare::Step::MemberEdit { .. }
+                )
+            });
+            if members && role != Some(Role::Admin) {
+                return Err(denied(
+                    &member_label(st, key),
+                    role,
+                    "a fleet file that changes members",
+                    "takes an admin (leave [members] as the fleet has them, or drop it)",
+                ));
+            }
+            check_keys(
+                st,
+                key,
+                plan.steps.iter().filter_map(|s| match s {
+                    crate::declare::Step::Set { key, .. }
+                    | crate::declare::Step::Unset { key, .. } => Some(key),
+                    _ => None,
+                }),
+            )
+        }
         Op::RolloutStart { plan, .. } => {
             let paths = plan
                 .set
@@ -971,6 +1009,75 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                     }
                 },
             ))
+        }
+        Op::Declare { spec, prune } => {
+            use crate::declare::Step;
+            let counts = crate::declare::plan(fleet.state(), spec, *prune)?.counts();
+            let message = format!("apply a fleet file: {counts}");
+            let (plan, h) = fleet.commit(&message, now_ms, |doc, st| {
+                guard(st)?;
+                let plan = crate::declare::plan(st, spec, *prune)?;
+                for step in &plan.steps {
+                    match step {
+                        Step::SiteAdd(id, r) => doc.add_site(id, r)?,
+                        Step::SiteEdit(id, _, r) => doc.update_site(id, r)?,
+                        Step::SiteRm(id) => doc.remove_site(id, true)?,
+                        Step::NodeAdd(id, r) => doc.add_node(id, r)?,
+                        Step::NodeEdit(id, _, r) => doc.update_node(id, r)?,
+                        Step::NodeRm(id) => doc.remove_node(id)?,
+                        Step::Set { layer, key, to, .. } => doc.set_config(layer, key, to)?,
+                        Step::Unset { layer, key, .. } => doc.unset_config(layer, key)?,
+                        Step::MemberAdd(key, name, role) => {
+                            if st.revoked.contains_key(key) {
+                                return Err(StoreError::Invalid(format!(
+                                    "members.{key}: {} was revoked: a revoked key stays revoked",
+                                    member_label(st, key)
+                                )));
+                            }
+                            doc.put_member(key, name, *role, now_ms)?
+                        }
+                        Step::MemberEdit { key, to, .. } => {
+                            let m = current_member(st, key)?;
+                            doc.put_member(key, &to.0, to.1, m.added_ms)?
+                        }
+                    }
+                }
+                if plan
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, Step::MemberEdit { .. }))
+                    && !doc.state()?.members.values().any(|m| m.role == Role::Admin)
+                {
+                    return Err(StoreError::Denied(
+                        "this fleet file would leave the fleet without an admin".into(),
+                    ));
+                }
+                Ok(plan)
+            })?;
+            let mut summary = match h {
+                Some(_) => format!("applied the fleet file: {}", plan.counts()),
+                None => "the fleet already is what the file declares; nothing changed".into(),
+            };
+            if !plan.kept.is_empty() {
+                summary.push_str(&format!(
+                    "; kept {} the file does not name{}",
+                    plural(plan.kept.len(), "entry", "entries"),
+                    if *prune {
+                        ""
+                    } else {
+                        " (--prune removes sites and nodes)"
+                    }
+                ));
+            }
+            Ok(Done {
+                change: h,
+                summary,
+                created: None,
+                details: serde_json::json!({
+                    "steps": plan.steps.iter().map(crate::declare::Step::to_json).collect::<Vec<_>>(),
+                    "kept": plan.kept,
+                }),
+            })
         }
         Op::CommandRun { id, action, target } => {
             let st = fleet.state();
