@@ -75,6 +75,10 @@ struct State {
     /// Applies by outcome since this node was set up: ok, rolled back, failed.
     #[serde(default)]
     applies: [u64; 3],
+    /// The replica's heads when the live release was last found to be the
+    /// effective config (`HealthRegister::live_at`).
+    #[serde(default)]
+    live_at: Vec<String>,
 }
 
 impl State {
@@ -414,13 +418,24 @@ impl Drop for Daemon {
 
 /// The node's effective config as a JSON tree, the fleet's freeze flag, and
 /// when an operator last resumed the node.
-fn desired(shared: &Shared) -> Result<(Value, bool, Option<i64>), DaemonError> {
+/// The node's effective config, whether the fleet is frozen, when it was
+/// last resumed, and the replica's heads all of that was read at.
+fn desired(shared: &Shared) -> Result<(Value, bool, Option<i64>, Vec<String>), DaemonError> {
     shared.engine.with_replica(|r| {
-        let st = r.state();
+        let st = r.state().clone();
         let eff = st.effective_node(&shared.node)?;
         let resume = st.node(&shared.node)?.resume_ms;
-        Ok((eff.to_tree(), st.is_frozen(), resume))
+        Ok((eff.to_tree(), st.is_frozen(), resume, heads_hex(r)))
     })
+}
+
+/// The replica's heads as a register reports them.
+fn heads_hex(r: &mut fleetdeck_store::Replica) -> Vec<String> {
+    r.heads()
+        .iter()
+        .take(fleetdeck_store::health::MAX_REPORTED_HEADS)
+        .map(|h| h.to_string())
+        .collect()
 }
 
 /// Programs in this node's config whose value was written by someone who
@@ -487,7 +502,7 @@ async fn apply_loop(shared: Arc<Shared>) {
 }
 
 async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), DaemonError> {
-    let (tree, frozen, resume_ms) = desired(shared)?;
+    let (tree, frozen, resume_ms, heads) = desired(shared)?;
     {
         let mut st = lock(&shared.state);
         if let (Some((why, since)), Some(resume)) = (&st.safe_mode, resume_ms)
@@ -520,6 +535,12 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
         // Say so: otherwise the last failure stays this node's word, and
         // its apply alert never resolves.
         let mut st = lock(&shared.state);
+        // Every change up to these heads is applied here, whether or not
+        // it changed this node's config.
+        if st.live_at != heads {
+            st.live_at = heads.clone();
+            st.save(shared.applier.root());
+        }
         let said = st
             .last
             .as_ref()
@@ -531,6 +552,7 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
                 error: None,
                 duration_ms: 0,
                 at_ms: shared.now(),
+                from: heads.clone(),
             });
             st.clear_failures();
             st.save(shared.applier.root());
@@ -596,7 +618,11 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
             error,
             duration_ms: took.as_millis() as u64,
             at_ms: shared.now(),
+            from: heads.clone(),
         });
+        if result == ApplyResult::Ok {
+            st.live_at = heads.clone();
+        }
         st.applies[match result {
             ApplyResult::Ok => 0,
             ApplyResult::RolledBack => 1,
@@ -625,7 +651,7 @@ async fn apply_once(shared: &Shared, frozen_logged: &mut bool) -> Result<(), Dae
 /// each in its own task (a long action does not hold up applies). Nothing
 /// runs while the fleet is frozen.
 fn start_commands(shared: &Arc<Shared>) -> Result<(), DaemonError> {
-    let (tree, frozen, _) = desired(shared)?;
+    let (tree, frozen, _, _) = desired(shared)?;
     if frozen {
         return Ok(());
     }
@@ -744,7 +770,7 @@ fn watch_release(shared: &Arc<Shared>) -> Option<notify::RecommendedWatcher> {
         while rx.changed().await.is_ok() {
             tokio::time::sleep(Duration::from_millis(100)).await;
             rx.borrow_and_update();
-            if let Ok((tree, _, _)) = desired(&s)
+            if let Ok((tree, _, _, _)) = desired(&s)
                 && s.applier.current().as_deref() == Some(&render::revision(&tree))
             {
                 check_drift(&s, &tree);
@@ -777,13 +803,15 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
             .with_replica(|r| r.health().get(shared.node.as_str()).map(|s| s.reg.seq));
         seq = seq.max(held.unwrap_or(0)) + 1;
         // One lock at a time: guards in a struct literal live to its end.
-        let (applied, safe_mode) = {
+        let (applied, safe_mode, live_at) = {
             let st = lock(&shared.state);
             (
                 st.last.clone(),
                 st.safe_mode.as_ref().map(|(w, _)| w.clone()),
+                st.live_at.clone(),
             )
         };
+        let holds = shared.engine.with_replica(heads_hex);
         let drift = lock(&shared.drift).clone();
         let reg = HealthRegister {
             node: shared.node.to_string(),
@@ -796,6 +824,8 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
             checks: results,
             drift,
             safe_mode,
+            holds,
+            live_at,
         };
         let stored = shared.engine.with_replica(|r| r.record_health(&reg));
         match stored {

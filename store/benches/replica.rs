@@ -530,6 +530,7 @@ fn generate(dir: &Path, sites: usize) -> BoxResult<(Replica, Generated)> {
                 error: failed_apply.then(|| "systemctl restart frigate: exit status 1".to_string()),
                 duration_ms: 800 + rng.below(20_000),
                 at_ms: eval_now - rng.below(7 * DAY_MS as u64) as i64,
+                from: Vec::new(),
             }),
             ..Default::default()
         };

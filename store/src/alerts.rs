@@ -907,6 +907,7 @@ mod tests {
             error: None,
             duration_ms: 1,
             at_ms: T0,
+            from: Vec::new(),
         });
         let up = reg("n2", T0 + 60_000);
         let sites = [site(
@@ -1179,6 +1180,7 @@ mod tests {
             error: Some("check failed".into()),
             duration_ms: 800,
             at_ms: T0 - 60_000,
+            from: Vec::new(),
         });
         r.safe_mode = Some(safe_mode_after_failures(3));
         let sites = [site("s1", vec![node("n1", Some(&r))])];
@@ -1213,6 +1215,7 @@ mod tests {
                 error: Some("nginx -t failed".into()),
                 duration_ms: 800,
                 at_ms: T0 - 5_000,
+                from: Vec::new(),
             });
             let sites = [site("s1", vec![node("n1", Some(&r))])];
             let alerts = eval(&sites, T0);

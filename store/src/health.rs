@@ -86,7 +86,21 @@ pub struct HealthRegister {
     /// Why the node stopped applying (safe mode), until an operator resumes it.
     #[serde(default)]
     pub safe_mode: Option<String>,
+    /// The heads of the node's replica when it reported (hex change
+    /// hashes): every change in their past reached it. Receipts read this.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<String>,
+    /// The heads at which the node last found its live release to be its
+    /// effective config (it applied it, or already ran it): every change in
+    /// their past is applied there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live_at: Vec<String>,
 }
+
+/// The most heads a register may report in `holds`, `live_at` or an
+/// apply's `from` (a replica has one or a few; more is a node that merges
+/// many writers at once, and the rest are left out).
+pub const MAX_REPORTED_HEADS: usize = 16;
 
 /// One named check command's last result.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -144,6 +158,10 @@ pub struct ApplyReport {
     pub error: Option<String>,
     pub duration_ms: u64,
     pub at_ms: i64,
+    /// The heads of the node's replica the attempted release was rendered
+    /// at (hex): which changes this outcome answers for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -364,6 +382,30 @@ fn validate(reg: &HealthRegister) -> Result<()> {
             "the health register of node '{}' has a non-finite {what} ({v}); metrics must be finite numbers",
             reg.node
         )));
+    }
+    let applied_from = reg.applied.as_ref().map_or(&[][..], |a| &a.from[..]);
+    for (what, heads) in [
+        ("holds", &reg.holds[..]),
+        ("live_at", &reg.live_at[..]),
+        ("applied.from", applied_from),
+    ] {
+        if heads.len() > MAX_REPORTED_HEADS {
+            return Err(StoreError::Invalid(format!(
+                "the health register of node '{}' reports {} heads in {what}: over the limit of {MAX_REPORTED_HEADS}",
+                reg.node,
+                heads.len()
+            )));
+        }
+        if let Some(h) = heads
+            .iter()
+            .find(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            let shown: String = h.chars().take(70).collect();
+            return Err(StoreError::Invalid(format!(
+                "the health register of node '{}' reports '{shown}' in {what}: expected a change hash (64 hex digits)",
+                reg.node
+            )));
+        }
     }
     if i64::try_from(reg.seq).is_err() {
         return Err(StoreError::Invalid(format!(
@@ -1181,6 +1223,7 @@ mod tests {
                     error: None,
                     duration_ms: 1,
                     at_ms: 0,
+                    from: Vec::new(),
                 });
                 r
             })

@@ -20,6 +20,7 @@ pub mod health;
 pub mod identity;
 pub mod ids;
 pub mod ops;
+pub mod receipts;
 pub mod peer;
 pub mod replica;
 pub mod rights;

@@ -713,6 +713,7 @@ mod tests {
                 error: None,
                 duration_ms: 1,
                 at_ms,
+                from: Vec::new(),
             }),
             ..Default::default()
         };

@@ -629,6 +629,7 @@ fn a_rollout_seen_done_is_recorded_as_done_not_as_a_wave_after_the_last() {
             error: None,
             duration_ms: 1,
             at_ms: now,
+            from: Vec::new(),
         };
         let reg = HealthRegister {
             node: n.into(),

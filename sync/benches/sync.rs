@@ -564,6 +564,7 @@ fn beat(node: &str, seq: u64) -> HealthRegister {
             error: None,
             duration_ms: 1_200,
             at_ms: now - 3_600_000,
+            from: Vec::new(),
         }),
         checks: vec![CheckResult {
             name: "frigate".into(),

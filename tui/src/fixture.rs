@@ -970,6 +970,7 @@ fn register(n: &NodeSpec, at: i64, now_ms: i64, i: usize) -> HealthRegister {
             error: None,
             duration_ms: 1_200 + i as u64 * 10,
             at_ms: now_ms - 3 * HOUR,
+            from: Vec::new(),
         }),
         ..HealthRegister::default()
     };
@@ -1021,6 +1022,7 @@ fn register(n: &NodeSpec, at: i64, now_ms: i64, i: usize) -> HealthRegister {
                 error: None,
                 duration_ms: 2_310,
                 at_ms: now_ms - 20 * MIN,
+                from: Vec::new(),
             });
         }
         "whn-cam-1" => {
@@ -1030,6 +1032,7 @@ fn register(n: &NodeSpec, at: i64, now_ms: i64, i: usize) -> HealthRegister {
                 error: Some("health check failed: frigate did not start".into()),
                 duration_ms: 30_000,
                 at_ms: now_ms - 12 * MIN,
+                from: Vec::new(),
             });
         }
         "field3-cam-1" => reg.applied = None,

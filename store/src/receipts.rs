@@ -1,0 +1,262 @@
+//! Delivery receipts: for a change, which nodes have it, which run a
+//! release that includes it, which failed on it, and which have not got it
+//! yet — derived from what each node last reported in its signed heartbeat
+//! (`HealthRegister::holds`, `live_at`, `applied.from`), never written per
+//! node per change into the document.
+//!
+//! A node has a change when the change is in the causal past of the heads
+//! it reported holding; it applied it when the change is in the past of the
+//! heads at which its live release was last its effective config; it failed
+//! on it when its last apply failed or rolled back at heads that include it
+//! (and it does not run it). Nodes that report heads this replica does not
+//! hold yet are ahead of it: for changes not in the past of the heads it
+//! knows, their receipt is `Unknown` until this replica catches up.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::ChangeHash;
+use serde::Serialize;
+
+use crate::alerts::AlertKind;
+use crate::document::FleetState;
+use crate::error::Result;
+use crate::health::{ApplyResult, StoredRegister};
+use crate::replica::Replica;
+
+/// Where one change stands on one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Its live release includes the change.
+    Applied,
+    /// Its last apply, which included the change, failed or rolled back.
+    Failed,
+    /// It holds the change; its release does not include it (yet: frozen,
+    /// safe mode, or applying now).
+    Delivered,
+    /// It has not reported holding the change.
+    NotYet,
+    /// It reported heads this replica does not hold, so whether they
+    /// include the change cannot be told here yet.
+    Unknown,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Applied => "applied",
+            Delivery::Failed => "failed",
+            Delivery::Delivered => "delivered",
+            Delivery::NotYet => "not yet",
+            Delivery::Unknown => "unknown",
+        }
+    }
+
+    /// The node holds the change.
+    pub fn has_it(self) -> bool {
+        matches!(
+            self,
+            Delivery::Applied | Delivery::Failed | Delivery::Delivered
+        )
+    }
+}
+
+/// One node's receipt for one change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Receipt {
+    pub node: String,
+    pub site: String,
+    pub state: Delivery,
+    /// Why its apply failed, with `Failed`.
+    pub error: Option<String>,
+    /// When this replica last heard the node (its clock).
+    pub last_heard_ms: Option<i64>,
+    /// A node-down alert is open for it.
+    pub offline: bool,
+}
+
+/// The counts `history` and `receipts` print:
+/// `delivered 48/50 · applied 47 · failed 1 · offline 2`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub nodes: usize,
+    pub delivered: usize,
+    pub applied: usize,
+    pub failed: usize,
+    /// Without the change and down.
+    pub offline: usize,
+    pub unknown: usize,
+}
+
+impl Summary {
+    pub fn of(receipts: &[Receipt]) -> Summary {
+        let mut s = Summary {
+            nodes: receipts.len(),
+            ..Summary::default()
+        };
+        for r in receipts {
+            s.delivered += usize::from(r.state.has_it());
+            s.applied += usize::from(r.state == Delivery::Applied);
+            s.failed += usize::from(r.state == Delivery::Failed);
+            s.unknown += usize::from(r.state == Delivery::Unknown);
+            s.offline += usize::from(!r.state.has_it() && r.offline);
+        }
+        s
+    }
+
+    pub fn line(&self) -> String {
+        let mut parts = vec![
+            format!("delivered {}/{}", self.delivered, self.nodes),
+            format!("applied {}", self.applied),
+        ];
+        if self.failed > 0 {
+            parts.push(format!("failed {}", self.failed));
+        }
+        if self.offline > 0 {
+            parts.push(format!("offline {}", self.offline));
+        }
+        if self.unknown > 0 {
+            parts.push(format!("unknown {}", self.unknown));
+        }
+        parts.join(" · ")
+    }
+}
+
+/// Heads as a register reports them: hex, checked when it was admitted.
+fn parse_heads(hex: &[String]) -> Vec<ChangeHash> {
+    hex.iter().filter_map(|h| h.parse().ok()).collect()
+}
+
+/// What the changes not in the past of some heads are, per distinct set of
+/// heads: most nodes of a fleet in step report the same heads, so each set
+/// is walked once however many nodes and changes are asked about.
+struct Pasts<'r> {
+    replica: &'r mut Replica,
+    /// Sorted known heads → (the changes outside their past, some heads
+    /// were unknown here).
+    memo: HashMap<Vec<ChangeHash>, (HashSet<ChangeHash>, bool)>,
+}
+
+impl Pasts<'_> {
+    /// Whether `change` is in the past of `heads`: Some(yes/no), or None
+    /// when it is not and some of the heads are unknown here.
+    fn includes(&mut self, heads: &[String], change: &ChangeHash) -> Option<bool> {
+        if heads.is_empty() {
+            return Some(false);
+        }
+        let mut key = parse_heads(heads);
+        key.sort_unstable();
+        key.dedup();
+        let (outside, unknown) = match self.memo.get(&key) {
+            Some(v) => v,
+            None => {
+                let doc = self.replica.doc_mut().automerge_mut();
+                let known: Vec<ChangeHash> = key
+                    .iter()
+                    .copied()
+                    .filter(|h| doc.get_change_meta_by_hash(h).is_some())
+                    .collect();
+                let unknown = known.len() < key.len();
+                let outside: HashSet<ChangeHash> = if known.is_empty() {
+                    // Nothing known: everything is outside.
+                    doc.get_changes_meta(&[]).iter().map(|m| m.hash).collect()
+                } else {
+                    doc.get_changes_meta(&known)
+                        .iter()
+                        .map(|m| m.hash)
+                        .collect()
+                };
+                self.memo.entry(key).or_insert((outside, unknown))
+            }
+        };
+        if !outside.contains(change) {
+            Some(true)
+        } else if *unknown {
+            None
+        } else {
+            Some(false)
+        }
+    }
+}
+
+fn receipt(
+    pasts: &mut Pasts<'_>,
+    change: &ChangeHash,
+    node: &str,
+    site: &str,
+    held: Option<&StoredRegister>,
+    offline: bool,
+) -> Receipt {
+    let mut r = Receipt {
+        node: node.to_string(),
+        site: site.to_string(),
+        state: Delivery::NotYet,
+        error: None,
+        last_heard_ms: held.map(|h| h.received_ms),
+        offline,
+    };
+    let Some(h) = held else {
+        return r;
+    };
+    let reg = &h.reg;
+    r.state = match pasts.includes(&reg.holds, change) {
+        None => Delivery::Unknown,
+        Some(false) => Delivery::NotYet,
+        Some(true) => {
+            if pasts.includes(&reg.live_at, change) == Some(true) {
+                Delivery::Applied
+            } else {
+                match &reg.applied {
+                    Some(a)
+                        if a.result != ApplyResult::Ok
+                            && pasts.includes(&a.from, change) == Some(true) =>
+                    {
+                        r.error = a.error.clone();
+                        Delivery::Failed
+                    }
+                    _ => Delivery::Delivered,
+                }
+            }
+        }
+    };
+    r
+}
+
+/// Every node's receipt for each of `changes`, in the fleet's node order;
+/// `now_ms` decides which nodes are offline.
+pub fn receipts(
+    replica: &mut Replica,
+    changes: &[ChangeHash],
+    now_ms: i64,
+) -> Result<Vec<Vec<Receipt>>> {
+    let st: std::sync::Arc<FleetState> = replica.state().clone();
+    let health = replica.health().clone();
+    let down: HashSet<String> = replica
+        .alerts(now_ms)
+        .into_iter()
+        .filter(|a| a.kind == AlertKind::NodeDown)
+        .filter_map(|a| a.node)
+        .collect();
+    let mut pasts = Pasts {
+        replica,
+        memo: HashMap::new(),
+    };
+    Ok(changes
+        .iter()
+        .map(|c| {
+            st.nodes
+                .values()
+                .map(|n| {
+                    receipt(
+                        &mut pasts,
+                        c,
+                        n.id.as_str(),
+                        n.site.as_str(),
+                        health.get(n.id.as_str()),
+                        down.contains(n.id.as_str()),
+                    )
+                })
+                .collect()
+        })
+        .collect())
+}
