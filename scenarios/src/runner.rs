@@ -1407,6 +1407,44 @@ impl Runner {
                     }
                 })
             }
+            CheckKind::Receipts {
+                change,
+                nodes,
+                state,
+            } => {
+                use fleetdeck_store::receipts::{Delivery, receipts};
+                let message = change.replace("{cycle}", &cycle.to_string());
+                self.ops.with_replica(|r| {
+                    let Some(hash) = r
+                        .history()
+                        .into_iter()
+                        .find(|e| e.message.as_deref() == Some(message.as_str()))
+                        .and_then(|e| e.id.parse().ok())
+                    else {
+                        return Err(format!("the operator has no change '{message}' yet"));
+                    };
+                    let all = receipts(r, &[hash], fleetdeck_store::now_ms())
+                        .map_err(|e| e.to_string())?
+                        .pop()
+                        .unwrap_or_default();
+                    let ok = |d: Delivery| match state {
+                        Delivery::Applied => d == Delivery::Applied,
+                        Delivery::Delivered => d.has_it(),
+                        other => d == *other,
+                    };
+                    let wrong: Vec<String> = all
+                        .iter()
+                        .filter(|x| nodes.iter().any(|n| n.as_str() == x.node))
+                        .filter(|x| !ok(x.state))
+                        .map(|x| format!("{} {}", x.node, x.state.as_str()))
+                        .collect();
+                    if wrong.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(wrong.join(", "))
+                    }
+                })
+            }
             CheckKind::CommandDone(cmd) => {
                 let id = Self::cycle_id(cmd, cycle);
                 self.ops.with_replica(|r| {

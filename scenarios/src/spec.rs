@@ -172,6 +172,10 @@ struct RawCheck {
     command: Option<Spanned<String>>,
     key: Option<Spanned<String>>,
     value: Option<toml::Value>,
+    /// With `receipts`: the message of the edit the check is about.
+    change: Option<Spanned<String>>,
+    /// With `receipts`: `applied`, `delivered` or `not_yet`.
+    state: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -439,6 +443,15 @@ pub enum CheckKind {
     NoEditLost,
     /// Every node the command targets reported it ran ok.
     CommandDone(String),
+    /// As the operator's receipts show the edit with this message (the
+    /// newest, with `{cycle}` filled in), each of these nodes is at least
+    /// `state` (`Applied` counts as delivered) — or, with `NotYet`, has
+    /// not reported holding it.
+    Receipts {
+        change: String,
+        nodes: Vec<NodeId>,
+        state: fleetdeck_store::receipts::Delivery,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -478,6 +491,17 @@ impl Check {
             CheckKind::RolloutDone(r) => format!("rollout {r} done"),
             CheckKind::NoEditLost => "no edit lost (every edit on every replica)".into(),
             CheckKind::CommandDone(c) => format!("command {c} ran ok on every target"),
+            CheckKind::Receipts {
+                change,
+                nodes,
+                state,
+            } => {
+                let who = match nodes.as_slice() {
+                    [one] => format!("node {one}"),
+                    many => format!("{} nodes", many.len()),
+                };
+                format!("receipts of \"{change}\": {who} {}", state.as_str())
+            }
         }
     }
 }
@@ -560,6 +584,7 @@ pub const CHECKS: &[&str] = &[
     "rollout_halted",
     "rollout_done",
     "command_done",
+    "receipts",
 ];
 
 /// The speeds a run may use at all.
@@ -1315,6 +1340,47 @@ impl Scenario {
                     ),
                 }
             };
+            // The nodes a check names: node, nodes, a site's, or (none) all.
+            let pick = || -> Result<Vec<NodeId>, SpecError> {
+                let picked: Vec<NodeId> = match (&c.node, &c.nodes, &c.site) {
+                    (Some(_), None, None) => vec![node_ref(&c.node, &f("node"), span.clone())?],
+                    (None, Some(list), None) => {
+                        let mut v = Vec::new();
+                        for (j, n) in list.iter().enumerate() {
+                            v.push(node_ref(
+                                &Some(n.clone()),
+                                &format!("check[{i}].nodes[{j}]"),
+                                span.clone(),
+                            )?);
+                        }
+                        v
+                    }
+                    (None, None, Some(_)) => {
+                        let site = site_ref(&c.site, &f("site"), span.clone())?;
+                        nodes
+                            .iter()
+                            .filter(|n| n.site == site)
+                            .map(|n| n.id.clone())
+                            .collect()
+                    }
+                    (None, None, None) => nodes.iter().map(|n| n.id.clone()).collect(),
+                    _ => {
+                        return cx.err(
+                            span.clone(),
+                            &f("node"),
+                            "give one of node, nodes or site (or none: every node)".into(),
+                        );
+                    }
+                };
+                if picked.is_empty() {
+                    return cx.err(
+                        span.clone(),
+                        &f("nodes"),
+                        "no node to check: the list or the site holds none".into(),
+                    );
+                }
+                Ok(picked)
+            };
             let rollout = || -> Result<String, SpecError> {
                 let id = text_ref(&c.rollout, &f("rollout"), span.clone())?;
                 if !rollouts.contains(&id) {
@@ -1352,36 +1418,7 @@ impl Scenario {
                     CheckKind::Applied { node, result }
                 }
                 "runs" => {
-                    let picked: Vec<NodeId> = match (&c.node, &c.nodes, &c.site) {
-                        (Some(_), None, None) => vec![node_ref(&c.node, &f("node"), span.clone())?],
-                        (None, Some(list), None) => {
-                            let mut v = Vec::new();
-                            for (j, n) in list.iter().enumerate() {
-                                v.push(node_ref(
-                                    &Some(n.clone()),
-                                    &format!("check[{i}].nodes[{j}]"),
-                                    span.clone(),
-                                )?);
-                            }
-                            v
-                        }
-                        (None, None, Some(_)) => {
-                            let site = site_ref(&c.site, &f("site"), span.clone())?;
-                            nodes
-                                .iter()
-                                .filter(|n| n.site == site)
-                                .map(|n| n.id.clone())
-                                .collect()
-                        }
-                        (None, None, None) => nodes.iter().map(|n| n.id.clone()).collect(),
-                        _ => {
-                            return cx.err(
-                                span,
-                                &f("node"),
-                                "give one of node, nodes or site (or none: every node)".into(),
-                            );
-                        }
-                    };
+                    let picked = pick()?;
                     if picked.is_empty() {
                         return cx.err(
                             span,
@@ -1426,6 +1463,51 @@ impl Scenario {
                         );
                     }
                     CheckKind::CommandDone(id)
+                }
+                "receipts" => {
+                    let Some(m) = &c.change else {
+                        return cx.err(
+                            span,
+                            &f("change"),
+                            "missing: receipts names an edit by its message".into(),
+                        );
+                    };
+                    if !events.iter().any(|e| {
+                        matches!(&e.action, Action::Set { message: Some(x), .. } if x == m.get_ref())
+                    }) {
+                        return cx.err(
+                            m.span(),
+                            &f("change"),
+                            format!("no set event has the message '{}'", m.get_ref()),
+                        );
+                    }
+                    use fleetdeck_store::receipts::Delivery;
+                    let state = match c.state.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+                        Some(("applied", _)) => Delivery::Applied,
+                        Some(("delivered", _)) => Delivery::Delivered,
+                        Some(("not_yet", _)) => Delivery::NotYet,
+                        Some((other, sp)) => {
+                            return cx.err(
+                                sp,
+                                &f("state"),
+                                format!(
+                                    "'{other}' is not a receipt state: expected applied, delivered or not_yet"
+                                ),
+                            );
+                        }
+                        None => {
+                            return cx.err(
+                                span,
+                                &f("state"),
+                                "missing: applied, delivered or not_yet".into(),
+                            );
+                        }
+                    };
+                    CheckKind::Receipts {
+                        change: m.get_ref().clone(),
+                        nodes: pick()?,
+                        state,
+                    }
                 }
                 other => {
                     return cx.err(

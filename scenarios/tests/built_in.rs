@@ -100,7 +100,11 @@ async fn letsbe_tenant_thresholds_fire_and_clear_and_the_canary_reaches_every_te
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_offline_the_operators_edits_reach_every_site_without_the_hub() {
     let r = play("hub-offline", 10.0).await;
-    assert_eq!(r.checks.len(), 6);
+    assert_eq!(r.checks.len(), 7);
+    assert!(
+        r.checks.iter().any(|c| c.what.starts_with("receipts of")),
+        "the receipts check ran"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,7 +125,7 @@ async fn bad_config_rollback_every_node_rolls_back_and_applies_the_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn field_laptop_carries_every_edit_between_sites_that_never_meet() {
     let r = play("field-laptop", 10.0).await;
-    assert_eq!(r.checks.len(), 9);
+    assert_eq!(r.checks.len(), 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -194,6 +194,22 @@ fn a_check_missing_its_fields_names_them() {
         e.contains("check[0].rollout") && e.contains("no event starts a rollout 'r1'"),
         "{e}"
     );
+    let receipts =
+        format!("{GOOD}\n[[check]]\nkind = \"receipts\"\nchange = \"nope\"\nstate = \"applied\"\n");
+    let e = err(&receipts);
+    assert!(
+        e.contains("check[0].change") && e.contains("no set event has the message 'nope'"),
+        "{e}"
+    );
+    let edit = format!(
+        "{GOOD}\n[[event]]\nat_s = 3\naction = \"set\"\nkey = \"a\"\nvalue = 1\nmessage = \"m\"\n[[check]]\nkind = \"receipts\"\nchange = \"m\"\nstate = \"gone\"\n"
+    );
+    let e = err(&edit);
+    assert!(
+        e.contains("check[0].state") && e.contains("applied, delivered or not_yet"),
+        "{e}"
+    );
+    assert!(Scenario::parse(&edit.replace("\"gone\"", "\"not_yet\""), "t.toml").is_ok());
 }
 
 #[test]
