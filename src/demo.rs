@@ -39,8 +39,17 @@ fn play(
             .await
             .map_err(|e| anyhow!("{e}"))?;
         ready(runner.ops_dir());
-        for s in crate::outlets::start(runner.ops(), outlets).await? {
-            log(format!("{}: {}", s.outlet, s.detail));
+        match crate::outlets::start(runner.ops(), outlets).await {
+            Ok(started) => {
+                for s in started {
+                    log(format!("{}: {}", s.outlet, s.detail));
+                }
+            }
+            Err(e) => {
+                // Close the fleet's endpoints before saying why.
+                runner.shutdown().await;
+                return Err(e);
+            }
         }
         let report = runner.run(opts, stop, &mut log).await;
         runner.shutdown().await;

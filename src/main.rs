@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod daemon;
 mod demo;
+mod logging;
 mod net;
 mod outlets;
 mod output;
@@ -40,12 +41,7 @@ fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+    logging::install(filter);
 }
 
 fn main() -> ExitCode {

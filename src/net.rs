@@ -153,7 +153,14 @@ pub fn serve(dir: &Path, replica: Replica, out: &Out, opts: ServeOpts<'_>) -> Re
         cfg.status_file = Some(dir.join(STATUS_FILE));
         let engine = std::sync::Arc::new(Engine::start(replica, cfg).await?);
         fleetdeck_node::rollouts::spawn(&engine);
-        let started = crate::outlets::start(&engine, &outlets).await?;
+        let started = match crate::outlets::start(&engine, &outlets).await {
+            Ok(s) => s,
+            Err(e) => {
+                // Close the endpoint before saying why.
+                engine.shutdown().await;
+                return Err(e);
+            }
+        };
         let addr = format_endpoint_addr(&engine.endpoint_addr());
         if !quiet {
             out.emit(&json!({"listening": engine.local_addrs(), "peer_addr": addr, "member": engine.key(), "outlets": started}), || {

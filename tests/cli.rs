@@ -505,6 +505,7 @@ fn node_list_sorts_naturally_and_node_show_prints_what_json_holds() {
             error: Some("check failed: exit 1".into()),
             duration_ms: 5,
             at_ms: now,
+            from: Vec::new(),
         });
         reg.safe_mode = Some("3 applies failed in a row".into());
         reg.drift = vec!["frigate.yml".into()];
@@ -540,4 +541,148 @@ fn node_list_sorts_naturally_and_node_show_prints_what_json_holds() {
     assert!(line("disk:cam-1:/").contains(" - "), "{alerts}");
     assert!(line("apply:cam-1").contains(" ago "), "{alerts}");
     assert!(alerts.contains("(SINCE -: "), "{alerts}");
+}
+
+#[test]
+fn a_fleet_exported_to_a_file_is_applied_to_another_fleet_with_a_preview() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    blocao(a.path());
+    ok(a.path(), &["config", "set", "retention.days", "30"]);
+    ok(
+        a.path(),
+        &[
+            "config",
+            "set",
+            "frigate.version",
+            "0.14",
+            "--site",
+            "BL-LAB-1",
+        ],
+    );
+    let file = a.path().join("fleet.toml");
+    ok(a.path(), &["export", "-o", file.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("[sites.BL-LAB-1]"), "{text}");
+
+    // Another fleet: the preview lists every step and writes nothing.
+    ok(b.path(), &["init", "--name", "hub", "--fleet", "other"]);
+    let before = json(b.path(), &["history"]);
+    let preview = ok(
+        b.path(),
+        &["apply", "-f", file.to_str().unwrap(), "--dry-run"],
+    );
+    assert!(preview.contains("+ site BL-LAB-1"), "{preview}");
+    assert!(
+        preview.contains("+ site BL-LAB-1: frigate.version = 0.14"),
+        "{preview}"
+    );
+    assert!(preview.contains("would apply: "), "{preview}");
+    assert_eq!(
+        json(b.path(), &["history"]),
+        before,
+        "a dry run writes nothing"
+    );
+
+    // The file names the first fleet's admin: members take an admin, and
+    // this replica's member is one, so it enrolls them too. Applied as one
+    // change; applying it again changes nothing.
+    let done = json(b.path(), &["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(done["ok"], json!(true));
+    assert!(done["change"].is_string(), "{done}");
+    assert!(done["steps"].as_array().unwrap().len() >= 5, "{done}");
+    let eff = json(b.path(), &["config", "effective", "--node", "cam-1"]);
+    assert_eq!(eff["frigate"]["version"], json!(0.14), "{eff}");
+    let again = ok(b.path(), &["apply", "-f", file.to_str().unwrap()]);
+    assert!(again.contains("nothing changed"), "{again}");
+    // The two fleets now declare the same sites, nodes and config; the
+    // second also keeps its own admin.
+    let (ea, eb) = (json(a.path(), &["export"]), json(b.path(), &["export"]));
+    for part in ["config", "sites", "nodes"] {
+        assert_eq!(ea[part], eb[part], "{part}");
+    }
+    for (key, m) in ea["members"].as_object().unwrap() {
+        assert_eq!(&eb["members"][key], m);
+    }
+    assert_eq!(eb["members"].as_object().unwrap().len(), 2);
+
+    // A bad file: exit 1, one sentence naming the file and the entry.
+    let bad = a.path().join("bad.toml");
+    std::fs::write(&bad, "[sites.BL-X]\nname = \"x\"\nlat = 123.0\nlon = 0.0\n").unwrap();
+    let (code, err) = fail(b.path(), &["apply", "-f", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.toml: sites.BL-X: latitude 123"), "{err}");
+    let (code, err) = fail(b.path(), &["apply", "-f", "/nonexistent/fleet.toml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read /nonexistent/fleet.toml"), "{err}");
+}
+
+#[test]
+fn receipts_say_per_node_where_a_change_stands_and_history_counts_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    blocao(d);
+    let done = json(d, &["config", "set", "firmware", "2.1"]);
+    let change = done["change"].as_str().unwrap().to_string();
+    {
+        let mut r = Replica::open(d).unwrap();
+        let heads: Vec<String> = r.heads().iter().map(|h| h.to_string()).collect();
+        let before: Vec<String> = r
+            .resolve(&format!("{change}^"))
+            .unwrap()
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        let now = now_ms();
+        // cam-1 runs it; cam-2 holds it and rolled it back; hub-1 was last
+        // heard before it, an hour ago.
+        let mut cam1 = beat("cam-1", 1, now, 20.0);
+        cam1.holds = heads.clone();
+        cam1.live_at = heads.clone();
+        r.record_health(&cam1).unwrap();
+        let mut cam2 = beat("cam-2", 1, now, 20.0);
+        cam2.holds = heads.clone();
+        cam2.live_at = before.clone();
+        cam2.applied = Some(fleetdeck_store::health::ApplyReport {
+            revision: "0123456789abcdef".into(),
+            result: fleetdeck_store::health::ApplyResult::RolledBack,
+            error: Some("check failed: exit 1".into()),
+            duration_ms: 3,
+            at_ms: now,
+            from: heads,
+        });
+        r.record_health(&cam2).unwrap();
+        let mut hub = beat("hub-1", 1, now - 3_600_000, 20.0);
+        hub.holds = before;
+        r.record_health_aged(&hub, 3_600_000).unwrap();
+    }
+    let short = &change[..8];
+    let rec = json(d, &["receipts", short]);
+    assert_eq!(rec["change"], json!(change));
+    assert_eq!(
+        rec["line"],
+        json!("delivered 2/3 · applied 1 · failed 1 · offline 1")
+    );
+    let states: Vec<(&str, &str)> = rec["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["node"].as_str().unwrap(), n["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("cam-2", "failed"),
+            ("hub-1", "not_yet"),
+            ("cam-1", "applied")
+        ]
+    );
+    let text = ok(d, &["receipts", short]);
+    assert!(text.contains("check failed: exit 1"), "{text}");
+    assert!(text.contains("offline: gets it when it is back"), "{text}");
+    let history = json(d, &["history", "--limit", "1"]);
+    assert_eq!(history[0]["receipts"]["applied"], json!(1));
+    assert_eq!(history[0]["receipts"]["nodes"], json!(3));
+    let (code, err) = fail(d, &["receipts", "ffffffff"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("ffffffff"), "{err}");
 }

@@ -34,7 +34,8 @@ pub struct NodeView {
     pub site: String,
     pub zone: Option<String>,
     pub role: Option<String>,
-    /// Reported at least once and no node-down alert is open for it.
+    /// Reported at least once, and no node-down alert is open for it nor a
+    /// site-offline alert for its site.
     pub up: bool,
     /// When this replica last heard its register (unix ms, this clock).
     pub last_heard_ms: Option<i64>,
@@ -79,6 +80,12 @@ impl FleetView {
             .filter(|a| a.kind == AlertKind::NodeDown)
             .filter_map(|a| a.node.as_deref())
             .collect();
+        // A site-offline alert stands for its nodes' node-down alerts.
+        let offline: std::collections::HashSet<&str> = alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::SiteOffline)
+            .map(|a| a.site.as_str())
+            .collect();
         let sites = st
             .sites
             .values()
@@ -112,7 +119,9 @@ impl FleetView {
                     site: n.site.to_string(),
                     zone: st.sites.get(&n.site).and_then(|s| s.record.zone.clone()),
                     role: n.record.role.clone(),
-                    up: h.is_some() && !down.contains(n.id.as_str()),
+                    up: h.is_some()
+                        && !down.contains(n.id.as_str())
+                        && !offline.contains(n.site.as_str()),
                     last_heard_ms: h.map(|h| h.received_ms),
                     cpu_pct: reg.map(|r| r.metrics.cpu_pct),
                     mem_pct: reg.map(|r| r.metrics.mem_pct),

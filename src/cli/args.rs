@@ -15,7 +15,8 @@ use crate::net;
 #[derive(Parser)]
 #[command(
     name = "fleetdeck",
-    version,
+    // The commit too (build.rs): `fleetdeck 0.1.0 (0123456789ab)`.
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FLEETDECK_COMMIT"), ")"),
     about = "Local-first fleet operations: every node and laptop holds a replica of the fleet",
     propagate_version = true
 )]
@@ -63,6 +64,11 @@ pub(crate) enum Cmd {
     History {
         #[arg(long, default_value_t = 50)]
         limit: usize,
+    },
+    /// Where a change stands on every node: applied, failed, delivered, not yet
+    Receipts {
+        /// A change id (or a unique prefix of at least 4 hex digits)
+        change: String,
     },
     /// Effective-config changes between two points (FROM^ is the state before FROM)
     Diff {
@@ -177,6 +183,52 @@ pub(crate) enum Cmd {
     },
     /// Check this data dir's replica: opens, load warnings, quarantined changes, signing, identity, malformed entries; exit 1 when something needs attention
     Doctor,
+    /// Make the fleet what a fleet file declares (sites, nodes, config layers, members' roles), in one change
+    #[command(
+        after_help = "The file is what `fleetdeck export` writes. Sites and nodes it names become exactly \
+what it says (their config layers included: keys not in the file are unset); what it does not name is kept, \
+unless --prune. Members are added or given new roles, never revoked. See README, \"The fleet as a file\"."
+    )]
+    Apply {
+        /// The fleet file (TOML); `-` reads standard input
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Print what would change and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Also remove the sites and nodes the file does not name
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Print the fleet as a fleet file (TOML) that `apply -f` takes
+    Export {
+        /// Write it to FILE instead of standard output
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Print shell completions to stdout (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page to stdout, or write one page per command into --dir
+    Man {
+        /// Write fleetdeck.1 and a page per subcommand (fleetdeck-site-add.1, …) here
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Keep this replica online and in sync, publishing the fleet's health to an MQTT broker (`serve --mqtt URL`)
+    Mqtt {
+        /// The broker: mqtt://HOST[:PORT] or mqtts://HOST[:PORT]
+        url: String,
+        #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], net::DEFAULT_PORT)))]
+        listen: SocketAddr,
+        /// Do not look for (or announce to) members on the local network
+        #[arg(long)]
+        no_mdns: bool,
+        #[command(flatten)]
+        outlets: OutletArgs,
+    },
     /// Keep this replica online and in sync (hub, laptop) without a console
     Serve {
         #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], net::DEFAULT_PORT)))]
@@ -468,4 +520,31 @@ pub(crate) struct OutletArgs {
     /// Serve the whole fleet's metrics for Prometheus here (e.g. 127.0.0.1:9478)
     #[arg(long = "metrics", value_name = "ADDR")]
     pub fleet_metrics: Option<SocketAddr>,
+    /// Push the fleet's alerts to this Alertmanager, its base URL (e.g. http://127.0.0.1:9093); repeatable
+    #[arg(long = "alertmanager", value_name = "URL", value_parser = fleetdeck_node::paging::parse_url)]
+    pub alertmanager: Vec<fleetdeck_node::paging::Url>,
+    /// POST each alert change as JSON to this URL (fired, updated, resolved); repeatable
+    #[arg(long = "webhook", value_name = "URL", value_parser = fleetdeck_node::paging::parse_url)]
+    pub webhook: Vec<fleetdeck_node::paging::Url>,
+    /// Sign webhook bodies with the key in FILE (header X-Fleetdeck-Signature: sha256=HEX)
+    #[arg(long, value_name = "FILE", requires = "webhook")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Publish the fleet's health to this MQTT broker: mqtt://HOST[:PORT] (1883) or mqtts://HOST[:PORT] (8883)
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+    /// Log in to the MQTT broker as USER
+    #[arg(long, value_name = "USER")]
+    pub mqtt_user: Option<String>,
+    /// The MQTT password, on the first line of FILE (never on the command line)
+    #[arg(long, value_name = "FILE", requires = "mqtt_user")]
+    pub mqtt_password_file: Option<PathBuf>,
+    /// Check an mqtts:// broker against this CA (PEM) instead of the system's roots
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_ca: Option<PathBuf>,
+    /// The first level(s) of every MQTT topic [default: fleetdeck]
+    #[arg(long, value_name = "PREFIX")]
+    pub mqtt_prefix: Option<String>,
+    /// Also publish Home Assistant discovery messages (each node a device)
+    #[arg(long)]
+    pub mqtt_homeassistant: bool,
 }

@@ -1,12 +1,15 @@
-//! The fleet and its change log: `init`, `site`, `history`, `diff`,
-//! `revert`, `conflicts`.
+//! The fleet and its change log: `init`, `site`, `history`, `receipts`,
+//! `diff`, `revert`, `conflicts`.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use automerge::ChangeHash;
 use fleetdeck_store::diff::diff_states;
 use fleetdeck_store::document::SiteRecord;
+use fleetdeck_store::ids::natural_cmp;
 use fleetdeck_store::ops::{self, Op};
+use fleetdeck_store::receipts::{self, Delivery, Summary};
 use fleetdeck_store::{Replica, SiteId, now_ms};
 use serde_json::{Value, json};
 
@@ -175,9 +178,25 @@ fn site_rm(r: &mut Replica, out: &Out, site_id: &str, with_nodes: bool) -> Resul
 pub(super) fn history(cli: &Cli, out: &Out, limit: usize) -> Result<()> {
     let mut r = open(cli)?;
     let h: Vec<_> = r.history().into_iter().take(limit).collect();
-    out.emit(&h, || {
-        let mut t = Table::new(&["CHANGE", "TIME", "AUTHOR", "MESSAGE"]);
-        for e in &h {
+    let hashes: Vec<ChangeHash> = h.iter().filter_map(|e| e.id.parse().ok()).collect();
+    let summaries: Vec<Summary> = receipts::receipts(&mut r, &hashes, now_ms())?
+        .iter()
+        .map(|nodes| Summary::of(nodes))
+        .collect();
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        #[serde(flatten)]
+        entry: &'a fleetdeck_store::document::HistoryEntry,
+        receipts: &'a Summary,
+    }
+    let rows: Vec<Row<'_>> = h
+        .iter()
+        .zip(&summaries)
+        .map(|(entry, receipts)| Row { entry, receipts })
+        .collect();
+    out.emit(&rows, || {
+        let mut t = Table::new(&["CHANGE", "TIME", "AUTHOR", "RECEIPTS", "MESSAGE"]);
+        for (e, s) in h.iter().zip(&summaries) {
             let who = e
                 .author_name
                 .clone()
@@ -186,11 +205,73 @@ pub(super) fn history(cli: &Cli, out: &Out, limit: usize) -> Result<()> {
                 short(&e.id).to_string(),
                 fmt_time(e.time_ms),
                 who,
+                if s.nodes == 0 { "-".into() } else { s.line() },
                 e.message.clone().unwrap_or_default(),
             ]);
         }
         t.render()
     })
+}
+
+/// `receipts CHANGE`: where one change stands on every node.
+pub(super) fn receipts(cli: &Cli, out: &Out, change: &str) -> Result<()> {
+    let mut r = open(cli)?;
+    if change.ends_with('^') {
+        anyhow::bail!("receipts take one change id, not '{change}' (a state before a change)");
+    }
+    let hash = r
+        .resolve(change)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no change '{change}' (see `fleetdeck history`)"))?;
+    let now = now_ms();
+    let mut nodes = receipts::receipts(&mut r, &[hash], now)?
+        .pop()
+        .unwrap_or_default();
+    let rank = |d: Delivery| match d {
+        Delivery::Failed => 0,
+        Delivery::Unknown => 1,
+        Delivery::NotYet => 2,
+        Delivery::Delivered => 3,
+        Delivery::Applied => 4,
+    };
+    nodes.sort_by(|a, b| {
+        rank(a.state)
+            .cmp(&rank(b.state))
+            .then_with(|| natural_cmp(&a.node, &b.node))
+    });
+    let summary = Summary::of(&nodes);
+    let id = hash.to_string();
+    out.emit(
+        &json!({"change": id, "summary": summary, "line": summary.line(), "nodes": nodes}),
+        || {
+            let mut t = Table::new(&["NODE", "SITE", "STATE", "LAST HEARD", "DETAIL"]);
+            for n in &nodes {
+                let heard = n
+                    .last_heard_ms
+                    .map(|h| output::ago(now, h))
+                    .unwrap_or_else(|| "never".into());
+                let detail = match (n.state, &n.error) {
+                    (Delivery::Failed, Some(e)) => e.clone(),
+                    (Delivery::Unknown, _) => "reports changes this replica has not got yet".into(),
+                    (Delivery::NotYet, _) if n.last_heard_ms.is_none() => "never reported".into(),
+                    (Delivery::NotYet, _) if n.offline => "offline: gets it when it is back".into(),
+                    (Delivery::Delivered, _) => {
+                        "holds it; its release does not include it yet".into()
+                    }
+                    _ => String::new(),
+                };
+                t.row(vec![
+                    n.node.clone(),
+                    n.site.clone(),
+                    n.state.as_str().to_string(),
+                    heard,
+                    detail,
+                ]);
+            }
+            format!("change {}  {}\n{}", short(&id), summary.line(), t.render())
+        },
+    )
 }
 
 pub(super) fn diff(cli: &Cli, out: &Out, from: &str, to: Option<&str>) -> Result<()> {

@@ -10,11 +10,13 @@
 //! - `peers`: invite, join, peers, sync, bundle, serve (on `crate::net`)
 //! - `console_demo`: console, demo, scenario (on `crate::console`, `crate::demo`)
 //! - `doctor`: the replica's own checks (opens, quarantine, signing, identity)
+//! - `shell`: completions and man pages, generated from the clap types
 
 pub(crate) mod args;
 mod command;
 mod config;
 mod console_demo;
+mod declare;
 mod doctor;
 mod fleet;
 mod member;
@@ -22,6 +24,7 @@ mod node;
 mod operations;
 mod peers;
 mod rollout;
+mod shell;
 
 use std::path::PathBuf;
 
@@ -42,6 +45,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         Cmd::Member(cmd) => member::member(cli, &out, cmd),
         Cmd::Config(cmd) => config::config(cli, &out, cmd),
         Cmd::History { limit } => fleet::history(cli, &out, *limit),
+        Cmd::Receipts { change } => fleet::receipts(cli, &out, change),
         Cmd::Diff { from, to } => fleet::diff(cli, &out, from, to.as_deref()),
         Cmd::Revert { change_id, message } => {
             fleet::revert(cli, &out, change_id, message.as_deref())
@@ -93,7 +97,32 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
             no_mdns,
             outlets,
         } => peers::serve(cli, &out, *listen, *no_mdns, outlets),
+        Cmd::Mqtt {
+            url,
+            listen,
+            no_mdns,
+            outlets,
+        } => {
+            if outlets.mqtt.is_some() {
+                return Err(anyhow!(
+                    "`fleetdeck mqtt URL` takes the broker once: drop --mqtt (or run `fleetdeck serve --mqtt URL`)"
+                ));
+            }
+            let outlets = args::OutletArgs {
+                mqtt: Some(url.clone()),
+                ..outlets.clone()
+            };
+            peers::serve(cli, &out, *listen, *no_mdns, &outlets)
+        }
         Cmd::Doctor => doctor::doctor(cli, &out),
+        Cmd::Apply {
+            file,
+            dry_run,
+            prune,
+        } => declare::apply(cli, &out, file, *dry_run, *prune),
+        Cmd::Export { output } => declare::export(cli, &out, output.as_deref()),
+        Cmd::Completions { shell } => shell::completions(*shell),
+        Cmd::Man { dir } => shell::man(&out, dir.as_deref()),
     }
 }
 

@@ -71,7 +71,7 @@ pub struct Receipt {
     pub error: Option<String>,
     /// When this replica last heard the node (its clock).
     pub last_heard_ms: Option<i64>,
-    /// A node-down alert is open for it.
+    /// A node-down alert is open for it, or its site is offline.
     pub offline: bool,
 }
 
@@ -231,11 +231,24 @@ pub fn receipts(
 ) -> Result<Vec<Vec<Receipt>>> {
     let st: std::sync::Arc<FleetState> = replica.state().clone();
     let health = replica.health().clone();
-    let down: HashSet<String> = replica
-        .alerts(now_ms)
-        .into_iter()
+    // Down: a node-down alert, or every node of a site that is offline
+    // (which stands for its nodes' own alerts).
+    let alerts = replica.alerts(now_ms);
+    let offline_sites: HashSet<&str> = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::SiteOffline)
+        .map(|a| a.site.as_str())
+        .collect();
+    let down: HashSet<String> = alerts
+        .iter()
         .filter(|a| a.kind == AlertKind::NodeDown)
-        .filter_map(|a| a.node)
+        .filter_map(|a| a.node.clone())
+        .chain(
+            st.nodes
+                .values()
+                .filter(|n| offline_sites.contains(n.site.as_str()))
+                .map(|n| n.id.to_string()),
+        )
         .collect();
     let mut pasts = Pasts {
         replica,

@@ -434,6 +434,11 @@ impl WeakEngine {
         Some(f(&mut r))
     }
 
+    /// [`Engine::peers`]; `None` once the engine has stopped.
+    pub fn peers(&self) -> Option<Vec<PeerStatus>> {
+        Some(self.running()?.peer_status())
+    }
+
     /// [`Engine::changed`]; nothing once the engine has stopped.
     pub fn changed(&self) {
         if let Some(inner) = self.running() {
