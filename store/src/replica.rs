@@ -582,12 +582,39 @@ impl Replica {
         // Let `rebuild` update the state in place rather than copy it.
         drop(state);
         let hash = self.doc.commit(message, at_ms);
+        if let Some(h) = hash
+            && let Err(why) = self.judge_own(&h)
+        {
+            // Never keep a change every peer would refuse (too large, or a
+            // write the author's role does not allow that the operation's
+            // own checks missed): later changes would depend on it and be
+            // refused too. It was not persisted: reload without it.
+            let (dir, opts) = (self.dir.clone(), self.opts);
+            *self = Replica::open_with(&dir, opts)?;
+            return Err(StoreError::Denied(format!(
+                "not written, since every peer would refuse it: {why}"
+            )));
+        }
         if hash.is_some() {
             self.persist()?;
             self.rebuild()?;
             self.maybe_compact()?;
         }
         Ok((out, hash))
+    }
+
+    /// Judges a change made here as every peer will ([`rights::judge`]:
+    /// size, ops, values, and the author's right to every op). A genesis
+    /// (no dependencies) is this replica's own fleet: not judged.
+    fn judge_own(&mut self, hash: &ChangeHash) -> std::result::Result<(), String> {
+        let doc = self.doc.automerge_mut();
+        let Some(change) = doc.get_change_by_hash(hash) else {
+            return Ok(());
+        };
+        if change.deps().is_empty() {
+            return Ok(());
+        }
+        crate::rights::judge(&*doc, &change).map_err(|r| r.rule)
     }
 
     /// Merges changes that came from elsewhere (a peer, a bundle) and stores

@@ -300,3 +300,55 @@ fn a_thousand_sites_import_in_one_change() {
     assert!(bytes < fleetdeck_store::rights::MAX_CHANGE_BYTES);
     assert!(ops < fleetdeck_store::rights::MAX_CHANGE_OPS);
 }
+
+#[test]
+fn a_change_every_peer_would_refuse_is_not_written_and_the_replica_goes_on() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut admin, mut operator) = enrolled(a.path(), b.path(), Role::Operator);
+    // Over the 4 MiB a change may hold: 25 values of 200 KB.
+    let mut big = String::from("[sites.big]\nname = \"big\"\n[sites.big.config]\n");
+    for i in 0..25 {
+        big.push_str(&format!("k{i} = \"{}\"\n", "x".repeat(200_000)));
+    }
+    let before = operator.heads();
+    let e = apply(&mut operator, &big, false).unwrap_err();
+    assert!(
+        e.to_string().contains("every peer would refuse it") && e.to_string().contains("bytes"),
+        "{e}"
+    );
+    assert_eq!(operator.heads(), before, "nothing written");
+    assert!(operator.state().sites.is_empty());
+    // The replica goes on: a small file applies, and its change is one the
+    // admin's replica takes.
+    apply(&mut operator, "[sites.small]\nname = \"small\"", false).unwrap();
+    let theirs = operator.changes_after(&admin.heads());
+    admin.apply_changes(theirs).unwrap();
+    assert_eq!(admin.state().sites.len(), 1);
+
+    // --prune by an operator may not remove a layer holding a key only
+    // admins write.
+    let program = ops::apply(
+        &mut admin,
+        Op::Config {
+            layer: fleetdeck_store::document::LayerRef::Site(SiteId::parse("small").unwrap()),
+            edits: vec![fleetdeck_store::ops::ConfigEdit::Set(
+                fleetdeck_store::config::ConfigPath::parse("apply.check").unwrap(),
+                json!("true"),
+            )],
+            message: None,
+        },
+        now_ms(),
+    )
+    .unwrap();
+    assert!(program.change.is_some());
+    let theirs = admin.changes_after(&operator.heads());
+    operator.apply_changes(theirs).unwrap();
+    let e = apply(&mut operator, "[sites.other]\nname = \"other\"", true).unwrap_err();
+    assert!(e.to_string().contains("apply.check"), "{e}");
+    assert!(
+        operator
+            .state()
+            .sites
+            .contains_key(&SiteId::parse("small").unwrap())
+    );
+}
