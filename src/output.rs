@@ -100,6 +100,27 @@ pub fn ago(now: i64, then: i64) -> String {
     }
 }
 
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), for text
+/// from the fleet printed where a line break or an escape sequence would
+/// mislead: table cells, diff lines, file comments.
+pub fn clean(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(
+            text.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// A plain table with columns padded to their widest cell.
 pub struct Table {
     header: Vec<String>,
@@ -114,8 +135,12 @@ impl Table {
         }
     }
 
+    /// Adds a row; control characters in a cell (a name or an error a
+    /// node reported) are written escaped, so no cell can break the table
+    /// or drive the terminal.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows
+            .push(cells.into_iter().map(|c| clean(&c).into_owned()).collect());
     }
 
     pub fn render(&self) -> String {

@@ -645,7 +645,7 @@ fn receipts_say_per_node_where_a_change_stands_and_history_counts_them() {
         cam2.applied = Some(fleetdeck_store::health::ApplyReport {
             revision: "0123456789abcdef".into(),
             result: fleetdeck_store::health::ApplyResult::RolledBack,
-            error: Some("check failed: exit 1".into()),
+            error: Some("check failed: exit 1\n\u{1b}[2Jsecond line".into()),
             duration_ms: 3,
             at_ms: now,
             from: heads,
@@ -677,7 +677,13 @@ fn receipts_say_per_node_where_a_change_stands_and_history_counts_them() {
         ]
     );
     let text = ok(d, &["receipts", short]);
-    assert!(text.contains("check failed: exit 1"), "{text}");
+    // What a node reported is printed escaped: no line break, no escape
+    // sequence reaches the terminal.
+    assert!(
+        text.contains("check failed: exit 1\\n\\u{1b}[2Jsecond line"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text}");
     assert!(text.contains("offline: gets it when it is back"), "{text}");
     let history = json(d, &["history", "--limit", "1"]);
     assert_eq!(history[0]["receipts"]["applied"], json!(1));

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::args::Cli;
 use super::open;
-use crate::output::{Out, fmt_time};
+use crate::output::{Out, clean, fmt_time};
 
 /// How many steps the text output lists before it counts the rest.
 const SHOWN: usize = 40;
@@ -37,7 +37,11 @@ fn read(file: &Path) -> Result<String> {
 }
 
 fn lines(steps: &[Step]) -> String {
-    let mut text: Vec<String> = steps.iter().take(SHOWN).map(Step::line).collect();
+    let mut text: Vec<String> = steps
+        .iter()
+        .take(SHOWN)
+        .map(|s| clean(&s.line()).into_owned())
+        .collect();
     if steps.len() > SHOWN {
         text.push(format!(
             "… and {} more (`--json` lists them all)",
@@ -117,7 +121,7 @@ pub(super) fn export(cli: &Cli, out: &Out, to: Option<&Path>) -> Result<()> {
     }
     let text = format!(
         "# fleet {} ({}), exported {} from this replica.\n# `fleetdeck apply -f FILE` makes a fleet what this file declares.\n{}",
-        st.name,
+        clean(&st.name),
         st.fleet_id,
         fmt_time(now_ms()),
         spec.to_toml()?

@@ -33,9 +33,9 @@ use crate::ids::{MemberKey, NodeId, Role, SiteId};
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct FleetFile {
-    /// The fleet-wide config layer.
-    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
-    config: toml::Table,
+    /// The fleet-wide config layer; absent: left as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config: Option<toml::Table>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     sites: BTreeMap<String, SiteEntry>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -87,7 +87,8 @@ pub type Leaves = BTreeMap<ConfigPath, Value>;
 /// A fleet as declared, every part checked.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FleetSpec {
-    pub fleet: Leaves,
+    /// `None` when the file has no `[config]`: the fleet layer is kept.
+    pub fleet: Option<Leaves>,
     pub sites: BTreeMap<SiteId, (SiteRecord, Leaves)>,
     pub nodes: BTreeMap<NodeId, (NodeRecord, Leaves)>,
     pub members: BTreeMap<MemberKey, (String, Role)>,
@@ -232,7 +233,11 @@ impl FleetSpec {
         }
         let file: FleetFile = toml::from_str(text).map_err(|e| invalid(format!("{e}")))?;
         let mut spec = FleetSpec {
-            fleet: leaves(&file.config, &[], "config")?,
+            fleet: file
+                .config
+                .as_ref()
+                .map(|c| leaves(c, &[], "config"))
+                .transpose()?,
             ..FleetSpec::default()
         };
         for (id, s) in &file.sites {
@@ -264,9 +269,12 @@ impl FleetSpec {
             let at = format!("members.{key}");
             let k = MemberKey::parse(key).map_err(|e| invalid(format!("{at}: {e}")))?;
             let role = Role::parse(&m.role).map_err(|e| invalid(format!("{at}.role: {e}")))?;
-            if m.name.trim().is_empty() || m.name.len() > 128 {
+            if m.name.trim().is_empty()
+                || m.name.len() > 128
+                || m.name.chars().any(char::is_control)
+            {
                 return Err(invalid(format!(
-                    "{at}.name: '{}' is not valid: expected 1 to 128 characters",
+                    "{at}.name: {:?} is not valid: expected 1 to 128 printable characters",
                     m.name
                 )));
             }
@@ -281,7 +289,7 @@ impl FleetSpec {
             l.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect()
         };
         FleetSpec {
-            fleet: layer(&st.fleet),
+            fleet: Some(layer(&st.fleet)),
             sites: st
                 .sites
                 .values()
@@ -313,7 +321,11 @@ impl FleetSpec {
     }
 
     fn file(&self) -> Result<FleetFile> {
-        let (config, _) = table(&self.fleet, "config")?;
+        let config = self
+            .fleet
+            .as_ref()
+            .map(|f| table(f, "config").map(|(t, _)| t))
+            .transpose()?;
         let mut file = FleetFile {
             config,
             ..FleetFile::default()
@@ -397,28 +409,40 @@ pub struct Plan {
     pub kept: Vec<String>,
 }
 
+/// The steps that make a layer `want` from `now`: removals first, then
+/// sets. A key removed where a set writes below or above it is left to the
+/// set (setting `x.sub` replaces a value at `x`; setting `x` replaces what
+/// is below it), so a key that changes shape is one step, not a set undone
+/// by the removal after it.
 fn layer_steps(layer: &LayerRef, now: Option<&Leaves>, want: &Leaves, out: &mut Vec<Step>) {
     let empty = Leaves::new();
     let now = now.unwrap_or(&empty);
-    for (k, v) in want {
-        let from = now.get(k);
-        if from != Some(v) {
-            out.push(Step::Set {
-                layer: layer.clone(),
-                key: k.clone(),
-                from: from.cloned(),
-                to: v.clone(),
-            });
-        }
-    }
+    let sets: Vec<(&ConfigPath, &Value)> = want
+        .iter()
+        .filter(|(k, v)| now.get(*k) != Some(*v))
+        .collect();
     for (k, v) in now {
-        if !want.contains_key(k) {
+        if want.contains_key(k) {
+            continue;
+        }
+        let covered = sets
+            .iter()
+            .any(|(s, _)| s.starts_with(k) || k.starts_with(s));
+        if !covered {
             out.push(Step::Unset {
                 layer: layer.clone(),
                 key: k.clone(),
                 from: v.clone(),
             });
         }
+    }
+    for (k, v) in sets {
+        out.push(Step::Set {
+            layer: layer.clone(),
+            key: k.clone(),
+            from: now.get(k).cloned(),
+            to: v.clone(),
+        });
     }
 }
 
@@ -459,7 +483,9 @@ pub fn plan(st: &FleetState, spec: &FleetSpec, prune: bool) -> Result<Plan> {
             Some(_) => {}
         }
     }
-    layer_steps(&LayerRef::Fleet, Some(&have.fleet), &spec.fleet, steps);
+    if let Some(fleet) = &spec.fleet {
+        layer_steps(&LayerRef::Fleet, have.fleet.as_ref(), fleet, steps);
+    }
     for (id, (_, layer)) in &spec.sites {
         let now = have.sites.get(id).map(|(_, l)| l);
         layer_steps(&LayerRef::Site(id.clone()), now, layer, steps);

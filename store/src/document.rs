@@ -1319,9 +1319,9 @@ impl FleetDoc {
         role: Role,
         now_ms: i64,
     ) -> Result<()> {
-        if name.trim().is_empty() || name.len() > 128 {
+        if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
             return Err(StoreError::Invalid(format!(
-                "member name '{name}' is not valid: expected 1 to 128 characters"
+                "member name {name:?} is not valid: expected 1 to 128 printable characters"
             )));
         }
         let members = self.obj(MEMBERS)?;

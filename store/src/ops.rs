@@ -504,6 +504,23 @@ pub fn check(st: &FleetState, key: &MemberKey, op: &Op) -> Result<()> {
                     "takes an admin (leave [members] as the fleet has them, or drop it)",
                 ));
             }
+            // Said before anything is written (and by a dry run): the
+            // write checks the document it made again.
+            let admin_after = st.members.values().any(|m| {
+                m.role == Role::Admin
+                    && !plan.steps.iter().any(|s| {
+                        matches!(s, crate::declare::Step::MemberEdit { key, to, .. }
+                            if *key == m.key && to.1 != Role::Admin)
+                    })
+            }) || plan
+                .steps
+                .iter()
+                .any(|s| matches!(s, crate::declare::Step::MemberAdd(_, _, Role::Admin)));
+            if members && !admin_after {
+                return Err(StoreError::Denied(
+                    "this fleet file would leave the fleet without an admin".into(),
+                ));
+            }
             check_keys(
                 st,
                 key,

@@ -132,14 +132,15 @@ fn parse_heads(hex: &[String]) -> Vec<ChangeHash> {
 /// is walked once however many nodes and changes are asked about.
 struct Pasts<'r> {
     replica: &'r mut Replica,
-    /// Sorted known heads → (the changes outside their past, some heads
-    /// were unknown here).
-    memo: HashMap<Vec<ChangeHash>, (HashSet<ChangeHash>, bool)>,
+    /// Sorted heads → the changes outside their past and whether some of
+    /// the heads are unknown here; `None` when none is known (nothing can
+    /// be told, and nothing is walked).
+    memo: HashMap<Vec<ChangeHash>, Option<(HashSet<ChangeHash>, bool)>>,
 }
 
 impl Pasts<'_> {
     /// Whether `change` is in the past of `heads`: Some(yes/no), or None
-    /// when it is not and some of the heads are unknown here.
+    /// when it is not in the past of the heads known here and some are not.
     fn includes(&mut self, heads: &[String], change: &ChangeHash) -> Option<bool> {
         if heads.is_empty() {
             return Some(false);
@@ -147,7 +148,7 @@ impl Pasts<'_> {
         let mut key = parse_heads(heads);
         key.sort_unstable();
         key.dedup();
-        let (outside, unknown) = match self.memo.get(&key) {
+        let entry = match self.memo.get(&key) {
             Some(v) => v,
             None => {
                 let doc = self.replica.doc_mut().automerge_mut();
@@ -156,19 +157,20 @@ impl Pasts<'_> {
                     .copied()
                     .filter(|h| doc.get_change_meta_by_hash(h).is_some())
                     .collect();
-                let unknown = known.len() < key.len();
-                let outside: HashSet<ChangeHash> = if known.is_empty() {
-                    // Nothing known: everything is outside.
-                    doc.get_changes_meta(&[]).iter().map(|m| m.hash).collect()
+                let value = if known.is_empty() {
+                    None
                 } else {
-                    doc.get_changes_meta(&known)
+                    let outside: HashSet<ChangeHash> = doc
+                        .get_changes_meta(&known)
                         .iter()
                         .map(|m| m.hash)
-                        .collect()
+                        .collect();
+                    Some((outside, known.len() < key.len()))
                 };
-                self.memo.entry(key).or_insert((outside, unknown))
+                self.memo.entry(key).or_insert(value)
             }
         };
+        let (outside, unknown) = entry.as_ref()?;
         if !outside.contains(change) {
             Some(true)
         } else if *unknown {

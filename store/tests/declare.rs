@@ -352,3 +352,61 @@ fn a_change_every_peer_would_refuse_is_not_written_and_the_replica_goes_on() {
             .contains_key(&SiteId::parse("small").unwrap())
     );
 }
+
+#[test]
+fn a_key_that_changes_shape_is_one_step_and_a_file_without_config_keeps_the_fleet_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Replica::init(dir.path(), "ops", "blocao").unwrap();
+    apply(
+        &mut r,
+        "[config]\nx = 1\ntab.inner.k = 1\ntab.other = 2\n",
+        false,
+    )
+    .unwrap();
+    // x becomes a table, tab a value: applied at once, nothing lost.
+    apply(&mut r, "[config]\nx.sub = 2\ntab = 5\n", false).unwrap();
+    let text = FleetSpec::of(r.state()).to_toml().unwrap();
+    let again = FleetSpec::parse(&text).unwrap();
+    let fleet = again.fleet.unwrap();
+    let keys: Vec<String> = fleet.keys().map(|k| k.to_string()).collect();
+    assert_eq!(keys, ["tab", "x.sub"], "{text}");
+    let p = plan(
+        r.state(),
+        &FleetSpec::parse("[config]\nx.sub = 2\ntab = 5\n").unwrap(),
+        false,
+    )
+    .unwrap();
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+
+    // No [config]: the fleet layer is not named, so it stays; an empty
+    // [config] names it empty.
+    let done = apply(&mut r, "[sites.s1]\nname = \"s\"\n", false).unwrap();
+    assert!(done.summary.contains("1 site added"), "{}", done.summary);
+    assert_eq!(r.state().fleet.len(), 2);
+    apply(&mut r, "[config]\n[sites.s1]\nname = \"s\"\n", false).unwrap();
+    assert!(r.state().fleet.is_empty());
+}
+
+#[test]
+fn demoting_the_last_admin_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Replica::init(dir.path(), "ops", "blocao").unwrap();
+    let text = FleetSpec::of(r.state())
+        .to_toml()
+        .unwrap()
+        .replace("role = \"admin\"", "role = \"operator\"");
+    let spec = FleetSpec::parse(&text).unwrap();
+    // What --dry-run asks: the rule, not "would apply".
+    let e = ops::check(
+        r.state(),
+        r.key(),
+        &Op::Declare {
+            spec: Box::new(spec),
+            prune: false,
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("without an admin"), "{e}");
+    let e = FleetSpec::parse(&text.replace("name = \"ops\"", "name = \"o\\nps\"")).unwrap_err();
+    assert!(e.to_string().contains("printable"), "{e}");
+}
