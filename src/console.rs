@@ -16,13 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use fleetdeck_store::document::HistoryEntry;
 use fleetdeck_store::health::{Sample, StoredRegister};
 use fleetdeck_store::replica::OpenOptions;
 use fleetdeck_store::{Replica, now_ms, ops};
 use fleetdeck_sync::{Engine, EngineConfig, StatusFile};
 use fleetdeck_tui::settings::{self, Settings};
-use fleetdeck_tui::{Intent, Options, Peer, Snapshot, Source, SyncStatus};
+use fleetdeck_tui::{HistoryRow, Intent, Options, Peer, Snapshot, Source, SyncStatus};
 use tokio::sync::watch;
 
 use crate::net::STATUS_FILE;
@@ -177,8 +176,16 @@ impl Source for ReplicaSource {
         }
     }
 
-    fn history(&mut self) -> Vec<HistoryEntry> {
-        self.with(|r| r.history())
+    fn history(&mut self) -> Vec<HistoryRow> {
+        self.with(|r| {
+            let h = r.history();
+            let hashes: Vec<automerge::ChangeHash> =
+                h.iter().filter_map(|e| e.id.parse().ok()).collect();
+            // Receipts are a view: a replica that cannot tell shows none.
+            let receipts =
+                fleetdeck_store::receipts::receipts(r, &hashes, now_ms()).unwrap_or_default();
+            HistoryRow::build(h, receipts)
+        })
     }
 
     fn apply(&mut self, intent: Intent) -> Result<String, String> {

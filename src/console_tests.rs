@@ -92,7 +92,7 @@ fn a_config_commit_is_one_change_with_the_operators_message() {
     let history = s.history();
     assert_eq!(history.len(), before + 1, "one change for the three edits");
     assert_eq!(
-        history[0].message.as_deref(),
+        history[0].entry.message.as_deref(),
         Some("lab 1: fuller disks, default retention, no frigate")
     );
     let snap = s.snapshot();

@@ -131,7 +131,7 @@ fn parse_heads(hex: &[String]) -> Vec<ChangeHash> {
 /// heads: most nodes of a fleet in step report the same heads, so each set
 /// is walked once however many nodes and changes are asked about.
 struct Pasts<'r> {
-    replica: &'r mut Replica,
+    doc: &'r mut automerge::AutoCommit,
     /// Sorted heads → the changes outside their past and whether some of
     /// the heads are unknown here; `None` when none is known (nothing can
     /// be told, and nothing is walked).
@@ -151,7 +151,7 @@ impl Pasts<'_> {
         let entry = match self.memo.get(&key) {
             Some(v) => v,
             None => {
-                let doc = self.replica.doc_mut().automerge_mut();
+                let doc = &mut *self.doc;
                 let known: Vec<ChangeHash> = key
                     .iter()
                     .copied()
@@ -233,9 +233,27 @@ pub fn receipts(
 ) -> Result<Vec<Vec<Receipt>>> {
     let st: std::sync::Arc<FleetState> = replica.state().clone();
     let health = replica.health().clone();
+    let alerts = replica.alerts(now_ms);
+    Ok(receipts_in(
+        replica.doc_mut().automerge_mut(),
+        &st,
+        &health,
+        &alerts,
+        changes,
+    ))
+}
+
+/// [`receipts`] over any document with its state, health registers and
+/// open alerts (the console's test fixture holds no replica).
+pub fn receipts_in(
+    doc: &mut automerge::AutoCommit,
+    st: &FleetState,
+    health: &HashMap<String, StoredRegister>,
+    alerts: &[crate::alerts::Alert],
+    changes: &[ChangeHash],
+) -> Vec<Vec<Receipt>> {
     // Down: a node-down alert, or every node of a site that is offline
     // (which stands for its nodes' own alerts).
-    let alerts = replica.alerts(now_ms);
     let offline_sites: HashSet<&str> = alerts
         .iter()
         .filter(|a| a.kind == AlertKind::SiteOffline)
@@ -253,10 +271,10 @@ pub fn receipts(
         )
         .collect();
     let mut pasts = Pasts {
-        replica,
+        doc,
         memo: HashMap::new(),
     };
-    Ok(changes
+    changes
         .iter()
         .map(|c| {
             st.nodes
@@ -273,5 +291,5 @@ pub fn receipts(
                 })
                 .collect()
         })
-        .collect())
+        .collect()
 }

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crossterm::event::{Event, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind};
-use fleetdeck_store::document::HistoryEntry;
 use fleetdeck_store::health::Sample;
 
 mod draw;
@@ -18,7 +17,7 @@ pub use crate::component::Route;
 use crate::component::{Ctx, Effect, Handled, Hits, Need, Prompt, View};
 use crate::keymap::{Action, Key, Keymap, Scope};
 use crate::palette::{self, Command};
-use crate::source::{Intent, Snapshot, Source};
+use crate::source::{HistoryRow, Intent, Snapshot, Source};
 use crate::text;
 use crate::theme::Theme;
 use crate::views;
@@ -60,7 +59,7 @@ pub enum Request {
 pub enum Response {
     Snapshot(Box<Snapshot>),
     Series(String, Vec<Sample>),
-    History(Vec<HistoryEntry>),
+    History(Vec<HistoryRow>),
     Applied(Intent, Result<String, String>),
     /// The source failed (a panic, a dead thread): one sentence.
     Trouble(String),
@@ -112,7 +111,7 @@ pub struct App {
     message: Option<Message>,
     /// Trouble reported by the source machinery itself (not in a snapshot).
     trouble: Option<String>,
-    history: Option<Vec<HistoryEntry>>,
+    history: Option<Vec<HistoryRow>>,
     series: HashMap<String, Vec<Sample>>,
     outbox: Vec<Request>,
     /// Requests sent and not yet answered, to ask for a snapshot at most

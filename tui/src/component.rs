@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use fleetdeck_store::config::ConfigPath;
-use fleetdeck_store::document::{HistoryEntry, LayerRef};
+use fleetdeck_store::document::LayerRef;
 use fleetdeck_store::health::Sample;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -66,7 +66,7 @@ pub struct Ctx<'a> {
     pub now_ms: i64,
     pub theme: &'a Theme,
     pub read_only: bool,
-    pub history: Option<&'a [HistoryEntry]>,
+    pub history: Option<&'a [crate::source::HistoryRow]>,
     pub series: &'a HashMap<String, Vec<Sample>>,
     /// Where tables were drawn, for mouse clicks (filled while drawing).
     pub hits: &'a Hits,

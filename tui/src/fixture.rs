@@ -19,8 +19,7 @@ use automerge::{ActorId, ChangeHash};
 use fleetdeck_store::alerts::{self, Ack, Alert, SiteInput};
 use fleetdeck_store::config::{ConfigPath, Layer};
 use fleetdeck_store::document::{
-    CommandRecord, CommandResult, FleetDoc, FleetState, HistoryEntry, LayerRef, NodeRecord,
-    SiteRecord,
+    CommandRecord, CommandResult, FleetDoc, FleetState, LayerRef, NodeRecord, SiteRecord,
 };
 use fleetdeck_store::health::{
     ApplyReport, ApplyResult, BackupStatus, DbBackup, DiskUsage, HealthRegister, Metrics, Sample,
@@ -31,7 +30,7 @@ use fleetdeck_store::replica::alert_inputs;
 use fleetdeck_store::{MemberKey, NodeId, Role, SiteId};
 use serde_json::{Value, json};
 
-use crate::source::{Intent, Peer, Snapshot, Source, SyncStatus};
+use crate::source::{HistoryRow, Intent, Peer, Snapshot, Source, SyncStatus};
 
 /// The instant the fixture is usually built at: 2025-06-15 15:06:40 UTC.
 pub const T0: i64 = 1_750_000_000_000;
@@ -747,6 +746,37 @@ impl FixtureSource {
                 );
             }
         }
+        // What each node reports holding and running: the whole document
+        // when heard in the last minute, else what it held when last heard;
+        // a node whose last apply failed runs nothing newer.
+        let heads: Vec<String> = doc.heads().iter().map(|h| h.to_string()).collect();
+        let log = doc.history();
+        for stored in health.values_mut() {
+            let at = stored.received_ms;
+            let held: Vec<String> = if now_ms - at < 60 * SEC {
+                heads.clone()
+            } else {
+                log.iter()
+                    .rev()
+                    .find(|e| e.time_ms <= at)
+                    .map(|e| vec![e.id.clone()])
+                    .unwrap_or_default()
+            };
+            stored.reg.holds = held.clone();
+            match stored.reg.applied.as_mut() {
+                Some(a) if a.result != ApplyResult::Ok => {
+                    a.from = held;
+                    // It last applied a few changes before its failure.
+                    stored.reg.live_at = log
+                        .iter()
+                        .rev()
+                        .nth(6)
+                        .map(|e| vec![e.id.clone()])
+                        .unwrap_or_default();
+                }
+                _ => stored.reg.live_at = held,
+            }
+        }
         let peer = |name: &str,
                     connected: bool,
                     addr: Option<&str>,
@@ -1104,7 +1134,7 @@ impl Source for FixtureSource {
             .unwrap_or_default()
     }
 
-    fn history(&mut self) -> Vec<HistoryEntry> {
+    fn history(&mut self) -> Vec<HistoryRow> {
         let mut h = self.doc.history();
         for e in &mut h {
             e.author_name = MemberKey::parse(&e.author)
@@ -1112,7 +1142,17 @@ impl Source for FixtureSource {
                 .and_then(|k| self.fleet.member_name(&k).map(str::to_string));
         }
         h.reverse();
-        h
+        let hashes: Vec<automerge::ChangeHash> =
+            h.iter().filter_map(|e| e.id.parse().ok()).collect();
+        let alerts = ops::Fleet::alerts(self, self.now_ms);
+        let receipts = fleetdeck_store::receipts::receipts_in(
+            self.doc.automerge_mut(),
+            &self.fleet,
+            &self.health,
+            &alerts,
+            &hashes,
+        );
+        HistoryRow::build(h, receipts)
     }
 
     fn apply(&mut self, intent: Intent) -> Result<String, String> {

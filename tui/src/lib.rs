@@ -34,5 +34,5 @@ pub mod views;
 pub use app::{App, Options, Request, Response, Route};
 pub use keymap::{Action, Key, Keymap, Scope};
 pub use run::run;
-pub use source::{Intent, NodeFacts, Peer, SiteFacts, Snapshot, Source, SyncStatus};
+pub use source::{HistoryRow, Intent, NodeFacts, Peer, SiteFacts, Snapshot, Source, SyncStatus};
 pub use theme::Theme;

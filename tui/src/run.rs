@@ -220,8 +220,7 @@ async fn event_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Intent;
-    use fleetdeck_store::document::HistoryEntry;
+    use crate::source::{HistoryRow, Intent};
     use fleetdeck_store::health::Sample;
 
     /// A source that panics on every snapshot and changes every poll.
@@ -237,7 +236,7 @@ mod tests {
         fn series(&mut self, _: &str) -> Vec<Sample> {
             Vec::new()
         }
-        fn history(&mut self) -> Vec<HistoryEntry> {
+        fn history(&mut self) -> Vec<HistoryRow> {
             Vec::new()
         }
         fn apply(&mut self, _: Intent) -> Result<String, String> {
@@ -284,7 +283,7 @@ mod tests {
         fn series(&mut self, _: &str) -> Vec<Sample> {
             Vec::new()
         }
-        fn history(&mut self) -> Vec<HistoryEntry> {
+        fn history(&mut self) -> Vec<HistoryRow> {
             Vec::new()
         }
         fn apply(&mut self, _: Intent) -> Result<String, String> {

@@ -15,6 +15,7 @@ use fleetdeck_store::document::{
     CommandRecord, CommandResult, Conflict, FleetState, HistoryEntry, LayerRef,
 };
 use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister};
+use fleetdeck_store::receipts::{Delivery, Receipt, Summary};
 use fleetdeck_store::rollout::{Phase, Rollout, WaveStatus};
 use fleetdeck_store::{MemberKey, Role};
 
@@ -27,8 +28,8 @@ pub trait Source: Send {
     fn snapshot(&mut self) -> Snapshot;
     /// Sparkline samples of one node (oldest first).
     fn series(&mut self, node: &str) -> Vec<Sample>;
-    /// The change log, newest first.
-    fn history(&mut self) -> Vec<HistoryEntry>;
+    /// The change log, newest first, each change with its receipts.
+    fn history(&mut self) -> Vec<HistoryRow>;
     /// Carries out an intent: `Ok(what was done)` or `Err(one sentence)`.
     fn apply(&mut self, intent: Intent) -> Result<String, String>;
     /// Whether something changed since the last snapshot (polled about every
@@ -37,6 +38,61 @@ pub trait Source: Send {
     /// source with no change signal.
     fn changed(&mut self) -> bool {
         false
+    }
+}
+
+/// One change of the log with where it stands on the fleet's nodes
+/// (`fleetdeck_store::receipts`).
+#[derive(Clone, Debug)]
+pub struct HistoryRow {
+    pub entry: HistoryEntry,
+    /// None while the fleet has no node.
+    pub receipts: Option<Summary>,
+    /// The nodes that do not run it yet, worst first (failed, unknown, not
+    /// yet, delivered), at most [`HistoryRow::PENDING_SHOWN`].
+    pub pending: Vec<Receipt>,
+}
+
+impl HistoryRow {
+    pub const PENDING_SHOWN: usize = 50;
+
+    /// Rows for `entries` from the receipts of each (in the same order).
+    pub fn build(entries: Vec<HistoryEntry>, receipts: Vec<Vec<Receipt>>) -> Vec<HistoryRow> {
+        let rank = |d: Delivery| match d {
+            Delivery::Failed => 0,
+            Delivery::Unknown => 1,
+            Delivery::NotYet => 2,
+            Delivery::Delivered => 3,
+            Delivery::Applied => 4,
+        };
+        entries
+            .into_iter()
+            .zip(
+                receipts
+                    .into_iter()
+                    .map(Some)
+                    .chain(std::iter::repeat(None)),
+            )
+            .map(|(entry, nodes)| {
+                let nodes = nodes.unwrap_or_default();
+                let receipts = (!nodes.is_empty()).then(|| Summary::of(&nodes));
+                let mut pending: Vec<Receipt> = nodes
+                    .into_iter()
+                    .filter(|r| r.state != Delivery::Applied)
+                    .collect();
+                pending.sort_by(|a, b| {
+                    rank(a.state)
+                        .cmp(&rank(b.state))
+                        .then_with(|| fleetdeck_store::ids::natural_cmp(&a.node, &b.node))
+                });
+                pending.truncate(Self::PENDING_SHOWN);
+                HistoryRow {
+                    entry,
+                    receipts,
+                    pending,
+                }
+            })
+            .collect()
     }
 }
 

@@ -209,8 +209,8 @@ fn revert_asks_first_and_sends_only_after_yes() {
         .source
         .history()
         .into_iter()
-        .find(|e| e.message.as_deref() == Some("set retention.days = 14 in site BL-LAB-2"))
-        .map(|e| e.id)
+        .find(|r| r.entry.message.as_deref() == Some("set retention.days = 14 in site BL-LAB-2"))
+        .map(|r| r.entry.id)
         .expect("the fixture's BL-LAB-2 retention change");
     c.press("/");
     c.type_text("retention.days = 14");

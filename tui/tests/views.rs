@@ -57,6 +57,11 @@ fn history_view_lists_changes_newest_first() {
 }
 
 #[test]
+fn history_enter_lists_the_nodes_that_do_not_run_the_change() {
+    both_sizes("history_receipts", "3 enter");
+}
+
+#[test]
 fn peers_view_lists_peers_and_sync() {
     both_sizes("peers", "4");
 }

@@ -1,7 +1,9 @@
-//! The change log: id, time, author, message; `r` reverts the selected
-//! change after a confirm dialog.
+//! The change log: id, time, author, receipts (where each change stands on
+//! the fleet's nodes), message; Enter shows the nodes that do not run the
+//! selected change yet; `r` reverts it after a confirm dialog.
 
 use fleetdeck_store::document::HistoryEntry;
+use fleetdeck_store::receipts::Delivery;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -10,13 +12,15 @@ use ratatui::widgets::{Cell, Paragraph, Row};
 use crate::component::{Component, Ctx, Effect, Handled, Need, Route, View};
 use crate::keymap::{Action, Scope};
 use crate::pane;
-use crate::source::Intent;
+use crate::source::{HistoryRow, Intent};
 use crate::table::{self, ListState, Spec};
 use crate::text;
 
 #[derive(Debug, Default)]
 pub struct HistoryView {
     list: ListState,
+    /// Enter: the selected change's pending nodes are listed below.
+    detail: bool,
 }
 
 fn author(e: &HistoryEntry) -> String {
@@ -26,11 +30,12 @@ fn author(e: &HistoryEntry) -> String {
 }
 
 impl HistoryView {
-    fn rows<'a>(&self, ctx: &Ctx<'a>) -> Vec<&'a HistoryEntry> {
+    fn rows<'a>(&self, ctx: &Ctx<'a>) -> Vec<&'a HistoryRow> {
         ctx.history
             .unwrap_or_default()
             .iter()
-            .filter(|e| {
+            .filter(|r| {
+                let e = &r.entry;
                 table::matches(
                     &self.list.filter,
                     &[&e.id, &author(e), e.message.as_deref().unwrap_or("")],
@@ -47,7 +52,11 @@ impl Component for HistoryView {
             return Handled::Consumed;
         }
         match action {
-            Action::Revert => match self.list.index(rows.len()).map(|i| rows[i]) {
+            Action::Open => {
+                self.detail = !self.detail;
+                Handled::Consumed
+            }
+            Action::Revert => match self.list.index(rows.len()).map(|i| &rows[i].entry) {
                 Some(e) => Handled::Then(Effect::Confirm {
                     question: format!(
                         "Revert change {} “{}” by {}? Its inverse is written as a new change; keys edited since are left alone.",
@@ -67,7 +76,7 @@ impl Component for HistoryView {
     }
 
     fn commands(&self, ctx: &Ctx) -> Vec<Action> {
-        let mut c = vec![Action::Down, Action::Up];
+        let mut c = vec![Action::Down, Action::Up, Action::Open];
         if !ctx.read_only {
             c.push(Action::Revert);
         }
@@ -76,16 +85,24 @@ impl Component for HistoryView {
 
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
         let theme = ctx.theme;
-        let [list, detail] =
-            Layout::vertical([Constraint::Fill(1), Constraint::Length(3)]).areas(area);
         let rows = self.rows(ctx);
+        let selected = self.list.index(rows.len()).map(|i| rows[i]);
+        let detail_height = if self.detail {
+            let pending = selected.map_or(0, |r| r.pending.len());
+            u16::try_from(pending.clamp(1, 12) + 4).unwrap_or(16)
+        } else {
+            3
+        };
+        let [list, detail] =
+            Layout::vertical([Constraint::Fill(1), Constraint::Length(detail_height)]).areas(area);
         let spec = Spec {
             title: format!("history · {} changes", ctx.history.map_or(0, <[_]>::len)),
-            header: vec!["CHANGE", "TIME (UTC)", "AUTHOR", "MESSAGE"],
+            header: vec!["CHANGE", "TIME (UTC)", "AUTHOR", "APPLIED", "MESSAGE"],
             widths: vec![
                 Constraint::Length(12),
                 Constraint::Length(16),
                 Constraint::Length(14),
+                Constraint::Length(16),
                 Constraint::Fill(1),
             ],
             len: rows.len(),
@@ -98,35 +115,115 @@ impl Component for HistoryView {
             },
         };
         table::render(frame, list, spec, theme, |i| {
-            let e = rows[i];
+            let r = rows[i];
+            let e = &r.entry;
             Row::new(vec![
                 Cell::from(Span::styled(text::short(&e.id).to_string(), theme.key())),
                 Cell::from(text::utc(e.time_ms)),
                 Cell::from(author(e)),
+                receipts_cell(r, theme),
                 Cell::from(e.message.clone().unwrap_or_default()),
             ])
         });
-        let line = match self.list.index(rows.len()).map(|i| rows[i]) {
-            Some(e) => Line::from(vec![
-                Span::raw(e.id.clone()),
-                Span::styled(
-                    format!(
-                        " · seq {} · {} ops · {} · by {}",
-                        e.seq,
-                        e.ops,
-                        text::ago(ctx.now_ms, e.time_ms),
-                        e.author.chars().take(16).collect::<String>()
+        let mut lines = match selected {
+            Some(r) => {
+                let e = &r.entry;
+                vec![Line::from(vec![
+                    Span::raw(e.id.clone()),
+                    Span::styled(
+                        format!(
+                            " · seq {} · {} ops · {} · by {}",
+                            e.seq,
+                            e.ops,
+                            text::ago(ctx.now_ms, e.time_ms),
+                            e.author.chars().take(16).collect::<String>()
+                        ),
+                        theme.dim(),
                     ),
-                    theme.dim(),
-                ),
-            ]),
-            None => Line::from(Span::styled("nothing selected", theme.dim())),
+                ])]
+            }
+            None => vec![Line::from(Span::styled("nothing selected", theme.dim()))],
+        };
+        if let (true, Some(r)) = (self.detail, selected) {
+            lines.push(Line::from(Span::raw(match &r.receipts {
+                Some(s) => s.line(),
+                None => "no node in the fleet".into(),
+            })));
+            if r.pending.is_empty() && r.receipts.is_some() {
+                lines.push(Line::from(Span::styled("every node runs it", theme.ok())));
+            }
+            for p in &r.pending {
+                let heard = p
+                    .last_heard_ms
+                    .map_or("never heard".to_string(), |h| text::ago(ctx.now_ms, h));
+                let mut why = match (p.state, &p.error) {
+                    (Delivery::Failed, Some(e)) => e.clone(),
+                    (Delivery::NotYet, _) if p.offline => "offline".into(),
+                    (Delivery::Unknown, _) => "ahead of this replica".into(),
+                    (Delivery::Delivered, _) => "holds it, not running it yet".into(),
+                    _ => String::new(),
+                };
+                why = why.replace(['\n', '\r'], " ");
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!("{:<10}", p.state.as_str()),
+                        state_style(p.state, theme),
+                    ),
+                    Span::raw(format!("{} ({}) · {heard}", p.node, p.site)),
+                    Span::styled(
+                        if why.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" · {why}")
+                        },
+                        theme.dim(),
+                    ),
+                ]));
+            }
+        }
+        let title = if self.detail {
+            "selected · receipts (enter hides)"
+        } else {
+            "selected (enter: receipts)"
         };
         frame.render_widget(
-            Paragraph::new(line).block(pane::block(theme, "selected", false)),
+            Paragraph::new(lines).block(pane::block(theme, title, false)),
             detail,
         );
     }
+}
+
+fn state_style(d: Delivery, theme: &crate::theme::Theme) -> ratatui::style::Style {
+    match d {
+        Delivery::Applied => theme.ok(),
+        Delivery::Failed => theme.error(),
+        Delivery::Delivered | Delivery::Unknown => {
+            theme.severity(fleetdeck_store::alerts::Severity::Medium)
+        }
+        Delivery::NotYet => theme.dim(),
+    }
+}
+
+/// `47/50 · 1 failed`: nodes that run the change out of all, and failures.
+fn receipts_cell<'a>(r: &HistoryRow, theme: &crate::theme::Theme) -> Cell<'a> {
+    let Some(s) = &r.receipts else {
+        return Cell::from(Span::styled("-", theme.dim()));
+    };
+    let mut spans = vec![Span::styled(
+        format!("{}/{}", s.applied, s.nodes),
+        if s.applied == s.nodes {
+            theme.ok()
+        } else {
+            theme.dim()
+        },
+    )];
+    if s.failed > 0 {
+        spans.push(Span::styled(
+            format!(" · {} failed", s.failed),
+            theme.error(),
+        ));
+    }
+    Cell::from(Line::from(spans))
 }
 
 impl View for HistoryView {
