@@ -43,7 +43,7 @@ pub async fn start(engine: &Engine, args: &OutletArgs) -> Result<Vec<Started>> {
             let url = fleetdeck_node::paging::alertmanager::alerts_url(url);
             started.push(Started {
                 outlet: "alertmanager",
-                detail: fleetdeck_node::paging::shown(&url),
+                detail: fleetdeck_node::paging::shown_with_path(&url),
             });
         }
         for url in &args.webhook {

@@ -78,9 +78,14 @@ pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-/// RFC 3339 UTC, to the second.
+/// RFC 3339 UTC, to the second. Times come from nodes' registers too: one
+/// past what RFC 3339 can write (year 9999) is written as that limit, never
+/// a panic.
 pub fn fmt_time(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    /// 9999-12-31T23:59:59Z.
+    const LAST_MS: i64 = 253_402_300_799_000;
+    let ms = ms.clamp(0, LAST_MS);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
@@ -253,4 +258,17 @@ pub fn render_status(
         out.push_str(&t.render());
     }
     out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_past_rfc3339_and_control_characters_are_written_safely() {
+        assert_eq!(fmt_time(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(fmt_time(-5), "1970-01-01T00:00:00Z");
+        assert_eq!(clean("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
+        assert_eq!(clean("plain"), "plain");
+    }
 }

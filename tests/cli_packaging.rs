@@ -14,6 +14,12 @@ use std::process::{Command, Output, Stdio};
 use fleetdeck_store::document::SiteRecord;
 use fleetdeck_store::{Replica, SiteId};
 
+/// The build script itself, so how it picks the commit is tested on trees
+/// made here (its `main` runs only under cargo).
+#[allow(dead_code)]
+#[path = "../build.rs"]
+mod build_script;
+
 /// Main commands every completion script and the man page must offer.
 const COMMANDS: &[&str] = &[
     "init",
@@ -214,6 +220,40 @@ fn man_dir_writes_a_valid_page_for_every_command_at_every_depth() {
 }
 
 #[test]
+fn man_dir_replaces_a_symlink_in_its_way_and_never_writes_through_it() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("man");
+    std::fs::create_dir(&dir).expect("mkdir");
+    // Someone who can write into DIR points pages elsewhere: at a file,
+    // and at a file not there yet.
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, "keep me").expect("write");
+    let absent = tmp.path().join("absent");
+    std::os::unix::fs::symlink(&victim, dir.join("fleetdeck.1")).expect("symlink");
+    std::os::unix::fs::symlink(&absent, dir.join("fleetdeck-site.1")).expect("symlink");
+    stdout_of(&["man", "--dir", dir.to_str().expect("UTF-8 temp path")]);
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("read"),
+        "keep me",
+        "written through the link"
+    );
+    assert!(!absent.exists(), "a file made through the dangling link");
+    for name in ["fleetdeck.1", "fleetdeck-site.1"] {
+        let page = dir.join(name);
+        let meta = std::fs::symlink_metadata(&page).expect("stat");
+        assert!(meta.file_type().is_file(), "{name} is still a link");
+        let text = std::fs::read_to_string(&page).expect("read");
+        assert!(text.contains(".TH fleetdeck"), "{name}: {text}");
+    }
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| !n.ends_with(".1") || n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+}
+
+#[test]
 fn version_names_the_commit_it_was_built_from() {
     let line = stdout_of(&["--version"]);
     let line = line.trim_end();
@@ -221,6 +261,14 @@ fn version_names_the_commit_it_was_built_from() {
         .strip_prefix(&format!("fleetdeck {} (", env!("CARGO_PKG_VERSION")))
         .and_then(|r| r.strip_suffix(')'))
         .unwrap_or_else(|| panic!("not `fleetdeck VERSION (COMMIT)`: {line:?}"));
+    // The builder's word comes first (a distribution's build).
+    if let Some(given) = std::env::var("FLEETDECK_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty() && c.trim().chars().all(|ch| ch.is_ascii_graphic()))
+    {
+        assert_eq!(rest, given.trim(), "{line}");
+        return;
+    }
     let hash = rest.strip_suffix("-dirty").unwrap_or(rest);
     assert!(
         rest == "unknown" || (hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit())),
@@ -239,6 +287,80 @@ fn version_names_the_commit_it_was_built_from() {
     }
 }
 
+/// Runs git in `dir` (no signing, a fixed author), failing the test if it
+/// fails; its trimmed output.
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.org",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn the_commit_is_the_builders_first_and_never_an_enclosing_repositorys() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // Not a checkout at all.
+    assert_eq!(build_script::commit(None, tmp.path()), "unknown");
+    assert_eq!(
+        build_script::commit(Some(" 1.2-3+deb12u1 "), tmp.path()),
+        "1.2-3+deb12u1"
+    );
+    if !have("git", "the build script reads the commit with git") {
+        return;
+    }
+    // A distribution's packaging tree in git, the source unpacked inside.
+    let packaging = tmp.path().join("packaging");
+    let source = packaging.join("fleetdeck-0.1.0");
+    std::fs::create_dir_all(&source).expect("mkdir");
+    std::fs::write(source.join("Cargo.toml"), "[package]\n").expect("write");
+    git_in(&packaging, &["init", "-q"]);
+    git_in(&packaging, &["add", "-A"]);
+    git_in(&packaging, &["commit", "-q", "-m", "packaging"]);
+    assert_eq!(
+        build_script::commit(None, &source),
+        "unknown",
+        "the packaging tree's commit is not the source's"
+    );
+    assert_eq!(
+        build_script::commit(Some("abc123"), &source),
+        "abc123",
+        "what the builder says"
+    );
+
+    // The source's own checkout: its HEAD, unless the builder says.
+    git_in(&source, &["init", "-q"]);
+    git_in(&source, &["add", "-A"]);
+    git_in(&source, &["commit", "-q", "-m", "source"]);
+    let head = git_in(&source, &["rev-parse", "--short=12", "HEAD"]);
+    assert_eq!(build_script::commit(None, &source), head);
+    assert_eq!(build_script::commit(Some("  "), &source), head);
+    assert_eq!(
+        build_script::commit(Some("tarball-1"), &source),
+        "tarball-1"
+    );
+    // Reached through a symlink: still the top of its own checkout.
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&source, &link).expect("symlink");
+    assert_eq!(build_script::commit(None, &link), head);
+    std::fs::write(source.join("Cargo.toml"), "[package]\nname = \"x\"\n").expect("write");
+    assert_eq!(build_script::commit(None, &source), format!("{head}-dirty"));
+}
+
 /// A replica of a new fleet in `tmp/admin`, and a bundle at `tmp/rogue.fdb`
 /// holding a change by a replica that is not a member of it, which
 /// importing refuses with a warning per change.
@@ -251,29 +373,29 @@ fn fleet_and_rogue_bundle(tmp: &Path) -> (String, String) {
         .changes_after(&[]);
     let rogue = tmp.join("rogue");
     let mut outsider = Replica::init_from_changes(&rogue, base).expect("a replica of the fleet");
-    outsider
-        .change("add a site as an outsider", |d, _| {
-            d.add_site(
-                &SiteId::parse("ROGUE").expect("site id"),
-                &SiteRecord {
-                    name: "rogue".into(),
-                    lat: None,
-                    lon: None,
-                    zone: None,
-                },
-            )
-        })
-        .expect("a local change");
-    drop(outsider);
+    // A change by a key that is no member, signed by it. Its own replica
+    // would not write it (every peer refuses it), so it is made on the
+    // document directly, as a forger would, and carried in a bundle.
+    let hash = {
+        let doc = outsider.doc_mut();
+        doc.add_site(
+            &SiteId::parse("ROGUE").expect("site id"),
+            &SiteRecord {
+                name: "rogue".into(),
+                lat: None,
+                lon: None,
+                zone: None,
+            },
+        )
+        .expect("an edit");
+        doc.commit("add a site as an outsider", 0)
+            .expect("a change")
+    };
+    let sig = outsider.identity().sign_change(&hash);
+    outsider.add_signatures([(hash, sig)]);
     let bundle = tmp.join("rogue.fdb");
     let bundle_s = bundle.to_str().expect("UTF-8 temp path").to_owned();
-    stdout_of(&[
-        "--data",
-        rogue.to_str().expect("UTF-8 temp path"),
-        "bundle",
-        "export",
-        &bundle_s,
-    ]);
+    fleetdeck_sync::bundle::export(&mut outsider, &bundle).expect("export the bundle");
     (admin_s, bundle_s)
 }
 

@@ -657,3 +657,97 @@ async fn a_bridge_over_tls_trusts_a_private_ca() {
     let state = sub.until("cam-1's state over TLS", is(STATE)).await;
     assert_eq!(state.json()["last_heard_ms"], 900);
 }
+
+#[tokio::test]
+async fn a_node_reporting_a_huge_field_is_published_cut_and_the_bridge_stays_connected() {
+    let Some(bin) = mosquitto_bin() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&bin, dir.path(), "");
+    let mut sub = Subscriber::new(broker.port, &["fleetdeck/#"]).await;
+    // A safe-mode reason of 300 KB: over the bridge's 256 KiB packet limit.
+    let huge = |heard_ms| {
+        let mut n = node("cam-1", "BL-LAB-2", heard_ms, 12.0);
+        n.safe_mode = Some("x".repeat(300_000));
+        n
+    };
+    let (tx, _task) = bridge(&broker.url(), fleet(1_000, vec![huge(900)], vec![]), |_| {});
+    let state = sub.until("cam-1's state, cut to fit", is(STATE)).await;
+    let s = state.json();
+    assert_eq!(s["truncated"], true, "{s}");
+    assert_eq!(s["safe_mode"], Value::Null);
+    assert_eq!(s["cpu_pct"], 12.0);
+    assert_eq!(s["last_heard_ms"], 900);
+
+    // The next heartbeat goes out on the same connection: no reconnect
+    // (which would say `online` again).
+    tx.send_replace(fleet(2_000, vec![huge(1_900)], vec![]));
+    let seen = sub
+        .collect_until("cam-1's next state", |m| {
+            m.topic == STATE && m.json()["last_heard_ms"] == 1_900
+        })
+        .await;
+    assert!(
+        !seen.iter().any(|m| m.topic == STATUS),
+        "the bridge connected again: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_broker_dropping_every_connection_after_connack_gets_a_growing_backoff() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A broker that accepts each connection (CONNACK) and then closes it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let port = listener.local_addr().expect("addr").port();
+    let (accepted_tx, mut accepted) = mpsc::unbounded_channel();
+    let server = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let _ = accepted_tx.send(tokio::time::Instant::now());
+            tokio::spawn(async move {
+                // CONNECT: one byte of type, the remaining length, the rest.
+                let mut len = 0usize;
+                let Ok(_) = conn.read_u8().await else { return };
+                for shift in [0, 7, 14, 21] {
+                    let Ok(b) = conn.read_u8().await else { return };
+                    len |= usize::from(b & 0x7f) << shift;
+                    if b & 0x80 == 0 {
+                        break;
+                    }
+                }
+                let mut connect = vec![0; len];
+                if conn.read_exact(&mut connect).await.is_err() {
+                    return;
+                }
+                let _ = conn.write_all(&[0x20, 0x02, 0x00, 0x00]).await;
+                let _ = conn.shutdown().await;
+                let mut rest = Vec::new();
+                let _ = tokio::time::timeout(WAIT, conn.read_to_end(&mut rest)).await;
+            });
+        }
+    });
+    let (_tx, _task) = bridge(
+        &format!("mqtt://127.0.0.1:{port}"),
+        fleet(1_000, vec![node("cam-1", "BL-LAB-2", 900, 12.0)], vec![]),
+        |c| {
+            c.backoff_min = Duration::from_millis(100);
+            c.backoff_max = Duration::from_secs(2);
+        },
+    );
+    let mut at = Vec::new();
+    while at.len() < 5 {
+        let next = tokio::time::timeout(WAIT, accepted.recv()).await;
+        at.push(
+            next.expect("the bridge connects again")
+                .expect("the server runs"),
+        );
+    }
+    server.abort();
+    // Waits of 100, 200, 400 and 800 ms, each less up to half (jitter): a
+    // ConnAck alone never starts the backoff over at 100 ms.
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps[3] >= Duration::from_millis(400),
+        "the backoff did not grow: {gaps:?}"
+    );
+}

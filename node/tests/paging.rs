@@ -661,3 +661,193 @@ async fn credentials_in_the_url_are_sent_as_basic_auth_and_hidden_from_logs() {
     let got = am.wait_for("one push", |r| r.len() == 1).await;
     assert_eq!(got[0].headers["authorization"], "Basic ZmxlZXQ6cHc=");
 }
+
+/// The one alert a push names `alert_id`, firing or ended.
+fn named<'p>(push: &'p alertmanager::Push, id: &str) -> &'p alertmanager::PostableAlert {
+    push.alerts
+        .iter()
+        .find(|a| a.labels.get("alert_id").map(String::as_str) == Some(id))
+        .unwrap_or_else(|| panic!("{id} not in {push:?}"))
+}
+
+#[test]
+fn an_alert_dated_after_the_year_9999_or_before_1970_is_pushed_without_a_panic() {
+    // Start times come from nodes: a captured one can say anything.
+    let now = T0 + 10_000;
+    let mut t = alertmanager::Tracker::default();
+    let alerts = vec![
+        alert("far", AlertKind::NodeDown, Some("n1"), Some(i64::MAX)),
+        alert(
+            "y10k",
+            AlertKind::NodeDown,
+            Some("n2"),
+            Some(253_402_300_800_000),
+        ),
+        alert("before", AlertKind::NodeDown, Some("n3"), Some(-1_000)),
+    ];
+    let push = t.plan(&view(T0, alerts), now, false).expect("a push");
+    // Dated in the future: when this replica first saw them (the view).
+    assert_eq!(named(&push, "far").starts_at, "2023-11-14T22:13:20.000Z");
+    assert_eq!(named(&push, "y10k").starts_at, "2023-11-14T22:13:20.000Z");
+    assert_eq!(named(&push, "before").starts_at, "1970-01-01T00:00:00.000Z");
+}
+
+#[tokio::test]
+async fn an_alertmanager_task_outlives_an_alert_dated_after_the_year_9999() {
+    let am = Receiver::start(false).await;
+    let wild = alert("wild", AlertKind::NodeDown, Some("n1"), Some(i64::MAX));
+    let tx = start(&[&am], &[], timing(), view(T0, vec![wild]));
+    am.wait_for("the wild alert", |r| pushed(r).len() == 1)
+        .await;
+    let down = alert("node-down:n2", AlertKind::NodeDown, Some("n2"), Some(T0));
+    tx.send_replace(view(T0 + 1_000, vec![down]));
+    let got = am
+        .wait_for("the next push", |r| {
+            pushed(r)
+                .iter()
+                .any(|a| label(a, "alert_id") == Some("node-down:n2"))
+        })
+        .await;
+    assert!(
+        pushed(&got)
+            .iter()
+            .all(|a| a["startsAt"].as_str() < Some("9999"))
+    );
+}
+
+#[test]
+fn a_node_clock_ahead_never_makes_an_alert_end_before_it_starts() {
+    let now = fleetdeck_store::now_ms();
+    let mut t = alertmanager::Tracker::default();
+    // The node's clock is an hour ahead.
+    let ahead = alert(
+        "ahead",
+        AlertKind::NodeDown,
+        Some("n1"),
+        Some(now + 3_600_000),
+    );
+    let push = t
+        .plan(&view(now, vec![ahead.clone()]), now, false)
+        .expect("a push");
+    let starts = named(&push, "ahead").starts_at.clone();
+    assert!(
+        starts.as_str() <= push_time(now).as_str(),
+        "startsAt {starts} is after now"
+    );
+    t.delivered(push);
+
+    // Later, past the node's date: still the same occurrence, same start
+    // (nothing to push, nothing resolved).
+    let later = now + 4_000_000;
+    assert!(
+        t.plan(&view(later, vec![ahead.clone()]), later, false)
+            .is_none()
+    );
+
+    // It clears a second later.
+    let push = t
+        .plan(&view(now + 1_000, vec![]), now + 1_000, false)
+        .expect("the resolve");
+    let ended = named(&push, "ahead");
+    assert_eq!(ended.starts_at, starts);
+    let ends = ended.ends_at.clone().expect("endsAt");
+    assert!(ends >= starts, "endsAt {ends} before startsAt {starts}");
+}
+
+#[test]
+fn a_replica_clock_stepping_back_never_makes_an_alert_end_before_it_starts() {
+    let mut t = alertmanager::Tracker::default();
+    let down = alert("down", AlertKind::NodeDown, Some("n1"), Some(T0));
+    let push = t.plan(&view(T0, vec![down]), T0, false).expect("a push");
+    t.delivered(push);
+    // NTP steps this replica's clock back a minute, then the alert clears.
+    let push = t
+        .plan(&view(T0 - 60_000, vec![]), T0 - 60_000, false)
+        .expect("the resolve");
+    let ended = named(&push, "down");
+    assert_eq!(ended.ends_at.as_deref(), Some(ended.starts_at.as_str()));
+}
+
+/// `ms` as the pushes write it.
+fn push_time(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).expect("after 1970"));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+#[tokio::test]
+async fn a_control_character_in_an_alert_id_is_percent_encoded_and_later_events_still_go_out() {
+    let hook = Receiver::start(false).await;
+    // Check names and mounts are node-reported: a newline, a space, a `%`
+    // and UTF-8 in one.
+    let mut odd = alert(
+        "check:n1:bad\nname 5%é",
+        AlertKind::CheckFailed,
+        Some("n1"),
+        None,
+    );
+    odd.acked_by = Some("eve\r\n".into());
+    let next = alert("mem:n1", AlertKind::Memory, Some("n1"), None);
+    let _tx = start(&[], &[&hook], timing(), view(T0, vec![odd, next]));
+    let got = hook.wait_for("both events", |r| r.len() == 2).await;
+    assert_eq!(
+        got[0].headers["idempotency-key"],
+        "f00d:check:n1:bad%0Aname%205%25%C3%A9:-:fired"
+    );
+    assert_eq!(got[1].headers["idempotency-key"], "f00d:mem:n1:-:fired");
+    for r in &got {
+        assert_eq!(
+            r.body["idempotency_key"],
+            r.headers["idempotency-key"].as_str(),
+            "the body's key is the header's"
+        );
+    }
+    assert_eq!(got[0].body["alert"]["id"], "check:n1:bad\nname 5%é");
+}
+
+#[test]
+fn an_ack_by_any_name_makes_a_header_safe_key() {
+    let mut a = alert("mem:n1", AlertKind::Memory, Some("n1"), None);
+    a.acked_by = Some("Zoë\u{7f}".into());
+    let sent = webhook::SentAlert {
+        alert: a,
+        silenced: false,
+    };
+    let key = webhook::idempotency_key("f00d", webhook::Event::Updated, &sent);
+    assert_eq!(key, "f00d:mem:n1:-:updated:hard:ack=Zo%C3%AB%7F:silence=-");
+    assert!(reqwest_safe(&key), "{key}");
+}
+
+/// Visible ASCII only: what every HTTP header value may hold.
+fn reqwest_safe(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[test]
+fn urls_in_logs_show_no_path_query_or_credentials_but_alertmanagers_keep_their_path() {
+    let slack = paging::parse_url("https://hooks.slack.com/services/T0/B0/XXXXSECRET").expect("ok");
+    assert_eq!(paging::shown(&slack), "https://hooks.slack.com/…");
+    let token = paging::parse_url("http://u:pw@hook.example:8080/?token=SECRET").expect("ok");
+    assert_eq!(paging::shown(&token), "http://hook.example:8080/…");
+    let bare = paging::parse_url("http://127.0.0.1:9000").expect("ok");
+    assert_eq!(paging::shown(&bare), "http://127.0.0.1:9000/");
+    let v6 = paging::parse_url("http://[::1]:9000/x").expect("ok");
+    assert_eq!(paging::shown(&v6), "http://[::1]:9000/…");
+
+    let am = paging::parse_url("https://fleet:pw@am.example/alertmanager/?k=SECRET").expect("ok");
+    let am = alertmanager::alerts_url(&am);
+    assert_eq!(
+        paging::shown_with_path(&am),
+        "https://am.example/alertmanager/api/v2/alerts?…"
+    );
+    for shown in [
+        paging::shown(&slack),
+        paging::shown(&token),
+        paging::shown(&am),
+        paging::shown_with_path(&am),
+    ] {
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("pw"),
+            "{shown}"
+        );
+    }
+}

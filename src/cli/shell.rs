@@ -86,9 +86,44 @@ fn write_pages(
     let mut buf = Vec::new();
     man.render(&mut buf)?;
     let name = man.get_filename();
-    std::fs::write(dir.join(&name), ascii_roff(&String::from_utf8_lossy(&buf)))?;
+    replace_file(
+        dir,
+        &name,
+        ascii_roff(&String::from_utf8_lossy(&buf)).as_bytes(),
+    )?;
     pages.push(name);
     Ok(())
+}
+
+/// Writes `dir/name` as a new file: `text` goes to a file of its own in
+/// `dir` (made new, never opened through a link), then renamed over `name`.
+/// A symlink planted at `name` (DIR may be shared, e.g. a staging tree) is
+/// replaced, never written through; a reader never sees half a page.
+fn replace_file(dir: &Path, name: &str, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let target = dir.join(name);
+    let mut attempt = 0u32;
+    let (tmp, mut file) = loop {
+        let tmp = dir.join(format!(".{name}.{}.{attempt}.tmp", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => break (tmp, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let written = file
+        .write_all(text)
+        .and_then(|()| std::fs::rename(&tmp, &target));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// The help texts have a few characters beyond ASCII (`⊕`, `…`): written as

@@ -2,12 +2,35 @@
 //! reconnects after a loss with exponential backoff and jitter, and tells
 //! the publisher whether the broker is there and when a new session began
 //! (each ConnAck), so it can publish everything retained again.
+//!
+//! A ConnAck alone does not end the backoff: a broker that accepts the
+//! connection and then drops it (a message it will not take, a flaky
+//! proxy) would otherwise get a reconnect, and everything published again,
+//! every `min`. The backoff starts over only after a connection stayed up
+//! for [`STABLE`].
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use rumqttc::{ConnectionError, Event, EventLoop, Outgoing, Packet};
 use tokio::sync::watch;
+
+/// How long a connection must last for its loss to count as a first
+/// failure again (the backoff back to `min`).
+pub const STABLE: Duration = Duration::from_secs(30);
+
+/// The failures counted once a connection is lost: one more than before,
+/// or the first when that connection lasted `STABLE` (`up_for`: how long
+/// it was up, `None` when it never came up).
+pub fn failures_after_loss(failures: u32, up_for: Option<Duration>) -> u32 {
+    if up_for.is_some_and(|d| d >= STABLE) {
+        1
+    } else {
+        failures.saturating_add(1)
+    }
+}
 
 /// Whether the broker is reachable, and which session this is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,18 +77,23 @@ pub async fn drive(
     backoff: Backoff,
     broker: String,
 ) {
+    // Failures since the last connection that lasted (the backoff), and
+    // failed attempts since the last ConnAck (for the log).
     let mut failures: u32 = 0;
+    let mut attempts: u32 = 0;
+    let mut up_since: Option<Instant> = None;
     loop {
         match events.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                if failures > 0 {
+                if attempts > 0 {
                     tracing::info!(
-                        "MQTT broker {broker} reached again after {failures} failed attempt(s)"
+                        "MQTT broker {broker} reached again after {attempts} failed attempt(s)"
                     );
                 } else {
                     tracing::info!("MQTT bridge connected to {broker}");
                 }
-                failures = 0;
+                attempts = 0;
+                up_since = Some(Instant::now());
                 link.send_modify(|l| {
                     l.up = true;
                     l.session += 1;
@@ -79,7 +107,9 @@ pub async fn drive(
             Err(ConnectionError::RequestsDone) => return,
             Err(e) => {
                 link.send_if_modified(|l| std::mem::replace(&mut l.up, false));
-                failures = failures.saturating_add(1);
+                let up_for = up_since.take().map(|t| t.elapsed());
+                failures = failures_after_loss(failures, up_for);
+                attempts = attempts.saturating_add(1);
                 let wait = backoff.wait(failures);
                 // The first failure, then fewer and fewer (1, 2, 4, 8, …).
                 if failures.is_power_of_two() {
@@ -99,6 +129,15 @@ pub async fn drive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_connection_that_lasted_starts_the_backoff_over() {
+        assert_eq!(failures_after_loss(0, None), 1);
+        assert_eq!(failures_after_loss(3, None), 4);
+        assert_eq!(failures_after_loss(3, Some(Duration::from_secs(1))), 4);
+        assert_eq!(failures_after_loss(3, Some(STABLE)), 1);
+        assert_eq!(failures_after_loss(u32::MAX, None), u32::MAX);
+    }
 
     #[test]
     fn backoff_doubles_from_one_second_to_a_minute_with_jitter_below_the_step() {

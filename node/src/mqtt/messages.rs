@@ -10,6 +10,10 @@
 //! - `P/alerts/<alert-id>` (retained while open; emptied on resolve)
 //! - `P/events` (not retained): `{"event":"fired"|"resolved"|"apply",…}`
 //! - `P/bridge/status` (retained): `online` / `offline` (the will)
+//!
+//! A message never goes over the packet limit (a node reporting a huge
+//! field could make one): [`fit`] cuts its largest fields to `null` and
+//! adds `"truncated": true`, or says it cannot be sent at all.
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -185,9 +189,63 @@ fn alert_json(a: &Alert, at_ms: i64) -> Value {
     v
 }
 
+/// `ms` as RFC 3339 (seconds), `None` before 1970 or after the year 9999
+/// (which RFC 3339 cannot write).
 fn rfc3339(ms: i64) -> Option<String> {
-    let ms = u64::try_from(ms).ok()?;
+    const MAX_MS: i64 = 253_402_300_799_999;
+    if !(0..=MAX_MS).contains(&ms) {
+        return None;
+    }
+    let ms = ms.unsigned_abs();
     Some(humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string())
+}
+
+/// A message made to fit the packet limit.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// Small enough as it is.
+    AsIs,
+    /// Too big: this JSON object instead, its largest fields `null` and
+    /// `"truncated": true`.
+    Cut(String),
+    /// Too big and no smaller form fits (the topic alone is too long, or
+    /// the payload is not a JSON object).
+    TooBig,
+}
+
+/// The bytes of a QoS 1 PUBLISH besides its topic and payload, at most:
+/// the fixed header (1 byte and up to 4 of remaining length), the topic's
+/// length (2) and the packet id (2).
+const PUBLISH_OVERHEAD: usize = 9;
+
+/// Whether a PUBLISH of `payload` to `topic` fits in `max_packet` bytes,
+/// and what to send if it does not.
+pub fn fit(topic: &str, payload: &str, max_packet: usize) -> Fit {
+    // A topic is at most 65535 bytes (its length is two bytes).
+    if topic.len() > usize::from(u16::MAX) {
+        return Fit::TooBig;
+    }
+    let room = max_packet.saturating_sub(PUBLISH_OVERHEAD + topic.len());
+    if payload.len() <= room {
+        return Fit::AsIs;
+    }
+    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(payload) else {
+        return Fit::TooBig;
+    };
+    let mut by_size: Vec<(usize, String)> = m
+        .iter()
+        .map(|(k, v)| (v.to_string().len(), k.clone()))
+        .collect();
+    by_size.sort_by(|a, b| b.cmp(a));
+    m.insert("truncated".into(), Value::Bool(true));
+    for (_, key) in by_size {
+        m.insert(key, Value::Null);
+        let cut = Value::Object(m.clone()).to_string();
+        if cut.len() <= room {
+            return Fit::Cut(cut);
+        }
+    }
+    Fit::TooBig
 }
 
 /// Whether `s` can be one topic level as it is: site and node ids are
@@ -215,6 +273,38 @@ pub fn alert_segment(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_object_loses_its_largest_fields_and_says_so() {
+        let big = json!({"node": "n1", "cpu_pct": 12.5, "safe_mode": "x".repeat(5_000),
+            "disks": vec!["d"; 500], "up": true})
+        .to_string();
+        let Fit::Cut(cut) = fit("p/s/n1/state", &big, 4_096) else {
+            panic!("not cut");
+        };
+        assert!(cut.len() + 9 + "p/s/n1/state".len() <= 4_096);
+        let v: Value = serde_json::from_str(&cut).expect("still JSON");
+        assert_eq!(v["truncated"], true);
+        assert_eq!(v["safe_mode"], Value::Null);
+        assert_eq!(v["cpu_pct"], 12.5);
+        assert_eq!(v["up"], true);
+        assert_eq!(v["node"], "n1");
+        // Only what must go: the disks (2 001 bytes) fit once the string is cut.
+        assert!(v["disks"].is_array(), "{cut}");
+
+        assert_eq!(fit("p/t", &big, 20_000), Fit::AsIs);
+        assert_eq!(fit("p/t", &"y".repeat(5_000), 4_096), Fit::TooBig);
+        assert_eq!(fit(&"t".repeat(70_000), "{}", 1 << 20), Fit::TooBig);
+        assert_eq!(fit(&"t".repeat(5_000), "{}", 4_096), Fit::TooBig);
+    }
+
+    #[test]
+    fn a_time_rfc3339_cannot_write_is_left_out_not_a_panic() {
+        assert_eq!(rfc3339(-1), None);
+        assert_eq!(rfc3339(i64::MAX), None);
+        assert_eq!(rfc3339(253_402_300_800_000), None);
+        assert_eq!(rfc3339(1_000).as_deref(), Some("1970-01-01T00:00:01Z"));
+    }
 
     #[test]
     fn alert_ids_become_one_level_and_hostile_ids_are_not_levels() {

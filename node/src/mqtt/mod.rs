@@ -19,7 +19,7 @@ mod connection;
 pub mod homeassistant;
 pub mod messages;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +35,9 @@ use crate::view::FleetView;
 /// Requests the client queues for the event loop before `publish` waits.
 const QUEUE: usize = 256;
 /// Largest message either way (a node's state with many disks, an alert
-/// with a long message); rumqttc's default is 10 KiB.
+/// with a long message); rumqttc's default is 10 KiB. rumqttc drops the
+/// connection rather than send a bigger one, so the publisher never hands
+/// it one (`messages::fit`).
 const MAX_PACKET: usize = 256 * 1024;
 /// How long a stopping bridge waits to say `offline` before it gives up.
 const GOODBYE: Duration = Duration::from_secs(2);
@@ -71,6 +73,7 @@ pub async fn run(cfg: MqttConfig, mut views: watch::Receiver<Arc<FleetView>>) {
         session: 0,
         dropped: 0,
         skipped: Vec::new(),
+        oversized: HashSet::new(),
     };
     loop {
         tokio::select! {
@@ -128,6 +131,8 @@ struct Publisher {
     dropped: usize,
     /// Nodes last left out for ids that cannot be topic levels.
     skipped: Vec<String>,
+    /// Topics whose last message was over the packet limit (warned once).
+    oversized: HashSet<String>,
 }
 
 impl Publisher {
@@ -209,11 +214,33 @@ impl Publisher {
     }
 
     /// Queues one message (QoS 1); false when the broker is away (the rest
-    /// waits for the next session, which publishes everything again).
-    async fn publish(&self, topic: &str, payload: &str, retain: bool) -> bool {
+    /// waits for the next session, which publishes everything again). A
+    /// message over the packet limit goes out cut, or not at all (true:
+    /// sending it again would not help), with one warning per topic.
+    async fn publish(&mut self, topic: &str, payload: &str, retain: bool) -> bool {
         if !self.link.borrow().up {
             return false;
         }
+        let cut;
+        let payload = match messages::fit(topic, payload, MAX_PACKET) {
+            messages::Fit::AsIs => {
+                self.oversized.remove(topic);
+                payload
+            }
+            messages::Fit::Cut(smaller) => {
+                self.warn_oversized(
+                    topic,
+                    payload.len(),
+                    "published with its largest fields left out (\"truncated\": true)",
+                );
+                cut = smaller;
+                &cut
+            }
+            messages::Fit::TooBig => {
+                self.warn_oversized(topic, payload.len(), "not published");
+                return true;
+            }
+        };
         let sent = self
             .client
             .publish(topic, QoS::AtLeastOnce, retain, payload.as_bytes().to_vec())
@@ -225,9 +252,19 @@ impl Publisher {
         true
     }
 
+    /// Warns about `topic` once, until a message to it fits again.
+    fn warn_oversized(&mut self, topic: &str, len: usize, what: &str) {
+        if self.oversized.insert(topic.to_string()) {
+            let shown: String = topic.chars().take(200).collect();
+            tracing::warn!(
+                "MQTT: a {len}-byte message to {shown} is over the {MAX_PACKET}-byte packet limit: {what}"
+            );
+        }
+    }
+
     /// `offline` (retained) and a clean disconnect, while the broker is
     /// there; otherwise the will already said it.
-    async fn goodbye(&self) {
+    async fn goodbye(&mut self) {
         if !self.link.borrow().up {
             return;
         }

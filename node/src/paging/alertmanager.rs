@@ -11,9 +11,12 @@
 //! Every firing alert is sent on each change and again every
 //! `Timing::resend`, as Alertmanager expects; `startsAt` is when the
 //! condition began if the fleet knows, else when this replica first saw
-//! it. An alert that clears, or is silenced in fleetdeck, is sent once
-//! with `endsAt` (resolved there), and fires again if a silence ends while
-//! it is still open.
+//! it — never later than this replica's clock when it first sends the
+//! alert (a node whose clock runs ahead dates its alerts in the future),
+//! and kept for the occurrence. An alert that clears, or is silenced in
+//! fleetdeck, is sent once with `endsAt` (resolved there; never before
+//! `startsAt`, which Alertmanager refuses), and fires again if a silence
+//! ends while it is still open.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -21,7 +24,7 @@ use std::time::Duration;
 use fleetdeck_store::alerts::Alert;
 use serde::Serialize;
 
-use super::{Target, Timing, Url, post, rfc3339, shown};
+use super::{Failure, Target, Timing, Url, post, rfc3339, shown_with_path};
 use crate::view::FleetView;
 
 /// An alert's identity in Alertmanager.
@@ -59,11 +62,12 @@ pub fn labels(view: &FleetView, alert: &Alert) -> Labels {
     l
 }
 
-/// What one Alertmanager was last told, and when this replica first saw
-/// each open alert that has no start time of its own.
+/// What one Alertmanager was last told, and the start sent for each open
+/// alert.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    first_seen: HashMap<String, i64>,
+    /// Per open alert id: its `since_ms` and the start (ms) it is sent with.
+    starts: HashMap<String, (Option<i64>, i64)>,
     delivered: BTreeMap<Labels, PostableAlert>,
 }
 
@@ -78,19 +82,14 @@ impl Tracker {
     /// The push that brings the Alertmanager to `view`, if one is due:
     /// something fired, resolved, was silenced or acked since the last
     /// delivered push, or `resend` is set (every firing alert is sent
-    /// again). Resolved alerts get `endsAt` = `now_ms`.
+    /// again). Resolved alerts get `endsAt` = `now_ms` (their `startsAt`
+    /// if that is later: this replica's clock stepped back).
     pub fn plan(&mut self, view: &FleetView, now_ms: i64, resend: bool) -> Option<Push> {
-        self.first_seen.retain(|id, _| {
-            view.alerts
-                .iter()
-                .any(|a| &a.id == id && a.since_ms.is_none())
-        });
+        self.starts
+            .retain(|id, _| view.alerts.iter().any(|a| &a.id == id));
         let mut firing = BTreeMap::new();
         for a in &view.alerts {
-            let starts = match a.since_ms {
-                Some(since) => since,
-                None => *self.first_seen.entry(a.id.clone()).or_insert(view.at_ms),
-            };
+            let starts = self.start(a, view.at_ms, now_ms);
             if a.is_hidden(view.at_ms) {
                 continue;
             }
@@ -120,7 +119,8 @@ impl Tracker {
                     .is_none_or(|new| new.starts_at != old.starts_at)
             })
             .map(|(_, old)| PostableAlert {
-                ends_at: Some(rfc3339(now_ms)),
+                // RFC 3339 in UTC at a fixed width sorts as time does.
+                ends_at: Some(rfc3339(now_ms).max(old.starts_at.clone())),
                 ..old.clone()
             })
             .collect();
@@ -140,6 +140,26 @@ impl Tracker {
         Some(Push { alerts, firing })
     }
 
+    /// The start `alert` is sent with: the one chosen when this occurrence
+    /// (its `since_ms`) was first seen; for a new one, `since_ms` unless it
+    /// is after `now_ms` (a node's clock ahead), else when this replica
+    /// first saw it — never after `now_ms`, never before the epoch.
+    fn start(&mut self, alert: &Alert, view_at_ms: i64, now_ms: i64) -> i64 {
+        if let Some((since, start)) = self.starts.get(&alert.id)
+            && *since == alert.since_ms
+        {
+            return *start;
+        }
+        let start = match alert.since_ms {
+            Some(since) if since <= now_ms => since,
+            _ => view_at_ms.min(now_ms),
+        }
+        .max(0);
+        self.starts
+            .insert(alert.id.clone(), (alert.since_ms, start));
+        start
+    }
+
     /// `push` reached the Alertmanager.
     pub fn delivered(&mut self, push: Push) {
         self.delivered = push.firing;
@@ -150,6 +170,8 @@ impl Tracker {
 pub(crate) struct Alertmanager {
     client: reqwest::Client,
     url: Url,
+    /// `url` for logs.
+    shown: String,
     tracker: Tracker,
     last_push: Option<tokio::time::Instant>,
 }
@@ -171,9 +193,11 @@ pub fn alerts_url(base: &Url) -> Url {
 
 impl Alertmanager {
     pub(crate) fn new(client: reqwest::Client, base: &Url) -> Self {
+        let url = alerts_url(base);
         Alertmanager {
             client,
-            url: alerts_url(base),
+            shown: shown_with_path(&url),
+            url,
             tracker: Tracker::default(),
             last_push: None,
         }
@@ -185,10 +209,22 @@ impl Target for Alertmanager {
         let resend = self.last_push.is_none_or(|t| t.elapsed() >= timing.resend);
         if let Some(push) = self.tracker.plan(view, fleetdeck_store::now_ms(), resend) {
             let body = serde_json::to_vec(&push.alerts).map_err(|e| {
-                tracing::warn!(url = %shown(&self.url), error = %e, "alertmanager: cannot encode alerts");
+                tracing::warn!(url = %self.shown, error = %e, "alertmanager: cannot encode alerts");
             })?;
-            post(&self.client, &self.url, body, &[], "alertmanager").await?;
-            tracing::debug!(url = %shown(&self.url), alerts = push.alerts.len(), "alertmanager: pushed");
+            // The request carries nothing of the alerts but its body: one
+            // that cannot be made is retried after a backoff like any
+            // other failure (and holds up no other target).
+            post(
+                &self.client,
+                &self.url,
+                &self.shown,
+                body,
+                &[],
+                "alertmanager",
+            )
+            .await
+            .map_err(|_: Failure| ())?;
+            tracing::debug!(url = %self.shown, alerts = push.alerts.len(), "alertmanager: pushed");
             self.tracker.delivered(push);
             self.last_push = Some(tokio::time::Instant::now());
         }

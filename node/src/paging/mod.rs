@@ -60,13 +60,29 @@ pub fn parse_url(s: &str) -> Result<Url, PagingError> {
     Ok(url)
 }
 
-/// `url` for logs and messages: a password in it shown as `***`.
+/// `url` for logs and messages: its scheme, host and port only, the path
+/// and query written `…` when it has them (`https://hooks.example/…`). A
+/// webhook URL often carries its secret in the path or the query (Slack,
+/// Teams, a token), and a user and password never show.
 pub fn shown(url: &Url) -> String {
-    let mut u = url.clone();
-    if u.password().is_some() {
-        let _ = u.set_password(Some("***"));
-    }
-    u.to_string()
+    let rest = if url.path() == "/" && url.query().is_none() {
+        "/"
+    } else {
+        "/…"
+    };
+    format!("{}{rest}", url.origin().ascii_serialization())
+}
+
+/// `url` with its path, for an Alertmanager (whose path is its API and a
+/// reverse proxy's prefix, no secret): scheme, host, port and path; a
+/// query written `?…`, and a user and password never shown.
+pub fn shown_with_path(url: &Url) -> String {
+    let query = if url.query().is_some() { "?…" } else { "" };
+    format!(
+        "{}{}{query}",
+        url.origin().ascii_serialization(),
+        url.path()
+    )
 }
 
 /// Reads the key that signs webhook bodies: the file's contents with
@@ -213,15 +229,27 @@ async fn drive<T: Target>(
     }
 }
 
+/// Why a request did not deliver.
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    /// Refused, timed out, unreachable: the same request may go through
+    /// later.
+    Retry,
+    /// The request cannot even be made (a header value no HTTP request may
+    /// carry): sending it again would fail the same way forever.
+    Unsendable,
+}
+
 /// POSTs `body` (JSON) to `url` with `headers`; a failure, or an answer
-/// other than 2xx, is logged with the URL and status and returned as `Err`.
+/// other than 2xx, is logged with the URL as `shown` and the status.
 async fn post(
     client: &reqwest::Client,
     url: &Url,
+    shown: &str,
     body: Vec<u8>,
     headers: &[(&str, String)],
     what: &str,
-) -> Result<(), ()> {
+) -> Result<(), Failure> {
     let mut req = client
         .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -229,24 +257,66 @@ async fn post(
     for (name, value) in headers {
         req = req.header(*name, value);
     }
-    match req.send().await {
+    let req = match req.build() {
+        Ok(req) => req,
+        Err(e) => {
+            tracing::warn!(url = %shown, error = %e.without_url(), "{what}: cannot make the request");
+            return Err(Failure::Unsendable);
+        }
+    };
+    match client.execute(req).await {
         Ok(resp) if resp.status().is_success() => Ok(()),
         Ok(resp) => {
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
             let text: String = text.chars().take(200).collect();
-            tracing::warn!(url = %shown(url), %status, answer = %text.trim(), "{what}: refused; will retry");
-            Err(())
+            tracing::warn!(url = %shown, %status, answer = %text.trim(), "{what}: refused; will retry");
+            Err(Failure::Retry)
         }
         Err(e) => {
-            tracing::warn!(url = %shown(url), error = %e.without_url(), "{what}: not delivered; will retry");
-            Err(())
+            tracing::warn!(url = %shown, error = %e.without_url(), "{what}: not delivered; will retry");
+            Err(Failure::Retry)
         }
     }
 }
 
-/// `ms` since the epoch as RFC 3339 (UTC, milliseconds).
+/// The latest time [`rfc3339`] writes as itself: the last millisecond of
+/// the year 9999 (RFC 3339 has four digits for the year).
+const RFC3339_MAX_MS: i64 = 253_402_300_799_999;
+
+/// `ms` since the epoch as RFC 3339 (UTC, milliseconds); a time before the
+/// epoch is written as the epoch and one after the year 9999 as its last
+/// millisecond (times come from nodes: never a panic on a wild one).
 fn rfc3339(ms: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_millis(at).to_string()
+    let ms = ms.clamp(0, RFC3339_MAX_MS).unsigned_abs();
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_never_panics_and_keeps_fixed_width() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(i64::MIN), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(RFC3339_MAX_MS), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(RFC3339_MAX_MS + 1), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_made_is_unsendable_not_retried() {
+        let client = client(Duration::from_secs(2)).expect("client");
+        // Nothing listens on port 1: a request that was sent would fail to
+        // connect and be worth a retry.
+        let url = parse_url("http://127.0.0.1:1/").expect("url");
+        let bad = [("Idempotency-Key", "a\nb".to_string())];
+        let got = post(&client, &url, &shown(&url), b"{}".to_vec(), &bad, "test").await;
+        assert_eq!(got, Err(Failure::Unsendable));
+        let fine = [("Idempotency-Key", "a%0Ab".to_string())];
+        let got = post(&client, &url, &shown(&url), b"{}".to_vec(), &fine, "test").await;
+        assert_eq!(got, Err(Failure::Retry));
+    }
 }

@@ -17,13 +17,19 @@
 //! (`FLEET_ID:ALERT_ID:SINCE_MS`, `-` for alerts the fleet does not date —
 //! disk, memory, failed checks, drift) and the `Idempotency-Key` header
 //! (also `idempotency_key` in the body) names the event, the same from
-//! every hub, so a receiver drops a key it has seen. fleetdeck cannot keep
+//! every hub, so a receiver drops a key it has seen. The key is written
+//! as a header may carry it: every byte outside visible ASCII, and `%`,
+//! as `%XX` (alert ids hold check names and mounts, acks a name), the
+//! same in the header and the body. fleetdeck cannot keep
 //! a receiver that ignores it from paging once per hub. Undated alerts
 //! reuse their key when they fire again, so a receiver should forget keys
 //! after a while (an hour: hubs send within seconds of each other).
 //!
 //! With a secret, `X-Fleetdeck-Signature: sha256=HEX` is the HMAC-SHA256
 //! of the body under it.
+//!
+//! An event whose request cannot even be made is logged and skipped (it
+//! would fail the same way forever); the events after it still go out.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,7 +37,7 @@ use std::time::Duration;
 use fleetdeck_store::alerts::Alert;
 use serde::Serialize;
 
-use super::{Target, Timing, Url, post, shown};
+use super::{Failure, Target, Timing, Url, post, shown};
 use crate::view::FleetView;
 
 /// What happened to an alert, as the webhook names it.
@@ -82,6 +88,7 @@ pub fn dedup_key(fleet_id: &str, alert: &Alert) -> String {
 /// The event's key: the occurrence, the event and, for `updated`, what the
 /// update says (severity, who acked, the silence and whether it is over),
 /// so each distinct update has its own key and a repeat has the same one.
+/// Written header-safe ([`header_safe`]).
 pub fn idempotency_key(fleet_id: &str, event: Event, sent: &SentAlert) -> String {
     let a = &sent.alert;
     let mut key = format!("{}:{}", dedup_key(fleet_id, a), event.as_str());
@@ -94,7 +101,21 @@ pub fn idempotency_key(fleet_id: &str, event: Event, sent: &SentAlert) -> String
         };
         key.push_str(&format!(":{}:ack={ack}:silence={silence}", a.severity));
     }
-    key
+    header_safe(&key)
+}
+
+/// `s` as an HTTP header value may carry it: each byte outside visible
+/// ASCII (controls, space, DEL, UTF-8), and `%` itself, written `%XX`.
+pub fn header_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_graphic() && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// What one webhook was last sent, per alert id.
@@ -172,6 +193,8 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 pub(crate) struct Webhook {
     client: reqwest::Client,
     url: Url,
+    /// `url` for logs: no path or query (where webhooks keep a secret).
+    shown: String,
     secret: Option<Vec<u8>>,
     tracker: Tracker,
 }
@@ -180,6 +203,7 @@ impl Webhook {
     pub(crate) fn new(client: reqwest::Client, url: Url, secret: Option<Vec<u8>>) -> Self {
         Webhook {
             client,
+            shown: shown(&url),
             url,
             secret,
             tracker: Tracker::default(),
@@ -190,15 +214,39 @@ impl Webhook {
 impl Target for Webhook {
     async fn deliver(&mut self, view: &FleetView, _: &Timing) -> Result<Option<Duration>, ()> {
         while let Some(d) = self.tracker.next(view) {
-            let body = serde_json::to_vec(&d).map_err(|e| {
-                tracing::warn!(url = %shown(&self.url), error = %e, "webhook: cannot encode an event");
-            })?;
-            let mut headers = vec![("Idempotency-Key", d.idempotency_key.clone())];
-            if let Some(secret) = &self.secret {
-                headers.push(("X-Fleetdeck-Signature", signature(secret, &body)));
+            let body = match serde_json::to_vec(&d) {
+                Ok(body) => Some(body),
+                Err(e) => {
+                    tracing::warn!(url = %self.shown, error = %e, key = %d.idempotency_key, "webhook: cannot encode an event; skipped");
+                    None
+                }
+            };
+            if let Some(body) = body {
+                let mut headers = vec![("Idempotency-Key", d.idempotency_key.clone())];
+                if let Some(secret) = &self.secret {
+                    headers.push(("X-Fleetdeck-Signature", signature(secret, &body)));
+                }
+                match post(
+                    &self.client,
+                    &self.url,
+                    &self.shown,
+                    body,
+                    &headers,
+                    "webhook",
+                )
+                .await
+                {
+                    Ok(()) => {
+                        tracing::debug!(url = %self.shown, event = d.event.as_str(), key = %d.idempotency_key, "webhook: sent");
+                    }
+                    Err(Failure::Retry) => return Err(()),
+                    // Logged by `post`; it would fail the same way forever.
+                    Err(Failure::Unsendable) => {
+                        tracing::warn!(url = %self.shown, event = d.event.as_str(), key = %d.idempotency_key, "webhook: event skipped");
+                    }
+                }
             }
-            post(&self.client, &self.url, body, &headers, "webhook").await?;
-            tracing::debug!(url = %shown(&self.url), event = d.event.as_str(), key = %d.idempotency_key, "webhook: sent");
+            // Sent, or never sendable: either way the next event is due.
             self.tracker.delivered(&d);
         }
         Ok(None)
