@@ -179,12 +179,10 @@ impl Source for ReplicaSource {
     fn history(&mut self) -> Vec<HistoryRow> {
         self.with(|r| {
             let h = r.history();
-            let hashes: Vec<automerge::ChangeHash> =
-                h.iter().filter_map(|e| e.id.parse().ok()).collect();
-            // Receipts are a view: a replica that cannot tell shows none.
-            let receipts =
-                fleetdeck_store::receipts::receipts(r, &hashes, now_ms()).unwrap_or_default();
-            HistoryRow::build(h, receipts)
+            let hashes = HistoryRow::hashes(&h);
+            let digests =
+                fleetdeck_store::receipts::digests(r, &hashes, now_ms(), HistoryRow::PENDING_SHOWN);
+            HistoryRow::build(h, digests)
         })
     }
 

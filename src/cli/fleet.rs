@@ -179,9 +179,9 @@ pub(super) fn history(cli: &Cli, out: &Out, limit: usize) -> Result<()> {
     let mut r = open(cli)?;
     let h: Vec<_> = r.history().into_iter().take(limit).collect();
     let hashes: Vec<ChangeHash> = h.iter().filter_map(|e| e.id.parse().ok()).collect();
-    let summaries: Vec<Summary> = receipts::receipts(&mut r, &hashes, now_ms())?
-        .iter()
-        .map(|nodes| Summary::of(nodes))
+    let summaries: Vec<Summary> = receipts::digests(&mut r, &hashes, now_ms(), 0)
+        .into_iter()
+        .map(|d| d.summary)
         .collect();
     #[derive(serde::Serialize)]
     struct Row<'a> {
@@ -228,16 +228,10 @@ pub(super) fn receipts(cli: &Cli, out: &Out, change: &str) -> Result<()> {
     let mut nodes = receipts::receipts(&mut r, &[hash], now)?
         .pop()
         .unwrap_or_default();
-    let rank = |d: Delivery| match d {
-        Delivery::Failed => 0,
-        Delivery::Unknown => 1,
-        Delivery::NotYet => 2,
-        Delivery::Delivered => 3,
-        Delivery::Applied => 4,
-    };
     nodes.sort_by(|a, b| {
-        rank(a.state)
-            .cmp(&rank(b.state))
+        a.state
+            .rank()
+            .cmp(&b.state.rank())
             .then_with(|| natural_cmp(&a.node, &b.node))
     });
     let summary = Summary::of(&nodes);

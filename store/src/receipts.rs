@@ -52,6 +52,17 @@ impl Delivery {
         }
     }
 
+    /// Worst first: failed, unknown, not yet, delivered, applied.
+    pub fn rank(self) -> u8 {
+        match self {
+            Delivery::Failed => 0,
+            Delivery::Unknown => 1,
+            Delivery::NotYet => 2,
+            Delivery::Delivered => 3,
+            Delivery::Applied => 4,
+        }
+    }
+
     /// The node holds the change.
     pub fn has_it(self) -> bool {
         matches!(
@@ -252,6 +263,77 @@ pub fn receipts_in(
     alerts: &[crate::alerts::Alert],
     changes: &[ChangeHash],
 ) -> Vec<Vec<Receipt>> {
+    let mut out = Vec::with_capacity(changes.len());
+    visit(doc, st, health, alerts, changes, |nodes| out.push(nodes));
+    out
+}
+
+/// A change's receipts boiled down: the counts, and the `keep` nodes that
+/// run it least (failed, unknown, not yet, delivered; then by node id).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Digest {
+    pub summary: Summary,
+    pub pending: Vec<Receipt>,
+}
+
+/// The [`Digest`] of each of `changes`, without holding every node's
+/// receipt for every change at once (a long history of a large fleet).
+pub fn digests_in(
+    doc: &mut automerge::AutoCommit,
+    st: &FleetState,
+    health: &HashMap<String, StoredRegister>,
+    alerts: &[crate::alerts::Alert],
+    changes: &[ChangeHash],
+    keep: usize,
+) -> Vec<Digest> {
+    let mut out = Vec::with_capacity(changes.len());
+    visit(doc, st, health, alerts, changes, |nodes| {
+        let summary = Summary::of(&nodes);
+        let mut pending: Vec<Receipt> = nodes
+            .into_iter()
+            .filter(|r| r.state != Delivery::Applied)
+            .collect();
+        pending.sort_by(|a, b| {
+            a.state
+                .rank()
+                .cmp(&b.state.rank())
+                .then_with(|| crate::ids::natural_cmp(&a.node, &b.node))
+        });
+        pending.truncate(keep);
+        out.push(Digest { summary, pending });
+    });
+    out
+}
+
+/// [`digests_in`] on a replica at `now_ms`.
+pub fn digests(
+    replica: &mut Replica,
+    changes: &[ChangeHash],
+    now_ms: i64,
+    keep: usize,
+) -> Vec<Digest> {
+    let st: std::sync::Arc<FleetState> = replica.state().clone();
+    let health = replica.health().clone();
+    let alerts = replica.alerts(now_ms);
+    digests_in(
+        replica.doc_mut().automerge_mut(),
+        &st,
+        &health,
+        &alerts,
+        changes,
+        keep,
+    )
+}
+
+/// Calls `f` with every node's receipt of each change in turn.
+fn visit(
+    doc: &mut automerge::AutoCommit,
+    st: &FleetState,
+    health: &HashMap<String, StoredRegister>,
+    alerts: &[crate::alerts::Alert],
+    changes: &[ChangeHash],
+    mut f: impl FnMut(Vec<Receipt>),
+) {
     // Down: a node-down alert, or every node of a site that is offline
     // (which stands for its nodes' own alerts).
     let offline_sites: HashSet<&str> = alerts
@@ -274,22 +356,19 @@ pub fn receipts_in(
         doc,
         memo: HashMap::new(),
     };
-    changes
-        .iter()
-        .map(|c| {
-            st.nodes
-                .values()
-                .map(|n| {
-                    receipt(
-                        &mut pasts,
-                        c,
-                        n.id.as_str(),
-                        n.site.as_str(),
-                        health.get(n.id.as_str()),
-                        down.contains(n.id.as_str()),
-                    )
-                })
-                .collect()
-        })
-        .collect()
+    for c in changes {
+        f(st.nodes
+            .values()
+            .map(|n| {
+                receipt(
+                    &mut pasts,
+                    c,
+                    n.id.as_str(),
+                    n.site.as_str(),
+                    health.get(n.id.as_str()),
+                    down.contains(n.id.as_str()),
+                )
+            })
+            .collect());
+    }
 }

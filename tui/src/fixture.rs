@@ -1142,15 +1142,15 @@ impl Source for FixtureSource {
                 .and_then(|k| self.fleet.member_name(&k).map(str::to_string));
         }
         h.reverse();
-        let hashes: Vec<automerge::ChangeHash> =
-            h.iter().filter_map(|e| e.id.parse().ok()).collect();
+        let hashes = HistoryRow::hashes(&h);
         let alerts = ops::Fleet::alerts(self, self.now_ms);
-        let receipts = fleetdeck_store::receipts::receipts_in(
+        let receipts = fleetdeck_store::receipts::digests_in(
             self.doc.automerge_mut(),
             &self.fleet,
             &self.health,
             &alerts,
             &hashes,
+            HistoryRow::PENDING_SHOWN,
         );
         HistoryRow::build(h, receipts)
     }

@@ -15,7 +15,7 @@ use fleetdeck_store::document::{
     CommandRecord, CommandResult, Conflict, FleetState, HistoryEntry, LayerRef,
 };
 use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister};
-use fleetdeck_store::receipts::{Delivery, Receipt, Summary};
+use fleetdeck_store::receipts::{Digest, Receipt, Summary};
 use fleetdeck_store::rollout::{Phase, Rollout, WaveStatus};
 use fleetdeck_store::{MemberKey, Role};
 
@@ -46,7 +46,8 @@ pub trait Source: Send {
 #[derive(Clone, Debug)]
 pub struct HistoryRow {
     pub entry: HistoryEntry,
-    /// None while the fleet has no node.
+    /// None while the fleet has no node (or the change is older than the
+    /// [`HistoryRow::WITH_RECEIPTS`] newest).
     pub receipts: Option<Summary>,
     /// The nodes that do not run it yet, worst first (failed, unknown, not
     /// yet, delivered), at most [`HistoryRow::PENDING_SHOWN`].
@@ -54,44 +55,39 @@ pub struct HistoryRow {
 }
 
 impl HistoryRow {
+    /// How many nodes not running a change a row keeps.
     pub const PENDING_SHOWN: usize = 50;
+    /// How many of the newest changes get receipts (older rows show none:
+    /// a long history of a large fleet would cost seconds per refresh).
+    pub const WITH_RECEIPTS: usize = 500;
 
-    /// Rows for `entries` from the receipts of each (in the same order).
-    pub fn build(entries: Vec<HistoryEntry>, receipts: Vec<Vec<Receipt>>) -> Vec<HistoryRow> {
-        let rank = |d: Delivery| match d {
-            Delivery::Failed => 0,
-            Delivery::Unknown => 1,
-            Delivery::NotYet => 2,
-            Delivery::Delivered => 3,
-            Delivery::Applied => 4,
-        };
+    /// Rows for `entries` (newest first) with the digests of the first
+    /// ones, in the same order.
+    pub fn build(entries: Vec<HistoryEntry>, digests: Vec<Digest>) -> Vec<HistoryRow> {
+        let mut digests = digests.into_iter();
         entries
             .into_iter()
-            .zip(
-                receipts
-                    .into_iter()
-                    .map(Some)
-                    .chain(std::iter::repeat(None)),
-            )
-            .map(|(entry, nodes)| {
-                let nodes = nodes.unwrap_or_default();
-                let receipts = (!nodes.is_empty()).then(|| Summary::of(&nodes));
-                let mut pending: Vec<Receipt> = nodes
-                    .into_iter()
-                    .filter(|r| r.state != Delivery::Applied)
-                    .collect();
-                pending.sort_by(|a, b| {
-                    rank(a.state)
-                        .cmp(&rank(b.state))
-                        .then_with(|| fleetdeck_store::ids::natural_cmp(&a.node, &b.node))
-                });
-                pending.truncate(Self::PENDING_SHOWN);
-                HistoryRow {
+            .map(|entry| match digests.next() {
+                Some(d) if d.summary.nodes > 0 => HistoryRow {
                     entry,
-                    receipts,
-                    pending,
-                }
+                    receipts: Some(d.summary),
+                    pending: d.pending,
+                },
+                _ => HistoryRow {
+                    entry,
+                    receipts: None,
+                    pending: Vec::new(),
+                },
             })
+            .collect()
+    }
+
+    /// The hashes of the entries that get receipts.
+    pub fn hashes(entries: &[HistoryEntry]) -> Vec<automerge::ChangeHash> {
+        entries
+            .iter()
+            .take(Self::WITH_RECEIPTS)
+            .map_while(|e| e.id.parse().ok())
             .collect()
     }
 }
