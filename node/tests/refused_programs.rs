@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use fleetdeck_node::daemon::{Daemon, DaemonConfig, MetricSource};
 use fleetdeck_store::config::ConfigPath;
-use fleetdeck_store::document::{LayerRef, NodeRecord, SiteRecord};
+use fleetdeck_store::document::{FleetDoc, LayerRef, NodeRecord, SiteRecord};
 use fleetdeck_store::health::Metrics;
 use fleetdeck_store::ops::{self, ConfigEdit, Op};
-use fleetdeck_store::replica::load_or_create_identity;
+use fleetdeck_store::replica::{SignedChange, load_or_create_identity};
 use fleetdeck_store::{NodeId, Replica, Role, SiteId, now_ms};
 use fleetdeck_sync::EngineConfig;
 use serde_json::json;
@@ -77,14 +77,29 @@ async fn a_check_command_the_node_wrote_itself_is_not_run() {
     // straight into its replica: it never passed any gate.
     let marker = tmp.path().join("ran");
     let check = format!("touch {}", marker.display());
-    node.change("own check", |d, _| {
-        d.set_config(
+    // (Its own replica would not write it: a device running changed
+    // software signs and stores it all the same.)
+    let hash = {
+        let fork = node.doc_mut().automerge_mut().fork();
+        let mut doc =
+            FleetDoc::from_automerge(fork.with_actor(node.identity().new_actor())).unwrap();
+        doc.set_config(
             &LayerRef::Node(NodeId::parse("cam-1").unwrap()),
             &ConfigPath::parse("apply.check").unwrap(),
             &json!(check),
         )
-    })
-    .unwrap();
+        .unwrap();
+        let hash = doc.commit("own check", now_ms()).unwrap();
+        let change = doc.automerge_mut().get_change_by_hash(&hash).unwrap();
+        let sig = node.identity().sign_change(&hash);
+        node.apply_changes(vec![SignedChange {
+            change,
+            sig: Some(sig),
+        }])
+        .unwrap();
+        hash
+    };
+    assert!(node.holds(&hash));
     let root = tmp.path().join("root");
     let d = Daemon::start(
         node,

@@ -567,6 +567,29 @@ impl Replica {
         at_ms: i64,
         edit: impl FnOnce(&mut FleetDoc, &FleetState) -> Result<T>,
     ) -> Result<(T, Option<ChangeHash>)> {
+        self.write(message, at_ms, edit, true)
+    }
+
+    /// Test support (feature `forge`, never enabled in the shipped binary):
+    /// writes a change as [`Replica::change`] does but without judging it
+    /// first, as a device running changed software would. For tests of
+    /// what every other replica does with such a change.
+    #[cfg(feature = "forge")]
+    pub fn forge<T>(
+        &mut self,
+        message: &str,
+        edit: impl FnOnce(&mut FleetDoc, &FleetState) -> Result<T>,
+    ) -> Result<(T, Option<ChangeHash>)> {
+        self.write(message, now_ms(), edit, false)
+    }
+
+    fn write<T>(
+        &mut self,
+        message: &str,
+        at_ms: i64,
+        edit: impl FnOnce(&mut FleetDoc, &FleetState) -> Result<T>,
+        judge: bool,
+    ) -> Result<(T, Option<ChangeHash>)> {
         if self.opts.read_only {
             return Err(StoreError::ReadOnly);
         }
@@ -583,6 +606,7 @@ impl Replica {
         drop(state);
         let hash = self.doc.commit(message, at_ms);
         if let Some(h) = hash
+            && judge
             && let Err(why) = self.judge_own(&h)
         {
             // Never keep a change every peer would refuse (too large, or a

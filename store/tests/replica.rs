@@ -189,6 +189,15 @@ fn effective_config_layers_fleet_site_node_with_provenance() {
 /// Two replicas of one fleet, as `join` will make them.
 fn pair(dir: &Path) -> (Replica, Replica) {
     let mut a = fleet(&dir.join("a"));
+    // b is an admin too: what is tested here is merging, not rights.
+    let b_key = fleetdeck_store::replica::load_or_create_identity(&dir.join("b"))
+        .unwrap()
+        .key()
+        .clone();
+    a.change("enroll b", |d, _| {
+        d.put_member(&b_key, "b", fleetdeck_store::Role::Admin, 0)
+    })
+    .unwrap();
     let all = a.changes_after(&[]);
     let b = Replica::init_from_changes(&dir.join("b"), all).unwrap();
     (a, b)

@@ -121,19 +121,18 @@ fn a_revoked_members_later_change_is_refused_at_every_replica_whatever_the_order
     // The rogue never hears of it and keeps writing on its stale base,
     // going around the operations API.
     let mark = rogue.heads();
-    rogue
-        .change("raw: after revocation", |doc: &mut FleetDoc, _| {
-            doc.add_site(
-                &SiteId::parse("BL-LATE").unwrap(),
-                &SiteRecord {
-                    name: "late".into(),
-                    lat: None,
-                    lon: None,
-                    zone: None,
-                },
-            )
-        })
-        .unwrap();
+    raw(&mut rogue, "raw: after revocation", |doc: &mut FleetDoc| {
+        doc.add_site(
+            &SiteId::parse("BL-LATE").unwrap(),
+            &SiteRecord {
+                name: "late".into(),
+                lat: None,
+                lon: None,
+                zone: None,
+            },
+        )
+    })
+    .unwrap();
     let late = since(&mut rogue, &mark);
     assert_eq!(late.len(), 1);
 
@@ -175,19 +174,18 @@ fn a_revoked_members_later_change_is_refused_at_every_replica_whatever_the_order
     }
     rogue.settle().unwrap();
     let mark = rogue.heads();
-    rogue
-        .change("raw: on top", |doc, _| {
-            doc.add_site(
-                &SiteId::parse("BL-TOP").unwrap(),
-                &SiteRecord {
-                    name: "top".into(),
-                    lat: None,
-                    lon: None,
-                    zone: None,
-                },
-            )
-        })
-        .unwrap();
+    raw(&mut rogue, "raw: on top", |doc: &mut FleetDoc| {
+        doc.add_site(
+            &SiteId::parse("BL-TOP").unwrap(),
+            &SiteRecord {
+                name: "top".into(),
+                lat: None,
+                lon: None,
+                zone: None,
+            },
+        )
+    })
+    .unwrap();
     let top = since(&mut rogue, &mark);
     // Its base includes the refused late change, which the admin lacks: the
     // admin never takes it; judged where it can be (h1 after the late
@@ -385,4 +383,30 @@ fn a_used_invite_is_dead_for_every_key_the_one_that_used_it_included() {
     let fresh = ops::invite(&mut admin, Role::Viewer, 60_000).unwrap();
     let err = admin.redeem_invite(&fresh, &key, "joiner").unwrap_err();
     assert!(err.to_string().contains("revoked"), "{err}");
+}
+
+/// Writes `edit` into `r` as a device running changed software would: with
+/// its replica's actor, signed with its key and stored, never judged (its
+/// own replica would not write a change every peer refuses).
+fn raw(
+    r: &mut Replica,
+    message: &str,
+    edit: impl FnOnce(&mut FleetDoc) -> fleetdeck_store::Result<()>,
+) -> fleetdeck_store::Result<()> {
+    let am = r.doc_mut().automerge_mut();
+    let actor = am.get_actor().clone();
+    let mut doc = FleetDoc::from_automerge(am.fork().with_actor(actor))?;
+    edit(&mut doc)?;
+    let hash = doc
+        .commit(message, now_ms())
+        .expect("the edit changed something");
+    let change = doc
+        .automerge_mut()
+        .get_change_by_hash(&hash)
+        .expect("the change just made");
+    let sig = r.identity().sign_change(&hash);
+    r.apply_changes(vec![SignedChange {
+        change,
+        sig: Some(sig),
+    }])
 }

@@ -371,7 +371,9 @@ mod tests {
     fn edit(r: &mut Replica, i: i64) -> SignedChange {
         let before = r.heads();
         let path = ConfigPath::parse("a.b").expect("a path");
-        r.change("edit", |d, _| {
+        // Forged: some of the authors here may not write it, and the gate
+        // is what is under test.
+        r.forge("edit", |d, _| {
             d.set_config(&LayerRef::Fleet, &path, &json!(i))
         })
         .expect("edit");

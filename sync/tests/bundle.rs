@@ -103,7 +103,12 @@ fn changes_by_a_non_member_are_refused_on_import() {
     // An outsider with a copy of the fleet writes something.
     let mut outsider =
         Replica::init_from_changes(&tmp.path().join("outsider"), hub.changes_after(&[])).unwrap();
-    set(&mut outsider, "firewall.rules", json!(["0.0.0.0/0"]));
+    let p = ConfigPath::parse("firewall.rules").unwrap();
+    outsider
+        .forge("edit", |d, _| {
+            d.set_config(&LayerRef::Fleet, &p, &json!(["0.0.0.0/0"]))
+        })
+        .unwrap();
     let file = tmp.path().join("outsider.fdb");
     bundle::export(&mut outsider, &file).unwrap();
     let i = bundle::import(&mut hub, &file).unwrap();

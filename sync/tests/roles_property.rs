@@ -71,7 +71,9 @@ fn allowed(role: Role, edit: Edit) -> bool {
 fn make(e: &Engine, i: usize, round: usize, edit: Edit) {
     let tag = format!("r{i}x{round}");
     e.with_replica(|r| {
-        r.change(&format!("{edit:?} {tag}"), |d, _| match edit {
+        // Forged: whoever the author, the edit is written; what the other
+        // replicas take of it is the property.
+        r.forge(&format!("{edit:?} {tag}"), |d, _| match edit {
             Edit::PlainKey => d.set_config(
                 &LayerRef::Fleet,
                 &ConfigPath::parse(&format!("edits.{tag}")).expect("path"),
