@@ -30,6 +30,10 @@ pub const REFRESH_MS: i64 = 5_000;
 /// says so.
 pub const SNAPSHOT_OLD_MS: i64 = 2 * REFRESH_MS;
 
+/// How often the history view takes receipts again while heartbeats
+/// arrive (each take walks the newest changes against every node).
+pub const RECEIPTS_EVERY_MS: i64 = 3_000;
+
 /// How the console starts.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -105,6 +109,8 @@ pub struct App {
     snap: Arc<Snapshot>,
     /// When the app last received a snapshot (its own clock).
     snap_received_ms: i64,
+    /// When history (with its receipts) was last asked for.
+    history_asked_ms: i64,
     now_ms: i64,
     stack: Vec<Box<dyn View>>,
     overlay: Option<Overlay>,
@@ -131,6 +137,7 @@ impl App {
             options,
             snap: Arc::new(snapshot),
             snap_received_ms: now_ms,
+            history_asked_ms: 0,
             now_ms,
             stack: vec![views::open(&Route::Overview)],
             overlay: None,
@@ -324,7 +331,12 @@ impl App {
                 self.snap = Arc::new(*s);
                 self.snap_received_ms = self.now_ms;
                 self.trouble = None;
-                if doc_changed && self.history.is_some() {
+                // Receipts move with heartbeats: while the history view is
+                // up, take them again at most every few seconds.
+                let receipts_due = health_changed
+                    && matches!(self.top().needs(), Some(Need::History))
+                    && self.now_ms.saturating_sub(self.history_asked_ms) >= RECEIPTS_EVERY_MS;
+                if (doc_changed && self.history.is_some()) || receipts_due {
                     self.fetch(Need::History);
                 }
                 if health_changed && let Some(Need::Series(n)) = self.top().needs() {
@@ -358,7 +370,10 @@ impl App {
 
     fn fetch(&mut self, need: Need) {
         let r = match need {
-            Need::History => Request::History,
+            Need::History => {
+                self.history_asked_ms = self.now_ms;
+                Request::History
+            }
             Need::Series(n) => Request::Series(n),
         };
         if !self.outbox.contains(&r) {

@@ -900,3 +900,26 @@ fn an_operator_console_does_not_send_a_key_that_runs_programs() {
     c.app.pump(&mut c.source);
     assert_eq!(c.intents().len(), 1);
 }
+
+#[test]
+fn the_history_view_takes_receipts_again_as_heartbeats_arrive() {
+    use fleetdeck_tui::fixture::T0;
+    use fleetdeck_tui::{Request, Response};
+    let mut c = Console::new();
+    c.press("3");
+    assert_eq!(c.app.route(), Route::History);
+    assert!(c.app.take_requests().is_empty());
+    let heartbeat = |c: &mut Console, at: i64| {
+        let mut snap = c.source.snapshot();
+        // New registers: what a heartbeat brings.
+        snap.health = std::sync::Arc::new((*snap.health).clone());
+        c.app.set_now(at);
+        c.app.on_response(Response::Snapshot(Box::new(snap)));
+        c.app.take_requests().contains(&Request::History)
+    };
+    assert!(!heartbeat(&mut c, T0 + 1_000), "not again within 3 s");
+    assert!(heartbeat(&mut c, T0 + 4_000), "receipts are taken again");
+    // Elsewhere, heartbeats do not fetch the history.
+    c.press("esc");
+    assert!(!heartbeat(&mut c, T0 + 10_000));
+}
