@@ -692,3 +692,76 @@ fn receipts_say_per_node_where_a_change_stands_and_history_counts_them() {
     assert_eq!(code, 1);
     assert!(err.contains("ffffffff"), "{err}");
 }
+
+#[test]
+fn config_at_a_time_or_a_change_shows_the_fleet_as_this_replica_held_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    blocao(d);
+    let set = json(d, &["config", "set", "retention.days", "30"]);
+    let set_id = set["change"].as_str().unwrap().to_string();
+    // Records are per millisecond: a moment between the set and the revert.
+    std::thread::sleep(Duration::from_millis(50));
+    let between = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    std::thread::sleep(Duration::from_millis(50));
+    ok(d, &["revert", &set_id[..12]]);
+
+    let eff_at = |at: &str| json(d, &["config", "effective", "--node", "cam-1", "--at", at]);
+    assert_eq!(eff_at(&between)["retention"]["days"], json!(30));
+    assert!(json(d, &["config", "effective", "--node", "cam-1"])["retention"].is_null());
+    assert_eq!(eff_at(&set_id[..12])["retention"]["days"], json!(30));
+    assert!(eff_at(&format!("{}^", &set_id[..12]))["retention"].is_null());
+    let got = json(
+        d,
+        &[
+            "config",
+            "get",
+            "retention.days",
+            "--fleet",
+            "--at",
+            &between,
+        ],
+    );
+    assert_eq!(got["value"], json!(30));
+
+    // Before the replica existed, in the future, or not a time at all.
+    let (code, err) = fail(
+        d,
+        &[
+            "config",
+            "effective",
+            "--node",
+            "cam-1",
+            "--at",
+            "2001-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("no data that old"), "{err}");
+    let (_, err) = fail(d, &["config", "effective", "--node", "cam-1", "--at", "3h"]);
+    assert!(err.contains("no data that old"), "{err}");
+    let (_, err) = fail(
+        d,
+        &[
+            "config",
+            "effective",
+            "--node",
+            "cam-1",
+            "--at",
+            "2999-01-01T00:00:00Z",
+        ],
+    );
+    assert!(err.contains("in the future"), "{err}");
+    let (_, err) = fail(
+        d,
+        &[
+            "config",
+            "effective",
+            "--node",
+            "cam-1",
+            "--at",
+            "yesterday",
+        ],
+    );
+    assert!(err.contains("not a time"), "{err}");
+}

@@ -484,6 +484,9 @@ pub(crate) enum ConfigCmd {
         key: String,
         #[command(flatten)]
         layer: LayerArgs,
+        /// As this replica held the fleet at TIME: RFC 3339 (2026-12-06T03:12:00Z), a time ago (2h, 30m), or a change id (just after it; ID^ just before)
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
     /// Set KEY to VALUE in a layer; VALUE is JSON when it parses, else text
     Set {
@@ -509,6 +512,9 @@ pub(crate) enum ConfigCmd {
         /// Show which layer set each leaf
         #[arg(long)]
         explain: bool,
+        /// As this replica held the fleet at TIME: RFC 3339 (2026-12-06T03:12:00Z), a time ago (2h, 30m), or a change id (just after it; ID^ just before)
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
 }
 

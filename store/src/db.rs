@@ -19,8 +19,18 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use crate::error::{Result, StoreError};
 use crate::health;
 
+/// Version 5: what this replica held when (`--at TIME`): its heads from
+/// each time they changed, kept for [`crate::replica::HEADS_LOG_KEEP_MS`].
+const HEADS_LOG_SQL: &str = "
+CREATE TABLE IF NOT EXISTS heads_log (at_ms INTEGER NOT NULL, heads BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS heads_log_at ON heads_log(at_ms);
+";
+
+/// Document heads as `heads_log` keeps them.
+pub type Heads = Vec<[u8; 32]>;
+
 /// Version of the tables below, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA_SQL: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -152,6 +162,7 @@ impl Db {
         tx.execute_batch(health::SCHEMA_SQL)?;
         tx.execute_batch(INVITES_SQL)?;
         tx.execute_batch(SIGNATURES_SQL)?;
+        tx.execute_batch(HEADS_LOG_SQL)?;
         for (k, v) in meta {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)",
@@ -206,6 +217,92 @@ impl Db {
         Ok(db)
     }
 
+    /// Records that this replica holds `heads` from `at_ms` on, unless the
+    /// newest record already says so; records older than `keep_ms` before
+    /// `at_ms` go, but for the newest of them (it says what was held from
+    /// then until the next).
+    pub fn log_heads(&self, at_ms: i64, heads: &[[u8; 32]], keep_ms: i64) -> Result<()> {
+        let blob: Vec<u8> = heads.iter().flatten().copied().collect();
+        let last: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT heads FROM heads_log ORDER BY at_ms DESC, rowid DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if last.as_deref() == Some(blob.as_slice()) {
+            return Ok(());
+        }
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO heads_log (at_ms, heads) VALUES (?1, ?2)",
+            params![at_ms, blob],
+        )
+        .map_err(|e| self.err(e))?;
+        let cutoff = at_ms.saturating_sub(keep_ms);
+        tx.execute(
+            "DELETE FROM heads_log WHERE at_ms < ?1 AND rowid <> (
+                 SELECT rowid FROM heads_log WHERE at_ms < ?1
+                 ORDER BY at_ms DESC, rowid DESC LIMIT 1)",
+            params![cutoff],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The heads this replica held at `at_ms` (the newest record at or
+    /// before it), and when its records begin; `(None, None)` without any.
+    pub fn heads_at(&self, at_ms: i64) -> Result<(Option<Heads>, Option<i64>)> {
+        let has_table: bool = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'heads_log'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if !has_table {
+            return Ok((None, None));
+        }
+        let first: Option<i64> = self
+            .conn
+            .query_row("SELECT MIN(at_ms) FROM heads_log", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT heads FROM heads_log WHERE at_ms <= ?1 ORDER BY at_ms DESC, rowid DESC LIMIT 1",
+                params![at_ms],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let heads = match blob {
+            None => None,
+            Some(b) if b.len() % 32 != 0 => {
+                return Err(StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "a heads_log row holds {} bytes, not a multiple of 32",
+                        b.len()
+                    ),
+                });
+            }
+            Some(b) => Some(
+                b.chunks_exact(32)
+                    .map(|c| {
+                        let mut h = [0u8; 32];
+                        h.copy_from_slice(c);
+                        h
+                    })
+                    .collect(),
+            ),
+        };
+        Ok((heads, first))
+    }
+
     /// Brings an older schema up to date, in one transaction.
     fn migrate(&self, from: i64) -> Result<()> {
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
@@ -240,6 +337,9 @@ impl Db {
             if !has_sig {
                 tx.execute_batch(HEALTH_SIG_SQL).map_err(|e| self.err(e))?;
             }
+        }
+        if from < 5 {
+            tx.execute_batch(HEADS_LOG_SQL).map_err(|e| self.err(e))?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| self.err(e))?;

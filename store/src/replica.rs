@@ -277,7 +277,9 @@ impl Replica {
             })
             .collect();
         write_new_db(dir, &fleet_id, &changes)?;
-        Replica::open(dir)
+        let mut r = Replica::open(dir)?;
+        r.log_heads()?;
+        Ok(r)
     }
 
     /// A new replica of an existing fleet in `dir` from that fleet's changes
@@ -310,7 +312,9 @@ impl Replica {
         create_dir(dir)?;
         load_or_create_identity(dir)?;
         write_new_db(dir, &fleet_id, &changes)?;
-        Replica::open(dir)
+        let mut r = Replica::open(dir)?;
+        r.log_heads()?;
+        Ok(r)
     }
 
     pub fn open(dir: &Path) -> Result<Replica> {
@@ -544,7 +548,35 @@ impl Replica {
             self.note_seq(c);
         }
         self.persisted = self.doc.heads();
-        Ok(())
+        self.log_heads()
+    }
+
+    /// Notes now what this replica holds (`heads_log`, for `--at`).
+    fn log_heads(&mut self) -> Result<()> {
+        let heads: Vec<[u8; 32]> = self.doc.heads().iter().map(|h| h.0).collect();
+        self.db.log_heads(now_ms(), &heads, HEADS_LOG_KEEP_MS)
+    }
+
+    /// The heads this replica held at `at_ms`: what `--at TIME` reads the
+    /// document at. Refused before this replica's record of them begins
+    /// (its creation, or its upgrade to a version that keeps the record)
+    /// or past [`HEADS_LOG_KEEP_MS`].
+    pub fn heads_at_time(&mut self, at_ms: i64) -> Result<Vec<ChangeHash>> {
+        let (heads, first) = self.db.heads_at(at_ms)?;
+        match heads {
+            Some(h) => Ok(h.into_iter().map(ChangeHash).collect()),
+            None => Err(StoreError::Invalid(match first {
+                Some(f) => format!(
+                    "no data that old: this replica's record of what it held begins at {} (it keeps {} days)",
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH
+                            + std::time::Duration::from_millis(f.clamp(0, 253_402_300_799_000) as u64)
+                    ),
+                    HEADS_LOG_KEEP_MS / 86_400_000
+                ),
+                None => "no data that old: this replica keeps no record of what it held before its upgrade to this version".into(),
+            })),
+        }
     }
 
     /// Makes a change: `edit` gets the document and the current state; if it
@@ -1108,6 +1140,9 @@ impl Replica {
         self.doc.conflicts()
     }
 }
+
+/// How long a replica keeps the record of what it held when (`--at`).
+pub const HEADS_LOG_KEEP_MS: i64 = 90 * 86_400_000;
 
 /// When a register held `age_ms` by others was heard, by this clock.
 /// A relaying peer says how long it held a register; no more than a day is
