@@ -613,7 +613,10 @@ fn a_fleet_exported_to_a_file_is_applied_to_another_fleet_with_a_preview() {
     assert!(err.contains("bad.toml: sites.BL-X: latitude 123"), "{err}");
     let (code, err) = fail(b.path(), &["apply", "-f", "/nonexistent/fleet.toml"]);
     assert_eq!(code, 1);
-    assert!(err.contains("cannot read /nonexistent/fleet.toml"), "{err}");
+    assert!(
+        err.contains("cannot read /nonexistent/fleet.toml: No such file"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use fleetdeck_store::declare::{self, FleetSpec, MAX_FILE_BYTES, Step};
 use fleetdeck_store::now_ms;
 use fleetdeck_store::ops::{self, Op};
@@ -26,7 +26,7 @@ fn read(file: &Path) -> Result<String> {
     } else {
         std::fs::File::open(file).and_then(|f| f.take(limit).read_to_string(&mut text))
     }
-    .with_context(|| format!("cannot read {}", file.display()))?;
+    .map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?;
     if n > MAX_FILE_BYTES {
         return Err(anyhow!(
             "{} is over {MAX_FILE_BYTES} bytes: not a fleet file",
@@ -136,7 +136,7 @@ pub(super) fn export(cli: &Cli, out: &Out, to: Option<&Path>) -> Result<()> {
             let tmp = path.with_extension("toml.new");
             std::fs::write(&tmp, &text)
                 .and_then(|()| std::fs::rename(&tmp, path))
-                .with_context(|| format!("cannot write {}", path.display()))?;
+                .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
             let n = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
             out.note(&format!(
                 "wrote {} ({}, {}, {})",
