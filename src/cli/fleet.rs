@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use automerge::ChangeHash;
 use fleetdeck_store::diff::diff_states;
 use fleetdeck_store::document::SiteRecord;
@@ -96,7 +96,7 @@ pub(super) fn ids_given(ids: &[String], from: Option<&Path>) -> Result<Vec<Strin
     let mut all = ids.to_vec();
     if let Some(path) = from {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the ids in {}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot read the ids in {}: {e}", path.display()))?;
         all.extend(
             text.lines()
                 .map(|l| l.split('#').next().unwrap_or("").trim())
