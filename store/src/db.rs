@@ -186,6 +186,10 @@ impl Db {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
         let conn = Connection::open_with_flags(path, flags).map_err(|e| Self::classify(path, e))?;
+        // Before the first read: another process writing or checkpointing
+        // at this moment makes it wait, not fail with "database is locked".
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(|e| Self::classify(path, e))?;
         let db = Db {
             conn,
             path: path.to_path_buf(),
