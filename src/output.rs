@@ -78,15 +78,9 @@ pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-/// RFC 3339 UTC, to the second. Times come from nodes' registers too: one
-/// past what RFC 3339 can write (year 9999) is written as that limit, never
-/// a panic.
+/// RFC 3339 UTC, to the second (never a panic, whatever a node reported).
 pub fn fmt_time(ms: i64) -> String {
-    /// 9999-12-31T23:59:59Z.
-    const LAST_MS: i64 = 253_402_300_799_000;
-    let ms = ms.clamp(0, LAST_MS);
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    fleetdeck_store::replica::rfc3339(ms)
 }
 
 /// "12s ago", "5m ago", "3h ago", "2d ago" (or "in 5m" for the future).

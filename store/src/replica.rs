@@ -29,6 +29,17 @@ pub const IDENTITY_FILE: &str = "identity.key";
 /// Changes appended before they are folded into a new snapshot.
 pub const DEFAULT_COMPACT_EVERY: i64 = 500;
 
+/// `ms` as RFC 3339 UTC to the second. Times come from nodes' registers
+/// too: one before 1970 or past what RFC 3339 can write (year 9999) is
+/// written as that limit, never a panic.
+pub fn rfc3339(ms: i64) -> String {
+    /// 9999-12-31T23:59:59Z.
+    const LAST_MS: i64 = 253_402_300_799_000;
+    let ms = u64::try_from(ms.clamp(0, LAST_MS)).unwrap_or(0);
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
 /// Milliseconds since the Unix epoch by this machine's clock.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -568,10 +579,7 @@ impl Replica {
             None => Err(StoreError::Invalid(match first {
                 Some(f) => format!(
                     "no data that old: this replica's record of what it held begins at {} (it keeps {} days)",
-                    humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH
-                            + std::time::Duration::from_millis(f.clamp(0, 253_402_300_799_000) as u64)
-                    ),
+                    rfc3339(f),
                     HEADS_LOG_KEEP_MS / 86_400_000
                 ),
                 None => "no data that old: this replica keeps no record of what it held before its upgrade to this version".into(),
