@@ -226,22 +226,22 @@ impl Db {
     /// `at_ms` go, but for the newest of them (it says what was held from
     /// then until the next).
     pub fn log_heads(&self, at_ms: i64, heads: &[[u8; 32]], keep_ms: i64) -> Result<()> {
-        let blob: Vec<u8> = heads.iter().flatten().copied().collect();
-        let last: Option<Vec<u8>> = self
-            .conn
-            .query_row(
-                "SELECT heads FROM heads_log ORDER BY at_ms DESC, rowid DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        if last.as_deref() == Some(blob.as_slice()) {
-            return Ok(());
-        }
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        self.log_heads_in(&tx, at_ms, heads, keep_ms)?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn log_heads_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        at_ms: i64,
+        heads: &[[u8; 32]],
+        keep_ms: i64,
+    ) -> Result<()> {
+        let blob: Vec<u8> = heads.iter().flatten().copied().collect();
         tx.execute(
-            "INSERT INTO heads_log (at_ms, heads) VALUES (?1, ?2)",
+            "INSERT INTO heads_log (at_ms, heads) SELECT ?1, ?2
+             WHERE ?2 IS NOT (SELECT heads FROM heads_log ORDER BY at_ms DESC, rowid DESC LIMIT 1)",
             params![at_ms, blob],
         )
         .map_err(|e| self.err(e))?;
@@ -253,7 +253,7 @@ impl Db {
             params![cutoff],
         )
         .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))
+        Ok(())
     }
 
     /// The heads this replica held at `at_ms` (the newest record at or
@@ -518,7 +518,14 @@ impl Db {
     /// Appends changes (hash, bytes, signature) in one durable transaction;
     /// changes already stored are skipped. Returns the highest row id
     /// written.
-    pub fn append_changes(&self, changes: &[([u8; 32], &[u8], [u8; 64])]) -> Result<i64> {
+    /// Stores changes with their signatures and, with `heads` (when, what,
+    /// how long to keep), notes in the same transaction what the replica
+    /// holds now (`log_heads`).
+    pub fn append_changes(
+        &self,
+        changes: &[([u8; 32], &[u8], [u8; 64])],
+        heads: Option<(i64, &[[u8; 32]], i64)>,
+    ) -> Result<i64> {
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         {
             let mut stmt = tx
@@ -537,6 +544,9 @@ impl Db {
         let last: i64 = tx
             .query_row("SELECT COALESCE(MAX(id), 0) FROM changes", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
+        if let Some((at_ms, heads, keep_ms)) = heads {
+            self.log_heads_in(&tx, at_ms, heads, keep_ms)?;
+        }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(last)
     }

@@ -554,12 +554,15 @@ impl Replica {
             };
             rows.push((hash.0, c.raw_bytes(), sig));
         }
-        self.db.append_changes(&rows)?;
+        let heads = self.doc.heads();
+        let held: Vec<[u8; 32]> = heads.iter().map(|h| h.0).collect();
+        self.db
+            .append_changes(&rows, Some((now_ms(), &held, HEADS_LOG_KEEP_MS)))?;
         for c in &changes {
             self.note_seq(c);
         }
-        self.persisted = self.doc.heads();
-        self.log_heads()
+        self.persisted = heads;
+        Ok(())
     }
 
     /// Notes now what this replica holds (`heads_log`, for `--at`).
@@ -1228,7 +1231,7 @@ fn write_new_db(dir: &Path, fleet_id: &str, changes: &[SignedChange]) -> Result<
             })?;
             rows.push((c.change.hash().0, c.change.raw_bytes(), sig));
         }
-        db.append_changes(&rows)?;
+        db.append_changes(&rows, None)?;
         db.conn().pragma_update(None, "journal_mode", "DELETE")?;
     }
     std::fs::rename(&tmp, &db_path).map_err(|source| StoreError::Io {
