@@ -768,3 +768,83 @@ fn config_at_a_time_or_a_change_shows_the_fleet_as_this_replica_held_it() {
     );
     assert!(err.contains("not a time"), "{err}");
 }
+
+#[test]
+fn status_alerts_and_nodes_at_a_past_moment_come_from_the_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    blocao(d);
+    // A disk-full episode on cam-1, then the disk cleared.
+    Replica::open(d)
+        .unwrap()
+        .record_health(&beat("cam-1", 1, now_ms(), 97.0))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let during = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    std::thread::sleep(Duration::from_millis(50));
+    Replica::open(d)
+        .unwrap()
+        .record_health(&beat("cam-1", 2, now_ms(), 40.0))
+        .unwrap();
+
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let then = json(d, &["alerts", "--at", &during]);
+    assert!(ids(&then).contains(&"disk:cam-1:/".to_string()), "{then}");
+    let now = json(d, &["alerts"]);
+    assert!(!ids(&now).contains(&"disk:cam-1:/".to_string()), "{now}");
+    let text = ok(d, &["alerts", "--at", &during]);
+    assert!(text.contains("disk:cam-1:/"), "{text}");
+
+    let status = json(d, &["status", "--at", &during]);
+    assert!(status["at"].is_string(), "{status}");
+    let lab1 = status["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "BL-LAB-1")
+        .unwrap();
+    assert_eq!(lab1["alerts"], json!(1), "{status}");
+    let node = json(d, &["node", "show", "cam-1", "--at", &during]);
+    assert_eq!(
+        node["health"]["metrics"]["disks"][0]["used_pct"],
+        json!(97.0)
+    );
+    assert_eq!(
+        json(d, &["node", "show", "cam-1"])["health"]["metrics"]["disks"][0]["used_pct"],
+        json!(40.0)
+    );
+    let site = json(d, &["site", "show", "BL-LAB-1", "--at", &during]);
+    assert_eq!(site["alerts"][0]["id"], json!("disk:cam-1:/"), "{site}");
+    let nodes = json(d, &["node", "list", "--at", &during]);
+    assert!(nodes[0]["last_heard_ms"].is_i64(), "{nodes}");
+
+    // The timeline has the episode, newest first.
+    let events = json(d, &["node", "show", "cam-1", "--timeline"]);
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["alert_resolved", "alert_fired"], "{events}");
+    assert_eq!(events[1]["alert"], json!("disk:cam-1:/"));
+    let text = ok(d, &["node", "show", "cam-1", "--timeline"]);
+    assert!(text.contains("alert fired"), "{text}");
+
+    // Before the record begins, in the future, and acting in the past.
+    let (code, err) = fail(d, &["status", "--at", "2001-01-01T00:00:00Z"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no data that old"), "{err}");
+    let (_, err) = fail(d, &["alerts", "--at", "2999-01-01T00:00:00Z"]);
+    assert!(err.contains("in the future"), "{err}");
+    let (_, err) = fail(d, &["node", "list", "--at", "yesterday"]);
+    assert!(err.contains("not a time"), "{err}");
+    let (_, err) = fail(d, &["alerts", "--at", &during, "ack", "disk:cam-1:/"]);
+    assert!(!err.is_empty());
+}

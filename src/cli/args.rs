@@ -85,7 +85,10 @@ pub(crate) enum Cmd {
     /// Keys written concurrently with different values; the winner is marked
     Conflicts,
     /// Sites green/warn/err/unknown, aggregate percentages, alert counts
-    Status,
+    Status {
+        #[command(flatten)]
+        at: AtArg,
+    },
     /// Open alerts; `ack` and `silence` them for everyone
     Alerts(AlertsArgs),
     /// Print a one-time token that enrolls a new replica (run `serve` here too)
@@ -333,6 +336,8 @@ pub(crate) struct AlertsArgs {
     /// Include silenced alerts
     #[arg(long)]
     pub(crate) all: bool,
+    #[command(flatten)]
+    pub(crate) at: AtArg,
     #[command(subcommand)]
     pub(crate) cmd: Option<AlertsCmd>,
 }
@@ -371,7 +376,11 @@ pub(crate) enum SiteCmd {
     /// List sites
     List,
     /// Show a site: its record, nodes and overrides
-    Show { site_id: String },
+    Show {
+        site_id: String,
+        #[command(flatten)]
+        at: AtArg,
+    },
     /// Remove a site and its overrides
     Rm {
         site_id: String,
@@ -420,9 +429,21 @@ pub(crate) enum NodeCmd {
     List {
         #[arg(long)]
         site: Option<String>,
+        #[command(flatten)]
+        at: AtArg,
     },
     /// Show a node: its record, overrides and health
-    Show { node_id: String },
+    Show {
+        node_id: String,
+        #[command(flatten)]
+        at: AtArg,
+        /// What happened to it, newest first: down and up, applies and rollbacks, alerts fired and resolved
+        #[arg(long, conflicts_with = "at")]
+        timeline: bool,
+        /// With --timeline: how far back (e.g. 24h, 7d; the record keeps 90 days)
+        #[arg(long, value_name = "AGO", default_value = "24h", requires = "timeline", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+    },
     /// Remove a node and its overrides
     Rm {
         node_id: String,
@@ -475,6 +496,14 @@ impl LayerArgs {
             _ => LayerRef::Fleet,
         })
     }
+}
+
+/// `--at TIME` on the commands that answer about health as well as config.
+#[derive(Args, Clone, Default)]
+pub(crate) struct AtArg {
+    /// As this replica saw the fleet at TIME: RFC 3339 (2026-12-06T03:12:00Z), a time ago (2h, 30m), or a change id (when it was made; ID^ just before). Config as the replica held it; health from its record: per minute for 24 h, per quarter hour for 30 days, every change of state (up/down, applies, alerts) for 90 days
+    #[arg(long, value_name = "TIME")]
+    pub(crate) at: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -2,24 +2,22 @@
 //! Also how a layer is shown (`layer_json`, used by `site show` and
 //! `node show`).
 
-use std::sync::Arc;
-
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use fleetdeck_store::config::{self, ConfigPath};
 use fleetdeck_store::document::{FleetState, LayerRef};
 use fleetdeck_store::ops::{ConfigEdit, Op};
-use fleetdeck_store::{NodeId, Replica, now_ms};
+use fleetdeck_store::{NodeId, Replica};
 use serde_json::{Value, json};
 
 use super::args::{Cli, ConfigCmd, LayerArgs};
 use super::{act, open};
-use crate::output::{Out, Table, fmt_time};
+use crate::output::{Out, Table};
 
 pub(super) fn config(cli: &Cli, out: &Out, cmd: &ConfigCmd) -> Result<()> {
     let mut r = open(cli)?;
     match cmd {
         ConfigCmd::Get { key, layer, at } => {
-            let st = as_of(&mut r, out, at.as_deref())?;
+            let st = super::at::state(&mut r, out, at.as_deref())?;
             get(&st, out, key, layer)
         }
         ConfigCmd::Set {
@@ -34,50 +32,10 @@ pub(super) fn config(cli: &Cli, out: &Out, cmd: &ConfigCmd) -> Result<()> {
             message,
         } => unset(&mut r, out, key, layer, message),
         ConfigCmd::Effective { node, explain, at } => {
-            let st = as_of(&mut r, out, at.as_deref())?;
+            let st = super::at::state(&mut r, out, at.as_deref())?;
             effective(&st, out, node, *explain)
         }
     }
-}
-
-/// The fleet as this replica holds it now, or held it at `--at TIME`:
-/// RFC 3339, a time ago (`2h`), or a change id (`ID^`: just before it).
-pub(super) fn as_of(r: &mut Replica, out: &Out, at: Option<&str>) -> Result<Arc<FleetState>> {
-    let Some(at) = at else {
-        return Ok(r.state().clone());
-    };
-    let now = now_ms();
-    let time = if let Ok(t) = humantime::parse_rfc3339_weak(at) {
-        let ms = t
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        Some(ms)
-    } else if let Ok(d) = humantime::parse_duration(at) {
-        Some(now.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
-    } else {
-        None
-    };
-    let heads = match time {
-        Some(ms) if ms > now => bail!("--at {at}: that is in the future"),
-        Some(ms) => {
-            out.note(&format!(
-                "as this replica held the fleet at {}",
-                fmt_time(ms)
-            ));
-            r.heads_at_time(ms)?
-        }
-        None => {
-            let heads = r.resolve(at).map_err(|e| {
-                anyhow!(
-                    "--at {at}: not a time (RFC 3339, like 2026-12-06T03:12:00Z), a time ago (2h) or a change id ({e})"
-                )
-            })?;
-            out.note(&format!("as of change {at}"));
-            heads
-        }
-    };
-    Ok(Arc::new(r.state_at(&heads)?))
 }
 
 /// A layer as a JSON tree, its removals (nulls) included.

@@ -8,6 +8,7 @@ use automerge::ChangeHash;
 use fleetdeck_store::diff::diff_states;
 use fleetdeck_store::document::SiteRecord;
 use fleetdeck_store::ids::natural_cmp;
+use fleetdeck_store::moment::Moment;
 use fleetdeck_store::ops::{self, Op};
 use fleetdeck_store::receipts::{self, Delivery, Summary};
 use fleetdeck_store::{Replica, SiteId, now_ms};
@@ -57,7 +58,10 @@ pub(super) fn site(cli: &Cli, out: &Out, cmd: &SiteCmd) -> Result<()> {
             zone.as_deref(),
         ),
         SiteCmd::List => site_list(&r, out),
-        SiteCmd::Show { site_id } => site_show(&r, out, site_id),
+        SiteCmd::Show { site_id, at } => {
+            let m = super::at::moment(&mut r, out, at.at.as_deref())?;
+            site_show(&m, out, site_id)
+        }
         SiteCmd::Rm {
             site_id,
             with_nodes,
@@ -136,15 +140,33 @@ fn site_list(r: &Replica, out: &Out) -> Result<()> {
     })
 }
 
-fn site_show(r: &Replica, out: &Out, site_id: &str) -> Result<()> {
+fn site_show(m: &Moment, out: &Out, site_id: &str) -> Result<()> {
     let id = SiteId::parse(site_id)?;
-    let st = r.state();
+    let st = &m.state;
     let s = st.site(&id)?;
     let nodes: Vec<&str> = st.nodes_of(&id).map(|n| n.id.as_str()).collect();
     let overrides = layer_json(&s.overrides);
-    let doc = json!({"id": s.id, "record": s.record, "nodes": nodes, "overrides": overrides});
+    let (states, _, alerts) = m.status();
+    let state = states
+        .iter()
+        .find(|(site, _)| site == id.as_str())
+        .map(|(_, s)| *s);
+    let alerts: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.site == id.as_str() && !a.is_hidden(m.at_ms))
+        .collect();
+    let mut doc = json!({"id": s.id, "record": s.record, "nodes": nodes, "overrides": overrides, "state": state, "alerts": alerts});
+    if m.past {
+        doc["at"] = json!(fmt_time(m.at_ms));
+    }
     out.emit(&doc, || {
         let mut text = format!("site {}  {}\n", s.id, s.record.name);
+        if let Some(state) = state {
+            text.push_str(&format!(
+                "state     {}\n",
+                json!(state).as_str().unwrap_or("?")
+            ));
+        }
         if let Some(z) = &s.record.zone {
             text.push_str(&format!("zone      {z}\n"));
         }
@@ -159,6 +181,14 @@ fn site_show(r: &Replica, out: &Out, site_id: &str) -> Result<()> {
                 nodes.join(", ")
             }
         ));
+        for a in &alerts {
+            text.push_str(&format!(
+                "alert     {} {}: {}\n",
+                a.severity,
+                a.id,
+                output::clean(&a.message)
+            ));
+        }
         text.push_str("overrides");
         if s.overrides.is_empty() {
             text.push_str("  -");

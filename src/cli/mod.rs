@@ -13,6 +13,7 @@
 //! - `shell`: completions and man pages, generated from the clap types
 
 pub(crate) mod args;
+mod at;
 mod command;
 mod config;
 mod console_demo;
@@ -51,7 +52,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
             fleet::revert(cli, &out, change_id, message.as_deref())
         }
         Cmd::Conflicts => fleet::conflicts(cli, &out),
-        Cmd::Status => operations::status(cli, &out),
+        Cmd::Status { at } => operations::status(cli, &out, at.at.as_deref()),
         Cmd::Alerts(args) => operations::alerts(cli, &out, args),
         Cmd::Invite { role, ttl, addrs } => peers::invite(cli, &out, *role, *ttl, addrs),
         Cmd::Join {

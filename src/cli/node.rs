@@ -7,6 +7,7 @@ use anyhow::Result;
 use fleetdeck_store::document::NodeRecord;
 use fleetdeck_store::health::{ApplyReport, ApplyResult, HealthRegister};
 use fleetdeck_store::ids::natural_cmp;
+use fleetdeck_store::moment::Moment;
 use fleetdeck_store::ops::{self, Op};
 use fleetdeck_store::{NodeId, Replica, SiteId, now_ms};
 use serde_json::{Value, json};
@@ -36,8 +37,20 @@ pub(super) fn node(cli: &Cli, out: &Out, cmd: &NodeCmd) -> Result<()> {
             site,
             role.as_deref(),
         ),
-        NodeCmd::List { site } => list(&r, out, site.as_deref()),
-        NodeCmd::Show { node_id } => show(&r, out, node_id),
+        NodeCmd::List { site, at } => {
+            let m = super::at::moment(&mut r, out, at.at.as_deref())?;
+            list(&m, out, site.as_deref())
+        }
+        NodeCmd::Show {
+            node_id,
+            timeline: true,
+            since,
+            ..
+        } => show_timeline(&mut r, out, node_id, *since),
+        NodeCmd::Show { node_id, at, .. } => {
+            let m = super::at::moment(&mut r, out, at.at.as_deref())?;
+            show(&m, out, node_id)
+        }
         NodeCmd::Rm { node_id, revoke } => rm(&mut r, out, node_id, *revoke),
         NodeCmd::Resume { node_id } => resume(&mut r, out, node_id),
         NodeCmd::Unbind { node_id } => unbind(&mut r, out, node_id),
@@ -82,13 +95,13 @@ fn add(
     act(r, out, Op::NodeAdd { nodes })
 }
 
-fn list(r: &Replica, out: &Out, site: Option<&str>) -> Result<()> {
+fn list(m: &Moment, out: &Out, site: Option<&str>) -> Result<()> {
     let filter = site.map(SiteId::parse).transpose()?;
-    let st = r.state();
+    let st = &m.state;
     if let Some(s) = &filter {
         st.site(s)?;
     }
-    let now = now_ms();
+    let now = m.at_ms;
     let mut nodes: Vec<_> = st
         .nodes
         .values()
@@ -98,15 +111,15 @@ fn list(r: &Replica, out: &Out, site: Option<&str>) -> Result<()> {
     let rows: Vec<Value> = nodes
         .iter()
         .map(|n| {
-            let h = r.health().get(n.id.as_str());
+            let h = m.health.get(n.id.as_str());
             json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": n.overrides.len(), "last_heard_ms": h.map(|h| h.received_ms)})
         })
         .collect();
     out.emit(&rows, || {
         let mut t = Table::new(&["NODE", "SITE", "ROLE", "OVERRIDES", "LAST HEARD"]);
         for n in &nodes {
-            let heard = r
-                .health()
+            let heard = m
+                .health
                 .get(n.id.as_str())
                 .map(|h| output::ago(now, h.received_ms))
                 .unwrap_or_else(|| "never".into());
@@ -122,18 +135,21 @@ fn list(r: &Replica, out: &Out, site: Option<&str>) -> Result<()> {
     })
 }
 
-fn show(r: &Replica, out: &Out, node_id: &str) -> Result<()> {
+fn show(m: &Moment, out: &Out, node_id: &str) -> Result<()> {
     let id = NodeId::parse(node_id)?;
-    let st = r.state();
+    let st = &m.state;
     let n = st.node(&id)?;
-    let h = r.health().get(id.as_str());
+    let h = m.health.get(id.as_str());
     let desired = st
         .effective_node(&id)
         .map(|e| fleetdeck_node::render::revision(&e.to_tree()))
         .ok();
-    let doc = json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": layer_json(&n.overrides), "desired_revision": desired, "bound_to": n.key, "health": h.map(|h| &h.reg), "received_ms": h.map(|h| h.received_ms)});
+    let mut doc = json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": layer_json(&n.overrides), "desired_revision": desired, "bound_to": n.key, "health": h.map(|h| &h.reg), "received_ms": h.map(|h| h.received_ms)});
+    if m.past {
+        doc["at"] = json!(output::fmt_time(m.at_ms));
+    }
     out.emit(&doc, || {
-        let now = now_ms();
+        let now = m.at_ms;
         let mut text = format!(
             "node {}  site {}  role {}\n",
             n.id,
@@ -145,7 +161,7 @@ fn show(r: &Replica, out: &Out, node_id: &str) -> Result<()> {
             text.push_str(&format!("bound to  {name} ({})\n", key.short()));
         }
         match h {
-            Some(h) => text.push_str(&health_text(&h.reg, h.received_ms, now)),
+            Some(h) => text.push_str(&health_text(&h.reg, h.received_ms, now, m.past)),
             None => text.push_str("health    never reported\n"),
         }
         if let Some(desired) = &desired {
@@ -177,19 +193,31 @@ fn show(r: &Replica, out: &Out, node_id: &str) -> Result<()> {
 
 /// What a node's register says about the host, a line per part: the same
 /// facts `node show --json` holds under `health`.
-fn health_text(reg: &HealthRegister, received_ms: i64, now: i64) -> String {
+///
+/// A past register (`past`: from the record, `--at`) has no load, uptime or
+/// temperature (the record does not keep them), and its disks are to the
+/// whole percent.
+fn health_text(reg: &HealthRegister, received_ms: i64, now: i64, past: bool) -> String {
     let m = &reg.metrics;
+    let heard = if past {
+        format!(
+            "{} before",
+            output::ago(now, received_ms).trim_end_matches(" ago")
+        )
+    } else {
+        output::ago(now, received_ms)
+    };
     let mut text = format!(
-        "health    seq {}  heard {}  cpu {:.0}%  mem {:.0}%  load {:.2}  up {}",
-        reg.seq,
-        output::ago(now, received_ms),
-        m.cpu_pct,
-        m.mem_pct,
-        m.load1,
-        span(m.uptime_s),
+        "health    seq {}  heard {heard}  cpu {:.0}%  mem {:.0}%",
+        reg.seq, m.cpu_pct, m.mem_pct,
     );
-    if let Some(t) = m.temp_c {
-        text.push_str(&format!("  temp {t:.0}°C"));
+    if past {
+        text.push_str("  (load, uptime, temperature: not kept)");
+    } else {
+        text.push_str(&format!("  load {:.2}  up {}", m.load1, span(m.uptime_s)));
+        if let Some(t) = m.temp_c {
+            text.push_str(&format!("  temp {t:.0}°C"));
+        }
     }
     text.push('\n');
     if !m.disks.is_empty() {
@@ -288,6 +316,40 @@ fn span(secs: u64) -> String {
         3600..86400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
         _ => format!("{}d {}h", secs / 86400, secs % 86400 / 3600),
     }
+}
+
+/// `node show ID --timeline`: what happened to the node over `since`.
+fn show_timeline(
+    r: &mut Replica,
+    out: &Out,
+    node_id: &str,
+    since: std::time::Duration,
+) -> Result<()> {
+    let id = NodeId::parse(node_id)?;
+    let now = now_ms();
+    let from = now.saturating_sub(i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+    let events = r.timeline(&id, from, now)?;
+    for w in r.warnings() {
+        out.note(&format!("warning: {w}"));
+    }
+    out.emit(&events, || {
+        if events.is_empty() {
+            return format!(
+                "nothing recorded for {id} since {} (this replica records what it hears while it runs)",
+                output::fmt_time(from)
+            );
+        }
+        let mut t = Table::new(&["WHEN", "AGO", "EVENT", "WHAT"]);
+        for e in &events {
+            t.row(vec![
+                output::fmt_time(e.at_ms),
+                output::ago(now, e.at_ms),
+                e.kind.replace('_', " "),
+                e.text.clone(),
+            ]);
+        }
+        t.render()
+    })
 }
 
 /// Removes a node; with `revoke`, then revokes the key bound to it (a

@@ -4,19 +4,21 @@
 use anyhow::{Context, Result};
 use std::time::Duration;
 
+use fleetdeck_store::moment::Moment;
 use fleetdeck_store::ops::Op;
-use fleetdeck_store::{Replica, SiteId, now_ms};
+use fleetdeck_store::{Replica, SiteId};
 use serde_json::{Value, json};
 
 use super::args::{AlertsArgs, AlertsCmd, Cli};
 use super::{act, open};
 use crate::output::{self, Out, Table, fmt_time};
 
-pub(super) fn status(cli: &Cli, out: &Out) -> Result<()> {
-    let r = open(cli)?;
-    let now = now_ms();
-    let (states, summary, alerts) = r.status(now);
-    let st = r.state();
+pub(super) fn status(cli: &Cli, out: &Out, at: Option<&str>) -> Result<()> {
+    let mut r = open(cli)?;
+    let m = super::at::moment(&mut r, out, at)?;
+    let now = m.at_ms;
+    let (states, summary, alerts) = m.status();
+    let st = &m.state;
     let rows: Vec<Value> = states
         .iter()
         .map(|(site, state)| {
@@ -29,7 +31,10 @@ pub(super) fn status(cli: &Cli, out: &Out) -> Result<()> {
             json!({"site": site, "state": state, "nodes": nodes, "alerts": open_alerts})
         })
         .collect();
-    let doc = json!({"fleet": st.name, "fleet_id": st.fleet_id, "frozen": st.is_frozen(), "nodes": st.nodes.len(), "summary": summary, "sites": rows});
+    let mut doc = json!({"fleet": st.name, "fleet_id": st.fleet_id, "frozen": st.is_frozen(), "nodes": st.nodes.len(), "summary": summary, "sites": rows});
+    if m.past {
+        doc["at"] = json!(fmt_time(m.at_ms));
+    }
     out.emit(&doc, || {
         output::render_status(&st.name, st.nodes.len(), &summary, &rows, st.is_frozen())
     })
@@ -37,9 +42,14 @@ pub(super) fn status(cli: &Cli, out: &Out) -> Result<()> {
 
 pub(super) fn alerts(cli: &Cli, out: &Out, args: &AlertsArgs) -> Result<()> {
     let mut r = open(cli)?;
-    let now = now_ms();
     match &args.cmd {
-        None => alerts_list(&r, out, args.all, now),
+        None => {
+            let m = super::at::moment(&mut r, out, args.at.at.as_deref())?;
+            alerts_list(&m, out, args.all)
+        }
+        Some(_) if args.at.at.is_some() => {
+            anyhow::bail!("--at reads the past; ack and silence act now (drop --at)")
+        }
         Some(AlertsCmd::Ack { alert_id }) => ack(&mut r, out, alert_id),
         Some(AlertsCmd::Silence { alert_id, duration }) => {
             silence(&mut r, out, alert_id, *duration)
@@ -47,8 +57,9 @@ pub(super) fn alerts(cli: &Cli, out: &Out, args: &AlertsArgs) -> Result<()> {
     }
 }
 
-fn alerts_list(r: &Replica, out: &Out, all: bool, now: i64) -> Result<()> {
-    let open_alerts = r.alerts(now);
+fn alerts_list(m: &Moment, out: &Out, all: bool) -> Result<()> {
+    let now = m.at_ms;
+    let open_alerts = m.alerts();
     let shown: Vec<_> = open_alerts
         .iter()
         .filter(|a| all || !a.is_hidden(now))

@@ -29,8 +29,9 @@ CREATE INDEX IF NOT EXISTS heads_log_at ON heads_log(at_ms);
 /// Document heads as `heads_log` keeps them.
 pub type Heads = Vec<[u8; 32]>;
 
-/// Version of the tables below, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 5;
+/// Version of the tables below, kept in `PRAGMA user_version`. Version 6:
+/// what the replica heard of each node over time (`health_log`).
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_SQL: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -163,6 +164,7 @@ impl Db {
         tx.execute_batch(INVITES_SQL)?;
         tx.execute_batch(SIGNATURES_SQL)?;
         tx.execute_batch(HEADS_LOG_SQL)?;
+        tx.execute_batch(crate::health_log::SCHEMA_SQL)?;
         for (k, v) in meta {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)",
@@ -345,6 +347,11 @@ impl Db {
         if from < 5 {
             tx.execute_batch(HEADS_LOG_SQL).map_err(|e| self.err(e))?;
         }
+        if from < 6 {
+            tx.execute_batch(crate::health_log::SCHEMA_SQL)
+                .map_err(|e| self.err(e))?;
+            crate::health_log::migrate_samples(&tx)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
@@ -362,6 +369,17 @@ impl Db {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets `key` to `value` unless it is set already.
+    pub fn set_meta_once(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map(|_| ())
             .map_err(|e| self.err(e))
     }
 

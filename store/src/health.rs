@@ -32,9 +32,6 @@ use crate::sign;
 /// Width of one sparkline bucket: samples are downsampled to one per minute.
 pub const SAMPLE_BUCKET_MS: i64 = 60_000;
 
-/// How long samples are kept, relative to the node's latest register time.
-pub const SAMPLE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
-
 /// Tables of this module. Idempotent (`IF NOT EXISTS`); the caller's schema
 /// migration runs it. `payload` holds a register's canonical bytes exactly
 /// as they were signed, `sig` its node's signature of them (null for a
@@ -50,14 +47,6 @@ CREATE TABLE IF NOT EXISTS health (
     sig BLOB
 );
 CREATE INDEX IF NOT EXISTS health_ver ON health(ver);
-CREATE TABLE IF NOT EXISTS health_samples (
-    node TEXT,
-    bucket_ms INTEGER,
-    cpu REAL,
-    mem REAL,
-    disk REAL,
-    PRIMARY KEY (node, bucket_ms)
-);
 ";
 
 /// What a node last reported about itself.
@@ -476,11 +465,10 @@ impl Drop for WriteScope<'_> {
 /// supersedes the stored one (a stored payload that no longer decodes is
 /// replaced). Returns whether it was stored.
 ///
-/// When stored, the row gets the next replica-wide `ver`, the node's sample
-/// for the minute of `reg.time_ms` keeps the maxima of cpu, mem and disk, and
-/// the node's samples older than [`SAMPLE_RETENTION_MS`] before `reg.time_ms`
-/// are pruned. All of it happens in one transaction (a savepoint if the
-/// caller has one open).
+/// When stored, the row gets the next replica-wide `ver` and the register
+/// is noted in the node's history (`health_log::note`: its minute, its
+/// presence, its state if that changed), all in one transaction (a
+/// savepoint if the caller has one open).
 ///
 /// Errors: [`StoreError::Invalid`] for a register with a non-finite metric or
 /// an out-of-range seq; [`StoreError::Sqlite`] for the database.
@@ -693,22 +681,7 @@ fn write(
         params![reg.node, seq, reg.time_ms, received_ms, payload_text, sig],
     )?;
 
-    let m = &reg.metrics;
-    let disk = m.disks.iter().map(|d| d.used_pct).fold(0.0_f64, f64::max);
-    let bucket = reg.time_ms.div_euclid(SAMPLE_BUCKET_MS) * SAMPLE_BUCKET_MS;
-    conn.execute(
-        "INSERT INTO health_samples (node, bucket_ms, cpu, mem, disk)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(node, bucket_ms) DO UPDATE SET
-            cpu = max(COALESCE(cpu, excluded.cpu), excluded.cpu),
-            mem = max(COALESCE(mem, excluded.mem), excluded.mem),
-            disk = max(COALESCE(disk, excluded.disk), excluded.disk)",
-        params![reg.node, bucket, m.cpu_pct, m.mem_pct, disk],
-    )?;
-    conn.execute(
-        "DELETE FROM health_samples WHERE node = ?1 AND bucket_ms < ?2",
-        params![reg.node, reg.time_ms.saturating_sub(SAMPLE_RETENTION_MS)],
-    )?;
+    crate::health_log::note(conn, reg, received_ms)?;
 
     scope.commit()?;
     Ok(Verdict::Store)
@@ -807,38 +780,9 @@ pub fn load_since(conn: &Connection, ver: i64) -> Result<(Vec<StoredRegister>, V
     )
 }
 
-/// The node's downsampled samples whose bucket starts at or after
-/// `since_ms`, oldest first. Rows with a missing value are skipped.
+/// The node's per-minute samples from `since_ms` on, oldest first.
 pub fn series(conn: &Connection, node: &str, since_ms: i64) -> Result<Vec<Sample>> {
-    let mut stmt = conn.prepare(
-        "SELECT bucket_ms, cpu, mem, disk FROM health_samples
-         WHERE node = ?1 AND bucket_ms >= ?2 ORDER BY bucket_ms",
-    )?;
-    let mut rows = stmt.query(params![node, since_ms])?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        let bucket = row.get_ref(0)?.as_i64().ok();
-        let cpu = real(row.get_ref(1)?);
-        let mem = real(row.get_ref(2)?);
-        let disk = real(row.get_ref(3)?);
-        if let (Some(bucket_ms), Some(cpu), Some(mem), Some(disk)) = (bucket, cpu, mem, disk) {
-            out.push(Sample {
-                bucket_ms,
-                cpu,
-                mem,
-                disk,
-            });
-        }
-    }
-    Ok(out)
-}
-
-fn real(v: ValueRef<'_>) -> Option<f64> {
-    match v {
-        ValueRef::Real(r) => Some(r),
-        ValueRef::Integer(i) => Some(i as f64),
-        _ => None,
-    }
+    crate::health_log::series(conn, node, since_ms)
 }
 
 #[cfg(test)]
@@ -850,6 +794,7 @@ mod tests {
     fn db() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(SCHEMA_SQL).unwrap();
+        conn.execute_batch(crate::health_log::SCHEMA_SQL).unwrap();
         conn
     }
 
@@ -993,14 +938,20 @@ mod tests {
         );
         assert_eq!(series(&conn, "n1", t0 + 1).unwrap().len(), 1);
 
-        // A day and a minute later, the first bucket is gone.
-        let later = t0 + SAMPLE_RETENTION_MS + SAMPLE_BUCKET_MS;
+        // A day after its hour ended, the first hour's minutes are gone,
+        // kept as a quarter hour's maxima.
+        let later = crate::health_log::MINUTES_KEEP_MS + crate::health_log::HOUR_MS;
         record(&conn, &reg("n1", 4, later), later).unwrap();
         let s = series(&conn, "n1", 0).unwrap();
         assert_eq!(
             s.iter().map(|x| x.bucket_ms).collect::<Vec<_>>(),
-            vec![t0 + SAMPLE_BUCKET_MS, later]
+            vec![later]
         );
+        let past = crate::health_log::sample_at(&conn, "n1", t0 + 1_000)
+            .unwrap()
+            .unwrap();
+        assert_eq!(past.resolution, crate::health_log::Resolution::Quarter);
+        assert_eq!((past.cpu, past.mem, past.disk), (40.0, 60.0, 70.0));
         assert_eq!(series(&conn, "n2", 0).unwrap().len(), 1);
     }
 

@@ -19,8 +19,10 @@ use crate::db::{Db, Row};
 use crate::document::{Conflict, FleetDoc, FleetState, HistoryEntry, Parts};
 use crate::error::{Result, StoreError};
 use crate::health::{self, HealthRegister, StoredRegister};
+use crate::health_log;
 use crate::identity::{self, Identity};
 use crate::ids::{MemberKey, Role};
+use crate::moment::{self, Moment};
 use crate::sign::{self, Sig, SigError};
 
 pub const DB_FILE: &str = "replica.db";
@@ -407,6 +409,10 @@ impl Replica {
             max_seq,
         };
         r.load_health(0)?;
+        if !r.opts.read_only && r.db.meta(HEALTH_LOG_SINCE)?.is_none() {
+            // Where this replica's record of node health begins (`--at`).
+            r.db.set_meta_once(HEALTH_LOG_SINCE, &now_ms().to_string())?;
+        }
         Ok(r)
     }
 
@@ -1095,6 +1101,142 @@ impl Replica {
         health::series(self.db.conn(), node, since_ms)
     }
 
+    /// The fleet now, as this replica holds it.
+    pub fn moment(&self) -> Moment {
+        Moment {
+            at_ms: now_ms(),
+            past: false,
+            state: self.state.clone(),
+            health: self.health.clone(),
+        }
+    }
+
+    /// The fleet as this replica held it at `at_ms`: the document at the
+    /// heads it held then, every node's register from its record
+    /// (`health_log::registers_at`). Refused for a time in the future and
+    /// for one before the record begins or past its retention ("no data
+    /// that old").
+    pub fn moment_at(&mut self, at_ms: i64) -> Result<Moment> {
+        self.check_health_record(at_ms)?;
+        let heads = self.heads_at_time(at_ms)?;
+        self.moment_from(at_ms, &heads)
+    }
+
+    /// The fleet at a change (`REF` as [`Replica::resolve`] takes it): the
+    /// document at it, health as this replica held it when the change was
+    /// made (its author's clock), or just before for `ID^`.
+    pub fn moment_at_change(&mut self, reference: &str) -> Result<Moment> {
+        let heads = self.resolve(reference)?;
+        let id = reference.trim_end_matches('^');
+        let hash = self.doc.resolve_change(id)?;
+        let made = self
+            .doc
+            .automerge_mut()
+            .get_change_by_hash(&hash)
+            .map(|c| c.timestamp())
+            .ok_or_else(|| StoreError::Invalid(format!("change {id} is not held here")))?;
+        let at_ms = if reference.ends_with('^') {
+            made.saturating_sub(1)
+        } else {
+            made
+        }
+        .min(now_ms());
+        self.check_health_record(at_ms)?;
+        self.moment_from(at_ms, &heads)
+    }
+
+    fn moment_from(&mut self, at_ms: i64, heads: &[ChangeHash]) -> Result<Moment> {
+        let state = Arc::new(self.state_at(heads)?);
+        let (health, bad) = health_log::registers_at(self.db.conn(), at_ms)?;
+        for node in bad {
+            self.warnings.push(format!(
+                "the recorded health of node {node} is unreadable and was skipped"
+            ));
+        }
+        Ok(Moment {
+            at_ms,
+            past: true,
+            state,
+            health,
+        })
+    }
+
+    /// Refuses a time this replica's record of node health cannot speak for.
+    fn check_health_record(&self, at_ms: i64) -> Result<()> {
+        let now = now_ms();
+        if at_ms > now {
+            return Err(StoreError::Invalid(format!(
+                "{} is in the future",
+                rfc3339(at_ms)
+            )));
+        }
+        let since = self
+            .db
+            .meta(HEALTH_LOG_SINCE)?
+            .and_then(|v| v.parse::<i64>().ok());
+        let kept_from = now.saturating_sub(health_log::STATES_KEEP_MS);
+        match since {
+            Some(s) if at_ms < s => {
+                return Err(StoreError::Invalid(format!(
+                    "no data that old: this replica's record of node health begins at {}",
+                    rfc3339(s)
+                )));
+            }
+            None => {
+                return Err(StoreError::Invalid(
+                    "no data that old: this replica keeps no record of node health (open it writable once to start one)".into(),
+                ));
+            }
+            _ if at_ms < kept_from => {
+                return Err(StoreError::Invalid(format!(
+                    "no data that old: node health is kept {} days, back to {}",
+                    health_log::STATES_KEEP_MS / 86_400_000,
+                    rfc3339(kept_from)
+                )));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// What happened to `node` in `[from_ms, to_ms]`, newest first: from
+    /// this replica's record (see `moment::timeline`), judged by the node's
+    /// thresholds now.
+    pub fn timeline(
+        &mut self,
+        node: &crate::NodeId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<moment::Event>> {
+        let n = self.state.node(node)?;
+        let site = n.site.to_string();
+        let inputs = alert_inputs(&self.state, &self.health);
+        let thresholds = inputs
+            .iter()
+            .flat_map(|s| s.nodes.iter())
+            .find(|i| i.node == node.as_str())
+            .map(|i| i.thresholds)
+            .unwrap_or_default();
+        let conn = self.db.conn();
+        // A run that began before the window still says when it ended.
+        let runs = health_log::runs(conn, node.as_str(), from_ms.saturating_sub(DAY_MS), to_ms)?;
+        let (states, bad) = health_log::states(conn, node.as_str(), from_ms, to_ms)?;
+        if bad > 0 {
+            self.warnings.push(format!(
+                "{bad} recorded states of node {node} are unreadable and were skipped"
+            ));
+        }
+        Ok(moment::timeline(&moment::TimelineInput {
+            node: node.as_str(),
+            site: &site,
+            thresholds,
+            runs: &runs,
+            states: &states,
+            from_ms,
+            to_ms,
+        }))
+    }
+
     fn inputs(&self) -> Vec<SiteInput<'_>> {
         alert_inputs(&self.state, &self.health)
     }
@@ -1151,6 +1293,11 @@ impl Replica {
         self.doc.conflicts()
     }
 }
+
+/// The meta key saying when this replica began its record of node health.
+const HEALTH_LOG_SINCE: &str = "health_log_since";
+
+const DAY_MS: i64 = 86_400_000;
 
 /// How long a replica keeps the record of what it held when (`--at`).
 pub const HEADS_LOG_KEEP_MS: i64 = 90 * 86_400_000;

@@ -578,7 +578,7 @@ fn a_version_1_database_is_migrated_in_place() {
     let v: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 5);
+    assert_eq!(v, 6);
     // Its history was stored before changes were signed: it says so.
     assert!(r.is_unsigned());
 }
