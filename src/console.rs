@@ -235,29 +235,45 @@ fn log_to_file(dir: &Path) {
         .try_init();
 }
 
-/// Opens the replica in `dir` and runs the console until the operator quits.
-/// `theme` is a user theme (`themes/NAME.toml` in the config dir), a
-/// built-in theme name or a TOML file (a patch over the default theme); the
-/// config dir's `console.toml` sets keys, mouse and the default theme. A bad
-/// settings or theme file stops the console before it starts.
-pub fn run(dir: &Path, read_only: bool, theme: Option<&str>) -> Result<()> {
-    run_with(
+/// The console on the demo's operator replica, which the demo fleet's own
+/// engine syncs (and says so on the peers line).
+pub fn run_demo(dir: &Path) -> Result<()> {
+    run_inner(
         dir,
-        read_only,
-        theme,
+        false,
+        None,
         SocketAddr::from(([0, 0, 0, 0], 0)),
         true,
+        "the demo fleet's engine",
     )
 }
 
-/// [`run`], with the address the console's own sync endpoint binds (a port
-/// of the moment by default) and whether it looks for peers on the LAN.
+/// Opens the replica in `dir` and runs the console until the operator quits,
+/// with its own sync endpoint bound at `listen` and looking for peers on the
+/// LAN when `mdns`. `theme` is a user theme (`themes/NAME.toml` in the
+/// config dir), a built-in theme name or a TOML file (a patch over the
+/// default theme); the config dir's `console.toml` sets keys, mouse and the
+/// default theme. A bad settings or theme file stops the console before it
+/// starts.
 pub fn run_with(
     dir: &Path,
     read_only: bool,
     theme: Option<&str>,
     listen: SocketAddr,
     mdns: bool,
+) -> Result<()> {
+    run_inner(dir, read_only, theme, listen, mdns, "the running `serve`")
+}
+
+/// `synced_by`: who syncs the replica when a fresh status file says it is
+/// synced already.
+fn run_inner(
+    dir: &Path,
+    read_only: bool,
+    theme: Option<&str>,
+    listen: SocketAddr,
+    mdns: bool,
+    synced_by: &str,
 ) -> Result<()> {
     let settings = Settings::load(settings::config_dir().as_deref()).map_err(|e| anyhow!(e))?;
     let theme = settings.theme(theme).map_err(|e| anyhow!(e))?;
@@ -287,7 +303,7 @@ pub fn run_with(
             // same key would only fight it for sessions.
             let r = Replica::open(dir)?;
             let sync = SyncStatus::Elsewhere {
-                by: "the running `serve`".into(),
+                by: synced_by.into(),
             };
             (
                 ReplicaSource::new(dir, Holder::Local(Box::new(r)), sync),

@@ -151,6 +151,32 @@ pub struct DemoOpts {
     pub speed: Option<f64>,
     /// Where the operator's replica hands the fleet's health on.
     pub outlets: crate::cli::args::OutletArgs,
+    /// `--data` / `FLEETDECK_DATA`: where the demo's replicas are made and
+    /// kept afterwards; `None`: a temporary directory, removed at the end.
+    pub data: Option<PathBuf>,
+}
+
+/// The directory a demo may make its replicas in: new, or one holding no
+/// replica (a real one, or an earlier demo's, is never reused or touched).
+fn demo_dir(dir: &std::path::Path) -> Result<()> {
+    if dir.join(fleetdeck_store::replica::DB_FILE).exists() {
+        return Err(anyhow!(
+            "{} holds a replica: the demo makes a fleet of its own and needs a new or empty directory (pass another --data, or unset FLEETDECK_DATA)",
+            dir.display()
+        ));
+    }
+    if dir
+        .join("ops")
+        .join(fleetdeck_store::replica::DB_FILE)
+        .exists()
+    {
+        return Err(anyhow!(
+            "{} holds the replicas of an earlier demo: inspect them with `fleetdeck --data {} status`, then remove the directory or pass another --data",
+            dir.display(),
+            dir.join("ops").display()
+        ));
+    }
+    Ok(())
 }
 
 /// `fleetdeck demo`: the scenario's timeline played again and again, with
@@ -163,13 +189,24 @@ pub fn demo(o: DemoOpts) -> Result<()> {
             .check_speed(speed)
             .map_err(|e| anyhow!("--speed {speed}: {e}"))?;
     }
+    if let Some(d) = &o.data {
+        demo_dir(d)?;
+    }
     let opts = RunOptions {
         seed: o.seed,
         repeat: true,
         stop_after: if o.headless { o.run_for } else { None },
         check: false,
-        dir: None,
+        dir: o.data.clone(),
         speed: o.speed,
+    };
+    let kept = |ops: &std::path::Path| {
+        if o.data.is_some() {
+            println!(
+                "the demo's replicas are kept: `fleetdeck --data {} status` (the operator's), its logs beside it",
+                ops.display()
+            );
+        }
     };
     if o.headless {
         let rt = runtime()?;
@@ -187,6 +224,9 @@ pub fn demo(o: DemoOpts) -> Result<()> {
             },
         )?;
         print!("{}", report.render());
+        if let Some(d) = &o.data {
+            kept(&d.join("ops"));
+        }
         return Ok(());
     }
     // With the console: the fleet runs on its own threads; the console opens
@@ -240,7 +280,7 @@ pub fn demo(o: DemoOpts) -> Result<()> {
     while !dir.join(STATUS_FILE).exists() && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let console = crate::console::run(&dir, false, None);
+    let console = crate::console::run_demo(&dir);
     stop.store(true, Ordering::Relaxed);
     let report = fleet
         .join()
@@ -249,13 +289,14 @@ pub fn demo(o: DemoOpts) -> Result<()> {
     if let Ok(r) = report {
         print!("{}", r.render());
     }
+    kept(&dir);
     Ok(())
 }
 
-/// The daemons' log lines go to a file in the operator's data dir: the
-/// console owns the terminal.
+/// The log lines of the console, the daemons and the engines go to
+/// `console.log` in the operator's data dir: the console owns the terminal.
 fn log_to_file(dir: &std::path::Path) {
-    let Ok(file) = std::fs::File::create(dir.join("demo.log")) else {
+    let Ok(file) = std::fs::File::create(dir.join("console.log")) else {
         return;
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

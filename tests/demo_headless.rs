@@ -52,6 +52,29 @@ fn the_demo_starts_headless_plays_its_timeline_and_prints_a_summary() {
         .collect();
     assert_eq!(applies.len(), 9, "{stdout}");
     assert!(applies.iter().all(|l| l.ends_with(" ok")), "{applies:#?}");
+
+    // FLEETDECK_DATA was honoured: the replicas are kept there to inspect,
+    // and a second demo does not reuse or touch them.
+    assert!(stdout.contains("the demo's replicas are kept"), "{stdout}");
+    let ops = data.path().join("ops");
+    let status = fleetdeck(&["--json", "status"], &ops);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["sites"].as_array().map(Vec::len), Some(4));
+    let again = fleetdeck(&["demo", "--headless", "--for", "1s"], data.path());
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("an earlier demo"),
+        "{}",
+        text(&again.stderr)
+    );
+    let real = fleetdeck(&["demo", "--headless", "--for", "1s"], &ops);
+    assert_eq!(real.status.code(), Some(1));
+    assert!(
+        text(&real.stderr).contains("holds a replica"),
+        "{}",
+        text(&real.stderr)
+    );
 }
 
 const TINY: &str = r#"

@@ -21,6 +21,7 @@ pub(super) fn console(
 }
 
 pub(super) fn demo(
+    data: Option<std::path::PathBuf>,
     scenario: Option<String>,
     headless: bool,
     run_for: Option<Duration>,
@@ -29,6 +30,7 @@ pub(super) fn demo(
     outlets: OutletArgs,
 ) -> Result<()> {
     demo::demo(demo::DemoOpts {
+        data,
         scenario,
         headless,
         run_for,

@@ -80,6 +80,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
             speed,
             outlets,
         } => console_demo::demo(
+            cli.data.clone(),
             scenario.clone(),
             *headless,
             *run_for,
