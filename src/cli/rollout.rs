@@ -3,8 +3,9 @@
 use anyhow::{Result, anyhow};
 use fleetdeck_store::config::{self, ConfigPath};
 use fleetdeck_store::ops::{Op, RolloutAction, RolloutPlan};
+use fleetdeck_store::receipts;
 use fleetdeck_store::rollout::{Rollout, parse_waves};
-use fleetdeck_store::{Replica, SiteId};
+use fleetdeck_store::{Replica, SiteId, now_ms};
 use serde_json::{Value, json};
 
 use super::args::{Cli, RolloutCmd};
@@ -22,7 +23,7 @@ pub(super) fn rollout(cli: &Cli, out: &Out, cmd: &RolloutCmd) -> Result<()> {
             max_fail,
         } => start(&mut r, out, set, sites, waves, *soak, *max_fail),
         RolloutCmd::List => list(&r, out),
-        RolloutCmd::Status { id } => status(&r, out, id),
+        RolloutCmd::Status { id } => status(&mut r, out, id),
         RolloutCmd::Pause { id } => event(&mut r, out, id, RolloutAction::Pause),
         RolloutCmd::Resume { id } => event(&mut r, out, id, RolloutAction::Resume),
         RolloutCmd::Abort { id } => event(&mut r, out, id, RolloutAction::Abort),
@@ -99,13 +100,25 @@ fn list(r: &Replica, out: &Out) -> Result<()> {
     })
 }
 
-fn status(r: &Replica, out: &Out, id: &str) -> Result<()> {
+fn status(r: &mut Replica, out: &Out, id: &str) -> Result<()> {
     let x = find(r, id)?;
     let st = r.state().clone();
-    let waves = x.wave_status(&st, r.health());
-    let phase = x.phase(&st, r.health());
+    let receipts = receipts::rollout_waves(r, &x, now_ms());
+    let landed = receipts::landed(&receipts, r.health());
+    let waves = x.wave_status_with(&st, r.health(), Some(&landed));
+    let phase = x.phase_with(&st, r.health(), Some(&landed));
+    let wave_rows: Vec<Value> = waves
+        .iter()
+        .zip(&receipts)
+        .map(|(w, rc)| {
+            let mut v = json!(w);
+            v["change"] = json!(rc.change);
+            v["receipts"] = json!(rc.summary);
+            v
+        })
+        .collect();
     let doc =
-        json!({"id": x.id, "phase": phase, "spec": x.spec, "events": x.events, "waves": waves});
+        json!({"id": x.id, "phase": phase, "spec": x.spec, "events": x.events, "waves": wave_rows});
     out.emit(&doc, || {
         let mut s = format!(
             "rollout {} ({:?}): sets {}\n",
@@ -117,9 +130,9 @@ fn status(r: &Replica, out: &Out, id: &str) -> Result<()> {
             s.push_str(&format!("halted: {why}\n"));
         }
         let mut t = Table::new(&[
-            "WAVE", "UP TO", "OPEN", "NODES", "APPLIED", "HEALTHY", "FAILED",
+            "WAVE", "UP TO", "OPEN", "NODES", "APPLIED", "HEALTHY", "FAILED", "CHANGE", "RECEIPTS",
         ]);
-        for (i, w) in waves.iter().enumerate() {
+        for (i, (w, rc)) in waves.iter().zip(&receipts).enumerate() {
             t.row(vec![
                 (i + 1).to_string(),
                 format!("{}%", w.percent),
@@ -128,6 +141,14 @@ fn status(r: &Replica, out: &Out, id: &str) -> Result<()> {
                 w.applied.to_string(),
                 w.healthy.to_string(),
                 w.failed.to_string(),
+                rc.change
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |c| c.chars().take(12).collect()),
+                if rc.change.is_some() {
+                    rc.summary.line()
+                } else {
+                    "-".into()
+                },
             ]);
         }
         s.push_str(&t.render());

@@ -1512,6 +1512,41 @@ impl FleetDoc {
         Ok(())
     }
 
+    /// The changes that gave each wave of rollout `id` its settings: the
+    /// one that started it (wave 1) and the one that opened each later wave
+    /// (`open/K`); `None` for a wave not opened (or not held here).
+    pub fn rollout_wave_changes(&mut self, id: &str, waves: usize) -> Vec<Option<ChangeHash>> {
+        let mut ops: Vec<Option<(u64, automerge::ActorId)>> = Vec::with_capacity(waves);
+        let op_of = |doc: &AutoCommit, obj: Option<ObjId>, key: &str| match obj
+            .and_then(|o| doc.get(&o, key).ok().flatten())
+        {
+            Some((_, automerge::ObjId::Id(counter, actor, _))) => Some((counter, actor)),
+            _ => None,
+        };
+        let starts = self.obj(ROLLOUTS).ok();
+        let events = self.obj(ROLLOUT_EVENTS).ok();
+        for wave in 0..waves {
+            ops.push(if wave == 0 {
+                op_of(&self.doc, starts.clone(), id)
+            } else {
+                op_of(&self.doc, events.clone(), &format!("{id}/open/{wave}"))
+            });
+        }
+        if ops.iter().all(Option::is_none) {
+            return vec![None; waves];
+        }
+        let metas = self.doc.get_changes_meta(&[]);
+        ops.into_iter()
+            .map(|op| {
+                let (counter, actor) = op?;
+                metas
+                    .iter()
+                    .find(|m| *m.actor == actor && m.start_op <= counter && counter <= m.max_op)
+                    .map(|m| m.hash)
+            })
+            .collect()
+    }
+
     /// Records a rollout event: `open/K`, `halt`, `pause`, `resume`, `abort`.
     pub fn rollout_event(
         &mut self,

@@ -325,6 +325,82 @@ pub fn digests(
     )
 }
 
+/// One wave of a rollout as its receipts tell it: the change that gave the
+/// wave its settings (the start for wave 1, the opening of each later wave)
+/// and each of its nodes' receipt of that change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WaveReceipts {
+    /// Hex; `None` for a wave not opened.
+    pub change: Option<String>,
+    pub summary: Summary,
+    pub nodes: Vec<Receipt>,
+}
+
+/// The receipts of each wave of `rollout` (see [`WaveReceipts`]), in wave
+/// order, on a replica at `now_ms`.
+pub fn rollout_waves(
+    replica: &mut Replica,
+    rollout: &crate::rollout::Rollout,
+    now_ms: i64,
+) -> Vec<WaveReceipts> {
+    let st: std::sync::Arc<FleetState> = replica.state().clone();
+    let health = replica.health().clone();
+    let alerts = replica.alerts(now_ms);
+    let waves = rollout.spec.waves.len();
+    let changes = replica.doc_mut().rollout_wave_changes(&rollout.id, waves);
+    let assignment = rollout.assignment(&st);
+    let opened: Vec<ChangeHash> = changes.iter().flatten().copied().collect();
+    let mut per_change = receipts_in(
+        replica.doc_mut().automerge_mut(),
+        &st,
+        &health,
+        &alerts,
+        &opened,
+    )
+    .into_iter();
+    changes
+        .iter()
+        .enumerate()
+        .map(|(wave, change)| {
+            let nodes: Vec<Receipt> = match change {
+                Some(_) => per_change
+                    .next()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|r| {
+                        crate::NodeId::parse(&r.node)
+                            .ok()
+                            .and_then(|n| assignment.get(&n))
+                            == Some(&wave)
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            WaveReceipts {
+                change: change.map(|c| c.to_string()),
+                summary: Summary::of(&nodes),
+                nodes,
+            }
+        })
+        .collect()
+}
+
+/// Where each node of the opened waves stands on its wave's change, for
+/// the rollout's gate (`Rollout::progress_with`): only nodes whose
+/// heartbeat reports what they hold (a daemon from before receipts is left
+/// to the revision it reports).
+pub fn landed(
+    waves: &[WaveReceipts],
+    health: &HashMap<String, StoredRegister>,
+) -> HashMap<String, Delivery> {
+    waves
+        .iter()
+        .flat_map(|w| w.nodes.iter())
+        .filter(|r| health.get(&r.node).is_some_and(|h| !h.reg.holds.is_empty()))
+        .map(|r| (r.node.clone(), r.state))
+        .collect()
+}
+
 /// Calls `f` with every node's receipt of each change in turn.
 fn visit(
     doc: &mut automerge::AutoCommit,

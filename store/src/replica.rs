@@ -948,13 +948,28 @@ impl Replica {
         if self.opts.read_only {
             return Ok(Vec::new());
         }
-        let steps: Vec<crate::rollout::Step> = self
-            .state
-            .rollouts
-            .iter()
-            .filter_map(|r| r.progress(&self.state, &self.health, now_ms))
-            .filter(|s| !halts_only || matches!(s, crate::rollout::Step::Halt { .. }))
-            .collect();
+        use crate::rollout::Phase;
+        let state = self.state.clone();
+        let mut steps: Vec<crate::rollout::Step> = Vec::new();
+        for r in &state.rollouts {
+            // Nodes are judged by their receipts of their wave's change;
+            // rollouts that cannot move are not worked out.
+            let moving = match r.phase(&state, &self.health) {
+                Phase::Running => true,
+                Phase::Done => r.done_at().is_none(),
+                _ => false,
+            };
+            if !moving {
+                continue;
+            }
+            let waves = crate::receipts::rollout_waves(self, r, now_ms);
+            let landed = crate::receipts::landed(&waves, &self.health);
+            if let Some(step) = r.progress_with(&state, &self.health, Some(&landed), now_ms)
+                && (!halts_only || matches!(step, crate::rollout::Step::Halt { .. }))
+            {
+                steps.push(step);
+            }
+        }
         for step in &steps {
             match step {
                 crate::rollout::Step::OpenWave { rollout, wave } => {

@@ -35,6 +35,7 @@ use crate::config::{ConfigPath, Layer};
 use crate::document::FleetState;
 use crate::health::{ApplyResult, StoredRegister};
 use crate::ids::NodeId;
+use crate::receipts::Delivery;
 
 /// What an operator started (immutable once written).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,6 +107,9 @@ pub enum Step {
     },
 }
 
+/// Each node's receipt of its wave's change (`receipts::landed`).
+pub type Landed = HashMap<String, Delivery>;
+
 /// One wave as `rollout status` shows it (failures: since the last resume).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct WaveStatus {
@@ -149,6 +153,16 @@ impl Rollout {
         st: &FleetState,
         health: &std::collections::HashMap<String, StoredRegister>,
     ) -> Phase {
+        self.phase_with(st, health, None)
+    }
+
+    /// [`Rollout::phase`], judging nodes in `landed` by their receipts.
+    pub fn phase_with(
+        &self,
+        st: &FleetState,
+        health: &std::collections::HashMap<String, StoredRegister>,
+        landed: Option<&Landed>,
+    ) -> Phase {
         if self.events.aborted.is_some() {
             return Phase::Aborted;
         }
@@ -168,7 +182,7 @@ impl Rollout {
         if self.events.paused.is_some_and(|t| self.after_resume(t)) {
             return Phase::Paused;
         }
-        let waves = self.wave_status(st, health);
+        let waves = self.wave_status_with(st, health, landed);
         if waves.iter().all(|w| w.open && w.applied == w.nodes.len()) {
             return Phase::Done;
         }
@@ -291,6 +305,21 @@ impl Rollout {
         st: &FleetState,
         health: &std::collections::HashMap<String, StoredRegister>,
     ) -> Vec<WaveStatus> {
+        self.wave_status_with(st, health, None)
+    }
+
+    /// Each wave's nodes and how many applied it, healthy, or failed. A
+    /// node in `landed` (its receipt of its wave's change: see
+    /// `receipts::landed`) counts as applied when its live release includes
+    /// that change and as failed when its last apply failed on it; any
+    /// other node by the revision it reports: applied when it runs the
+    /// revision it should, failed when its apply of that revision failed.
+    pub fn wave_status_with(
+        &self,
+        st: &FleetState,
+        health: &std::collections::HashMap<String, StoredRegister>,
+        landed: Option<&Landed>,
+    ) -> Vec<WaveStatus> {
         let mut waves: Vec<WaveStatus> = self
             .spec
             .waves
@@ -313,10 +342,23 @@ impl Rollout {
             if !ws.open {
                 continue;
             }
-            let desired = all.get(&node.id).map(|e| e.revision());
             let applied = health
                 .get(node.id.as_str())
                 .and_then(|h| h.reg.applied.as_ref());
+            if let Some(receipt) = landed.and_then(|l| l.get(node.id.as_str())) {
+                match receipt {
+                    Delivery::Applied => {
+                        ws.applied += 1;
+                        ws.healthy += 1;
+                    }
+                    Delivery::Failed if applied.is_some_and(|a| self.after_resume(a.at_ms)) => {
+                        ws.failed += 1
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            let desired = all.get(&node.id).map(|e| e.revision());
             if let (Some(a), Some(d)) = (applied, &desired)
                 && &a.revision == d
             {
@@ -345,7 +387,19 @@ impl Rollout {
         health: &std::collections::HashMap<String, StoredRegister>,
         now_ms: i64,
     ) -> Option<Step> {
-        match self.phase(st, health) {
+        self.progress_with(st, health, None, now_ms)
+    }
+
+    /// [`Rollout::progress`], judging nodes in `landed` by their receipts
+    /// ([`Rollout::wave_status_with`]).
+    pub fn progress_with(
+        &self,
+        st: &FleetState,
+        health: &std::collections::HashMap<String, StoredRegister>,
+        landed: Option<&Landed>,
+        now_ms: i64,
+    ) -> Option<Step> {
+        match self.phase_with(st, health, landed) {
             // Seen done now: record it, so that it stays done.
             Phase::Done if self.done_at().is_none() => {
                 return Some(Step::OpenWave {
@@ -356,7 +410,7 @@ impl Rollout {
             Phase::Running => {}
             _ => return None,
         }
-        let waves = self.wave_status(st, health);
+        let waves = self.wave_status_with(st, health, landed);
         let failed: usize = waves.iter().filter(|w| w.open).map(|w| w.failed).sum();
         if failed as u64 > self.spec.max_fail {
             return Some(Step::Halt {

@@ -128,3 +128,124 @@ fn a_register_with_too_many_or_malformed_heads_is_refused() {
     let e = r.record_health(&reg).unwrap_err();
     assert!(e.to_string().contains("over the limit of 16"), "{e}");
 }
+
+#[test]
+fn a_rollouts_waves_open_on_receipts_of_their_change_not_on_the_latest_revision() {
+    use fleetdeck_store::ops::RolloutPlan;
+    use fleetdeck_store::receipts::{landed, rollout_waves};
+    use fleetdeck_store::rollout::Step;
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Replica::init(dir.path(), "ops", "blocao").unwrap();
+    let now = now_ms();
+    ops::apply(
+        &mut r,
+        Op::SiteAdd {
+            sites: vec![(
+                SiteId::parse("S1").unwrap(),
+                SiteRecord {
+                    name: "s".into(),
+                    lat: None,
+                    lon: None,
+                    zone: None,
+                },
+            )],
+        },
+        now,
+    )
+    .unwrap();
+    let nodes = (1..=5)
+        .map(|i| {
+            (
+                NodeId::parse(&format!("n{i}")).unwrap(),
+                NodeRecord {
+                    site: "S1".into(),
+                    role: None,
+                },
+            )
+        })
+        .collect();
+    ops::apply(&mut r, Op::NodeAdd { nodes }, now).unwrap();
+    let plan = RolloutPlan {
+        set: [("frigate.version".to_string(), json!("0.14"))].into(),
+        sites: vec![],
+        waves: vec![20, 100],
+        soak_ms: 0,
+        max_fail: 0,
+    };
+    let start = ops::apply(
+        &mut r,
+        Op::RolloutStart {
+            id: Some("r1".into()),
+            plan,
+        },
+        now,
+    )
+    .unwrap()
+    .change
+    .unwrap();
+    let at_start = r.heads();
+    let rollout = r.state().rollouts[0].clone();
+    let canary = rollout
+        .assignment(r.state())
+        .into_iter()
+        .find(|(_, w)| *w == 0)
+        .map(|(n, _)| n.to_string())
+        .unwrap();
+    // An edit after the start: the canary's desired revision moves on.
+    set(&mut r, "retention.days", json!(30));
+    let at_edit = r.heads();
+
+    let beat = |seq: u64, live_at: &[automerge::ChangeHash], result: ApplyResult| HealthRegister {
+        node: canary.clone(),
+        seq,
+        time_ms: now_ms(),
+        holds: hex(&at_edit),
+        live_at: hex(live_at),
+        applied: Some(ApplyReport {
+            revision: "runs-the-rollout".into(),
+            result,
+            error: (result != ApplyResult::Ok).then(|| "check failed".into()),
+            duration_ms: 5,
+            at_ms: now_ms() - 1_000,
+            from: hex(&at_edit),
+        }),
+        ..HealthRegister::default()
+    };
+    // The canary runs the rollout's change but not the edit yet.
+    r.record_health(&beat(1, &at_start, ApplyResult::Ok))
+        .unwrap();
+    let waves = rollout_waves(&mut r, &rollout, now_ms());
+    assert_eq!(waves[0].change.as_deref(), Some(start.to_string().as_str()));
+    assert_eq!(waves[0].summary.line(), "delivered 1/1 · applied 1");
+    assert_eq!(waves[1].change, None);
+    let got = landed(&waves, r.health());
+    assert_eq!(got.get(&canary), Some(&Delivery::Applied));
+    // By revision the canary is behind (it has not applied the edit); by
+    // its receipt it runs the wave's change: the next wave opens.
+    assert_eq!(rollout.wave_status(r.state(), r.health())[0].applied, 0);
+    let steps = r.advance_rollouts(now_ms()).unwrap();
+    assert_eq!(
+        steps,
+        vec![Step::OpenWave {
+            rollout: "r1".into(),
+            wave: 1
+        }]
+    );
+    let rollout = r.state().rollouts[0].clone();
+    let waves = rollout_waves(&mut r, &rollout, now_ms());
+    assert!(waves[1].change.is_some());
+    assert_eq!(waves[1].summary.nodes, 4);
+    assert_eq!(waves[1].summary.applied, 0);
+
+    // A failed apply whose release held the wave's change counts against
+    // the rollout, from the receipt: over --max-fail 0, it halts.
+    r.record_health(&beat(2, &[], ApplyResult::RolledBack))
+        .unwrap();
+    let waves = rollout_waves(&mut r, &rollout, now_ms());
+    assert_eq!(waves[0].summary.failed, 1);
+    let steps = r.advance_rollouts(now_ms()).unwrap();
+    assert!(
+        matches!(&steps[..], [Step::Halt { rollout, .. }] if rollout == "r1"),
+        "{steps:?}"
+    );
+}
