@@ -60,9 +60,33 @@ pub(crate) enum Cmd {
     /// Config: get, set, unset a key in a layer; the effective config of a node
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// The change log: id, author, time, message (newest first)
+    /// The change log: id, time, author, what it did, receipts, message (newest first)
     History {
         #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Also changes that only record a replica's listening address
+        #[arg(long)]
+        all: bool,
+    },
+    /// What happened in the fleet, newest first: nodes down and up, applies and rollbacks, alerts, config edits, rollouts, commands, members
+    Events {
+        /// How far back (e.g. 30m, 24h, 7d; node events are kept 90 days)
+        #[arg(long, value_name = "AGO", default_value = "24h", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// Only this site's events (its nodes' and the changes that name it)
+        #[arg(long, value_name = "SITE_ID")]
+        site: Option<String>,
+        /// Only this node's events (and the changes that name it)
+        #[arg(long, value_name = "NODE_ID")]
+        node: Option<String>,
+        /// Only these kinds (repeat or comma-separate): down, up, applied, rolled_back, failed, safe_mode, resumed, alert_fired, alert_resolved, rollout, command, command_result, member, fleet, config, ack, freeze, address, change
+        #[arg(long, value_name = "KIND", value_delimiter = ',')]
+        kind: Vec<String>,
+        /// Also changes that only record a replica's listening address
+        #[arg(long)]
+        all: bool,
+        /// At most this many, newest first
+        #[arg(long, default_value_t = 200)]
         limit: usize,
     },
     /// Where a change stands on every node: applied, failed, delivered, not yet

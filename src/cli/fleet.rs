@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use automerge::ChangeHash;
 use fleetdeck_store::diff::diff_states;
-use fleetdeck_store::document::SiteRecord;
+use fleetdeck_store::document::{HistoryEntry, SiteRecord};
 use fleetdeck_store::ids::natural_cmp;
 use fleetdeck_store::moment::Moment;
 use fleetdeck_store::ops::{self, Op};
@@ -205,9 +205,9 @@ fn site_rm(r: &mut Replica, out: &Out, site_id: &str, with_nodes: bool) -> Resul
     act(r, out, Op::SiteRm { site, with_nodes })
 }
 
-pub(super) fn history(cli: &Cli, out: &Out, limit: usize) -> Result<()> {
+pub(super) fn history(cli: &Cli, out: &Out, limit: usize, all: bool) -> Result<()> {
     let mut r = open(cli)?;
-    let h: Vec<_> = r.history().into_iter().take(limit).collect();
+    let (h, kinds, folded) = history_entries(&mut r, limit, all);
     let hashes: Vec<ChangeHash> = h.iter().filter_map(|e| e.id.parse().ok()).collect();
     let summaries: Vec<Summary> = receipts::digests(&mut r, &hashes, now_ms(), 0)
         .into_iter()
@@ -217,16 +217,22 @@ pub(super) fn history(cli: &Cli, out: &Out, limit: usize) -> Result<()> {
     struct Row<'a> {
         #[serde(flatten)]
         entry: &'a fleetdeck_store::document::HistoryEntry,
+        kind: &'static str,
         receipts: &'a Summary,
     }
     let rows: Vec<Row<'_>> = h
         .iter()
         .zip(&summaries)
-        .map(|(entry, receipts)| Row { entry, receipts })
+        .zip(&kinds)
+        .map(|((entry, receipts), kind)| Row {
+            entry,
+            kind,
+            receipts,
+        })
         .collect();
     out.emit(&rows, || {
-        let mut t = Table::new(&["CHANGE", "TIME", "AUTHOR", "RECEIPTS", "MESSAGE"]);
-        for (e, s) in h.iter().zip(&summaries) {
+        let mut t = Table::new(&["CHANGE", "TIME", "AUTHOR", "KIND", "RECEIPTS", "MESSAGE"]);
+        for ((e, s), kind) in h.iter().zip(&summaries).zip(&kinds) {
             let who = e
                 .author_name
                 .clone()
@@ -235,12 +241,60 @@ pub(super) fn history(cli: &Cli, out: &Out, limit: usize) -> Result<()> {
                 short(&e.id).to_string(),
                 fmt_time(e.time_ms),
                 who,
+                kind.replace('_', " "),
                 if s.nodes == 0 { "-".into() } else { s.line() },
                 e.message.clone().unwrap_or_default(),
             ]);
         }
-        t.render()
+        let mut text = t.render();
+        if folded > 0 {
+            text.push_str(&format!(
+                "\n({folded} changes that only record a replica's address are folded: --all shows them)"
+            ));
+        }
+        text
     })
+}
+
+/// The newest `limit` changes with what each did, without those that only
+/// record a replica's address unless `all`; and how many were left out.
+fn history_entries(
+    r: &mut Replica,
+    limit: usize,
+    all: bool,
+) -> (Vec<HistoryEntry>, Vec<&'static str>, usize) {
+    use fleetdeck_store::events::{ChangeKind, change_infos};
+    let history = r.history();
+    // Most changes are not addresses: look at a few times the limit first,
+    // at everything only when that is not enough.
+    let mut looked = history
+        .len()
+        .min(limit.saturating_mul(4).saturating_add(50));
+    loop {
+        let hashes: Vec<ChangeHash> = history[..looked]
+            .iter()
+            .filter_map(|e| e.id.parse().ok())
+            .collect();
+        let infos = change_infos(r.doc_mut().automerge_mut(), &hashes);
+        let mut kept = Vec::new();
+        let mut kinds = Vec::new();
+        let mut folded = 0;
+        for (e, info) in history[..looked].iter().zip(&infos) {
+            let kind = info.kind.unwrap_or(ChangeKind::Other);
+            if kind == ChangeKind::Address && !all {
+                folded += 1;
+                continue;
+            }
+            if kept.len() < limit {
+                kept.push(e.clone());
+                kinds.push(kind.as_str());
+            }
+        }
+        if kept.len() >= limit || looked == history.len() {
+            return (kept, kinds, folded);
+        }
+        looked = history.len();
+    }
 }
 
 /// `receipts CHANGE`: where one change stands on every node.

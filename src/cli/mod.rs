@@ -45,7 +45,26 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         Cmd::Node(cmd) => node::node(cli, &out, cmd),
         Cmd::Member(cmd) => member::member(cli, &out, cmd),
         Cmd::Config(cmd) => config::config(cli, &out, cmd),
-        Cmd::History { limit } => fleet::history(cli, &out, *limit),
+        Cmd::History { limit, all } => fleet::history(cli, &out, *limit, *all),
+        Cmd::Events {
+            since,
+            site,
+            node,
+            kind,
+            all,
+            limit,
+        } => operations::events(
+            cli,
+            &out,
+            *since,
+            fleetdeck_store::events::Filter {
+                site: site.clone(),
+                node: node.clone(),
+                kinds: kind.clone(),
+                addresses: *all,
+            },
+            *limit,
+        ),
         Cmd::Receipts { change } => fleet::receipts(cli, &out, change),
         Cmd::Diff { from, to } => fleet::diff(cli, &out, from, to.as_deref()),
         Cmd::Revert { change_id, message } => {

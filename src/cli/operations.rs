@@ -1,5 +1,5 @@
-//! Operating the fleet: `status`, `alerts` (list, ack, silence), `freeze`
-//! and `unfreeze`.
+//! Operating the fleet: `status`, `alerts` (list, ack, silence), `events`,
+//! `freeze` and `unfreeze`.
 
 use anyhow::{Context, Result};
 use std::time::Duration;
@@ -124,4 +124,66 @@ pub(super) fn set_freeze(cli: &Cli, out: &Out, frozen: bool, message: &str) -> R
         Op::Unfreeze { message }
     };
     act(&mut r, out, op)
+}
+
+/// `events`: the fleet's timeline over `since`, filtered.
+pub(super) fn events(
+    cli: &Cli,
+    out: &Out,
+    since: Duration,
+    filter: fleetdeck_store::events::Filter,
+    limit: usize,
+) -> Result<()> {
+    use fleetdeck_store::events::KINDS;
+    if let Some(k) = filter.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+        anyhow::bail!(
+            "--kind {k}: not a kind of event; one of {}",
+            KINDS.join(", ")
+        );
+    }
+    let mut r = open(cli)?;
+    if let Some(site) = &filter.site {
+        r.state().site(&SiteId::parse(site)?)?;
+    }
+    if let Some(node) = &filter.node {
+        r.state().node(&fleetdeck_store::NodeId::parse(node)?)?;
+    }
+    let now = fleetdeck_store::now_ms();
+    let from = now.saturating_sub(i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+    let mut events = r.events(from, now, &filter)?;
+    let more = events.len().saturating_sub(limit);
+    events.truncate(limit);
+    out.emit(&events, || {
+        if events.is_empty() {
+            return format!(
+                "no events since {} (this replica records what it hears while it runs)",
+                fmt_time(from)
+            );
+        }
+        let mut t = Table::new(&["WHEN", "AGO", "EVENT", "WHERE", "BY", "WHAT"]);
+        for e in &events {
+            let place = match (&e.node, &e.site) {
+                (Some(n), _) => n.clone(),
+                (None, Some(s)) => s.clone(),
+                (None, None) => "-".into(),
+            };
+            let what = match &e.change {
+                Some(c) => format!("{} ({})", e.text, &c[..c.len().min(12)]),
+                None => e.text.clone(),
+            };
+            t.row(vec![
+                fmt_time(e.at_ms),
+                output::ago(now, e.at_ms),
+                e.kind.replace('_', " "),
+                place,
+                e.by.clone(),
+                what,
+            ]);
+        }
+        let mut s = t.render();
+        if more > 0 {
+            s.push_str(&format!("\n({more} older: --limit or --since shows them)"));
+        }
+        s
+    })
 }

@@ -16,6 +16,7 @@ pub use db::Quarantined;
 pub mod diff;
 pub mod document;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod health_log;
 pub mod identity;

@@ -1252,6 +1252,82 @@ impl Replica {
         }))
     }
 
+    /// The fleet's events in `[from_ms, to_ms]` that `filter` keeps,
+    /// newest first: every node's timeline ([`Replica::timeline`]) and the
+    /// changes made in that time (by their author's clock), each said by
+    /// what it did (`events::change_infos`).
+    pub fn events(
+        &mut self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &crate::events::Filter,
+    ) -> Result<Vec<crate::events::FleetEvent>> {
+        use crate::events::{ChangeKind, FleetEvent, change_infos};
+        let st = self.state.clone();
+        let mut out = Vec::new();
+        for node in st.nodes.values() {
+            if filter
+                .node
+                .as_deref()
+                .is_some_and(|n| n != node.id.as_str())
+                || filter
+                    .site
+                    .as_deref()
+                    .is_some_and(|s| s != node.site.as_str())
+            {
+                continue;
+            }
+            for e in self.timeline(&node.id, from_ms, to_ms)? {
+                let ev = FleetEvent {
+                    at_ms: e.at_ms,
+                    kind: e.kind,
+                    site: Some(node.site.to_string()),
+                    node: Some(node.id.to_string()),
+                    by: node.id.to_string(),
+                    text: e.text,
+                    change: None,
+                    alert: e.alert,
+                };
+                if filter.keeps(&ev, &st, None) {
+                    out.push(ev);
+                }
+            }
+        }
+        let changes: Vec<HistoryEntry> = self
+            .history()
+            .into_iter()
+            .filter(|h| h.time_ms >= from_ms && h.time_ms <= to_ms)
+            .collect();
+        let hashes: Vec<ChangeHash> = changes.iter().filter_map(|h| h.id.parse().ok()).collect();
+        let infos = change_infos(self.doc.automerge_mut(), &hashes);
+        for (h, info) in changes.iter().zip(&infos) {
+            let kind = info.kind.unwrap_or(ChangeKind::Other);
+            let ev = FleetEvent {
+                at_ms: h.time_ms,
+                kind: kind.as_str(),
+                site: (info.sites.len() == 1)
+                    .then(|| info.sites.iter().next().cloned())
+                    .flatten(),
+                node: (info.nodes.len() == 1)
+                    .then(|| info.nodes.iter().next().cloned())
+                    .flatten(),
+                by: h.author_name.clone().unwrap_or_else(|| {
+                    MemberKey::parse(&h.author)
+                        .map(|k| k.short().to_string())
+                        .unwrap_or_else(|_| h.author.chars().take(12).collect())
+                }),
+                text: h.message.clone().unwrap_or_default(),
+                change: Some(h.id.clone()),
+                alert: None,
+            };
+            if filter.keeps(&ev, &st, Some(info)) {
+                out.push(ev);
+            }
+        }
+        out.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then_with(|| a.kind.cmp(b.kind)));
+        Ok(out)
+    }
+
     fn inputs(&self) -> Vec<SiteInput<'_>> {
         alert_inputs(&self.state, &self.health)
     }

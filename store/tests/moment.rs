@@ -164,3 +164,116 @@ fn a_moment_past_retention_or_before_the_record_is_refused() {
     let e = r.moment_at(now + HOUR).unwrap_err();
     assert!(e.to_string().contains("in the future"), "{e}");
 }
+
+#[test]
+fn fleet_events_say_what_each_change_did_and_what_nodes_went_through() {
+    use fleetdeck_store::config::ConfigPath;
+    use fleetdeck_store::document::LayerRef;
+    use fleetdeck_store::events::{ChangeKind, Filter, change_infos};
+    use fleetdeck_store::ops::ConfigEdit;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut r = fleet(tmp.path());
+    let now = now_ms();
+    let set = |r: &mut Replica, layer: LayerRef, key: &str, message: Option<&str>| {
+        ops::apply(
+            r,
+            Op::Config {
+                layer,
+                edits: vec![ConfigEdit::Set(
+                    ConfigPath::parse(key).unwrap(),
+                    serde_json::json!(1),
+                )],
+                message: message.map(str::to_string),
+            },
+            now_ms(),
+        )
+        .unwrap()
+        .change
+        .unwrap()
+    };
+    // A message that says "rollout" does not make a config edit a rollout.
+    let edit = set(
+        &mut r,
+        LayerRef::Site(SiteId::parse("BL-LAB-1").unwrap()),
+        "retention.days",
+        Some("rollout of the new retention"),
+    );
+    let fleet_edit = set(&mut r, LayerRef::Fleet, "dns.ttl", None);
+    let me = r.key().clone();
+    let addr = r
+        .change("ops listens on 10.0.0.1:7000", |d, _| {
+            d.set_member_addrs(&me, &["10.0.0.1:7000".into()])
+        })
+        .unwrap()
+        .1
+        .unwrap();
+    // A node heard with a full disk, and its alert acked.
+    r.record_health(&beat(1, now_ms(), 97.0)).unwrap();
+    let ack = ops::apply(
+        &mut r,
+        Op::Ack {
+            alert_id: "disk:cam-1:/".into(),
+        },
+        now_ms(),
+    )
+    .unwrap()
+    .change
+    .unwrap();
+    let infos = change_infos(r.doc_mut().automerge_mut(), &[edit, fleet_edit, addr, ack]);
+    let kinds: Vec<_> = infos.iter().map(|i| i.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            Some(ChangeKind::Config),
+            Some(ChangeKind::Config),
+            Some(ChangeKind::Address),
+            Some(ChangeKind::Alert)
+        ]
+    );
+    assert!(infos[0].sites.contains("BL-LAB-1"), "{:?}", infos[0]);
+    assert!(infos[1].sites.is_empty());
+
+    // The events: changes and the node's, newest first.
+    let all = r.events(now - HOUR, now_ms(), &Filter::default()).unwrap();
+    let kinds: Vec<&str> = all.iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&"alert_fired"), "{kinds:?}");
+    assert!(kinds.contains(&"config"), "{kinds:?}");
+    assert!(kinds.contains(&"fleet"), "{kinds:?}");
+    assert!(!kinds.contains(&"address"), "folded by default: {kinds:?}");
+    assert!(all.windows(2).all(|w| w[0].at_ms >= w[1].at_ms));
+    let edit_ev = all
+        .iter()
+        .find(|e| e.change.as_deref() == Some(edit.to_string().as_str()))
+        .unwrap();
+    assert_eq!(edit_ev.by, "ops");
+    assert_eq!(edit_ev.site.as_deref(), Some("BL-LAB-1"));
+
+    let with_addr = Filter {
+        addresses: true,
+        ..Filter::default()
+    };
+    let kinds: Vec<&str> = r
+        .events(now - HOUR, now_ms(), &with_addr)
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&"address"), "{kinds:?}");
+    // A site's events: its node's and the changes that name it, not the
+    // fleet layer's edit.
+    let site = Filter {
+        site: Some("BL-LAB-1".into()),
+        ..Filter::default()
+    };
+    let here = r.events(now - HOUR, now_ms(), &site).unwrap();
+    assert!(here.iter().any(|e| e.change.as_deref() == Some(edit.to_string().as_str())));
+    assert!(here.iter().all(|e| e.change.as_deref() != Some(fleet_edit.to_string().as_str())));
+    assert!(here.iter().any(|e| e.kind == "alert_fired"));
+    let only = Filter {
+        kinds: vec!["alert_fired".into()],
+        ..Filter::default()
+    };
+    let fired = r.events(now - HOUR, now_ms(), &only).unwrap();
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].alert.as_deref(), Some("disk:cam-1:/"));
+}
