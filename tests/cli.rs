@@ -848,3 +848,74 @@ fn status_alerts_and_nodes_at_a_past_moment_come_from_the_record() {
     let (_, err) = fail(d, &["alerts", "--at", &during, "ack", "disk:cam-1:/"]);
     assert!(!err.is_empty());
 }
+
+#[test]
+fn events_show_what_nodes_went_through_and_what_each_change_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    blocao(d);
+    ok(
+        d,
+        &[
+            "config",
+            "set",
+            "retention.days",
+            "30",
+            "--site",
+            "BL-LAB-2",
+            "-m",
+            "rollout of a shorter retention",
+        ],
+    );
+    {
+        let mut r = Replica::open(d).unwrap();
+        r.record_health(&beat("cam-1", 1, now_ms(), 97.0)).unwrap();
+        let me = r.key().clone();
+        r.change("ops-laptop listens on 10.0.0.1:7000", |doc, _| {
+            doc.set_member_addrs(&me, &["10.0.0.1:7000".into()])
+        })
+        .unwrap();
+    }
+    let events = json(d, &["events"]);
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"alert_fired"), "{events}");
+    assert!(kinds.contains(&"config"), "{events}");
+    assert!(kinds.contains(&"fleet"), "{events}");
+    assert!(!kinds.contains(&"rollout"), "a message is not what a change did: {events}");
+    assert!(!kinds.contains(&"address"), "{events}");
+    let all = json(d, &["events", "--all"]);
+    assert!(all.as_array().unwrap().iter().any(|e| e["kind"] == "address"), "{all}");
+
+    let lab2 = json(d, &["events", "--site", "BL-LAB-2"]);
+    let lab2 = lab2.as_array().unwrap();
+    assert!(lab2.iter().any(|e| e["kind"] == "config"), "{lab2:?}");
+    assert!(lab2.iter().all(|e| e["node"] != "cam-1"), "{lab2:?}");
+    let cam = json(d, &["events", "--node", "cam-1", "--kind", "alert_fired"]);
+    assert_eq!(cam[0]["alert"], json!("disk:cam-1:/"), "{cam}");
+    let text = ok(d, &["events", "--kind", "config"]);
+    assert!(text.contains("rollout of a shorter retention"), "{text}");
+    assert!(text.contains("ops-laptop"), "{text}");
+
+    let (code, err) = fail(d, &["events", "--kind", "coffee"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a kind of event"), "{err}");
+    let (_, err) = fail(d, &["events", "--site", "NOPE"]);
+    assert!(err.contains("NOPE"), "{err}");
+
+    // history: what each change did, address changes folded.
+    let history = json(d, &["history"]);
+    assert!(
+        history.as_array().unwrap().iter().all(|h| h["kind"] != "address"),
+        "{history}"
+    );
+    assert_eq!(history[0]["kind"], json!("config"), "{history}");
+    let text = ok(d, &["history"]);
+    assert!(text.contains("(1 folded: changes that only record"), "{text}");
+    let all = json(d, &["history", "--all"]);
+    assert_eq!(all[0]["kind"], json!("address"), "{all}");
+}

@@ -249,7 +249,7 @@ pub(super) fn history(cli: &Cli, out: &Out, limit: usize, all: bool) -> Result<(
         let mut text = t.render();
         if folded > 0 {
             text.push_str(&format!(
-                "\n({folded} changes that only record a replica's address are folded: --all shows them)"
+                "\n({folded} folded: changes that only record a replica's address; --all shows them)"
             ));
         }
         text
