@@ -19,6 +19,8 @@ use crate::document::FleetState;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
+    /// The fleet created (the only change that writes its `meta`).
+    Genesis,
     /// A rollout started or an event of one (wave opened, halt, pause, …).
     Rollout,
     /// A command for nodes to run.
@@ -43,6 +45,7 @@ pub enum ChangeKind {
 impl ChangeKind {
     pub fn as_str(self) -> &'static str {
         match self {
+            ChangeKind::Genesis => "genesis",
             ChangeKind::Rollout => "rollout",
             ChangeKind::Command => "command",
             ChangeKind::Member => "member",
@@ -154,8 +157,8 @@ fn info_of(
             Key::Seq(_) => None,
         };
         let (root, under, addrs) = match &op.obj {
+            // Creating a root map: what goes in it says what the change did.
             ObjectId::Root => {
-                kinds.insert(ChangeKind::Other);
                 only_addrs = false;
                 continue;
             }
@@ -185,6 +188,7 @@ fn info_of(
             "fleet" | "site_config" | "node_config" => ChangeKind::Config,
             "acks" => ChangeKind::Alert,
             "freeze" => ChangeKind::Freeze,
+            "meta" => ChangeKind::Genesis,
             _ => ChangeKind::Other,
         };
         match root {
@@ -298,5 +302,6 @@ pub const KINDS: &[&str] = &[
     "ack",
     "freeze",
     "address",
+    "genesis",
     "change",
 ];

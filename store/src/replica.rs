@@ -1305,9 +1305,7 @@ impl Replica {
             let ev = FleetEvent {
                 at_ms: h.time_ms,
                 kind: kind.as_str(),
-                site: (info.sites.len() == 1)
-                    .then(|| info.sites.iter().next().cloned())
-                    .flatten(),
+                site: one_site(&st, info),
                 node: (info.nodes.len() == 1)
                     .then(|| info.nodes.iter().next().cloned())
                     .flatten(),
@@ -1382,6 +1380,23 @@ impl Replica {
 
     pub fn conflicts(&self) -> Result<Vec<Conflict>> {
         self.doc.conflicts()
+    }
+}
+
+/// The one site a change named, directly or through its nodes, if one.
+fn one_site(st: &FleetState, info: &crate::events::ChangeInfo) -> Option<String> {
+    let mut sites: std::collections::BTreeSet<String> = info.sites.clone();
+    for n in &info.nodes {
+        if let Some(node) = crate::NodeId::parse(n)
+            .ok()
+            .and_then(|id| st.nodes.get(&id))
+        {
+            sites.insert(node.site.to_string());
+        }
+    }
+    match sites.len() {
+        1 => sites.into_iter().next(),
+        _ => None,
     }
 }
 
