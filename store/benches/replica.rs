@@ -534,7 +534,10 @@ fn generate(dir: &Path, sites: usize) -> BoxResult<(Replica, Generated)> {
             }),
             ..Default::default()
         };
-        r.record_health(&reg)?;
+        // Heard when it was sent: a register is dated by the clock of the
+        // replica that hears it, so a stale node is one heard long ago.
+        let age = u64::try_from(now_ms().saturating_sub(time_ms)).unwrap_or(0);
+        r.record_health_aged(&reg, age)?;
     }
     let health_time = health_started.elapsed();
     Ok((
