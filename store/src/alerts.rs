@@ -251,9 +251,15 @@ impl Alert {
 }
 
 /// An operator's acknowledgement of an alert id; with `until_ms` it is also a
-/// silence. With `since_ms` it covers only the occurrence whose
-/// `Alert::since_ms` is the same, so an alert that resolved and fired again
-/// later is not hidden by an old ack; without, it covers every occurrence.
+/// silence.
+///
+/// The two hold differently. The ack names one occurrence: with `since_ms`
+/// it covers only the occurrence whose `Alert::since_ms` is the same, and
+/// holds until that occurrence resolves (an alert that resolved and fired
+/// again later is not acked by it); without, it covers every occurrence. The
+/// silence names the alert id: it holds until `until_ms` whatever the
+/// occurrence, so an alert that resolves and fires again within the silence
+/// stays silenced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ack {
     pub by: String,
@@ -265,8 +271,15 @@ pub struct Ack {
 }
 
 impl Ack {
-    fn applies_to(&self, alert: &Alert) -> bool {
+    /// Whether the ack covers `alert`'s occurrence.
+    fn acks(&self, alert: &Alert) -> bool {
         self.since_ms.is_none() || self.since_ms == alert.since_ms
+    }
+
+    /// Until when the alert id is silenced, if the silence is in force at
+    /// `now_ms` (for any occurrence).
+    fn silenced_until(&self, now_ms: i64) -> Option<i64> {
+        self.until_ms.filter(|&u| u > now_ms)
     }
 }
 
@@ -345,11 +358,11 @@ impl Out<'_> {
             acked_by: None,
             silenced_until_ms: None,
         };
-        if let Some(ack) = self.acks.get(alert.id.as_str())
-            && ack.applies_to(&alert)
-        {
-            alert.acked_by = Some(ack.by.clone());
-            alert.silenced_until_ms = ack.until_ms.filter(|&u| u > self.now_ms);
+        if let Some(ack) = self.acks.get(alert.id.as_str()) {
+            if ack.acks(&alert) {
+                alert.acked_by = Some(ack.by.clone());
+            }
+            alert.silenced_until_ms = ack.silenced_until(self.now_ms);
         }
         if let Some(existing) = self.alerts[node_start..]
             .iter_mut()
@@ -1265,17 +1278,28 @@ mod tests {
     }
 
     #[test]
-    fn ack_does_not_hide_an_alert_that_fired_again_later() {
+    fn an_ack_holds_until_its_occurrence_resolves_and_not_for_the_next() {
         let acks = HashMap::from([(
             "node-down:n1".to_string(),
             Ack {
                 by: "ana".into(),
                 at_ms: T0 + 40_000,
-                until_ms: Some(T0 + DAY_MS),
+                until_ms: None,
                 since_ms: Some(T0 + 30_000),
             },
         )]);
-        // The node came back, then went down again an hour later.
+        // The occurrence it was made on, however long it lasts (n2 keeps
+        // the site online).
+        let r = reg("n1", T0);
+        let up = reg("n2", T0 + HOUR_MS);
+        let sites = [site(
+            "s1",
+            vec![node("n1", Some(&r)), node("n2", Some(&up))],
+        )];
+        let alerts = evaluate(&sites, T0 + HOUR_MS, &acks);
+        assert_eq!(alerts[0].acked_by.as_deref(), Some("ana"));
+        // The node came back, then went down again an hour later: a new
+        // occurrence, not acked.
         let r = reg("n1", T0 + HOUR_MS);
         let sites = [site("s1", vec![node("n1", Some(&r))])];
         let alerts = evaluate(&sites, T0 + HOUR_MS + 60_000, &acks);
@@ -1289,6 +1313,48 @@ mod tests {
         any.get_mut("node-down:n1").unwrap().since_ms = None;
         let alerts = evaluate(&sites, T0 + HOUR_MS + 60_000, &any);
         assert_eq!(alerts[0].acked_by.as_deref(), Some("ana"));
+    }
+
+    #[test]
+    fn a_silence_holds_for_its_whole_duration_when_the_alert_fires_again() {
+        // Silenced for 30 minutes on the occurrence that began at T0 + 30 s,
+        // as `ops` writes a silence.
+        let until = T0 + 40_000 + 30 * 60_000;
+        let acks = HashMap::from([(
+            "node-down:n1".to_string(),
+            Ack {
+                by: "ana".into(),
+                at_ms: T0 + 40_000,
+                until_ms: Some(until),
+                since_ms: Some(T0 + 30_000),
+            },
+        )]);
+        // The node reported once more and went down again: the same alert
+        // fires again about 90 s later, a new occurrence (n2 keeps the site
+        // online).
+        let r = reg("n1", T0 + 100_000);
+        let up = reg("n2", until);
+        let sites = [site(
+            "s1",
+            vec![node("n1", Some(&r)), node("n2", Some(&up))],
+        )];
+        let now = T0 + 130_001;
+        let alerts = evaluate(&sites, now, &acks);
+        assert_eq!(ids(&alerts), ["node-down:n1"]);
+        assert_ne!(alerts[0].since_ms, Some(T0 + 30_000), "a new occurrence");
+        assert_eq!(alerts[0].silenced_until_ms, Some(until));
+        assert!(alerts[0].is_hidden(now), "still silenced");
+        assert_eq!(
+            alerts[0].acked_by, None,
+            "the ack part named the first occurrence"
+        );
+        assert_eq!(site_states(&sites, &alerts, now)[0].1, SiteState::Green);
+        // Until the silence ends, and no longer.
+        let alerts = evaluate(&sites, until - 1, &acks);
+        assert!(alerts[0].is_hidden(until - 1));
+        let alerts = evaluate(&sites, until, &acks);
+        assert_eq!(alerts[0].silenced_until_ms, None);
+        assert!(!alerts[0].is_hidden(until));
     }
 
     #[test]

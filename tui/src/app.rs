@@ -5,10 +5,10 @@
 //! [`crate::run()`] (or a test) moves requests and responses and passes the
 //! time.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crossterm::event::{Event, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind};
+use fleetdeck_store::document::LayerRef;
 use fleetdeck_store::health::Sample;
 
 mod draw;
@@ -17,6 +17,8 @@ pub use crate::component::Route;
 use crate::component::{Ctx, Effect, Handled, Hits, Need, Prompt, View};
 use crate::keymap::{Action, Key, Keymap, Scope};
 use crate::palette::{self, Command};
+use crate::seen::Seen;
+use crate::series::Series;
 use crate::source::{HistoryRow, Intent, Snapshot, Source};
 use crate::text;
 use crate::theme::Theme;
@@ -73,6 +75,9 @@ pub enum Response {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Input {
     pub text: String,
+    /// The text is selected (a filter reopened): typing replaces it,
+    /// backspace edits it.
+    pub replace: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -118,7 +123,10 @@ pub struct App {
     /// Trouble reported by the source machinery itself (not in a snapshot).
     trouble: Option<String>,
     history: Option<Vec<HistoryRow>>,
-    series: HashMap<String, Vec<Sample>>,
+    /// Sparkline data: what the console saw arrive, and per minute.
+    series: Series,
+    /// When each alert was first seen open (its AGE).
+    seen: Seen,
     outbox: Vec<Request>,
     /// Requests sent and not yet answered, to ask for a snapshot at most
     /// once at a time.
@@ -133,7 +141,11 @@ pub struct App {
 
 impl App {
     pub fn new(snapshot: Snapshot, now_ms: i64, options: Options) -> App {
-        App {
+        let mut series = Series::default();
+        series.observe(&snapshot.health);
+        let mut seen = Seen::default();
+        seen.update(&snapshot);
+        let mut app = App {
             options,
             snap: Arc::new(snapshot),
             snap_received_ms: now_ms,
@@ -144,7 +156,8 @@ impl App {
             message: None,
             trouble: None,
             history: None,
-            series: HashMap::new(),
+            series,
+            seen,
             outbox: Vec::new(),
             snapshot_pending: false,
             applying: 0,
@@ -152,7 +165,9 @@ impl App {
             dirty: true,
             hits: Hits::default(),
             crumbs: Default::default(),
-        }
+        };
+        app.settle();
+        app
     }
 
     // ---- reading ----------------------------------------------------------
@@ -230,6 +245,8 @@ impl App {
     pub fn tick(&mut self, now_ms: i64) {
         self.now_ms = now_ms;
         self.dirty = true;
+        // A silence that ends brings its alert back into the tables.
+        self.settle();
         if now_ms - self.snap_received_ms >= REFRESH_MS {
             self.request_snapshot();
         }
@@ -291,14 +308,18 @@ impl App {
                     return;
                 };
                 let was_focused = view.focused() == pane;
-                view.focus(pane);
-                let Some(list) = view.list_mut(pane) else {
+                let Some(selected) = view.list_mut(pane).map(|l| l.selected) else {
                     return;
                 };
-                if was_focused && list.selected == row {
+                if was_focused && selected == row {
                     self.act(Action::Open);
                 } else {
-                    list.selected = row;
+                    self.message = None;
+                    self.with_top(|v, ctx| {
+                        v.select_row(pane, row, ctx);
+                        v.focus(pane);
+                    });
+                    self.settle();
                 }
             }
             MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
@@ -328,9 +349,14 @@ impl App {
                 self.snapshot_pending = false;
                 let doc_changed = !Arc::ptr_eq(&s.fleet, &self.snap.fleet);
                 let health_changed = !Arc::ptr_eq(&s.health, &self.snap.health);
+                if health_changed {
+                    self.series.observe(&s.health);
+                }
+                self.seen.update(&s);
                 self.snap = Arc::new(*s);
                 self.snap_received_ms = self.now_ms;
                 self.trouble = None;
+                self.settle();
                 // Receipts move with heartbeats: while the history view is
                 // up, take them again at most every few seconds.
                 let receipts_due = health_changed
@@ -344,7 +370,7 @@ impl App {
                 }
             }
             Response::Series(node, samples) => {
-                self.series.insert(node, samples);
+                self.series.set_minutes(&node, samples);
             }
             Response::History(h) => self.history = Some(h),
             Response::Applied(intent, result) => {
@@ -353,7 +379,7 @@ impl App {
                     v.applied(&intent, result.is_ok());
                 }
                 match result {
-                    Ok(m) => self.say(m),
+                    Ok(m) => self.say(self.applied_words(&intent, m)),
                     Err(e) => self.complain(format!("{} failed: {e}", intent.describe())),
                 }
                 self.request_snapshot();
@@ -404,6 +430,30 @@ impl App {
                 };
                 self.on_response(resp);
             }
+        }
+    }
+
+    /// What the status bar says of an intent carried out: the source's
+    /// words, and for an ack or a silence how long it holds.
+    fn applied_words(&self, intent: &Intent, said: String) -> String {
+        match intent {
+            Intent::Silence { alert_id, for_ms } => format!(
+                "silenced {alert_id} until {} for this alert, also if it fires again",
+                text::clock(self.now_ms, self.now_ms.saturating_add(*for_ms))
+            ),
+            Intent::Ack { alert_id } => {
+                format!("acked {alert_id}; the ack holds until the alert resolves")
+            }
+            _ => said,
+        }
+    }
+
+    /// Puts the top view's selections back on their rows (by id) after the
+    /// data, the time or the view changed, and says so when a selected row
+    /// is gone.
+    fn settle(&mut self) {
+        if let Some(Some(said)) = self.with_top(|v, ctx| v.follow(ctx)) {
+            self.say(said);
         }
     }
 
@@ -467,6 +517,7 @@ impl App {
             read_only: self.options.read_only,
             history: self.history.as_deref(),
             series: &self.series,
+            seen: &self.seen,
             hits: &self.hits,
         }
     }
@@ -492,6 +543,9 @@ impl App {
     /// Runs an action as if its key was pressed (for drivers and tests).
     pub fn act(&mut self, action: Action) {
         self.dirty = true;
+        // What was said before is done with once the next action runs (a
+        // refused one says why instead).
+        self.message = None;
         if action.writes() && self.options.read_only {
             self.complain(format!(
                 "read-only: {} is not possible (the console was started with --read-only)",
@@ -513,6 +567,7 @@ impl App {
             Handled::Then(effect) => self.effect(effect),
             Handled::Ignored => self.app_action(action),
         }
+        self.settle();
     }
 
     fn app_action(&mut self, action: Action) {
@@ -522,6 +577,7 @@ impl App {
                 if self.stack.len() > 1 {
                     self.stack.pop();
                     self.fetch_needs();
+                    self.settle();
                 } else {
                     self.say("this is the overview; q quits");
                 }
@@ -535,19 +591,23 @@ impl App {
                     .and_then(|v| v.filter_mut())
                     .map(|l| l.filter.clone());
                 match current {
-                    Some(text) => self.overlay = Some(Overlay::Filter(Input { text })),
+                    // Reopened on a filter: its text, selected (typing
+                    // replaces it, backspace edits it).
+                    Some(text) => {
+                        let replace = !text.is_empty();
+                        self.overlay = Some(Overlay::Filter(Input { text, replace }))
+                    }
                     None => self.say("nothing to filter here"),
                 }
             }
+            Action::Sort | Action::ReverseSort => self.say("nothing to sort here"),
             Action::GoOverview => self.jump(Route::Overview),
             Action::GoAlerts => self.jump(Route::Alerts(None)),
             Action::GoHistory => self.jump(Route::History),
             Action::GoPeers => self.jump(Route::Peers),
             Action::GoRollouts => self.jump(Route::Rollouts),
             Action::GoCommands => self.jump(Route::Commands),
-            Action::EditConfig => {
-                self.open(Route::Config(fleetdeck_store::document::LayerRef::Fleet))
-            }
+            Action::EditConfig => self.open(Route::Config(LayerRef::Fleet)),
             _ => {}
         }
     }
@@ -568,7 +628,13 @@ impl App {
             }
             Effect::Prompt(p) => {
                 let text = p.initial();
-                self.overlay = Some(Overlay::Prompt(p, Input { text }));
+                self.overlay = Some(Overlay::Prompt(
+                    p,
+                    Input {
+                        text,
+                        replace: false,
+                    },
+                ));
             }
             Effect::Message(m) => self.say(m),
         }
@@ -577,6 +643,7 @@ impl App {
     /// Opens a view: back to it if it is already in the breadcrumb, the
     /// overview alone for the overview, else on top.
     pub fn open(&mut self, route: Route) {
+        self.message = None;
         if let Some(i) = self.stack.iter().position(|v| v.route().same_view(&route)) {
             self.stack.truncate(i + 1);
             if route != self.top().route() {
@@ -588,22 +655,40 @@ impl App {
             self.stack.push(views::open(&route));
         }
         self.fetch_needs();
+        self.settle();
     }
 
     /// Goes to a view from anywhere (number keys, the palette): the
     /// breadcrumb becomes the view's own path from the overview (a node's
     /// goes through its site).
     pub fn jump(&mut self, route: Route) {
+        self.message = None;
         self.stack.truncate(1);
-        if let Route::Node(n) = &route
-            && let Some(site) = self.snap.node(n).map(|n| n.site.clone())
-        {
+        // The views the route's own path goes through: a node's site; a
+        // site's or a node's config goes through the site (and the node).
+        let node = match &route {
+            Route::Node(n) => Some(n.clone()),
+            Route::Config(LayerRef::Node(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let site = match &route {
+            Route::Config(LayerRef::Site(s)) => Some(s.to_string()),
+            _ => node
+                .as_deref()
+                .and_then(|n| self.snap.node(n))
+                .map(|n| n.site.clone()),
+        };
+        if let Some(site) = site {
             self.stack.push(views::open(&Route::Site(site)));
+        }
+        if let (Some(n), Route::Config(_)) = (&node, &route) {
+            self.stack.push(views::open(&Route::Node(n.clone())));
         }
         if route != Route::Overview {
             self.stack.push(views::open(&route));
         }
         self.fetch_needs();
+        self.settle();
     }
 
     fn fetch_needs(&mut self) {
@@ -664,7 +749,6 @@ impl App {
 
     fn run_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Open(r @ Route::Config(_)) => self.open(r),
             Command::Open(r) => self.jump(r),
             Command::Quit => self.quit = true,
             Command::Help => self.overlay = Some(Overlay::Help),
@@ -682,9 +766,9 @@ impl App {
 
     fn set_filter(&mut self, text: &str) {
         if let Some(l) = self.stack.last_mut().and_then(|v| v.filter_mut()) {
-            l.filter = text.to_string();
-            l.selected = 0;
+            l.set_filter(text);
         }
+        self.settle();
     }
 
     fn on_filter_key(&mut self, key: Key, mut input: Input) {
@@ -692,11 +776,16 @@ impl App {
             Some(Action::Cancel) => self.set_filter(""),
             Some(Action::Submit) => {}
             Some(Action::DeleteChar) => {
+                input.replace = false;
                 input.text.pop();
                 self.set_filter(&input.text);
                 self.overlay = Some(Overlay::Filter(input));
             }
-            Some(Action::Complete) => self.overlay = Some(Overlay::Filter(input)),
+            Some(Action::Complete) => {
+                // Tab keeps the reopened text, to type after it.
+                input.replace = false;
+                self.overlay = Some(Overlay::Filter(input));
+            }
             _ => {
                 type_into(&mut input, key);
                 self.set_filter(&input.text);
@@ -768,6 +857,12 @@ impl App {
                 label(Action::Complete),
                 label(Action::Cancel),
             ],
+            Some(Overlay::Filter(input)) if input.replace => vec![
+                ("type".into(), "replace".into()),
+                (km.key_label(scope, Action::DeleteChar), "edit".into()),
+                (km.key_label(scope, Action::Submit), "keep".into()),
+                (km.key_label(scope, Action::Cancel), "clear".into()),
+            ],
             Some(Overlay::Filter(_)) => vec![
                 (km.key_label(scope, Action::Submit), "keep".into()),
                 (km.key_label(scope, Action::Cancel), "clear".into()),
@@ -814,13 +909,18 @@ impl App {
     }
 }
 
+/// Types a key into an input; into a selected text, it replaces it.
 fn type_into(input: &mut Input, key: Key) {
     if let crossterm::event::KeyCode::Char(c) = key.code
         && !key
             .mods
             .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
-        && input.text.chars().count() < 200
     {
-        input.text.push(c);
+        if std::mem::take(&mut input.replace) {
+            input.text.clear();
+        }
+        if input.text.chars().count() < 200 {
+            input.text.push(c);
+        }
     }
 }

@@ -39,6 +39,24 @@ pub fn node_badge(theme: &Theme, s: SiteState, down: bool) -> Span<'static> {
     }
 }
 
+/// Nodes up of all, "2/3": plain when all are up, amber while some are
+/// not, red when none is; dim for a site none of whose nodes ever reported
+/// (its state is unknown, not down).
+pub fn node_count(theme: &Theme, up: usize, total: usize, never_heard: bool) -> Span<'static> {
+    let style = if never_heard {
+        theme.dim()
+    } else if up == 0 && total > 0 {
+        Style::new()
+            .fg(theme.health.err)
+            .add_modifier(Modifier::BOLD)
+    } else if up < total {
+        theme.stale()
+    } else {
+        Style::new()
+    };
+    Span::styled(format!("{up}/{total}"), style)
+}
+
 pub fn severity_span(theme: &Theme, s: Severity) -> Span<'static> {
     Span::styled(s.as_str().to_string(), theme.severity(s))
 }

@@ -4,15 +4,15 @@
 //! written twice), and draw — purely, from the state and a [`Ctx`].
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use fleetdeck_store::config::ConfigPath;
 use fleetdeck_store::document::LayerRef;
-use fleetdeck_store::health::Sample;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
 use crate::keymap::{Action, Scope};
+use crate::seen::Seen;
+use crate::series::Series;
 use crate::source::{Intent, Snapshot};
 use crate::table::ListState;
 use crate::theme::Theme;
@@ -59,15 +59,17 @@ impl Route {
     }
 }
 
-/// What drawing and handling read: the snapshot, the time, the theme and
-/// what was fetched for the views (history, sparklines).
+/// What drawing and handling read: the snapshot, the time, the theme, what
+/// was fetched for the views (history, sparklines) and when each alert was
+/// first seen.
 pub struct Ctx<'a> {
     pub snap: &'a Snapshot,
     pub now_ms: i64,
     pub theme: &'a Theme,
     pub read_only: bool,
     pub history: Option<&'a [crate::source::HistoryRow]>,
-    pub series: &'a HashMap<String, Vec<Sample>>,
+    pub series: &'a Series,
+    pub seen: &'a Seen,
     /// Where tables were drawn, for mouse clicks (filled while drawing).
     pub hits: &'a Hits,
 }
@@ -104,6 +106,14 @@ impl Hits {
             let row = h.first + usize::from(y.saturating_sub(h.rows.y));
             (inside && row < h.len).then_some((h.pane, row))
         })
+    }
+    /// How many rows the table of a pane has (none drawn with rows: None).
+    pub fn len_of(&self, pane: usize) -> Option<usize> {
+        self.0
+            .borrow()
+            .iter()
+            .find(|h| h.pane == pane)
+            .map(|h| h.len)
     }
     /// The pane of the table whose box holds a screen cell (for the scroll
     /// wheel: anywhere over a table, rows or not).
@@ -208,6 +218,23 @@ pub trait View: Component + Send {
     /// The selection of a pane's table (mouse clicks and the wheel).
     fn list_mut(&mut self, pane: usize) -> Option<&mut ListState> {
         if pane == 0 { self.filter_mut() } else { None }
+    }
+    /// A click on row `row` of a pane's table, as drawn.
+    fn select_row(&mut self, pane: usize, row: usize, _ctx: &Ctx) {
+        if let Some(l) = self.list_mut(pane) {
+            l.selected = row;
+        }
+    }
+    /// After the data or the view changed (a snapshot, the clock, an
+    /// action): puts each table's selection back on the row it was on (by
+    /// its id), and says so when that row is gone (the selection is then on
+    /// the nearest row).
+    fn follow(&mut self, _ctx: &Ctx) -> Option<String> {
+        None
+    }
+    /// What the `?` help says of this view beyond its keys.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
     }
     /// Moves the focus to a pane.
     fn focus(&mut self, _pane: usize) {}

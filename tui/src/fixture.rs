@@ -871,6 +871,35 @@ impl FixtureSource {
         self.now_ms
     }
 
+    /// Moves the fixture's clock (alerts are evaluated at this time).
+    pub fn set_now(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+    }
+
+    /// Node `node` reports now: `change` edits its latest register, which
+    /// is then dated now and stored as a heartbeat would (new seq and
+    /// version). A node that never reported gets a first register.
+    pub fn report(&mut self, node: &str, change: impl FnOnce(&mut HealthRegister)) {
+        let mut health = (*self.health).clone();
+        let ver = health.values().map(|r| r.ver).max().unwrap_or(0) + 1;
+        let stored = health
+            .entry(node.to_string())
+            .or_insert_with(|| StoredRegister {
+                reg: HealthRegister {
+                    node: node.to_string(),
+                    ..HealthRegister::default()
+                },
+                received_ms: self.now_ms,
+                ver,
+            });
+        change(&mut stored.reg);
+        stored.reg.seq += 1;
+        stored.reg.time_ms = self.now_ms;
+        stored.received_ms = self.now_ms;
+        stored.ver = ver;
+        self.health = Arc::new(health);
+    }
+
     fn inputs(&self) -> Vec<SiteInput<'_>> {
         alert_inputs(&self.fleet, &self.health)
     }

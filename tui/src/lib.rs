@@ -16,6 +16,7 @@
 //! bar, never a hang or an exit.
 
 pub mod app;
+pub mod cause;
 pub mod cells;
 pub mod component;
 #[cfg(feature = "fixture")]
@@ -24,6 +25,8 @@ pub mod keymap;
 pub mod palette;
 pub mod pane;
 pub mod run;
+pub mod seen;
+pub mod series;
 pub mod settings;
 pub mod source;
 pub mod table;

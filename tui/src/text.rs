@@ -1,5 +1,9 @@
-//! How times, durations and quantities read on screen, and the duration the
-//! silence prompt parses. No clock here: every "ago" takes `now_ms`.
+//! How times, durations and quantities read on screen, how text is cut to
+//! its room (always ending with `…`, never silently) or laid out on lines
+//! without breaking a value, and the duration the silence prompt parses. No
+//! clock here: every "ago" takes `now_ms`.
+
+use ratatui::text::{Line, Span};
 
 /// "4s", "12m", "3h", "2d" for a span of milliseconds (negative spans read as
 /// zero).
@@ -72,6 +76,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// "14:32 UTC" for a time on the same UTC day as `now_ms`, else
+/// "2025-06-16 14:32 UTC".
+pub fn clock(now_ms: i64, ms: i64) -> String {
+    let (today, then) = (utc(now_ms), utc(ms));
+    match (today.split_once(' '), then.split_once(' ')) {
+        (Some((d1, _)), Some((d2, hm))) if d1 == d2 => format!("{hm} UTC"),
+        _ => format!("{then} UTC"),
+    }
+}
+
 /// "42%" for a percentage, "-" for none.
 pub fn pct(v: Option<f64>) -> String {
     match v {
@@ -134,6 +148,101 @@ pub fn fit(s: &str, width: usize) -> String {
     out
 }
 
+/// The width of one character on screen (2 for wide ones).
+fn char_width(c: char) -> usize {
+    let mut buf = [0u8; 4];
+    Span::raw(&*c.encode_utf8(&mut buf)).width()
+}
+
+/// Cuts a line of spans to `width` cells, ending with `…` (in the style of
+/// the span it cuts) when it was longer.
+pub fn fit_line(line: Line<'_>, width: usize) -> Line<'_> {
+    if line.width() <= width {
+        return line;
+    }
+    let Line {
+        style,
+        alignment,
+        spans,
+    } = line;
+    let mut out: Vec<Span> = Vec::new();
+    let mut room = width.saturating_sub(1);
+    for span in spans {
+        if width == 0 {
+            break;
+        }
+        let mut kept = String::new();
+        let mut cut = false;
+        for c in span.content.chars() {
+            let w = char_width(c);
+            if w > room {
+                cut = true;
+                break;
+            }
+            room -= w;
+            kept.push(c);
+        }
+        if cut {
+            kept.push('…');
+            out.push(Span::styled(kept, span.style));
+            break;
+        }
+        out.push(Span::styled(kept, span.style));
+    }
+    let mut line = Line::from(out).style(style);
+    line.alignment = alignment;
+    line
+}
+
+/// Lays out `fields` (each a value with its label, never broken) on lines
+/// `width` wide, two spaces apart: a field that does not fit on a line
+/// starts the next; one wider than a whole line is cut with `…`.
+pub fn flow(fields: Vec<Vec<Span<'static>>>, width: usize) -> Vec<Line<'static>> {
+    let mut lines: Vec<Line> = Vec::new();
+    let mut current: Vec<Span> = Vec::new();
+    let mut used = 0usize;
+    for field in fields {
+        let field = fit_line(Line::from(field), width);
+        let w = field.width();
+        if w == 0 {
+            continue;
+        }
+        if used > 0 && used + 2 + w > width {
+            lines.push(Line::from(std::mem::take(&mut current)));
+            used = 0;
+        }
+        if used > 0 {
+            current.push(Span::raw("  "));
+            used += 2;
+        }
+        used += w;
+        current.extend(field.spans);
+    }
+    if !current.is_empty() {
+        lines.push(Line::from(current));
+    }
+    lines
+}
+
+/// How many rows `text` takes wrapped at word boundaries inside a pane
+/// `width` wide (borders excluded).
+pub fn wrapped_rows(text: &str, width: u16) -> u16 {
+    let room = usize::from(width.saturating_sub(2).max(1));
+    let mut rows = 1u16;
+    let mut used = 0usize;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let w = word.chars().count();
+        let need = if used == 0 { w } else { used + 1 + w };
+        if need <= room {
+            used = need;
+        } else {
+            rows += 1;
+            used = w.min(room);
+        }
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +281,41 @@ mod tests {
     fn fit_cuts_with_an_ellipsis() {
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abc", 4), "abc");
+    }
+
+    #[test]
+    fn a_cut_line_ends_with_an_ellipsis_in_the_style_of_what_it_cut() {
+        use ratatui::style::{Color, Style};
+        let red = Style::new().fg(Color::Red);
+        let line = Line::from(vec![Span::raw("node "), Span::styled("rolled back", red)]);
+        let cut = fit_line(line.clone(), 10);
+        assert_eq!(cut.to_string(), "node roll…");
+        assert_eq!(cut.width(), 10);
+        assert_eq!(cut.spans.last().map(|s| s.style), Some(red));
+        assert_eq!(fit_line(line.clone(), 16).to_string(), "node rolled back");
+        assert_eq!(fit_line(line, 0).to_string(), "");
+    }
+
+    #[test]
+    fn fields_flow_onto_lines_without_breaking_a_value() {
+        let fields = vec![
+            vec![Span::raw("BL-WH-N")],
+            vec![Span::raw("heard "), Span::raw("2s ago")],
+            vec![Span::raw("3/3 nodes up")],
+        ];
+        let lines = flow(fields, 22);
+        let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        assert_eq!(text, ["BL-WH-N  heard 2s ago", "3/3 nodes up"]);
+        let long = flow(vec![vec![Span::raw("a-very-long-node-name")]], 8);
+        assert_eq!(long[0].to_string(), "a-very-…");
+    }
+
+    #[test]
+    fn clock_leaves_out_the_date_of_today() {
+        assert_eq!(clock(1_750_000_000_000, 1_750_001_800_000), "15:36 UTC");
+        assert_eq!(
+            clock(1_750_000_000_000, 1_750_000_000_000 + 86_400_000),
+            "2025-06-16 15:06 UTC"
+        );
     }
 }

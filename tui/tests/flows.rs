@@ -227,18 +227,21 @@ fn revert_asks_first_and_sends_only_after_yes() {
             message: None,
         }]
     );
-    // Clear the filter: the revert is the newest change.
-    c.press("/ esc");
-    let screen = c.screen(120, 40);
     let short = &newest[..12];
-    assert!(
-        screen.contains(&format!("revert {short}")),
-        "new change listed: {screen}"
-    );
+    let screen = c.screen(120, 40);
     assert!(
         screen.contains(&format!("reverted {short}")),
         "status message: {screen}"
     );
+    // Clear the filter: the revert is the newest change (and the message,
+    // done with, is gone).
+    c.press("/ esc");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains(&format!("revert {short}")),
+        "new change listed: {screen}"
+    );
+    assert!(c.app.message().is_none(), "{:?}", c.app.message());
     // The revert really happened: BL-LAB-2 keeps 30 days again.
     c.press("1");
     c.press(":");
@@ -922,4 +925,354 @@ fn the_history_view_takes_receipts_again_as_heartbeats_arrive() {
     // Elsewhere, heartbeats do not fetch the history.
     c.press("esc");
     assert!(!heartbeat(&mut c, T0 + 10_000));
+}
+
+// ---- acting on the right thing -----------------------------------------------
+
+use common::{row_of, selected_rows};
+use fleetdeck_tui::fixture::T0;
+
+/// lab1-nvr's /data fills: a hard alert of BL-LAB-1, listed above every
+/// other (hard first, then by site).
+fn lab1_disk_fills(c: &mut Console) {
+    c.source.report("lab1-nvr", |r| {
+        for d in &mut r.metrics.disks {
+            if d.mount == "/data" {
+                d.used_pct = 99.0;
+            }
+        }
+    });
+    c.refresh();
+}
+
+#[test]
+fn the_selection_stays_on_its_alert_while_new_alerts_arrive_above_it() {
+    let mut c = Console::new();
+    let theme = c.app.theme().clone();
+    c.press("2 j j");
+    let buf = c.buffer(120, 40);
+    assert_eq!(
+        selected_rows(&buf, &theme),
+        ["medium 4d    BL-HUB-DE   hub-de: TLS hub.blocao.eu expires in 10d"],
+        "the TLS alert is selected"
+    );
+    let row = row_of(&buf, "hub-de: TLS").unwrap();
+    lab1_disk_fills(&mut c);
+    let buf = c.buffer(120, 40);
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("lab1-nvr: disk /data 99% full"), "{screen}");
+    let selected = selected_rows(&buf, &theme);
+    assert_eq!(selected.len(), 1, "{screen}");
+    assert!(selected[0].contains("hub-de: TLS"), "{selected:?}");
+    assert_eq!(
+        row_of(&buf, "hub-de: TLS"),
+        Some(row),
+        "the selected alert keeps its row: {screen}"
+    );
+    assert!(
+        screen.contains("tls:hub-de:hub.blocao.eu · tls_expiry"),
+        "the detail is the selected alert's: {screen}"
+    );
+    // Moving on, the selection goes to the row below it on screen.
+    c.press("j");
+    let selected = selected_rows(&c.buffer(120, 40), &theme);
+    assert!(selected[0].contains("BL-WH-S: offline"), "{selected:?}");
+}
+
+#[test]
+fn an_ack_lands_on_the_alert_that_was_selected() {
+    let mut c = Console::new();
+    // The overview's alerts pane: the TLS alert, third.
+    c.press("tab j j");
+    lab1_disk_fills(&mut c);
+    c.press("enter");
+    assert_eq!(c.app.route(), Route::Alerts(None));
+    // More alerts arrive while the alerts view is up.
+    c.source.report("whn-router", |r| r.metrics.mem_pct = 97.0);
+    c.refresh();
+    c.press("a");
+    assert_eq!(
+        c.intents(),
+        vec![Intent::Ack {
+            alert_id: "tls:hub-de:hub.blocao.eu".into()
+        }]
+    );
+    let m = c.app.message().unwrap();
+    assert_eq!(
+        m.text,
+        "acked tls:hub-de:hub.blocao.eu; the ack holds until the alert resolves"
+    );
+}
+
+#[test]
+fn a_selected_alert_that_resolves_leaves_the_selection_on_the_nearest_row_and_says_so() {
+    let mut c = Console::new();
+    let theme = c.app.theme().clone();
+    c.press("2 j j j j j");
+    let selected = selected_rows(&c.buffer(120, 40), &theme);
+    assert!(
+        selected[0].contains("whn-cam-1: apply failed"),
+        "{selected:?}"
+    );
+    // whn-cam-1 applies the next revision fine: its alert resolves.
+    c.source.report("whn-cam-1", |r| {
+        if let Some(a) = r.applied.as_mut() {
+            a.result = fleetdeck_store::health::ApplyResult::Ok;
+            a.error = None;
+            a.revision = "r44".into();
+        }
+    });
+    c.refresh();
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("alert apply:whn-cam-1 cleared; selected the nearest row"),
+        "{screen}"
+    );
+    let selected = selected_rows(&c.buffer(120, 40), &theme);
+    assert!(selected[0].contains("lab2-cam-1: memory"), "{selected:?}");
+}
+
+#[test]
+fn the_overview_keeps_the_selected_site_when_the_sites_sort_again() {
+    let mut c = Console::new();
+    let theme = c.app.theme().clone();
+    c.press("j j j");
+    let selected = selected_rows(&c.buffer(120, 40), &theme);
+    assert!(selected[0].contains("BL-LAB-2"), "{selected:?}");
+    // BL-LAB-1 turns red and sorts to the top, above BL-LAB-2.
+    lab1_disk_fills(&mut c);
+    let screen = c.screen(120, 40);
+    assert_eq!(listed_sites(&screen)[0], "BL-LAB-1", "{screen}");
+    let selected = selected_rows(&c.buffer(120, 40), &theme);
+    assert!(selected[0].contains("BL-LAB-2"), "{selected:?}");
+    c.press("enter");
+    assert_eq!(c.app.route(), Route::Site("BL-LAB-2".into()));
+}
+
+#[test]
+fn esc_returns_to_the_row_you_came_from() {
+    let mut c = Console::new();
+    let theme = c.app.theme().clone();
+    c.press("j j j enter");
+    assert_eq!(c.app.route(), Route::Site("BL-LAB-2".into()));
+    // While the site is open the overview's order changes.
+    lab1_disk_fills(&mut c);
+    c.press("esc");
+    assert_eq!(c.app.route(), Route::Overview);
+    let selected = selected_rows(&c.buffer(120, 40), &theme);
+    assert!(selected[0].contains("BL-LAB-2"), "{selected:?}");
+}
+
+#[test]
+fn a_silence_holds_for_its_duration_when_the_alert_fires_again_and_says_until_when() {
+    let mut c = Console::new();
+    c.press("2 j s backspace backspace");
+    c.type_text("30m");
+    c.press("enter");
+    assert_eq!(
+        c.app.message().unwrap().text,
+        "silenced site-offline:BL-WH-S until 15:36 UTC for this alert, also if it fires again"
+    );
+    // BL-WH-S comes back a minute later (the alert resolves)…
+    c.at(T0 + 60_000);
+    c.source.report("whs-router", |_| {});
+    c.refresh();
+    assert!(
+        c.app.snapshot().alert("site-offline:BL-WH-S").is_none(),
+        "resolved"
+    );
+    // …and goes offline again: the same alert fires again, a new
+    // occurrence, still silenced.
+    c.at(T0 + 400_000);
+    let a = c
+        .app
+        .snapshot()
+        .alert("site-offline:BL-WH-S")
+        .unwrap()
+        .clone();
+    assert!(a.since_ms > Some(T0), "a new occurrence: {a:?}");
+    assert!(a.is_hidden(T0 + 400_000), "{a:?}");
+    let screen = c.screen(120, 40);
+    assert!(
+        !screen.contains("BL-WH-S: offline"),
+        "not listed while silenced: {screen}"
+    );
+    c.press("h");
+    let screen = c.screen(120, 40);
+    let row = screen
+        .lines()
+        .find(|l| l.contains("BL-WH-S: offline"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(row.contains("silenced 23m"), "{row}");
+}
+
+#[test]
+fn a_message_clears_when_the_next_action_succeeds_or_the_view_changes() {
+    let mut c = Console::new();
+    c.press("2 f");
+    assert_eq!(c.app.message().unwrap().text, "showing hard alerts");
+    c.press("j");
+    assert!(c.app.message().is_none());
+    c.press("f");
+    assert!(c.app.message().is_some());
+    c.press(":");
+    c.type_text("peers");
+    c.press("enter");
+    assert!(c.app.message().is_none(), "the view changed");
+}
+
+#[test]
+fn palette_jumps_do_not_pile_up_breadcrumbs() {
+    let mut c = Console::new();
+    for (cmd, path) in [
+        (
+            "config BL-LAB-1",
+            vec![
+                Route::Overview,
+                Route::Site("BL-LAB-1".into()),
+                Route::Config(site_layer("BL-LAB-1")),
+            ],
+        ),
+        (
+            "config lab1-nvr",
+            vec![
+                Route::Overview,
+                Route::Site("BL-LAB-1".into()),
+                Route::Node("lab1-nvr".into()),
+                Route::Config(LayerRef::Node(
+                    fleetdeck_store::NodeId::parse("lab1-nvr").unwrap(),
+                )),
+            ],
+        ),
+        (
+            "config",
+            vec![Route::Overview, Route::Config(LayerRef::Fleet)],
+        ),
+        ("node whn-nvr", {
+            vec![
+                Route::Overview,
+                Route::Site("BL-WH-N".into()),
+                Route::Node("whn-nvr".into()),
+            ]
+        }),
+        ("alerts", vec![Route::Overview, Route::Alerts(None)]),
+    ] {
+        c.press(":");
+        c.type_text(cmd);
+        c.press("enter");
+        assert_eq!(c.app.breadcrumb(), path, ":{cmd}");
+    }
+}
+
+// ---- sorting and filtering -----------------------------------------------------
+
+#[test]
+fn o_cycles_the_sort_column_and_shift_o_reverses_it_keeping_the_selection() {
+    let mut c = Console::new();
+    let theme = c.app.theme().clone();
+    assert!(
+        c.screen(120, 40).contains("STATUS▼"),
+        "worst first by default"
+    );
+    c.press("o");
+    assert_eq!(c.app.message().unwrap().text, "sorted by SITE, A to Z");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("SITE▼"), "{screen}");
+    let sites = listed_sites(&screen);
+    let mut sorted = sites.clone();
+    sorted.sort();
+    assert_eq!(sites, sorted, "{screen}");
+    // The selection stayed on BL-WH-N, now near the bottom.
+    let selected = selected_rows(&c.buffer(120, 40), &theme);
+    assert!(selected[0].contains("BL-WH-N"), "{selected:?}");
+    c.press("O");
+    assert_eq!(c.app.message().unwrap().text, "sorted by SITE, Z to A");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("SITE▲"), "{screen}");
+    sorted.reverse();
+    assert_eq!(listed_sites(&screen), sorted);
+    // Round the columns back to the default.
+    for column in ["NAME", "NODES", "ALERTS", "LAST HEARD", "STATUS"] {
+        c.press("o");
+        let m = c.app.message().unwrap().text.clone();
+        assert!(m.starts_with(&format!("sorted by {column},")), "{m}");
+    }
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("STATUS▼"), "{screen}");
+    assert_eq!(listed_sites(&screen)[..2], ["BL-WH-N", "BL-WH-S"]);
+    c.press("enter");
+    assert_eq!(c.app.route(), Route::Site("BL-WH-N".into()));
+}
+
+#[test]
+fn alerts_sort_by_age_newest_first_and_nodes_by_disk() {
+    let mut c = Console::new();
+    c.press("2 o");
+    assert_eq!(c.app.message().unwrap().text, "sorted by AGE, newest first");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("AGE▼"), "{screen}");
+    let first = screen
+        .lines()
+        .find(|l| l.contains("│medium") || l.contains("│hard") || l.contains("│soft"))
+        .unwrap();
+    assert!(
+        first.contains("lis-cam-1: down"),
+        "1m old, the newest: {first}"
+    );
+    // A site's nodes, fullest disk first.
+    c.press("1 enter o o o o");
+    assert_eq!(
+        c.app.message().unwrap().text,
+        "sorted by DISK, fullest first"
+    );
+    let screen = c.screen(120, 40);
+    let nodes: Vec<&str> = ["whn-nvr", "whn-cam-1", "whn-router"]
+        .into_iter()
+        .filter(|n| screen.contains(n))
+        .collect();
+    assert_eq!(nodes.len(), 3);
+    let at = |n: &str| screen.find(&format!("{n} ")).unwrap();
+    assert!(at("whn-nvr") < at("whn-cam-1") && at("whn-cam-1") < at("whn-router"));
+}
+
+#[test]
+fn reopening_the_filter_edits_it_rather_than_appending_and_it_counts_its_matches() {
+    let mut c = Console::new();
+    c.press("/");
+    c.type_text("lab");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("/lab · 2 matches"),
+        "the title counts: {screen}"
+    );
+    assert!(
+        screen.contains(" /lab█  2 matches"),
+        "the input counts: {screen}"
+    );
+    c.press("enter");
+    // Reopened: the old text is selected; typing replaces it.
+    c.press("/");
+    let hints = c.app.hints();
+    assert!(
+        hints.contains(&("type".to_string(), "replace".to_string())),
+        "{hints:?}"
+    );
+    c.type_text("north");
+    c.press("enter");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("/north · 3 matches"), "{screen}");
+    assert_eq!(
+        listed_sites(&screen),
+        ["BL-WH-N", "BL-LAB-2", "BL-LAB-1"],
+        "{screen}"
+    );
+    // Reopened again, backspace edits the text.
+    c.press("/ backspace");
+    c.type_text("h");
+    c.press("enter");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("/north · 3 matches"), "{screen}");
+    c.press("/ backspace backspace backspace backspace backspace");
+    let screen = c.screen(120, 40);
+    assert_eq!(listed_sites(&screen).len(), 10, "{screen}");
 }

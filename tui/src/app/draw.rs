@@ -40,9 +40,7 @@ impl App {
             Some(Overlay::Help) => self.draw_help(frame, body),
             Some(Overlay::Confirm { question, .. }) => self.draw_confirm(frame, body, question),
             Some(Overlay::Palette(input)) => self.draw_palette(frame, body, input),
-            Some(Overlay::Filter(input)) => {
-                draw_input_line(frame, hints, theme, "/", &input.text, "filter")
-            }
+            Some(Overlay::Filter(input)) => self.draw_filter(frame, hints, input),
             Some(Overlay::Prompt(Prompt::Silence { alert_id }, input)) => draw_input_line(
                 frame,
                 hints,
@@ -80,21 +78,49 @@ impl App {
         } else {
             self.snap.fleet.name.clone()
         };
+        let me = if self.snap.me.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", self.snap.me)
+        };
         let mut spans = vec![
             Span::styled(" fleetdeck ", theme.title().add_modifier(Modifier::BOLD)),
             Span::styled("· ", theme.dim()),
             Span::raw(fleet),
             Span::styled(" │ ", theme.dim()),
         ];
-        let crumbs = self.breadcrumb();
-        let mut x = area.x + spans.iter().map(|s| s.width() as u16).sum::<u16>();
-        let mut places = Vec::new();
-        for (i, r) in crumbs.iter().enumerate() {
-            if i > 0 {
+        let frozen = self.snap.fleet.is_frozen();
+        // The breadcrumb gets what the name of this replica (right) and
+        // FROZEN leave, two cells apart; the crumbs nearest the overview
+        // give way first ("… › BL-WH-N › whn-nvr"), then the last is cut.
+        let used = spans.iter().map(|s| s.width()).sum::<usize>();
+        let room = usize::from(area.width)
+            .saturating_sub(used + me.chars().count() + if frozen { 8 } else { 0 } + 2);
+        let crumbs: Vec<String> = self.breadcrumb().iter().map(|r| r.label()).collect();
+        let width_from = |k: usize| -> usize {
+            let shown: usize = crumbs[k..].iter().map(|c| c.chars().count()).sum::<usize>()
+                + 3 * (crumbs.len() - k - 1);
+            if k > 0 { shown + 4 } else { shown }
+        };
+        let first = (0..crumbs.len())
+            .find(|&k| width_from(k) <= room)
+            .unwrap_or(crumbs.len().saturating_sub(1));
+        let mut x = area.x + used as u16;
+        let mut places = vec![(0, 0); first];
+        if first > 0 {
+            spans.push(Span::styled("… › ", theme.dim()));
+            x += 4;
+        }
+        let mut left = room.saturating_sub(if first > 0 { 4 } else { 0 });
+        for (i, label) in crumbs.iter().enumerate().skip(first) {
+            if i > first {
                 spans.push(Span::styled(" › ", theme.dim()));
                 x += 3;
+                left = left.saturating_sub(3);
             }
-            let w = r.label().chars().count() as u16;
+            let label = text::fit(label, left);
+            let w = label.chars().count() as u16;
+            left = left.saturating_sub(usize::from(w));
             places.push((x, x + w));
             x += w;
             let style = if i + 1 == crumbs.len() {
@@ -102,23 +128,54 @@ impl App {
             } else {
                 Style::new()
             };
-            spans.push(Span::styled(r.label(), style));
+            spans.push(Span::styled(label, style));
         }
         *self.crumbs.borrow_mut() = places;
-        if self.snap.fleet.is_frozen() {
+        if frozen {
             spans.push(Span::styled("  FROZEN", theme.error()));
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), area);
-        if !self.snap.me.is_empty() {
+        if !me.is_empty() {
             frame.render_widget(
                 Paragraph::new(Line::from(Span::styled(
-                    format!("{} ", self.snap.me),
+                    text::fit(&me, usize::from(area.width)),
                     theme.dim(),
                 )))
                 .right_aligned(),
                 area,
             );
         }
+    }
+
+    /// The filter being typed, with how many rows it matches; a reopened
+    /// filter shows selected (typing replaces it).
+    fn draw_filter(&self, frame: &mut Frame, area: Rect, input: &Input) {
+        let theme = &self.options.theme;
+        let pane = self.top().focused();
+        let count = self.hits.len_of(pane).unwrap_or(0);
+        let text_style = if input.replace {
+            theme.selected()
+        } else {
+            Style::new()
+        };
+        let mut spans = vec![
+            Span::styled(" /", theme.key()),
+            Span::styled(input.text.clone(), text_style),
+            Span::styled("█", theme.dim()),
+        ];
+        if input.text.is_empty() {
+            spans.push(Span::styled(" filter", theme.dim()));
+        } else {
+            spans.push(Span::styled(
+                format!("  {}", crate::table::match_count(count)),
+                theme.dim(),
+            ));
+        }
+        frame.render_widget(Clear, area);
+        frame.render_widget(
+            Paragraph::new(text::fit_line(Line::from(spans), usize::from(area.width))),
+            area,
+        );
     }
 
     fn draw_hints(&self, frame: &mut Frame, area: Rect) {
@@ -337,20 +394,28 @@ impl App {
             Span::styled(": ", theme.key()),
             Span::styled(commands_line.join(" · "), theme.dim()),
         ]);
-        // One column when it fits, two when the terminal is short.
+        // What the view says beyond its keys, then the commands: wrapped
+        // under the keys.
+        let notes = self.top().notes();
         let footer_text: String = footer.spans.iter().map(|s| s.content.as_ref()).collect();
+        let footer_rows = |width: u16| {
+            notes
+                .iter()
+                .map(|n| text::wrapped_rows(n, width))
+                .sum::<u16>()
+                + text::wrapped_rows(&footer_text, width)
+        };
+        // One column when it fits, two when the terminal is short.
         let wide = area.width.min(80);
         let narrow = wide.min(56);
-        let room = area
-            .height
-            .saturating_sub(3 + wrapped_rows(&footer_text, narrow)) as usize;
+        let room = area.height.saturating_sub(3 + footer_rows(narrow)) as usize;
         let columns = if lines.len() > room && wide >= 60 {
             2
         } else {
             1
         };
         let width = if columns == 1 { narrow } else { wide };
-        let footer_rows = wrapped_rows(&footer_text, width);
+        let footer_rows = footer_rows(width);
         let per_column = lines.len().div_ceil(columns);
         let height = (per_column as u16 + 3 + footer_rows).min(area.height);
         let popup = centered(area, width, height);
@@ -368,10 +433,14 @@ impl App {
                 frame.render_widget(Paragraph::new(chunk.to_vec()), *area);
             }
         }
-        frame.render_widget(
-            Paragraph::new(vec![Line::default(), footer]).wrap(Wrap { trim: true }),
-            foot,
+        let mut foot_lines = vec![Line::default()];
+        foot_lines.extend(
+            notes
+                .into_iter()
+                .map(|n| Line::from(Span::styled(n, theme.dim()))),
         );
+        foot_lines.push(footer);
+        frame.render_widget(Paragraph::new(foot_lines).wrap(Wrap { trim: true }), foot);
     }
 
     fn draw_confirm(&self, frame: &mut Frame, area: Rect, question: &str) {
@@ -498,25 +567,6 @@ impl App {
             popup,
         );
     }
-}
-
-/// How many rows `text` takes wrapped at word boundaries inside a pane
-/// `width` wide (borders excluded).
-fn wrapped_rows(text: &str, width: u16) -> u16 {
-    let room = usize::from(width.saturating_sub(2).max(1));
-    let mut rows = 1u16;
-    let mut used = 0usize;
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
-        let w = word.chars().count();
-        let need = if used == 0 { w } else { used + 1 + w };
-        if need <= room {
-            used = need;
-        } else {
-            rows += 1;
-            used = w.min(room);
-        }
-    }
-    rows
 }
 
 fn dedup(actions: impl Iterator<Item = Action>) -> Vec<Action> {

@@ -4,8 +4,8 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
-use ratatui::text::Span;
-use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::component::{Component, Ctx, Handled, Route, View};
 use crate::keymap::{Action, Scope};
@@ -125,23 +125,24 @@ impl Component for CommandsView {
                 "no command matches the filter".into()
             },
             hit: Some((ctx.hits, COMMANDS)),
+            sorted: None,
         };
         table::render(frame, top, spec, theme, |i| {
             let c = rows[i];
             let failed = c.failed();
-            Row::new(vec![
-                Cell::from(Span::styled(c.id.clone(), theme.key())),
-                Cell::from(c.record.action.clone()),
-                Cell::from(c.record.target.clone()),
-                Cell::from(c.record.by.clone()),
-                Cell::from(text::ago(ctx.now_ms, c.record.at_ms)),
-                Cell::from(format!("{}/{}", c.reported(), c.nodes.len())),
-                Cell::from(if failed > 0 {
+            vec![
+                Line::from(Span::styled(c.id.clone(), theme.key())),
+                Line::from(c.record.action.clone()),
+                Line::from(c.record.target.clone()),
+                Line::from(c.record.by.clone()),
+                Line::from(text::ago(ctx.now_ms, c.record.at_ms)),
+                Line::from(format!("{}/{}", c.reported(), c.nodes.len())),
+                Line::from(if failed > 0 {
                     Span::styled(failed.to_string(), Style::new().fg(theme.health.err))
                 } else {
                     Span::raw("0")
                 }),
-            ])
+            ]
         });
         let selected = self.selected(ctx);
         let results = selected.map(|c| self.results(c)).unwrap_or_default();
@@ -163,6 +164,7 @@ impl Component for CommandsView {
             focused: self.focus == RESULTS,
             empty: "no node is targeted".into(),
             hit: Some((ctx.hits, RESULTS)),
+            sorted: None,
         };
         table::render(frame, bottom, spec, theme, |i| {
             let (node, r) = results[i];
@@ -186,13 +188,13 @@ impl Component for CommandsView {
                     r.output.lines().last().unwrap_or("").to_string(),
                 ),
             };
-            Row::new(vec![
-                Cell::from(node.clone()),
-                Cell::from(Span::styled(state, style)),
-                Cell::from(exit),
-                Cell::from(when),
-                Cell::from(out),
-            ])
+            vec![
+                Line::from(node.clone()),
+                Line::from(Span::styled(state, style)),
+                Line::from(exit),
+                Line::from(when),
+                Line::from(out),
+            ]
         });
         let out = selected
             .and_then(|_| self.lists[RESULTS].index(results.len()).map(|i| results[i]))

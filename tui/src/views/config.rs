@@ -14,7 +14,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 use serde_json::Value;
 
 use crate::component::{Component, Ctx, Effect, Handled, Prompt, Route, View};
@@ -530,15 +530,16 @@ impl ConfigView {
             focused: true,
             empty: format!("no key matches /{}", self.list.filter),
             hit: Some((ctx.hits, 0)),
+            sorted: None,
         };
         table::render(frame, area, spec, theme, |i| {
             let r = &rows[i];
             let indent = "  ".repeat(r.depth());
             if r.section {
-                return Row::new(vec![Cell::from(Span::styled(
+                return vec![Line::from(Span::styled(
                     format!("{indent}▾ {}", r.name()),
                     theme.header(),
-                ))]);
+                ))];
             }
             let here = match &r.staged {
                 Some(ConfigEdit::Set(_, v)) => Span::styled(
@@ -564,12 +565,12 @@ impl ConfigView {
                 Some((v, from)) => (show(v), *from),
                 None => (String::new(), ""),
             };
-            Row::new(vec![
-                Cell::from(format!("{indent}  {}", r.name())),
-                Cell::from(here),
-                Cell::from(Span::styled(below, below_style)),
-                Cell::from(Span::styled(from, theme.dim())),
-            ])
+            vec![
+                Line::from(format!("{indent}  {}", r.name())),
+                Line::from(here),
+                Line::from(Span::styled(below, below_style)),
+                Line::from(Span::styled(from, theme.dim())),
+            ]
         });
     }
 

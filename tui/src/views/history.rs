@@ -7,7 +7,7 @@ use fleetdeck_store::receipts::Delivery;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row};
+use ratatui::widgets::Paragraph;
 
 use crate::component::{Component, Ctx, Effect, Handled, Need, Route, View};
 use crate::keymap::{Action, Scope};
@@ -109,6 +109,7 @@ impl Component for HistoryView {
             state: &self.list,
             focused: true,
             hit: Some((ctx.hits, 0)),
+            sorted: None,
             empty: match ctx.history {
                 None => "loading history…".into(),
                 Some(_) => "no change matches the filter".into(),
@@ -117,13 +118,13 @@ impl Component for HistoryView {
         table::render(frame, list, spec, theme, |i| {
             let r = rows[i];
             let e = &r.entry;
-            Row::new(vec![
-                Cell::from(Span::styled(text::short(&e.id).to_string(), theme.key())),
-                Cell::from(text::utc(e.time_ms)),
-                Cell::from(author(e)),
+            vec![
+                Line::from(Span::styled(text::short(&e.id).to_string(), theme.key())),
+                Line::from(text::utc(e.time_ms)),
+                Line::from(author(e)),
                 receipts_cell(r, theme),
-                Cell::from(e.message.clone().unwrap_or_default()),
-            ])
+                Line::from(e.message.clone().unwrap_or_default()),
+            ]
         });
         let mut lines = match selected {
             Some(r) => {
@@ -205,9 +206,9 @@ fn state_style(d: Delivery, theme: &crate::theme::Theme) -> ratatui::style::Styl
 }
 
 /// `47/50 · 1 failed`: nodes that run the change out of all, and failures.
-fn receipts_cell<'a>(r: &HistoryRow, theme: &crate::theme::Theme) -> Cell<'a> {
+fn receipts_cell<'a>(r: &HistoryRow, theme: &crate::theme::Theme) -> Line<'a> {
     let Some(s) = &r.receipts else {
-        return Cell::from(Span::styled("-", theme.dim()));
+        return Line::from(Span::styled("-", theme.dim()));
     };
     let mut spans = vec![Span::styled(
         format!("{}/{}", s.applied, s.nodes),
@@ -223,7 +224,7 @@ fn receipts_cell<'a>(r: &HistoryRow, theme: &crate::theme::Theme) -> Cell<'a> {
             theme.error(),
         ));
     }
-    Cell::from(Line::from(spans))
+    Line::from(spans)
 }
 
 impl View for HistoryView {

@@ -1,6 +1,7 @@
-//! One node: sparklines of CPU, memory and disk, the effective config as
-//! leaves with their provenance, and the facts of its latest health
-//! register.
+//! One node: sparklines of CPU, memory and disk (per minute, then every
+//! register the console saw arrive, so their "now" is the latest health),
+//! the effective config as leaves with their provenance, and the facts of
+//! its latest health register.
 
 use fleetdeck_store::NodeId;
 use fleetdeck_store::alerts::{Alert, Thresholds};
@@ -11,7 +12,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Wrap};
+use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 
 use crate::cells::{self, heard, node_badge};
 use crate::component::{Component, Ctx, Effect, Handled, Need, Route, View};
@@ -67,17 +68,22 @@ impl NodeView {
     }
 
     fn alert_rows<'a>(&self, ctx: &Ctx<'a>) -> Vec<&'a Alert> {
-        let f = &self.lists[ALERTS].filter;
         let site = ctx.snap.node(&self.id).map(|n| n.site.as_str());
-        ctx.snap
-            .alerts
-            .iter()
-            .filter(|a| {
-                a.node.as_deref() == Some(self.id.as_str())
-                    || (a.node.is_none() && Some(a.site.as_str()) == site)
-            })
-            .filter(|a| table::matches(f, &[&a.id, &a.message]))
-            .collect()
+        alerts::pane_rows(ctx, &self.lists[ALERTS], self.focus == ALERTS, |a| {
+            a.node.as_deref() == Some(self.id.as_str())
+                || (a.node.is_none() && Some(a.site.as_str()) == site)
+        })
+    }
+
+    /// The ids of a pane's rows, as drawn (config leaves by key).
+    fn ids(&self, pane: usize, ctx: &Ctx) -> Vec<String> {
+        match pane {
+            CONFIG => self.leaves(ctx).into_iter().map(|l| l.key).collect(),
+            _ => alerts::ids(&self.alert_rows(ctx))
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        }
     }
 }
 
@@ -107,16 +113,14 @@ fn provenance(theme: &Theme, l: Layer, site: &str, node: &str) -> (String, Color
 
 impl Component for NodeView {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        let len = match self.focus {
-            CONFIG => self.leaves(ctx).len(),
-            _ => self.alert_rows(ctx).len(),
-        };
-        if self.lists[self.focus].motion(action, len) {
+        let ids = self.ids(self.focus, ctx);
+        if self.lists[self.focus].step(action, &ids) {
             return Handled::Consumed;
         }
         match action {
             Action::NextPane | Action::PrevPane => {
                 self.focus = cycle(self.focus, 2, action == Action::NextPane);
+                self.lists[ALERTS].hold_here();
                 Handled::Consumed
             }
             Action::Open if self.focus == ALERTS => {
@@ -144,51 +148,64 @@ impl Component for NodeView {
             return;
         };
         let reg = ctx.snap.health.get(&self.id);
+        let mut fields = vec![
+            vec![Span::styled(node.id.clone(), theme.title())],
+            vec![node_badge(theme, node.state, node.down)],
+            vec![
+                Span::styled("site ", theme.dim()),
+                Span::styled(node.site.clone(), Style::new().fg(theme.ui.site)),
+            ],
+            vec![
+                Span::styled("role ", theme.dim()),
+                Span::raw(node.role.clone().unwrap_or_else(|| "-".into())),
+            ],
+            vec![
+                Span::styled("heard ", theme.dim()),
+                heard(theme, ctx.now_ms, node.last_heard_ms, node.heartbeat_ms),
+            ],
+            vec![Span::styled(
+                format!("every {}", text::duration(node.heartbeat_ms)),
+                theme.dim(),
+            )],
+        ];
+        if let Some(r) = reg {
+            fields.push(vec![Span::styled(
+                format!("seq {}", r.reg.seq),
+                theme.dim(),
+            )]);
+        }
+        let head_lines = text::flow(fields, usize::from(area.width));
         let [head, sparks, body] = Layout::vertical([
-            Constraint::Length(2),
+            Constraint::Length((head_lines.len() as u16).clamp(1, 3) + 1),
             Constraint::Length(5),
             Constraint::Fill(1),
         ])
         .areas(area);
+        frame.render_widget(Paragraph::new(head_lines), head);
 
-        let mut line = vec![
-            Span::styled(node.id.clone(), theme.title()),
-            Span::raw("  "),
-            node_badge(theme, node.state, node.down),
-            Span::styled("  site ", theme.dim()),
-            Span::styled(node.site.clone(), Style::new().fg(theme.ui.site)),
-            Span::styled("  role ", theme.dim()),
-            Span::raw(node.role.clone().unwrap_or_else(|| "-".into())),
-            Span::styled("  heard ", theme.dim()),
-            heard(theme, ctx.now_ms, node.last_heard_ms, node.heartbeat_ms),
-            Span::styled(
-                format!("  every {}", text::duration(node.heartbeat_ms)),
-                theme.dim(),
-            ),
-        ];
-        if let Some(r) = reg {
-            line.push(Span::styled(format!("  seq {}", r.reg.seq), theme.dim()));
-        }
-        frame.render_widget(
-            Paragraph::new(Line::from(line)).wrap(Wrap { trim: true }),
-            head,
-        );
-
-        let series: &[Sample] = ctx.series.get(&self.id).map_or(&[], |v| v.as_slice());
+        let series = ctx.series.points(&self.id);
         let [cpu, mem, disk] = Layout::horizontal([
             Constraint::Ratio(1, 3),
             Constraint::Ratio(1, 3),
             Constraint::Ratio(1, 3),
         ])
         .areas(sparks);
-        spark(frame, cpu, theme, "cpu", series, |s| s.cpu, theme.ui.accent);
-        spark(frame, mem, theme, "mem", series, |s| s.mem, theme.ui.node);
+        spark(
+            frame,
+            cpu,
+            theme,
+            "cpu",
+            &series,
+            |s| s.cpu,
+            theme.ui.accent,
+        );
+        spark(frame, mem, theme, "mem", &series, |s| s.mem, theme.ui.node);
         spark(
             frame,
             disk,
             theme,
             "disk",
-            series,
+            &series,
             |s| s.disk,
             theme.health.warn,
         );
@@ -211,15 +228,16 @@ impl Component for NodeView {
             focused: self.focus == CONFIG,
             hit: Some((ctx.hits, CONFIG)),
             empty: "no config".into(),
+            sorted: None,
         };
         table::render(frame, left, spec, theme, |i| {
             let l = &leaves[i];
             let (from, color) = provenance(theme, l.from, &site, &self.id);
-            Row::new(vec![
-                Cell::from(l.key.clone()),
-                Cell::from(l.value.clone()),
-                Cell::from(Span::styled(from, Style::new().fg(color))),
-            ])
+            vec![
+                Line::from(l.key.clone()),
+                Line::from(l.value.clone()),
+                Line::from(Span::styled(from, Style::new().fg(color))),
+            ]
         });
 
         let alerts = self.alert_rows(ctx);
@@ -251,7 +269,6 @@ impl Component for NodeView {
             &alerts,
             &self.lists[ALERTS],
             (ALERTS, self.focus == ALERTS),
-            |a| a.id.clone(),
         );
     }
 }
@@ -272,6 +289,12 @@ impl View for NodeView {
     fn list_mut(&mut self, pane: usize) -> Option<&mut ListState> {
         self.lists.get_mut(pane)
     }
+    fn select_row(&mut self, pane: usize, row: usize, ctx: &Ctx) {
+        if pane < self.lists.len() {
+            let ids = self.ids(pane, ctx);
+            self.lists[pane].select(row, &ids);
+        }
+    }
     fn focus(&mut self, pane: usize) {
         if pane < self.lists.len() {
             self.focus = pane;
@@ -279,6 +302,26 @@ impl View for NodeView {
     }
     fn focused(&self) -> usize {
         self.focus
+    }
+    fn follow(&mut self, ctx: &Ctx) -> Option<String> {
+        let mut said = None;
+        for pane in [CONFIG, ALERTS] {
+            let ids = self.ids(pane, ctx);
+            let gone = self.lists[pane].follow(&ids);
+            if pane == self.focus {
+                said = gone.and_then(|id| match pane {
+                    CONFIG => Some(format!("config key {id} is gone; selected the nearest row")),
+                    _ => alerts::gone(ctx, &id),
+                });
+            }
+        }
+        said
+    }
+    fn notes(&self) -> Vec<String> {
+        vec![format!(
+            "sparklines: the store's per-minute samples, then the last {} reports this console saw arrive; their \"now\" is the latest health",
+            crate::series::RING
+        )]
     }
 }
 
@@ -297,13 +340,29 @@ fn spark(
         (Some(last), Some(max)) => format!("{name} {:.0}% · max {max:.0}%", value(last)),
         _ => format!("{name} · no samples yet"),
     };
+    let mut block = pane::block(
+        theme,
+        text::fit(&title, usize::from(area.width.saturating_sub(4))),
+        false,
+    );
+    if let (Some(first), Some(last)) = (shown.first(), shown.last())
+        && shown.len() > 1
+    {
+        block = block.title_bottom(
+            Line::from(Span::styled(
+                format!(" {} ", text::duration(last.bucket_ms - first.bucket_ms)),
+                theme.dim(),
+            ))
+            .right_aligned(),
+        );
+    }
     let data: Vec<u64> = shown
         .iter()
         .map(|s| value(s).clamp(0.0, 100.0).round() as u64)
         .collect();
     frame.render_widget(
         Sparkline::default()
-            .block(pane::block(theme, title, false))
+            .block(block)
             .data(&data)
             .max(100)
             .style(Style::new().fg(color)),

@@ -1,26 +1,33 @@
 //! Fleet overview: the sites table, the aggregate health bar, the alerts
-//! panel and a world map with a pin per located site.
+//! panel and a map with a pin per located site.
+
+use std::collections::HashMap;
 
 use fleetdeck_store::alerts::{Severity, SiteState};
 use fleetdeck_store::document::LayerRef;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
 use ratatui::widgets::canvas::{Canvas, Map, MapResolution};
-use ratatui::widgets::{Cell, Paragraph, Row};
 
-use crate::cells::{alert_style, badge, heard, severity_span};
+use crate::cause;
+use crate::cells::{alert_style, badge, heard, node_count, severity_span};
 use crate::component::{Component, Ctx, Effect, Handled, Route, View};
 use crate::keymap::{Action, Scope};
 use crate::pane::{self, cycle};
 use crate::source::{SiteFacts, Snapshot};
-use crate::table::{self, ListState, Spec};
+use crate::table::{self, Column, ListState, Sort, Spec};
+use crate::text;
 use crate::theme::Theme;
+use crate::views::alerts;
 
-/// Below this width the map is left out and the tables take the room.
-pub const MAP_MIN_WIDTH: u16 = 100;
+/// From this width the map is drawn beside the sites table; narrower, it
+/// is left out (a map under 48 columns shows little) and the sites table
+/// takes its room. The alerts are always as wide as the screen.
+pub const MAP_MIN_WIDTH: u16 = 120;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Pane {
@@ -36,16 +43,83 @@ pub struct Overview {
     focus: Pane,
 }
 
-/// Indices into `snap.sites` that pass the filter, worst state first (err,
-/// warn, unknown, green), then by id.
-pub fn site_rows(snap: &Snapshot, filter: &str) -> Vec<usize> {
+/// The columns of the sites table, in the order they are drawn; the
+/// first, worst first, is its own order.
+pub const SITE_COLUMNS: [Column; 6] = [
+    Column {
+        title: "STATUS",
+        order: "worst first",
+        reversed: "best first",
+    },
+    Column {
+        title: "SITE",
+        order: "A to Z",
+        reversed: "Z to A",
+    },
+    Column {
+        title: "NAME",
+        order: "A to Z",
+        reversed: "Z to A",
+    },
+    Column {
+        title: "NODES",
+        order: "fewest up first",
+        reversed: "most up first",
+    },
+    Column {
+        title: "ALERTS",
+        order: "most alerts first",
+        reversed: "fewest alerts first",
+    },
+    Column {
+        title: "LAST HEARD",
+        order: "longest silent first",
+        reversed: "most recent first",
+    },
+];
+
+/// The columns of the alerts pane (columns of [`alerts::COLUMNS`]).
+const ALERT_COLUMNS: [usize; 4] = [alerts::SEV, alerts::AGE, alerts::SITE, alerts::ALERT];
+
+/// Below this width the alerts pane leaves out the site column (the
+/// alert names its node, or its site when it is the site's).
+const ALERTS_SITE_MIN_WIDTH: u16 = 100;
+
+/// Compares two sites by a column of [`SITE_COLUMNS`], ties by id.
+fn compare_sites(column: usize, a: &SiteFacts, b: &SiteFacts) -> std::cmp::Ordering {
+    use std::cmp::Reverse;
+    let by = match column {
+        0 => attention(b.state).cmp(&attention(a.state)),
+        2 => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+        3 => {
+            // The share of nodes up, as a fraction compared without
+            // division; a site without nodes last.
+            let share = |s: &SiteFacts| (s.nodes_total == 0, s.nodes_up, s.nodes_total.max(1));
+            let (ea, ua, ta) = share(a);
+            let (eb, ub, tb) = share(b);
+            ea.cmp(&eb).then((ua * tb).cmp(&(ub * ta)))
+        }
+        4 => Reverse((a.alerts[2], a.alerts[1], a.alerts[0])).cmp(&Reverse((
+            b.alerts[2],
+            b.alerts[1],
+            b.alerts[0],
+        ))),
+        5 => a.last_heard_ms.cmp(&b.last_heard_ms),
+        _ => std::cmp::Ordering::Equal,
+    };
+    by.then_with(|| a.id.cmp(&b.id))
+}
+
+/// Indices into `snap.sites` that pass the table's filter, in its order
+/// (worst state first unless the operator sorted by another column).
+pub fn site_rows(snap: &Snapshot, list: &ListState) -> Vec<usize> {
     let mut rows: Vec<usize> = snap
         .sites
         .iter()
         .enumerate()
         .filter(|(_, s)| {
             table::matches(
-                filter,
+                &list.filter,
                 &[
                     &s.id,
                     &s.name,
@@ -56,7 +130,9 @@ pub fn site_rows(snap: &Snapshot, filter: &str) -> Vec<usize> {
         })
         .map(|(i, _)| i)
         .collect();
-    rows.sort_by_key(|&i| (std::cmp::Reverse(attention(snap.sites[i].state)), i));
+    table::sort(&mut rows, list.order(0), |c, &a, &b| {
+        compare_sites(c, &snap.sites[a], &snap.sites[b])
+    });
     rows
 }
 
@@ -70,18 +146,6 @@ fn attention(s: SiteState) -> u8 {
     }
 }
 
-/// Indices into `snap.alerts` that are open (not silenced) and pass the
-/// filter.
-fn alert_rows(snap: &Snapshot, now_ms: i64, filter: &str) -> Vec<usize> {
-    snap.alerts
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| !a.is_hidden(now_ms))
-        .filter(|(_, a)| table::matches(filter, &[&a.id, &a.site, &a.message, a.severity.as_str()]))
-        .map(|(i, _)| i)
-        .collect()
-}
-
 impl Overview {
     fn focused_state(&mut self) -> &mut ListState {
         match self.focus {
@@ -89,17 +153,74 @@ impl Overview {
             Pane::Alerts => &mut self.alerts,
         }
     }
+
+    fn site_ids<'a>(&self, snap: &'a Snapshot) -> Vec<&'a str> {
+        site_rows(snap, &self.sites)
+            .into_iter()
+            .map(|i| snap.sites[i].id.as_str())
+            .collect()
+    }
+
+    /// Indices into the snapshot's alerts: the open (not silenced) ones
+    /// that pass the filter, in the pane's order, the selected one held
+    /// in place while the pane has the focus.
+    fn alert_rows(&self, ctx: &Ctx) -> Vec<usize> {
+        let mut rows: Vec<usize> = ctx
+            .snap
+            .alerts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !a.is_hidden(ctx.now_ms))
+            .filter(|(_, a)| {
+                table::matches(
+                    &self.alerts.filter,
+                    &[
+                        &a.id,
+                        &a.site,
+                        a.node.as_deref().unwrap_or(""),
+                        &a.message,
+                        a.severity.as_str(),
+                    ],
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let order = self.alerts.order(0);
+        table::sort(&mut rows, order, |c, &a, &b| {
+            alerts::compare(ctx, ALERT_COLUMNS[c], a, b)
+        });
+        if self.focus == Pane::Alerts {
+            table::hold(&self.alerts, &mut rows, |&i| ctx.snap.alerts[i].id.as_str());
+        }
+        rows
+    }
+
+    fn alert_ids<'a>(&self, ctx: &Ctx<'a>) -> Vec<&'a str> {
+        self.alert_rows(ctx)
+            .into_iter()
+            .map(|i| ctx.snap.alerts[i].id.as_str())
+            .collect()
+    }
+
+    fn site_selected<'a>(&self, snap: &'a Snapshot) -> Option<&'a SiteFacts> {
+        let key = self.sites.key.as_deref()?;
+        snap.site(key)
+    }
 }
 
 impl Component for Overview {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        let sites = site_rows(ctx.snap, &self.sites.filter);
-        let alerts = alert_rows(ctx.snap, ctx.now_ms, &self.alerts.filter);
-        let len = match self.focus {
-            Pane::Sites => sites.len(),
-            Pane::Alerts => alerts.len(),
+        let moved = match self.focus {
+            Pane::Sites => {
+                let ids = self.site_ids(ctx.snap);
+                self.sites.step(action, &ids)
+            }
+            Pane::Alerts => {
+                let ids = self.alert_ids(ctx);
+                self.alerts.step(action, &ids)
+            }
         };
-        if self.focused_state().motion(action, len) {
+        if moved {
             return Handled::Consumed;
         }
         match action {
@@ -112,20 +233,43 @@ impl Component for Overview {
                     0 => Pane::Sites,
                     _ => Pane::Alerts,
                 };
+                self.alerts.hold_here();
                 Handled::Consumed
             }
+            Action::Sort | Action::ReverseSort => {
+                let reverse = action == Action::ReverseSort;
+                let said = match self.focus {
+                    Pane::Sites => {
+                        let s = if reverse {
+                            self.sites.reverse_sort(0)
+                        } else {
+                            self.sites.next_sort(0, SITE_COLUMNS.len())
+                        };
+                        table::sorted_by(&SITE_COLUMNS, s)
+                    }
+                    Pane::Alerts => {
+                        let s = if reverse {
+                            self.alerts.reverse_sort(0)
+                        } else {
+                            self.alerts.next_sort(0, ALERT_COLUMNS.len())
+                        };
+                        let columns = ALERT_COLUMNS.map(|c| alerts::COLUMNS[c]);
+                        table::sorted_by(&columns, s)
+                    }
+                };
+                Handled::Then(Effect::Message(said))
+            }
             Action::Open => match self.focus {
-                Pane::Sites => match self.sites.index(sites.len()) {
-                    Some(i) => Handled::Then(Effect::Open(Route::Site(
-                        ctx.snap.sites[sites[i]].id.clone(),
-                    ))),
-                    None => Handled::Consumed,
-                },
+                Pane::Sites => {
+                    let ids = self.site_ids(ctx.snap);
+                    match self.sites.index(ids.len()) {
+                        Some(i) => Handled::Then(Effect::Open(Route::Site(ids[i].to_string()))),
+                        None => Handled::Consumed,
+                    }
+                }
                 Pane::Alerts => {
-                    let id = self
-                        .alerts
-                        .index(alerts.len())
-                        .map(|i| ctx.snap.alerts[alerts[i]].id.clone());
+                    let ids = self.alert_ids(ctx);
+                    let id = self.alerts.index(ids.len()).map(|i| ids[i].to_string());
                     Handled::Then(Effect::Open(Route::Alerts(id)))
                 }
             },
@@ -140,6 +284,7 @@ impl Component for Overview {
             Action::Up,
             Action::Open,
             Action::NextPane,
+            Action::Sort,
             Action::GoAlerts,
             Action::GoHistory,
             Action::GoPeers,
@@ -151,23 +296,19 @@ impl Component for Overview {
         let [bar, body] =
             Layout::vertical([Constraint::Length(4), Constraint::Fill(1)]).areas(area);
         draw_health_bar(frame, bar, ctx);
+        let [top, alerts] =
+            Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
         if area.width >= MAP_MIN_WIDTH {
-            let [left, right] =
-                Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
-                    .areas(body);
-            let [map, alerts] =
-                Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)])
-                    .areas(right);
-            self.draw_sites(frame, left, ctx);
-            draw_map(frame, map, ctx);
-            self.draw_alerts(frame, alerts, ctx);
-        } else {
-            let [sites, alerts] =
-                Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)])
-                    .areas(body);
+            let [sites, map] =
+                Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                    .areas(top);
             self.draw_sites(frame, sites, ctx);
-            self.draw_alerts(frame, alerts, ctx);
+            let selected = self.site_selected(ctx.snap).map(|s| s.id.as_str());
+            draw_map(frame, map, ctx, selected);
+        } else {
+            self.draw_sites(frame, top, ctx);
         }
+        self.draw_alerts(frame, alerts, ctx);
     }
 }
 
@@ -188,6 +329,15 @@ impl View for Overview {
             _ => None,
         }
     }
+    fn select_row(&mut self, pane: usize, row: usize, ctx: &Ctx) {
+        if pane == 0 {
+            let ids = self.site_ids(ctx.snap);
+            self.sites.select(row, &ids);
+        } else {
+            let ids = self.alert_ids(ctx);
+            self.alerts.select(row, &ids);
+        }
+    }
     fn focus(&mut self, pane: usize) {
         self.focus = if pane == 0 { Pane::Sites } else { Pane::Alerts };
     }
@@ -196,6 +346,25 @@ impl View for Overview {
             Pane::Sites => 0,
             Pane::Alerts => 1,
         }
+    }
+    fn follow(&mut self, ctx: &Ctx) -> Option<String> {
+        let sites = self.site_ids(ctx.snap);
+        let site_gone = self.sites.follow(&sites);
+        let alerts = self.alert_ids(ctx);
+        let alert_gone = self.alerts.follow(&alerts);
+        // Said for the table the operator is on; the other one's selection
+        // moves to its nearest row quietly.
+        match self.focus {
+            Pane::Sites => {
+                site_gone.map(|id| format!("site {id} left the list; selected the nearest row"))
+            }
+            Pane::Alerts => alert_gone.and_then(|id| alerts::gone(ctx, &id)),
+        }
+    }
+    fn notes(&self) -> Vec<String> {
+        vec![format!(
+            "the map shows from {MAP_MIN_WIDTH} columns; narrower, the sites table takes its room"
+        )]
     }
 }
 
@@ -220,39 +389,36 @@ pub fn alert_counts(theme: &Theme, counts: [usize; 3]) -> Line<'static> {
     Line::from(spans)
 }
 
-pub fn site_row(theme: &Theme, now_ms: i64, s: &SiteFacts) -> Row<'static> {
-    let nodes_style = if s.nodes_up < s.nodes_total {
-        theme.stale()
-    } else {
-        Style::new()
-    };
-    Row::new(vec![
-        Cell::from(badge(theme, s.state)),
-        Cell::from(Span::styled(s.id.clone(), theme.state(s.state))),
-        Cell::from(s.name.clone()),
-        Cell::from(Span::styled(
-            format!("{}/{}", s.nodes_up, s.nodes_total),
-            nodes_style,
+pub fn site_row(theme: &Theme, now_ms: i64, s: &SiteFacts) -> Vec<Line<'static>> {
+    vec![
+        Line::from(badge(theme, s.state)),
+        Line::from(Span::styled(s.id.clone(), theme.state(s.state))),
+        Line::from(s.name.clone()),
+        Line::from(node_count(
+            theme,
+            s.nodes_up,
+            s.nodes_total,
+            s.last_heard_ms.is_none(),
         )),
-        Cell::from(alert_counts(theme, s.alerts)),
-        Cell::from(heard(theme, now_ms, s.last_heard_ms, s.heartbeat_ms)),
-    ])
+        alert_counts(theme, s.alerts),
+        Line::from(heard(theme, now_ms, s.last_heard_ms, s.heartbeat_ms)),
+    ]
 }
 
 impl Overview {
     fn draw_sites(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
-        let rows = site_rows(ctx.snap, &self.sites.filter);
+        let rows = site_rows(ctx.snap, &self.sites);
         let theme = ctx.theme;
         let spec = Spec {
             title: format!("sites · {}", ctx.snap.sites.len()),
-            header: vec!["STATUS", "SITE", "NAME", "NODES", "ALERTS", "LAST HEARD"],
+            header: SITE_COLUMNS.iter().map(|c| c.title).collect(),
             widths: vec![
                 Constraint::Length(9),
                 Constraint::Length(12),
                 Constraint::Fill(1),
-                Constraint::Length(5),
+                Constraint::Length(6),
                 Constraint::Length(8),
-                Constraint::Length(10),
+                Constraint::Length(11),
             ],
             len: rows.len(),
             state: &self.sites,
@@ -263,6 +429,7 @@ impl Overview {
             } else {
                 format!("no site matches /{}", self.sites.filter)
             },
+            sorted: Some(self.sites.order(0)),
         };
         table::render(frame, area, spec, theme, |i| {
             site_row(theme, ctx.now_ms, &ctx.snap.sites[rows[i]])
@@ -270,38 +437,49 @@ impl Overview {
     }
 
     fn draw_alerts(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
-        let rows = alert_rows(ctx.snap, ctx.now_ms, &self.alerts.filter);
+        let rows = self.alert_rows(ctx);
         let theme = ctx.theme;
         let hidden = ctx.snap.summary.hidden;
         let mut title = format!("alerts · {} open", rows.len());
         if hidden > 0 {
             title.push_str(&format!(", {hidden} silenced"));
         }
+        let with_site = area.width >= ALERTS_SITE_MIN_WIDTH;
+        let shown: Vec<usize> = ALERT_COLUMNS
+            .into_iter()
+            .filter(|&c| with_site || c != alerts::SITE)
+            .collect();
+        let order = self.alerts.order(0);
+        let sorted = shown
+            .iter()
+            .position(|&c| c == ALERT_COLUMNS[order.column])
+            .map(|column| Sort { column, ..order });
         let spec = Spec {
             title,
-            header: vec!["SEV", "SITE", "ALERT"],
-            widths: vec![
-                Constraint::Length(6),
-                Constraint::Length(11),
-                Constraint::Fill(1),
-            ],
+            header: shown.iter().map(|&c| alerts::COLUMNS[c].title).collect(),
+            widths: shown.iter().map(|&c| alerts::width(c, false)).collect(),
             len: rows.len(),
             state: &self.alerts,
             focused: self.focus == Pane::Alerts,
             hit: Some((ctx.hits, 1)),
             empty: "no open alerts".into(),
+            sorted,
         };
         table::render(frame, area, spec, theme, |i| {
             let a = &ctx.snap.alerts[rows[i]];
             let mark = if a.acked_by.is_some() { "✓ " } else { "" };
-            Row::new(vec![
-                Cell::from(severity_span(theme, a.severity)),
-                Cell::from(a.site.clone()),
-                Cell::from(Span::styled(
-                    format!("{mark}{}", a.message),
-                    alert_style(theme, ctx.now_ms, a),
-                )),
-            ])
+            shown
+                .iter()
+                .map(|&c| match c {
+                    alerts::SEV => Line::from(severity_span(theme, a.severity)),
+                    alerts::AGE => Line::from(alerts::age(ctx, a)),
+                    alerts::SITE => Line::from(a.site.clone()),
+                    _ => Line::from(Span::styled(
+                        format!("{mark}{}", cause::headline(ctx.snap, ctx.now_ms, a)),
+                        alert_style(theme, ctx.now_ms, a),
+                    )),
+                })
+                .collect()
         });
     }
 }
@@ -330,21 +508,20 @@ pub fn proportions(width: usize, parts: &[usize]) -> Vec<usize> {
 fn draw_health_bar(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let theme = ctx.theme;
     let s = &ctx.snap.summary;
+    // A count of none is not news: dim, never in an alarm colour.
+    let count = |n: usize, what: &str, style: Style| {
+        Span::styled(
+            format!("{n} {what}"),
+            if n == 0 { theme.dim() } else { style },
+        )
+    };
     let mut counts = vec![
-        Span::styled(
-            format!(" {} hard", s.alerts_hard),
-            theme.severity(Severity::Hard),
-        ),
+        Span::raw(" "),
+        count(s.alerts_hard, "hard", theme.severity(Severity::Hard)),
         Span::styled(" · ", theme.dim()),
-        Span::styled(
-            format!("{} medium", s.alerts_medium),
-            theme.severity(Severity::Medium),
-        ),
+        count(s.alerts_medium, "medium", theme.severity(Severity::Medium)),
         Span::styled(" · ", theme.dim()),
-        Span::styled(
-            format!("{} soft", s.alerts_soft),
-            theme.severity(Severity::Soft),
-        ),
+        count(s.alerts_soft, "soft", theme.severity(Severity::Soft)),
     ];
     if s.hidden > 0 {
         counts.push(Span::styled(
@@ -385,19 +562,27 @@ fn draw_health_bar(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     for (st, n, pct) in states {
         legend.push(Span::styled(
             format!("● {} {n} · {pct:.0}%", crate::cells::state_label(st)),
-            theme.state(st),
+            if n == 0 { theme.dim() } else { theme.state(st) },
         ));
         legend.push(Span::raw("  "));
     }
-    frame.render_widget(
-        Paragraph::new(vec![Line::from(bar), Line::from(legend)]),
-        inner,
-    );
+    let legend = text::fit_line(Line::from(legend), usize::from(inner.width));
+    frame.render_widget(Paragraph::new(vec![Line::from(bar), legend]), inner);
 }
 
-/// Longitude and latitude bounds that hold every pin with a margin: the
-/// whole world for a spread-out fleet, a region for a regional one.
-pub fn map_bounds(points: &[(f64, f64)]) -> ([f64; 2], [f64; 2]) {
+/// The smallest span of the map, in degrees (one site alone).
+const MIN_SPAN_DEG: f64 = 1.0;
+
+/// The room left around the pins, as a share of their spread on each side.
+const MARGIN: f64 = 0.15;
+
+/// Longitude and latitude bounds for a map `cols`×`rows` cells that hold
+/// every pin with a margin, as tight as the fleet's bounding box allows: a
+/// country's sites fill the map, a world-wide fleet gets the world. The
+/// bounds keep the land's shape (a cell is about twice as tall as wide, a
+/// degree of longitude shrinks with the latitude), so one dimension is
+/// filled and the other gets more room.
+pub fn map_bounds(points: &[(f64, f64)], cols: u16, rows: u16) -> ([f64; 2], [f64; 2]) {
     if points.is_empty() {
         return ([-180.0, 180.0], [-60.0, 85.0]);
     }
@@ -408,49 +593,180 @@ pub fn map_bounds(points: &[(f64, f64)]) -> ([f64; 2], [f64; 2]) {
         lo_lon = lo_lon.min(lon);
         hi_lon = hi_lon.max(lon);
     }
-    let grow = |lo: f64, hi: f64, min_span: f64, limit: f64| {
-        let span = ((hi - lo) * 1.3).max(min_span);
+    let mut lon_span = ((hi_lon - lo_lon) * (1.0 + 2.0 * MARGIN)).max(MIN_SPAN_DEG);
+    let mut lat_span = ((hi_lat - lo_lat) * (1.0 + 2.0 * MARGIN)).max(MIN_SPAN_DEG);
+    let squeeze = ((lo_lat + hi_lat) / 2.0).to_radians().cos().max(0.2);
+    let (cols, rows) = (f64::from(cols.max(1)), f64::from(rows.max(1)));
+    // Degrees of latitude per row against twice the (shrunk) degrees of
+    // longitude per column: widen whichever is too narrow.
+    if lat_span / rows < 2.0 * lon_span * squeeze / cols {
+        lat_span = 2.0 * lon_span * squeeze * rows / cols;
+    } else {
+        lon_span = lat_span * cols / (2.0 * squeeze * rows);
+    }
+    let place = |lo: f64, hi: f64, span: f64, limit: f64| {
+        let span = span.min(2.0 * limit);
         let mid = (lo + hi) / 2.0;
         let (mut a, mut b) = (mid - span / 2.0, mid + span / 2.0);
         if a < -limit {
-            b = (b + (-limit - a)).min(limit);
+            b += -limit - a;
             a = -limit;
         }
         if b > limit {
-            a = (a - (b - limit)).max(-limit);
+            a -= b - limit;
             b = limit;
         }
-        [a, b]
+        [a.max(-limit), b.min(limit)]
     };
     (
-        grow(lo_lon, hi_lon, 60.0, 180.0),
-        grow(lo_lat, hi_lat, 30.0, 90.0),
+        place(lo_lon, hi_lon, lon_span, 180.0),
+        place(lo_lat, hi_lat, lat_span, 90.0),
     )
 }
 
-fn state_rank(s: SiteState) -> u8 {
-    match s {
-        SiteState::Unknown => 0,
-        SiteState::Green => 1,
-        SiteState::Warn => 2,
-        SiteState::Err => 3,
+/// One pin on the map: the sites in its cell (worst first), the worst
+/// state among them, and its label when there is room for one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pin {
+    pub x: u16,
+    pub y: u16,
+    pub sites: Vec<String>,
+    pub state: SiteState,
+    pub selected: bool,
+    /// Where the label starts and what it says.
+    pub label: Option<(u16, String)>,
+}
+
+impl Pin {
+    /// "●", or how many sites share the cell ("+" beyond nine).
+    pub fn glyph(&self) -> String {
+        match self.sites.len() {
+            0 | 1 => "●".into(),
+            n @ 2..=9 => n.to_string(),
+            _ => "+".into(),
+        }
     }
 }
 
-fn draw_map(frame: &mut Frame, area: Rect, ctx: &Ctx) {
+/// The cell of a point inside `area` for `bounds` (as the canvas places
+/// its labels, rounded).
+fn cell(bounds: &([f64; 2], [f64; 2]), area: Rect, lat: f64, lon: f64) -> Option<(u16, u16)> {
+    let ([x0, x1], [y0, y1]) = *bounds;
+    if lon < x0 || lon > x1 || lat < y0 || lat > y1 || area.is_empty() {
+        return None;
+    }
+    let x = ((lon - x0) * f64::from(area.width - 1) / (x1 - x0)).round() as u16;
+    let y = ((y1 - lat) * f64::from(area.height - 1) / (y1 - y0)).round() as u16;
+    Some((area.x + x, area.y + y))
+}
+
+/// The pins of located `sites` in `area` for `bounds`: sites sharing a cell
+/// make one pin with their count; labels (site ids) go right of their pin,
+/// else left of it, where they overlap no pin or other label, the selected
+/// site's first, then the worst states'.
+pub fn place_pins(
+    sites: &[&SiteFacts],
+    bounds: &([f64; 2], [f64; 2]),
+    area: Rect,
+    selected: Option<&str>,
+) -> Vec<Pin> {
+    let mut pins: Vec<Pin> = Vec::new();
+    let mut at: HashMap<(u16, u16), usize> = HashMap::new();
+    let mut located: Vec<&&SiteFacts> = sites.iter().filter(|s| s.location.is_some()).collect();
+    located.sort_by(|a, b| {
+        attention(b.state)
+            .cmp(&attention(a.state))
+            .then(a.id.cmp(&b.id))
+    });
+    for s in located {
+        let Some((lat, lon)) = s.location else {
+            continue;
+        };
+        let Some((x, y)) = cell(bounds, area, lat, lon) else {
+            continue;
+        };
+        let is_selected = selected == Some(s.id.as_str());
+        match at.get(&(x, y)) {
+            Some(&i) => {
+                pins[i].sites.push(s.id.clone());
+                pins[i].selected |= is_selected;
+            }
+            None => {
+                at.insert((x, y), pins.len());
+                pins.push(Pin {
+                    x,
+                    y,
+                    sites: vec![s.id.clone()],
+                    state: s.state,
+                    selected: is_selected,
+                    label: None,
+                });
+            }
+        }
+    }
+    // Labels, most wanted first, where their cells are free (pins and
+    // labels placed so far take theirs).
+    let mut order: Vec<usize> = (0..pins.len()).collect();
+    order.sort_by_key(|&i| {
+        (
+            !pins[i].selected,
+            std::cmp::Reverse(attention(pins[i].state)),
+        )
+    });
+    let width = usize::from(area.width);
+    let mut taken = vec![false; width * usize::from(area.height)];
+    let index = |x: u16, y: u16| usize::from(y - area.y) * width + usize::from(x - area.x);
+    for p in &pins {
+        taken[index(p.x, p.y)] = true;
+    }
+    // Cells `a..b` of row `y`, inside the map and free.
+    let free = |taken: &[bool], y: u16, a: u16, b: u16| {
+        a >= area.x && b <= area.x + area.width && (a..b).all(|x| !taken[index(x, y)])
+    };
+    for i in order {
+        let p = &pins[i];
+        let text = match p.sites.len() {
+            1 => p.sites[0].clone(),
+            n => format!("{} +{}", p.sites[0], n - 1),
+        };
+        let w = text.chars().count() as u16;
+        // A free cell between a label and its pin, and after it.
+        let right = (p.x + 2, p.x + 2 + w);
+        let spot = if free(&taken, p.y, p.x + 1, right.1 + 1) {
+            Some(right)
+        } else if p.x >= area.x + w + 2 && free(&taken, p.y, p.x - w - 2, p.x) {
+            Some((p.x - w - 1, p.x - 1))
+        } else {
+            None
+        };
+        if let Some((a, b)) = spot {
+            for x in a..b {
+                taken[index(x, p.y)] = true;
+            }
+            pins[i].label = Some((a, text));
+        }
+    }
+    pins
+}
+
+fn draw_map(frame: &mut Frame, area: Rect, ctx: &Ctx, selected: Option<&str>) {
     let theme = ctx.theme;
-    let mut pins: Vec<&SiteFacts> = ctx
+    let located: Vec<&SiteFacts> = ctx
         .snap
         .sites
         .iter()
         .filter(|s| s.location.is_some())
         .collect();
-    // The worst state is drawn last, on top of any pin sharing its cell.
-    pins.sort_by_key(|s| state_rank(s.state));
-    let unplaced = ctx.snap.sites.len() - pins.len();
-    let points: Vec<(f64, f64)> = pins.iter().filter_map(|s| s.location).collect();
-    let (x, y) = map_bounds(&points);
-    let mut block = pane::block(theme, format!("map · {} pins", pins.len()), false);
+    let unplaced = ctx.snap.sites.len() - located.len();
+    let inner = pane::inner(area);
+    let points: Vec<(f64, f64)> = located.iter().filter_map(|s| s.location).collect();
+    let bounds = map_bounds(&points, inner.width, inner.height);
+    let pins = place_pins(&located, &bounds, inner, selected);
+    let mut title = format!("map · {}", plural(located.len(), "site", "sites"));
+    if pins.len() < located.len() {
+        title.push_str(&format!(" in {}", plural(pins.len(), "pin", "pins")));
+    }
+    let mut block = pane::block(theme, title, false);
     if unplaced > 0 {
         block = block.title_bottom(
             Line::from(Span::styled(
@@ -460,6 +776,7 @@ fn draw_map(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             .right_aligned(),
         );
     }
+    let (x, y) = bounds;
     let canvas = Canvas::default()
         .block(block)
         .marker(Marker::Braille)
@@ -470,14 +787,33 @@ fn draw_map(frame: &mut Frame, area: Rect, ctx: &Ctx) {
                 resolution: MapResolution::High,
                 color: theme.ui.map,
             });
-            c.layer();
-            for s in &pins {
-                if let Some((lat, lon)) = s.location {
-                    c.print(lon, lat, Span::styled("●", theme.state(s.state)));
-                }
-            }
         });
     frame.render_widget(canvas, area);
+    let buf = frame.buffer_mut();
+    for p in &pins {
+        let mut style = theme.state(p.state).add_modifier(Modifier::BOLD);
+        if p.selected {
+            style = style.add_modifier(Modifier::REVERSED);
+        }
+        buf.set_string(p.x, p.y, p.glyph(), style);
+        if let Some((lx, text)) = &p.label {
+            let label = if p.selected {
+                theme
+                    .state(p.state)
+                    .add_modifier(Modifier::BOLD | Modifier::REVERSED)
+            } else {
+                theme.state(p.state)
+            };
+            // The cell between the pin and its label is cleared of map.
+            let gap = if *lx > p.x { p.x + 1 } else { p.x - 1 };
+            buf.set_string(gap, p.y, " ", Style::new());
+            buf.set_string(*lx, p.y, text, label);
+        }
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 #[cfg(test)]
@@ -492,11 +828,12 @@ mod tests {
     }
 
     #[test]
-    fn map_bounds_fit_a_regional_fleet_and_stay_on_the_globe() {
-        let (x, y) = map_bounds(&[(52.0, 4.0), (53.0, 6.0)]);
-        assert!(x[0] < 4.0 && x[1] > 6.0 && x[1] - x[0] >= 60.0);
-        assert!(y[0] < 52.0 && y[1] > 53.0);
-        let (x, y) = map_bounds(&[(89.0, 179.0), (-89.0, -179.0)]);
+    fn map_bounds_hold_every_pin_and_stay_on_the_globe() {
+        let (x, y) = map_bounds(&[(52.0, 4.0), (53.0, 6.0)], 48, 18);
+        assert!(x[0] < 4.0 && x[1] > 6.0, "{x:?}");
+        assert!(y[0] < 52.0 && y[1] > 53.0, "{y:?}");
+        assert!(x[1] - x[0] < 20.0, "a region, not the world: {x:?}");
+        let (x, y) = map_bounds(&[(89.0, 179.0), (-89.0, -179.0)], 48, 18);
         assert_eq!(x, [-180.0, 180.0]);
         assert_eq!(y, [-90.0, 90.0]);
     }

@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::component::{Component, Ctx, Handled, Route, View};
 use crate::keymap::{Action, Scope};
@@ -114,6 +114,7 @@ impl Component for PeersView {
             state: &self.list,
             focused: true,
             hit: Some((ctx.hits, 0)),
+            sorted: None,
             empty: "no other member in the fleet yet: fleetdeck invite".into(),
         };
         table::render(frame, list, spec, theme, |i| {
@@ -123,24 +124,24 @@ impl Component for PeersView {
             } else {
                 Span::styled("○ offline", theme.dim())
             };
-            Row::new(vec![
-                Cell::from(p.name.clone()),
-                Cell::from(Span::styled(
+            vec![
+                Line::from(p.name.clone()),
+                Line::from(Span::styled(
                     p.key.chars().take(8).collect::<String>(),
                     theme.dim(),
                 )),
-                Cell::from(state),
-                Cell::from(p.addr.clone().unwrap_or_else(|| "-".into())),
-                Cell::from(
+                Line::from(state),
+                Line::from(p.addr.clone().unwrap_or_else(|| "-".into())),
+                Line::from(
                     p.last_sync_ms
                         .map_or_else(|| "never".into(), |t| text::ago(ctx.now_ms, t)),
                 ),
-                Cell::from(p.lacks.map_or_else(|| "?".into(), |n| n.to_string())),
-                Cell::from(Span::styled(
+                Line::from(p.lacks.map_or_else(|| "?".into(), |n| n.to_string())),
+                Line::from(Span::styled(
                     p.last_error.clone().unwrap_or_default(),
                     theme.error(),
                 )),
-            ])
+            ]
         });
         let lines = match self.list.index(rows.len()).map(|i| rows[i]) {
             Some(p) => {
@@ -174,6 +175,7 @@ impl Component for PeersView {
             focused: false,
             empty: "no conflicts: every key has one value".into(),
             hit: None,
+            sorted: None,
         };
         table::render(frame, conflicts_area, spec, theme, |i| {
             let c = &conflicts[i];
@@ -192,11 +194,11 @@ impl Component for PeersView {
                     values.push(Span::styled(format!("{} ({who})", v.value), theme.dim()));
                 }
             }
-            Row::new(vec![
-                Cell::from(c.scope.clone()),
-                Cell::from(c.key.clone()),
-                Cell::from(Line::from(values)),
-            ])
+            vec![
+                Line::from(c.scope.clone()),
+                Line::from(c.key.clone()),
+                Line::from(values),
+            ]
         });
     }
 }

@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::component::{Component, Ctx, Effect, Handled, Route, View};
 use crate::keymap::{Action, Scope};
@@ -167,6 +167,7 @@ impl Component for RolloutsView {
                 "no rollout matches the filter".into()
             },
             hit: Some((ctx.hits, 0)),
+            sorted: None,
         };
         table::render(frame, list, spec, theme, |i| {
             let r = rows[i];
@@ -174,21 +175,21 @@ impl Component for RolloutsView {
             let nodes: usize = r.waves.iter().map(|w| w.nodes.len()).sum();
             let applied: usize = r.waves.iter().map(|w| w.applied).sum();
             let failed: usize = r.waves.iter().map(|w| w.failed).sum();
-            Row::new(vec![
-                Cell::from(Span::styled(r.rollout.id.clone(), theme.key())),
-                Cell::from(phase_span(theme, r.phase)),
-                Cell::from(format!("{open}/{}", r.waves.len())),
-                Cell::from(nodes.to_string()),
-                Cell::from(applied.to_string()),
-                Cell::from(if failed > 0 {
+            vec![
+                Line::from(Span::styled(r.rollout.id.clone(), theme.key())),
+                Line::from(phase_span(theme, r.phase)),
+                Line::from(format!("{open}/{}", r.waves.len())),
+                Line::from(nodes.to_string()),
+                Line::from(applied.to_string()),
+                Line::from(if failed > 0 {
                     Span::styled(failed.to_string(), Style::new().fg(theme.health.err))
                 } else {
                     Span::raw("0")
                 }),
-                Cell::from(text::ago(ctx.now_ms, r.rollout.spec.at_ms)),
-                Cell::from(r.rollout.spec.by.clone()),
-                Cell::from(sets(r)),
-            ])
+                Line::from(text::ago(ctx.now_ms, r.rollout.spec.at_ms)),
+                Line::from(r.rollout.spec.by.clone()),
+                Line::from(sets(r)),
+            ]
         });
         let wave_rows: Vec<Line> = match selected {
             None => vec![Line::from(Span::styled("no rollout selected", theme.dim()))],

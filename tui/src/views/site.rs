@@ -1,5 +1,5 @@
-//! One site: its nodes (status, role, CPU/mem/disk, last heard, last apply),
-//! its config overrides and its alerts.
+//! One site: its nodes (status, role, CPU/mem/disk, last heard, last apply,
+//! sortable by any of them), its config overrides and its alerts.
 
 use fleetdeck_store::SiteId;
 use fleetdeck_store::document::LayerRef;
@@ -7,14 +7,14 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
+use ratatui::widgets::Paragraph;
 
-use crate::cells::{self, badge, heard, node_badge};
+use crate::cells::{self, badge, heard, node_badge, node_count};
 use crate::component::{Component, Ctx, Effect, Handled, Route, View};
 use crate::keymap::{Action, Scope};
 use crate::pane::{self, cycle};
 use crate::source::{NodeFacts, Snapshot};
-use crate::table::{self, ListState, Spec};
+use crate::table::{self, Column, ListState, Spec};
 use crate::text;
 use crate::theme::Theme;
 use crate::views::alerts;
@@ -23,6 +23,89 @@ const PANES: usize = 3;
 const NODES: usize = 0;
 const OVERRIDES: usize = 1;
 const ALERTS: usize = 2;
+
+/// The columns of the nodes table, in the order they are drawn; its own
+/// order is by node id.
+pub const NODE_COLUMNS: [Column; 8] = [
+    Column {
+        title: "STATUS",
+        order: "worst first",
+        reversed: "best first",
+    },
+    Column {
+        title: "NODE",
+        order: "A to Z",
+        reversed: "Z to A",
+    },
+    Column {
+        title: "ROLE",
+        order: "A to Z",
+        reversed: "Z to A",
+    },
+    Column {
+        title: "CPU",
+        order: "highest first",
+        reversed: "lowest first",
+    },
+    Column {
+        title: "MEM",
+        order: "highest first",
+        reversed: "lowest first",
+    },
+    Column {
+        title: "DISK",
+        order: "fullest first",
+        reversed: "emptiest first",
+    },
+    Column {
+        title: "LAST HEARD",
+        order: "longest silent first",
+        reversed: "most recent first",
+    },
+    Column {
+        title: "LAST APPLY",
+        order: "failures first",
+        reversed: "successes first",
+    },
+];
+
+/// The nodes table's own order: by node id.
+const NODE_ORDER: usize = 1;
+
+/// Compares two nodes by a column of [`NODE_COLUMNS`], ties by id.
+fn compare_nodes(column: usize, a: &NodeFacts, b: &NodeFacts) -> std::cmp::Ordering {
+    use fleetdeck_store::alerts::SiteState;
+    use fleetdeck_store::health::ApplyResult;
+    use std::cmp::Reverse;
+    let rank = |n: &NodeFacts| {
+        let st = match n.state {
+            SiteState::Err => 0,
+            SiteState::Warn => 1,
+            SiteState::Unknown => 2,
+            SiteState::Green => 3,
+        };
+        (!n.down, st)
+    };
+    // Highest first, nothing last.
+    let level = |v: Option<f64>| Reverse(v.map(|v| (v * 10.0).round() as i64));
+    let apply = |n: &NodeFacts| match &n.applied {
+        Some((_, ApplyResult::Failed, _)) => 0,
+        Some((_, ApplyResult::RolledBack, _)) => 1,
+        Some((_, ApplyResult::Ok, _)) => 2,
+        None => 3,
+    };
+    let by = match column {
+        0 => rank(a).cmp(&rank(b)),
+        2 => a.role.cmp(&b.role),
+        3 => level(a.cpu).cmp(&level(b.cpu)),
+        4 => level(a.mem).cmp(&level(b.mem)),
+        5 => level(a.disk).cmp(&level(b.disk)),
+        6 => a.last_heard_ms.cmp(&b.last_heard_ms),
+        7 => apply(a).cmp(&apply(b)),
+        _ => std::cmp::Ordering::Equal,
+    };
+    by.then_with(|| a.id.cmp(&b.id))
+}
 
 #[derive(Debug)]
 pub struct SiteView {
@@ -41,11 +124,12 @@ impl SiteView {
     }
 
     fn node_rows<'a>(&self, snap: &'a Snapshot) -> Vec<&'a NodeFacts> {
-        let f = &self.lists[NODES].filter;
-        snap.nodes_of(&self.id)
+        let list = &self.lists[NODES];
+        let mut rows: Vec<&NodeFacts> = snap
+            .nodes_of(&self.id)
             .filter(|n| {
                 table::matches(
-                    f,
+                    &list.filter,
                     &[
                         &n.id,
                         n.role.as_deref().unwrap_or(""),
@@ -53,7 +137,11 @@ impl SiteView {
                     ],
                 )
             })
-            .collect()
+            .collect();
+        table::sort(&mut rows, list.order(NODE_ORDER), |c, a, b| {
+            compare_nodes(c, a, b)
+        });
+        rows
     }
 
     fn override_rows(&self, snap: &Snapshot) -> Vec<(String, String)> {
@@ -72,35 +160,56 @@ impl SiteView {
     }
 
     fn alert_rows<'a>(&self, ctx: &Ctx<'a>) -> Vec<&'a fleetdeck_store::alerts::Alert> {
-        let f = &self.lists[ALERTS].filter;
-        ctx.snap
-            .alerts
-            .iter()
-            .filter(|a| a.site == self.id)
-            .filter(|a| table::matches(f, &[&a.id, &a.message, a.severity.as_str()]))
-            .collect()
+        alerts::pane_rows(ctx, &self.lists[ALERTS], self.focus == ALERTS, |a| {
+            a.site == self.id
+        })
     }
 
-    fn len(&self, pane: usize, ctx: &Ctx) -> usize {
+    /// The ids of a pane's rows, as drawn (overrides by key).
+    fn ids(&self, pane: usize, ctx: &Ctx) -> Vec<String> {
         match pane {
-            NODES => self.node_rows(ctx.snap).len(),
-            OVERRIDES => self.override_rows(ctx.snap).len(),
-            _ => self.alert_rows(ctx).len(),
+            NODES => self
+                .node_rows(ctx.snap)
+                .iter()
+                .map(|n| n.id.clone())
+                .collect(),
+            OVERRIDES => self
+                .override_rows(ctx.snap)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+            _ => alerts::ids(&self.alert_rows(ctx))
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
         }
     }
 }
 
 impl Component for SiteView {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        let len = self.len(self.focus, ctx);
-        if self.lists[self.focus].motion(action, len) {
+        let ids = self.ids(self.focus, ctx);
+        if self.lists[self.focus].step(action, &ids) {
             return Handled::Consumed;
         }
         match action {
             Action::NextPane | Action::PrevPane => {
                 self.focus = cycle(self.focus, PANES, action == Action::NextPane);
+                self.lists[ALERTS].hold_here();
                 Handled::Consumed
             }
+            Action::Sort | Action::ReverseSort if self.focus == NODES => {
+                let list = &mut self.lists[NODES];
+                let s = if action == Action::Sort {
+                    list.next_sort(NODE_ORDER, NODE_COLUMNS.len())
+                } else {
+                    list.reverse_sort(NODE_ORDER)
+                };
+                Handled::Then(Effect::Message(table::sorted_by(&NODE_COLUMNS, s)))
+            }
+            Action::Sort | Action::ReverseSort => Handled::Then(Effect::Message(
+                "only the nodes table sorts here (tab to it)".into(),
+            )),
             Action::Open if self.focus == NODES => {
                 let rows = self.node_rows(ctx.snap);
                 match self.lists[NODES].index(rows.len()) {
@@ -123,6 +232,9 @@ impl Component for SiteView {
         let mut c = vec![Action::Down, Action::Up];
         c.push(Action::Open);
         c.push(Action::NextPane);
+        if self.focus == NODES {
+            c.push(Action::Sort);
+        }
         c.push(Action::EditConfig);
         c
     }
@@ -133,60 +245,58 @@ impl Component for SiteView {
             pane::gone(frame, area, theme, &format!("site {}", self.id));
             return;
         };
+        // The header's fields, each on one line whole.
+        let mut fields = vec![
+            vec![Span::styled(site.id.clone(), theme.title())],
+            vec![Span::raw(site.name.clone())],
+            vec![badge(theme, site.state)],
+            vec![
+                node_count(
+                    theme,
+                    site.nodes_up,
+                    site.nodes_total,
+                    site.last_heard_ms.is_none(),
+                ),
+                Span::raw(" nodes up"),
+            ],
+            vec![
+                Span::styled("heard ", theme.dim()),
+                heard(theme, ctx.now_ms, site.last_heard_ms, site.heartbeat_ms),
+            ],
+        ];
+        if let Some(z) = &site.zone {
+            fields.push(vec![Span::styled(format!("zone {z}"), theme.dim())]);
+        }
+        if let Some((lat, lon)) = site.location {
+            fields.push(vec![Span::styled(
+                format!("{lat:.2}, {lon:.2}"),
+                theme.dim(),
+            )]);
+        }
+        let head_lines = text::flow(fields, usize::from(area.width));
         // The nodes table is as tall as its rows (borders and header: 3),
         // up to 60% of the view; overrides and alerts take the rest.
         let rows = self.node_rows(ctx.snap);
         let cap = (u32::from(area.height) * 60 / 100) as u16;
         let nodes_height = (rows.len() as u16 + 3).clamp(5, cap.max(5));
         let [head, nodes, bottom] = Layout::vertical([
-            Constraint::Length(2),
+            Constraint::Length((head_lines.len() as u16).clamp(1, 3) + 1),
             Constraint::Length(nodes_height),
             Constraint::Fill(1),
         ])
         .areas(area);
-        let mut line = vec![
-            Span::styled(site.id.clone(), theme.title()),
-            Span::raw("  "),
-            Span::raw(site.name.clone()),
-            Span::raw("  "),
-            badge(theme, site.state),
-            Span::raw(format!(
-                "  {}/{} nodes up  ",
-                site.nodes_up, site.nodes_total
-            )),
-            Span::styled("heard ", theme.dim()),
-            heard(theme, ctx.now_ms, site.last_heard_ms, site.heartbeat_ms),
-        ];
-        if let Some(z) = &site.zone {
-            line.push(Span::styled(format!("  zone {z}"), theme.dim()));
-        }
-        if let Some((lat, lon)) = site.location {
-            line.push(Span::styled(format!("  {lat:.2}, {lon:.2}"), theme.dim()));
-        }
-        frame.render_widget(
-            Paragraph::new(Line::from(line)).wrap(Wrap { trim: true }),
-            head,
-        );
+        frame.render_widget(Paragraph::new(head_lines), head);
 
         let spec = Spec {
             title: format!("nodes · {}", site.nodes_total),
-            header: vec![
-                "STATUS",
-                "NODE",
-                "ROLE",
-                "CPU",
-                "MEM",
-                "DISK",
-                "LAST HEARD",
-                "LAST APPLY",
-            ],
+            header: NODE_COLUMNS.iter().map(|c| c.title).collect(),
             widths: vec![
                 Constraint::Length(9),
                 Constraint::Length(14),
                 Constraint::Length(9),
                 Constraint::Length(4),
                 Constraint::Length(4),
-                Constraint::Length(4),
+                Constraint::Length(5),
                 Constraint::Length(11),
                 Constraint::Fill(1),
             ],
@@ -199,6 +309,7 @@ impl Component for SiteView {
             } else {
                 format!("no node matches /{}", self.lists[NODES].filter)
             },
+            sorted: Some(self.lists[NODES].order(NODE_ORDER)),
         };
         table::render(frame, nodes, spec, theme, |i| {
             node_row(theme, ctx.now_ms, rows[i])
@@ -217,10 +328,11 @@ impl Component for SiteView {
             focused: self.focus == OVERRIDES,
             hit: Some((ctx.hits, OVERRIDES)),
             empty: "none: the fleet defaults apply".into(),
+            sorted: None,
         };
         table::render(frame, left, spec, theme, |i| {
             let (k, v) = &overrides[i];
-            Row::new(vec![Cell::from(k.clone()), Cell::from(v.clone())])
+            vec![Line::from(k.clone()), Line::from(v.clone())]
         });
 
         let alerts = self.alert_rows(ctx);
@@ -231,7 +343,6 @@ impl Component for SiteView {
             &alerts,
             &self.lists[ALERTS],
             (ALERTS, self.focus == ALERTS),
-            |a| a.message.clone(),
         );
     }
 }
@@ -249,6 +360,12 @@ impl View for SiteView {
     fn list_mut(&mut self, pane: usize) -> Option<&mut ListState> {
         self.lists.get_mut(pane)
     }
+    fn select_row(&mut self, pane: usize, row: usize, ctx: &Ctx) {
+        if pane < PANES {
+            let ids = self.ids(pane, ctx);
+            self.lists[pane].select(row, &ids);
+        }
+    }
     fn focus(&mut self, pane: usize) {
         if pane < PANES {
             self.focus = pane;
@@ -256,6 +373,21 @@ impl View for SiteView {
     }
     fn focused(&self) -> usize {
         self.focus
+    }
+    fn follow(&mut self, ctx: &Ctx) -> Option<String> {
+        let mut said = None;
+        for pane in [NODES, OVERRIDES, ALERTS] {
+            let ids = self.ids(pane, ctx);
+            let gone = self.lists[pane].follow(&ids);
+            if pane == self.focus {
+                said = gone.and_then(|id| match pane {
+                    NODES => Some(format!("node {id} left the list; selected the nearest row")),
+                    OVERRIDES => Some(format!("override {id} is gone; selected the nearest row")),
+                    _ => alerts::gone(ctx, &id),
+                });
+            }
+        }
+        said
     }
 }
 
@@ -283,15 +415,15 @@ pub fn apply_cell(theme: &Theme, now_ms: i64, n: &NodeFacts) -> Span<'static> {
     }
 }
 
-fn node_row(theme: &Theme, now_ms: i64, n: &NodeFacts) -> Row<'static> {
-    Row::new(vec![
-        Cell::from(node_badge(theme, n.state, n.down)),
-        Cell::from(Span::styled(n.id.clone(), theme.state(n.state))),
-        Cell::from(n.role.clone().unwrap_or_else(|| "-".into())),
-        Cell::from(metric(theme, n.cpu)),
-        Cell::from(metric(theme, n.mem)),
-        Cell::from(metric(theme, n.disk)),
-        Cell::from(heard(theme, now_ms, n.last_heard_ms, n.heartbeat_ms)),
-        Cell::from(apply_cell(theme, now_ms, n)),
-    ])
+fn node_row(theme: &Theme, now_ms: i64, n: &NodeFacts) -> Vec<Line<'static>> {
+    vec![
+        Line::from(node_badge(theme, n.state, n.down)),
+        Line::from(Span::styled(n.id.clone(), theme.state(n.state))),
+        Line::from(n.role.clone().unwrap_or_else(|| "-".into())),
+        Line::from(metric(theme, n.cpu)),
+        Line::from(metric(theme, n.mem)),
+        Line::from(metric(theme, n.disk)),
+        Line::from(heard(theme, now_ms, n.last_heard_ms, n.heartbeat_ms)),
+        Line::from(apply_cell(theme, now_ms, n)),
+    ]
 }

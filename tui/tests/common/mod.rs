@@ -157,3 +157,47 @@ pub fn redact_ids(screen: &str) -> String {
     }
     out
 }
+
+/// The text of the rows drawn as selected in a focused table (their
+/// background is the theme's selection colour), top to bottom.
+pub fn selected_rows(buf: &Buffer, theme: &fleetdeck_tui::Theme) -> Vec<String> {
+    let bg = theme.selected().bg;
+    let area = buf.area;
+    (0..area.height)
+        .filter_map(|y| {
+            let cells: Vec<usize> = (0..area.width)
+                .map(usize::from)
+                .filter(|&x| Some(buf[(x as u16, y)].bg) == bg)
+                .collect();
+            (cells.len() > 3).then(|| {
+                cells
+                    .iter()
+                    .map(|&x| buf[(x as u16, y)].symbol().to_string())
+                    .collect::<String>()
+                    .trim()
+                    .to_string()
+            })
+        })
+        .collect()
+}
+
+/// The screen row (y) of the first line of `buf` that contains `needle`.
+pub fn row_of(buf: &Buffer, needle: &str) -> Option<u16> {
+    find(buf, needle).map(|(_, y)| y)
+}
+
+impl Console {
+    /// The source's data changed (heartbeats came in): the console takes a
+    /// snapshot, as its loop would on the source's change signal.
+    pub fn refresh(&mut self) {
+        self.app.request_snapshot();
+        self.app.pump(&mut self.source);
+    }
+
+    /// The fixture's clock and the console's move on to `now_ms`.
+    pub fn at(&mut self, now_ms: i64) {
+        self.source.set_now(now_ms);
+        self.app.tick(now_ms);
+        self.refresh();
+    }
+}
