@@ -886,10 +886,19 @@ fn events_show_what_nodes_went_through_and_what_each_change_did() {
     assert!(kinds.contains(&"alert_fired"), "{events}");
     assert!(kinds.contains(&"config"), "{events}");
     assert!(kinds.contains(&"fleet"), "{events}");
-    assert!(!kinds.contains(&"rollout"), "a message is not what a change did: {events}");
+    assert!(
+        !kinds.contains(&"rollout"),
+        "a message is not what a change did: {events}"
+    );
     assert!(!kinds.contains(&"address"), "{events}");
     let all = json(d, &["events", "--all"]);
-    assert!(all.as_array().unwrap().iter().any(|e| e["kind"] == "address"), "{all}");
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "address"),
+        "{all}"
+    );
 
     let lab2 = json(d, &["events", "--site", "BL-LAB-2"]);
     let lab2 = lab2.as_array().unwrap();
@@ -910,12 +919,80 @@ fn events_show_what_nodes_went_through_and_what_each_change_did() {
     // history: what each change did, address changes folded.
     let history = json(d, &["history"]);
     assert!(
-        history.as_array().unwrap().iter().all(|h| h["kind"] != "address"),
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["kind"] != "address"),
         "{history}"
     );
     assert_eq!(history[0]["kind"], json!("config"), "{history}");
     let text = ok(d, &["history"]);
-    assert!(text.contains("(1 folded: changes that only record"), "{text}");
+    assert!(
+        text.contains("(1 folded: changes that only record"),
+        "{text}"
+    );
     let all = json(d, &["history", "--all"]);
     assert_eq!(all[0]["kind"], json!("address"), "{all}");
+}
+
+#[test]
+fn history_diff_shows_the_keys_each_change_set_and_unset_layer_by_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    blocao(d);
+    ok(
+        d,
+        &[
+            "config",
+            "set",
+            "retention.days",
+            "30",
+            "--site",
+            "BL-LAB-2",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "config",
+            "set",
+            "retention.days",
+            "45",
+            "--site",
+            "BL-LAB-2",
+        ],
+    );
+    ok(
+        d,
+        &["config", "unset", "retention.days", "--site", "BL-LAB-2"],
+    );
+    let h = json(d, &["history", "--diff", "--limit", "3"]);
+    let edit = |i: usize| h[i]["edits"][0].clone();
+    assert_eq!(edit(0)["layer"], json!("site BL-LAB-2"));
+    assert_eq!(edit(0)["key"], json!("retention.days"));
+    assert_eq!(
+        (edit(0)["before"].clone(), edit(0)["after"].clone()),
+        (json!(45), Value::Null)
+    );
+    assert_eq!(
+        (edit(1)["before"].clone(), edit(1)["after"].clone()),
+        (json!(30), json!(45))
+    );
+    assert_eq!(
+        (edit(2)["before"].clone(), edit(2)["after"].clone()),
+        (Value::Null, json!(30))
+    );
+    let text = ok(d, &["history", "--diff", "--limit", "3"]);
+    assert!(
+        text.contains("site BL-LAB-2  retention.days  30 → 45"),
+        "{text}"
+    );
+    assert!(text.contains("unset (was 45)"), "{text}");
+    // Without --diff, no edits.
+    assert!(
+        json(d, &["history", "--limit", "1"])[0]
+            .get("edits")
+            .is_none()
+    );
 }

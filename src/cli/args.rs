@@ -67,6 +67,9 @@ pub(crate) enum Cmd {
         /// Also changes that only record a replica's listening address
         #[arg(long)]
         all: bool,
+        /// Under each change, the config keys it set and unset, layer by layer, old → new
+        #[arg(long)]
+        diff: bool,
     },
     /// What happened in the fleet, newest first: nodes down and up, applies and rollbacks, alerts, config edits, rollouts, commands, members
     Events {

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 use automerge::ChangeHash;
+use fleetdeck_store::diff::LayerEdit;
 use fleetdeck_store::diff::diff_states;
 use fleetdeck_store::document::{HistoryEntry, SiteRecord};
 use fleetdeck_store::ids::natural_cmp;
@@ -205,10 +206,18 @@ fn site_rm(r: &mut Replica, out: &Out, site_id: &str, with_nodes: bool) -> Resul
     act(r, out, Op::SiteRm { site, with_nodes })
 }
 
-pub(super) fn history(cli: &Cli, out: &Out, limit: usize, all: bool) -> Result<()> {
+pub(super) fn history(cli: &Cli, out: &Out, limit: usize, all: bool, diff: bool) -> Result<()> {
     let mut r = open(cli)?;
     let (h, kinds, folded) = history_entries(&mut r, limit, all);
     let hashes: Vec<ChangeHash> = h.iter().filter_map(|e| e.id.parse().ok()).collect();
+    let edits: Vec<Option<Vec<LayerEdit>>> = if diff {
+        hashes
+            .iter()
+            .map(|c| r.change_edits(c).map(Some))
+            .collect::<Result<_, _>>()?
+    } else {
+        vec![None; hashes.len()]
+    };
     let summaries: Vec<Summary> = receipts::digests(&mut r, &hashes, now_ms(), 0)
         .into_iter()
         .map(|d| d.summary)
@@ -219,15 +228,19 @@ pub(super) fn history(cli: &Cli, out: &Out, limit: usize, all: bool) -> Result<(
         entry: &'a fleetdeck_store::document::HistoryEntry,
         kind: &'static str,
         receipts: &'a Summary,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        edits: &'a Option<Vec<LayerEdit>>,
     }
     let rows: Vec<Row<'_>> = h
         .iter()
         .zip(&summaries)
         .zip(&kinds)
-        .map(|((entry, receipts), kind)| Row {
+        .zip(&edits)
+        .map(|(((entry, receipts), kind), edits)| Row {
             entry,
             kind,
             receipts,
+            edits,
         })
         .collect();
     out.emit(&rows, || {
@@ -246,7 +259,19 @@ pub(super) fn history(cli: &Cli, out: &Out, limit: usize, all: bool) -> Result<(
                 e.message.clone().unwrap_or_default(),
             ]);
         }
-        let mut text = t.render();
+        let mut text = if diff {
+            // A table row per change, its edits under it.
+            let mut lines = Vec::new();
+            for (row, edits) in t.render().lines().zip(std::iter::once(&None).chain(&edits)) {
+                lines.push(row.to_string());
+                for e in edits.iter().flatten() {
+                    lines.push(format!("    {}", output::clean(&edit_line(e))));
+                }
+            }
+            lines.join("\n")
+        } else {
+            t.render()
+        };
         if folded > 0 {
             text.push_str(&format!(
                 "\n({folded} folded: changes that only record a replica's address; --all shows them)"
@@ -254,6 +279,18 @@ pub(super) fn history(cli: &Cli, out: &Out, limit: usize, all: bool) -> Result<(
         }
         text
     })
+}
+
+/// `site BL-LAB-2  retention.days  14 → 30` (`unset` / `set` for a key
+/// not there before or after).
+fn edit_line(e: &LayerEdit) -> String {
+    let v = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+    match (v(&e.before), v(&e.after)) {
+        (Some(b), Some(a)) => format!("{}  {}  {b} → {a}", e.layer, e.key),
+        (None, Some(a)) => format!("{}  {}  set {a}", e.layer, e.key),
+        (Some(b), None) => format!("{}  {}  unset (was {b})", e.layer, e.key),
+        (None, None) => format!("{}  {}", e.layer, e.key),
+    }
 }
 
 /// The newest `limit` changes with what each did, without those that only

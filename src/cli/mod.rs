@@ -45,7 +45,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         Cmd::Node(cmd) => node::node(cli, &out, cmd),
         Cmd::Member(cmd) => member::member(cli, &out, cmd),
         Cmd::Config(cmd) => config::config(cli, &out, cmd),
-        Cmd::History { limit, all } => fleet::history(cli, &out, *limit, *all),
+        Cmd::History { limit, all, diff } => fleet::history(cli, &out, *limit, *all, *diff),
         Cmd::Events {
             since,
             site,

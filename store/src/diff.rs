@@ -191,3 +191,61 @@ pub fn diff_states(before: &FleetState, after: &FleetState) -> FleetDiff {
     }
     d
 }
+
+/// One key a change set or unset in one config layer: what an operator
+/// wrote, before any merging.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerEdit {
+    /// "fleet", "site BL-LAB-2" or "node cam-1".
+    pub layer: String,
+    pub key: String,
+    /// `None`: the key was not set in this layer.
+    pub before: Option<Value>,
+    /// `None`: the key was unset.
+    pub after: Option<Value>,
+}
+
+/// The keys set and unset in each config layer between two states (of one
+/// change: the state before it and just after it), layer by layer, in key
+/// order; sites and nodes added or removed carry their whole layer.
+pub fn layer_edits(before: &FleetState, after: &FleetState) -> Vec<LayerEdit> {
+    use crate::config::Layer;
+    let mut out = Vec::new();
+    let mut compare = |layer: String, b: Option<&Layer>, a: Option<&Layer>| {
+        let empty = Layer::new();
+        let (b, a) = (b.unwrap_or(&empty), a.unwrap_or(&empty));
+        if b == a {
+            return;
+        }
+        let keys: BTreeSet<_> = b.keys().chain(a.keys()).collect();
+        for k in keys {
+            let (vb, va) = (b.get(k), a.get(k));
+            if vb != va {
+                out.push(LayerEdit {
+                    layer: layer.clone(),
+                    key: k.to_key(),
+                    before: vb.map(|v| (**v).clone()),
+                    after: va.map(|v| (**v).clone()),
+                });
+            }
+        }
+    };
+    compare("fleet".into(), Some(&before.fleet), Some(&after.fleet));
+    let sites: BTreeSet<_> = before.sites.keys().chain(after.sites.keys()).collect();
+    for s in sites {
+        compare(
+            format!("site {s}"),
+            before.sites.get(s).map(|x| &x.overrides),
+            after.sites.get(s).map(|x| &x.overrides),
+        );
+    }
+    let nodes: BTreeSet<_> = before.nodes.keys().chain(after.nodes.keys()).collect();
+    for n in nodes {
+        compare(
+            format!("node {n}"),
+            before.nodes.get(n).map(|x| &x.overrides),
+            after.nodes.get(n).map(|x| &x.overrides),
+        );
+    }
+    out
+}

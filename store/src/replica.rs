@@ -1373,6 +1373,21 @@ impl Replica {
         }
     }
 
+    /// What change `hash` did to the config layers: each key it set or
+    /// unset, with the layer's value before it and after it (the state at
+    /// its parents against the state just after it, so a concurrent
+    /// change is not counted).
+    pub fn change_edits(&mut self, hash: &ChangeHash) -> Result<Vec<crate::diff::LayerEdit>> {
+        let parents = self.doc.parents_of(hash)?;
+        let before = if parents.is_empty() {
+            FleetState::default()
+        } else {
+            self.state_at(&parents)?
+        };
+        let after = self.state_at(&[*hash])?;
+        Ok(crate::diff::layer_edits(&before, &after))
+    }
+
     /// The state of the fleet at `heads`.
     pub fn state_at(&mut self, heads: &[ChangeHash]) -> Result<FleetState> {
         self.doc.at(heads)?.state_or_empty()
