@@ -7,7 +7,7 @@
 //! clears. Acks and silences are stored elsewhere (in the fleet document)
 //! and only applied here.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -187,6 +187,7 @@ pub enum AlertKind {
     CheckFailed,
     Drift,
     SafeMode,
+    ZoneQuorum,
 }
 
 impl AlertKind {
@@ -203,6 +204,7 @@ impl AlertKind {
             AlertKind::CheckFailed => "check_failed",
             AlertKind::Drift => "drift",
             AlertKind::SafeMode => "safe_mode",
+            AlertKind::ZoneQuorum => "zone_quorum",
         }
     }
 }
@@ -290,6 +292,16 @@ pub struct SiteInput<'a> {
     pub site: &'a str,
     pub thresholds: Thresholds,
     pub nodes: Vec<NodeInput<'a>>,
+    /// The site's zone, and how many of the zone's nodes must be up for it
+    /// to count (`zones.<zone>.quorum` in the fleet defaults), if set.
+    pub zone: Option<Zone<'a>>,
+}
+
+/// A site's zone as the quorum rule reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct Zone<'a> {
+    pub name: &'a str,
+    pub quorum: Option<u64>,
 }
 
 /// One node: its effective thresholds and, if it ever reported, its latest
@@ -712,6 +724,7 @@ pub fn evaluate(sites: &[SiteInput<'_>], now_ms: i64, acks: &HashMap<String, Ack
             node_alerts(&mut out, site.site, n.node, reg, &n.thresholds, now_ms);
         }
     }
+    zone_quorum(&mut out, sites);
     let mut alerts = out.alerts;
     alerts.sort_unstable_by(|a, b| {
         b.severity
@@ -720,6 +733,62 @@ pub fn evaluate(sites: &[SiteInput<'_>], now_ms: i64, acks: &HashMap<String, Ack
             .then_with(|| a.id.cmp(&b.id))
     });
     alerts
+}
+
+/// `zone-quorum:ZONE`, hard, for each zone with a quorum whose nodes up
+/// (reported, not down, their site not offline) are fewer than it: what
+/// the zone detects does not count (the Wildfire seed's consensus). The
+/// alert is placed at the zone's first site (by id); it has no start time
+/// (which node's loss tipped it is each replica's own view).
+fn zone_quorum(out: &mut Out<'_>, sites: &[SiteInput<'_>]) {
+    // zone → (quorum, nodes, up, first site)
+    let mut zones: BTreeMap<&str, (u64, usize, usize, &str)> = BTreeMap::new();
+    for site in sites {
+        let Some(Zone {
+            name,
+            quorum: Some(q),
+        }) = site.zone
+        else {
+            continue;
+        };
+        let offline = site_offline_since(site, out.now_ms).is_some();
+        let up = site
+            .nodes
+            .iter()
+            .filter(|n| {
+                !offline
+                    && n.health
+                        .is_some_and(|(_, heard)| !is_down(out.now_ms, heard, &n.thresholds))
+            })
+            .count();
+        let e = zones.entry(name).or_insert((q, 0, 0, site.site));
+        e.0 = e.0.max(q);
+        e.1 += site.nodes.len();
+        e.2 += up;
+        if site.site < e.3 {
+            e.3 = site.site;
+        }
+    }
+    for (zone, (quorum, nodes, up, site)) in zones {
+        if (up as u64) >= quorum {
+            continue;
+        }
+        let start = out.alerts.len();
+        out.push(
+            Raised {
+                id: format!("zone-quorum:{zone}"),
+                kind: AlertKind::ZoneQuorum,
+                severity: Severity::Hard,
+                site,
+                node: None,
+                since_ms: None,
+                message: format!(
+                    "zone {zone}: {up} of {nodes} node(s) up, below its quorum of {quorum}: what it detects does not count"
+                ),
+            },
+            start,
+        );
+    }
 }
 
 /// A site's colour on the fleet board.
@@ -868,6 +937,7 @@ mod tests {
             site: name,
             thresholds: Thresholds::default(),
             nodes,
+            zone: None,
         }
     }
 
@@ -1316,6 +1386,58 @@ mod tests {
     }
 
     #[test]
+    fn a_zone_below_its_quorum_raises_one_hard_alert() {
+        let zone = Some(Zone {
+            name: "north",
+            quorum: Some(2),
+        });
+        let (a, b, c) = (reg("a", T0), reg("b", T0), reg("c", T0 + 10 * 60_000));
+        let now = T0 + 10 * 60_000;
+        // Two sites of the zone, one detector each; a's site has a second
+        // node still up (so it is not offline), b is down.
+        let mut north_1 = site("n1", vec![node("a", Some(&a)), node("c", Some(&c))]);
+        north_1.zone = zone;
+        let mut north_2 = site("n2", vec![node("b", Some(&b))]);
+        north_2.zone = zone;
+        let alerts = eval(&[north_2.clone(), north_1.clone()], now);
+        let q: Vec<&Alert> = alerts
+            .iter()
+            .filter(|x| x.kind == AlertKind::ZoneQuorum)
+            .collect();
+        assert_eq!(q.len(), 1, "{alerts:#?}");
+        assert_eq!(q[0].id, "zone-quorum:north");
+        assert_eq!(q[0].site, "n1");
+        assert_eq!(q[0].severity, Severity::Hard);
+        assert!(
+            q[0].message
+                .contains("1 of 3 node(s) up, below its quorum of 2"),
+            "{}",
+            q[0].message
+        );
+        // With a quorum of one, or none set, no alert.
+        north_1.zone = Some(Zone {
+            name: "north",
+            quorum: Some(1),
+        });
+        north_2.zone = north_1.zone;
+        assert!(
+            eval(&[north_1.clone(), north_2.clone()], now)
+                .iter()
+                .all(|x| x.kind != AlertKind::ZoneQuorum)
+        );
+        north_1.zone = Some(Zone {
+            name: "north",
+            quorum: None,
+        });
+        north_2.zone = north_1.zone;
+        assert!(
+            eval(&[north_1, north_2], now)
+                .iter()
+                .all(|x| x.kind != AlertKind::ZoneQuorum)
+        );
+    }
+
+    #[test]
     fn a_silence_holds_for_its_whole_duration_when_the_alert_fires_again() {
         // Silenced for 30 minutes on the occurrence that began at T0 + 30 s,
         // as `ops` writes a silence.
@@ -1575,6 +1697,7 @@ mod tests {
             .zip(&names)
             .map(|(chunk, name)| SiteInput {
                 site: name,
+                zone: None,
                 thresholds: Thresholds::default(),
                 nodes: chunk
                     .iter()

@@ -187,6 +187,7 @@ fn own_alerts(
 ) -> BTreeMap<String, Alert> {
     let site = SiteInput {
         site: input.site,
+        zone: None,
         thresholds: input.thresholds,
         nodes: vec![NodeInput {
             node: input.node,

@@ -1448,6 +1448,10 @@ pub fn alert_inputs<'a>(
             site: site.id.as_str(),
             thresholds: thresholds(&layers),
             nodes: Vec::new(),
+            zone: site.record.zone.as_deref().map(|name| alerts::Zone {
+                name,
+                quorum: zone_quorum(st, name),
+            }),
         });
     }
     for node in st.nodes.values() {
@@ -1470,6 +1474,13 @@ pub fn alert_inputs<'a>(
         });
     }
     sites
+}
+
+/// `zones.<zone>.quorum` in the fleet defaults: a whole number of nodes
+/// (anything else, or a zone name that is not a config key, is no quorum).
+fn zone_quorum(st: &FleetState, zone: &str) -> Option<u64> {
+    let path = crate::config::ConfigPath::parse(&format!("zones.{zone}.quorum")).ok()?;
+    config::lookup(&[Some(&st.fleet)], path.segments())?.as_u64()
 }
 
 fn thresholds(layers: &[Option<&config::Layer>]) -> Thresholds {

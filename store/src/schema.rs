@@ -211,6 +211,19 @@ pub fn validate_leaf(path: &ConfigPath, value: &Value, layer: Source) -> Result<
             )));
         }
     }
+    if segs.len() == 3 && segs[0] == "zones" && segs[2] == "quorum" && !value.is_null() {
+        if layer != Source::Fleet {
+            return Err(StoreError::Invalid(format!(
+                "{key} is fleet-wide (a zone spans sites): set it in the fleet defaults"
+            )));
+        }
+        if !value.as_u64().is_some_and(|n| (1..=100_000).contains(&n)) {
+            return Err(StoreError::Invalid(format!(
+                "{key} = {} is not valid: expected how many of the zone's nodes must be up, a whole number from 1 to 100000",
+                show(value)
+            )));
+        }
+    }
     if CLOSED_SECTIONS.contains(&segs[0].as_str()) && segs.len() > 1 && spec(&key).is_none() {
         let section = &segs[0];
         let known: Vec<&str> = KEYS
@@ -294,6 +307,23 @@ mod tests {
 
     fn check(key: &str, v: Value) -> Result<()> {
         validate_leaf(&ConfigPath::parse(key).unwrap(), &v, Source::Fleet)
+    }
+
+    #[test]
+    fn a_zone_quorum_is_a_whole_number_of_nodes_in_the_fleet_defaults() {
+        let p = ConfigPath::parse("zones.north.quorum").unwrap();
+        assert!(validate_leaf(&p, &serde_json::json!(2), Source::Fleet).is_ok());
+        let e = validate_leaf(&p, &serde_json::json!(0.5), Source::Fleet)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("whole number from 1"), "{e}");
+        let e = validate_leaf(&p, &serde_json::json!(2), Source::Site)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fleet-wide"), "{e}");
+        // Other keys under a zone are the operator's own.
+        let pumps = ConfigPath::parse("zones.north.pumps").unwrap();
+        assert!(validate_leaf(&pumps, &serde_json::json!(["pump-01"]), Source::Fleet).is_ok());
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn from_register(a: &Alert, reg: &HealthRegister, now_ms: i64) -> Option<String>
             }
         }
         AlertKind::Drift => format!("edited by hand — {}", reg.drift.join(", ")),
-        AlertKind::NodeDown | AlertKind::SiteOffline => return None,
+        AlertKind::NodeDown | AlertKind::SiteOffline | AlertKind::ZoneQuorum => return None,
     })
 }
 
