@@ -13,7 +13,8 @@ use std::collections::{BTreeSet, HashMap};
 use automerge::{AutoCommit, ChangeHash, ObjId, ReadDoc, Value};
 use serde::Serialize;
 
-use crate::document::FleetState;
+use crate::document::{FleetState, HistoryEntry};
+use crate::ids::MemberKey;
 
 /// What one change did, by the part of the document it wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -279,6 +280,67 @@ impl Filter {
             }
         }
         true
+    }
+}
+
+/// The changes of `history` made in `[from_ms, to_ms]` (by their author's
+/// clock) that `filter` keeps, as events: each said by what it did
+/// ([`change_infos`]), placed at the one site it named (directly or
+/// through its nodes), by its author's name (or short key).
+pub fn change_events(
+    doc: &mut AutoCommit,
+    st: &FleetState,
+    history: &[HistoryEntry],
+    from_ms: i64,
+    to_ms: i64,
+    filter: &Filter,
+) -> Vec<FleetEvent> {
+    let changes: Vec<&HistoryEntry> = history
+        .iter()
+        .filter(|h| h.time_ms >= from_ms && h.time_ms <= to_ms)
+        .collect();
+    let hashes: Vec<ChangeHash> = changes.iter().filter_map(|h| h.id.parse().ok()).collect();
+    let infos = change_infos(doc, &hashes);
+    let mut out = Vec::new();
+    for (h, info) in changes.iter().zip(&infos) {
+        let kind = info.kind.unwrap_or(ChangeKind::Other);
+        let ev = FleetEvent {
+            at_ms: h.time_ms,
+            kind: kind.as_str(),
+            site: one_site(st, info),
+            node: (info.nodes.len() == 1)
+                .then(|| info.nodes.iter().next().cloned())
+                .flatten(),
+            by: h.author_name.clone().unwrap_or_else(|| {
+                MemberKey::parse(&h.author)
+                    .map(|k| k.short().to_string())
+                    .unwrap_or_else(|_| h.author.chars().take(12).collect())
+            }),
+            text: h.message.clone().unwrap_or_default(),
+            change: Some(h.id.clone()),
+            alert: None,
+        };
+        if filter.keeps(&ev, st, Some(info)) {
+            out.push(ev);
+        }
+    }
+    out
+}
+
+/// The one site a change named, directly or through its nodes, if one.
+fn one_site(st: &FleetState, info: &ChangeInfo) -> Option<String> {
+    let mut sites: BTreeSet<String> = info.sites.clone();
+    for n in &info.nodes {
+        if let Some(node) = crate::NodeId::parse(n)
+            .ok()
+            .and_then(|id| st.nodes.get(&id))
+        {
+            sites.insert(node.site.to_string());
+        }
+    }
+    match sites.len() {
+        1 => sites.into_iter().next(),
+        _ => None,
     }
 }
 

@@ -1262,7 +1262,7 @@ impl Replica {
         to_ms: i64,
         filter: &crate::events::Filter,
     ) -> Result<Vec<crate::events::FleetEvent>> {
-        use crate::events::{ChangeKind, FleetEvent, change_infos};
+        use crate::events::FleetEvent;
         let st = self.state.clone();
         let mut out = Vec::new();
         for node in st.nodes.values() {
@@ -1293,35 +1293,15 @@ impl Replica {
                 }
             }
         }
-        let changes: Vec<HistoryEntry> = self
-            .history()
-            .into_iter()
-            .filter(|h| h.time_ms >= from_ms && h.time_ms <= to_ms)
-            .collect();
-        let hashes: Vec<ChangeHash> = changes.iter().filter_map(|h| h.id.parse().ok()).collect();
-        let infos = change_infos(self.doc.automerge_mut(), &hashes);
-        for (h, info) in changes.iter().zip(&infos) {
-            let kind = info.kind.unwrap_or(ChangeKind::Other);
-            let ev = FleetEvent {
-                at_ms: h.time_ms,
-                kind: kind.as_str(),
-                site: one_site(&st, info),
-                node: (info.nodes.len() == 1)
-                    .then(|| info.nodes.iter().next().cloned())
-                    .flatten(),
-                by: h.author_name.clone().unwrap_or_else(|| {
-                    MemberKey::parse(&h.author)
-                        .map(|k| k.short().to_string())
-                        .unwrap_or_else(|_| h.author.chars().take(12).collect())
-                }),
-                text: h.message.clone().unwrap_or_default(),
-                change: Some(h.id.clone()),
-                alert: None,
-            };
-            if filter.keeps(&ev, &st, Some(info)) {
-                out.push(ev);
-            }
-        }
+        let history = self.history();
+        out.extend(crate::events::change_events(
+            self.doc.automerge_mut(),
+            &st,
+            &history,
+            from_ms,
+            to_ms,
+            filter,
+        ));
         out.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then_with(|| a.kind.cmp(b.kind)));
         Ok(out)
     }
@@ -1395,23 +1375,6 @@ impl Replica {
 
     pub fn conflicts(&self) -> Result<Vec<Conflict>> {
         self.doc.conflicts()
-    }
-}
-
-/// The one site a change named, directly or through its nodes, if one.
-fn one_site(st: &FleetState, info: &crate::events::ChangeInfo) -> Option<String> {
-    let mut sites: std::collections::BTreeSet<String> = info.sites.clone();
-    for n in &info.nodes {
-        if let Some(node) = crate::NodeId::parse(n)
-            .ok()
-            .and_then(|id| st.nodes.get(&id))
-        {
-            sites.insert(node.site.to_string());
-        }
-    }
-    match sites.len() {
-        1 => sites.into_iter().next(),
-        _ => None,
     }
 }
 
