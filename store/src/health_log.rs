@@ -18,9 +18,9 @@
 //!   runs of time this replica kept hearing it (a gap of more than
 //!   [`split_after_ms`] ends a run).
 //!
-//! Times of states and presence are this replica's clock (when it heard
-//! the node, as `StoredRegister::received_ms`); minutes and quarters are
-//! the node's clock (`HealthRegister::time_ms`), as sparklines always were.
+//! Every time here is this replica's clock: when it heard the node (as
+//! `StoredRegister::received_ms`), not the node's own clock, which may be
+//! hours off (a Pi with no real-time clock).
 //!
 //! Everything read back is checked: a blob of the wrong length or a payload
 //! that does not inflate or decode is skipped and named, never unwrapped.
@@ -114,7 +114,7 @@ fn floor_to(ms: i64, unit: i64) -> i64 {
 /// `received_ms`, in all three records, and lets what is past its
 /// retention go. Runs inside the caller's transaction.
 pub fn note(conn: &Connection, reg: &HealthRegister, received_ms: i64) -> Result<()> {
-    note_minute(conn, reg)?;
+    note_minute(conn, reg, received_ms)?;
     note_presence(conn, &reg.node, received_ms)?;
     note_state(conn, reg, received_ms)?;
     Ok(())
@@ -129,11 +129,11 @@ fn blob(v: ValueRef<'_>, len: usize) -> Option<Vec<u8>> {
     }
 }
 
-fn note_minute(conn: &Connection, reg: &HealthRegister) -> Result<()> {
+fn note_minute(conn: &Connection, reg: &HealthRegister, heard_ms: i64) -> Result<()> {
     let m = &reg.metrics;
     let disk = m.disks.iter().map(|d| d.used_pct).fold(0.0_f64, f64::max);
-    let hour = floor_to(reg.time_ms, HOUR_MS);
-    let slot = usize::try_from((reg.time_ms - hour) / MINUTE_MS).unwrap_or(0) * MINUTE_SLOT;
+    let hour = floor_to(heard_ms, HOUR_MS);
+    let slot = usize::try_from((heard_ms - hour) / MINUTE_MS).unwrap_or(0) * MINUTE_SLOT;
     let mut data: Vec<u8> = conn
         .query_row(
             "SELECT data FROM health_minutes WHERE node = ?1 AND hour_ms = ?2",
@@ -156,7 +156,7 @@ fn note_minute(conn: &Connection, reg: &HealthRegister) -> Result<()> {
         "INSERT OR REPLACE INTO health_minutes (node, hour_ms, data) VALUES (?1, ?2, ?3)",
         params![reg.node, hour, data],
     )?;
-    age_minutes(conn, &reg.node, reg.time_ms)
+    age_minutes(conn, &reg.node, heard_ms)
 }
 
 /// Folds the node's minute-hours older than [`MINUTES_KEEP_MS`] before
@@ -165,9 +165,9 @@ fn age_minutes(conn: &Connection, node: &str, now_ms: i64) -> Result<()> {
     let cutoff = now_ms.saturating_sub(MINUTES_KEEP_MS);
     let old: Vec<(i64, Option<Vec<u8>>)> = {
         let mut stmt = conn.prepare_cached(
-            "SELECT hour_ms, data FROM health_minutes WHERE node = ?1 AND hour_ms + ?2 <= ?3",
+            "SELECT hour_ms, data FROM health_minutes WHERE node = ?1 AND hour_ms <= ?2",
         )?;
-        let rows = stmt.query_map(params![node, HOUR_MS, cutoff], |r| {
+        let rows = stmt.query_map(params![node, cutoff.saturating_sub(HOUR_MS)], |r| {
             Ok((
                 r.get_ref(0)?.as_i64().unwrap_or(i64::MIN),
                 blob(r.get_ref(1)?, SLOTS_PER_HOUR * MINUTE_SLOT),
@@ -186,8 +186,13 @@ fn age_minutes(conn: &Connection, node: &str, now_ms: i64) -> Result<()> {
     }
     if !old.is_empty() {
         conn.execute(
-            "DELETE FROM health_quarters WHERE node = ?1 AND day_ms + ?2 <= ?3",
-            params![node, DAY_MS, now_ms.saturating_sub(QUARTERS_KEEP_MS)],
+            "DELETE FROM health_quarters WHERE node = ?1 AND day_ms <= ?2",
+            params![
+                node,
+                now_ms
+                    .saturating_sub(QUARTERS_KEEP_MS)
+                    .saturating_sub(DAY_MS)
+            ],
         )?;
     }
     Ok(())
@@ -267,9 +272,9 @@ fn merge_quarter(slot: &mut [u8], metric: usize, values: &[u8]) {
 pub fn series(conn: &Connection, node: &str, since_ms: i64) -> Result<Vec<Sample>> {
     let mut stmt = conn.prepare_cached(
         "SELECT hour_ms, data FROM health_minutes
-         WHERE node = ?1 AND hour_ms + ?2 > ?3 ORDER BY hour_ms",
+         WHERE node = ?1 AND hour_ms > ?2 ORDER BY hour_ms",
     )?;
-    let mut rows = stmt.query(params![node, HOUR_MS, since_ms])?;
+    let mut rows = stmt.query(params![node, since_ms.saturating_sub(HOUR_MS)])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let (Ok(hour), Some(data)) = (
@@ -309,7 +314,7 @@ pub enum Resolution {
 /// A node's metrics around a past moment.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct PastSample {
-    /// Start of the minute or quarter it covers (node's clock).
+    /// Start of the minute or quarter it covers.
     pub bucket_ms: i64,
     pub resolution: Resolution,
     pub cpu: f64,
