@@ -14,7 +14,8 @@
 //! - **States** and **presence**, kept [`STATES_KEEP_MS`]: a node's register
 //!   without its moment-to-moment metrics, stored again only when something
 //!   an alert or an operator reads changes (an apply, a check, drift, safe
-//!   mode, a certificate, a backup, a disk crossing a whole percent); and the
+//!   mode, a certificate, a backup, a disk moving into another whole percent
+//!   by half a percent or more: [`levels_moved`]); and the
 //!   runs of time this replica kept hearing it (a gap of more than
 //!   [`split_after_ms`] ends a run).
 //!
@@ -82,6 +83,7 @@ CREATE TABLE IF NOT EXISTS health_states (
     node TEXT NOT NULL,
     at_ms INTEGER NOT NULL,
     print BLOB NOT NULL,
+    levels BLOB NOT NULL,
     payload BLOB NOT NULL,
     PRIMARY KEY (node, at_ms)
 ) WITHOUT ROWID;
@@ -454,16 +456,13 @@ pub fn runs(conn: &Connection, node: &str, from_ms: i64, to_ms: i64) -> Result<V
 // ---- states ---------------------------------------------------------------
 
 /// `reg` as a state keeps it: no moment-to-moment metrics but cpu and
-/// memory of that moment, disks to the whole percent, no heads (receipts
-/// read the live register), check output cut to its tail.
+/// memory of that moment, no heads (receipts read the live register),
+/// check output cut to its tail.
 fn reduce(reg: &HealthRegister) -> HealthRegister {
     let mut r = reg.clone();
     r.metrics.load1 = 0.0;
     r.metrics.uptime_s = 0;
     r.metrics.temp_c = None;
-    for d in &mut r.metrics.disks {
-        d.used_pct = d.used_pct.floor();
-    }
     r.holds.clear();
     r.live_at.clear();
     if let Some(a) = &mut r.applied {
@@ -482,13 +481,17 @@ fn reduce(reg: &HealthRegister) -> HealthRegister {
 }
 
 /// What must change for a new state to be kept: the reduced register but
-/// its seq, time, cpu, memory and check output.
+/// its seq, time, cpu, memory, disk levels (see [`levels_moved`]) and
+/// check output.
 fn print(reduced: &HealthRegister) -> Result<Vec<u8>> {
     let mut r = reduced.clone();
     r.seq = 0;
     r.time_ms = 0;
     r.metrics.cpu_pct = 0.0;
     r.metrics.mem_pct = 0.0;
+    for d in &mut r.metrics.disks {
+        d.used_pct = 0.0;
+    }
     for c in &mut r.checks {
         c.output.clear();
     }
@@ -497,29 +500,67 @@ fn print(reduced: &HealthRegister) -> Result<Vec<u8>> {
     Ok(Sha256::digest(&bytes)[..16].to_vec())
 }
 
+/// A register's disk levels as a state row keeps them beside its print:
+/// hundredths of a percent, two bytes a mount, in the register's order.
+fn levels(reg: &HealthRegister) -> Vec<u8> {
+    reg.metrics
+        .disks
+        .iter()
+        .flat_map(|d| {
+            let centi = (d.used_pct.clamp(0.0, 100.0) * 100.0).round() as u16;
+            centi.to_be_bytes()
+        })
+        .collect()
+}
+
+/// Whether a disk moved enough since the kept state to keep a new one: it
+/// is in another whole percent and moved by half a percent or more (a disk
+/// hovering on a boundary, 49.99 / 50.01, writes nothing). So a past disk
+/// level is within half a percent of what it was.
+fn levels_moved(old: &[u8], new: &[u8]) -> bool {
+    if old.len() != new.len() {
+        return true;
+    }
+    old.chunks_exact(2).zip(new.chunks_exact(2)).any(|(o, n)| {
+        let o = f64::from(u16::from_be_bytes([o[0], o[1]])) / 100.0;
+        let n = f64::from(u16::from_be_bytes([n[0], n[1]])) / 100.0;
+        o.floor() != n.floor() && (n - o).abs() >= 0.5
+    })
+}
+
 fn note_state(conn: &Connection, reg: &HealthRegister, heard_ms: i64) -> Result<()> {
     let reduced = reduce(reg);
     let print = print(&reduced)?;
-    let last: Option<(i64, Vec<u8>)> = conn
+    let levels = levels(&reduced);
+    let last: Option<(i64, Vec<u8>, Vec<u8>)> = conn
         .query_row(
-            "SELECT at_ms, print FROM health_states WHERE node = ?1 ORDER BY at_ms DESC LIMIT 1",
+            "SELECT at_ms, print, levels FROM health_states WHERE node = ?1 ORDER BY at_ms DESC LIMIT 1",
             params![reg.node],
             |r| {
-                Ok(match (r.get_ref(0)?.as_i64(), r.get_ref(1)?.as_blob()) {
-                    (Ok(at), Ok(p)) => Some((at, p.to_vec())),
-                    // A damaged row: the next state is kept after it.
-                    _ => None,
-                })
+                Ok(
+                    match (
+                        r.get_ref(0)?.as_i64(),
+                        r.get_ref(1)?.as_blob(),
+                        r.get_ref(2)?.as_blob(),
+                    ) {
+                        (Ok(at), Ok(p), Ok(l)) => Some((at, p.to_vec(), l.to_vec())),
+                        // A damaged row: the next state is kept after it.
+                        _ => None,
+                    },
+                )
             },
         )
         .optional()?
         .flatten();
-    if last.as_ref().is_some_and(|(_, p)| *p == print) {
+    if last
+        .as_ref()
+        .is_some_and(|(_, p, l)| *p == print && !levels_moved(l, &levels))
+    {
         return Ok(());
     }
     // States stay in the order they were heard, even when a relayed
     // register arrives dated before the last one.
-    let at = last.map_or(heard_ms, |(at, _)| heard_ms.max(at + 1));
+    let at = last.map_or(heard_ms, |(at, _, _)| heard_ms.max(at + 1));
     let json = serde_json::to_vec(&reduced)
         .map_err(|e| StoreError::Invalid(format!("the state of node '{}': {e}", reg.node)))?;
     let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
@@ -530,8 +571,9 @@ fn note_state(conn: &Connection, reg: &HealthRegister, heard_ms: i64) -> Result<
         .finish()
         .map_err(|e| StoreError::Invalid(format!("the state of node '{}': {e}", reg.node)))?;
     conn.execute(
-        "INSERT OR REPLACE INTO health_states (node, at_ms, print, payload) VALUES (?1, ?2, ?3, ?4)",
-        params![reg.node, at, print, payload],
+        "INSERT OR REPLACE INTO health_states (node, at_ms, print, levels, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![reg.node, at, print, levels, payload],
     )?;
     // Past retention, all but the newest state before the cutoff go: it
     // says what held from then until the next.
@@ -767,11 +809,22 @@ mod tests {
         // An hour of beats whose cpu, memory, load and uptime move: one state.
         let seq = beats(&conn, 1, T0, 360, 50.2);
         assert_eq!(count(&conn, "health_states"), 1);
-        // The disk crossing a whole percent is a new state; within one is not.
+        // A disk moving within its whole percent is no new state; into the
+        // next by half a percent or more is; hovering on that boundary then
+        // is not.
         let seq = beats(&conn, seq, T0 + HOUR_MS, 3, 50.9);
         assert_eq!(count(&conn, "health_states"), 1);
-        let seq = beats(&conn, seq, T0 + HOUR_MS + 60_000, 3, 51.0);
+        let mut seq = beats(&conn, seq, T0 + HOUR_MS + 30_000, 1, 51.01);
         assert_eq!(count(&conn, "health_states"), 2);
+        for i in 0..20 {
+            let at = T0 + HOUR_MS + 40_000 + i * 1_000;
+            let pct = if i % 2 == 0 { 50.99 } else { 51.01 };
+            assert!(record(&conn, &beat(seq, at, 5.0, pct), at).unwrap());
+            seq += 1;
+        }
+        assert_eq!(count(&conn, "health_states"), 2);
+        let seq = beats(&conn, seq, T0 + HOUR_MS + 60_000, 3, 52.0);
+        assert_eq!(count(&conn, "health_states"), 3);
         // An apply is a new state.
         let at = T0 + 2 * HOUR_MS;
         let mut r = beat(seq, at, 5.0, 51.0);
@@ -786,8 +839,8 @@ mod tests {
         record(&conn, &r, at).unwrap();
         let (states, bad) = states(&conn, "cam-1", 0, i64::MAX).unwrap();
         assert_eq!(bad, 0);
-        assert_eq!(states.len(), 3);
-        let last = &states[2];
+        assert_eq!(states.len(), 4);
+        let last = &states[3];
         assert_eq!(last.at_ms, at);
         assert_eq!(
             last.reg.applied.as_ref().unwrap().result,
