@@ -290,9 +290,7 @@ impl Replica {
             })
             .collect();
         write_new_db(dir, &fleet_id, &changes)?;
-        let mut r = Replica::open(dir)?;
-        r.log_heads()?;
-        Ok(r)
+        Replica::open(dir)
     }
 
     /// A new replica of an existing fleet in `dir` from that fleet's changes
@@ -325,9 +323,7 @@ impl Replica {
         create_dir(dir)?;
         load_or_create_identity(dir)?;
         write_new_db(dir, &fleet_id, &changes)?;
-        let mut r = Replica::open(dir)?;
-        r.log_heads()?;
-        Ok(r)
+        Replica::open(dir)
     }
 
     pub fn open(dir: &Path) -> Result<Replica> {
@@ -409,9 +405,10 @@ impl Replica {
             max_seq,
         };
         r.load_health(0)?;
-        if !r.opts.read_only && r.db.meta(HEALTH_LOG_SINCE)?.is_none() {
-            // Where this replica's record of node health begins (`--at`).
-            r.db.set_meta_once(HEALTH_LOG_SINCE, &now_ms().to_string())?;
+        if !r.opts.read_only && r.db.meta(RECORD_SINCE)?.is_none() {
+            // Where this replica's record of what it held and heard begins
+            // (`--at`): its creation, or its upgrade to schema 6.
+            r.db.set_meta_once(RECORD_SINCE, &now_ms().to_string())?;
         }
         Ok(r)
     }
@@ -561,9 +558,8 @@ impl Replica {
             rows.push((hash.0, c.raw_bytes(), sig));
         }
         let heads = self.doc.heads();
-        let held: Vec<[u8; 32]> = heads.iter().map(|h| h.0).collect();
         self.db
-            .append_changes(&rows, Some((now_ms(), &held, HEADS_LOG_KEEP_MS)))?;
+            .append_changes(&rows, (now_ms(), HEADS_LOG_KEEP_MS))?;
         for c in &changes {
             self.note_seq(c);
         }
@@ -571,29 +567,56 @@ impl Replica {
         Ok(())
     }
 
-    /// Notes now what this replica holds (`heads_log`, for `--at`).
-    fn log_heads(&mut self) -> Result<()> {
-        let heads: Vec<[u8; 32]> = self.doc.heads().iter().map(|h| h.0).collect();
-        self.db.log_heads(now_ms(), &heads, HEADS_LOG_KEEP_MS)
-    }
-
     /// The heads this replica held at `at_ms`: what `--at TIME` reads the
-    /// document at. Refused before this replica's record of them begins
-    /// (its creation, or its upgrade to a version that keeps the record)
-    /// or past [`HEADS_LOG_KEEP_MS`].
+    /// document at: every change held now but those that arrived after it
+    /// (`arrivals`), or, before that record began, what `heads_log` says.
+    /// Refused before any record and past [`HEADS_LOG_KEEP_MS`].
     pub fn heads_at_time(&mut self, at_ms: i64) -> Result<Vec<ChangeHash>> {
-        let (heads, first) = self.db.heads_at(at_ms)?;
-        match heads {
-            Some(h) => Ok(h.into_iter().map(ChangeHash).collect()),
-            None => Err(StoreError::Invalid(match first {
+        let since = self
+            .db
+            .meta(RECORD_SINCE)?
+            .and_then(|v| v.parse::<i64>().ok());
+        let too_old = |first: Option<i64>| {
+            StoreError::Invalid(match first {
                 Some(f) => format!(
                     "no data that old: this replica's record of what it held begins at {} (it keeps {} days)",
                     rfc3339(f),
                     HEADS_LOG_KEEP_MS / 86_400_000
                 ),
                 None => "no data that old: this replica keeps no record of what it held before its upgrade to this version".into(),
-            })),
+            })
+        };
+        if since.is_none_or(|s| at_ms < s) {
+            return match self.db.legacy_heads_at(at_ms)? {
+                Some(h) => Ok(h.into_iter().map(ChangeHash).collect()),
+                None => Err(too_old(since)),
+            };
         }
+        let kept_from = now_ms().saturating_sub(HEADS_LOG_KEEP_MS);
+        if at_ms < kept_from {
+            return Err(too_old(Some(kept_from)));
+        }
+        let late: std::collections::HashSet<ChangeHash> = self
+            .db
+            .arrived_after(at_ms)?
+            .into_iter()
+            .map(ChangeHash)
+            .collect();
+        let mut held = std::collections::HashSet::new();
+        let mut depended = std::collections::HashSet::new();
+        for m in self.doc.automerge_mut().get_changes_meta(&[]) {
+            if late.contains(&m.hash) {
+                continue;
+            }
+            held.insert(m.hash);
+            depended.extend(m.deps.iter().copied());
+        }
+        let mut heads: Vec<ChangeHash> = held.difference(&depended).copied().collect();
+        heads.sort_unstable();
+        if heads.is_empty() {
+            return Err(too_old(since));
+        }
+        Ok(heads)
     }
 
     /// Makes a change: `edit` gets the document and the current state; if it
@@ -1187,7 +1210,7 @@ impl Replica {
         }
         let since = self
             .db
-            .meta(HEALTH_LOG_SINCE)?
+            .meta(RECORD_SINCE)?
             .and_then(|v| v.parse::<i64>().ok());
         let kept_from = now.saturating_sub(health_log::STATES_KEEP_MS);
         match since {
@@ -1378,8 +1401,9 @@ impl Replica {
     }
 }
 
-/// The meta key saying when this replica began its record of node health.
-const HEALTH_LOG_SINCE: &str = "health_log_since";
+/// The meta key saying when this replica began its record of what it held
+/// (`arrivals`) and heard (`health_log`).
+const RECORD_SINCE: &str = "record_since";
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -1473,7 +1497,7 @@ fn write_new_db(dir: &Path, fleet_id: &str, changes: &[SignedChange]) -> Result<
             })?;
             rows.push((c.change.hash().0, c.change.raw_bytes(), sig));
         }
-        db.append_changes(&rows, None)?;
+        db.append_changes(&rows, (now_ms(), HEADS_LOG_KEEP_MS))?;
         db.conn().pragma_update(None, "journal_mode", "DELETE")?;
     }
     std::fs::rename(&tmp, &db_path).map_err(|source| StoreError::Io {

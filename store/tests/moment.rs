@@ -50,12 +50,12 @@ fn fleet(dir: &Path) -> Replica {
 fn backdate(dir: &Path, by_ms: i64) {
     let conn = rusqlite::Connection::open(dir.join("replica.db")).unwrap();
     conn.execute(
-        "UPDATE meta SET value = CAST(CAST(value AS INTEGER) - ?1 AS TEXT) WHERE key = 'health_log_since'",
+        "UPDATE meta SET value = CAST(CAST(value AS INTEGER) - ?1 AS TEXT) WHERE key = 'record_since'",
         [by_ms],
     )
     .unwrap();
     let changed = conn
-        .execute("UPDATE heads_log SET at_ms = at_ms - ?1", [by_ms])
+        .execute("UPDATE arrivals SET at_ms = at_ms - ?1", [by_ms])
         .unwrap();
     assert!(changed > 0);
 }
@@ -266,8 +266,14 @@ fn fleet_events_say_what_each_change_did_and_what_nodes_went_through() {
         ..Filter::default()
     };
     let here = r.events(now - HOUR, now_ms(), &site).unwrap();
-    assert!(here.iter().any(|e| e.change.as_deref() == Some(edit.to_string().as_str())));
-    assert!(here.iter().all(|e| e.change.as_deref() != Some(fleet_edit.to_string().as_str())));
+    assert!(
+        here.iter()
+            .any(|e| e.change.as_deref() == Some(edit.to_string().as_str()))
+    );
+    assert!(
+        here.iter()
+            .all(|e| e.change.as_deref() != Some(fleet_edit.to_string().as_str()))
+    );
     assert!(here.iter().any(|e| e.kind == "alert_fired"));
     let only = Filter {
         kinds: vec!["alert_fired".into()],
@@ -276,4 +282,96 @@ fn fleet_events_say_what_each_change_did_and_what_nodes_went_through() {
     let fired = r.events(now - HOUR, now_ms(), &only).unwrap();
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].alert.as_deref(), Some("disk:cam-1:/"));
+}
+
+#[test]
+fn what_the_replica_held_at_a_time_is_every_change_arrived_by_then() {
+    use fleetdeck_store::replica::load_or_create_identity;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = fleet(&tmp.path().join("a"));
+    // B, an operator enrolled by A, writes concurrently with A.
+    let b_key = load_or_create_identity(&tmp.path().join("b"))
+        .unwrap()
+        .key()
+        .clone();
+    ops::apply(
+        &mut a,
+        Op::MemberAdd {
+            key: b_key,
+            name: "b".into(),
+            role: fleetdeck_store::Role::Operator,
+        },
+        now_ms(),
+    )
+    .unwrap();
+    let mut b = Replica::init_from_changes(&tmp.path().join("b"), a.changes_after(&[])).unwrap();
+    let base = a.heads();
+    let set = |r: &mut Replica, key: &str| {
+        use fleetdeck_store::config::ConfigPath;
+        use fleetdeck_store::document::LayerRef;
+        use fleetdeck_store::ops::ConfigEdit;
+        ops::apply(
+            r,
+            Op::Config {
+                layer: LayerRef::Fleet,
+                edits: vec![ConfigEdit::Set(
+                    ConfigPath::parse(key).unwrap(),
+                    serde_json::json!(1),
+                )],
+                message: None,
+            },
+            now_ms(),
+        )
+        .unwrap()
+        .change
+        .unwrap()
+    };
+    let from_a = set(&mut a, "a.key");
+    let from_b = set(&mut b, "b.key");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let before = now_ms();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    a.apply_changes(b.changes_after(&base)).unwrap();
+
+    assert_eq!(a.heads_at_time(before).unwrap(), vec![from_a]);
+    let mut now = a.heads_at_time(now_ms()).unwrap();
+    now.sort();
+    let mut both = vec![from_a, from_b];
+    both.sort();
+    assert_eq!(now, both);
+    // What the replica held then is the fleet then: B's key is not in it.
+    let heads_then = a.heads_at_time(before).unwrap();
+    let then = a.state_at(&heads_then).unwrap();
+    assert!(then.fleet.keys().any(|k| k.to_key() == "a.key"));
+    assert!(!then.fleet.keys().any(|k| k.to_key() == "b.key"));
+}
+
+#[test]
+fn before_the_arrivals_record_the_old_heads_log_still_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut r = fleet(tmp.path());
+    let genesis_heads = r.heads();
+    drop(r);
+    // A replica upgraded from schema 5: its heads log ran before the
+    // arrivals record began (here, an hour ago).
+    let conn = rusqlite::Connection::open(tmp.path().join("replica.db")).unwrap();
+    conn.execute_batch("CREATE TABLE heads_log (at_ms INTEGER NOT NULL, heads BLOB NOT NULL);")
+        .unwrap();
+    let now = now_ms();
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'record_since'",
+        [(now - HOUR).to_string()],
+    )
+    .unwrap();
+    let blob: Vec<u8> = genesis_heads.iter().flat_map(|h| h.0).collect();
+    conn.execute(
+        "INSERT INTO heads_log (at_ms, heads) VALUES (?1, ?2)",
+        rusqlite::params![now - 2 * HOUR, blob],
+    )
+    .unwrap();
+    drop(conn);
+    let mut r = Replica::open(tmp.path()).unwrap();
+    assert_eq!(r.heads_at_time(now - 90 * 60_000).unwrap(), genesis_heads);
+    let e = r.heads_at_time(now - 3 * HOUR).unwrap_err().to_string();
+    assert!(e.contains("no data that old"), "{e}");
 }
