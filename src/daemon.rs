@@ -110,16 +110,19 @@ pub fn run(replica: Replica, out: &Out, opts: RunOpts<'_>) -> Result<()> {
             },
         )?;
         wait_for_stop().await;
-        if let Ok(d) = Arc::try_unwrap(daemon) {
-            d.shutdown().await;
+        match Arc::try_unwrap(daemon) {
+            Ok(d) => d.shutdown().await,
+            // Something still holds the daemon: its sessions close all the
+            // same, so peers see this node leave now.
+            Err(d) => d.engine().shutdown().await,
         }
         let _ = std::fs::remove_file(&opts.status_file);
         Ok(())
     })
 }
 
-/// Ctrl-C, or SIGTERM from systemd.
-async fn wait_for_stop() {
+/// Ctrl-C, or SIGTERM from systemd (`node run`, `serve`).
+pub(crate) async fn wait_for_stop() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -180,7 +180,9 @@ pub fn serve(dir: &Path, replica: Replica, out: &Out, opts: ServeOpts<'_>) -> Re
         if let Some(t) = target {
             engine.connect(t);
         }
-        tokio::signal::ctrl_c().await?;
+        // Ctrl-C, or SIGTERM (systemd): sessions close with a word to the
+        // peers, who see this replica leave at once.
+        crate::daemon::wait_for_stop().await;
         engine.shutdown().await;
         let _ = std::fs::remove_file(dir.join(STATUS_FILE));
         Ok(())

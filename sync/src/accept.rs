@@ -10,7 +10,7 @@ use iroh::protocol::{AcceptError, ProtocolHandler};
 
 use crate::bind::member_key;
 use crate::engine::Inner;
-use crate::peers::Established;
+use crate::peers::{Claim, Established};
 use crate::session::{self, Mode, SessionError};
 use crate::wire::Msg;
 
@@ -27,7 +27,8 @@ impl std::fmt::Debug for Acceptor {
 impl ProtocolHandler for Acceptor {
     async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
         match accept_session(self.0.clone(), conn).await {
-            Ok(()) | Err(SessionError::Duplicate) => Ok(()),
+            Ok(()) => Ok(()),
+            Err(e) if e.made_way() => Ok(()),
             Err(e) => Err(AcceptError::from_err(std::io::Error::other(e.to_string()))),
         }
     }
@@ -44,7 +45,7 @@ async fn accept_session(inner: Arc<Inner>, conn: Connection) -> Result<(), Sessi
         .accept_bi()
         .await
         .map_err(|e| SessionError::Protocol(format!("no stream: {e}")))?;
-    let hello = session::read_hello(&mut recv).await?;
+    let (hello, origin) = session::read_hello(&mut recv).await?;
     if let Err(SessionError::Refused(why)) = session::check_hello(&hello, &inner.fleet_id) {
         tracing::warn!(peer = %remote, "refused a session: {why}");
         return Err(refuse(&mut send, &conn, why).await);
@@ -84,17 +85,21 @@ async fn accept_session(inner: Arc<Inner>, conn: Connection) -> Result<(), Sessi
             }
         }
     }
-    crate::wire::write_msg(&mut send, &Msg::Hello(inner.hello(None)))
+    crate::wire::write_hello(&mut send, &inner.hello(None), inner.origin())
         .await
         .map_err(SessionError::from)?;
-    let dialer = remote.clone();
+    let claim = Claim {
+        dialer: remote.clone(),
+        run: origin.map(|o| o.run),
+        dial: origin.map(|o| o.dial),
+    };
     let est = Established {
         conn,
         send,
         recv,
         remote,
         remote_name: hello.name,
-        dialer,
+        claim,
     };
     inner.drive(est, Mode::Keep).await
 }

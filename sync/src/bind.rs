@@ -11,6 +11,7 @@ use iroh::address_lookup::MemoryLookup;
 use iroh::endpoint::{
     IdleTimeout, NetReportConfig, PortmapperConfig, QuicTransportConfig, presets,
 };
+use iroh::protocol::Router;
 use iroh::tls::CaTlsConfig;
 use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, RelayUrl, SecretKey};
 
@@ -70,6 +71,46 @@ pub async fn bind_endpoint_with(
         .bind()
         .await
         .map_err(|e| bind_err(e.to_string()))
+}
+
+/// How long closing an endpoint is waited for ([`close_endpoint`]).
+pub const CLOSE_WITHIN: Duration = Duration::from_secs(2);
+
+/// Closes `endpoint` (through `router` when one accepts on it: it shuts its
+/// handlers down first) and waits for that at most [`CLOSE_WITHIN`].
+///
+/// A graceful close sends every open connection's close and waits for the
+/// peers to acknowledge it; a peer that is gone never does, and a dial still
+/// in its handshake waits about three seconds (iroh's `Endpoint::close`). Past
+/// the limit the close goes on in a task of its own, holding the endpoint:
+/// it is freed once closed, and if the process exits first it is left to
+/// the operating system rather than dropped half closed (iroh reports an
+/// endpoint dropped without `close` as an error, and aborts it anyway).
+/// Returns whether the close finished in time.
+pub(crate) async fn close_endpoint(endpoint: Endpoint, router: Option<Router>) -> bool {
+    let kept = std::mem::ManuallyDrop::new(endpoint);
+    let closing = tokio::spawn(async move {
+        match router {
+            Some(router) => {
+                if let Err(e) = router.shutdown().await {
+                    tracing::debug!("the endpoint's router stopped with an error: {e}");
+                }
+            }
+            None => kept.close().await,
+        }
+        // Closed: dropping it now is clean.
+        drop(std::mem::ManuallyDrop::into_inner(kept));
+    });
+    match tokio::time::timeout(CLOSE_WITHIN, closing).await {
+        Ok(_) => true,
+        Err(_) => {
+            tracing::info!(
+                "closing the endpoint took over {} s (a peer that is gone does not acknowledge); not waiting longer",
+                CLOSE_WITHIN.as_secs()
+            );
+            false
+        }
+    }
 }
 
 /// The fleet's relay, from `sync.relay_url` in the fleet defaults (the

@@ -17,13 +17,27 @@ use crate::bind::{endpoint_id, member_key};
 use crate::engine::Inner;
 use crate::error::SyncError;
 use crate::lock;
-use crate::peers::{Established, Live};
+use crate::peers::{Claim, Established, Live, PeerBook};
 use crate::session::{self, Mode};
 use crate::wire::{ALPN, Msg};
 
 /// How often a replica with no hub or laptop connected swaps one of its
 /// random sessions for a new one.
 const ROTATE: Duration = Duration::from_secs(20);
+
+/// How long the peers a crashed run had sessions with are dialed as
+/// preferred ones when no session with them comes up (see
+/// [`Dialing::resume`]).
+const RESUME_FOR: Duration = Duration::from_secs(60);
+
+/// A peer the last run had a session with when it stopped uncleanly.
+struct Resume {
+    /// Where that session reached it.
+    addr: Option<SocketAddr>,
+    until: Instant,
+    /// A session with it came up since.
+    up: bool,
+}
 
 /// Where peers are dialed: what the dialer knows beyond the fleet
 /// document.
@@ -37,6 +51,8 @@ pub(crate) struct Dialing {
     discovered: Mutex<HashMap<MemberKey, Vec<SocketAddr>>>,
     /// When a random session was last swapped for another (see `targets`).
     last_rotation: Mutex<Instant>,
+    /// Peers of the last run, dialed first ([`Dialing::resume`]).
+    resuming: Mutex<HashMap<MemberKey, Resume>>,
 }
 
 impl Dialing {
@@ -46,7 +62,51 @@ impl Dialing {
             relay,
             discovered: Mutex::new(HashMap::new()),
             last_rotation: Mutex::new(Instant::now()),
+            resuming: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The last run of this replica stopped without closing its sessions
+    /// (a crash, a power cut) while it had these peers: each still holds
+    /// its dead session, and one that does not dial this replica itself (a
+    /// hub's nodes, say, hold the sessions they dialed) would wait out the
+    /// idle timeout before it learns that. So they are dialed at once, as
+    /// preferred peers: the new session replaces the dead one on their
+    /// side (`peers::judge`). Each stays preferred while that session
+    /// lasts, or for [`RESUME_FOR`] if none comes up.
+    pub(crate) fn resume(&self, peers: Vec<(MemberKey, Option<SocketAddr>)>) {
+        let until = Instant::now() + RESUME_FOR;
+        let mut resuming = lock(&self.resuming);
+        for (key, addr) in peers {
+            resuming.insert(
+                key,
+                Resume {
+                    addr,
+                    until,
+                    up: false,
+                },
+            );
+        }
+    }
+
+    /// The peers still being resumed, with the address each was reached at
+    /// last run; forgets those whose session came up and ended, or whose
+    /// time ran out with none.
+    fn resuming(&self, peers: &PeerBook) -> HashMap<MemberKey, Option<SocketAddr>> {
+        let mut resuming = lock(&self.resuming);
+        if resuming.is_empty() {
+            return HashMap::new();
+        }
+        let live = peers.live();
+        let now = Instant::now();
+        resuming.retain(|k, r| {
+            if live.get(k).is_some_and(Live::is_open) {
+                r.up = true;
+                return true;
+            }
+            !r.up && now < r.until
+        });
+        resuming.iter().map(|(k, r)| (k.clone(), r.addr)).collect()
     }
 
     /// A member advertises these addresses on the LAN.
@@ -92,10 +152,11 @@ pub(crate) async fn dial(
         peer: peer.clone(),
         source: Box::new(source),
     };
-    crate::wire::write_msg(&mut send, &Msg::Hello(inner.hello(None)))
+    let origin = inner.origin_of_dial();
+    crate::wire::write_hello(&mut send, &inner.hello(None), origin)
         .await
         .map_err(|e| session_err(e.into()))?;
-    let hello = session::read_hello(&mut recv).await.map_err(session_err)?;
+    let (hello, theirs) = session::read_hello(&mut recv).await.map_err(session_err)?;
     session::check_hello(&hello, &inner.fleet_id).map_err(session_err)?;
     // The dialer checks membership too: the peer it reached must be a
     // current member (never a revoked key that kept its address).
@@ -125,13 +186,45 @@ pub(crate) async fn dial(
         recv,
         remote,
         remote_name: hello.name,
-        dialer: inner.key.clone(),
+        claim: Claim {
+            dialer: inner.key.clone(),
+            run: theirs.map(|o| o.run),
+            dial: Some(origin.dial),
+        },
     };
     inner.drive(est, mode).await.map_err(session_err)
 }
 
-/// Keeps dialing the peers [`targets`] names that have no live session,
-/// backing off on failures.
+/// A dial of this replica's to a peer under way, from the connect to the
+/// end of its session. The dial loop does not dial a peer while one is:
+/// a second dial from the same run would replace the first's session when
+/// it comes up (`peers::judge`), and a slow handshake would otherwise be
+/// dialed again after the backoff.
+pub(crate) struct InFlight {
+    inner: Arc<Inner>,
+    peer: MemberKey,
+}
+
+impl InFlight {
+    pub(crate) fn new(inner: &Arc<Inner>, peer: &MemberKey) -> InFlight {
+        inner.peers.entry(peer, |b| b.dialing += 1);
+        InFlight {
+            inner: inner.clone(),
+            peer: peer.clone(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.inner
+            .peers
+            .entry(&self.peer, |b| b.dialing = b.dialing.saturating_sub(1));
+    }
+}
+
+/// Keeps dialing the peers [`targets`] names that have no live session
+/// and no dial under way, backing off on failures.
 pub(crate) async fn dial_loop(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(inner.cfg.dial_every);
     loop {
@@ -145,7 +238,7 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>) {
                 continue;
             };
             let due = inner.peers.entry(&key, |b| {
-                if b.next_try.is_some_and(|t| Instant::now() < t) {
+                if b.dialing > 0 || b.next_try.is_some_and(|t| Instant::now() < t) {
                     return false;
                 }
                 // Back off on failures: 1 s doubling to 30 s, with jitter.
@@ -167,13 +260,18 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>) {
             }
             inner.dialing.lookup.add_endpoint_info(addr.clone());
             let inner2 = inner.clone();
+            let in_flight = InFlight::new(&inner, &key);
             tokio::spawn(async move {
                 let started = Instant::now();
                 let result = dial(&inner2, addr, Mode::Keep).await;
+                drop(in_flight);
                 inner2.peers.entry(&key, |b| {
                     match result {
-                        // A session that lived a while counts as a success.
+                        // A session that lived a while counts as a success;
+                        // so does one that made way for another session
+                        // with the peer (which is connected).
                         Ok(()) => b.failures = 0,
+                        Err(e) if e.made_way() => b.failures = 0,
                         Err(_) if started.elapsed() > Duration::from_secs(10) => b.failures = 0,
                         Err(e) => {
                             b.failures = b.failures.saturating_add(1);
@@ -214,7 +312,8 @@ fn site_peers(inner: &Inner) -> HashSet<MemberKey> {
 
 /// Peers this replica should keep sessions with: every admin/operator
 /// replica that publishes an address (hubs and laptops), members found on
-/// this LAN (a site's own nodes), and, only while no such hub or laptop
+/// this LAN (a site's own nodes), the peers a crashed last run had
+/// sessions with ([`Dialing::resume`]), and, only while no such hub or laptop
 /// is connected, a few others: half from its own site, half random.
 ///
 /// Random sessions are the fallback that keeps changes spreading
@@ -225,6 +324,7 @@ fn site_peers(inner: &Inner) -> HashSet<MemberKey> {
 /// replica dialed are closed once one is connected.
 fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
     let me = &inner.key;
+    let resuming = inner.dialing.resuming(&inner.peers);
     let r = inner.lock_replica();
     let st = r.state();
     let discovered = lock(&inner.dialing.discovered);
@@ -235,11 +335,13 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
             people.push(m.key.clone());
         }
         let on_lan = discovered.get(&m.key);
+        let resumed = resuming.get(&m.key);
         let mut addrs: Vec<SocketAddr> = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
         addrs.extend(on_lan.into_iter().flatten());
+        addrs.extend(resumed.copied().flatten());
         addrs.sort();
         addrs.dedup();
-        let preferred = on_lan.is_some() || m.role.manages_fleet();
+        let preferred = on_lan.is_some() || resumed.is_some() || m.role.manages_fleet();
         if !addrs.is_empty() || inner.dialing.relay.is_some() {
             all.push((m.key.clone(), addrs, preferred));
         }
@@ -261,7 +363,7 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
         if people.iter().any(is_live) {
             for (k, _) in &others {
                 if let Some(l) = live.get(k)
-                    && l.dialer == *me
+                    && l.claim.dialer == *me
                     && l.is_open()
                 {
                     l.conn.close(0u32.into(), b"a hub is connected");
@@ -282,7 +384,10 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
     // own few makes a random k-out graph, connected with high
     // probability; counting incoming ones too let popular replicas stop
     // dialing and groups form.
-    let dialed_by_me = |k: &MemberKey| live.get(k).is_some_and(|l| l.dialer == *me && l.is_open());
+    let dialed_by_me = |k: &MemberKey| {
+        live.get(k)
+            .is_some_and(|l| l.claim.dialer == *me && l.is_open())
+    };
     let mut have = others.iter().filter(|(k, _)| dialed_by_me(k)).count();
     // But a frozen random graph may fall apart into groups that never
     // hear from each other (nodes cut off from every hub, each content
@@ -293,7 +398,7 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
         let mine: Vec<&Live> = others
             .iter()
             .filter_map(|(k, _)| live.get(k))
-            .filter(|l| l.dialer == *me && l.is_open())
+            .filter(|l| l.claim.dialer == *me && l.is_open())
             .collect();
         if !mine.is_empty() {
             let l = mine[rand::rng().random_range(0..mine.len())];

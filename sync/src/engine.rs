@@ -12,7 +12,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -35,13 +35,13 @@ pub use crate::status::StatusFile;
 pub use crate::traffic::{Stats, Wire};
 
 use crate::accept::Acceptor;
-use crate::bind::{member_key, reachable_addrs, relay_of};
+use crate::bind::{close_endpoint, member_key, reachable_addrs, relay_of};
 use crate::dial::{self, Dialing};
 use crate::faults::Faults;
 use crate::lock;
-use crate::peers::{Established, PeerBook};
+use crate::peers::{Established, PeerBook, Verdict};
 use crate::session::{Host, Mode, Session, SessionError};
-use crate::wire::{ALPN, Hello, PROTOCOL_VERSION};
+use crate::wire::{ALPN, Hello, Origin, PROTOCOL_VERSION};
 
 #[derive(Clone)]
 pub struct EngineConfig {
@@ -62,7 +62,11 @@ pub struct EngineConfig {
     pub dial: bool,
     /// Write this replica's listening addresses into its member record.
     pub publish_addrs: bool,
-    /// Where `peers` status is written for other processes to read.
+    /// Where `peers` status is written for other processes to read. One
+    /// that a run which did not stop cleanly (a crash, a power cut) left
+    /// behind names the peers it had sessions with: they are dialed at
+    /// once on start, so they need not wait out the idle timeout on the
+    /// dead sessions they hold (`dial::Dialing::resume`).
     pub status_file: Option<PathBuf>,
     /// Find members on the local network by mDNS (and be found).
     pub mdns: bool,
@@ -103,6 +107,11 @@ pub(crate) struct Inner {
     pub(crate) faults: Faults,
     pub(crate) cfg: EngineConfig,
     pub(crate) stats: Stats,
+    /// Drawn at random on start: peers tell a session with this run from
+    /// one with an earlier run, whose process is gone ([`Origin`]).
+    run: u64,
+    /// Dials made so far ([`Origin::dial`]).
+    dials: AtomicU64,
     /// Cleared when the engine shuts down or is dropped ([`WeakEngine`]).
     running: AtomicBool,
 }
@@ -125,6 +134,22 @@ impl Inner {
         }
     }
 
+    /// This run, for the acceptor's hello.
+    pub(crate) fn origin(&self) -> Origin {
+        Origin {
+            run: self.run,
+            dial: 0,
+        }
+    }
+
+    /// This run and a new dial's number, for the dialer's hello.
+    pub(crate) fn origin_of_dial(&self) -> Origin {
+        Origin {
+            run: self.run,
+            dial: self.dials.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+
     /// Every peer this replica knows of, connected or not.
     pub(crate) fn peer_status(&self) -> Vec<PeerStatus> {
         self.peers.status(&mut self.lock_replica(), &self.key)
@@ -142,11 +167,22 @@ impl Inner {
             recv,
             remote,
             remote_name,
-            dialer,
+            claim,
         } = est;
-        if !self.peers.register(&remote, &conn, &dialer) {
-            conn.close(409u32.into(), b"duplicate session");
-            return Err(SessionError::Duplicate);
+        match self.peers.register(&remote, &conn, &claim) {
+            Verdict::First | Verdict::Supersedes => {}
+            Verdict::Restarted => {
+                tracing::info!(peer = %remote.short(), name = %remote_name, "the peer restarted: its new session replaces the old one");
+            }
+            Verdict::Loses => {
+                conn.close(409u32.into(), b"duplicate session");
+                return Err(SessionError::Duplicate);
+            }
+            Verdict::Displaced => {
+                tracing::warn!(peer = %remote.short(), name = %remote_name, "refused a session: another process with the same member key holds one with this replica (is one replica running twice, or copied to a second device?)");
+                conn.close(409u32.into(), b"duplicate session");
+                return Err(SessionError::Duplicate);
+            }
         }
         self.peers.named(&remote, &remote_name);
         tracing::info!(peer = %remote.short(), name = %remote_name, "session up");
@@ -159,7 +195,17 @@ impl Inner {
         );
         let name = s.remote_name().to_string();
         let result = s.run(recv, mode).await;
-        self.peers.unregister(&remote, &conn);
+        if !self.peers.unregister(&remote, &conn) {
+            // A newer session with the peer took this one's place: what
+            // ended is not the peer's state.
+            tracing::info!(peer = %remote.short(), %name, "session replaced by a newer one");
+            return Err(SessionError::Replaced);
+        }
+        if !self.running.load(Ordering::Acquire) {
+            // This replica closed it on its way out.
+            tracing::info!(peer = %remote.short(), %name, "session closed: shutting down");
+            return Ok(());
+        }
         self.peers.ended(&remote, &result);
         match &result {
             Ok(()) => tracing::info!(peer = %remote.short(), %name, "session ended"),
@@ -243,8 +289,17 @@ impl Engine {
             faults: cfg.faults.clone(),
             cfg: cfg.clone(),
             stats: Stats::default(),
+            run: rand::random(),
+            dials: AtomicU64::new(0),
             running: AtomicBool::new(true),
         });
+        if cfg.dial
+            && let Some(path) = &cfg.status_file
+        {
+            inner
+                .dialing
+                .resume(crate::status::left_connected(path, &inner.key));
+        }
         if cfg.publish_addrs {
             let addrs: Vec<String> = reachable_addrs(&endpoint)
                 .iter()
@@ -315,6 +370,14 @@ impl Engine {
         self.inner.peers.wire()
     }
 
+    /// Sessions that came up since the engine started, with any peer. One
+    /// per peer while the peers stay up; one more each time a peer comes
+    /// back. A count that keeps rising while nothing changes means
+    /// sessions replace each other (flap).
+    pub fn sessions_up(&self) -> u64 {
+        self.inner.peers.sessions_up()
+    }
+
     /// Round-trip time of each live session as QUIC estimates it (the best
     /// of its open paths). iroh looks for a better path, hole-punching every
     /// 60 s, on a connection whose best RTT is over 10 ms.
@@ -348,8 +411,10 @@ impl Engine {
     pub fn connect(&self, addr: EndpointAddr) {
         self.inner.dialing.lookup.add_endpoint_info(addr.clone());
         let inner = self.inner.clone();
+        let peer = member_key(&addr.id);
+        let in_flight = dial::InFlight::new(&inner, &peer);
         tokio::spawn(async move {
-            let peer = member_key(&addr.id);
+            let _in_flight = in_flight;
             if let Err(e) = dial::dial(&inner, addr, Mode::Keep).await {
                 tracing::info!(peer = %peer.short(), "dial failed: {e}");
             }
@@ -388,28 +453,38 @@ impl Engine {
         WeakEngine(Arc::downgrade(&self.inner))
     }
 
-    /// Stops every task and closes the endpoint. Bounded: a graceful close
-    /// waits for peers to acknowledge, and peers that are already gone never
-    /// do; after two seconds the endpoint is dropped as it is.
+    /// Stops every task, closes every session with a word to its peer (so
+    /// peers see this replica leave now, not after the idle timeout) and
+    /// closes the endpoint. Bounded: a graceful close waits for peers to
+    /// acknowledge, and peers that are gone never do; after
+    /// [`crate::bind::CLOSE_WITHIN`] the close goes on in the background
+    /// ([`close_endpoint`]).
     pub async fn shutdown(&self) {
+        self.stop();
+        close_endpoint(self.inner.endpoint.clone(), Some(self.router.clone())).await;
+    }
+
+    fn stop(&self) {
         self.inner.running.store(false, Ordering::Release);
         for t in &self.tasks {
             t.abort();
         }
-        if tokio::time::timeout(Duration::from_secs(2), self.router.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::debug!("endpoint close took over 2 s; dropping it");
-        }
+        self.inner.peers.close_all(b"shutting down");
     }
 }
 
 impl Drop for Engine {
+    /// Stops the engine that was not shut down: sessions are closed and the
+    /// endpoint closes in the background (the drop cannot wait), if a
+    /// runtime is there to run that.
     fn drop(&mut self) {
-        self.inner.running.store(false, Ordering::Release);
-        for t in &self.tasks {
-            t.abort();
+        if self.router.is_shutdown() {
+            return;
+        }
+        self.stop();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let close = close_endpoint(self.inner.endpoint.clone(), Some(self.router.clone()));
+            rt.spawn(close);
         }
     }
 }

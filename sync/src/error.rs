@@ -20,3 +20,11 @@ pub enum SyncError {
     #[error("{0}")]
     Invalid(String),
 }
+
+impl SyncError {
+    /// The session made way for another with the same peer
+    /// ([`SessionError::made_way`]): nothing failed.
+    pub(crate) fn made_way(&self) -> bool {
+        matches!(self, SyncError::Session { source, .. } if source.made_way())
+    }
+}

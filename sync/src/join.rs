@@ -42,7 +42,7 @@ pub async fn join(
     let lookup = MemoryLookup::new();
     let endpoint = bind_endpoint(identity.secret_bytes(), listen, &lookup).await?;
     let fetched = fetch(&endpoint, token, name, limit).await;
-    endpoint.close().await;
+    crate::bind::close_endpoint(endpoint, None).await;
     Ok(Replica::init_from_changes(dir, fetched?)?)
 }
 
@@ -86,7 +86,7 @@ async fn fetch(
     wire::write_msg(&mut send, &Msg::Hello(hello))
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let theirs = read_hello(&mut recv)
+    let (theirs, _) = read_hello(&mut recv)
         .await
         .map_err(|e| fail(e.to_string()))?;
     if theirs.fleet_id != token.fleet_id {

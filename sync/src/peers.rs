@@ -4,6 +4,7 @@
 //! it as [`PeerStatus`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,19 +25,106 @@ pub(crate) struct Established {
     pub(crate) recv: RecvStream,
     pub(crate) remote: MemberKey,
     pub(crate) remote_name: String,
-    /// Who dialed: decides which of two crossing sessions survives.
+    /// How the session came about: decides which of two sessions with the
+    /// peer survives.
+    pub(crate) claim: Claim,
+}
+
+/// How a session came about, as its hellos said.
+#[derive(Clone, Debug)]
+pub(crate) struct Claim {
+    /// Who dialed.
     pub(crate) dialer: MemberKey,
+    /// The peer's run ([`crate::wire::Origin::run`]), when it said (a peer
+    /// from before origins does not).
+    pub(crate) run: Option<u64>,
+    /// The dialer's number for this dial ([`crate::wire::Origin::dial`]),
+    /// when known.
+    pub(crate) dial: Option<u64>,
 }
 
 /// The session kept with one peer.
 pub(crate) struct Live {
     pub(crate) conn: Connection,
-    pub(crate) dialer: MemberKey,
+    pub(crate) claim: Claim,
+    /// The run of the peer whose session this one replaced when the peer
+    /// restarted: a session from that run again, while this one is heard
+    /// from, means two processes hold the peer's key, and it is refused
+    /// rather than let the two take the session from each other in turn.
+    displaced: Option<u64>,
+    /// Stream frames the connection had received when the session came up
+    /// (the peer's hello): more since means the peer spoke after it.
+    stream_rx_at_up: u64,
 }
 
 impl Live {
     pub(crate) fn is_open(&self) -> bool {
         self.conn.close_reason().is_none()
+    }
+
+    /// Whether the peer sent anything on this session after its hello (a
+    /// live peer sends its digest at once). A process killed in the middle
+    /// of a dial may leave a session whose hello arrived and nothing more.
+    fn heard(&self) -> bool {
+        self.conn.stats().frame_rx.stream > self.stream_rx_at_up
+    }
+}
+
+/// What became of a new session with a peer (see [`judge`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// No live session with the peer: the new one is kept.
+    First,
+    /// The peer restarted (its hello names another run): the old session
+    /// is dead, and the new one replaces it.
+    Restarted,
+    /// The new session wins over the live one (the later dial of the same
+    /// dialer, or the winner of two crossing dials); the old one is closed.
+    Supersedes,
+    /// The live session wins (the new one lost the tie-break of two
+    /// crossing dials, or is an earlier dial than the live one); the new
+    /// one is closed.
+    Loses,
+    /// The new session comes from the run the live one replaced: another
+    /// process holds the peer's key. Refused.
+    Displaced,
+}
+
+/// Which of a live session and a new one with the same peer is kept.
+/// Both replicas judge the same two sessions alike, in whichever order
+/// they finish their hellos, so they keep the same one:
+/// - another run of the peer than the live session's: the peer restarted
+///   (a crash, a power cut), and the live session is dead though no close
+///   said so: the new one wins at once, rather than after the idle
+///   timeout. Unless the new one comes from the very run the live one
+///   replaced while the live one is `heard` from: then two processes
+///   hold the key, and the new one is refused;
+/// - two dials by one replica in one run: the dialer gave up on the first
+///   (it dials only a peer it holds no session with), so the later dial
+///   wins (by its number; by arrival from a peer that sends none);
+/// - a dial by each (both dialed at once): the session dialed by the
+///   smaller key wins, on both sides alike, so crossing dials settle on
+///   one session rather than flap.
+fn judge(old: &Claim, displaced: Option<u64>, heard: bool, new: &Claim) -> Verdict {
+    if let (Some(was), Some(now)) = (old.run, new.run)
+        && was != now
+    {
+        return if displaced == Some(now) && heard {
+            Verdict::Displaced
+        } else {
+            Verdict::Restarted
+        };
+    }
+    if old.dialer != new.dialer {
+        return if new.dialer < old.dialer {
+            Verdict::Supersedes
+        } else {
+            Verdict::Loses
+        };
+    }
+    match (old.dial, new.dial) {
+        (Some(was), Some(now)) if now <= was => Verdict::Loses,
+        _ => Verdict::Supersedes,
     }
 }
 
@@ -49,6 +137,9 @@ pub(crate) struct Entry {
     pub(crate) failures: u32,
     /// Not to be dialed before this.
     pub(crate) next_try: Option<Instant>,
+    /// Dials of this replica's to the peer under way (connecting, or
+    /// running their session): see `dial::InFlight`.
+    pub(crate) dialing: u32,
     last_sync_ms: Option<i64>,
     pub(crate) last_error: Option<String>,
     name: String,
@@ -60,37 +151,54 @@ pub(crate) struct PeerBook {
     entries: Mutex<HashMap<MemberKey, Entry>>,
     /// What the links of sessions that have ended carried.
     wire_ended: Mutex<Wire>,
+    /// Sessions registered so far.
+    up: AtomicU64,
 }
 
 impl PeerBook {
-    /// Keeps one session per peer: when both sides dial at once, the
-    /// session dialed by the smaller key survives, on both sides alike.
-    pub(crate) fn register(&self, peer: &MemberKey, conn: &Connection, dialer: &MemberKey) -> bool {
+    /// Keeps one session per peer ([`judge`]): registers `conn` unless the
+    /// live session wins, and closes the live one if `conn` replaces it.
+    pub(crate) fn register(&self, peer: &MemberKey, conn: &Connection, claim: &Claim) -> Verdict {
         let mut live = lock(&self.live);
-        if let Some(old) = live.get(peer)
-            && old.is_open()
-        {
-            let keep_old = old.dialer <= *dialer;
-            if keep_old {
-                return false;
+        let mut displaced = None;
+        let verdict = match live.get(peer).filter(|old| old.is_open()) {
+            None => Verdict::First,
+            Some(old) => {
+                let verdict = judge(&old.claim, old.displaced, old.heard(), claim);
+                match verdict {
+                    Verdict::Loses | Verdict::Displaced => return verdict,
+                    Verdict::Restarted => displaced = old.claim.run,
+                    _ => displaced = old.displaced,
+                }
+                old.conn.close(1u32.into(), b"superseded");
+                verdict
             }
-            old.conn.close(1u32.into(), b"superseded");
-        }
+        };
         let replaced = live.insert(
             peer.clone(),
             Live {
                 conn: conn.clone(),
-                dialer: dialer.clone(),
+                claim: claim.clone(),
+                displaced,
+                stream_rx_at_up: conn.stats().frame_rx.stream,
             },
         );
         if let Some(old) = replaced {
             // Its own unregister no longer finds it: count its link here.
             *lock(&self.wire_ended) += Wire::of(&old.conn);
         }
-        true
+        self.up.fetch_add(1, Ordering::Relaxed);
+        verdict
     }
 
-    pub(crate) fn unregister(&self, peer: &MemberKey, conn: &Connection) {
+    /// Sessions that came up so far.
+    pub(crate) fn sessions_up(&self) -> u64 {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the session on `conn`; false if it was no longer the live
+    /// one (a newer session replaced it).
+    pub(crate) fn unregister(&self, peer: &MemberKey, conn: &Connection) -> bool {
         let mut live = lock(&self.live);
         if live
             .get(peer)
@@ -98,6 +206,17 @@ impl PeerBook {
         {
             live.remove(peer);
             *lock(&self.wire_ended) += Wire::of(conn);
+            return true;
+        }
+        false
+    }
+
+    /// Closes every live session with a word to its peer (shutting down),
+    /// so peers see this replica leave now rather than after the idle
+    /// timeout.
+    pub(crate) fn close_all(&self, reason: &[u8]) {
+        for l in lock(&self.live).values() {
+            l.conn.close(0u32.into(), reason);
         }
     }
 
@@ -226,5 +345,80 @@ impl PeerBook {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> MemberKey {
+        MemberKey::from_bytes(&[b; 32])
+    }
+
+    fn claim(dialer: u8, run: Option<u64>, dial: Option<u64>) -> Claim {
+        Claim {
+            dialer: key(dialer),
+            run,
+            dial,
+        }
+    }
+
+    /// Which of two sessions a replica keeps when `first` finished its
+    /// hello there before `second`.
+    fn kept(first: &Claim, second: &Claim) -> &'static str {
+        match judge(first, None, true, second) {
+            Verdict::Supersedes | Verdict::Restarted => "second",
+            _ => "first",
+        }
+    }
+
+    #[test]
+    fn a_session_from_a_restarted_peer_replaces_the_live_one_whoever_dialed() {
+        // The peer (key 2) ran as run 10; it crashed and came back as run 11.
+        for old_dialer in [1, 2] {
+            for new_dialer in [1, 2] {
+                let old = claim(old_dialer, Some(10), Some(4));
+                let new = claim(new_dialer, Some(11), Some(0));
+                assert_eq!(judge(&old, None, true, &new), Verdict::Restarted);
+            }
+        }
+        // The run it replaced comes back while the new run's session is
+        // heard from: another process holds the key.
+        let live = claim(2, Some(11), Some(1));
+        let back = claim(2, Some(10), Some(9));
+        assert_eq!(judge(&live, Some(10), true, &back), Verdict::Displaced);
+        // Not heard from since its hello: it may be the dead one (a
+        // process killed in the middle of a dial, its hello handled late),
+        // so the session that comes takes its place.
+        assert_eq!(judge(&live, Some(10), false, &back), Verdict::Restarted);
+        // A third run is a restart again.
+        let third = claim(2, Some(12), Some(1));
+        assert_eq!(judge(&live, Some(10), true, &third), Verdict::Restarted);
+    }
+
+    #[test]
+    fn crossing_dials_settle_on_the_smaller_dialers_session_on_both_sides() {
+        let by_small = claim(1, Some(10), Some(3));
+        let by_big = claim(2, Some(10), Some(7));
+        // Each side may finish the two hellos in either order.
+        assert_eq!(kept(&by_small, &by_big), "first");
+        assert_eq!(kept(&by_big, &by_small), "second");
+        // A peer that sends no origin: the same rule.
+        let (a, b) = (claim(1, None, None), claim(2, None, None));
+        assert_eq!(kept(&a, &b), "first");
+        assert_eq!(kept(&b, &a), "second");
+    }
+
+    #[test]
+    fn of_two_dials_by_one_replica_the_later_wins_in_either_order() {
+        let earlier = claim(2, Some(10), Some(3));
+        let later = claim(2, Some(10), Some(4));
+        assert_eq!(kept(&earlier, &later), "second");
+        assert_eq!(kept(&later, &earlier), "first");
+        // No numbers (a peer from before origins): the newer arrival wins,
+        // so a peer that restarted is not locked out either.
+        let (a, b) = (claim(2, None, None), claim(2, None, None));
+        assert_eq!(kept(&a, &b), "second");
     }
 }

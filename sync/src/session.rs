@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::faults::Faults;
 use crate::traffic::Stats;
 use crate::verify;
-use crate::wire::{self, Hello, Msg, PROTOCOL_VERSION, WireError};
+use crate::wire::{self, Hello, Msg, Origin, PROTOCOL_VERSION, WireError};
 
 /// Time allowed for the hello in each direction.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,6 +66,17 @@ pub enum SessionError {
     Partitioned,
     #[error("a session with this peer already exists")]
     Duplicate,
+    #[error("replaced by a newer session with the same peer")]
+    Replaced,
+}
+
+impl SessionError {
+    /// The session made way for another with the same peer (refused as
+    /// the duplicate of a live one, or replaced by a newer one): the peer
+    /// is connected, nothing failed.
+    pub(crate) fn made_way(&self) -> bool {
+        matches!(self, SessionError::Duplicate | SessionError::Replaced)
+    }
 }
 
 /// How a session ends when the caller only wants one sync (`sync --once`).
@@ -120,12 +131,16 @@ pub(crate) struct Session {
     bytes_out: u64,
 }
 
-pub(crate) async fn read_hello(recv: &mut RecvStream) -> Result<Hello, SessionError> {
+/// The peer's hello, and its [`Origin`] if it sent one (a peer from before
+/// origins does not).
+pub(crate) async fn read_hello(
+    recv: &mut RecvStream,
+) -> Result<(Hello, Option<Origin>), SessionError> {
     match tokio::time::timeout(HELLO_TIMEOUT, wire::read_hello_frame(recv)).await {
         Err(_) => Err(SessionError::HelloTimeout),
         Ok(Err(e)) => Err(e.into()),
-        Ok(Ok((Msg::Hello(h), _))) => Ok(h),
-        Ok(Ok((Msg::Refuse(r), _))) => Err(SessionError::RefusedByPeer(r)),
+        Ok(Ok((Msg::Hello(h), origin, _))) => Ok((h, origin)),
+        Ok(Ok((Msg::Refuse(r), _, _))) => Err(SessionError::RefusedByPeer(r)),
         Ok(Ok(_)) => Err(SessionError::Protocol(
             "the first frame was not a hello".into(),
         )),

@@ -1,11 +1,12 @@
 //! The status file: what a serving process writes every second for
 //! `fleetdeck peers` (and the console) to read from another process.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetdeck_store::now_ms;
+use fleetdeck_store::{MemberKey, now_ms};
 use serde::Serialize;
 
 use crate::engine::Inner;
@@ -20,6 +21,30 @@ pub struct StatusFile {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub peers: Vec<PeerStatus>,
+}
+
+/// The peers this replica's status file says were connected, with the
+/// address each was reached at, if the file is there (a run that stopped
+/// cleanly removes it) and was written by this replica; nothing from a
+/// file that does not read.
+pub(crate) fn left_connected(path: &Path, me: &MemberKey) -> Vec<(MemberKey, Option<SocketAddr>)> {
+    let Some(status) = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<StatusFile>(&b).ok())
+        .filter(|s| s.key == me.as_str())
+    else {
+        return Vec::new();
+    };
+    status
+        .peers
+        .iter()
+        .filter(|p| p.connected)
+        .filter_map(|p| {
+            let key = MemberKey::parse(&p.key).ok()?;
+            let addr = p.addr.as_deref().and_then(|a| a.parse().ok());
+            (key != *me).then_some((key, addr))
+        })
+        .collect()
 }
 
 /// Writes the status file at `path` every second (whole, through a rename,

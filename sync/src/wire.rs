@@ -34,6 +34,26 @@ pub struct Hello {
     pub token: Option<String>,
 }
 
+/// Which run of its engine sent a hello, and (the dialer's) which of its
+/// dials the session is: what decides which of two sessions with one peer
+/// is kept (`peers::PeerBook::register`).
+///
+/// It travels after the [`Msg::Hello`] in the hello frame ([`write_hello`]).
+/// A reader from before it existed decodes the message and ignores the rest
+/// of the frame (postcard reads what the message needs and no more), so it
+/// needed no new protocol version; a hello without it, from such a peer,
+/// reads as `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Drawn at random when the sender's engine started: a session with
+    /// another run than the one already held comes from a restarted peer,
+    /// and the old session is dead.
+    pub run: u64,
+    /// The dialer's count of the dials of its run (0 in the acceptor's
+    /// hello): of two sessions one run dialed, the later dial is kept.
+    pub dial: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Msg {
     /// First frame in each direction.
@@ -95,6 +115,32 @@ pub fn decode(body: &[u8]) -> Result<Msg, WireError> {
     postcard::from_bytes(body).map_err(|e| WireError::Decode(e.to_string()))
 }
 
+/// The hello frame: the message, then its [`Origin`].
+pub fn encode_hello(hello: &Hello, origin: Origin) -> Result<Vec<u8>, WireError> {
+    let decode_err = |e: postcard::Error| WireError::Decode(e.to_string());
+    let mut body = postcard::to_stdvec(&Msg::Hello(hello.clone())).map_err(decode_err)?;
+    body.extend(postcard::to_stdvec(&origin).map_err(decode_err)?);
+    if body.len() > MAX_HELLO {
+        return Err(WireError::HelloTooLarge(body.len()));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+/// Writes the hello frame ([`encode_hello`]).
+pub async fn write_hello<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    hello: &Hello,
+    origin: Origin,
+) -> Result<usize, WireError> {
+    let frame = encode_hello(hello, origin)?;
+    w.write_all(&frame).await?;
+    w.flush().await?;
+    Ok(frame.len())
+}
+
 pub async fn write_msg<W: AsyncWrite + Unpin>(w: &mut W, msg: &Msg) -> Result<usize, WireError> {
     let frame = encode(msg)?;
     w.write_all(&frame).await?;
@@ -111,18 +157,33 @@ pub async fn read_msg<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Msg, usize), W
 /// is known to be a member, so it gets no room for anything else.
 pub const MAX_HELLO: usize = 64 * 1024;
 
-/// The hello: [`read_msg`] with [`MAX_HELLO`] as the limit.
-pub async fn read_hello_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Msg, usize), WireError> {
-    read_msg_within(r, MAX_HELLO).await.map_err(|e| match e {
+/// The hello: [`read_msg`] with [`MAX_HELLO`] as the limit, and the
+/// [`Origin`] after the message when the sender wrote one (bytes after it,
+/// or an origin that does not decode, are ignored, as an older reader
+/// ignores the origin).
+pub async fn read_hello_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> Result<(Msg, Option<Origin>, usize), WireError> {
+    let body = read_body(r, MAX_HELLO).await.map_err(|e| match e {
         WireError::TooLarge(n) => WireError::HelloTooLarge(n),
         e => e,
-    })
+    })?;
+    let (msg, rest) =
+        postcard::take_from_bytes::<Msg>(&body).map_err(|e| WireError::Decode(e.to_string()))?;
+    let origin = postcard::from_bytes::<Origin>(rest).ok();
+    Ok((msg, origin, 4 + body.len()))
 }
 
 async fn read_msg_within<R: AsyncRead + Unpin>(
     r: &mut R,
     limit: usize,
 ) -> Result<(Msg, usize), WireError> {
+    let body = read_body(r, limit).await?;
+    Ok((decode(&body)?, 4 + body.len()))
+}
+
+/// One frame's body.
+async fn read_body<R: AsyncRead + Unpin>(r: &mut R, limit: usize) -> Result<Vec<u8>, WireError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -141,7 +202,7 @@ async fn read_msg_within<R: AsyncRead + Unpin>(
         }
         Err(e) => return Err(e.into()),
     }
-    Ok((decode(&body)?, 4 + n))
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -176,6 +237,25 @@ mod tests {
             assert_eq!(&read_msg(&mut r).await.unwrap().0, m);
         }
         assert!(matches!(read_msg(&mut r).await, Err(WireError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn a_hello_carries_its_origin_and_readers_of_either_kind_take_either_hello() {
+        let Msg::Hello(h) = hello() else {
+            unreachable!()
+        };
+        let origin = Origin { run: 7, dial: 3 };
+        let mut buf = Vec::new();
+        write_hello(&mut buf, &h, origin).await.unwrap();
+        let (msg, got, n) = read_hello_frame(&mut buf.as_slice()).await.unwrap();
+        assert_eq!((msg, got, n), (hello(), Some(origin), buf.len()));
+        // A reader from before origins (any frame reader) takes the message
+        // and ignores the origin after it.
+        assert_eq!(read_msg(&mut buf.as_slice()).await.unwrap().0, hello());
+        // A hello from before origins reads with no origin.
+        let old = encode(&hello()).unwrap();
+        let (msg, got, _) = read_hello_frame(&mut old.as_slice()).await.unwrap();
+        assert_eq!((msg, got), (hello(), None));
     }
 
     #[tokio::test]
