@@ -16,6 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
+use automerge::ChangeHash;
+use fleetdeck_store::at::{self, At};
+use fleetdeck_store::diff::LayerEdit;
+use fleetdeck_store::events::{ChangeKind, Filter, FleetEvent, change_infos};
 use fleetdeck_store::health::{Sample, StoredRegister};
 use fleetdeck_store::replica::OpenOptions;
 use fleetdeck_store::{Replica, now_ms, ops};
@@ -51,6 +55,9 @@ pub struct ReplicaSource {
     /// Trouble met outside a snapshot (sparklines, refresh), reported with
     /// the next one.
     trouble: Option<String>,
+    /// What each change did, by change id: read once (a change's parts do
+    /// not change), not on every refresh of the history view.
+    kinds: HashMap<String, ChangeKind>,
 }
 
 /// The status file of a `serve` running on `dir`, if it is fresh.
@@ -70,6 +77,7 @@ impl ReplicaSource {
             health: Arc::new(HashMap::new()),
             health_key: (0, -1),
             trouble: None,
+            kinds: HashMap::new(),
         }
     }
 
@@ -177,12 +185,64 @@ impl Source for ReplicaSource {
     }
 
     fn history(&mut self) -> Vec<HistoryRow> {
-        self.with(|r| {
+        let mut known = std::mem::take(&mut self.kinds);
+        let rows = self.with(|r| {
             let h = r.history();
+            let new: Vec<ChangeHash> = h
+                .iter()
+                .filter(|e| !known.contains_key(&e.id))
+                .filter_map(|e| e.id.parse().ok())
+                .collect();
+            let infos = change_infos(r.doc_mut().automerge_mut(), &new);
+            for (hash, info) in new.iter().zip(infos) {
+                known.insert(hash.to_string(), info.kind.unwrap_or(ChangeKind::Other));
+            }
+            let kinds = h
+                .iter()
+                .map(|e| known.get(&e.id).copied().unwrap_or(ChangeKind::Other))
+                .collect();
             let hashes = HistoryRow::hashes(&h);
             let digests =
                 fleetdeck_store::receipts::digests(r, &hashes, now_ms(), HistoryRow::PENDING_SHOWN);
-            HistoryRow::build(h, digests)
+            HistoryRow::build(h, digests, kinds)
+        });
+        self.kinds = known;
+        rows
+    }
+
+    fn moment_at(&mut self, at: &At) -> Result<Snapshot, String> {
+        let (moment, me, me_key) = self.with(|r| {
+            let m = at::moment(r, at).map_err(|e| e.to_string());
+            (m, ops::member_label(r.state(), r.key()), r.key().clone())
+        });
+        let mut snap = Snapshot::of_moment(moment?);
+        snap.me = me;
+        snap.me_key = Some(me_key);
+        snap.sync = SyncStatus::Off {
+            reason: "a past moment".into(),
+        };
+        Ok(snap)
+    }
+
+    fn events(
+        &mut self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &Filter,
+    ) -> Result<Vec<FleetEvent>, String> {
+        self.with(|r| r.events(from_ms, to_ms, filter))
+            .map_err(|e| format!("could not read the events: {e}"))
+    }
+
+    fn change_edits(&mut self, change: &str) -> Result<Vec<LayerEdit>, String> {
+        let hash: ChangeHash = change
+            .parse()
+            .map_err(|_| format!("'{change}' is not a whole change id"))?;
+        self.with(|r| r.change_edits(&hash)).map_err(|e| {
+            format!(
+                "could not read what change {} edited: {e}",
+                change.chars().take(12).collect::<String>()
+            )
         })
     }
 

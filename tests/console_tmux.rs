@@ -1,6 +1,8 @@
 //! The console end to end, as an operator drives it: a real terminal (tmux),
 //! a real replica joined to a peer that serves on 127.0.0.1, keys typed into
-//! the config editor, and the peer ends up with the value.
+//! the config editor, and the peer ends up with the value; and the console
+//! on the demo's fleet of real node daemons (`demo --data`): the events
+//! view shows a rollback as it happens, and the fleet at a past moment.
 //!
 //! Skipped (with a message) when tmux is not installed.
 
@@ -111,14 +113,20 @@ impl Session {
 
     /// Waits (bounded) for the screen to show `needle`.
     fn shows(&self, needle: &str) -> String {
+        self.shows_within(needle, Duration::from_secs(20))
+    }
+
+    /// Waits up to `limit` for the screen to show `needle`.
+    fn shows_within(&self, needle: &str, limit: Duration) -> String {
         let mut last = String::new();
-        let seen = eventually(Duration::from_secs(20), || {
+        let seen = eventually(limit, || {
             last = self.screen();
             last.contains(needle)
         });
         assert!(
             seen,
-            "the console never showed {needle:?}; it shows:\n{last}"
+            "the console never showed {needle:?}; it shows (its last lines):\n{}",
+            last.lines().rev().take(4).collect::<Vec<_>>().join("\n")
         );
         last
     }
@@ -260,4 +268,203 @@ fn a_value_edited_in_the_console_reaches_the_peer() {
         }),
         "q quits the console"
     );
+}
+
+/// The console on `demo --scenario SCENARIO --data DIR` in a tmux session
+/// of its own, `width`×`height`.
+fn demo_session(tmp: &Path, scenario: &str, width: u16, height: u16) -> Session {
+    let config_home = tmp.join("config");
+    std::fs::create_dir_all(&config_home).unwrap();
+    let session = Session {
+        // A socket name of the scenario's name, not its path.
+        socket: format!(
+            "fleetdeck-demo-{}-{}",
+            std::process::id(),
+            Path::new(scenario)
+                .file_stem()
+                .map_or("demo".into(), |s| s.to_string_lossy())
+        ),
+        children: Vec::new(),
+    };
+    let command = format!(
+        "env XDG_CONFIG_HOME={} {} demo --scenario {scenario} --data {}",
+        config_home.display(),
+        env!("CARGO_BIN_EXE_fleetdeck"),
+        tmp.join("demo").display()
+    );
+    let out = session.tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "console",
+        "-x",
+        &width.to_string(),
+        "-y",
+        &height.to_string(),
+        &command,
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    session
+}
+
+#[test]
+fn the_events_view_shows_the_rollback_of_a_bad_config_and_the_fleet_before_it() {
+    if !have_tmux() {
+        println!("skipped: tmux is not installed (the console's end-to-end test needs it)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let session = demo_session(tmp.path(), "bad-config-rollback", 120, 40);
+    session.shows_within("BC-LAB", Duration::from_secs(60));
+    // The fleet's events: the unsupported detector is rolled back on every
+    // node, each with its health check's failure.
+    session.keys(&["7"]);
+    session.shows("events · last 1d");
+    let screen = session.shows_within("rolled back    bc-", Duration::from_secs(90));
+    assert!(
+        screen.contains("rolled back revision"),
+        "the rollback says what: {screen}"
+    );
+    // Only the rollbacks (f: presence, applies), then one node's timeline.
+    session.keys(&["f", "f"]);
+    let screen = session.shows("· applies");
+    assert!(!screen.contains("alert fired"), "{screen}");
+    // The fleet at the moment of the rollback: ← from now steps back
+    // event by event; the banner says it is read-only.
+    session.keys(&["Escape", "1", "Left"]);
+    let screen = session.shows("AS OF ");
+    assert!(
+        screen.contains("read-only · ←/→ previous/next event · esc back to now"),
+        "{screen}"
+    );
+    session.keys(&[":"]);
+    session.text("at 2s");
+    session.keys(&["Enter", "2", "a"]);
+    session.shows("ack: read-only as of a past moment (esc: now)");
+    session.keys(&["Escape"]);
+    session.shows("back to now");
+    session.keys(&["q"]);
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            !session
+                .tmux(&["has-session", "-t", "console"])
+                .status
+                .success()
+        }),
+        "q quits the demo's console"
+    );
+    // The demo's replicas are kept: the CLI sees the same rollbacks.
+    let events = ok(
+        &tmp.path().join("demo").join("ops"),
+        &["events", "--kind", "rolled_back"],
+    );
+    assert!(events.contains("rolled back"), "{events}");
+}
+
+/// Three sites of two nodes each, every node with an allowlisted action.
+const THREE_SITES: &str = r#"
+name = "three-sites"
+description = "Three sites of two nodes each, every node with an allowlisted action"
+fleet = "three-sites"
+duration_s = 600
+speed = 1
+
+[config]
+heartbeat.interval_s = 10
+alerts.missed_beats = 3
+actions.restart-agent = { cmd = "echo agent restarted", timeout_s = 30 }
+
+[[site]]
+id = "TS-A"
+name = "Site A"
+
+[[site]]
+id = "TS-B"
+name = "Site B"
+
+[[site]]
+id = "TS-C"
+name = "Site C"
+
+[[node]]
+id = "a-1"
+site = "TS-A"
+
+[[node]]
+id = "a-2"
+site = "TS-A"
+
+[[node]]
+id = "b-1"
+site = "TS-B"
+
+[[node]]
+id = "b-2"
+site = "TS-B"
+
+[[node]]
+id = "c-1"
+site = "TS-C"
+
+[[node]]
+id = "c-2"
+site = "TS-C"
+"#;
+
+#[test]
+fn an_action_on_three_marked_sites_reports_each_nodes_result() {
+    if !have_tmux() {
+        println!("skipped: tmux is not installed (the console's end-to-end test needs it)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("three-sites.toml");
+    std::fs::write(&scenario, THREE_SITES).unwrap();
+    let session = demo_session(tmp.path(), &scenario.display().to_string(), 120, 40);
+    // Every node up before the action goes out.
+    session.shows_within("TS-C", Duration::from_secs(60));
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let s = session.screen();
+            ["TS-A", "TS-B", "TS-C"]
+                .iter()
+                .all(|site| s.lines().any(|l| l.contains(site) && l.contains("2/2")))
+        }),
+        "the six nodes never all reported: {}",
+        session.screen()
+    );
+    // Sorted by site id (their order stays while their states move), mark
+    // the three sites, run restart-agent on them, confirm.
+    session.keys(&["o"]);
+    session.shows("sorted by SITE, A to Z");
+    session.keys(&["g", "Space", "Space", "Space"]);
+    session.shows("sites · 3 · 3 marked");
+    session.keys(&["x"]);
+    session.shows("run on 3 sites:");
+    session.text("restart-");
+    session.keys(&["Tab"]);
+    session.shows("run on 3 sites: restart-agent");
+    session.keys(&["Enter"]);
+    session.shows("Run restart-agent on 3 sites (TS-A, TS-B, TS-C: 6 nodes)?");
+    session.keys(&["y"]);
+    // The commands view on the three commands: each node's result as it
+    // arrives, until all six are in.
+    session.shows("commands just sent");
+    let screen = session.shows_within(
+        "results of 3 commands · 6/6 reported · 0 failed",
+        Duration::from_secs(90),
+    );
+    for node in ["a-1", "a-2", "b-1", "b-2", "c-1", "c-2"] {
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.contains(node) && l.contains(" ok ") && l.contains("agent restarted")),
+            "{node} has no result line: {screen}"
+        );
+    }
+    session.keys(&["q"]);
 }

@@ -9,6 +9,7 @@
 //! between replicas, `node` applies them, `tui` shows them.
 
 pub mod alerts;
+pub mod at;
 pub mod config;
 mod db;
 pub mod declare;

@@ -5,18 +5,25 @@
 //! [`crate::run()`] (or a test) moves requests and responses and passes the
 //! time.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crossterm::event::{Event, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind};
+use fleetdeck_store::at::At;
+use fleetdeck_store::diff::LayerEdit;
 use fleetdeck_store::document::LayerRef;
+use fleetdeck_store::events::{Filter as EventFilter, FleetEvent};
 use fleetdeck_store::health::Sample;
 
 mod draw;
 
+use crate::bulk;
 pub use crate::component::Route;
-use crate::component::{Ctx, Effect, Handled, Hits, Need, Prompt, View};
+use crate::component::{Ctx, Effect, Events, Handled, Hits, Need, Prompt, View};
+use crate::form::Form;
 use crate::keymap::{Action, Key, Keymap, Scope};
 use crate::palette::{self, Command};
+use crate::past::{self, Past};
 use crate::seen::Seen;
 use crate::series::Series;
 use crate::source::{HistoryRow, Intent, Snapshot, Source};
@@ -58,6 +65,23 @@ pub enum Request {
     Series(String),
     History,
     Apply(Intent),
+    /// The fleet at a past moment (`:at TIME`).
+    Moment(At),
+    /// The fleet at the nearest event before `from_ms` (after it when
+    /// `later`, up to `now_ms`).
+    Step {
+        from_ms: i64,
+        later: bool,
+        now_ms: i64,
+    },
+    /// The events of a scope (fleet, site, node) in `[from_ms, to_ms]`.
+    Events {
+        scope: LayerRef,
+        from_ms: i64,
+        to_ms: i64,
+    },
+    /// What a change edited.
+    Edits(String),
 }
 
 /// What the source answered.
@@ -67,8 +91,77 @@ pub enum Response {
     Series(String, Vec<Sample>),
     History(Vec<HistoryRow>),
     Applied(Intent, Result<String, String>),
+    /// A past moment (asked with `:at`, or a step to `event`), or why not.
+    Moment {
+        event: Option<FleetEvent>,
+        result: Result<Box<Snapshot>, String>,
+    },
+    Events(Box<Events>),
+    Edits(String, Result<Vec<LayerEdit>, String>),
     /// The source failed (a panic, a dead thread): one sentence.
     Trouble(String),
+}
+
+/// Answers one request from `source`: what the console's source thread
+/// and [`App::pump`] both do.
+pub fn answer(source: &mut dyn Source, request: Request) -> Response {
+    match request {
+        Request::Snapshot => Response::Snapshot(Box::new(source.snapshot())),
+        Request::Series(n) => {
+            let s = source.series(&n);
+            Response::Series(n, s)
+        }
+        Request::History => Response::History(source.history()),
+        Request::Apply(i) => {
+            let result = source.apply(i.clone());
+            Response::Applied(i, result)
+        }
+        Request::Moment(at) => Response::Moment {
+            event: None,
+            result: source.moment_at(&at).map(Box::new),
+        },
+        Request::Step {
+            from_ms,
+            later,
+            now_ms,
+        } => {
+            let (event, result) = past::step(source, from_ms, later, now_ms);
+            Response::Moment {
+                event,
+                result: result.map(Box::new),
+            }
+        }
+        Request::Events {
+            scope,
+            from_ms,
+            to_ms,
+        } => {
+            let filter = EventFilter {
+                site: match &scope {
+                    LayerRef::Site(s) => Some(s.to_string()),
+                    _ => None,
+                },
+                node: match &scope {
+                    LayerRef::Node(n) => Some(n.to_string()),
+                    _ => None,
+                },
+                kinds: Vec::new(),
+                // Folded or shown by the views themselves.
+                addresses: true,
+            };
+            let rows = source.events(from_ms, to_ms, &filter);
+            Response::Events(Box::new(Events {
+                scope,
+                from_ms,
+                to_ms,
+                rows,
+            }))
+        }
+        Request::Edits(change) => {
+            let edits = source.change_edits(&change);
+            Response::Edits(change, edits)
+        }
+    }
 }
 
 /// A line of text being typed.
@@ -87,10 +180,22 @@ enum Overlay {
     /// Typing a filter for the top view's focused table (applied live).
     Filter(Input),
     Prompt(Prompt, Input),
+    Form(Form),
     Confirm {
         question: String,
-        intent: Intent,
+        intents: Vec<Intent>,
+        then: Option<Route>,
     },
+}
+
+/// Intents sent together (a bulk action), counted as they come back.
+#[derive(Clone, Debug, Default)]
+struct Batch {
+    total: usize,
+    sent: usize,
+    done: usize,
+    /// What each failure said.
+    failed: Vec<String>,
 }
 
 /// The last thing said to the operator.
@@ -123,6 +228,17 @@ pub struct App {
     /// Trouble reported by the source machinery itself (not in a snapshot).
     trouble: Option<String>,
     history: Option<Vec<HistoryRow>>,
+    /// The events fetched last (for the events view).
+    events: Option<Events>,
+    /// When events were last asked for.
+    events_asked_ms: i64,
+    /// What changes edited, by change id, and those asked for.
+    edits: HashMap<String, Result<Vec<LayerEdit>, String>>,
+    edits_asked: HashSet<String>,
+    /// As-of mode: the past moment every view shows.
+    past: Option<Past>,
+    /// A moment asked for and not yet answered.
+    past_pending: bool,
     /// Sparkline data: what the console saw arrive, and per minute.
     series: Series,
     /// When each alert was first seen open (its AGE).
@@ -132,6 +248,8 @@ pub struct App {
     /// once at a time.
     snapshot_pending: bool,
     applying: usize,
+    /// Several intents sent at once, counted as they come back.
+    batch: Option<Batch>,
     quit: bool,
     dirty: bool,
     /// Where the last frame put its tables and breadcrumb, for the mouse.
@@ -156,11 +274,18 @@ impl App {
             message: None,
             trouble: None,
             history: None,
+            events: None,
+            events_asked_ms: 0,
+            edits: HashMap::new(),
+            edits_asked: HashSet::new(),
+            past: None,
+            past_pending: false,
             series,
             seen,
             outbox: Vec::new(),
             snapshot_pending: false,
             applying: 0,
+            batch: None,
             quit: false,
             dirty: true,
             hits: Hits::default(),
@@ -222,7 +347,9 @@ impl App {
     fn scope(&self) -> Scope {
         match &self.overlay {
             Some(Overlay::Confirm { .. }) => Scope::Confirm,
-            Some(Overlay::Palette(_) | Overlay::Filter(_) | Overlay::Prompt(..)) => Scope::Input,
+            Some(
+                Overlay::Palette(_) | Overlay::Filter(_) | Overlay::Prompt(..) | Overlay::Form(_),
+            ) => Scope::Input,
             _ => self.top().scope(),
         }
     }
@@ -357,35 +484,107 @@ impl App {
                 self.snap_received_ms = self.now_ms;
                 self.trouble = None;
                 self.settle();
+                let needs = self.top().needs();
                 // Receipts move with heartbeats: while the history view is
                 // up, take them again at most every few seconds.
                 let receipts_due = health_changed
-                    && matches!(self.top().needs(), Some(Need::History))
+                    && needs.contains(&Need::History)
                     && self.now_ms.saturating_sub(self.history_asked_ms) >= RECEIPTS_EVERY_MS;
                 if (doc_changed && self.history.is_some()) || receipts_due {
                     self.fetch(Need::History);
                 }
-                if health_changed && let Some(Need::Series(n)) = self.top().needs() {
-                    self.fetch(Need::Series(n));
+                for need in needs {
+                    match need {
+                        Need::Series(n) if health_changed => self.fetch(Need::Series(n)),
+                        // New events come with changes and heartbeats; a
+                        // past moment's do not change.
+                        Need::Events { .. }
+                            if (doc_changed || health_changed)
+                                && self.past.is_none()
+                                && self.now_ms.saturating_sub(self.events_asked_ms)
+                                    >= RECEIPTS_EVERY_MS =>
+                        {
+                            self.fetch(need)
+                        }
+                        _ => {}
+                    }
                 }
             }
             Response::Series(node, samples) => {
                 self.series.set_minutes(&node, samples);
             }
-            Response::History(h) => self.history = Some(h),
+            Response::History(h) => {
+                self.history = Some(h);
+                self.settle();
+            }
             Response::Applied(intent, result) => {
                 self.applying = self.applying.saturating_sub(1);
                 for v in &mut self.stack {
                     v.applied(&intent, result.is_ok());
                 }
-                match result {
-                    Ok(m) => self.say(self.applied_words(&intent, m)),
-                    Err(e) => self.complain(format!("{} failed: {e}", intent.describe())),
+                let said = match &result {
+                    Ok(m) => Ok(self.applied_words(&intent, m.clone())),
+                    Err(e) => Err(format!("{} failed: {e}", intent.describe())),
+                };
+                match self.batch.as_mut() {
+                    Some(b) => {
+                        b.done += 1;
+                        if let Err(e) = &said {
+                            b.failed.push(e.clone());
+                        }
+                        if b.done >= b.sent {
+                            let b = self.batch.take().unwrap_or_default();
+                            let ok = b.done - b.failed.len();
+                            let line = format!("{ok} of {} done ({})", b.total, intent.name());
+                            match b.failed.first() {
+                                Some(first) => self.complain(format!("{line}; {first}")),
+                                None => self.say(line),
+                            }
+                        }
+                    }
+                    None => match said {
+                        Ok(m) => self.say(m),
+                        Err(e) => self.complain(e),
+                    },
                 }
                 self.request_snapshot();
                 if matches!(intent, Intent::Revert { .. }) || self.history.is_some() {
                     self.fetch(Need::History);
                 }
+            }
+            Response::Moment { event, result } => {
+                self.past_pending = false;
+                match result {
+                    Ok(snap) => {
+                        let past = Past::new(*snap, event);
+                        let said = match &past.event {
+                            Some(e) => format!(
+                                "as of {} UTC: {} {} — {}",
+                                text::utc_seconds(past.at_ms()),
+                                e.kind.replace('_', " "),
+                                e.node.as_deref().or(e.site.as_deref()).unwrap_or("fleet"),
+                                e.text
+                            ),
+                            None => format!(
+                                "as of {} UTC: the fleet as this replica saw it then",
+                                text::utc_seconds(past.at_ms())
+                            ),
+                        };
+                        self.past = Some(past);
+                        self.refetch_events();
+                        self.settle();
+                        self.say(said);
+                    }
+                    Err(e) => self.complain(e),
+                }
+            }
+            Response::Events(e) => {
+                self.events = Some(*e);
+                self.settle();
+            }
+            Response::Edits(change, edits) => {
+                self.edits_asked.remove(&change);
+                self.edits.insert(change, edits);
             }
             Response::Trouble(t) => {
                 self.snapshot_pending = false;
@@ -401,9 +600,33 @@ impl App {
                 Request::History
             }
             Need::Series(n) => Request::Series(n),
+            Need::Events { scope, span_ms } => {
+                self.events_asked_ms = self.now_ms;
+                let to_ms = self.past.as_ref().map_or(self.now_ms, Past::at_ms);
+                Request::Events {
+                    scope,
+                    from_ms: to_ms.saturating_sub(span_ms),
+                    to_ms,
+                }
+            }
+            Need::Edits(change) => {
+                if self.edits.contains_key(&change) || !self.edits_asked.insert(change.clone()) {
+                    return;
+                }
+                Request::Edits(change)
+            }
         };
         if !self.outbox.contains(&r) {
             self.outbox.push(r);
+        }
+    }
+
+    /// The top view's events again (the moment shown moved).
+    fn refetch_events(&mut self) {
+        for need in self.top().needs() {
+            if matches!(need, Need::Events { .. }) {
+                self.fetch(need);
+            }
         }
     }
 
@@ -416,18 +639,7 @@ impl App {
                 return;
             }
             for r in reqs {
-                let resp = match r {
-                    Request::Snapshot => Response::Snapshot(Box::new(source.snapshot())),
-                    Request::Series(n) => {
-                        let s = source.series(&n);
-                        Response::Series(n, s)
-                    }
-                    Request::History => Response::History(source.history()),
-                    Request::Apply(i) => {
-                        let result = source.apply(i.clone());
-                        Response::Applied(i, result)
-                    }
-                };
+                let resp = answer(source, r);
                 self.on_response(resp);
             }
         }
@@ -454,6 +666,13 @@ impl App {
     fn settle(&mut self) {
         if let Some(Some(said)) = self.with_top(|v, ctx| v.follow(ctx)) {
             self.say(said);
+        }
+        // What the selection shows and was not fetched yet (a change's
+        // edits: each fetched once).
+        for need in self.top().needs() {
+            if let Need::Edits(_) = need {
+                self.fetch(need);
+            }
         }
     }
 
@@ -495,31 +714,98 @@ impl App {
             Some(Overlay::Help) => {
                 // Any key closes the help; it does nothing else.
             }
-            Some(Overlay::Confirm { question, intent }) => {
-                match self.options.keymap.lookup(Scope::Confirm, key) {
-                    Some(Action::Confirm) => self.apply(intent),
-                    Some(Action::Cancel) => self.say(format!("{} cancelled", intent.describe())),
-                    _ => self.overlay = Some(Overlay::Confirm { question, intent }),
+            Some(Overlay::Confirm {
+                question,
+                intents,
+                then,
+            }) => match self.options.keymap.lookup(Scope::Confirm, key) {
+                Some(Action::Confirm) => {
+                    self.apply_all(intents);
+                    if let Some(route) = then {
+                        self.open(route);
+                    }
                 }
-            }
+                Some(Action::Cancel) => self.say(match intents.as_slice() {
+                    [one] => format!("{} cancelled", one.describe()),
+                    many => format!("{} actions cancelled", many.len()),
+                }),
+                _ => {
+                    self.overlay = Some(Overlay::Confirm {
+                        question,
+                        intents,
+                        then,
+                    })
+                }
+            },
             Some(Overlay::Palette(input)) => self.on_palette_key(key, input),
             Some(Overlay::Filter(input)) => self.on_filter_key(key, input),
             Some(Overlay::Prompt(p, input)) => self.on_prompt_key(key, p, input),
+            Some(Overlay::Form(form)) => self.on_form_key(key, form),
+        }
+    }
+
+    /// A key in a form: Tab to the next field, Enter checks it all and asks
+    /// to confirm (or names the wrong field and stays), Esc drops it.
+    fn on_form_key(&mut self, key: Key, mut form: Form) {
+        match self.options.keymap.lookup(Scope::Input, key) {
+            Some(Action::Cancel) => self.say("cancelled"),
+            Some(Action::Complete) => {
+                form.next();
+                self.overlay = Some(Overlay::Form(form));
+            }
+            Some(Action::DeleteChar) => {
+                if let Some(t) = form.focused_mut() {
+                    t.pop();
+                }
+                self.overlay = Some(Overlay::Form(form));
+            }
+            Some(Action::Submit) => match form.submit() {
+                Ok((question, intent)) => self.effect(Effect::Confirm {
+                    question,
+                    intents: vec![intent],
+                    then: Some(Route::Rollouts),
+                }),
+                Err((field, e)) => {
+                    form.focus = field;
+                    self.complain(e);
+                    self.overlay = Some(Overlay::Form(form));
+                }
+            },
+            _ => {
+                if let Some(t) = form.focused_mut() {
+                    let mut input = Input {
+                        text: std::mem::take(t),
+                        replace: false,
+                    };
+                    type_into(&mut input, key);
+                    *t = input.text;
+                }
+                self.overlay = Some(Overlay::Form(form));
+            }
         }
     }
 
     /// What the views read when they draw or handle an action.
     fn ctx(&self) -> Ctx<'_> {
+        let past = self.past.as_ref();
         Ctx {
-            snap: &self.snap,
-            now_ms: self.now_ms,
+            snap: past.map_or(&self.snap, |p| &p.snap),
+            now_ms: past.map_or(self.now_ms, Past::at_ms),
+            as_of: past.map(Past::at_ms),
             theme: &self.options.theme,
-            read_only: self.options.read_only,
+            read_only: self.options.read_only || past.is_some(),
             history: self.history.as_deref(),
-            series: &self.series,
-            seen: &self.seen,
+            events: self.events.as_ref(),
+            edits: &self.edits,
+            series: past.map_or(&self.series, |p| &p.series),
+            seen: past.map_or(&self.seen, |p| &p.seen),
             hits: &self.hits,
         }
+    }
+
+    /// The fleet the views show: now, or the past moment of as-of mode.
+    fn shown(&self) -> &Snapshot {
+        self.past.as_ref().map_or(&self.snap, |p| &p.snap)
     }
 
     /// Runs `f` on the top view, which may change, with the views' context.
@@ -553,6 +839,10 @@ impl App {
             ));
             return;
         }
+        if action.writes() && self.past.is_some() {
+            self.complain(as_of_refusal(action.label()));
+            return;
+        }
         if action.writes()
             && let Some(why) = self.snap.writes_nothing()
         {
@@ -573,6 +863,10 @@ impl App {
     fn app_action(&mut self, action: Action) {
         match action {
             Action::Quit => self.quit = true,
+            Action::Back if self.past.is_some() => self.back_to_now(),
+            Action::EarlierEvent | Action::LaterEvent => self.step(action == Action::LaterEvent),
+            Action::GoEvents => self.jump(Route::Events(LayerRef::Fleet)),
+            Action::GoZones => self.jump(Route::Zones),
             Action::Back => {
                 if self.stack.len() > 1 {
                     self.stack.pop();
@@ -603,10 +897,10 @@ impl App {
             Action::Sort | Action::ReverseSort => self.say("nothing to sort here"),
             Action::GoOverview => self.jump(Route::Overview),
             Action::GoAlerts => self.jump(Route::Alerts(None)),
-            Action::GoHistory => self.jump(Route::History),
+            Action::GoHistory => self.jump(Route::History(None)),
             Action::GoPeers => self.jump(Route::Peers),
             Action::GoRollouts => self.jump(Route::Rollouts),
-            Action::GoCommands => self.jump(Route::Commands),
+            Action::GoCommands => self.jump(Route::Commands(None)),
             Action::EditConfig => self.open(Route::Config(LayerRef::Fleet)),
             _ => {}
         }
@@ -616,14 +910,25 @@ impl App {
         match e {
             Effect::Open(route) => self.open(route),
             Effect::Apply(intent) => self.apply(intent),
-            Effect::Confirm { question, intent } => {
+            Effect::ApplyAll(intents) => self.apply_all(intents),
+            Effect::Confirm {
+                question,
+                intents,
+                then,
+            } => {
+                let what = intents.first().map(Intent::describe).unwrap_or_default();
                 if self.options.read_only {
                     self.complain(format!(
-                        "read-only: {} is not possible (the console was started with --read-only)",
-                        intent.describe()
+                        "read-only: {what} is not possible (the console was started with --read-only)"
                     ));
+                } else if self.past.is_some() {
+                    self.complain(as_of_refusal(&what));
                 } else {
-                    self.overlay = Some(Overlay::Confirm { question, intent });
+                    self.overlay = Some(Overlay::Confirm {
+                        question,
+                        intents,
+                        then,
+                    });
                 }
             }
             Effect::Prompt(p) => {
@@ -635,6 +940,15 @@ impl App {
                         replace: false,
                     },
                 ));
+            }
+            Effect::Form(form) => {
+                if self.options.read_only {
+                    self.complain(
+                        "read-only: rollout start is not possible (the console was started with --read-only)",
+                    );
+                } else {
+                    self.overlay = Some(Overlay::Form(form));
+                }
             }
             Effect::Message(m) => self.say(m),
         }
@@ -675,7 +989,7 @@ impl App {
             Route::Config(LayerRef::Site(s)) => Some(s.to_string()),
             _ => node
                 .as_deref()
-                .and_then(|n| self.snap.node(n))
+                .and_then(|n| self.shown().node(n))
                 .map(|n| n.site.clone()),
         };
         if let Some(site) = site {
@@ -692,18 +1006,87 @@ impl App {
     }
 
     fn fetch_needs(&mut self) {
-        if let Some(n) = self.top().needs() {
-            self.fetch(n);
+        for need in self.top().needs() {
+            self.fetch(need);
         }
     }
 
-    /// Sends an intent to the source, unless read-only.
+    /// Sends several intents (an ack of every marked alert, a command per
+    /// marked site); the status bar then says how many went through.
+    pub fn apply_all(&mut self, intents: Vec<Intent>) {
+        if intents.len() > 1 {
+            self.batch = Some(Batch {
+                total: intents.len(),
+                ..Batch::default()
+            });
+        }
+        for intent in intents {
+            self.apply(intent);
+        }
+        if let Some(b) = &self.batch
+            && b.sent == 0
+        {
+            // Refused before any went out: the refusal stands alone.
+            self.batch = None;
+        }
+    }
+
+    /// The prompt's action on its targets: the commands, asked first, and
+    /// the commands view on them once sent. Refused when no targeted node
+    /// may run it.
+    fn run_action(&mut self, targets: &[LayerRef], text: &str) -> Result<(), String> {
+        let action = text.trim();
+        let known = bulk::actions(self.shown(), targets);
+        if action.is_empty() || !known.contains(action) {
+            let list = if known.is_empty() {
+                "none has an action in its config (actions.NAME = {cmd, timeout_s})".to_string()
+            } else {
+                known.iter().cloned().collect::<Vec<_>>().join(", ")
+            };
+            return Err(format!(
+                "'{action}' is not an action of {}: {list}",
+                bulk::targets_label(targets)
+            ));
+        }
+        let me = self.snap.me.clone();
+        let (intents, ids) = bulk::commands(&me, action, targets, self.now_ms);
+        let nodes: usize = targets
+            .iter()
+            .map(|t| bulk::nodes_of(self.shown(), t).len())
+            .sum();
+        let names: Vec<String> = targets
+            .iter()
+            .map(|t| match t {
+                LayerRef::Site(s) => s.to_string(),
+                LayerRef::Node(n) => n.to_string(),
+                LayerRef::Fleet => "the fleet".into(),
+            })
+            .collect();
+        self.message = None;
+        self.effect(Effect::Confirm {
+            question: format!(
+                "Run {action} on {} ({}: {nodes} nodes)?\nEach node runs its actions.{action} and reports its result; the commands view shows them as they arrive.",
+                bulk::targets_label(targets),
+                crate::text::fit(&names.join(", "), 120),
+            ),
+            intents,
+            then: Some(Route::Commands(Some(ids))),
+        });
+        Ok(())
+    }
+
+    /// Sends an intent to the source, unless read-only (or as of a past
+    /// moment).
     pub fn apply(&mut self, intent: Intent) {
         if self.options.read_only {
             self.complain(format!(
                 "read-only: {} was not sent (the console was started with --read-only)",
                 intent.describe()
             ));
+            return;
+        }
+        if self.past.is_some() {
+            self.complain(as_of_refusal(&intent.describe()));
             return;
         }
         // The fleet's rules, judged here first: what every replica would
@@ -715,6 +1098,9 @@ impl App {
             return;
         }
         self.applying += 1;
+        if let Some(b) = &mut self.batch {
+            b.sent += 1;
+        }
         self.say(format!("{}…", intent.describe()));
         self.outbox.push(Request::Apply(intent));
     }
@@ -722,7 +1108,7 @@ impl App {
     fn on_palette_key(&mut self, key: Key, mut input: Input) {
         match self.options.keymap.lookup(Scope::Input, key) {
             Some(Action::Cancel) => {}
-            Some(Action::Submit) => match palette::parse(&input.text, &self.snap) {
+            Some(Action::Submit) => match palette::parse(&input.text, self.shown()) {
                 Ok(cmd) => self.run_command(cmd),
                 Err(e) => {
                     self.complain(e);
@@ -730,7 +1116,8 @@ impl App {
                 }
             },
             Some(Action::Complete) => {
-                input.text = palette::complete(&input.text, &self.snap, &self.options.user_themes);
+                input.text =
+                    palette::complete(&input.text, self.shown(), &self.options.user_themes);
                 self.overlay = Some(Overlay::Palette(input));
             }
             Some(Action::DeleteChar) => {
@@ -750,6 +1137,11 @@ impl App {
     fn run_command(&mut self, cmd: Command) {
         match cmd {
             Command::Open(r) => self.jump(r),
+            Command::At(text) => self.go_to_moment(&text),
+            Command::Now => match self.past {
+                Some(_) => self.back_to_now(),
+                None => self.say("this is now already"),
+            },
             Command::Quit => self.quit = true,
             Command::Help => self.overlay = Some(Overlay::Help),
             Command::Theme(name) => {
@@ -762,6 +1154,56 @@ impl App {
                 }
             }
         }
+    }
+
+    // ---- as-of mode --------------------------------------------------------
+
+    /// The past moment shown, in as-of mode.
+    pub fn as_of(&self) -> Option<i64> {
+        self.past.as_ref().map(Past::at_ms)
+    }
+
+    /// `:at TIME`: asks for the moment (the store's rules of `--at`).
+    pub fn go_to_moment(&mut self, text: &str) {
+        match At::parse(text, self.now_ms) {
+            Ok(at) => {
+                self.past_pending = true;
+                self.say(format!("looking at the fleet as of {at}…"));
+                self.outbox.push(Request::Moment(at));
+            }
+            Err(e) => self.complain(format!(":at {e}")),
+        }
+    }
+
+    /// ←/→: the moment of the event before (after) the one shown; from
+    /// now, back to the last event.
+    fn step(&mut self, later: bool) {
+        let from_ms = match &self.past {
+            Some(p) => p.cursor_ms,
+            None if later => {
+                self.say("this is now: there is no later event (← or [ steps back)");
+                return;
+            }
+            None => self.now_ms,
+        };
+        if self.past_pending {
+            return;
+        }
+        self.past_pending = true;
+        self.outbox.push(Request::Step {
+            from_ms,
+            later,
+            now_ms: self.now_ms,
+        });
+    }
+
+    /// Leaves as-of mode: every view shows the fleet now again.
+    fn back_to_now(&mut self) {
+        self.past = None;
+        self.past_pending = false;
+        self.refetch_events();
+        self.settle();
+        self.say("back to now");
     }
 
     fn set_filter(&mut self, text: &str) {
@@ -803,11 +1245,23 @@ impl App {
                 self.say("cancelled");
             }
             Some(Action::Submit) => match &prompt {
-                Prompt::Silence { alert_id } => match text::parse_duration(&input.text) {
-                    Ok(for_ms) => self.apply(Intent::Silence {
-                        alert_id: alert_id.clone(),
-                        for_ms,
-                    }),
+                Prompt::Silence { alert_ids } => match text::parse_duration(&input.text) {
+                    Ok(for_ms) => self.apply_all(
+                        alert_ids
+                            .iter()
+                            .map(|id| Intent::Silence {
+                                alert_id: id.clone(),
+                                for_ms,
+                            })
+                            .collect(),
+                    ),
+                    Err(e) => {
+                        self.complain(e);
+                        self.overlay = Some(Overlay::Prompt(prompt, input));
+                    }
+                },
+                Prompt::RunAction { targets } => match self.run_action(targets, &input.text) {
+                    Ok(()) => {}
                     Err(e) => {
                         self.complain(e);
                         self.overlay = Some(Overlay::Prompt(prompt, input));
@@ -815,6 +1269,16 @@ impl App {
                 },
                 _ => self.submit_to_view(prompt, input),
             },
+            Some(Action::Complete) => {
+                if let Prompt::RunAction { targets } = &prompt {
+                    let known = bulk::actions(self.shown(), targets);
+                    input.text = palette::common_prefix(
+                        known.iter().filter(|a| a.starts_with(input.text.trim())),
+                    )
+                    .unwrap_or(input.text);
+                }
+                self.overlay = Some(Overlay::Prompt(prompt, input));
+            }
             Some(Action::DeleteChar) => {
                 input.text.pop();
                 self.overlay = Some(Overlay::Prompt(prompt, input));
@@ -868,6 +1332,11 @@ impl App {
                 (km.key_label(scope, Action::Cancel), "clear".into()),
             ],
             Some(Overlay::Prompt(..)) => vec![label(Action::Submit), label(Action::Cancel)],
+            Some(Overlay::Form(_)) => vec![
+                (km.key_label(scope, Action::Complete), "next field".into()),
+                (km.key_label(scope, Action::Submit), "review".into()),
+                label(Action::Cancel),
+            ],
             None => {
                 let mut out = Vec::new();
                 let commands = self.commands();
@@ -881,8 +1350,25 @@ impl App {
                         "move".to_string(),
                     ));
                 }
+                let as_of = self.past.is_some();
                 for a in commands.into_iter().filter(|a| !a.is_motion()) {
-                    out.push(label(a));
+                    match a {
+                        // As of a past moment: one entry for the steps, and
+                        // Esc is the way back to now.
+                        Action::EarlierEvent => out.push((
+                            format!(
+                                "{}/{}",
+                                km.key_label(scope, Action::EarlierEvent),
+                                km.key_label(scope, Action::LaterEvent)
+                            ),
+                            "event".into(),
+                        )),
+                        Action::LaterEvent => {}
+                        Action::Back if as_of => {
+                            out.push((km.key_label(scope, Action::Back), "now".into()))
+                        }
+                        _ => out.push(label(a)),
+                    }
                 }
                 out
             }
@@ -893,20 +1379,29 @@ impl App {
     pub fn commands(&self) -> Vec<Action> {
         let ctx = self.ctx();
         let mut c = self.top().commands(&ctx);
-        // A replica whose role writes nothing (a viewer's, a node's) is
-        // not offered what it may not do.
-        if self.snap.writes_nothing().is_some() {
+        // A replica whose role writes nothing (a viewer's, a node's), or a
+        // past moment, is not offered what it may not do.
+        if self.options.read_only || self.snap.writes_nothing().is_some() || self.past.is_some() {
             c.retain(|a| !a.writes());
+        }
+        if self.past.is_some() {
+            c.insert(0, Action::EarlierEvent);
+            c.insert(1, Action::LaterEvent);
         }
         c.push(Action::Filter);
         c.push(Action::Palette);
         c.push(Action::Help);
-        if self.stack.len() > 1 {
+        if self.stack.len() > 1 || self.past.is_some() {
             c.push(Action::Back);
         }
         c.push(Action::Quit);
         c
     }
+}
+
+/// Why a write is refused in as-of mode (the banner says which moment).
+fn as_of_refusal(what: &str) -> String {
+    format!("{what}: read-only as of a past moment (esc: now)")
 }
 
 /// Types a key into an input; into a selected text, it replaces it.

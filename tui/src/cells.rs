@@ -110,3 +110,17 @@ pub fn apply_result(theme: &Theme, r: ApplyResult) -> (&'static str, Style) {
         ApplyResult::RolledBack => ("rolled back", Style::new().fg(theme.health.warn)),
     }
 }
+
+/// One key a change edited, as `history --diff` says it: `site BL-LAB-2
+/// retention.days  14 → 30`, `… set 30` for a key it added, `… unset (was
+/// 14)` for one it removed.
+pub fn edit_text(e: &fleetdeck_store::diff::LayerEdit) -> String {
+    let v = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+    let line = match (v(&e.before), v(&e.after)) {
+        (Some(b), Some(a)) => format!("{}  {}  {b} → {a}", e.layer, e.key),
+        (None, Some(a)) => format!("{}  {}  set {a}", e.layer, e.key),
+        (Some(b), None) => format!("{}  {}  unset (was {b})", e.layer, e.key),
+        (None, None) => format!("{}  {}", e.layer, e.key),
+    };
+    line.replace(['\n', '\r'], " ")
+}

@@ -4,6 +4,10 @@
 //! written twice), and draw — purely, from the state and a [`Ctx`].
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+
+use fleetdeck_store::diff::LayerEdit;
+use fleetdeck_store::events::FleetEvent;
 
 use fleetdeck_store::config::ConfigPath;
 use fleetdeck_store::document::LayerRef;
@@ -25,13 +29,20 @@ pub enum Route {
     Node(String),
     /// The alerts, with one selected if given.
     Alerts(Option<String>),
-    History,
+    /// The change log, with one change selected if given.
+    History(Option<String>),
     Peers,
     /// The config editor on one layer (fleet defaults, a site's or a node's
     /// overrides).
     Config(LayerRef),
     Rollouts,
-    Commands,
+    /// The commands, only those given when some are (a batch sent from
+    /// marked rows).
+    Commands(Option<Vec<String>>),
+    /// The fleet's events (the fleet's, or one site's or node's).
+    Events(LayerRef),
+    /// Zones and their quorum.
+    Zones,
 }
 
 impl Route {
@@ -42,18 +53,27 @@ impl Route {
             Route::Site(s) => s.clone(),
             Route::Node(n) => n.clone(),
             Route::Alerts(_) => "alerts".into(),
-            Route::History => "history".into(),
+            Route::History(_) => "history".into(),
             Route::Peers => "peers".into(),
             Route::Config(l) => format!("config {}", crate::source::layer_label(l)),
             Route::Rollouts => "rollouts".into(),
-            Route::Commands => "commands".into(),
+            Route::Commands(None) => "commands".into(),
+            Route::Commands(Some(ids)) if ids.len() == 1 => "command".into(),
+            Route::Commands(Some(ids)) => format!("{} commands", ids.len()),
+            Route::Events(LayerRef::Fleet) => "events".into(),
+            Route::Events(LayerRef::Site(s)) => format!("events {s}"),
+            Route::Events(LayerRef::Node(n)) => format!("events {n}"),
+            Route::Zones => "zones".into(),
         }
     }
 
     /// Same view, whatever is selected in it.
     pub fn same_view(&self, other: &Route) -> bool {
         match (self, other) {
-            (Route::Alerts(_), Route::Alerts(_)) => true,
+            (Route::Alerts(_), Route::Alerts(_))
+            | (Route::History(_), Route::History(_))
+            | (Route::Commands(_), Route::Commands(_))
+            | (Route::Events(_), Route::Events(_)) => true,
             _ => self == other,
         }
     }
@@ -63,11 +83,20 @@ impl Route {
 /// was fetched for the views (history, sparklines) and when each alert was
 /// first seen.
 pub struct Ctx<'a> {
+    /// The fleet now, or at the past moment of as-of mode.
     pub snap: &'a Snapshot,
+    /// The time ages count to: now, or the past moment's.
     pub now_ms: i64,
+    /// In as-of mode, the past moment shown (every write is refused).
+    pub as_of: Option<i64>,
     pub theme: &'a Theme,
+    /// Writes are refused (`--read-only`, or as-of mode).
     pub read_only: bool,
     pub history: Option<&'a [crate::source::HistoryRow]>,
+    /// The events fetched last, with the query they answer.
+    pub events: Option<&'a Events>,
+    /// What changes edited, by change id (fetched for the history view).
+    pub edits: &'a HashMap<String, Result<Vec<LayerEdit>, String>>,
     pub series: &'a Series,
     pub seen: &'a Seen,
     /// Where tables were drawn, for mouse clicks (filled while drawing).
@@ -131,8 +160,10 @@ impl Hits {
 /// A question that needs typed text before it becomes an intent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Prompt {
-    /// How long to silence an alert for.
-    Silence { alert_id: String },
+    /// How long to silence alerts for (one, or every marked one).
+    Silence { alert_ids: Vec<String> },
+    /// Which allowlisted action to run on sites or nodes.
+    RunAction { targets: Vec<LayerRef> },
     /// A key to add to a config layer.
     ConfigKey { layer: LayerRef },
     /// A value for a config key (validated as it is typed).
@@ -150,6 +181,7 @@ impl Prompt {
     pub fn initial(&self) -> String {
         match self {
             Prompt::Silence { .. } => "1h".into(),
+            Prompt::RunAction { .. } => String::new(),
             Prompt::ConfigKey { .. } => String::new(),
             Prompt::ConfigValue { current, .. } => current.clone(),
             Prompt::CommitMessage { suggested } => suggested.clone(),
@@ -162,12 +194,19 @@ impl Prompt {
 pub enum Effect {
     Open(Route),
     Apply(Intent),
-    /// A destructive intent: asked first.
+    /// Several intents at once (an ack of every marked alert): each is
+    /// sent, and the status bar says how many went through.
+    ApplyAll(Vec<Intent>),
+    /// Destructive intents: asked first; once sent, `then` opens (the
+    /// commands view on commands just sent).
     Confirm {
         question: String,
-        intent: Intent,
+        intents: Vec<Intent>,
+        then: Option<Route>,
     },
     Prompt(Prompt),
+    /// A small form (the rollout form).
+    Form(crate::form::Form),
     Message(String),
 }
 
@@ -192,6 +231,24 @@ pub trait Component {
 pub enum Need {
     History,
     Series(String),
+    /// The fleet's events (of a site or node) over the last `span_ms`
+    /// before now, or before the moment of as-of mode.
+    Events {
+        scope: LayerRef,
+        span_ms: i64,
+    },
+    /// What a change edited (kept once fetched: a change never changes).
+    Edits(String),
+}
+
+/// Events as fetched: for which scope, over which window, and the rows
+/// (newest first) or why there are none.
+#[derive(Clone, Debug)]
+pub struct Events {
+    pub scope: LayerRef,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub rows: Result<Vec<FleetEvent>, String>,
 }
 
 /// A full-screen view: a component with a place in the breadcrumb.
@@ -203,8 +260,10 @@ pub trait View: Component + Send {
     fn filter_mut(&mut self) -> Option<&mut ListState> {
         None
     }
-    fn needs(&self) -> Option<Need> {
-        None
+    /// What this view draws beyond the snapshot (fetched when it opens;
+    /// edits also when the selection moves to a change not fetched yet).
+    fn needs(&self) -> Vec<Need> {
+        Vec::new()
     }
     /// The text typed into a prompt this view asked for: what follows, or
     /// why the text is refused (the prompt then stays open).

@@ -12,21 +12,27 @@
 //! replica holding the same registers would. Intents are recorded (see
 //! [`FixtureSource::intents`]) and then applied.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use automerge::{ActorId, ChangeHash};
 use fleetdeck_store::alerts::{self, Ack, Alert, SiteInput};
+use fleetdeck_store::at::At;
 use fleetdeck_store::config::{ConfigPath, Layer};
+use fleetdeck_store::diff::{self, LayerEdit};
 use fleetdeck_store::document::{
     CommandRecord, CommandResult, FleetDoc, FleetState, LayerRef, NodeRecord, SiteRecord,
 };
+use fleetdeck_store::events::{ChangeKind, Filter, FleetEvent, change_events, change_infos};
 use fleetdeck_store::health::{
     ApplyReport, ApplyResult, BackupStatus, DbBackup, DiskUsage, HealthRegister, Metrics, Sample,
     StoredRegister, TlsCert,
 };
+use fleetdeck_store::health_log::{Run, State};
+use fleetdeck_store::moment::{self, Moment, TimelineInput};
 use fleetdeck_store::ops;
 use fleetdeck_store::replica::alert_inputs;
+use fleetdeck_store::replica::rfc3339;
 use fleetdeck_store::{MemberKey, NodeId, Role, SiteId};
 use serde_json::{Value, json};
 
@@ -56,7 +62,18 @@ pub struct FixtureSource {
     intents: IntentLog,
     fail_next: Option<String>,
     trouble: Option<String>,
+    /// The fixture's record of node health: each node that reports was
+    /// heard every beat from [`FixtureSource::record_from_ms`] until its
+    /// register at build time (`first`), then each of `reports`.
+    first: Arc<HashMap<String, StoredRegister>>,
+    reports: Vec<StoredRegister>,
+    record_from_ms: i64,
 }
+
+/// How far back the fixture's record of node health goes from the time it
+/// is built: a day, and an hour before it, so the day before `now` shows
+/// what changed in it, not the record beginning.
+const RECORD_MS: i64 = DAY + HOUR;
 
 fn fnv(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -588,6 +605,23 @@ fn build_doc(now_ms: i64) -> FleetDoc {
         "frigate.version",
         json!("0.15.0-beta1"),
     );
+    // A hub records where it listens, twice: changes that only record an
+    // address (history and events fold them).
+    for (at, addrs) in [
+        (now_ms - 6 * HOUR, vec!["192.0.2.10:7447"]),
+        (
+            now_ms - 26 * MIN,
+            vec!["192.0.2.10:7447", "[2001:db8::10]:7447"],
+        ),
+    ] {
+        let addrs: Vec<String> = addrs.into_iter().map(str::to_string).collect();
+        w.change(
+            "hub-de",
+            at,
+            format!("hub-de listens on {}", addrs.join(", ")),
+            move |d| d.set_member_addrs(&member_key("hub-de"), &addrs),
+        );
+    }
     let silenced = Ack {
         by: "ops-laptop".into(),
         at_ms: now_ms - 2 * HOUR,
@@ -824,7 +858,6 @@ impl FixtureSource {
             me_key: member_key("ops-laptop"),
             doc,
             fleet,
-            health: Arc::new(health),
             peers,
             sync: SyncStatus::On {
                 listening: vec!["0.0.0.0:7447".into()],
@@ -832,6 +865,10 @@ impl FixtureSource {
             intents: Arc::new(Mutex::new(Vec::new())),
             fail_next: None,
             trouble: None,
+            first: Arc::new(health.clone()),
+            health: Arc::new(health),
+            reports: Vec::new(),
+            record_from_ms: now_ms - RECORD_MS,
         }
     }
 
@@ -897,11 +934,182 @@ impl FixtureSource {
         stored.reg.time_ms = self.now_ms;
         stored.received_ms = self.now_ms;
         stored.ver = ver;
+        self.reports.push(stored.clone());
         self.health = Arc::new(health);
     }
 
     fn inputs(&self) -> Vec<SiteInput<'_>> {
         alert_inputs(&self.fleet, &self.health)
+    }
+
+    /// Node `node` reports its result of command `id`, now, as its daemon
+    /// writes it (as that node's replica).
+    pub fn command_result(&mut self, id: &str, node: &str, ok: bool, output: &str) {
+        let r = CommandResult {
+            exit_code: Some(if ok { 0 } else { 1 }),
+            ok,
+            output: output.to_string(),
+            at_ms: self.now_ms,
+        };
+        self.doc.automerge_mut().set_actor(actor(node));
+        let written = self
+            .doc
+            .put_command_result(id, &node_id(node), &r)
+            .map(|()| {
+                self.doc
+                    .commit(&format!("command {id}: result of {node}"), self.now_ms)
+            });
+        self.doc.automerge_mut().set_actor(actor(&self.me));
+        match written.and_then(|_| self.doc.state()) {
+            Ok(st) => self.fleet = Arc::new(st),
+            Err(e) => self.trouble = Some(format!("the fixture could not record a result: {e}")),
+        }
+    }
+
+    /// The change log, newest first, with member names.
+    fn entries(&mut self) -> Vec<fleetdeck_store::document::HistoryEntry> {
+        let mut h = self.doc.history();
+        for e in &mut h {
+            e.author_name = MemberKey::parse(&e.author)
+                .ok()
+                .and_then(|k| self.fleet.member_name(&k).map(str::to_string));
+        }
+        h.reverse();
+        h
+    }
+
+    /// Refuses a moment the fixture's record cannot speak for, as a
+    /// replica does.
+    fn check_record(&self, at_ms: i64) -> Result<(), String> {
+        if at_ms > self.now_ms {
+            return Err(format!("{} is in the future", rfc3339(at_ms)));
+        }
+        if at_ms < self.record_from_ms {
+            return Err(format!(
+                "no data that old: the fixture keeps node health for a day, back to {}",
+                rfc3339(self.record_from_ms)
+            ));
+        }
+        Ok(())
+    }
+
+    /// A node's register as first built, as it stood at `at_ms`: heard
+    /// then (it beat steadily since the record began) unless it fell
+    /// silent before; an apply made after `at_ms` not made yet.
+    fn steady(r: &StoredRegister, at_ms: i64) -> StoredRegister {
+        let mut r = r.clone();
+        if r.received_ms > at_ms {
+            r.received_ms = at_ms;
+            r.reg.time_ms = at_ms;
+        }
+        if r.reg.applied.as_ref().is_some_and(|a| a.at_ms > at_ms) {
+            r.reg.applied = None;
+        }
+        r
+    }
+
+    /// Every node's register at `at_ms`, from the fixture's record.
+    fn health_at(&self, at_ms: i64) -> HashMap<String, StoredRegister> {
+        let mut out: HashMap<String, StoredRegister> = self
+            .first
+            .iter()
+            .map(|(n, r)| (n.clone(), Self::steady(r, at_ms)))
+            .collect();
+        for r in self.reports.iter().filter(|r| r.received_ms <= at_ms) {
+            out.insert(r.reg.node.clone(), r.clone());
+        }
+        out
+    }
+
+    /// The heads of every change made by `at_ms` (the fixture's document
+    /// holds every change from when it was made).
+    fn heads_at(&mut self, at_ms: i64) -> Vec<ChangeHash> {
+        let changes = self.doc.automerge_mut().get_changes(&[]);
+        let held: Vec<_> = changes.iter().filter(|c| c.timestamp() <= at_ms).collect();
+        let deps: HashSet<ChangeHash> = held.iter().flat_map(|c| c.deps().to_vec()).collect();
+        held.iter()
+            .map(|c| c.hash())
+            .filter(|h| !deps.contains(h))
+            .collect()
+    }
+
+    fn state_at(&mut self, heads: &[ChangeHash]) -> Result<FleetState, String> {
+        self.doc
+            .at(heads)
+            .and_then(|d| d.state_or_empty())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The moment `at` names: the document then (or at the change) and the
+    /// record's registers then.
+    fn moment(&mut self, at: &At) -> Result<Moment, String> {
+        let (at_ms, heads) = match at {
+            At::Time(t) => (*t, self.heads_at(*t)),
+            At::Change(c) => {
+                let id = c.trim_end_matches('^');
+                let not_understood = |e| fleetdeck_store::at::not_understood(c, e).to_string();
+                let hash = self.doc.resolve_change(id).map_err(not_understood)?;
+                let made = self
+                    .doc
+                    .automerge_mut()
+                    .get_change_by_hash(&hash)
+                    .map(|ch| ch.timestamp())
+                    .ok_or_else(|| format!("change {id} is not held here"))?;
+                if c.ends_with('^') {
+                    let parents = self.doc.parents_of(&hash).map_err(|e| e.to_string())?;
+                    (made.saturating_sub(1), parents)
+                } else {
+                    (made, vec![hash])
+                }
+            }
+        };
+        let at_ms = at_ms.min(self.now_ms);
+        self.check_record(at_ms)?;
+        Ok(Moment {
+            at_ms,
+            past: true,
+            state: Arc::new(self.state_at(&heads)?),
+            health: self.health_at(at_ms),
+        })
+    }
+
+    /// A node's presence and states from the fixture's record, as a
+    /// replica's `health_log` keeps them.
+    fn record_of(&self, node: &str) -> (Vec<Run>, Vec<State>) {
+        let mut runs: Vec<Run> = Vec::new();
+        let mut states: Vec<State> = Vec::new();
+        let from = self.record_from_ms;
+        if let Some(r) = self.first.get(node) {
+            runs.push(Run {
+                from_ms: from,
+                to_ms: r.received_ms,
+            });
+            states.push(State {
+                at_ms: from,
+                reg: Self::steady(r, from).reg,
+            });
+            if let Some(a) = r.reg.applied.as_ref().filter(|a| a.at_ms > from) {
+                states.push(State {
+                    at_ms: a.at_ms.min(r.received_ms),
+                    reg: r.reg.clone(),
+                });
+            }
+        }
+        for r in self.reports.iter().filter(|r| r.reg.node == node) {
+            // A report within a minute of the last one goes on its run.
+            match runs.last_mut() {
+                Some(run) if r.received_ms - run.to_ms <= MIN => run.to_ms = r.received_ms,
+                _ => runs.push(Run {
+                    from_ms: r.received_ms,
+                    to_ms: r.received_ms,
+                }),
+            }
+            states.push(State {
+                at_ms: r.received_ms,
+                reg: r.reg.clone(),
+            });
+        }
+        (runs, states)
     }
 }
 
@@ -1164,13 +1372,12 @@ impl Source for FixtureSource {
     }
 
     fn history(&mut self) -> Vec<HistoryRow> {
-        let mut h = self.doc.history();
-        for e in &mut h {
-            e.author_name = MemberKey::parse(&e.author)
-                .ok()
-                .and_then(|k| self.fleet.member_name(&k).map(str::to_string));
-        }
-        h.reverse();
+        let h = self.entries();
+        let every: Vec<ChangeHash> = h.iter().filter_map(|e| e.id.parse().ok()).collect();
+        let kinds = change_infos(self.doc.automerge_mut(), &every)
+            .into_iter()
+            .map(|i| i.kind.unwrap_or(ChangeKind::Other))
+            .collect();
         let hashes = HistoryRow::hashes(&h);
         let alerts = ops::Fleet::alerts(self, self.now_ms);
         let receipts = fleetdeck_store::receipts::digests_in(
@@ -1181,7 +1388,84 @@ impl Source for FixtureSource {
             &hashes,
             HistoryRow::PENDING_SHOWN,
         );
-        HistoryRow::build(h, receipts)
+        HistoryRow::build(h, receipts, kinds)
+    }
+
+    fn moment_at(&mut self, at: &At) -> Result<Snapshot, String> {
+        let m = self.moment(at)?;
+        let mut s = Snapshot::of_moment(m);
+        s.me = self.me.clone();
+        s.me_key = Some(self.me_key.clone());
+        s.sync = SyncStatus::Off {
+            reason: "a past moment".into(),
+        };
+        Ok(s)
+    }
+
+    fn events(
+        &mut self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &Filter,
+    ) -> Result<Vec<FleetEvent>, String> {
+        let st = self.fleet.clone();
+        let mut out = Vec::new();
+        let inputs = alert_inputs(&st, &self.health);
+        for input in inputs
+            .iter()
+            .flat_map(|s| s.nodes.iter().map(move |n| (s.site, n)))
+        {
+            let (site, n) = input;
+            let (runs, states) = self.record_of(n.node);
+            let events = moment::timeline(&TimelineInput {
+                node: n.node,
+                site,
+                thresholds: n.thresholds,
+                runs: &runs,
+                states: &states,
+                from_ms,
+                to_ms,
+            });
+            for e in events {
+                let ev = FleetEvent {
+                    at_ms: e.at_ms,
+                    kind: e.kind,
+                    site: Some(site.to_string()),
+                    node: Some(n.node.to_string()),
+                    by: n.node.to_string(),
+                    text: e.text,
+                    change: None,
+                    alert: e.alert,
+                };
+                if filter.keeps(&ev, &st, None) {
+                    out.push(ev);
+                }
+            }
+        }
+        drop(inputs);
+        let history = self.entries();
+        out.extend(change_events(
+            self.doc.automerge_mut(),
+            &st,
+            &history,
+            from_ms,
+            to_ms,
+            filter,
+        ));
+        out.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then_with(|| a.kind.cmp(b.kind)));
+        Ok(out)
+    }
+
+    fn change_edits(&mut self, change: &str) -> Result<Vec<LayerEdit>, String> {
+        let hash = self.doc.resolve_change(change).map_err(|e| e.to_string())?;
+        let parents = self.doc.parents_of(&hash).map_err(|e| e.to_string())?;
+        let before = if parents.is_empty() {
+            FleetState::default()
+        } else {
+            self.state_at(&parents)?
+        };
+        let after = self.state_at(&[hash])?;
+        Ok(diff::layer_edits(&before, &after))
     }
 
     fn apply(&mut self, intent: Intent) -> Result<String, String> {

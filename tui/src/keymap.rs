@@ -52,6 +52,26 @@ pub enum Action {
     Pause,
     Resume,
     Abort,
+    /// As-of mode: the fleet at the event before (after) the moment shown
+    /// (from now, the last event).
+    EarlierEvent,
+    LaterEvent,
+    /// The fleet's events; those of this site or node.
+    GoEvents,
+    GoZones,
+    EventsHere,
+    /// The events view: the next group of kinds.
+    CycleKind,
+    /// Show or fold the changes that only record a replica's address.
+    ToggleAddresses,
+    /// Mark the selected row (sites, nodes, alerts) for a bulk action;
+    /// drop every mark.
+    Mark,
+    ClearMarks,
+    /// Run an allowlisted action on the marked (or selected) sites or nodes.
+    RunAction,
+    /// Start a staged rollout (on the marked sites, else the fleet).
+    StartRollout,
     /// Dialogs and text inputs.
     Confirm,
     Cancel,
@@ -100,6 +120,17 @@ impl Action {
             Action::Pause => "pause",
             Action::Resume => "resume",
             Action::Abort => "abort",
+            Action::EarlierEvent => "earlier event",
+            Action::LaterEvent => "later event",
+            Action::GoEvents => "events",
+            Action::GoZones => "zones",
+            Action::EventsHere => "its events",
+            Action::CycleKind => "kinds",
+            Action::ToggleAddresses => "addresses",
+            Action::Mark => "mark",
+            Action::ClearMarks => "clear marks",
+            Action::RunAction => "run action",
+            Action::StartRollout => "start rollout",
             Action::Confirm => "yes",
             Action::Cancel => "cancel",
             Action::Submit => "run",
@@ -122,6 +153,8 @@ impl Action {
                 | Action::Pause
                 | Action::Resume
                 | Action::Abort
+                | Action::RunAction
+                | Action::StartRollout
         )
     }
 
@@ -163,6 +196,17 @@ impl Action {
         Action::Pause,
         Action::Resume,
         Action::Abort,
+        Action::EarlierEvent,
+        Action::LaterEvent,
+        Action::GoEvents,
+        Action::GoZones,
+        Action::EventsHere,
+        Action::CycleKind,
+        Action::ToggleAddresses,
+        Action::Mark,
+        Action::ClearMarks,
+        Action::RunAction,
+        Action::StartRollout,
         Action::Confirm,
         Action::Cancel,
         Action::Submit,
@@ -209,6 +253,17 @@ impl Action {
             Action::Pause => "pause",
             Action::Resume => "resume",
             Action::Abort => "abort",
+            Action::EarlierEvent => "earlier_event",
+            Action::LaterEvent => "later_event",
+            Action::GoEvents => "go_events",
+            Action::GoZones => "go_zones",
+            Action::EventsHere => "events_here",
+            Action::CycleKind => "cycle_kind",
+            Action::ToggleAddresses => "toggle_addresses",
+            Action::Mark => "mark",
+            Action::ClearMarks => "clear_marks",
+            Action::RunAction => "run_action",
+            Action::StartRollout => "start_rollout",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel",
             Action::Submit => "submit",
@@ -249,6 +304,8 @@ pub enum Scope {
     Config,
     Rollouts,
     Commands,
+    Events,
+    Zones,
     /// A yes/no dialog.
     Confirm,
     /// A text input (command palette, filter, prompt): keys not bound here
@@ -269,6 +326,8 @@ impl Scope {
             Scope::Config => "config editor",
             Scope::Rollouts => "rollouts",
             Scope::Commands => "commands",
+            Scope::Events => "events",
+            Scope::Zones => "zones",
             Scope::Confirm => "dialog",
             Scope::Input => "input",
         }
@@ -285,6 +344,8 @@ impl Scope {
         Scope::Config,
         Scope::Rollouts,
         Scope::Commands,
+        Scope::Events,
+        Scope::Zones,
         Scope::Confirm,
         Scope::Input,
     ];
@@ -302,6 +363,8 @@ impl Scope {
             Scope::Config => "config",
             Scope::Rollouts => "rollouts",
             Scope::Commands => "commands",
+            Scope::Events => "events",
+            Scope::Zones => "zones",
             Scope::Confirm => "confirm",
             Scope::Input => "input",
         }
@@ -458,8 +521,25 @@ const DEFAULT: &[(Scope, &str, Action)] = &[
     (Scope::Global, "5", Action::GoRollouts),
     (Scope::Global, "6", Action::GoCommands),
     (Scope::Global, "e", Action::EditConfig),
+    (Scope::Global, "7", Action::GoEvents),
+    (Scope::Global, "8", Action::GoZones),
     (Scope::Global, "o", Action::Sort),
     (Scope::Global, "O", Action::ReverseSort),
+    (Scope::Global, "left", Action::EarlierEvent),
+    (Scope::Global, "[", Action::EarlierEvent),
+    (Scope::Global, "right", Action::LaterEvent),
+    (Scope::Global, "]", Action::LaterEvent),
+    (Scope::Global, "space", Action::Mark),
+    (Scope::Global, "u", Action::ClearMarks),
+    (Scope::Overview, "x", Action::RunAction),
+    (Scope::Overview, "N", Action::StartRollout),
+    (Scope::Site, "x", Action::RunAction),
+    (Scope::Site, "v", Action::EventsHere),
+    (Scope::Node, "v", Action::EventsHere),
+    (Scope::Rollouts, "N", Action::StartRollout),
+    (Scope::Events, "f", Action::CycleKind),
+    (Scope::Events, "h", Action::ToggleAddresses),
+    (Scope::History, "h", Action::ToggleAddresses),
     (Scope::Config, "enter", Action::Edit),
     (Scope::Config, "e", Action::Edit),
     (Scope::Config, "a", Action::AddKey),

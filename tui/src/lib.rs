@@ -16,14 +16,17 @@
 //! bar, never a hang or an exit.
 
 pub mod app;
+pub mod bulk;
 pub mod cause;
 pub mod cells;
 pub mod component;
 #[cfg(feature = "fixture")]
 pub mod fixture;
+pub mod form;
 pub mod keymap;
 pub mod palette;
 pub mod pane;
+pub mod past;
 pub mod run;
 pub mod seen;
 pub mod series;

@@ -1,6 +1,6 @@
 //! The `:` command palette: what can be typed, its completion and its
-//! meaning. `:site ID`, `:node ID`, `:alerts`, `:history`, `:peers`,
-//! `:overview`, `:theme NAME`, `:help`, `:q`.
+//! meaning. `:site ID`, `:node ID`, `:alerts`, `:history`, `:events`,
+//! `:peers`, `:overview`, `:at TIME` (`:at now`), `:theme NAME`, `:help`, `:q`.
 
 use fleetdeck_store::document::LayerRef;
 use fleetdeck_store::{NodeId, SiteId};
@@ -15,7 +15,13 @@ pub const COMMANDS: &[(&str, Option<&str>, &str)] = &[
     ("node", Some("ID"), "open a node"),
     ("alerts", None, "every alert"),
     ("history", None, "the change log"),
+    (
+        "events",
+        Some("[SITE|NODE]"),
+        "the fleet's events, or one site's or node's",
+    ),
     ("peers", None, "peers and sync"),
+    ("zones", None, "zones and their quorum"),
     (
         "config",
         Some("[SITE|NODE]"),
@@ -24,6 +30,11 @@ pub const COMMANDS: &[(&str, Option<&str>, &str)] = &[
     ("rollouts", None, "staged rollouts"),
     ("commands", None, "commands and results"),
     ("overview", None, "the fleet overview"),
+    (
+        "at",
+        Some("TIME"),
+        "the fleet at a past moment (2h, RFC 3339, a change; now)",
+    ),
     ("theme", Some("NAME"), "switch theme"),
     ("help", None, "the keys"),
     ("q", None, "quit"),
@@ -34,6 +45,10 @@ pub const COMMANDS: &[(&str, Option<&str>, &str)] = &[
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Open(Route),
+    /// As-of mode at the moment typed (the `--at` rules).
+    At(String),
+    /// Out of as-of mode (`:at now`).
+    Now,
     Theme(String),
     Help,
     Quit,
@@ -49,7 +64,7 @@ fn arguments(cmd: &str, snap: &Snapshot, themes: &[String]) -> Vec<String> {
             .map(str::to_string)
             .chain(themes.iter().cloned())
             .collect(),
-        "config" => std::iter::once("fleet".to_string())
+        "config" | "events" => std::iter::once("fleet".to_string())
             .chain(snap.sites.iter().map(|s| s.id.clone()))
             .chain(snap.nodes.keys().cloned())
             .collect(),
@@ -81,6 +96,20 @@ pub fn candidates(text: &str, snap: &Snapshot, themes: &[String]) -> Vec<String>
                 .collect()
         }
     }
+}
+
+/// The longest common prefix of `words`, None when there are none.
+pub fn common_prefix<'a>(mut words: impl Iterator<Item = &'a String>) -> Option<String> {
+    let mut prefix = words.next()?.clone();
+    for other in words {
+        let common = prefix
+            .chars()
+            .zip(other.chars())
+            .take_while(|(a, b)| a == b)
+            .count();
+        prefix = prefix.chars().take(common).collect();
+    }
+    Some(prefix)
 }
 
 /// Tab: the longest common prefix of the candidates (the candidate itself
@@ -150,30 +179,42 @@ pub fn parse(text: &str, snap: &Snapshot) -> Result<Command, String> {
         )),
         "theme" => Ok(Command::Theme(arg.to_string())),
         "alerts" => no_arg(Command::Open(Route::Alerts(None))),
-        "history" => no_arg(Command::Open(Route::History)),
+        "history" => no_arg(Command::Open(Route::History(None))),
         "peers" => no_arg(Command::Open(Route::Peers)),
+        "zones" => no_arg(Command::Open(Route::Zones)),
         "rollouts" => no_arg(Command::Open(Route::Rollouts)),
-        "commands" => no_arg(Command::Open(Route::Commands)),
-        "config" if arg.is_empty() || arg == "fleet" => Ok(Command::Open(Route::Config(LayerRef::Fleet))),
-        "config" => {
-            let site = snap.sites.iter().find(|s| s.id.eq_ignore_ascii_case(arg));
-            let node = snap.nodes.keys().find(|n| n.eq_ignore_ascii_case(arg));
-            match (site, node) {
-                (Some(s), _) => SiteId::parse(&s.id)
-                    .map(|id| Command::Open(Route::Config(LayerRef::Site(id))))
-                    .map_err(|e| e.to_string()),
-                (None, Some(n)) => NodeId::parse(n)
-                    .map(|id| Command::Open(Route::Config(LayerRef::Node(id))))
-                    .map_err(|e| e.to_string()),
-                (None, None) => Err(format!("no site or node '{arg}' in the fleet")),
-            }
-        }
+        "commands" => no_arg(Command::Open(Route::Commands(None))),
+        "config" => layer(snap, arg).map(|l| Command::Open(Route::Config(l))),
+        "events" => layer(snap, arg).map(|l| Command::Open(Route::Events(l))),
+        "at" if arg.is_empty() => Err(
+            ":at needs a moment: a time ago (2h), an RFC 3339 time (2026-12-06T03:12:00Z) or a change id".into(),
+        ),
+        "at" if arg == "now" => Ok(Command::Now),
+        "at" => Ok(Command::At(arg.to_string())),
         "overview" | "fleet" => no_arg(Command::Open(Route::Overview)),
         "help" => no_arg(Command::Help),
         "q" | "quit" => no_arg(Command::Quit),
-        "" => Err("type a command: site, node, config, alerts, history, peers, rollouts, commands, theme, q".into()),
+        "" => Err("type a command: site, node, config, alerts, history, events, zones, peers, rollouts, commands, at, theme, q".into()),
         other => Err(format!(
-            "unknown command ':{other}': try site, node, config, alerts, history, peers, rollouts, commands, theme, q"
+            "unknown command ':{other}': try site, node, config, alerts, history, events, zones, peers, rollouts, commands, at, theme, q"
         )),
+    }
+}
+
+/// The fleet (nothing, or `fleet`), a site or a node of the fleet, by id.
+fn layer(snap: &Snapshot, arg: &str) -> Result<LayerRef, String> {
+    if arg.is_empty() || arg == "fleet" {
+        return Ok(LayerRef::Fleet);
+    }
+    let site = snap.sites.iter().find(|s| s.id.eq_ignore_ascii_case(arg));
+    let node = snap.nodes.keys().find(|n| n.eq_ignore_ascii_case(arg));
+    match (site, node) {
+        (Some(s), _) => SiteId::parse(&s.id)
+            .map(LayerRef::Site)
+            .map_err(|e| e.to_string()),
+        (None, Some(n)) => NodeId::parse(n)
+            .map(LayerRef::Node)
+            .map_err(|e| e.to_string()),
+        (None, None) => Err(format!("no site or node '{arg}' in the fleet")),
     }
 }

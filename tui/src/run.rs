@@ -19,7 +19,7 @@ use crossterm::event::EventStream;
 use futures::StreamExt;
 use tokio::sync::mpsc as tokio_mpsc;
 
-use crate::app::{App, Options, Request, Response};
+use crate::app::{App, Options, Request, Response, answer};
 use crate::source::{Snapshot, Source};
 
 /// The name of the thread the source runs on.
@@ -57,16 +57,7 @@ fn serve<S: Source>(
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
         let result = panic::catch_unwind(AssertUnwindSafe(|| match req {
-            Some(Request::Snapshot) => Some(Response::Snapshot(Box::new(source.snapshot()))),
-            Some(Request::Series(n)) => {
-                let s = source.series(&n);
-                Some(Response::Series(n, s))
-            }
-            Some(Request::History) => Some(Response::History(source.history())),
-            Some(Request::Apply(i)) => {
-                let r = source.apply(i.clone());
-                Some(Response::Applied(i, r))
-            }
+            Some(r) => Some(answer(&mut source, r)),
             None => source
                 .changed()
                 .then(|| Response::Snapshot(Box::new(source.snapshot()))),

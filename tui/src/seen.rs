@@ -67,6 +67,29 @@ impl Seen {
         self.looked |= first_look;
     }
 
+    /// The ages a past moment can give (as-of mode): the console did not
+    /// watch it, so only alerts their rule dates have one.
+    pub fn dated(snap: &Snapshot) -> Seen {
+        let first = snap
+            .alerts
+            .iter()
+            .filter_map(|a| {
+                let at_ms = a.since_ms?.min(snap.taken_ms);
+                Some((
+                    a.id.clone(),
+                    First {
+                        at_ms,
+                        at_least: false,
+                    },
+                ))
+            })
+            .collect();
+        Seen {
+            first,
+            looked: true,
+        }
+    }
+
     /// How long `a` has been open at `now_ms`.
     pub fn age(&self, now_ms: i64, a: &Alert) -> Option<Age> {
         self.first.get(&a.id).map(|f| Age {

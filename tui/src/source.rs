@@ -11,10 +11,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use fleetdeck_store::alerts::{Alert, FleetSummary, Severity, SiteState, Thresholds};
+use fleetdeck_store::at::At;
+use fleetdeck_store::diff::LayerEdit;
 use fleetdeck_store::document::{
     CommandRecord, CommandResult, Conflict, FleetState, HistoryEntry, LayerRef,
 };
+use fleetdeck_store::events::{ChangeKind, Filter as EventFilter, FleetEvent};
 use fleetdeck_store::health::{ApplyResult, Sample, StoredRegister};
+use fleetdeck_store::moment::Moment;
 use fleetdeck_store::receipts::{Digest, Receipt, Summary};
 use fleetdeck_store::rollout::{Phase, Rollout, WaveStatus};
 use fleetdeck_store::{MemberKey, Role};
@@ -32,6 +36,27 @@ pub trait Source: Send {
     fn history(&mut self) -> Vec<HistoryRow>;
     /// Carries out an intent: `Ok(what was done)` or `Err(one sentence)`.
     fn apply(&mut self, intent: Intent) -> Result<String, String>;
+    /// The fleet as this replica saw it at a past moment (`:at TIME`: the
+    /// store's [`Moment`], made a snapshot by [`Snapshot::of_moment`]), or
+    /// why not in one sentence ("no data that old: …").
+    fn moment_at(&mut self, _at: &At) -> Result<Snapshot, String> {
+        Err("this source keeps no record of the past".into())
+    }
+    /// The fleet's events in `[from_ms, to_ms]` that `filter` keeps, newest
+    /// first, as `Replica::events` gives them.
+    fn events(
+        &mut self,
+        _from_ms: i64,
+        _to_ms: i64,
+        _filter: &EventFilter,
+    ) -> Result<Vec<FleetEvent>, String> {
+        Err("this source keeps no record of events".into())
+    }
+    /// The config keys a change set and unset, layer by layer, old → new
+    /// (`Replica::change_edits`).
+    fn change_edits(&mut self, _change: &str) -> Result<Vec<LayerEdit>, String> {
+        Err("this source cannot say what a change edited".into())
+    }
     /// Whether something changed since the last snapshot (polled about every
     /// 250 ms; on true the console takes a new snapshot at once). The
     /// console also re-snapshots every few seconds, so the default is fine for a
@@ -46,6 +71,9 @@ pub trait Source: Send {
 #[derive(Clone, Debug)]
 pub struct HistoryRow {
     pub entry: HistoryEntry,
+    /// What the change did, by the part of the document it wrote
+    /// (`events::change_infos`).
+    pub kind: ChangeKind,
     /// None while the fleet has no node (or the change is older than the
     /// [`HistoryRow::WITH_RECEIPTS`] newest).
     pub receipts: Option<Summary>,
@@ -62,22 +90,33 @@ impl HistoryRow {
     pub const WITH_RECEIPTS: usize = 500;
 
     /// Rows for `entries` (newest first) with the digests of the first
-    /// ones, in the same order.
-    pub fn build(entries: Vec<HistoryEntry>, digests: Vec<Digest>) -> Vec<HistoryRow> {
+    /// ones and what each did (`kinds`, in the same order; a change with no
+    /// kind given is `ChangeKind::Other`).
+    pub fn build(
+        entries: Vec<HistoryEntry>,
+        digests: Vec<Digest>,
+        kinds: Vec<ChangeKind>,
+    ) -> Vec<HistoryRow> {
         let mut digests = digests.into_iter();
+        let mut kinds = kinds.into_iter();
         entries
             .into_iter()
-            .map(|entry| match digests.next() {
-                Some(d) if d.summary.nodes > 0 => HistoryRow {
-                    entry,
-                    receipts: Some(d.summary),
-                    pending: d.pending,
-                },
-                _ => HistoryRow {
-                    entry,
-                    receipts: None,
-                    pending: Vec::new(),
-                },
+            .map(|entry| {
+                let kind = kinds.next().unwrap_or(ChangeKind::Other);
+                match digests.next() {
+                    Some(d) if d.summary.nodes > 0 => HistoryRow {
+                        entry,
+                        kind,
+                        receipts: Some(d.summary),
+                        pending: d.pending,
+                    },
+                    _ => HistoryRow {
+                        entry,
+                        kind,
+                        receipts: None,
+                        pending: Vec::new(),
+                    },
+                }
             })
             .collect()
     }
@@ -472,6 +511,21 @@ impl Snapshot {
             conflicts: Vec::new(),
             unsynced: None,
         }
+    }
+
+    /// The fleet at a moment (now or past) as a snapshot: its alerts and
+    /// site states by the store's rules as of then. Who this replica is,
+    /// peers and sync are the caller's to fill in (a past moment has none).
+    pub fn of_moment(m: Moment) -> Snapshot {
+        let (states, summary, alerts) = m.status();
+        Snapshot::build(
+            m.at_ms,
+            m.state,
+            Arc::new(m.health),
+            alerts,
+            &states,
+            summary,
+        )
     }
 
     /// Nothing yet: what the console shows before the first snapshot.

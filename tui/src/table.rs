@@ -15,6 +15,7 @@
 //! operator moves. Such a table can be sorted by any column ([`Sort`]).
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::ops::Range;
 
 use ratatui::Frame;
@@ -48,6 +49,9 @@ pub struct ListState {
     pub held: Option<usize>,
     /// The order the operator chose; None: the table's own.
     pub sort: Option<Sort>,
+    /// The ids of the rows marked for a bulk action (Space), kept by id
+    /// whatever the filter or the order.
+    pub marks: BTreeSet<String>,
 }
 
 impl ListState {
@@ -115,6 +119,25 @@ impl ListState {
         self.selected = 0;
         self.key = None;
         self.held = None;
+    }
+
+    /// Marks the row `id`, or unmarks it: whether it is marked now.
+    pub fn toggle_mark(&mut self, id: &str) -> bool {
+        if self.marks.remove(id) {
+            false
+        } else {
+            self.marks.insert(id.to_string());
+            true
+        }
+    }
+
+    pub fn is_marked(&self, id: &str) -> bool {
+        self.marks.contains(id)
+    }
+
+    /// Drops every mark: how many there were.
+    pub fn clear_marks(&mut self) -> usize {
+        std::mem::take(&mut self.marks).len()
     }
 
     pub fn set_filter(&mut self, text: &str) {
@@ -249,6 +272,9 @@ pub struct Spec<'a> {
     /// The header column the rows are sorted by (it gets an arrow: ▼ in
     /// the column's own order, ▲ reversed), when the table sorts.
     pub sorted: Option<Sort>,
+    /// Whether row `i` is marked, in a table that takes marks: while any
+    /// row is, a first column shows ✓ on them and the title counts them.
+    pub marked: Option<&'a dyn Fn(usize) -> bool>,
 }
 
 /// The widths of the columns of a table `width` cells wide inside its
@@ -273,7 +299,12 @@ pub fn render<'a>(
     theme: &Theme,
     row: impl Fn(usize) -> Vec<Line<'a>>,
 ) {
+    let marks = spec.state.marks.len();
+    let marked = spec.marked.filter(|_| marks > 0);
     let mut title = vec![Span::styled(format!(" {} ", spec.title), theme.title())];
+    if marked.is_some() {
+        title.push(Span::styled(format!("· {marks} marked "), theme.key()));
+    }
     if !spec.state.filter.is_empty() {
         title.push(Span::styled(
             format!("/{} ", spec.state.filter),
@@ -321,18 +352,40 @@ pub fn render<'a>(
             len: spec.len,
         });
     }
-    let room = column_widths(&spec.widths, inner.width);
+    // Marks: a narrow first column.
+    let (widths, header_labels) = match marked {
+        Some(_) => (
+            std::iter::once(Constraint::Length(1))
+                .chain(spec.widths.iter().copied())
+                .collect(),
+            std::iter::once("")
+                .chain(spec.header.iter().copied())
+                .collect(),
+        ),
+        None => (spec.widths.clone(), spec.header.clone()),
+    };
+    let shift = usize::from(marked.is_some());
+    let room = column_widths(&widths, inner.width);
     let fit = |i: usize, line: Line<'a>| {
         Cell::from(text::fit_line(line, room.get(i).copied().unwrap_or(0)))
     };
     let rows: Vec<Row<'a>> = range
         .clone()
-        .map(|i| Row::new(row(i).into_iter().enumerate().map(|(c, l)| fit(c, l))))
+        .map(|i| {
+            let mark =
+                marked.map(|m| Line::from(Span::styled(if m(i) { "✓" } else { " " }, theme.key())));
+            Row::new(
+                mark.into_iter()
+                    .chain(row(i))
+                    .enumerate()
+                    .map(|(c, l)| fit(c, l)),
+            )
+        })
         .collect();
-    let header = Row::new(spec.header.iter().enumerate().map(|(i, label)| {
+    let header = Row::new(header_labels.iter().enumerate().map(|(i, label)| {
         let w = room.get(i).copied().unwrap_or(0);
         match spec.sorted {
-            Some(s) if s.column == i => {
+            Some(s) if s.column + shift == i => {
                 let arrow = if s.reversed { "▲" } else { "▼" };
                 Cell::from(format!("{}{arrow}", text::fit(label, w.saturating_sub(1))))
             }
@@ -345,7 +398,7 @@ pub fn render<'a>(
     } else {
         theme.selected_unfocused()
     };
-    let table = Table::new(rows, spec.widths.clone())
+    let table = Table::new(rows, widths)
         .header(header)
         .block(block)
         .column_spacing(1)
@@ -401,6 +454,7 @@ mod tests {
                     empty: String::new(),
                     hit: None,
                     sorted: None,
+                    marked: None,
                 };
                 render(f, f.area(), spec, &theme, |i| {
                     built.set(built.get() + 1);
@@ -516,6 +570,7 @@ mod tests {
                         column: 1,
                         reversed: false,
                     }),
+                    marked: None,
                 };
                 render(f, f.area(), spec, &theme, |_| {
                     vec![Line::from("hard"), Line::from("bl-lab-1-hub: rolled back")]

@@ -61,6 +61,11 @@ pub fn utc(ms: i64) -> String {
     )
 }
 
+/// "2025-06-15 14:03:27" (UTC): a moment named to the second (as-of mode).
+pub fn utc_seconds(ms: i64) -> String {
+    format!("{}:{:02}", utc(ms), ms.div_euclid(1000).rem_euclid(60))
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
 /// (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {

@@ -204,7 +204,7 @@ fn filtering_alerts_by_severity_cycles_hard_medium_soft_all() {
 fn revert_asks_first_and_sends_only_after_yes() {
     let mut c = Console::new();
     c.press("3");
-    assert_eq!(c.app.route(), Route::History);
+    assert_eq!(c.app.route(), Route::History(None));
     let newest = c
         .source
         .history()
@@ -293,7 +293,7 @@ fn the_palette_opens_views_and_switches_theme() {
     let mut c = Console::new();
     for (cmd, route) in [
         ("alerts", Route::Alerts(None)),
-        ("history", Route::History),
+        ("history", Route::History(None)),
         ("peers", Route::Peers),
         ("site BL-LAB-1", Route::Site("BL-LAB-1".into())),
     ] {
@@ -910,7 +910,7 @@ fn the_history_view_takes_receipts_again_as_heartbeats_arrive() {
     use fleetdeck_tui::{Request, Response};
     let mut c = Console::new();
     c.press("3");
-    assert_eq!(c.app.route(), Route::History);
+    assert_eq!(c.app.route(), Route::History(None));
     assert!(c.app.take_requests().is_empty());
     let heartbeat = |c: &mut Console, at: i64| {
         let mut snap = c.source.snapshot();
@@ -1275,4 +1275,628 @@ fn reopening_the_filter_edits_it_rather_than_appending_and_it_counts_its_matches
     c.press("/ backspace backspace backspace backspace backspace");
     let screen = c.screen(120, 40);
     assert_eq!(listed_sites(&screen).len(), 10, "{screen}");
+}
+
+// ---- as-of mode ---------------------------------------------------------
+
+/// Types a palette command and runs it.
+fn palette(c: &mut Console, line: &str) {
+    c.press(":");
+    c.type_text(line);
+    c.press("enter");
+}
+
+#[test]
+fn at_a_past_moment_every_view_shows_the_fleet_then_and_writes_are_refused() {
+    let mut c = Console::new();
+    // Now: BL-WH-S has been silent for ten minutes.
+    assert!(c.screen(120, 40).contains("BL-WH-S: offline"));
+    palette(&mut c, "at 2h");
+    assert_eq!(
+        c.app.as_of(),
+        Some(fleetdeck_tui::fixture::T0 - 2 * 3_600_000)
+    );
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains(" AS OF 2025-06-15 13:06:40 UTC  2h ago — read-only · ←/→ previous/next event · esc back to now"),
+        "{screen}"
+    );
+    // Two hours ago BL-WH-S reported and whn-cam-1 had not failed yet.
+    assert!(!screen.contains("BL-WH-S: offline"), "{screen}");
+    c.press("2");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("AS OF 2025-06-15 13:06:40 UTC"), "{screen}");
+    assert!(!screen.contains("BL-WH-S: offline"), "{screen}");
+    assert!(!screen.contains("whn-cam-1: apply failed"), "{screen}");
+    assert!(
+        screen.contains("whn-nvr"),
+        "the full disk was full then: {screen}"
+    );
+    // A write is refused before it reaches the source, and says why.
+    c.press("a");
+    assert!(c.intents().is_empty());
+    let m = c.app.message().unwrap();
+    assert!(m.error, "{m:?}");
+    assert_eq!(m.text, "ack: read-only as of a past moment (esc: now)");
+    assert!(
+        !c.app.hints().iter().any(|(_, l)| l == "ack"),
+        "writes are not offered: {:?}",
+        c.app.hints()
+    );
+    // Esc returns to now, in the same view.
+    c.press("esc");
+    assert_eq!(c.app.as_of(), None);
+    assert_eq!(c.app.route(), Route::Alerts(None));
+    let screen = c.screen(120, 40);
+    assert!(!screen.contains("AS OF"), "{screen}");
+    assert!(screen.contains("BL-WH-S: offline"), "{screen}");
+}
+
+#[test]
+fn left_and_right_step_from_event_to_event() {
+    let mut c = Console::new();
+    // From now, ← goes to the last event: lis-cam-1 went down 100 s ago.
+    c.press("left");
+    let t0 = fleetdeck_tui::fixture::T0;
+    assert_eq!(c.app.as_of(), Some(t0 - 100_000 + 1));
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("esc back to now · down lis-cam-1: down"),
+        "{screen}"
+    );
+    assert_eq!(
+        c.app.message().unwrap().text,
+        "as of 2025-06-15 15:05:00 UTC: down lis-cam-1 — down: not heard for 30s"
+    );
+    // [ is ← too: whs-router went down before it.
+    c.press("[");
+    assert_eq!(c.app.as_of(), Some(t0 - 530_000 + 1));
+    assert!(c.screen(120, 40).contains("down whs-router"));
+    c.press("left");
+    assert!(c.screen(120, 40).contains("down whs-nvr"));
+    // → (and ]) come back the same way.
+    c.press("right");
+    assert_eq!(c.app.as_of(), Some(t0 - 530_000 + 1));
+    c.press("]");
+    assert_eq!(c.app.as_of(), Some(t0 - 100_000 + 1));
+    // Past the last event: it says so and stays.
+    c.press("right");
+    assert_eq!(c.app.as_of(), Some(t0 - 100_000 + 1));
+    let m = c.app.message().unwrap();
+    assert!(m.text.starts_with("no later event"), "{m:?}");
+    // A change is shown at the change itself: the document as it made it.
+    // (whs-router, whs-nvr, whn-cam-1's failure, the command's results,
+    // then the command.)
+    for _ in 0..5 {
+        c.press("left");
+    }
+    assert_eq!(c.app.as_of(), Some(t0 - 15 * 60_000));
+    assert_eq!(
+        c.app.message().unwrap().text,
+        "as of 2025-06-15 14:51:40 UTC: command fleet — command a1b2c3d4e5f6: restart-frigate on site:BL-WH-N"
+    );
+    c.press("6");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("restart-frigate"), "{screen}");
+    assert!(
+        screen.contains("0/3"),
+        "no node had reported then: {screen}"
+    );
+}
+
+#[test]
+fn at_takes_the_cli_rules_and_says_what_it_cannot_show() {
+    let mut c = Console::new();
+    palette(&mut c, "at 2999-01-01T00:00:00Z");
+    assert_eq!(c.app.as_of(), None);
+    assert_eq!(
+        c.app.message().unwrap().text,
+        ":at 2999-01-01T00:00:00Z: that is in the future"
+    );
+    palette(&mut c, "at yesterday");
+    let m = c.app.message().unwrap();
+    assert!(
+        m.error && m.text.starts_with("yesterday: not a time (RFC 3339"),
+        "{m:?}"
+    );
+    palette(&mut c, "at 3d");
+    let m = c.app.message().unwrap();
+    assert!(m.text.starts_with("no data that old"), "{m:?}");
+    assert_eq!(c.app.as_of(), None);
+    // A change id: the fleet as that change left it (with `^`, just before).
+    let id = c
+        .source
+        .history()
+        .into_iter()
+        .find(|r| r.entry.message.as_deref() == Some("set retention.days = 14 in site BL-LAB-2"))
+        .map(|r| r.entry.id)
+        .unwrap();
+    palette(&mut c, &format!("at {}", &id[..10]));
+    assert_eq!(
+        c.app.as_of(),
+        Some(fleetdeck_tui::fixture::T0 - 20 * 60_000)
+    );
+    palette(&mut c, "config BL-LAB-2");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("· 2 keys set here"), "{screen}");
+    palette(&mut c, &format!("at {}^", &id[..10]));
+    assert_eq!(
+        c.app.as_of(),
+        Some(fleetdeck_tui::fixture::T0 - 20 * 60_000 - 1)
+    );
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("· 1 key set here"), "{screen}");
+    palette(&mut c, "at now");
+    assert_eq!(c.app.as_of(), None);
+}
+
+// ---- events -------------------------------------------------------------
+
+/// The KIND cells of the events table as drawn (its rows between the
+/// header and the bottom border), top to bottom.
+fn event_kinds(screen: &str) -> Vec<String> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let Some(head) = lines.iter().position(|l| l.contains("AGE   KIND")) else {
+        return Vec::new();
+    };
+    lines[head + 1..]
+        .iter()
+        .take_while(|l| !l.contains('└'))
+        .filter_map(|l| {
+            let l = l.trim_matches('"').trim_start_matches('│');
+            // TIME (UTC) is 19 wide, AGE 5: KIND starts at 26.
+            let kind: String = l.chars().skip(26).take(14).collect();
+            let kind = kind.trim().to_string();
+            (!kind.is_empty()).then_some(kind)
+        })
+        .collect()
+}
+
+#[test]
+fn seven_lists_the_fleets_events_newest_first_and_f_narrows_the_kinds() {
+    let mut c = Console::new();
+    c.press("7");
+    assert_eq!(c.app.route(), Route::Events(LayerRef::Fleet));
+    let screen = c.screen(120, 40);
+    assert_eq!(
+        event_kinds(&screen)[..6],
+        [
+            "down",
+            "down",
+            "down",
+            "alert fired",
+            "failed",
+            "command result"
+        ],
+        "{screen}"
+    );
+    assert!(screen.contains("2025-06-15 15:05:00 1m    down           lis-cam-1      lis-cam-1    down: not heard for 30s"), "{screen}");
+    // f: presence only, then applies.
+    c.press("f");
+    assert_eq!(
+        c.app.message().unwrap().text,
+        "showing presence: down, up, safe_mode, resumed"
+    );
+    let kinds = event_kinds(&c.screen(120, 40));
+    assert_eq!(kinds, ["down", "down", "down"]);
+    c.press("f");
+    let kinds = event_kinds(&c.screen(120, 40));
+    assert!(kinds.contains(&"failed".to_string()), "{kinds:?}");
+    assert!(
+        kinds.iter().all(|k| k == "failed" || k == "applied"),
+        "{kinds:?}"
+    );
+    // The table filter works on top: the applies of whn-cam-1.
+    c.press("/");
+    c.type_text("whn-cam-1");
+    c.press("enter");
+    assert_eq!(event_kinds(&c.screen(120, 40)), ["failed"]);
+}
+
+#[test]
+fn address_changes_are_folded_in_events_and_history_until_h() {
+    let mut c = Console::new();
+    c.press("7");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("2 address changes folded"), "{screen}");
+    assert!(!screen.contains("hub-de listens on"), "{screen}");
+    c.press("h");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains(
+            "address        fleet          hub-de       hub-de listens on 192.0.2.10:7447, "
+        ),
+        "{screen}"
+    );
+    assert!(!screen.contains("folded"), "{screen}");
+    c.press("3");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("history · 58 changes · 2 address changes folded"),
+        "{screen}"
+    );
+    assert!(!screen.contains("hub-de listens on"), "{screen}");
+    c.press("h");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains(
+            "hub-de         address        19/20            hub-de listens on 192.0.2.10:7447  "
+        ),
+        "{screen}"
+    );
+}
+
+#[test]
+fn v_in_a_site_or_node_opens_its_events_and_enter_opens_a_change_in_history() {
+    let mut c = Console::new();
+    // BL-WH-N, then its events.
+    c.press("enter v");
+    assert_eq!(
+        c.app.route(),
+        Route::Events(LayerRef::Site(SiteId::parse("BL-WH-N").unwrap()))
+    );
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("events of site BL-WH-N · last 1d · 5"),
+        "{screen}"
+    );
+    assert!(!screen.contains("lis-cam-1"), "{screen}");
+    // The node whn-cam-1's: its failure and the alert it raised.
+    c.press("esc enter v");
+    assert_eq!(
+        c.app.route(),
+        Route::Events(LayerRef::Node(
+            fleetdeck_store::NodeId::parse("whn-cam-1").unwrap()
+        ))
+    );
+    assert_eq!(event_kinds(&c.screen(120, 40)), ["alert fired", "failed"]);
+    // Enter on a node's event opens the node.
+    c.press("enter");
+    assert_eq!(c.app.route(), Route::Node("whn-cam-1".into()));
+    // Enter on a change: history, on that change, with what it edited.
+    c.press("7");
+    c.press("/");
+    c.type_text("retention");
+    c.press("enter enter");
+    let id = c
+        .source
+        .history()
+        .into_iter()
+        .find(|r| r.entry.message.as_deref() == Some("set retention.days = 14 in site BL-LAB-2"))
+        .map(|r| r.entry.id)
+        .unwrap();
+    assert_eq!(c.app.route(), Route::History(None));
+    let theme = fleetdeck_tui::Theme::default();
+    let selected = common::selected_rows(&c.buffer(120, 40), &theme);
+    assert!(selected[0].starts_with(&id[..12]), "{selected:?}");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("site BL-LAB-2  retention.days  set 14"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn the_events_view_at_a_past_moment_ends_at_it() {
+    let mut c = Console::new();
+    c.press("7");
+    palette(&mut c, "at 10m");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("AS OF 2025-06-15 14:56:40 UTC"), "{screen}");
+    // The newest event then: whn-cam-1's failure; the downs came after.
+    assert_eq!(
+        event_kinds(&screen)[..2],
+        ["alert fired", "failed"],
+        "{screen}"
+    );
+    assert!(
+        screen.contains("2m    alert fired"),
+        "ages count to the moment: {screen}"
+    );
+    c.press("esc");
+    assert_eq!(event_kinds(&c.screen(120, 40))[0], "down");
+}
+
+// ---- history: what each change did --------------------------------------
+
+#[test]
+fn history_shows_the_edits_of_the_selected_change_and_revert_shows_them_first() {
+    let mut c = Console::new();
+    c.press("3");
+    c.press("/");
+    c.type_text("frigate.version");
+    c.press("enter");
+    // The newest: the node override of lab1-nvr.
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("node lab1-nvr  frigate.version  set \"0.15.0-beta1\""),
+        "{screen}"
+    );
+    c.press("j");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("fleet  frigate.version  \"0.13.2\" → \"0.14.1\""),
+        "{screen}"
+    );
+    c.press("r");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("It edited:"), "{screen}");
+    assert!(
+        screen.contains("  fleet  frigate.version  \"0.13.2\" → \"0.14.1\""),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("keys edited since are left alone"),
+        "{screen}"
+    );
+    c.press("y");
+    match c.intents().as_slice() {
+        [Intent::Revert { change_id, .. }] => {
+            assert!(
+                c.app.message().unwrap().text.contains("revert"),
+                "{:?}",
+                c.app.message()
+            );
+            assert_eq!(change_id.len(), 64);
+        }
+        other => panic!("one revert expected: {other:?}"),
+    }
+}
+
+// ---- marks and bulk actions ---------------------------------------------
+
+#[test]
+fn space_marks_sites_by_id_and_esc_or_u_drops_the_marks() {
+    let mut c = Console::new();
+    c.press("space space");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("sites · 10 · 2 marked"), "{screen}");
+    assert!(screen.contains("│✓ ● err     BL-WH-N "), "{screen}");
+    assert!(screen.contains("│✓ ● err     BL-WH-S "), "{screen}");
+    assert_eq!(
+        c.app.message().unwrap().text,
+        "marked site BL-WH-S · 2 marked"
+    );
+    // Marks stay on their sites whatever the order or the filter.
+    c.press("O");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("│✓ ● err     BL-WH-N "), "{screen}");
+    // Esc drops them (and stays on the overview); so does u.
+    c.press("esc");
+    assert_eq!(c.app.message().unwrap().text, "2 marks cleared");
+    assert!(!c.screen(120, 40).contains("marked"));
+    c.press("space u");
+    assert_eq!(c.app.message().unwrap().text, "1 mark cleared");
+}
+
+#[test]
+fn marked_alerts_are_acked_and_silenced_together() {
+    let mut c = Console::new();
+    c.press("2 space space");
+    assert!(c.screen(120, 40).contains("· 2 marked"));
+    c.press("a");
+    assert_eq!(
+        c.intents(),
+        vec![
+            Intent::Ack {
+                alert_id: "disk:whn-nvr:/data".into()
+            },
+            Intent::Ack {
+                alert_id: "site-offline:BL-WH-S".into()
+            },
+        ]
+    );
+    assert_eq!(c.app.message().unwrap().text, "2 of 2 done (alerts ack)");
+    assert!(!c.screen(120, 40).contains("marked"), "sent: the marks go");
+    // Silence: one duration for every marked alert.
+    c.press("j j space space s");
+    assert!(c.screen(80, 24).contains("silence 2 alerts for: 1h"));
+    c.press("enter");
+    let silenced: Vec<_> = c
+        .intents()
+        .into_iter()
+        .filter(|i| {
+            matches!(
+                i,
+                Intent::Silence {
+                    for_ms: 3_600_000,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(silenced.len(), 2, "{silenced:?}");
+}
+
+/// The fixture's fleet with an allowlisted action on every node.
+fn with_an_action(c: &mut Console) {
+    c.source
+        .apply(Intent::Config {
+            layer: LayerRef::Fleet,
+            edits: vec![ConfigEdit::Set(
+                ConfigPath::parse("actions.restart-frigate").unwrap(),
+                json!({"cmd": "systemctl restart frigate", "timeout_s": 30}),
+            )],
+            message: None,
+        })
+        .unwrap();
+    c.intents.lock().unwrap().clear();
+    c.refresh();
+}
+
+#[test]
+fn an_action_runs_on_the_marked_sites_and_each_nodes_result_shows_as_it_arrives() {
+    let mut c = Console::new();
+    with_an_action(&mut c);
+    // BL-WH-N (3 nodes), BL-WH-S (2), BL-HUB-DE (1).
+    c.press("space space space x");
+    assert!(
+        c.screen(120, 40).contains("run on 3 sites: "),
+        "{}",
+        c.screen(120, 40)
+    );
+    c.type_text("nope");
+    c.press("enter");
+    assert_eq!(
+        c.app.message().unwrap().text,
+        "'nope' is not an action of 3 sites: restart-frigate"
+    );
+    for _ in 0..4 {
+        c.press("backspace");
+    }
+    c.type_text("re");
+    c.press("tab");
+    assert!(
+        c.screen(120, 40)
+            .contains("run on 3 sites: restart-frigate")
+    );
+    c.press("enter");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("Run restart-frigate on 3 sites (BL-HUB-DE, BL-WH-N, BL-WH-S: 6 nodes)?"),
+        "{screen}"
+    );
+    c.press("y");
+    let sent = c.intents();
+    let ids: Vec<String> = sent
+        .iter()
+        .map(|i| match i {
+            Intent::CommandRun {
+                id: Some(id),
+                action,
+                ..
+            } => {
+                assert_eq!(action, "restart-frigate");
+                id.clone()
+            }
+            other => panic!("a command expected: {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(c.app.route(), Route::Commands(Some(ids.clone())));
+    assert_eq!(c.app.message().unwrap().text, "3 of 3 done (command run)");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("commands just sent · 3 of 3"), "{screen}");
+    assert!(
+        screen.contains("results of 3 commands · 0/6 reported · 0 failed"),
+        "{screen}"
+    );
+    // whn-nvr reports, then whn-cam-1 fails: each shows as it arrives.
+    let wh_n = &ids[1];
+    c.source
+        .command_result(wh_n, "whn-nvr", true, "frigate restarted");
+    c.refresh();
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("results of 3 commands · 1/6 reported · 0 failed"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("whn-nvr          site:BL-WH-N       ok"),
+        "{screen}"
+    );
+    c.source.command_result(wh_n, "whn-cam-1", false, "timeout");
+    c.refresh();
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("2/6 reported · 1 failed"), "{screen}");
+    assert!(
+        screen.contains("whn-cam-1        site:BL-WH-N       failed"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_rollout_starts_from_a_form_on_the_marked_sites() {
+    let mut c = Console::new();
+    c.press("/");
+    c.type_text("lab");
+    c.press("enter space space N");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("start a rollout on 2 sites"), "{screen}");
+    // Nothing to set: the form says so and stays.
+    c.press("enter");
+    assert!(
+        c.app
+            .message()
+            .unwrap()
+            .text
+            .starts_with("set: what the rollout sets is needed")
+    );
+    c.type_text("retention.days=21");
+    c.press("tab backspace backspace backspace backspace backspace backspace backspace backspace backspace");
+    c.type_text("50,100");
+    c.press("tab backspace backspace backspace");
+    c.type_text("2m");
+    c.press("enter");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("Start a rollout of retention.days = 21 on BL-LAB-1, BL-LAB-2?"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Waves 50 → 100 %, each soaking 2m healthy"),
+        "{screen}"
+    );
+    c.press("y");
+    match c.intents().as_slice() {
+        [Intent::RolloutStart { plan, .. }] => {
+            assert_eq!(
+                plan.sites,
+                [
+                    SiteId::parse("BL-LAB-1").unwrap(),
+                    SiteId::parse("BL-LAB-2").unwrap()
+                ]
+            );
+            assert_eq!(plan.waves, [50, 100]);
+            assert_eq!(plan.soak_ms, 120_000);
+            assert_eq!(plan.max_fail, 0);
+        }
+        other => panic!("one rollout start expected: {other:?}"),
+    }
+    assert_eq!(c.app.route(), Route::Rollouts);
+    assert!(c.screen(120, 40).contains("retention.days=21"));
+}
+
+// ---- zones --------------------------------------------------------------
+
+#[test]
+fn zones_show_their_nodes_up_against_the_quorum_and_open_their_sites() {
+    let mut c = Console::new();
+    c.press("8");
+    assert_eq!(c.app.route(), Route::Zones);
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("zones · 6"), "{screen}");
+    assert!(screen.contains("no quorum set"), "{screen}");
+    // Ten of north's nine nodes must be up: below it, the store's alert.
+    c.source
+        .apply(Intent::Config {
+            layer: LayerRef::Fleet,
+            edits: vec![
+                ConfigEdit::Set(ConfigPath::parse("zones.north.quorum").unwrap(), json!(10)),
+                ConfigEdit::Set(ConfigPath::parse("zones.south.quorum").unwrap(), json!(1)),
+            ],
+            message: None,
+        })
+        .unwrap();
+    c.refresh();
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("zones · 6 · 1 below quorum"), "{screen}");
+    let north = screen.lines().find(|l| l.contains("│north")).unwrap();
+    assert!(
+        north.contains("9/9") && north.contains("10 · below"),
+        "{north}"
+    );
+    // South: BL-WH-S is offline, so only lis-router counts.
+    let south = screen.lines().find(|l| l.contains("│south")).unwrap();
+    assert!(
+        south.contains("1/4") && south.contains("1 · met"),
+        "{south}"
+    );
+    assert!(c.app.snapshot().alert("zone-quorum:north").is_some());
+    // The zone's sites (apac, field, hub); Enter opens one.
+    c.press("j j enter");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("sites of hub · 2"), "{screen}");
+    c.press("enter");
+    assert_eq!(c.app.route(), Route::Site("BL-HUB-DE".into()));
 }

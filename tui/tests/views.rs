@@ -66,6 +66,48 @@ fn history_enter_lists_the_nodes_that_do_not_run_the_change() {
 }
 
 #[test]
+fn history_view_with_address_changes_shown() {
+    both_sizes("history_addresses", "3 h");
+}
+
+#[test]
+fn events_view_lists_the_fleets_events_newest_first() {
+    both_sizes("events", "7");
+}
+
+#[test]
+fn events_view_of_one_site() {
+    // BL-WH-N, the worst site: its nodes' events and the changes naming it.
+    both_sizes("events_site", "enter v");
+}
+
+#[test]
+fn as_of_banner_over_the_overview() {
+    both_sizes("as_of", ": a t space 2 h enter");
+}
+
+#[test]
+fn as_of_an_event_over_the_alerts() {
+    // ← from now: the last event, lis-cam-1 going down.
+    both_sizes("as_of_event", "2 left");
+}
+
+#[test]
+fn marked_sites_show_in_a_column_and_the_title() {
+    both_sizes("sites_marked", "space space");
+}
+
+#[test]
+fn the_rollout_form_on_marked_sites() {
+    both_sizes("rollout_form", "space space N");
+}
+
+#[test]
+fn zones_view_lists_zones_and_their_sites() {
+    both_sizes("zones", "8 j");
+}
+
+#[test]
 fn peers_view_lists_peers_and_sync() {
     both_sizes("peers", "4");
 }

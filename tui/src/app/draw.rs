@@ -12,6 +12,7 @@ use super::{App, Input, Overlay};
 use crate::component::Prompt;
 use crate::keymap::{Action, Scope};
 use crate::palette;
+use crate::past::Past;
 use crate::source::SyncStatus;
 use crate::text;
 use crate::theme::Theme;
@@ -31,6 +32,15 @@ impl App {
         ])
         .areas(area);
         self.draw_title(frame, title);
+        let body = match &self.past {
+            Some(p) => {
+                let [banner, rest] =
+                    Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(body);
+                self.draw_banner(frame, banner, p);
+                rest
+            }
+            None => body,
+        };
         let ctx = self.ctx();
         self.top().draw(frame, body, &ctx);
         self.draw_hints(frame, hints);
@@ -40,15 +50,37 @@ impl App {
             Some(Overlay::Help) => self.draw_help(frame, body),
             Some(Overlay::Confirm { question, .. }) => self.draw_confirm(frame, body, question),
             Some(Overlay::Palette(input)) => self.draw_palette(frame, body, input),
+            Some(Overlay::Form(form)) => self.draw_form(frame, body, form),
             Some(Overlay::Filter(input)) => self.draw_filter(frame, hints, input),
-            Some(Overlay::Prompt(Prompt::Silence { alert_id }, input)) => draw_input_line(
+            Some(Overlay::Prompt(Prompt::Silence { alert_ids }, input)) => draw_input_line(
                 frame,
                 hints,
                 theme,
-                &format!("silence {alert_id} for: "),
+                &match alert_ids.as_slice() {
+                    [one] => format!("silence {one} for: "),
+                    many => format!("silence {} alerts for: ", many.len()),
+                },
                 &input.text,
                 "e.g. 30m, 2h, 1d",
             ),
+            Some(Overlay::Prompt(Prompt::RunAction { targets }, input)) => {
+                let known = crate::bulk::actions(self.shown(), targets);
+                draw_input_line(
+                    frame,
+                    hints,
+                    theme,
+                    &format!("run on {}: ", crate::bulk::targets_label(targets)),
+                    &input.text,
+                    &if known.is_empty() {
+                        "no targeted node has an action in its config".to_string()
+                    } else {
+                        format!(
+                            "an action (tab completes): {}",
+                            known.into_iter().collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                )
+            }
             Some(Overlay::Prompt(Prompt::ConfigKey { layer }, input)) => draw_input_line(
                 frame,
                 hints,
@@ -89,7 +121,7 @@ impl App {
             Span::raw(fleet),
             Span::styled(" │ ", theme.dim()),
         ];
-        let frozen = self.snap.fleet.is_frozen();
+        let frozen = self.shown().fleet.is_frozen();
         // The breadcrumb gets what the name of this replica (right) and
         // FROZEN leave, two cells apart; the crumbs nearest the overview
         // give way first ("… › BL-WH-N › whn-nvr"), then the last is cut.
@@ -145,6 +177,51 @@ impl App {
                 area,
             );
         }
+    }
+
+    /// As-of mode's banner: the moment shown, that it is read-only, the
+    /// keys that step and return, and the event stepped to.
+    fn draw_banner(&self, frame: &mut Frame, area: Rect, past: &Past) {
+        let theme = &self.options.theme;
+        let km = &self.options.keymap;
+        let scope = self.top().scope();
+        let warn = Style::new().fg(theme.health.warn);
+        let wide = area.width >= 100;
+        let (earlier, later, back) = (
+            km.key_label(scope, Action::EarlierEvent),
+            km.key_label(scope, Action::LaterEvent),
+            km.key_label(scope, Action::Back),
+        );
+        let keys = if wide {
+            format!(
+                " {} ago — read-only · {earlier}/{later} previous/next event · {back} back to now",
+                text::duration(self.now_ms.saturating_sub(past.at_ms()))
+            )
+        } else {
+            format!("— read-only · {earlier}/{later} event · {back} now")
+        };
+        let mut spans = vec![
+            Span::styled(
+                format!(" AS OF {} UTC ", text::utc_seconds(past.at_ms())),
+                warn.add_modifier(Modifier::BOLD | Modifier::REVERSED),
+            ),
+            Span::styled(keys, warn),
+        ];
+        if let Some(e) = &past.event {
+            let place = e.node.as_deref().or(e.site.as_deref()).unwrap_or("fleet");
+            spans.push(Span::styled(
+                format!(
+                    " · {} {place}: {}",
+                    e.kind.replace('_', " "),
+                    e.text.replace(['\n', '\r'], " ")
+                ),
+                theme.dim(),
+            ));
+        }
+        frame.render_widget(
+            Paragraph::new(text::fit_line(Line::from(spans), usize::from(area.width))),
+            area,
+        );
     }
 
     /// The filter being typed, with how many rows it matches; a reopened
@@ -446,8 +523,21 @@ impl App {
     fn draw_confirm(&self, frame: &mut Frame, area: Rect, question: &str) {
         let theme = &self.options.theme;
         let km = &self.options.keymap;
-        let width = 60.min(area.width);
-        let popup = centered(area, width, 7.min(area.height));
+        // As tall as the question needs (a revert lists what it undoes).
+        // Wider only for long lines on a wide screen.
+        let longest = question
+            .lines()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0);
+        let width = if longest > 58 && area.width >= 100 {
+            80
+        } else {
+            60
+        }
+        .min(area.width);
+        let rows: u16 = question.lines().map(|l| text::wrapped_rows(l, width)).sum();
+        let popup = centered(area, width, (rows + 4).max(7).min(area.height));
         frame.render_widget(Clear, popup);
         let keys = Line::from(vec![
             Span::styled(km.key_label(Scope::Confirm, Action::Confirm), theme.key()),
@@ -455,14 +545,14 @@ impl App {
             Span::styled(km.key_label(Scope::Confirm, Action::Cancel), theme.key()),
             Span::raw(" no"),
         ]);
+        let mut lines: Vec<Line> = question
+            .lines()
+            .map(|l| Line::from(l.to_string()))
+            .collect();
+        lines.push(Line::default());
+        lines.push(keys);
         frame.render_widget(
-            Paragraph::new(vec![
-                Line::from(question.to_string()),
-                Line::default(),
-                keys,
-            ])
-            .wrap(Wrap { trim: true })
-            .block(
+            Paragraph::new(lines).wrap(Wrap { trim: false }).block(
                 Block::new()
                     .borders(Borders::ALL)
                     .border_style(Style::new().fg(theme.ui.error))
@@ -473,9 +563,48 @@ impl App {
         );
     }
 
+    /// A form: each field on its line, the focused one with the cursor and
+    /// what it takes below.
+    fn draw_form(&self, frame: &mut Frame, area: Rect, form: &crate::form::Form) {
+        let theme = &self.options.theme;
+        let width = 76.min(area.width);
+        let label_w = form.fields.iter().map(|f| f.label.len()).max().unwrap_or(0);
+        let mut lines: Vec<Line> = Vec::new();
+        for (i, f) in form.fields.iter().enumerate() {
+            let focused = i == form.focus;
+            let mut spans = vec![
+                Span::styled(
+                    format!("{:>label_w$}  ", f.label),
+                    if focused { theme.key() } else { theme.dim() },
+                ),
+                Span::raw(f.text.clone()),
+            ];
+            if focused {
+                spans.push(Span::styled("█", theme.dim()));
+            }
+            lines.push(text::fit_line(
+                Line::from(spans),
+                usize::from(width.saturating_sub(2)),
+            ));
+        }
+        lines.push(Line::default());
+        if let Some(f) = form.fields.get(form.focus) {
+            lines.push(Line::from(Span::styled(f.hint, theme.dim())));
+        }
+        let height = (lines.len() as u16 + 2).min(area.height);
+        let popup = centered(area, width, height);
+        frame.render_widget(Clear, popup);
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(crate::pane::block(theme, form.title(), true).style(theme.base())),
+            popup,
+        );
+    }
+
     fn draw_palette(&self, frame: &mut Frame, area: Rect, input: &Input) {
         let theme = &self.options.theme;
-        let all = palette::candidates(&input.text, &self.snap, &self.options.user_themes);
+        let all = palette::candidates(&input.text, self.shown(), &self.options.user_themes);
         let shown = all.len().min(8);
         let height = (shown as u16 + 3).min(area.height);
         let width = 60.min(area.width);

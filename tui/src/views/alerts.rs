@@ -17,6 +17,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
+use crate::bulk;
 use crate::cause;
 use crate::cells::{alert_state, alert_state_short, alert_style, severity_span};
 use crate::component::{Component, Ctx, Effect, Handled, Prompt, Route, View};
@@ -243,6 +244,35 @@ impl Component for AlertsView {
                 };
                 Handled::Then(Effect::Message(table::sorted_by(&COLUMNS, s)))
             }
+            Action::Mark => bulk::mark(&mut self.list, &ids, "alert"),
+            Action::ClearMarks => bulk::clear(&mut self.list),
+            Action::Back if !self.list.marks.is_empty() => bulk::clear(&mut self.list),
+            // Every marked alert (those still open), else the selected one.
+            Action::Ack | Action::Silence if !self.list.marks.is_empty() => {
+                let marked: Vec<String> = self
+                    .list
+                    .marks
+                    .iter()
+                    .filter(|id| ctx.snap.alert(id).is_some())
+                    .cloned()
+                    .collect();
+                self.list.clear_marks();
+                if marked.is_empty() {
+                    return Handled::Then(Effect::Message(
+                        "the marked alerts are no longer open".into(),
+                    ));
+                }
+                if action == Action::Ack {
+                    Handled::Then(Effect::ApplyAll(
+                        marked
+                            .into_iter()
+                            .map(|alert_id| Intent::Ack { alert_id })
+                            .collect(),
+                    ))
+                } else {
+                    Handled::Then(Effect::Prompt(Prompt::Silence { alert_ids: marked }))
+                }
+            }
             Action::Ack => match current {
                 Some(a) => Handled::Then(Effect::Apply(Intent::Ack {
                     alert_id: a.id.clone(),
@@ -251,7 +281,7 @@ impl Component for AlertsView {
             },
             Action::Silence => match current {
                 Some(a) => Handled::Then(Effect::Prompt(Prompt::Silence {
-                    alert_id: a.id.clone(),
+                    alert_ids: vec![a.id.clone()],
                 })),
                 None => Handled::Then(Effect::Message("no alert selected".into())),
             },
@@ -270,6 +300,10 @@ impl Component for AlertsView {
         let mut c = vec![Action::Down, Action::Up];
         if !ctx.read_only {
             c.extend([Action::Ack, Action::Silence]);
+        }
+        c.push(Action::Mark);
+        if !self.list.marks.is_empty() {
+            c.push(Action::ClearMarks);
         }
         c.extend([
             Action::CycleSeverity,
@@ -331,6 +365,7 @@ impl Component for AlertsView {
             .iter()
             .position(|&c| c == order.column)
             .map(|column| Sort { column, ..order });
+        let is_marked = |i: usize| self.list.is_marked(&ctx.snap.alerts[rows[i]].id);
         let spec = Spec {
             title,
             header: shown.iter().map(|&c| COLUMNS[c].title).collect(),
@@ -345,6 +380,7 @@ impl Component for AlertsView {
                 "no alert matches the filter".into()
             },
             sorted,
+            marked: Some(&is_marked),
         };
         table::render(frame, list, spec, theme, |i| {
             let a = &ctx.snap.alerts[rows[i]];
@@ -398,7 +434,14 @@ fn detail(ctx: &Ctx, a: &Alert) -> Vec<Line<'static>> {
     let mut stands = vec![
         Span::styled("open ", dim),
         Span::raw(age(ctx, a)),
-        Span::styled(" (as this console saw it)", dim),
+        Span::styled(
+            if ctx.as_of.is_some() {
+                " at this moment (as its rule dates it)"
+            } else {
+                " (as this console saw it)"
+            },
+            dim,
+        ),
     ];
     if let Some(s) = a.since_ms {
         stands.push(Span::styled(" · since ", dim));
@@ -516,6 +559,7 @@ pub fn draw_pane(
         empty: "no alerts".into(),
         hit: Some((ctx.hits, pane)),
         sorted: None,
+        marked: None,
     };
     table::render(frame, area, spec, theme, |i| {
         let a = alerts[i];

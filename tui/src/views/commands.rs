@@ -1,5 +1,8 @@
 //! Commands sent to nodes: each with its target and how many reported, and
 //! per node of the selected one its result (exit code, last output line).
+//! Opened on a batch (the commands a bulk action just sent, one per marked
+//! site or node), it lists only those, and every node of all of them as
+//! their results arrive.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -21,13 +24,25 @@ const RESULTS: usize = 1;
 pub struct CommandsView {
     lists: [ListState; 2],
     focus: usize,
+    /// Only these commands (a batch sent from marked rows), when given.
+    batch: Option<Vec<String>>,
 }
 
 impl CommandsView {
+    pub fn new(batch: Option<Vec<String>>) -> CommandsView {
+        CommandsView {
+            // A batch opens on its nodes' results.
+            focus: if batch.is_some() { RESULTS } else { COMMANDS },
+            batch,
+            ..CommandsView::default()
+        }
+    }
+
     fn rows<'a>(&self, ctx: &Ctx<'a>) -> Vec<&'a CommandFacts> {
         ctx.snap
             .commands
             .iter()
+            .filter(|c| self.batch.as_ref().is_none_or(|b| b.contains(&c.id)))
             .filter(|c| {
                 table::matches(
                     &self.lists[COMMANDS].filter,
@@ -42,13 +57,17 @@ impl CommandsView {
         self.lists[COMMANDS].index(rows.len()).map(|i| rows[i])
     }
 
-    fn results<'a>(
-        &self,
-        c: &'a CommandFacts,
-    ) -> Vec<&'a (String, Option<fleetdeck_store::document::CommandResult>)> {
-        c.nodes
-            .iter()
-            .filter(|(n, r)| {
+    /// The results listed: every node of the batch's commands, else those
+    /// of the selected command; each with its command.
+    fn results<'a>(&self, ctx: &Ctx<'a>) -> Vec<(&'a CommandFacts, &'a NodeResult)> {
+        let commands = match &self.batch {
+            Some(_) => self.rows(ctx),
+            None => self.selected(ctx).into_iter().collect(),
+        };
+        commands
+            .into_iter()
+            .flat_map(|c| c.nodes.iter().map(move |n| (c, n)))
+            .filter(|(_, (n, r))| {
                 let state = match r {
                     None => "pending",
                     Some(r) if r.ok => "ok",
@@ -63,15 +82,20 @@ impl CommandsView {
     }
 }
 
+type NodeResult = (String, Option<fleetdeck_store::document::CommandResult>);
+
 impl Component for CommandsView {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
         let len = match self.focus {
             COMMANDS => self.rows(ctx).len(),
-            _ => self.selected(ctx).map_or(0, |c| self.results(c).len()),
+            _ => self.results(ctx).len(),
         };
         let before = self.lists[COMMANDS].selected;
         if self.lists[self.focus].motion(action, len) {
-            if self.focus == COMMANDS && before != self.lists[COMMANDS].selected {
+            if self.focus == COMMANDS
+                && before != self.lists[COMMANDS].selected
+                && self.batch.is_none()
+            {
                 self.lists[RESULTS] = ListState::default();
             }
             return Handled::Consumed;
@@ -103,7 +127,10 @@ impl Component for CommandsView {
         .areas(area);
         let rows = self.rows(ctx);
         let spec = Spec {
-            title: format!("commands · {}", ctx.snap.commands.len()),
+            title: match &self.batch {
+                Some(b) => format!("commands just sent · {} of {}", rows.len(), b.len()),
+                None => format!("commands · {}", ctx.snap.commands.len()),
+            },
             header: vec![
                 "COMMAND", "ACTION", "TARGET", "BY", "WHEN", "REPORTED", "FAILED",
             ],
@@ -119,13 +146,18 @@ impl Component for CommandsView {
             len: rows.len(),
             state: &self.lists[COMMANDS],
             focused: self.focus == COMMANDS,
-            empty: if ctx.snap.commands.is_empty() {
-                "no commands: fleetdeck command run ACTION".into()
-            } else {
-                "no command matches the filter".into()
+            empty: match &self.batch {
+                Some(b) if self.lists[COMMANDS].filter.is_empty() => {
+                    format!("sending {} commands…", b.len())
+                }
+                _ if ctx.snap.commands.is_empty() => {
+                    "no commands: fleetdeck command run ACTION".into()
+                }
+                _ => "no command matches the filter".into(),
             },
             hit: Some((ctx.hits, COMMANDS)),
             sorted: None,
+            marked: None,
         };
         table::render(frame, top, spec, theme, |i| {
             let c = rows[i];
@@ -145,29 +177,57 @@ impl Component for CommandsView {
             ]
         });
         let selected = self.selected(ctx);
-        let results = selected.map(|c| self.results(c)).unwrap_or_default();
+        let results = self.results(ctx);
+        let title = match (&self.batch, selected) {
+            (Some(batch), _) => {
+                let all: Vec<&NodeResult> = self.rows(ctx).iter().flat_map(|c| &c.nodes).collect();
+                let reported = all.iter().filter(|(_, r)| r.is_some()).count();
+                let failed = all
+                    .iter()
+                    .filter(|(_, r)| r.as_ref().is_some_and(|r| !r.ok))
+                    .count();
+                format!(
+                    "results of {} commands · {reported}/{} reported · {failed} failed",
+                    batch.len(),
+                    all.len()
+                )
+            }
+            (None, Some(c)) => format!("results of {} · {}", c.id, c.record.action),
+            (None, None) => "results".to_string(),
+        };
+        let wide = self.batch.is_some();
+        let mut header = vec!["NODE"];
+        let mut widths = vec![Constraint::Length(16)];
+        if wide {
+            header.push("TARGET");
+            widths.push(Constraint::Length(18));
+        }
+        header.extend(["STATE", "EXIT", "WHEN", "OUTPUT"]);
+        widths.extend([
+            Constraint::Length(8),
+            Constraint::Length(5),
+            Constraint::Length(9),
+            Constraint::Fill(1),
+        ]);
         let spec = Spec {
-            title: selected.map_or_else(
-                || "results".to_string(),
-                |c| format!("results of {} · {}", c.id, c.record.action),
-            ),
-            header: vec!["NODE", "STATE", "EXIT", "WHEN", "OUTPUT"],
-            widths: vec![
-                Constraint::Length(16),
-                Constraint::Length(8),
-                Constraint::Length(5),
-                Constraint::Length(9),
-                Constraint::Fill(1),
-            ],
+            title,
+            header,
+            widths,
             len: results.len(),
             state: &self.lists[RESULTS],
             focused: self.focus == RESULTS,
-            empty: "no node is targeted".into(),
+            empty: match &self.batch {
+                Some(b) if self.rows(ctx).is_empty() => {
+                    format!("sending {} commands…", b.len())
+                }
+                _ => "no node is targeted".into(),
+            },
             hit: Some((ctx.hits, RESULTS)),
             sorted: None,
+            marked: None,
         };
         table::render(frame, bottom, spec, theme, |i| {
-            let (node, r) = results[i];
+            let (c, (node, r)) = results[i];
             let (state, style, exit, when, out) = match r {
                 None => (
                     "pending",
@@ -188,16 +248,21 @@ impl Component for CommandsView {
                     r.output.lines().last().unwrap_or("").to_string(),
                 ),
             };
-            vec![
-                Line::from(node.clone()),
+            let mut cells = vec![Line::from(node.clone())];
+            if wide {
+                cells.push(Line::from(c.record.target.clone()));
+            }
+            cells.extend([
                 Line::from(Span::styled(state, style)),
                 Line::from(exit),
                 Line::from(when),
                 Line::from(out),
-            ]
+            ]);
+            cells
         });
-        let out = selected
-            .and_then(|_| self.lists[RESULTS].index(results.len()).map(|i| results[i]))
+        let out = self.lists[RESULTS]
+            .index(results.len())
+            .map(|i| results[i].1)
             .and_then(|(n, r)| r.as_ref().map(|r| format!("{n}: {}", r.output)))
             .unwrap_or_default();
         frame.render_widget(
@@ -211,7 +276,7 @@ impl Component for CommandsView {
 
 impl View for CommandsView {
     fn route(&self) -> Route {
-        Route::Commands
+        Route::Commands(self.batch.clone())
     }
     fn scope(&self) -> Scope {
         Scope::Commands

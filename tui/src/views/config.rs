@@ -454,7 +454,13 @@ impl Component for ConfigView {
         let mut line = vec![
             Span::styled(format!("editing {}", self.layer.describe()), theme.title()),
             Span::styled(
-                format!("  · {} keys set here · reaches {reach}", layer.len()),
+                format!(
+                    "  · {} set here · reaches {reach}",
+                    match layer.len() {
+                        1 => "1 key".to_string(),
+                        n => format!("{n} keys"),
+                    }
+                ),
                 theme.dim(),
             ),
         ];
@@ -531,6 +537,7 @@ impl ConfigView {
             empty: format!("no key matches /{}", self.list.filter),
             hit: Some((ctx.hits, 0)),
             sorted: None,
+            marked: None,
         };
         table::render(frame, area, spec, theme, |i| {
             let r = &rows[i];
@@ -678,7 +685,7 @@ impl View for ConfigView {
                     message: Some(message.to_string()),
                 })))
             }
-            Prompt::Silence { .. } => Ok(Handled::Ignored),
+            Prompt::Silence { .. } | Prompt::RunAction { .. } => Ok(Handled::Ignored),
         }
     }
 

@@ -126,6 +126,10 @@ impl Component for NodeView {
             Action::Open if self.focus == ALERTS => {
                 alerts::open_selected(&self.alert_rows(ctx), &self.lists[ALERTS])
             }
+            Action::EventsHere => match NodeId::parse(&self.id) {
+                Ok(id) => Handled::Then(Effect::Open(Route::Events(LayerRef::Node(id)))),
+                Err(e) => Handled::Then(Effect::Message(e.to_string())),
+            },
             Action::Open | Action::EditConfig => match NodeId::parse(&self.id) {
                 Ok(id) => Handled::Then(Effect::Open(Route::Config(LayerRef::Node(id)))),
                 Err(e) => Handled::Then(Effect::Message(e.to_string())),
@@ -138,6 +142,7 @@ impl Component for NodeView {
         let mut c = vec![Action::Down, Action::Up, Action::Open];
         c.push(Action::NextPane);
         c.push(Action::EditConfig);
+        c.push(Action::EventsHere);
         c
     }
 
@@ -229,6 +234,7 @@ impl Component for NodeView {
             hit: Some((ctx.hits, CONFIG)),
             empty: "no config".into(),
             sorted: None,
+            marked: None,
         };
         table::render(frame, left, spec, theme, |i| {
             let l = &leaves[i];
@@ -283,8 +289,8 @@ impl View for NodeView {
     fn filter_mut(&mut self) -> Option<&mut ListState> {
         Some(&mut self.lists[self.focus])
     }
-    fn needs(&self) -> Option<Need> {
-        Some(Need::Series(self.id.clone()))
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::Series(self.id.clone())]
     }
     fn list_mut(&mut self, pane: usize) -> Option<&mut ListState> {
         self.lists.get_mut(pane)

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use fleetdeck_store::SiteId;
 use fleetdeck_store::alerts::{Severity, SiteState};
 use fleetdeck_store::document::LayerRef;
 use ratatui::Frame;
@@ -13,9 +14,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::widgets::canvas::{Canvas, Map, MapResolution};
 
+use crate::bulk;
 use crate::cause;
 use crate::cells::{alert_style, badge, heard, node_count, severity_span};
-use crate::component::{Component, Ctx, Effect, Handled, Route, View};
+use crate::component::{Component, Ctx, Effect, Handled, Prompt, Route, View};
+use crate::form::Form;
 use crate::keymap::{Action, Scope};
 use crate::pane::{self, cycle};
 use crate::source::{SiteFacts, Snapshot};
@@ -274,22 +277,66 @@ impl Component for Overview {
                 }
             },
             Action::EditConfig => Handled::Then(Effect::Open(Route::Config(LayerRef::Fleet))),
+            Action::Mark | Action::ClearMarks | Action::RunAction | Action::StartRollout
+                if self.focus == Pane::Alerts =>
+            {
+                Handled::Then(Effect::Message(
+                    "marks and bulk actions are on the sites table (tab to it); alerts are marked in the alerts view (2)".into(),
+                ))
+            }
+            Action::Mark => {
+                let ids = self.site_ids(ctx.snap);
+                bulk::mark(&mut self.sites, &ids, "site")
+            }
+            Action::ClearMarks => bulk::clear(&mut self.sites),
+            Action::Back if !self.sites.marks.is_empty() => bulk::clear(&mut self.sites),
+            Action::RunAction => {
+                let ids = self.site_ids(ctx.snap);
+                let targets: Vec<LayerRef> = bulk::chosen(&self.sites, &ids)
+                    .iter()
+                    .filter_map(|id| SiteId::parse(id).ok())
+                    .map(LayerRef::Site)
+                    .collect();
+                if targets.is_empty() {
+                    return Handled::Then(Effect::Message("no site to run an action on".into()));
+                }
+                Handled::Then(Effect::Prompt(Prompt::RunAction { targets }))
+            }
+            Action::StartRollout => {
+                let sites: Vec<SiteId> = self
+                    .sites
+                    .marks
+                    .iter()
+                    .filter_map(|id| SiteId::parse(id).ok())
+                    .collect();
+                Handled::Then(Effect::Form(Form::rollout(sites)))
+            }
             _ => Handled::Ignored,
         }
     }
 
     fn commands(&self, _ctx: &Ctx) -> Vec<Action> {
-        vec![
+        let mut c = vec![
             Action::Down,
             Action::Up,
             Action::Open,
             Action::NextPane,
             Action::Sort,
+        ];
+        if self.focus == Pane::Sites {
+            c.push(Action::Mark);
+            if !self.sites.marks.is_empty() {
+                c.push(Action::ClearMarks);
+            }
+            c.extend([Action::RunAction, Action::StartRollout]);
+        }
+        c.extend([
             Action::GoAlerts,
             Action::GoHistory,
             Action::GoPeers,
             Action::EditConfig,
-        ]
+        ]);
+        c
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
@@ -409,6 +456,7 @@ impl Overview {
     fn draw_sites(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
         let rows = site_rows(ctx.snap, &self.sites);
         let theme = ctx.theme;
+        let is_marked = |i: usize| self.sites.is_marked(&ctx.snap.sites[rows[i]].id);
         let spec = Spec {
             title: format!("sites · {}", ctx.snap.sites.len()),
             header: SITE_COLUMNS.iter().map(|c| c.title).collect(),
@@ -430,6 +478,7 @@ impl Overview {
                 format!("no site matches /{}", self.sites.filter)
             },
             sorted: Some(self.sites.order(0)),
+            marked: Some(&is_marked),
         };
         table::render(frame, area, spec, theme, |i| {
             site_row(theme, ctx.now_ms, &ctx.snap.sites[rows[i]])
@@ -464,6 +513,7 @@ impl Overview {
             hit: Some((ctx.hits, 1)),
             empty: "no open alerts".into(),
             sorted,
+            marked: None,
         };
         table::render(frame, area, spec, theme, |i| {
             let a = &ctx.snap.alerts[rows[i]];

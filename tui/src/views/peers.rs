@@ -115,6 +115,7 @@ impl Component for PeersView {
             focused: true,
             hit: Some((ctx.hits, 0)),
             sorted: None,
+            marked: None,
             empty: "no other member in the fleet yet: fleetdeck invite".into(),
         };
         table::render(frame, list, spec, theme, |i| {
@@ -176,6 +177,7 @@ impl Component for PeersView {
             empty: "no conflicts: every key has one value".into(),
             hit: None,
             sorted: None,
+            marked: None,
         };
         table::render(frame, conflicts_area, spec, theme, |i| {
             let c = &conflicts[i];

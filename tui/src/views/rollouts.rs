@@ -117,7 +117,8 @@ impl Component for RolloutsView {
                     r.rollout.id,
                     sets(r)
                 ),
-                intent: act(r, RolloutAction::Abort),
+                intents: vec![act(r, RolloutAction::Abort)],
+                then: None,
             }),
             _ => Handled::Ignored,
         }
@@ -168,6 +169,7 @@ impl Component for RolloutsView {
             },
             hit: Some((ctx.hits, 0)),
             sorted: None,
+            marked: None,
         };
         table::render(frame, list, spec, theme, |i| {
             let r = rows[i];

@@ -1,16 +1,17 @@
 //! One site: its nodes (status, role, CPU/mem/disk, last heard, last apply,
 //! sortable by any of them), its config overrides and its alerts.
 
-use fleetdeck_store::SiteId;
 use fleetdeck_store::document::LayerRef;
+use fleetdeck_store::{NodeId, SiteId};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use crate::bulk;
 use crate::cells::{self, badge, heard, node_badge, node_count};
-use crate::component::{Component, Ctx, Effect, Handled, Route, View};
+use crate::component::{Component, Ctx, Effect, Handled, Prompt, Route, View};
 use crate::keymap::{Action, Scope};
 use crate::pane::{self, cycle};
 use crate::source::{NodeFacts, Snapshot};
@@ -220,6 +221,35 @@ impl Component for SiteView {
             Action::Open if self.focus == ALERTS => {
                 alerts::open_selected(&self.alert_rows(ctx), &self.lists[ALERTS])
             }
+            Action::Mark | Action::ClearMarks | Action::RunAction if self.focus != NODES => {
+                Handled::Then(Effect::Message(
+                    "marks and actions are on the nodes table (tab to it)".into(),
+                ))
+            }
+            Action::Mark => {
+                let ids = self.ids(NODES, ctx);
+                bulk::mark(&mut self.lists[NODES], &ids, "node")
+            }
+            Action::ClearMarks => bulk::clear(&mut self.lists[NODES]),
+            Action::Back if !self.lists[NODES].marks.is_empty() => {
+                bulk::clear(&mut self.lists[NODES])
+            }
+            Action::RunAction => {
+                let ids = self.ids(NODES, ctx);
+                let targets: Vec<LayerRef> = bulk::chosen(&self.lists[NODES], &ids)
+                    .iter()
+                    .filter_map(|id| NodeId::parse(id).ok())
+                    .map(LayerRef::Node)
+                    .collect();
+                if targets.is_empty() {
+                    return Handled::Then(Effect::Message("no node to run an action on".into()));
+                }
+                Handled::Then(Effect::Prompt(Prompt::RunAction { targets }))
+            }
+            Action::EventsHere => match SiteId::parse(&self.id) {
+                Ok(id) => Handled::Then(Effect::Open(Route::Events(LayerRef::Site(id)))),
+                Err(e) => Handled::Then(Effect::Message(e.to_string())),
+            },
             Action::Open | Action::EditConfig => match SiteId::parse(&self.id) {
                 Ok(id) => Handled::Then(Effect::Open(Route::Config(LayerRef::Site(id)))),
                 Err(e) => Handled::Then(Effect::Message(e.to_string())),
@@ -234,8 +264,14 @@ impl Component for SiteView {
         c.push(Action::NextPane);
         if self.focus == NODES {
             c.push(Action::Sort);
+            c.push(Action::Mark);
+            if !self.lists[NODES].marks.is_empty() {
+                c.push(Action::ClearMarks);
+            }
+            c.push(Action::RunAction);
         }
         c.push(Action::EditConfig);
+        c.push(Action::EventsHere);
         c
     }
 
@@ -287,6 +323,7 @@ impl Component for SiteView {
         .areas(area);
         frame.render_widget(Paragraph::new(head_lines), head);
 
+        let is_marked = |i: usize| self.lists[NODES].is_marked(&rows[i].id);
         let spec = Spec {
             title: format!("nodes · {}", site.nodes_total),
             header: NODE_COLUMNS.iter().map(|c| c.title).collect(),
@@ -310,6 +347,7 @@ impl Component for SiteView {
                 format!("no node matches /{}", self.lists[NODES].filter)
             },
             sorted: Some(self.lists[NODES].order(NODE_ORDER)),
+            marked: Some(&is_marked),
         };
         table::render(frame, nodes, spec, theme, |i| {
             node_row(theme, ctx.now_ms, rows[i])
@@ -329,6 +367,7 @@ impl Component for SiteView {
             hit: Some((ctx.hits, OVERRIDES)),
             empty: "none: the fleet defaults apply".into(),
             sorted: None,
+            marked: None,
         };
         table::render(frame, left, spec, theme, |i| {
             let (k, v) = &overrides[i];
