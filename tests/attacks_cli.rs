@@ -294,3 +294,78 @@ fn an_operator_importing_a_second_genesis_from_an_outsider_takes_none_of_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_captured_node_cannot_plant_a_command_result_for_another_node() {
+    use fleetdeck_store::document::{CommandRecord, CommandResult};
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut admin, _, mut node) = fleet(tmp.path());
+    let rec = CommandRecord {
+        action: "restart".into(),
+        target: "all".into(),
+        by: "ops".into(),
+        at_ms: now_ms(),
+    };
+    // n2 runs on another device, with its own key.
+    let n2_key = Identity::generate().key().clone();
+    admin
+        .change("command c1", |d, _| {
+            d.bind_node(&NodeId::parse("n2").unwrap(), &n2_key)?;
+            d.add_command("c1", &rec)
+        })
+        .unwrap();
+    let held = node.heads();
+    node.apply_changes(admin.changes_after(&held)).unwrap();
+    drop(admin);
+    let result = |output: &str| CommandResult {
+        exit_code: Some(0),
+        ok: true,
+        output: output.into(),
+        at_ms: now_ms(),
+    };
+    // n1's replica (captured) writes a results register for n2, signed by
+    // n1's key, and its own; both go into a bundle it exports.
+    node.record_command_result(&NodeId::parse("n2").unwrap(), "c1", result("n2 is fine"))
+        .unwrap();
+    node.record_command_result(&NodeId::parse("n1").unwrap(), "c1", result("n1 restarted"))
+        .unwrap();
+    drop(node);
+    let file = tmp.path().join("from-n1.fdb");
+    let file = file.to_str().unwrap();
+    let out = fd(&tmp.path().join("node"), &["bundle", "export", file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tmp.path().join("admin");
+    let (out, v) = import_json(&dir, file);
+    let v = v.unwrap_or_else(|| panic!("--json prints JSON: {out:?}"));
+    assert_eq!(v["results_new"], 1, "{v}");
+    let refused = v["results_refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{v}");
+    assert!(
+        refused[0]
+            .as_str()
+            .unwrap()
+            .starts_with("n2: it is not signed by the key bound to the node"),
+        "{v}"
+    );
+    let status: Value =
+        serde_json::from_slice(&fd(&dir, &["--json", "command", "status", "c1"]).stdout).unwrap();
+    let state = |n: &str| {
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["node"] == n)
+            .map(|x| x["state"].clone())
+    };
+    assert_eq!(state("n1"), Some(Value::from("ok")));
+    assert_eq!(
+        state("n2"),
+        Some(Value::from("pending")),
+        "nothing planted for n2"
+    );
+}

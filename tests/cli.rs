@@ -996,3 +996,73 @@ fn history_diff_shows_the_keys_each_change_set_and_unset_layer_by_layer() {
             .is_none()
     );
 }
+
+#[test]
+fn command_status_shows_results_from_nodes_registers_and_from_the_document() {
+    use fleetdeck_store::document::{CommandRecord, CommandResult};
+    use fleetdeck_store::identity::Identity;
+    use fleetdeck_store::results::{ResultsRegister, SignedResults};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    blocao(d);
+    let cam1 = Identity::generate();
+    let result = |ok: bool, output: &str| CommandResult {
+        exit_code: Some(if ok { 0 } else { 3 }),
+        ok,
+        output: output.into(),
+        at_ms: now_ms(),
+    };
+    {
+        let mut r = Replica::open(d).unwrap();
+        let key = cam1.key().clone();
+        r.change("command c1 and cam-1's key", |doc, _| {
+            doc.bind_node(&NodeId::parse("cam-1").unwrap(), &key)?;
+            doc.add_command(
+                "c1",
+                &CommandRecord {
+                    action: "restart".into(),
+                    target: "site:BL-LAB-1".into(),
+                    by: "ops-laptop".into(),
+                    at_ms: now_ms(),
+                },
+            )
+        })
+        .unwrap();
+        // cam-1 (a current node) reports in its results register, as it
+        // arrives from a peer; cam-2 (a node from before registers) wrote
+        // into the document.
+        let reg =
+            ResultsRegister::with_result(None, "cam-1", "c1", result(true, "restarted"), now_ms());
+        r.admit_results(&SignedResults::sign(&reg, &cam1).unwrap())
+            .unwrap();
+        r.change("cam-2 ran restart (c1)", |doc, _| {
+            doc.put_command_result(
+                "c1",
+                &NodeId::parse("cam-2").unwrap(),
+                &result(false, "no such unit"),
+            )
+        })
+        .unwrap();
+    }
+    let status = json(d, &["command", "status", "c1"]);
+    let nodes = status["nodes"].as_array().unwrap();
+    let state = |n: &str| {
+        nodes
+            .iter()
+            .find(|x| x["node"] == n)
+            .map(|x| (x["state"].clone(), x["output"].clone()))
+    };
+    assert_eq!(state("cam-1"), Some((json!("ok"), json!("restarted"))));
+    assert_eq!(
+        state("cam-2"),
+        Some((json!("failed"), json!("no such unit")))
+    );
+    let list = json(d, &["command", "list"]);
+    assert_eq!(list[0]["reported"], 2);
+    assert_eq!(list[0]["failed"], 1);
+    let text = ok(d, &["command", "status", "c1"]);
+    assert!(
+        text.contains("restarted") && text.contains("no such unit"),
+        "{text}"
+    );
+}

@@ -2,7 +2,9 @@
 //! node runs only actions named in its own effective config
 //! (`actions.<name> = {cmd, timeout_s}`), never a command line from the
 //! network; each command runs at most once per node, across restarts, and
-//! its exit code and output tail go back into the fleet document.
+//! its exit code and output tail go into the node's own command results
+//! register (`fleetdeck_store::results`, signed by its key and sent to the
+//! people replicas it is connected to), not into the fleet document.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

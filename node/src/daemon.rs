@@ -695,14 +695,18 @@ fn start_commands(shared: &Arc<Shared>) -> Result<(), DaemonError> {
                 },
                 None => crate::commands::execute(&action, issued, &tree).await,
             };
+            // Into the node's own results register, not the document; the
+            // change signal sends it to the people replicas connected now.
             let node = s.node.clone();
-            let stored = s.engine.with_replica(|r| {
-                r.change(&format!("{node} ran {action} ({id})"), |doc, _| {
-                    doc.put_command_result(&id, &node, &result)
-                })
-            });
+            let ok = result.ok;
+            let stored = s
+                .engine
+                .with_replica(|r| r.record_command_result(&node, &id, result));
             match stored {
-                Ok(_) => s.engine.changed(),
+                Ok(()) => {
+                    tracing::info!(node = %node, command = %id, %action, ok, "recorded the command's result");
+                    s.engine.changed()
+                }
                 Err(e) => {
                     tracing::warn!(node = %node, command = %id, "could not record the result: {e}")
                 }

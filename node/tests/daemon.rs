@@ -485,6 +485,13 @@ async fn a_command_runs_exactly_once_across_a_restart_and_unlisted_actions_are_r
         .await,
         "an action that is not in the node's config is refused, not run"
     );
+    assert!(
+        s.ops.with_replica(|r| {
+            r.results_registers().contains_key("cam-1")
+                && r.doc_mut().command_result_in_doc("c1", "cam-1").is_none()
+        }),
+        "the results came in cam-1's results register, not the document"
+    );
     d.shutdown().await;
     // Restart: the command is not run again.
     let d = start(&s).await;

@@ -151,6 +151,8 @@ fn peers() -> Vec<PeerStatus> {
             last_sync_ms: Some(now - 30_000),
             lacks: Some(3),
             last_error: None,
+            path: None,
+            rtt_ms: None,
         },
         PeerStatus {
             key: "k-cam-9".into(),
@@ -160,6 +162,8 @@ fn peers() -> Vec<PeerStatus> {
             last_sync_ms: None,
             lacks: None,
             last_error: Some("unreachable".into()),
+            path: None,
+            rtt_ms: None,
         },
     ]
 }

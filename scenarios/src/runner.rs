@@ -1452,12 +1452,14 @@ impl Runner {
                     let Some(rec) = st.commands.get(&id) else {
                         return Err(format!("the operator has no command {id}"));
                     };
-                    let results = st.command_results.get(&id);
+                    // The nodes' results registers (and any result still
+                    // in the document), as `command status` reads them.
+                    let results = r.command_results(&id);
                     let pending: Vec<String> = st
                         .nodes
                         .values()
                         .filter(|n| rec.targets(&n.id, &n.site))
-                        .filter_map(|n| match results.and_then(|m| m.get(n.id.as_str())) {
+                        .filter_map(|n| match results.get(n.id.as_str()) {
                             Some(res) if res.ok => None,
                             Some(res) => Some(format!("{} failed: {}", n.id, res.output.trim())),
                             None => Some(format!("{} has not reported", n.id)),

@@ -1,5 +1,7 @@
 //! `command`: run an allowlisted action on nodes, list commands, a
-//! command's results.
+//! command's results. Results come from the nodes' command results
+//! registers this replica holds (and, for nodes from before them, from the
+//! document): `Replica::command_results`.
 
 use anyhow::{Result, anyhow};
 use fleetdeck_store::document::CommandRecord;
@@ -41,9 +43,9 @@ fn list(r: &Replica, out: &Out) -> Result<()> {
     let rows: Vec<Value> = cmds
         .iter()
         .map(|(id, c)| {
-            let res = st.command_results.get(*id);
-            let done = res.map_or(0, |m| m.len());
-            let failed = res.map_or(0, |m| m.values().filter(|x| !x.ok).count());
+            let res = r.command_results(id);
+            let done = res.len();
+            let failed = res.values().filter(|x| !x.ok).count();
             json!({"id": id, "action": c.action, "target": c.target, "by": c.by, "at_ms": c.at_ms,
                    "targets": command_targets(st, c).len(), "reported": done, "failed": failed})
         })
@@ -74,12 +76,19 @@ fn status(r: &Replica, out: &Out, command_id: &str) -> Result<()> {
         .commands
         .get(command_id)
         .ok_or_else(|| anyhow!("no command '{command_id}' (see `fleetdeck command list`)"))?;
-    let results = st.command_results.get(command_id);
+    let results = r.command_results(command_id);
+    // Nodes keep results for `results::KEEP_MS`: past that, no result
+    // says nothing about the node.
+    let none = if fleetdeck_store::now_ms() - c.at_ms > fleetdeck_store::results::KEEP_MS {
+        "unknown"
+    } else {
+        "pending"
+    };
     let rows: Vec<Value> = command_targets(st, c)
         .iter()
-        .map(|n| match results.and_then(|m| m.get(n.as_str())) {
+        .map(|n| match results.get(n.as_str()) {
             Some(x) => json!({"node": n, "state": if x.ok { "ok" } else { "failed" }, "exit_code": x.exit_code, "output": x.output, "at_ms": x.at_ms}),
-            None => json!({"node": n, "state": "pending", "exit_code": null, "output": null, "at_ms": null}),
+            None => json!({"node": n, "state": none, "exit_code": null, "output": null, "at_ms": null}),
         })
         .collect();
     let doc = json!({"id": command_id, "action": c.action, "target": c.target, "by": c.by, "at_ms": c.at_ms, "nodes": rows});

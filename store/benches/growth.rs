@@ -103,6 +103,7 @@ use fleetdeck_store::health_log::{self, DAY_MS, HOUR_MS, MINUTE_MS};
 use fleetdeck_store::identity::Identity;
 use fleetdeck_store::ops::{self, CommandTarget, Op, RolloutPlan};
 use fleetdeck_store::replica::{DB_FILE, SignedChange};
+use fleetdeck_store::results::{ResultsRegister, SignedResults};
 use fleetdeck_store::{NodeId, Replica, Role, SiteId};
 use rusqlite::{Connection, params};
 use serde_json::json;
@@ -663,6 +664,8 @@ struct DocNode {
     seq: u64,
     /// The revision it last applied, and when.
     applied: (String, i64),
+    /// Its command results register (when results go there).
+    results: Option<ResultsRegister>,
 }
 
 #[derive(Default)]
@@ -699,6 +702,10 @@ struct DocSim {
     /// Whether nodes write their command results and addresses into the
     /// document (false: the comparison run, as if they were kept elsewhere).
     churn: bool,
+    /// Whether command results go into the nodes' signed results
+    /// registers (what fleetdeck does since issue 16), taken in by the hub
+    /// with `Replica::admit_results`, rather than into the document.
+    results_in_registers: bool,
 }
 
 fn node_id(i: usize) -> BoxResult<NodeId> {
@@ -718,7 +725,14 @@ fn cfg(key: &str) -> BoxResult<ConfigPath> {
 }
 
 impl DocSim {
-    fn new(dir: &Path, n: usize, batch: usize, seed: u64, churn: bool) -> BoxResult<DocSim> {
+    fn new(
+        dir: &Path,
+        n: usize,
+        batch: usize,
+        seed: u64,
+        churn: bool,
+        results_in_registers: bool,
+    ) -> BoxResult<DocSim> {
         let mut rng = Rng(seed ^ 0xD0C5_D0C5_D0C5_D0C5);
         let mut admin = Replica::init(dir, "ops", "p8 fleet")?;
         let mut nodes = Vec::with_capacity(n);
@@ -734,6 +748,7 @@ impl DocSim {
                 identity,
                 seq: 1,
                 applied: (String::new(), EPOCH_MS),
+                results: None,
             });
         }
         let sites: Vec<SiteId> = (0..n.div_ceil(10))
@@ -783,6 +798,7 @@ impl DocSim {
             batch,
             counts: DocCounts::default(),
             churn,
+            results_in_registers,
         })
     }
 
@@ -934,6 +950,9 @@ impl DocSim {
     /// all at about the same time, each on the document it held when the
     /// command reached it (concurrent changes, as a fleet makes them).
     fn node_results(&mut self, cmd: &str, t: i64, batch: usize) -> BoxResult<()> {
+        if self.results_in_registers {
+            return self.node_result_registers(cmd, t);
+        }
         self.sync_nodes()?;
         let base = self.shadow.heads();
         let mut made = Vec::with_capacity(self.nodes.len());
@@ -963,6 +982,46 @@ impl DocSim {
         self.counts.last_results_settles = self.hub_takes(made)?;
         self.counts.last_results_intake = took.elapsed();
         self.counts.last_results_batch = batch;
+        Ok(())
+    }
+
+    /// Every node runs command `cmd` issued at `t` and puts its result in
+    /// its results register, signed with its key; the hub admits each as
+    /// a session brings it (one register per call).
+    fn node_result_registers(&mut self, cmd: &str, t: i64) -> BoxResult<()> {
+        let mut made = Vec::with_capacity(self.nodes.len());
+        for i in 0..self.nodes.len() {
+            let at = t + 2_000 + self.rng.below(30_000) as i64;
+            let result = CommandResult {
+                exit_code: Some(0),
+                ok: true,
+                output: format!(
+                    "rotating pattern: /var/log/frigate/*.log after 1 days (7 rotations)\n\
+                     rotated {} files, {} kB freed",
+                    1 + self.rng.below(6),
+                    self.rng.below(90_000)
+                ),
+                at_ms: at,
+            };
+            let n = &mut self.nodes[i];
+            let reg =
+                ResultsRegister::with_result(n.results.as_ref(), n.id.as_str(), cmd, result, at);
+            made.push(SignedResults::sign(&reg, &n.identity)?);
+            n.results = Some(reg);
+        }
+        let took = Instant::now();
+        for signed in &made {
+            let admitted = self.admin.admit_results(signed)?;
+            if !matches!(admitted, health::Admission::Stored) {
+                return Err(
+                    format!("the hub did not store a results register: {admitted:?}").into(),
+                );
+            }
+        }
+        self.counts.last_results_intake = took.elapsed();
+        self.counts.last_results_settles = made.len() as u64;
+        self.counts.last_results_batch = 1;
+        self.counts.results += made.len() as u64;
         Ok(())
     }
 
@@ -1211,6 +1270,9 @@ struct Config {
     doc_nodes: u64,
     doc_days: i64,
     batch: u64,
+    /// `FLEETDECK_P8_RESULTS`: `registers` (default, as fleetdeck does) or
+    /// `doc` (as it did before issue 16's remedy).
+    results_in_registers: bool,
     only: Option<String>,
 }
 
@@ -1235,6 +1297,15 @@ impl Config {
             doc_nodes: env_num("FLEETDECK_P8_DOC_NODES", 50)?.max(1),
             doc_days: env_num("FLEETDECK_P8_DOC_DAYS", 365)?.max(1) as i64,
             batch: env_num("FLEETDECK_P8_BATCH", 25)?.max(1),
+            results_in_registers: match std::env::var("FLEETDECK_P8_RESULTS").as_deref() {
+                Err(_) | Ok("registers") => true,
+                Ok("doc") => false,
+                Ok(o) => {
+                    return Err(
+                        format!("FLEETDECK_P8_RESULTS={o}: expected registers or doc").into(),
+                    );
+                }
+            },
             only,
         })
     }
@@ -1753,8 +1824,15 @@ type Verdicts = Vec<(String, String, String, Option<bool>)>;
 fn doc_part(cfg: &Config, tmp: &Path) -> BoxResult<Verdicts> {
     println!("== fleet document (store/src/document.rs, replica.rs) ==");
     println!(
-        "{} nodes, each a member bound to its node and writing with its own key; {} days. Each day: a command to every node (ops::apply CommandRun) and every node's result (put_command_result, concurrent); {ACKS_PER_DAY} alerts acked (ops::apply Ack); every node's address changing (set_member_addrs); each week a rollout (ops::apply RolloutStart, 3 waves, advanced by Replica::advance_rollouts). The hub judges and takes in node changes {} per settle, and one per settle the day before a load is measured.",
-        cfg.doc_nodes, cfg.doc_days, cfg.batch
+        "{} nodes, each a member bound to its node and writing with its own key; {} days. Each day: a command to every node (ops::apply CommandRun) and every node's result ({}); {ACKS_PER_DAY} alerts acked (ops::apply Ack); every node's address changing (set_member_addrs); each week a rollout (ops::apply RolloutStart, 3 waves, advanced by Replica::advance_rollouts). The hub judges and takes in node changes {} per settle, and one per settle the day before a load is measured.",
+        cfg.doc_nodes,
+        cfg.doc_days,
+        if cfg.results_in_registers {
+            "in its signed results register, admitted by the hub one by one (Replica::admit_results): FLEETDECK_P8_RESULTS=doc for the document"
+        } else {
+            "put_command_result into the document, concurrent: FLEETDECK_P8_RESULTS=doc"
+        },
+        cfg.batch
     );
     let dir = tmp.join("doc");
     let started = Instant::now();
@@ -1764,6 +1842,7 @@ fn doc_part(cfg: &Config, tmp: &Path) -> BoxResult<Verdicts> {
         cfg.batch as usize,
         cfg.seed,
         true,
+        cfg.results_in_registers,
     )?;
     let load_days = [30.min(cfg.doc_days), cfg.doc_days];
     let marks: Vec<i64> = [30, 90, 180, 365]
@@ -1827,6 +1906,7 @@ fn doc_part(cfg: &Config, tmp: &Path) -> BoxResult<Verdicts> {
         cfg.doc_nodes as usize,
         cfg.batch as usize,
         cfg.seed,
+        false,
         false,
     )?;
     while quiet.day < cfg.doc_days {

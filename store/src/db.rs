@@ -41,8 +41,9 @@ CREATE INDEX IF NOT EXISTS arrivals_at ON arrivals(at_ms);
 ";
 
 /// Version of the tables below, kept in `PRAGMA user_version`. Version 6:
-/// what the replica heard of each node over time (`health_log`).
-pub const SCHEMA_VERSION: i64 = 6;
+/// what the replica heard of each node over time (`health_log`). Version 7:
+/// nodes' command results registers (`results`).
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA_SQL: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -176,6 +177,7 @@ impl Db {
         tx.execute_batch(SIGNATURES_SQL)?;
         tx.execute_batch(ARRIVALS_SQL)?;
         tx.execute_batch(crate::health_log::SCHEMA_SQL)?;
+        tx.execute_batch(crate::results::SCHEMA_SQL)?;
         for (k, v) in meta {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)",
@@ -341,6 +343,10 @@ impl Db {
             tx.execute_batch(crate::health_log::SCHEMA_SQL)
                 .map_err(|e| self.err(e))?;
             crate::health_log::migrate_samples(&tx)?;
+        }
+        if from < 7 {
+            tx.execute_batch(crate::results::SCHEMA_SQL)
+                .map_err(|e| self.err(e))?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| self.err(e))?;

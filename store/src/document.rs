@@ -14,7 +14,8 @@
 //! acks        { ALERT_ID: { by, at_ms, until_ms, since_ms } }
 //! freeze      { frozen, by, at_ms, message }
 //! commands    { CMD: { action, target, by, at_ms } }
-//! command_results { "<CMD>/<NODE>": "<json>" }   one entry per node, flat
+//! command_results { "<CMD>/<NODE>": "<json>" }   one entry per node, flat (legacy:
+//!                                                   results now live in registers, `results`)
 //! rollouts    { ID: "<json spec>" }
 //! rollout_events { "<ID>/open/<K>" | "<ID>/halt" | "<ID>/pause" | "<ID>/resume" | "<ID>/abort": "<json>" }
 //! ```
@@ -281,7 +282,10 @@ pub struct FleetState {
     pub acks: HashMap<String, Ack>,
     pub freeze: Option<FreezeRecord>,
     pub commands: BTreeMap<String, CommandRecord>,
-    /// command id → node id → result.
+    /// command id → node id → result. Read from the document, results
+    /// written there by nodes from before results registers; a replica's
+    /// state (`Replica::state`) also holds every node's results register
+    /// over them (`Replica::command_results`).
     pub command_results: BTreeMap<String, BTreeMap<String, CommandResult>>,
     /// Rollouts, oldest first (later ones overlay earlier ones).
     pub rollouts: Vec<crate::rollout::Rollout>,
@@ -1572,7 +1576,20 @@ impl FleetDoc {
         Ok(())
     }
 
-    /// A node reports what a command did on it.
+    /// The result `node` wrote into the document for command `id` (as
+    /// nodes did before results moved to their registers, `results`), if
+    /// one is there and reads.
+    pub fn command_result_in_doc(&self, id: &str, node: &str) -> Option<CommandResult> {
+        let obj = self.obj(COMMAND_RESULTS).ok()?;
+        match self.doc.get(&obj, format!("{id}/{node}").as_str()) {
+            Ok(Some((automerge::Value::Scalar(s), _))) => serde_json::from_str(s.as_str()?).ok(),
+            _ => None,
+        }
+    }
+
+    /// A node reports what a command did on it, in the document: how nodes
+    /// did before results moved to their registers (`results`); kept for
+    /// tests of the legacy path and of its rights.
     pub fn put_command_result(&mut self, id: &str, node: &NodeId, r: &CommandResult) -> Result<()> {
         let results = self.later_obj(COMMAND_RESULTS)?;
         let text = serde_json::to_string(r).map_err(|e| StoreError::Invalid(e.to_string()))?;

@@ -1,8 +1,9 @@
 //! The fleet's events, newest first: what happened to nodes (from the
 //! replica's record of what it heard: down, up, applies, rollbacks, alerts)
 //! and what operators and daemons wrote (config edits, sites and nodes,
-//! members, acks and silences, freezes, commands and their results,
-//! rollouts) — each with its time and who or what caused it.
+//! members, acks and silences, freezes, commands, rollouts) and what nodes
+//! reported in their command results registers — each with its time and
+//! who or what caused it.
 //!
 //! What a change did is read from the document itself, not its message:
 //! the root maps its operations wrote to (see the layout in `document`),
@@ -322,6 +323,54 @@ pub fn change_events(
         };
         if filter.keeps(&ev, st, Some(info)) {
             out.push(ev);
+        }
+    }
+    out
+}
+
+/// One `command_result` event per result held in nodes' results registers
+/// (`results`) dated in `[from_ms, to_ms]` by the node's clock when the
+/// command finished, that `filter` keeps. (Results nodes wrote into the
+/// document before registers are changes, in [`change_events`].)
+pub fn result_events<'a>(
+    st: &FleetState,
+    registers: impl Iterator<Item = &'a crate::results::ResultsRegister>,
+    from_ms: i64,
+    to_ms: i64,
+    filter: &Filter,
+) -> Vec<FleetEvent> {
+    let mut out = Vec::new();
+    for reg in registers {
+        let site = crate::NodeId::parse(&reg.node)
+            .ok()
+            .and_then(|id| st.nodes.get(&id))
+            .map(|n| n.site.to_string());
+        for (cmd, r) in &reg.results {
+            if r.at_ms < from_ms || r.at_ms > to_ms {
+                continue;
+            }
+            let action = st
+                .commands
+                .get(cmd)
+                .map_or("a command", |c| c.action.as_str());
+            let outcome = match (r.ok, r.exit_code) {
+                (true, _) => "ok".to_string(),
+                (false, Some(code)) => format!("failed (exit {code})"),
+                (false, None) => "failed".to_string(),
+            };
+            let ev = FleetEvent {
+                at_ms: r.at_ms,
+                kind: ChangeKind::CommandResult.as_str(),
+                site: site.clone(),
+                node: Some(reg.node.clone()),
+                by: reg.node.clone(),
+                text: format!("{} ran {action} ({cmd}): {outcome}", reg.node),
+                change: None,
+                alert: None,
+            };
+            if filter.keeps(&ev, st, None) {
+                out.push(ev);
+            }
         }
     }
     out

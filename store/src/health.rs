@@ -411,14 +411,14 @@ fn validate(reg: &HealthRegister) -> Result<()> {
 /// connection is idle (so the `max(ver)+1` read and the write cannot race
 /// another process), a savepoint when the caller already has a transaction
 /// open. Rolls back on drop unless committed.
-struct WriteScope<'c> {
+pub(crate) struct WriteScope<'c> {
     conn: &'c Connection,
     nested: bool,
     done: bool,
 }
 
 impl<'c> WriteScope<'c> {
-    fn begin(conn: &'c Connection) -> Result<Self> {
+    pub(crate) fn begin(conn: &'c Connection) -> Result<Self> {
         let nested = !conn.is_autocommit();
         if nested {
             conn.execute_batch("SAVEPOINT fleetdeck_health")?;
@@ -432,7 +432,7 @@ impl<'c> WriteScope<'c> {
         })
     }
 
-    fn commit(mut self) -> Result<()> {
+    pub(crate) fn commit(mut self) -> Result<()> {
         if self.nested {
             self.conn.execute_batch("RELEASE fleetdeck_health")?;
         } else {

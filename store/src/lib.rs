@@ -2,8 +2,8 @@
 //!
 //! It owns the fleet document (automerge: config layers, sites, nodes,
 //! members, alert acks, the freeze flag), the effective-config reconcile with
-//! provenance, the health registers kept outside the document's history, the
-//! alert rules, and their durable storage in SQLite.
+//! provenance, the health and command results registers kept outside the
+//! document's history, the alert rules, and their durable storage in SQLite.
 //!
 //! `store` does no networking and draws nothing: `sync` moves its changes
 //! between replicas, `node` applies them, `tui` shows them.
@@ -27,6 +27,7 @@ pub mod ops;
 pub mod peer;
 pub mod receipts;
 pub mod replica;
+pub mod results;
 pub mod rights;
 pub mod rollout;
 pub mod schema;

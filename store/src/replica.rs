@@ -16,13 +16,14 @@ use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use crate::alerts::{self, Alert, FleetSummary, NodeInput, SiteInput, SiteState, Thresholds};
 use crate::config::{self, Effective};
 use crate::db::{Db, Row};
-use crate::document::{Conflict, FleetDoc, FleetState, HistoryEntry, Parts};
+use crate::document::{CommandResult, Conflict, FleetDoc, FleetState, HistoryEntry, Part, Parts};
 use crate::error::{Result, StoreError};
 use crate::health::{self, HealthRegister, StoredRegister};
 use crate::health_log;
 use crate::identity::{self, Identity};
 use crate::ids::{MemberKey, Role};
 use crate::moment::{self, Moment};
+use crate::results::{self, ResultsRegister, SignedResults, StoredResults};
 use crate::sign::{self, Sig, SigError};
 
 pub const DB_FILE: &str = "replica.db";
@@ -78,6 +79,11 @@ pub struct Replica {
     data_version: i64,
     health: HashMap<String, StoredRegister>,
     health_ver: i64,
+    /// Every node's command results register held here (`results`), by
+    /// node id; their results are also in `state.command_results`, over
+    /// what the document holds.
+    results: HashMap<String, StoredResults>,
+    results_ver: i64,
     /// Parts of the typed state a failed rebuild left unread: re-read by
     /// the next rebuild, whatever that one's changes touch.
     unread: Parts,
@@ -398,6 +404,8 @@ impl Replica {
             data_version,
             health: HashMap::new(),
             health_ver: 0,
+            results: HashMap::new(),
+            results_ver: 0,
             unread: Parts::NONE,
             warnings,
             sigs,
@@ -405,6 +413,7 @@ impl Replica {
             max_seq,
         };
         r.load_health(0)?;
+        r.load_results(0)?;
         if !r.opts.read_only && r.db.meta(RECORD_SINCE)?.is_none() {
             // Where this replica's record of what it held and heard begins
             // (`--at`): its creation, or its upgrade to schema 6.
@@ -426,6 +435,72 @@ impl Replica {
             self.health.insert(row.reg.node.clone(), row);
         }
         Ok(changed)
+    }
+
+    /// Reads the results registers written after `since` (by this process
+    /// or another), and lays their results over the state's.
+    fn load_results(&mut self, since: i64) -> Result<bool> {
+        let (rows, bad) = results::load_since(self.db.conn(), since)?;
+        for node in bad {
+            self.warnings.push(format!(
+                "command results register of node {node} is unreadable and was skipped"
+            ));
+        }
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        let state = Arc::make_mut(&mut self.state);
+        for row in rows {
+            self.results_ver = self.results_ver.max(row.ver);
+            let node = row.reg.node.clone();
+            let old = self.results.insert(node.clone(), row);
+            // Results retention dropped: what the document holds for them,
+            // if anything (a node writes each result in one place only).
+            for cmd in old.iter().flat_map(|o| o.reg.results.keys()) {
+                if self.results[&node].reg.results.contains_key(cmd) {
+                    continue;
+                }
+                let legacy = self.doc.command_result_in_doc(cmd, &node);
+                let per_node = state.command_results.entry(cmd.clone()).or_default();
+                match legacy {
+                    Some(r) => {
+                        per_node.insert(node.clone(), r);
+                    }
+                    None => {
+                        per_node.remove(&node);
+                        if per_node.is_empty() {
+                            state.command_results.remove(cmd);
+                        }
+                    }
+                }
+            }
+            for (cmd, r) in &self.results[&node].reg.results {
+                state
+                    .command_results
+                    .entry(cmd.clone())
+                    .or_default()
+                    .insert(node.clone(), r.clone());
+            }
+        }
+        Ok(true)
+    }
+
+    /// Lays every results register's results over those the state read
+    /// from the document (after the commands part was re-read).
+    fn overlay_results(&mut self) {
+        if self.results.is_empty() {
+            return;
+        }
+        let state = Arc::make_mut(&mut self.state);
+        for s in self.results.values() {
+            for (cmd, r) in &s.reg.results {
+                state
+                    .command_results
+                    .entry(cmd.clone())
+                    .or_default()
+                    .insert(s.reg.node.clone(), r.clone());
+            }
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -505,7 +580,8 @@ impl Replica {
             self.rebuild()?;
         }
         let health_changed = self.load_health(self.health_ver)?;
-        Ok(doc_changed || health_changed)
+        let results_changed = self.load_results(self.results_ver)?;
+        Ok(doc_changed || health_changed || results_changed)
     }
 
     /// Brings the typed state up to date with the document, re-reading only
@@ -529,6 +605,9 @@ impl Replica {
                     return Err(e);
                 }
             }
+            self.overlay_results();
+        } else if parts.contains(Part::Commands) {
+            self.overlay_results();
         }
         Ok(())
     }
@@ -1135,6 +1214,118 @@ impl Replica {
         &self.health
     }
 
+    // ---- command results ----------------------------------------------------
+
+    /// Records what command `command` did on `node`, the node this
+    /// replica's daemon runs: its results register, with the result added
+    /// (seq one up, retention applied: `results::ResultsRegister::with_result`),
+    /// signed with this replica's key (the key bound to the node) and
+    /// stored; sessions send it on at once. Nothing is written into the
+    /// document.
+    pub fn record_command_result(
+        &mut self,
+        node: &crate::NodeId,
+        command: &str,
+        result: CommandResult,
+    ) -> Result<()> {
+        if self.opts.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        // Another process on this data dir may have written since.
+        self.load_results(self.results_ver)?;
+        let held = self.results.get(node.as_str()).map(|s| &s.reg);
+        let reg = ResultsRegister::with_result(held, node.as_str(), command, result, now_ms());
+        let signed = SignedResults::sign(&reg, &self.identity)?;
+        results::record_signed(self.db.conn(), &reg, &signed, now_ms())?;
+        self.load_results(self.results_ver)?;
+        Ok(())
+    }
+
+    /// Offers a results register from a peer (or anywhere but this
+    /// replica's own daemon): stored only when its node is in this fleet
+    /// with a key bound to it, it is signed by that key, its seq is
+    /// plausible and it is newer than what is held (`results::admit`);
+    /// anything else is refused, and said why. Errors only for the database
+    /// (or a read-only replica).
+    pub fn admit_results(&mut self, signed: &SignedResults) -> Result<health::Admission> {
+        let mut out = self.admit_results_batch(std::slice::from_ref(signed))?;
+        Ok(out.pop().unwrap_or(health::Admission::Kept))
+    }
+
+    /// [`Replica::admit_results`] for many registers, judged one by one
+    /// and stored in one transaction (what a session receives at once).
+    pub fn admit_results_batch(
+        &mut self,
+        batch: &[SignedResults],
+    ) -> Result<Vec<health::Admission>> {
+        use health::{Admission, Refusal};
+        if self.opts.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let now = now_ms();
+        let mut out = Vec::with_capacity(batch.len());
+        let conn = self.db.conn();
+        let scope = health::WriteScope::begin(conn)?;
+        for signed in batch {
+            let reg = match signed.decode() {
+                Ok(r) => r,
+                Err(why) => {
+                    out.push(Admission::Refused {
+                        node: "?".into(),
+                        why,
+                    });
+                    continue;
+                }
+            };
+            let node = crate::NodeId::parse(&reg.node)
+                .ok()
+                .and_then(|id| self.state.nodes.get(&id));
+            let key = match node {
+                None => Err(Refusal::UnknownNode),
+                Some(n) => n.key.clone().ok_or(Refusal::Unbound),
+            };
+            match key {
+                Ok(key) => out.push(results::admit(conn, signed, &reg, &key, now, now)?),
+                Err(why) => out.push(Admission::Refused {
+                    node: reg.node,
+                    why,
+                }),
+            }
+        }
+        scope.commit()?;
+        if out.contains(&Admission::Stored) {
+            self.load_results(self.results_ver)?;
+        }
+        Ok(out)
+    }
+
+    /// The results register held of `node` as its node signed it, to pass
+    /// on to a peer.
+    pub fn signed_results(&self, node: &str) -> Result<Option<SignedResults>> {
+        results::signed(self.db.conn(), node)
+    }
+
+    /// Every node's results register held here, by node id.
+    pub fn results_registers(&self) -> &HashMap<String, StoredResults> {
+        &self.results
+    }
+
+    /// What each node reported for command `command`, by node id: its
+    /// results register's entry, or else (nodes from before results
+    /// registers) the result it wrote into the document, which the rights
+    /// rules let only the node bound to its key write. The same as
+    /// `state().command_results[command]`.
+    pub fn command_results(
+        &self,
+        command: &str,
+    ) -> std::collections::BTreeMap<String, CommandResult> {
+        self.state
+            .command_results
+            .get(command)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn series(&self, node: &str, since_ms: i64) -> Result<Vec<health::Sample>> {
         health::series(self.db.conn(), node, since_ms)
     }
@@ -1316,6 +1507,13 @@ impl Replica {
                 }
             }
         }
+        out.extend(crate::events::result_events(
+            &st,
+            self.results.values().map(|s| &s.reg),
+            from_ms,
+            to_ms,
+            filter,
+        ));
         let history = self.history();
         out.extend(crate::events::change_events(
             self.doc.automerge_mut(),

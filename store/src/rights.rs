@@ -30,7 +30,7 @@
 //! | `nodes`                                 | yes   | yes      | no     | `nodes/<NODE>/key` = its own key, when unbound or bound to it |
 //! | `rollouts` (each key the spec sets judged as a config key) | yes | yes | no | no |
 //! | `rollout_events`                        | yes   | yes      | no     | `<ID>/halt` only |
-//! | `command_results`                       | yes   | no       | no     | `<CMD>/<NODE>` where `nodes/<NODE>/key` is its key |
+//! | `command_results` (legacy: nodes now report in their results registers, `results`) | yes | no | no | `<CMD>/<NODE>` where `nodes/<NODE>/key` is its key |
 //! | `members/<ITS KEY>/addrs`               | yes   | yes      | yes    | yes  |
 //! | the rest of `members`                   | yes   | no       | no     | no   |
 //! | the document root, unknown root maps    | yes   | no       | no     | no   |

@@ -578,9 +578,46 @@ fn a_version_1_database_is_migrated_in_place() {
     let v: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 6);
+    assert_eq!(v, 7);
     // Its history was stored before changes were signed: it says so.
     assert!(r.is_unsigned());
+}
+
+#[test]
+fn a_version_6_database_gains_the_results_table_and_reads_as_no_registers_until_then() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fleet(dir.path()));
+    let conn = rusqlite::Connection::open(dir.path().join("replica.db")).unwrap();
+    conn.execute_batch("DROP TABLE results; PRAGMA user_version = 6;")
+        .unwrap();
+    drop(conn);
+    // Read-only, it is not migrated: no table, no registers, no error.
+    let ro = Replica::open_with(
+        dir.path(),
+        fleetdeck_store::replica::OpenOptions {
+            read_only: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(ro.results_registers().is_empty());
+    assert_eq!(ro.signed_results("cam-1").unwrap(), None);
+    drop(ro);
+    let r = Replica::open(dir.path()).unwrap();
+    assert!(r.results_registers().is_empty());
+    let conn = rusqlite::Connection::open(dir.path().join("replica.db")).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 7);
+    let has: bool = conn
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'results'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(has);
 }
 
 #[test]

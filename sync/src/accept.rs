@@ -45,7 +45,7 @@ async fn accept_session(inner: Arc<Inner>, conn: Connection) -> Result<(), Sessi
         .accept_bi()
         .await
         .map_err(|e| SessionError::Protocol(format!("no stream: {e}")))?;
-    let (hello, origin) = session::read_hello(&mut recv).await?;
+    let (hello, origin, features) = session::read_hello(&mut recv).await?;
     if let Err(SessionError::Refused(why)) = session::check_hello(&hello, &inner.fleet_id) {
         tracing::warn!(peer = %remote, "refused a session: {why}");
         return Err(refuse(&mut send, &conn, why).await);
@@ -100,6 +100,7 @@ async fn accept_session(inner: Arc<Inner>, conn: Connection) -> Result<(), Sessi
         remote,
         remote_name: hello.name,
         claim,
+        features,
     };
     inner.drive(est, Mode::Keep).await
 }

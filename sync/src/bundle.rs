@@ -1,5 +1,5 @@
-//! Bundles: everything a replica has (document changes and health
-//! registers) in one file, carried by hand between sites that share no
+//! Bundles: everything a replica has (document changes, health registers
+//! and command results registers) in one file, carried by hand between sites that share no
 //! network. Importing goes through the same verification as the network;
 //! importing twice changes nothing.
 
@@ -8,6 +8,7 @@ use std::path::Path;
 use automerge::Change;
 use fleetdeck_store::health::{Admission, SignedRegister};
 use fleetdeck_store::replica::SignedChange;
+use fleetdeck_store::results::SignedResults;
 use fleetdeck_store::{Replica, now_ms};
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +17,11 @@ use crate::verify::{self, Admitted, Gate, WireChange};
 const MAGIC: &[u8; 16] = b"FLEETDECK-BUNDLE";
 /// 2: every change with its author's signature.
 /// 3: every health register as its node signed it.
-const VERSION: u16 = 3;
+/// 4: every command results register as its node signed it. Version 3
+/// bundles are still read (they hold no results registers); a fleetdeck
+/// from before version 4 refuses a version 4 bundle, saying which version
+/// it reads.
+const VERSION: u16 = 4;
 
 #[derive(Serialize, Deserialize)]
 struct Body {
@@ -26,6 +31,17 @@ struct Body {
     changes: Vec<WireChange>,
     /// Each register as its node signed it (those stored before registers
     /// were signed stay behind).
+    health: Vec<SignedRegister>,
+    /// Each node's command results register as its node signed it.
+    results: Vec<SignedResults>,
+}
+
+/// A version 3 bundle's body: [`Body`] without results registers.
+#[derive(Deserialize)]
+struct BodyV3 {
+    fleet_id: String,
+    created_ms: i64,
+    changes: Vec<WireChange>,
     health: Vec<SignedRegister>,
 }
 
@@ -58,6 +74,7 @@ pub enum BundleError {
 pub struct Exported {
     pub changes: usize,
     pub health: usize,
+    pub results: usize,
     pub bytes: usize,
 }
 
@@ -73,6 +90,10 @@ pub struct Imported {
     /// Registers refused (see `Replica::admit_health`), each with its node
     /// and why.
     pub health_refused: Vec<String>,
+    pub results_new: usize,
+    /// Command results registers refused (see `Replica::admit_results`),
+    /// each with its node and why.
+    pub results_refused: Vec<String>,
 }
 
 fn short(s: &str) -> &str {
@@ -97,11 +118,20 @@ pub fn export(replica: &mut Replica, path: &Path) -> Result<Exported, BundleErro
             health.push(signed);
         }
     }
+    let mut nodes: Vec<String> = replica.results_registers().keys().cloned().collect();
+    nodes.sort();
+    let mut results = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        if let Some(signed) = replica.signed_results(&node)? {
+            results.push(signed);
+        }
+    }
     let body = Body {
         fleet_id: replica.state().fleet_id.clone(),
         created_ms: now_ms(),
         changes,
         health,
+        results,
     };
     let mut bytes = MAGIC.to_vec();
     bytes.extend_from_slice(&VERSION.to_be_bytes());
@@ -122,6 +152,7 @@ pub fn export(replica: &mut Replica, path: &Path) -> Result<Exported, BundleErro
     Ok(Exported {
         changes: body.changes.len(),
         health: body.health.len(),
+        results: body.results.len(),
         bytes: bytes.len(),
     })
 }
@@ -136,7 +167,7 @@ pub fn import(replica: &mut Replica, path: &Path) -> Result<Imported, BundleErro
         return Err(BundleError::NotABundle { path: p });
     }
     let version = u16::from_be_bytes([bytes[MAGIC.len()], bytes[MAGIC.len() + 1]]);
-    if version != VERSION {
+    if version != VERSION && version != 3 {
         return Err(BundleError::Version {
             path: p,
             found: version,
@@ -146,8 +177,21 @@ pub fn import(replica: &mut Replica, path: &Path) -> Result<Imported, BundleErro
         path: p.clone(),
         detail,
     };
-    let (body, rest): (Body, _) =
-        postcard::take_from_bytes(&bytes[MAGIC.len() + 2..]).map_err(|e| damaged(e.to_string()))?;
+    let data = &bytes[MAGIC.len() + 2..];
+    let (body, rest): (Body, _) = if version == 3 {
+        let (b, rest): (BodyV3, _) =
+            postcard::take_from_bytes(data).map_err(|e| damaged(e.to_string()))?;
+        let body = Body {
+            fleet_id: b.fleet_id,
+            created_ms: b.created_ms,
+            changes: b.changes,
+            health: b.health,
+            results: Vec::new(),
+        };
+        (body, rest)
+    } else {
+        postcard::take_from_bytes(data).map_err(|e| damaged(e.to_string()))?
+    };
     if !rest.is_empty() {
         return Err(damaged(format!(
             "{} unexpected bytes after the end",
@@ -197,6 +241,19 @@ pub fn import(replica: &mut Replica, path: &Path) -> Result<Imported, BundleErro
             }
         }
     }
+    // The same for results registers.
+    let mut results_new = 0;
+    let mut results_refused = Vec::new();
+    for a in replica.admit_results_batch(&body.results)? {
+        match a {
+            Admission::Stored => results_new += 1,
+            Admission::Kept => {}
+            Admission::Refused { node, why } => {
+                tracing::warn!(bundle = %p, %node, "refused a command results register: {why}");
+                results_refused.push(format!("{node}: {why}"));
+            }
+        }
+    }
     Ok(Imported {
         changes_new: accepted,
         changes_refused: refused.len(),
@@ -207,5 +264,7 @@ pub fn import(replica: &mut Replica, path: &Path) -> Result<Imported, BundleErro
             .collect(),
         health_new,
         health_refused,
+        results_new,
+        results_refused,
     })
 }

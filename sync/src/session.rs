@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::faults::Faults;
 use crate::traffic::Stats;
 use crate::verify;
-use crate::wire::{self, Hello, Msg, Origin, PROTOCOL_VERSION, WireError};
+use crate::wire::{self, Features, Hello, Msg, Origin, PROTOCOL_VERSION, WireError};
 
 /// Time allowed for the hello in each direction.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -128,22 +128,29 @@ pub(crate) struct Session {
     last_reset: Option<Instant>,
     /// node id → highest health seq the peer is known to hold.
     peer_health: HashMap<String, u64>,
+    /// Whether the peer takes command results registers (its hello's
+    /// `Features::results`); a peer from before them is sent none.
+    speaks_results: bool,
+    /// node id → highest results register seq the peer is known to hold.
+    peer_results: HashMap<String, u64>,
     bytes_out: u64,
 }
 
-/// The peer's hello, and its [`Origin`] if it sent one (a peer from before
-/// origins does not).
+/// The peer's hello, its [`Origin`] if it sent one (a peer from before
+/// origins does not), and the [`Features`] it speaks.
 pub(crate) async fn read_hello(
     recv: &mut RecvStream,
-) -> Result<(Hello, Option<Origin>), SessionError> {
+) -> Result<(Hello, Option<Origin>, Features), SessionError> {
     match tokio::time::timeout(HELLO_TIMEOUT, wire::read_hello_frame(recv)).await {
         Err(_) => Err(SessionError::HelloTimeout),
         Ok(Err(e)) => Err(e.into()),
-        Ok(Ok((Msg::Hello(h), origin, _))) => Ok((h, origin)),
-        Ok(Ok((Msg::Refuse(r), _, _))) => Err(SessionError::RefusedByPeer(r)),
-        Ok(Ok(_)) => Err(SessionError::Protocol(
-            "the first frame was not a hello".into(),
-        )),
+        Ok(Ok(f)) => match f.msg {
+            Msg::Hello(h) => Ok((h, f.origin, f.features)),
+            Msg::Refuse(r) => Err(SessionError::RefusedByPeer(r)),
+            _ => Err(SessionError::Protocol(
+                "the first frame was not a hello".into(),
+            )),
+        },
     }
 }
 
@@ -180,6 +187,7 @@ impl Session {
         remote_name: String,
         conn: Connection,
         send: SendStream,
+        features: Features,
     ) -> Self {
         Session {
             host,
@@ -191,6 +199,8 @@ impl Session {
             gate: verify::Gate::default(),
             last_reset: None,
             peer_health: HashMap::new(),
+            speaks_results: features.results,
+            peer_results: HashMap::new(),
             bytes_out: 0,
         }
     }
@@ -312,6 +322,74 @@ impl Session {
         (!out.is_empty()).then_some(Msg::Health(out))
     }
 
+    /// The results registers this replica holds of those the peer may
+    /// send it (the health policy: `health_policy`); `None` for a peer
+    /// that does not take results registers.
+    fn results_digest(&self) -> Option<Msg> {
+        if !self.speaks_results {
+            return None;
+        }
+        let r = self.host.replica();
+        let policy = self.health_policy(&r);
+        Some(Msg::ResultsDigest(
+            r.results_registers()
+                .iter()
+                .filter(|(node, _)| policy.peer_may_send(node))
+                .map(|(node, s)| (node.clone(), s.reg.seq))
+                .collect(),
+        ))
+    }
+
+    /// Results registers this replica holds that the peer is not known to
+    /// hold and is to be sent (the health policy), as their nodes signed
+    /// them, in frames of at most `RESULTS_PER_FRAME` bytes of registers.
+    fn newer_results(&mut self) -> Vec<Msg> {
+        if !self.speaks_results {
+            return Vec::new();
+        }
+        let r = self.host.replica();
+        let policy = self.health_policy(&r);
+        let mut frames = Vec::new();
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for (node, s) in r.results_registers() {
+            if !policy.may_send(node)
+                || self
+                    .peer_results
+                    .get(node)
+                    .is_some_and(|seq| *seq >= s.reg.seq)
+            {
+                continue;
+            }
+            let signed = match r.signed_results(node) {
+                Ok(Some(signed)) => signed,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(%node, "could not read the results register to send: {e}");
+                    continue;
+                }
+            };
+            self.peer_results.insert(node.clone(), s.reg.seq);
+            if bytes + signed.bytes.len() > wire::RESULTS_PER_FRAME && !batch.is_empty() {
+                frames.push(Msg::Results(std::mem::take(&mut batch)));
+                bytes = 0;
+            }
+            bytes += signed.bytes.len() + signed.sig.len();
+            batch.push(signed);
+        }
+        if !batch.is_empty() {
+            frames.push(Msg::Results(batch));
+        }
+        frames
+    }
+
+    async fn send_newer_results(&mut self) -> Result<(), SessionError> {
+        for m in self.newer_results() {
+            self.send(&m).await?;
+        }
+        Ok(())
+    }
+
     async fn push(&mut self) -> Result<(), SessionError> {
         if let Some(m) = self.doc_message() {
             self.send(&m).await?;
@@ -319,7 +397,7 @@ impl Session {
         if let Some(m) = self.newer_health() {
             self.send(&m).await?;
         }
-        Ok(())
+        self.send_newer_results().await
     }
 
     /// Handles one frame from the peer; returns whether the local replica
@@ -385,6 +463,56 @@ impl Session {
                 if !unknown.is_empty() {
                     let some = &unknown[..unknown.len().min(5)];
                     tracing::warn!(peer = %self.remote.short(), count = unknown.len(), nodes = ?some, "refused health registers of nodes not in this replica's fleet");
+                }
+                Ok(changed)
+            }
+            Msg::ResultsDigest(list) => {
+                let r = self.host.replica();
+                for (node, seq) in list {
+                    let known = fleetdeck_store::NodeId::parse(&node)
+                        .is_ok_and(|n| r.state().nodes.contains_key(&n));
+                    if known {
+                        let e = self.peer_results.entry(node).or_default();
+                        *e = (*e).max(seq);
+                    }
+                }
+                Ok(false)
+            }
+            Msg::Results(regs) => {
+                use fleetdeck_store::health::{Admission, Refusal};
+                let mut r = self.host.replica();
+                for signed in &regs {
+                    if let Ok(reg) = signed.decode()
+                        && let Ok(n) = fleetdeck_store::NodeId::parse(&reg.node)
+                        && r.state().nodes.contains_key(&n)
+                    {
+                        let e = self.peer_results.entry(reg.node).or_default();
+                        *e = (*e).max(reg.seq);
+                    }
+                }
+                // Each register is judged alone (signed by the key bound to
+                // its node, a plausible seq, within bounds); a refused one
+                // is named in the log and the session goes on.
+                let out = r.admit_results_batch(&regs)?;
+                drop(r);
+                let mut changed = false;
+                let mut unknown: Vec<String> = Vec::new();
+                for a in out {
+                    match a {
+                        Admission::Stored => changed = true,
+                        Admission::Kept => {}
+                        Admission::Refused {
+                            node,
+                            why: Refusal::UnknownNode,
+                        } => unknown.push(node),
+                        Admission::Refused { node, why } => {
+                            tracing::warn!(peer = %self.remote.short(), %node, "refused a command results register: {why}");
+                        }
+                    }
+                }
+                if !unknown.is_empty() {
+                    let some = &unknown[..unknown.len().min(5)];
+                    tracing::warn!(peer = %self.remote.short(), count = unknown.len(), nodes = ?some, "refused command results registers of nodes not in this replica's fleet");
                 }
                 Ok(changed)
             }
@@ -470,7 +598,11 @@ impl Session {
         anti_entropy.tick().await;
         let digest = self.digest();
         self.send(&digest).await?;
-        // Health goes out once the peer's digest says what it lacks.
+        if let Some(digest) = self.results_digest() {
+            self.send(&digest).await?;
+        }
+        // Health and results go out once the peer's digest says what it
+        // lacks.
         if let Some(m) = self.doc_message() {
             self.send(&m).await?;
         }
@@ -491,6 +623,7 @@ impl Session {
                         return Err(SessionError::Partitioned);
                     }
                     let was_digest = matches!(msg, Msg::HealthDigest(_));
+                    let was_results_digest = matches!(msg, Msg::ResultsDigest(_));
                     if self.handle(msg)? {
                         self.host.changed();
                     }
@@ -499,6 +632,8 @@ impl Session {
                         if let Some(m) = self.newer_health() {
                             self.send(&m).await?;
                         }
+                    } else if was_results_digest {
+                        self.send_newer_results().await?;
                     } else if let Some(m) = self.doc_message() {
                         self.send(&m).await?;
                     }
@@ -530,6 +665,11 @@ impl Session {
                     self.send(&Msg::Probe(digest)).await?;
                     let digest = self.digest();
                     if !matches!(&digest, Msg::HealthDigest(d) if d.is_empty()) {
+                        self.send(&digest).await?;
+                    }
+                    if let Some(digest) = self.results_digest()
+                        && !matches!(&digest, Msg::ResultsDigest(d) if d.is_empty())
+                    {
                         self.send(&digest).await?;
                     }
                     self.push().await?;

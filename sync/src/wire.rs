@@ -4,6 +4,7 @@
 //! naming what was wrong, and nothing is applied from it.
 
 use fleetdeck_store::health::SignedRegister;
+use fleetdeck_store::results::SignedResults;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -15,6 +16,12 @@ pub const ALPN: &[u8] = b"fleetdeck/sync/1";
 /// author's signature.
 /// 5: health registers travel as their node signed them (bytes and
 /// signature).
+///
+/// What is added without breaking a peer of the same version is said by
+/// [`Features`] in the hello frame, and sent only to a peer that speaks
+/// it: [`Msg::ResultsDigest`] and [`Msg::Results`] (command results
+/// registers) came that way, so a replica from before them still syncs the
+/// document and health with one after them.
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Largest frame accepted or sent. A whole-fleet first sync of a large fleet
@@ -54,6 +61,28 @@ pub struct Origin {
     pub dial: u64,
 }
 
+/// What a sender speaks beyond [`PROTOCOL_VERSION`]: it travels after the
+/// [`Origin`] in the hello frame, where a reader from before it stops
+/// reading (as it does for the origin), so it needs no new protocol
+/// version. A hello without it, from such a peer, reads as
+/// `Features::default()` (nothing beyond the version). A later feature is
+/// a field added at the end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Features {
+    /// Takes [`Msg::ResultsDigest`] and [`Msg::Results`]: nodes' command
+    /// results registers.
+    pub results: bool,
+}
+
+impl Features {
+    /// What this build speaks.
+    pub const CURRENT: Features = Features { results: true };
+}
+
+/// The most bytes of registers put in one [`Msg::Results`] frame; more go
+/// in the next frame.
+pub const RESULTS_PER_FRAME: usize = 4 * 1024 * 1024;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Msg {
     /// First frame in each direction.
@@ -82,6 +111,16 @@ pub enum Msg {
     /// the document sync handshake; one whose digest matches has nothing to
     /// do.
     Probe([u8; 16]),
+    /// node id → highest command results register seq the sender holds,
+    /// for the registers the receiver would send it (the same policy as
+    /// health). Only to a peer whose hello said `Features::results`: a
+    /// reader from before it cannot decode it.
+    ResultsDigest(Vec<(String, u64)>),
+    /// Command results registers newer than what the receiver is known to
+    /// hold, each as its node signed it; the receiver checks each against
+    /// the key bound to its node. At most [`RESULTS_PER_FRAME`] bytes of
+    /// registers a frame. Only to a peer that speaks it, as above.
+    Results(Vec<SignedResults>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,11 +154,25 @@ pub fn decode(body: &[u8]) -> Result<Msg, WireError> {
     postcard::from_bytes(body).map_err(|e| WireError::Decode(e.to_string()))
 }
 
-/// The hello frame: the message, then its [`Origin`].
+/// The hello frame: the message, then its [`Origin`], then the
+/// [`Features`] this build speaks.
 pub fn encode_hello(hello: &Hello, origin: Origin) -> Result<Vec<u8>, WireError> {
+    encode_hello_with(hello, origin, Some(Features::CURRENT))
+}
+
+/// [`encode_hello`] with the given features, or none at all (as a build
+/// from before features wrote it).
+pub fn encode_hello_with(
+    hello: &Hello,
+    origin: Origin,
+    features: Option<Features>,
+) -> Result<Vec<u8>, WireError> {
     let decode_err = |e: postcard::Error| WireError::Decode(e.to_string());
     let mut body = postcard::to_stdvec(&Msg::Hello(hello.clone())).map_err(decode_err)?;
     body.extend(postcard::to_stdvec(&origin).map_err(decode_err)?);
+    if let Some(f) = features {
+        body.extend(postcard::to_stdvec(&f).map_err(decode_err)?);
+    }
     if body.len() > MAX_HELLO {
         return Err(WireError::HelloTooLarge(body.len()));
     }
@@ -157,21 +210,40 @@ pub async fn read_msg<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Msg, usize), W
 /// is known to be a member, so it gets no room for anything else.
 pub const MAX_HELLO: usize = 64 * 1024;
 
+/// What a hello frame holds: the message, the sender's [`Origin`] if it
+/// wrote one, and the [`Features`] it speaks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HelloFrame {
+    pub msg: Msg,
+    pub origin: Option<Origin>,
+    pub features: Features,
+    pub len: usize,
+}
+
 /// The hello: [`read_msg`] with [`MAX_HELLO`] as the limit, and the
-/// [`Origin`] after the message when the sender wrote one (bytes after it,
-/// or an origin that does not decode, are ignored, as an older reader
-/// ignores the origin).
-pub async fn read_hello_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-) -> Result<(Msg, Option<Origin>, usize), WireError> {
+/// [`Origin`] and [`Features`] after the message when the sender wrote
+/// them (bytes after them, or ones that do not decode, are ignored, as an
+/// older reader ignores them; missing features are none).
+pub async fn read_hello_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<HelloFrame, WireError> {
     let body = read_body(r, MAX_HELLO).await.map_err(|e| match e {
         WireError::TooLarge(n) => WireError::HelloTooLarge(n),
         e => e,
     })?;
     let (msg, rest) =
         postcard::take_from_bytes::<Msg>(&body).map_err(|e| WireError::Decode(e.to_string()))?;
-    let origin = postcard::from_bytes::<Origin>(rest).ok();
-    Ok((msg, origin, 4 + body.len()))
+    let (origin, features) = match postcard::take_from_bytes::<Origin>(rest) {
+        Ok((origin, rest)) => (
+            Some(origin),
+            postcard::from_bytes::<Features>(rest).unwrap_or_default(),
+        ),
+        Err(_) => (None, Features::default()),
+    };
+    Ok(HelloFrame {
+        msg,
+        origin,
+        features,
+        len: 4 + body.len(),
+    })
 }
 
 async fn read_msg_within<R: AsyncRead + Unpin>(
@@ -227,6 +299,11 @@ mod tests {
                 changes: vec![(vec![4, 5], vec![6; 64])],
             },
             Msg::HealthDigest(vec![("a".into(), 7)]),
+            Msg::ResultsDigest(vec![("a".into(), 3)]),
+            Msg::Results(vec![SignedResults {
+                bytes: b"{}".to_vec(),
+                sig: vec![1; 64],
+            }]),
         ];
         let mut buf = Vec::new();
         for m in &msgs {
@@ -247,15 +324,41 @@ mod tests {
         let origin = Origin { run: 7, dial: 3 };
         let mut buf = Vec::new();
         write_hello(&mut buf, &h, origin).await.unwrap();
-        let (msg, got, n) = read_hello_frame(&mut buf.as_slice()).await.unwrap();
-        assert_eq!((msg, got, n), (hello(), Some(origin), buf.len()));
+        let f = read_hello_frame(&mut buf.as_slice()).await.unwrap();
+        assert_eq!(
+            (f.msg, f.origin, f.features, f.len),
+            (hello(), Some(origin), Features::CURRENT, buf.len())
+        );
         // A reader from before origins (any frame reader) takes the message
         // and ignores the origin after it.
         assert_eq!(read_msg(&mut buf.as_slice()).await.unwrap().0, hello());
-        // A hello from before origins reads with no origin.
+        // A hello from before origins reads with no origin and no features.
         let old = encode(&hello()).unwrap();
-        let (msg, got, _) = read_hello_frame(&mut old.as_slice()).await.unwrap();
-        assert_eq!((msg, got), (hello(), None));
+        let f = read_hello_frame(&mut old.as_slice()).await.unwrap();
+        assert_eq!(
+            (f.msg, f.origin, f.features),
+            (hello(), None, Features::default())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hello_from_before_features_speaks_none_and_an_old_reader_takes_a_new_hello() {
+        let Msg::Hello(h) = hello() else {
+            unreachable!()
+        };
+        let origin = Origin { run: 1, dial: 2 };
+        // From a build with origins but before features.
+        let old = encode_hello_with(&h, origin, None).unwrap();
+        let f = read_hello_frame(&mut old.as_slice()).await.unwrap();
+        assert_eq!((f.origin, f.features), (Some(origin), Features::default()));
+        assert!(!f.features.results);
+        // A reader from before features (origins only) reads a new hello:
+        // the origin, and nothing it does not know.
+        let new = encode_hello(&h, origin).unwrap();
+        let body = &new[4..];
+        let (msg, rest) = postcard::take_from_bytes::<Msg>(body).unwrap();
+        assert_eq!(msg, hello());
+        assert_eq!(postcard::from_bytes::<Origin>(rest).unwrap(), origin);
     }
 
     #[tokio::test]

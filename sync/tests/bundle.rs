@@ -116,3 +116,63 @@ fn changes_by_a_non_member_are_refused_on_import() {
     let rules = ConfigPath::parse("firewall.rules").unwrap();
     assert!(!hub.state().fleet.contains_key(&rules));
 }
+
+#[test]
+fn a_bundle_carries_command_results_registers_and_a_version_3_bundle_still_imports() {
+    use fleetdeck_store::document::CommandResult;
+    use fleetdeck_store::results::{ResultsRegister, SignedResults};
+    let (tmp, mut reps) = replicas(3);
+    let mut c = reps.pop().unwrap();
+    let n1 = reps.pop().unwrap();
+    let mut a = reps.pop().unwrap();
+    // n1's results register (replica 1 runs n1's daemon), as the laptop
+    // heard it.
+    let reg = ResultsRegister::with_result(
+        None,
+        "n1",
+        "c1",
+        CommandResult {
+            exit_code: Some(0),
+            ok: true,
+            output: "restarted".into(),
+            at_ms: now_ms(),
+        },
+        now_ms(),
+    );
+    let signed = SignedResults::sign(&reg, n1.identity()).unwrap();
+    assert_eq!(a.admit_results(&signed).unwrap(), Admission::Stored);
+    let file = tmp.path().join("site-a.fdb");
+    let e = bundle::export(&mut a, &file).unwrap();
+    assert_eq!(e.results, 1);
+    let i = bundle::import(&mut c, &file).unwrap();
+    assert_eq!((i.results_new, i.results_refused.len()), (1, 0));
+    assert_eq!(c.command_results("c1")["n1"].output, "restarted");
+    let i = bundle::import(&mut c, &file).unwrap();
+    assert_eq!(i.results_new, 0, "importing twice changes nothing");
+
+    // A bundle written by a fleetdeck from before results registers
+    // (version 3: changes and health only) still imports.
+    let changes: Vec<(Vec<u8>, Vec<u8>)> = a
+        .changes_after(&[])
+        .iter()
+        .map(|c| {
+            (
+                c.change.raw_bytes().to_vec(),
+                c.sig.map_or_else(Vec::new, |s| s.to_vec()),
+            )
+        })
+        .collect();
+    let body = (
+        a.state().fleet_id.clone(),
+        now_ms(),
+        changes,
+        Vec::<SignedRegister>::new(),
+    );
+    let mut bytes = b"FLEETDECK-BUNDLE".to_vec();
+    bytes.extend_from_slice(&3u16.to_be_bytes());
+    bytes.extend(postcard::to_stdvec(&body).unwrap());
+    let old = tmp.path().join("v3.fdb");
+    std::fs::write(&old, &bytes).unwrap();
+    let i = bundle::import(&mut c, &old).unwrap();
+    assert_eq!((i.changes_refused, i.results_new), (0, 0));
+}

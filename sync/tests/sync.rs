@@ -252,6 +252,7 @@ fn token_for(hub: &Engine, secret: String, expires_ms: i64) -> InviteToken {
         secret,
         role: "operator".into(),
         expires_ms,
+        relay: None,
     }
 }
 
@@ -419,8 +420,9 @@ async fn a_write_by_another_process_on_the_data_dir_is_pushed_out() {
 
 /// With the hub cut off, nodes fall back to sessions among themselves, one
 /// of them with a node of their own site (odd nodes run S1's nodes, even
-/// ones S2's), and what one node writes (its command result) still reaches
-/// every other.
+/// ones S2's), and what one node writes into the document still reaches
+/// every other: here a command result written the legacy way (as nodes
+/// from before results registers did), which every replica still reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_hub_gone_nodes_keep_a_session_within_their_site() {
     let n = 9;
