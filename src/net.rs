@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use fleetdeck_store::{Replica, Role, now_ms};
 use fleetdeck_sync::{
-    Engine, EngineConfig, InviteToken, StatusFile, bundle, format_endpoint_addr, join,
+    Engine, EngineConfig, InviteToken, RelayPass, TokenRelay, StatusFile, bundle, format_endpoint_addr, join,
     parse_endpoint_addr,
 };
 use serde_json::json;
@@ -43,12 +43,18 @@ pub fn invite(
     } else {
         addrs.to_vec()
     };
-    if addrs.is_empty() {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let expires_ms = now_ms().saturating_add(ttl_ms);
+    let relay = fleet_relay(&st)?.map(|(url, ca)| TokenRelay {
+        pass: RelayPass::issue(replica.identity(), &st.fleet_id, expires_ms),
+        url,
+        ca,
+    });
+    if addrs.is_empty() && relay.is_none() {
         bail!(
-            "this replica has published no address yet: run `fleetdeck serve` here first (it records where it listens), or pass --addr IP:PORT"
+            "this replica has published no address yet and the fleet has no relay: run `fleetdeck serve` here first (it records where it listens), or pass --addr IP:PORT"
         );
     }
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let secret = fleetdeck_store::ops::invite(replica, role, ttl_ms)?;
     let inviter = replica.key().to_bytes();
     let token = InviteToken {
@@ -58,7 +64,8 @@ pub fn invite(
         addrs,
         secret,
         role: role.to_string(),
-        expires_ms: now_ms().saturating_add(ttl_ms),
+        expires_ms,
+        relay,
     };
     let t = token.encode();
     // The token alone on stdout (`TOKEN=$(fleetdeck invite)`), the guidance
@@ -70,9 +77,34 @@ pub fn invite(
             fmt_time(token.expires_ms)
         ));
     out.emit(
-        &json!({"token": t, "role": role, "expires_ms": token.expires_ms, "addrs": token.addrs}),
+        &json!({"token": t, "role": role, "expires_ms": token.expires_ms, "addrs": token.addrs,
+            "relay": token.relay.as_ref().map(|r| &r.url)}),
         || t.clone(),
     )
+}
+
+/// The fleet's relay for an invite: `sync.relay_url`, with the CA of
+/// `sync.relay_ca` when the fleet pins one.
+fn fleet_relay(st: &fleetdeck_store::document::FleetState) -> Result<Option<(String, Vec<u8>)>> {
+    let get = |key: &str| {
+        fleetdeck_store::config::ConfigPath::parse(key)
+            .ok()
+            .and_then(|p| st.fleet.get(&p))
+            .and_then(|v| v.as_str().map(str::to_string))
+    };
+    let Some(url) = get("sync.relay_url") else {
+        return Ok(None);
+    };
+    let ca = match get("sync.relay_ca") {
+        None => Vec::new(),
+        Some(pem) => fleetdeck_store::schema::pem_certificates(&pem)
+            .map_err(|e| anyhow!("sync.relay_ca in the fleet defaults is not usable: {e}"))?
+            .into_iter()
+            .next()
+            .map(|c| c.to_vec())
+            .unwrap_or_default(),
+    };
+    Ok(Some((url, ca)))
 }
 
 pub fn join_cmd(dir: &Path, out: &Out, token: &str, name: &str, listen: SocketAddr) -> Result<()> {
@@ -272,6 +304,8 @@ pub fn peers(dir: &Path, replica: &Replica, out: &Out) -> Result<()> {
             json!({
                 "key": m.key, "name": m.name, "role": m.role,
                 "connected": running && p.is_some_and(|p| p.connected),
+                "path": p.filter(|_| running).and_then(|p| p.path),
+                "rtt_ms": p.filter(|_| running).and_then(|p| p.rtt_ms),
                 "addr": p.and_then(|p| p.addr.clone()).or_else(|| m.addrs.first().cloned()),
                 "last_sync_ms": p.and_then(|p| p.last_sync_ms),
                 "lacks": p.and_then(|p| p.lacks),
@@ -296,6 +330,8 @@ pub fn peers(dir: &Path, replica: &Replica, out: &Out) -> Result<()> {
             "KEY",
             "ROLE",
             "STATE",
+            "PATH",
+            "RTT",
             "ADDRESS",
             "LAST SYNC",
             "LACKS",
@@ -312,6 +348,10 @@ pub fn peers(dir: &Path, replica: &Replica, out: &Out) -> Result<()> {
                 } else {
                     "-".into()
                 },
+                text("path"),
+                r["rtt_ms"]
+                    .as_u64()
+                    .map_or("-".into(), |ms| format!("{ms} ms")),
                 text("addr"),
                 r["last_sync_ms"]
                     .as_i64()
@@ -331,10 +371,11 @@ pub fn bundle_export(replica: &mut Replica, out: &Out, file: &Path) -> Result<()
     let e = bundle::export(replica, file)?;
     out.emit(&e, || {
         format!(
-            "wrote {}: {} change(s), {} health register(s), {} bytes",
+            "wrote {}: {} change(s), {} health register(s), {} command results register(s), {} bytes",
             file.display(),
             e.changes,
             e.health,
+            e.results,
             e.bytes
         )
     })
@@ -344,10 +385,11 @@ pub fn bundle_import(replica: &mut Replica, out: &Out, file: &Path) -> Result<()
     let i = bundle::import(replica, file)?;
     out.emit(&i, || {
         let mut s = format!(
-            "imported {}: {} new change(s), {} new health register(s)",
+            "imported {}: {} new change(s), {} new health register(s), {} new command results register(s)",
             file.display(),
             i.changes_new,
-            i.health_new
+            i.health_new,
+            i.results_new
         );
         if i.changes_refused > 0 {
             s.push_str(&format!(
@@ -360,6 +402,13 @@ pub fn bundle_import(replica: &mut Replica, out: &Out, file: &Path) -> Result<()
                 "; {} health register(s) refused ({})",
                 i.health_refused.len(),
                 i.health_refused.join("; ")
+            ));
+        }
+        if !i.results_refused.is_empty() {
+            s.push_str(&format!(
+                "; {} command results register(s) refused ({})",
+                i.results_refused.len(),
+                i.results_refused.join("; ")
             ));
         }
         s

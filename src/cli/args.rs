@@ -259,6 +259,24 @@ unless --prune. Members are added or given new roles, never revoked. See README,
         #[command(flatten)]
         outlets: OutletArgs,
     },
+    /// Run the fleet's own relay (on a hub with a reachable address): replicas behind NAT reach each other, and joiners the inviter, through it
+    Relay {
+        /// Where to listen (HTTPS)
+        #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], super::relay::DEFAULT_PORT)))]
+        listen: SocketAddr,
+        /// A host name or IP address replicas reach the relay at (in its certificate and URL; repeat for several) [default: the --listen address]
+        #[arg(long = "name", value_name = "HOST")]
+        names: Vec<String>,
+        /// A certificate chain (PEM) to present instead of one signed by the relay's own CA (e.g. a public certificate)
+        #[arg(long, value_name = "FILE", requires = "key")]
+        cert: Option<PathBuf>,
+        /// The private key (PEM) of --cert
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+        /// Publish the relay (URL and CA) in the fleet defaults, so every replica uses it (admin)
+        #[arg(long)]
+        publish: bool,
+    },
     /// Keep this replica online and in sync (hub, laptop) without a console
     Serve {
         #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], net::DEFAULT_PORT)))]
@@ -333,7 +351,9 @@ pub(crate) enum CommandCmd {
     },
     /// Commands, newest first, with how many nodes have reported
     List,
-    /// Each targeted node's result: exit code and output tail, or pending
+    /// Each targeted node's result (from its results register, or the
+    /// document for older nodes): exit code and output tail, or pending
+    /// (unknown once older than the 7 days nodes keep results)
     Status { command_id: String },
 }
 
@@ -547,6 +567,9 @@ pub(crate) enum ConfigCmd {
     /// Set KEY to VALUE in a layer; VALUE is JSON when it parses, else text
     Set {
         key: String,
+        /// The value (JSON when it parses, else text); may start with `-`
+        /// (`-5`, a PEM certificate)
+        #[arg(allow_hyphen_values = true)]
         value: String,
         #[command(flatten)]
         layer: LayerArgs,

@@ -25,6 +25,7 @@ mod node;
 mod operations;
 mod peers;
 mod rollout;
+mod relay;
 mod shell;
 
 use std::path::PathBuf;
@@ -135,6 +136,23 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
             };
             peers::serve(cli, &out, *listen, *no_mdns, &outlets)
         }
+        Cmd::Relay {
+            listen,
+            names,
+            cert,
+            key,
+            publish,
+        } => relay::relay(
+            cli,
+            &out,
+            relay::RelayOpts {
+                listen: *listen,
+                names: names.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+                publish: *publish,
+            },
+        ),
         Cmd::Doctor => doctor::doctor(cli, &out),
         Cmd::Apply {
             file,

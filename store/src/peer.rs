@@ -15,4 +15,28 @@ pub struct PeerStatus {
     /// Document changes this replica has that the peer is not known to have.
     pub lacks: Option<usize>,
     pub last_error: Option<String>,
+    /// How the live session reaches the peer: `direct` (an IP path) or
+    /// `relay` (through the fleet's relay); none when not connected.
+    #[serde(default)]
+    pub path: Option<PathKind>,
+    /// The session's round-trip time on that path, as QUIC estimates it.
+    #[serde(default)]
+    pub rtt_ms: Option<u64>,
+}
+
+/// How a session reaches its peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathKind {
+    Direct,
+    Relay,
+}
+
+impl PathKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathKind::Direct => "direct",
+            PathKind::Relay => "relay",
+        }
+    }
 }

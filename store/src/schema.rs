@@ -25,6 +25,11 @@ pub enum Kind {
     OneOf(&'static [&'static str]),
     /// An `https://` (or `http://`) URL, set in the fleet defaults only.
     FleetUrl,
+    /// A PEM certificate (one or more `CERTIFICATE` blocks), set in the
+    /// fleet defaults only.
+    FleetCert,
+    /// A list of member names (or keys), set in the fleet defaults only.
+    FleetMembers,
 }
 
 pub struct KeySpec {
@@ -139,6 +144,18 @@ pub const KEYS: &[KeySpec] = &[
         default: None,
         help: "an iroh relay every replica also reaches its peers through (read when sync starts)",
     },
+    KeySpec {
+        key: "sync.relay_ca",
+        kind: Kind::FleetCert,
+        default: None,
+        help: "the certificate (PEM) of the CA that signed the fleet's relay's: replicas trust only it for the relay (`fleetdeck relay --publish` sets it)",
+    },
+    KeySpec {
+        key: "sync.hubs",
+        kind: Kind::FleetMembers,
+        default: None,
+        help: "the members (names or keys) that are hubs: nodes keep sessions with these and their site's peers, not with every operator's laptop (default: every admin and operator replica)",
+    },
 ];
 
 /// Sections whose keys are all listed in [`KEYS`].
@@ -155,6 +172,38 @@ fn show(v: &Value) -> String {
     } else {
         s
     }
+}
+
+/// The certificates of a PEM text (`sync.relay_ca`): at least one
+/// `CERTIFICATE` block, each decoding to DER, and nothing else (a private
+/// key pasted by mistake is refused, not published to the fleet).
+pub fn pem_certificates(
+    text: &str,
+) -> std::result::Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::{PemObject, SectionKind};
+    let mut certs = Vec::new();
+    for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(text.as_bytes()) {
+        match item {
+            Ok((SectionKind::Certificate, der)) if der.first() == Some(&0x30) => {
+                certs.push(rustls_pki_types::CertificateDer::from(der));
+            }
+            Ok((SectionKind::Certificate, _)) => {
+                return Err("a CERTIFICATE block does not hold a certificate".into());
+            }
+            Ok((kind, _)) => {
+                return Err(format!(
+                    "it holds a {kind:?} block: expected only certificates (never publish a private key)"
+                ));
+            }
+            Err(e) => return Err(format!("it is not PEM: {e}")),
+        }
+    }
+    if certs.is_empty() {
+        return Err(
+            "expected a PEM certificate (-----BEGIN CERTIFICATE----- …), as `fleetdeck relay` writes to relay/ca.pem".into(),
+        );
+    }
+    Ok(certs)
 }
 
 /// Checks the path of a file rendered into a node's release
@@ -286,6 +335,37 @@ pub fn validate_leaf(path: &ConfigPath, value: &Value, layer: Source) -> Result<
                 ))),
             }
         }
+        Kind::FleetCert => {
+            if layer != Source::Fleet {
+                return Err(StoreError::Invalid(format!(
+                    "{key} is fleet-wide: set it in the fleet defaults, not in a site or node override"
+                )));
+            }
+            let text = value.as_str().unwrap_or("");
+            pem_certificates(text)
+                .map(|_| ())
+                .map_err(|why| StoreError::Invalid(format!("{key} is not valid: {why}")))
+        }
+        Kind::FleetMembers => {
+            if layer != Source::Fleet {
+                return Err(StoreError::Invalid(format!(
+                    "{key} is fleet-wide: set it in the fleet defaults, not in a site or node override"
+                )));
+            }
+            let names = value.as_array().filter(|a| {
+                !a.is_empty()
+                    && a.len() <= 64
+                    && a.iter()
+                        .all(|v| v.as_str().is_some_and(|s| !s.trim().is_empty()))
+            });
+            match names {
+                Some(_) => Ok(()),
+                None => Err(StoreError::Invalid(format!(
+                    "{key} = {} is not valid: expected a list of 1 to 64 member names or keys, such as [\"hub-de\", \"hub-fi\"]",
+                    show(value)
+                ))),
+            }
+        }
         Kind::Number { min, max, unit } => match value.as_f64() {
             Some(n) if n >= min && n <= max => Ok(()),
             Some(_) => Err(StoreError::Invalid(format!(
@@ -395,5 +475,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("sync.relay_url"), "{e}");
+    }
+
+    #[test]
+    fn hubs_are_a_list_of_member_names_and_fleet_wide() {
+        check("sync.hubs", json!(["hub-de", "hub-fi"])).unwrap();
+        for bad in [json!("hub-de"), json!([]), json!([""]), json!([7])] {
+            let e = check("sync.hubs", bad).unwrap_err().to_string();
+            assert!(e.contains("expected a list of 1 to 64 member names"), "{e}");
+        }
+        let p = ConfigPath::parse("sync.hubs").unwrap();
+        let e = validate_leaf(&p, &json!(["hub"]), Source::Site)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fleet-wide"), "{e}");
+    }
+
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn the_relay_ca_is_pem_certificates_only_and_fleet_wide() {
+        check("sync.relay_ca", json!(CERT)).unwrap();
+        let e = check("sync.relay_ca", json!("not pem")).unwrap_err().to_string();
+        assert!(e.contains("expected a PEM certificate"), "{e}");
+        let key = "-----BEGIN PRIVATE KEY-----\nMAMCAQE=\n-----END PRIVATE KEY-----\n";
+        let e = check("sync.relay_ca", json!(format!("{CERT}{key}")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("never publish a private key"), "{e}");
+        let p = ConfigPath::parse("sync.relay_ca").unwrap();
+        let e = validate_leaf(&p, &json!(CERT), Source::Node)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fleet-wide"), "{e}");
     }
 }

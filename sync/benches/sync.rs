@@ -11,10 +11,11 @@
 //!   then healed: time to identical state, and bytes exchanged against the
 //!   size of what each replica lacked.
 //! - P7: bytes per node over a 120 s window at 10 s heartbeats in a fleet
-//!   whose document holds 500 nodes, scaled to a day.
+//!   whose document holds 500 nodes, scaled to a day; `p7relay` the same
+//!   with every session through iroh's test relay on 127.0.0.1.
 //!
 //! A plain `fn main` bench (no harness); arguments cargo passes are ignored.
-//! `FLEETDECK_BENCH_ONLY=p1,p3,p7` runs a subset (the table then only holds
+//! `FLEETDECK_BENCH_ONLY=p1,p3,p7,p7relay` runs a subset (the table then only holds
 //! those rows); `FLEETDECK_BENCH_QUICK=1` makes a short smoke run;
 //! `FLEETDECK_BENCH_NO_DISK=1` skips P1's shared-disk context run;
 //! `FLEETDECK_BENCH_SHM=1` puts every data dir on /dev/shm (P7's are there
@@ -84,7 +85,8 @@ const TARGET_P3_RATIO: f64 = 2.0;
 const TARGET_P7_MB: f64 = 5.0;
 
 fn main() {
-    let only = std::env::var("FLEETDECK_BENCH_ONLY").unwrap_or_else(|_| "p1,p3,p7".into());
+    let only =
+        std::env::var("FLEETDECK_BENCH_ONLY").unwrap_or_else(|_| "p1,p3,p7,p7relay".into());
     let want = |p: &str| only.split(',').any(|x| x.trim().eq_ignore_ascii_case(p));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -104,7 +106,10 @@ fn main() {
             p3(&mut table).await;
         }
         if want("p7") {
-            p7(&mut table).await;
+            p7(&mut table, false).await;
+        }
+        if want("p7relay") {
+            p7(&mut table, true).await;
         }
     });
     rt.shutdown_timeout(Duration::from_secs(5));
@@ -222,6 +227,7 @@ fn build_replicas(
     tmp: &tempfile::TempDir,
     live: usize,
     doc_nodes: usize,
+    relay: Option<&str>,
 ) -> (Vec<Replica>, Vec<String>) {
     assert!(doc_nodes + 1 >= live);
     let mut keys: Vec<MemberKey> = (1..live)
@@ -264,6 +270,13 @@ fn build_replicas(
             // binds it.
             d.bind_node(&id, k)?;
         }
+        if let Some(url) = relay {
+            d.set_config(
+                &LayerRef::Fleet,
+                &ConfigPath::parse("sync.relay_url")?,
+                &json!(url),
+            )?;
+        }
         Ok(())
     })
     .expect("fleet change");
@@ -285,19 +298,33 @@ fn engine_config(faults: &Faults) -> EngineConfig {
 }
 
 async fn start_fleet(live: usize, doc_nodes: usize, shm: bool) -> Fleet {
+    start_fleet_via(live, doc_nodes, shm, None).await
+}
+
+/// [`start_fleet`]; with `relay`, the fleet names that relay, no replica
+/// publishes an address, and every session goes through the relay.
+async fn start_fleet_via(live: usize, doc_nodes: usize, shm: bool, relay: Option<&str>) -> Fleet {
     let tmp = temp_root(shm);
-    let (reps, all_nodes) = build_replicas(&tmp, live, doc_nodes);
+    let (reps, all_nodes) = build_replicas(&tmp, live, doc_nodes, relay);
     let faults = Faults::default();
     let mut engines = Vec::new();
     for r in reps {
-        let cfg = engine_config(&faults);
+        let mut cfg = engine_config(&faults);
+        if relay.is_some() {
+            cfg.publish_addrs = false;
+            // iroh's test relay on 127.0.0.1 has a self-signed certificate.
+            cfg.relay_tls = Some(iroh::tls::CaTlsConfig::insecure_skip_verify());
+        }
         engines.push(Arc::new(Engine::start(r, cfg).await.expect("engine")));
     }
     // Introduce everyone to the laptop; addresses then spread through the
-    // document and the dialers connect the rest.
-    let hub = engines[0].endpoint_addr();
-    for e in &engines[1..] {
-        e.connect(hub.clone());
+    // document and the dialers connect the rest. Through a relay the
+    // dialers find everyone by key alone.
+    if relay.is_none() {
+        let hub = engines[0].endpoint_addr();
+        for e in &engines[1..] {
+            e.connect(hub.clone());
+        }
     }
     let keys = engines.iter().map(|e| e.key().clone()).collect();
     let nodes = (0..live)
@@ -1590,13 +1617,34 @@ fn record_beat(e: &Engine, node: &str, seq: u64) {
 /// day. Bytes are UDP as the engines' connections count them (QUIC
 /// included) plus 28 B of IPv4/UDP header per datagram; the framed bytes
 /// (what fleetdeck itself writes) are printed beside them.
-async fn p7(table: &mut Table) {
+/// P7; `through_relay`: every session through iroh's test relay on
+/// 127.0.0.1 (no replica publishes an address), as replicas behind NAT
+/// reach each other.
+async fn p7(table: &mut Table, through_relay: bool) {
     let live_nodes = P7_LIVE - 1;
+    let name = if through_relay { "P7 relay" } else { "P7" };
     println!(
-        "P7: bytes per node per day, {P7_LIVE} live replicas (a laptop and {live_nodes} nodes) of a {P7_FLEET_NODES}-node fleet document, engine defaults"
+        "{name}: bytes per node per day, {P7_LIVE} live replicas (a laptop and {live_nodes} nodes) of a {P7_FLEET_NODES}-node fleet document, engine defaults{}",
+        if through_relay {
+            ", every session through a relay on 127.0.0.1"
+        } else {
+            ""
+        }
     );
+    let relay = if through_relay {
+        match iroh::test_utils::run_relay_server().await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                println!("{name}: could not start the test relay: {e}");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let relay_url = relay.as_ref().map(|(_, url, _)| url.to_string());
     // Data dirs on /dev/shm: disk work says nothing about bytes on the wire.
-    let f = start_fleet(P7_LIVE, P7_FLEET_NODES, true).await;
+    let f = start_fleet_via(P7_LIVE, P7_FLEET_NODES, true, relay_url.as_deref()).await;
     let t = Instant::now();
     let ok = wait_until(CONVERGE_LIMIT, Duration::from_millis(250), || settled(&f)).await;
     progress(&format!(
@@ -1710,7 +1758,7 @@ async fn p7(table: &mut Table) {
     rtts.sort();
     let degree: Vec<usize> = f.engines.iter().map(|e| e.connected().len()).collect();
     let reg = reg_len(&beat(&live[0], seq));
-    progress(&format!("end of P7: {}", sessions_text(sessions(&f))));
+    progress(&format!("end of {name}: {}", sessions_text(sessions(&f))));
     shutdown(f).await;
 
     let day = 86_400.0 / window.as_secs_f64();
@@ -1748,7 +1796,7 @@ async fn p7(table: &mut Table) {
         .anti_entropy
         .as_secs();
     println!(
-        "P7: {rounds} rounds of {HEARTBEAT_S} s ({:.1} s), each node on its own phase, anti-entropy every {anti_entropy_s} s; register {reg} B as sent; heartbeats at the laptop within {HEARTBEAT_S} s: {} of {beats} (p50 {:.1} ms, p99 {:.1} ms)",
+        "{name}: {rounds} rounds of {HEARTBEAT_S} s ({:.1} s), each node on its own phase, anti-entropy every {anti_entropy_s} s; register {reg} B as sent; heartbeats at the laptop within {HEARTBEAT_S} s: {} of {beats} (p50 {:.1} ms, p99 {:.1} ms)",
         window.as_secs_f64(),
         beats - late,
         ms(pct(&delivery, 50.0)),
@@ -1775,8 +1823,14 @@ async fn p7(table: &mut Table) {
         degree[0],
         mb(laptop_wire)
     );
+    drop(relay);
+    let figure = if through_relay {
+        "P7 through the relay: node per day, mean / max"
+    } else {
+        "P7 node per day on the wire, mean / max"
+    };
     table.row(
-        "P7 node per day on the wire, mean / max",
+        figure,
         format!(
             "{:.2} / {:.2} MB (framed {:.2} / {:.2}; {node_degree:.1} sessions)",
             mb(mean(&wire_day)),

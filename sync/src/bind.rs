@@ -13,7 +13,9 @@ use iroh::endpoint::{
 };
 use iroh::protocol::Router;
 use iroh::tls::CaTlsConfig;
-use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, RelayUrl, SecretKey};
+use iroh::{
+    Endpoint, EndpointAddr, EndpointId, RelayConfig, RelayMap, RelayMode, RelayUrl, SecretKey,
+};
 
 use crate::error::SyncError;
 use crate::wire::ALPN;
@@ -37,6 +39,37 @@ pub async fn bind_endpoint_with(
     relay: Option<&RelayUrl>,
     relay_tls: Option<CaTlsConfig>,
 ) -> Result<Endpoint, SyncError> {
+    bind_endpoint_through(
+        secret,
+        listen,
+        lookup,
+        relay.map(|u| RelayMap::from(relay_config(u))),
+        relay_tls,
+    )
+    .await
+}
+
+/// How iroh reaches the fleet's relay: HTTPS at its URL, and QUIC address
+/// discovery (what tells a replica behind NAT its public address, for
+/// direct paths) on the same port number over UDP, where `fleetdeck
+/// relay` serves it.
+pub(crate) fn relay_config(url: &RelayUrl) -> RelayConfig {
+    let mut c = RelayConfig::from(url.clone());
+    c.quic = Some(iroh_relay::RelayQuicConfig::new(
+        url.port_or_known_default().unwrap_or(443),
+    ));
+    c
+}
+
+/// [`bind_endpoint_with`] with the relay as iroh takes it (a joiner's carries
+/// its invite's pass as the relay's auth token).
+pub(crate) async fn bind_endpoint_through(
+    secret: [u8; 32],
+    listen: SocketAddr,
+    lookup: &MemoryLookup,
+    relay: Option<RelayMap>,
+    relay_tls: Option<CaTlsConfig>,
+) -> Result<Endpoint, SyncError> {
     // A session that carries nothing for 25 s sends a ping (what keeps a
     // NAT mapping open, as WireGuard's persistent keep-alive does); one that
     // hears nothing for 60 s is over and its peer is dialed again. Sessions
@@ -49,8 +82,12 @@ pub async fn bind_endpoint_with(
         addr: listen,
         detail,
     };
+    // With a relay, iroh measures it over HTTPS too (the way to find it
+    // where UDP is blocked); never a captive-portal check.
+    let mut net_report = NetReportConfig::minimal();
+    net_report.https_probes = relay.is_some();
     let relay_mode = match relay {
-        Some(url) => RelayMode::Custom(url.clone().into()),
+        Some(map) => RelayMode::Custom(map),
         None => RelayMode::Disabled,
     };
     let mut builder = Endpoint::builder(presets::Minimal)
@@ -65,7 +102,7 @@ pub async fn bind_endpoint_with(
         .bind_addr(listen)
         .map_err(|e| bind_err(e.to_string()))?
         .portmapper_config(PortmapperConfig::Disabled)
-        .net_report_config(NetReportConfig::minimal())
+        .net_report_config(net_report)
         .transport_config(transport)
         .address_lookup(lookup.clone())
         .bind()
@@ -125,6 +162,49 @@ pub(crate) fn relay_of(st: &FleetState) -> Option<RelayUrl> {
             None
         }
     }
+}
+
+/// How replicas check the fleet's relay's certificate: against exactly the
+/// CA the fleet document names (`sync.relay_ca`, published by an admin with
+/// `fleetdeck relay --publish`), and nothing else; without one, against the
+/// public web roots (a relay with a public certificate). A CA that does not
+/// parse is logged and trusted for nothing, so the relay is not reached
+/// rather than reached unchecked.
+pub(crate) fn relay_tls_of(st: &FleetState) -> CaTlsConfig {
+    let Some(path) = fleetdeck_store::config::ConfigPath::parse("sync.relay_ca").ok() else {
+        return CaTlsConfig::embedded();
+    };
+    match st.fleet.get(&path).map(|v| v.as_str()) {
+        None => CaTlsConfig::embedded(),
+        Some(text) => match fleetdeck_store::schema::pem_certificates(text.unwrap_or("")) {
+            Ok(certs) => CaTlsConfig::custom_roots(certs),
+            Err(e) => {
+                tracing::warn!("sync.relay_ca is not usable, the relay will not be trusted: {e}");
+                CaTlsConfig::custom_roots([])
+            }
+        },
+    }
+}
+
+/// The relay an invite names, with the CA to check it by and the pass that
+/// lets the joiner (not a member yet) use it: what `join` reaches the
+/// inviter through when no direct address answers.
+pub(crate) fn relay_of_invite(
+    relay: &crate::token::TokenRelay,
+) -> Result<(RelayUrl, RelayMap, CaTlsConfig), SyncError> {
+    let url: RelayUrl = relay.url.parse().map_err(|e| {
+        SyncError::Invalid(format!(
+            "the invite's relay '{}' is not a relay URL: {e}",
+            relay.url
+        ))
+    })?;
+    let map = RelayMap::from(relay_config(&url).with_auth_token(relay.pass.clone()));
+    let tls = if relay.ca.is_empty() {
+        CaTlsConfig::embedded()
+    } else {
+        CaTlsConfig::custom_roots([rustls_pki_types::CertificateDer::from(relay.ca.clone())])
+    };
+    Ok((url, map, tls))
 }
 
 /// Addresses other machines can dial: the interface addresses iroh

@@ -156,7 +156,7 @@ pub(crate) async fn dial(
     crate::wire::write_hello(&mut send, &inner.hello(None), origin)
         .await
         .map_err(|e| session_err(e.into()))?;
-    let (hello, theirs) = session::read_hello(&mut recv).await.map_err(session_err)?;
+    let (hello, theirs, features) = session::read_hello(&mut recv).await.map_err(session_err)?;
     session::check_hello(&hello, &inner.fleet_id).map_err(session_err)?;
     // The dialer checks membership too: the peer it reached must be a
     // current member (never a revoked key that kept its address).
@@ -191,6 +191,7 @@ pub(crate) async fn dial(
             run: theirs.map(|o| o.run),
             dial: Some(origin.dial),
         },
+        features,
     };
     inner.drive(est, mode).await.map_err(session_err)
 }
@@ -310,8 +311,30 @@ fn site_peers(inner: &Inner) -> HashSet<MemberKey> {
         .collect()
 }
 
-/// Peers this replica should keep sessions with: every admin/operator
-/// replica that publishes an address (hubs and laptops), members found on
+/// The hubs the fleet names (`sync.hubs`: member names or keys), when it
+/// names any that are members. Without them every admin and operator
+/// replica counts as one.
+fn hubs_of(st: &fleetdeck_store::document::FleetState) -> Option<HashSet<MemberKey>> {
+    let path = fleetdeck_store::config::ConfigPath::parse("sync.hubs").ok()?;
+    let names: Vec<&str> = st
+        .fleet
+        .get(&path)?
+        .as_array()?
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let hubs: HashSet<MemberKey> = st
+        .members
+        .values()
+        .filter(|m| names.contains(&m.name.as_str()) || names.contains(&m.key.as_str()))
+        .map(|m| m.key.clone())
+        .collect();
+    (!hubs.is_empty()).then_some(hubs)
+}
+
+/// Peers this replica should keep sessions with: the hubs (`sync.hubs`;
+/// without it every admin/operator replica: hubs and laptops) that
+/// publish an address or are reached through the relay, members found on
 /// this LAN (a site's own nodes), the peers a crashed last run had
 /// sessions with ([`Dialing::resume`]), and, only while no such hub or laptop
 /// is connected, a few others: half from its own site, half random.
@@ -328,10 +351,15 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
     let r = inner.lock_replica();
     let st = r.state();
     let discovered = lock(&inner.dialing.discovered);
+    let hubs = hubs_of(st);
+    let is_hub = |m: &fleetdeck_store::document::Member| match &hubs {
+        Some(h) => h.contains(&m.key),
+        None => m.role.manages_fleet(),
+    };
     let mut all: Vec<(MemberKey, Vec<SocketAddr>, bool)> = Vec::new();
     let mut people = Vec::new();
     for m in st.members.values().filter(|m| m.key != *me) {
-        if m.role.manages_fleet() {
+        if is_hub(m) {
             people.push(m.key.clone());
         }
         let on_lan = discovered.get(&m.key);
@@ -341,7 +369,7 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
         addrs.extend(resumed.copied().flatten());
         addrs.sort();
         addrs.dedup();
-        let preferred = on_lan.is_some() || resumed.is_some() || m.role.manages_fleet();
+        let preferred = on_lan.is_some() || resumed.is_some() || is_hub(m);
         if !addrs.is_empty() || inner.dialing.relay.is_some() {
             all.push((m.key.clone(), addrs, preferred));
         }

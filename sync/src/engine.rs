@@ -35,7 +35,7 @@ pub use crate::status::StatusFile;
 pub use crate::traffic::{Stats, Wire};
 
 use crate::accept::Acceptor;
-use crate::bind::{close_endpoint, member_key, reachable_addrs, relay_of};
+use crate::bind::{close_endpoint, member_key, reachable_addrs, relay_of, relay_tls_of};
 use crate::dial::{self, Dialing};
 use crate::faults::Faults;
 use crate::lock;
@@ -168,6 +168,7 @@ impl Inner {
             remote,
             remote_name,
             claim,
+            features,
         } = est;
         match self.peers.register(&remote, &conn, &claim) {
             Verdict::First | Verdict::Supersedes => {}
@@ -192,6 +193,7 @@ impl Inner {
             remote_name,
             conn.clone(),
             send,
+            features,
         );
         let name = s.remote_name().to_string();
         let result = s.run(recv, mode).await;
@@ -273,7 +275,8 @@ impl Engine {
             cfg.listen,
             &lookup,
             relay.as_ref(),
-            cfg.relay_tls.clone(),
+            // Tests may pass their own; else the CA the fleet pins.
+            Some(cfg.relay_tls.clone().unwrap_or_else(|| relay_tls_of(&st))),
         )
         .await?;
         let (changed, _) = watch::channel(0u64);

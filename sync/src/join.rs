@@ -15,7 +15,7 @@ use iroh::address_lookup::MemoryLookup;
 use iroh::endpoint::VarInt;
 use iroh::{EndpointAddr, EndpointId};
 
-use crate::bind::bind_endpoint;
+use crate::bind::{bind_endpoint, bind_endpoint_through, relay_of_invite};
 use crate::error::SyncError;
 use crate::session::read_hello;
 use crate::token::InviteToken;
@@ -40,8 +40,24 @@ pub async fn join(
     }
     let identity = load_or_create_identity(dir)?;
     let lookup = MemoryLookup::new();
-    let endpoint = bind_endpoint(identity.secret_bytes(), listen, &lookup).await?;
-    let fetched = fetch(&endpoint, token, name, limit).await;
+    // Through the fleet's relay too when the invite names one: a joiner
+    // behind NAT, or an inviter that no direct address reaches.
+    let relay = token.relay.as_ref().map(relay_of_invite).transpose()?;
+    let endpoint = match &relay {
+        Some((_, map, tls)) => {
+            bind_endpoint_through(
+                identity.secret_bytes(),
+                listen,
+                &lookup,
+                Some(map.clone()),
+                Some(tls.clone()),
+            )
+            .await?
+        }
+        None => bind_endpoint(identity.secret_bytes(), listen, &lookup).await?,
+    };
+    let relay_url = relay.map(|(url, _, _)| url);
+    let fetched = fetch(&endpoint, token, relay_url, name, limit).await;
     crate::bind::close_endpoint(endpoint, None).await;
     Ok(Replica::init_from_changes(dir, fetched?)?)
 }
@@ -50,24 +66,22 @@ pub async fn join(
 async fn fetch(
     endpoint: &iroh::Endpoint,
     token: &InviteToken,
+    relay: Option<iroh::RelayUrl>,
     name: &str,
     limit: Duration,
 ) -> Result<Vec<SignedChange>, SyncError> {
     let inviter = EndpointId::from_bytes(&token.inviter)
         .map_err(|_| SyncError::Invalid("the invite token names no valid inviter key".into()))?;
     let mut addr = EndpointAddr::new(inviter);
+    let mut ways: Vec<String> = token.addrs.iter().map(|a| a.to_string()).collect();
     for a in &token.addrs {
         addr = addr.with_ip_addr(*a);
     }
-    let peer = format!(
-        "the inviter at {}",
-        token
-            .addrs
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    if let Some(url) = relay {
+        ways.push(format!("relay {url}"));
+        addr = addr.with_relay_url(url);
+    }
+    let peer = format!("the inviter at {}", ways.join(", "));
     let fail = |detail: String| SyncError::Connect {
         peer: peer.clone(),
         detail,
@@ -86,7 +100,7 @@ async fn fetch(
     wire::write_msg(&mut send, &Msg::Hello(hello))
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let (theirs, _) = read_hello(&mut recv)
+    let (theirs, _, _) = read_hello(&mut recv)
         .await
         .map_err(|e| fail(e.to_string()))?;
     if theirs.fleet_id != token.fleet_id {

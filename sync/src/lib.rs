@@ -41,7 +41,7 @@ pub use engine::{Engine, EngineConfig, SyncError, WeakEngine};
 pub use faults::Faults;
 pub use peers::PeerStatus;
 pub use status::StatusFile;
-pub use token::InviteToken;
+pub use token::{InviteToken, RelayPass, TokenRelay};
 pub use traffic::{Stats, Wire};
 
 /// Takes a lock even if a thread panicked holding it: the maps behind the

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use fleetdeck_store::peer::PathKind;
 use fleetdeck_store::{MemberKey, Replica, now_ms};
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 
@@ -28,6 +29,8 @@ pub(crate) struct Established {
     /// How the session came about: decides which of two sessions with the
     /// peer survives.
     pub(crate) claim: Claim,
+    /// What the peer speaks beyond the protocol version (its hello).
+    pub(crate) features: crate::wire::Features,
 }
 
 /// How a session came about, as its hellos said.
@@ -311,18 +314,25 @@ impl PeerBook {
             .map(|(k, name, addrs)| {
                 let l = live.get(&k).filter(|l| l.is_open());
                 let b = book.get(&k);
-                let addr = l
-                    .and_then(|l| {
-                        l.conn
-                            .paths()
-                            .iter()
-                            .find(|p| p.is_selected())
-                            .and_then(|p| match p.remote_addr() {
-                                iroh::TransportAddr::Ip(a) => Some(a.to_string()),
-                                _ => None,
-                            })
-                    })
-                    .or_else(|| addrs.first().cloned());
+                // The path the session sends on, and its round-trip time.
+                let selected = l.and_then(|l| {
+                    let paths = l.conn.paths();
+                    let p = paths.iter().find(|p| p.is_selected())?;
+                    let rtt = l.conn.rtt(p.id());
+                    Some((p.remote_addr().clone(), rtt))
+                });
+                let (addr, path) = match &selected {
+                    Some((iroh::TransportAddr::Ip(a), _)) => {
+                        (Some(a.to_string()), Some(PathKind::Direct))
+                    }
+                    Some((iroh::TransportAddr::Relay(url), _)) => {
+                        (Some(url.to_string()), Some(PathKind::Relay))
+                    }
+                    _ => (addrs.first().cloned(), None),
+                };
+                let rtt_ms = selected
+                    .and_then(|(_, rtt)| rtt)
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
                 // What the peer lacks: our changes that are not ancestors of
                 // its heads (heads we do not hold ourselves say nothing).
                 let lacks = b.and_then(|b| b.their_heads.as_ref()).map(|heads| {
@@ -342,6 +352,8 @@ impl PeerBook {
                     last_sync_ms: b.and_then(|b| b.last_sync_ms),
                     lacks,
                     last_error: b.and_then(|b| b.last_error.clone()),
+                    path,
+                    rtt_ms,
                 }
             })
             .collect()

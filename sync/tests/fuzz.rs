@@ -283,6 +283,7 @@ proptest! {
             secret: "00ff".into(),
             role: "operator".into(),
             expires_ms: 2_000,
+            relay: None,
         };
         let s = t.encode();
         let m = String::from_utf8_lossy(&mutate(s.into_bytes(), &ms)).to_string();

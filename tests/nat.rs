@@ -1,0 +1,487 @@
+//! Sites behind NAT, with real processes in network namespaces the test
+//! makes itself (no packet leaves them): a "public" network with the hub
+//! (`relay` and `serve`, 10.77.0.1); site A behind its own NAT router
+//! (nodes a1 and a2 on one LAN, 192.168.1.0/24); site B behind another
+//! (node b1, its uplink losing 5 % and delaying 150 ms each way, or only
+//! losing where the kernel has no netem); and the
+//! operator's laptop behind a third. Each router masquerades outgoing
+//! traffic and drops every connection opened from outside, so nothing can
+//! dial into a site.
+//!
+//! Checks: every node joins from behind its NAT (showing the relay its
+//! invite's pass); an edit on the laptop is applied at both sites; the
+//! nodes' heartbeats reach the laptop through the hub, the only replica
+//! they keep sessions with (`sync.hubs`) besides their site's peers; with the hub's replica down but its relay up, the laptop's
+//! edit still reaches both sites (through the relay); with the relay down
+//! too, the laptop moved onto site A's LAN finds a1 by mDNS, its session
+//! with a1 is direct, and its edit is applied by a1 and a2 (who keep a
+//! session with each other on their LAN) while site B, cut off, does not
+//! have it; with the hub back, site B gets it too.
+//!
+//! Needs root, iproute2 (`ip netns`, `tc`) and nftables (`nft`), as CI
+//! installs; skipped with a message where they are missing.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn sh(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `ip netns exec NS PROGRAM ARGS…`, asserted to succeed.
+fn inside(ns: &str, program: &str, args: &[&str]) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args)
+        .output()
+        .expect("ip runs");
+    assert!(
+        out.status.success(),
+        "in {ns}: {program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn fleetdeck(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .env_remove("FLEETDECK_DATA")
+        .env_remove("RUST_LOG")
+        .arg("--data")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("fleetdeck runs")
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let out = fleetdeck(dir, &a);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    None
+}
+
+/// A daemon in a namespace, its stderr in a file.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Proc {
+    /// SIGTERM, as systemd stops it, and a bounded wait for it to exit.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The namespaces, deleted (after their processes) however the test ends.
+struct Net {
+    tag: String,
+    made: Vec<String>,
+}
+
+impl Net {
+    fn ns(&self, name: &str) -> String {
+        format!("fd{name}{}", self.tag)
+    }
+
+    fn add(&mut self, name: &str) -> String {
+        let ns = self.ns(name);
+        assert!(sh("ip", &["netns", "add", &ns]), "ip netns add {ns}");
+        self.made.push(ns.clone());
+        inside(&ns, "ip", &["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A veth pair: `a_dev` in `a`, `b_dev` in `b`.
+    fn link(&self, a: &str, a_dev: &str, b: &str, b_dev: &str) {
+        inside(
+            a,
+            "ip",
+            &[
+                "link", "add", a_dev, "type", "veth", "peer", "name", b_dev, "netns", b,
+            ],
+        );
+        inside(a, "ip", &["link", "set", a_dev, "up"]);
+        inside(b, "ip", &["link", "set", b_dev, "up"]);
+    }
+
+    /// A host `name` on the LAN bridge `lan` of `router`: its address, a
+    /// default route through `gateway`, multicast (mDNS) on.
+    fn host(&self, name: &str, router: &str, addr: &str, gateway: &str) {
+        let ns = self.ns(name);
+        let port = format!("p{name}");
+        self.link(router, &port, &ns, "eth0");
+        inside(router, "ip", &["link", "set", &port, "master", "lan"]);
+        inside(&ns, "ip", &["addr", "add", addr, "dev", "eth0"]);
+        inside(&ns, "ip", &["route", "add", "default", "via", gateway]);
+    }
+
+    /// A NAT router `name`: its WAN on the hub's bridge at `wan`, its LAN a
+    /// bridge at `lan`; it masquerades what goes out and drops every
+    /// connection opened from outside.
+    fn router(&mut self, name: &str, hub: &str, wan: &str, lan: &str) -> String {
+        let ns = self.add(name);
+        let port = format!("w{name}");
+        self.link(hub, &port, &ns, "wan");
+        inside(hub, "ip", &["link", "set", &port, "master", "pub"]);
+        inside(&ns, "ip", &["addr", "add", wan, "dev", "wan"]);
+        inside(&ns, "ip", &["link", "add", "lan", "type", "bridge"]);
+        inside(&ns, "ip", &["link", "set", "lan", "up"]);
+        inside(&ns, "ip", &["addr", "add", lan, "dev", "lan"]);
+        inside(&ns, "sysctl", &["-q", "-w", "net.ipv4.ip_forward=1"]);
+        let rules = "table ip nat {\n  chain outbound {\n    type nat hook postrouting priority 100;\n    oifname \"wan\" masquerade\n  }\n}\n\
+table ip filter {\n  chain inbound {\n    type filter hook forward priority 0; policy drop;\n    iifname \"lan\" accept\n    ct state established,related accept\n  }\n}\n";
+        let file = std::env::temp_dir().join(format!("{ns}.nft"));
+        std::fs::write(&file, rules).expect("nft rules");
+        inside(&ns, "nft", &["-f", &file.display().to_string()]);
+        let _ = std::fs::remove_file(file);
+        ns
+    }
+
+    fn spawn(&self, ns: &str, dir: &Path, args: &[&str], log: PathBuf) -> Proc {
+        let err = File::create(&log).expect("a log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_fleetdeck"), "--data"])
+            .arg(dir)
+            .args(args)
+            .env_remove("FLEETDECK_DATA")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("ip netns exec runs");
+        Proc { child, log }
+    }
+
+    fn join(&self, ns: &str, dir: &Path, token: &str, name: &str) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_fleetdeck"), "--data"])
+            .arg(dir)
+            .args(["join", token, "--name", name, "--listen", "0.0.0.0:0"])
+            .env_remove("FLEETDECK_DATA")
+            .output()
+            .expect("ip netns exec runs");
+        assert!(
+            out.status.success(),
+            "{name} joins from behind its NAT: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in self.made.iter().rev() {
+            let _ = sh("ip", &["netns", "del", ns]);
+        }
+    }
+}
+
+fn can_run() -> Result<(), String> {
+    let probe = format!("fdprobe{}", std::process::id());
+    if !sh("ip", &["netns", "add", &probe]) {
+        return Err("cannot make a network namespace (needs root and iproute2)".into());
+    }
+    let _ = sh("ip", &["netns", "del", &probe]);
+    for tool in ["nft", "sysctl"] {
+        if !sh("sh", &["-c", &format!("command -v {tool}")]) {
+            return Err(format!("{tool} is not installed"));
+        }
+    }
+    Ok(())
+}
+
+/// What `dir`'s node daemon runs: `probe` in its live release's config.
+fn probe(dir: &Path) -> Value {
+    std::fs::read(dir.join("root/current/config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .map_or(Value::Null, |v| v["probe"].clone())
+}
+
+/// The peer named `name` in `dir`'s `peers`, when connected.
+fn connected(dir: &Path, name: &str) -> Option<Value> {
+    json(dir, &["peers"])["peers"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name && p["connected"] == true)
+        .cloned()
+}
+
+#[test]
+fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
+    if let Err(why) = can_run() {
+        println!("skipped: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    let dir = |name: &str| tmp.path().join(name);
+    let log = |name: &str| tmp.path().join(format!("{name}.log"));
+    let mut net = Net {
+        tag: std::process::id().to_string(),
+        made: Vec::new(),
+    };
+
+    // The public network: the hub, on a bridge the routers' WANs join.
+    let hub_ns = net.add("H");
+    inside(&hub_ns, "ip", &["link", "add", "pub", "type", "bridge"]);
+    inside(&hub_ns, "ip", &["link", "set", "pub", "up"]);
+    inside(&hub_ns, "ip", &["addr", "add", "10.77.0.1/24", "dev", "pub"]);
+    let ra = net.router("RA", &hub_ns, "10.77.0.2/24", "192.168.1.1/24");
+    let rb = net.router("RB", &hub_ns, "10.77.0.3/24", "192.168.2.1/24");
+    let rc = net.router("RC", &hub_ns, "10.77.0.4/24", "192.168.3.1/24");
+    for (name, router, addr, gw) in [
+        ("A1", &ra, "192.168.1.11/24", "192.168.1.1"),
+        ("A2", &ra, "192.168.1.12/24", "192.168.1.1"),
+        ("B1", &rb, "192.168.2.11/24", "192.168.2.1"),
+        ("L", &rc, "192.168.3.11/24", "192.168.3.1"),
+    ] {
+        net.add(name);
+        net.host(name, router, addr, gw);
+    }
+    // Site B's uplink: 5 % loss and 150 ms each way (tc netem); where the
+    // kernel has no netem (some VMs), 5 % loss each way by nftables alone.
+    let netem = |ns: &str, dev: &str| {
+        sh(
+            "ip",
+            &[
+                "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "netem", "loss",
+                "5%", "delay", "150ms",
+            ],
+        )
+    };
+    if netem(&rb, "wan") && netem(&hub_ns, "wRB") {
+        println!("site B's uplink: 5 % loss, 150 ms delay each way (netem)");
+    } else {
+        let rules = "table ip lossy {\n  chain drop5 {\n    type filter hook forward priority -10;\n    numgen random mod 100 < 5 drop\n  }\n}\n";
+        let file = std::env::temp_dir().join(format!("{rb}-lossy.nft"));
+        std::fs::write(&file, rules).expect("nft rules");
+        inside(&rb, "nft", &["-f", &file.display().to_string()]);
+        let _ = std::fs::remove_file(file);
+        println!("site B's uplink: 5 % loss each way (nftables; this kernel has no netem for the delay)");
+    }
+
+    // The fleet, on the hub.
+    let hub = dir("hub");
+    let setup: &[&[&str]] = &[
+        &["init", "--name", "hub", "--fleet", "natted"],
+        &["site", "add", "SA", "--name", "site A"],
+        &["site", "add", "SB", "--name", "site B"],
+        &["node", "add", "a1", "--site", "SA"],
+        &["node", "add", "a2", "--site", "SA"],
+        &["node", "add", "b1", "--site", "SB"],
+        &["config", "set", "heartbeat.interval_s", "2"],
+        // The hub is the hub: nodes keep sessions with it and their site's
+        // peers, not with the operator's laptop.
+        &["config", "set", "sync.hubs", "[\"hub\"]"],
+    ];
+    for args in setup {
+        let out = fleetdeck(&hub, args);
+        assert!(out.status.success(), "{args:?}");
+    }
+    let relay_args = ["relay", "--listen", "10.77.0.1:3340", "--publish"];
+    let mut relay = Some(net.spawn(&hub_ns, &hub, &relay_args, log("relay")));
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            fleetdeck(&hub, &["config", "get", "sync.relay_url"])
+                .status
+                .success()
+        })
+        .is_some(),
+        "the relay is published"
+    );
+    let serve_args = ["serve", "--listen", "10.77.0.1:7447", "--no-mdns"];
+    let mut serve = Some(net.spawn(&hub_ns, &hub, &serve_args, log("hub")));
+    assert!(
+        eventually(Duration::from_secs(20), || fleetdeck(&hub, &["invite"])
+            .status
+            .success())
+        .is_some(),
+        "the hub publishes its address"
+    );
+    let token = |role: &str| {
+        json(&hub, &["invite", "--role", role])["token"]
+            .as_str()
+            .expect("a token")
+            .to_string()
+    };
+
+    // Everyone joins from behind a NAT, and runs.
+    let mut procs = Vec::new();
+    for (name, node) in [("A1", "a1"), ("A2", "a2"), ("B1", "b1")] {
+        net.join(&net.ns(name), &dir(name), &token("node"), &format!("{node}-dev"));
+        procs.push(net.spawn(
+            &net.ns(name),
+            &dir(name),
+            &["node", "run", "--node", node, "--listen", "0.0.0.0:7447"],
+            log(name),
+        ));
+    }
+    let laptop = dir("L");
+    net.join(&net.ns("L"), &laptop, &token("operator"), "laptop");
+    // Each joiner came to the relay with its invite's pass.
+    let passes = relay
+        .as_ref()
+        .map_or(0, |r| r.log().matches("let in a joiner").count());
+    println!("joiners let into the relay with their invite's pass: {passes}");
+    assert!(passes >= 4, "{passes} of the 4 joiners showed the relay a pass");
+    let laptop_args = ["serve", "--listen", "0.0.0.0:7447"];
+    let mut laptop_proc = net.spawn(&net.ns("L"), &laptop, &laptop_args, log("laptop"));
+
+    // An edit on the laptop is applied at both sites.
+    assert!(fleetdeck(&laptop, &["config", "set", "probe", "1"]).status.success());
+    let sites = ["A1", "A2", "B1"];
+    let took = eventually(Duration::from_secs(90), || {
+        sites.iter().all(|n| probe(&dir(n)) == 1)
+    });
+    assert!(
+        took.is_some(),
+        "the laptop's edit at the sites: {:?}; hub: {}",
+        sites.map(|n| probe(&dir(n))),
+        serve.as_ref().map(Proc::log).unwrap_or_default()
+    );
+    println!("the laptop's edit applied at both sites after {took:?}");
+
+    // The nodes' heartbeats reach the laptop, through the hub.
+    let heard = eventually(Duration::from_secs(60), || {
+        ["a1", "a2", "b1"]
+            .iter()
+            .all(|n| !json(&laptop, &["node", "show", n])["health"].is_null())
+    });
+    assert!(heard.is_some(), "the laptop hears every node");
+    // ... though no node keeps a session with it: they reach it through
+    // the hub (`sync.hubs`).
+    let apart = eventually(Duration::from_secs(30), || {
+        sites
+            .iter()
+            .all(|n| connected(&dir(n), "laptop").is_none() && connected(&dir(n), "hub").is_some())
+    });
+    assert!(
+        apart.is_some(),
+        "nodes keep sessions with the hub only: {:?}",
+        sites.map(|n| json(&dir(n), &["peers"]))
+    );
+
+    // The hub's replica goes down, its relay stays: the laptop and the
+    // nodes, all behind NATs, reach each other through the relay (or a
+    // path hole-punched with the addresses it told them), and the laptop's
+    // edit is applied at both sites.
+    // (Stopped, not crashed: a crashed hub's sessions are found dead by
+    // the 60 s idle timeout before the nodes look for another way.)
+    if let Some(p) = serve.take() {
+        p.stop();
+    }
+    assert!(fleetdeck(&laptop, &["config", "set", "probe", "2"]).status.success());
+    let relayed = eventually(Duration::from_secs(90), || {
+        sites.iter().all(|n| probe(&dir(n)) == 2)
+    });
+    assert!(
+        relayed.is_some(),
+        "the laptop's edit through the relay: {:?}; relay: {}",
+        sites.map(|n| probe(&dir(n))),
+        relay.as_ref().map(Proc::log).unwrap_or_default()
+    );
+    let paths: Vec<String> = ["a1-dev", "a2-dev", "b1-dev"]
+        .iter()
+        .map(|n| {
+            connected(&laptop, n).map_or(format!("{n}: not connected"), |p| {
+                format!("{n}: {} {}ms", p["path"], p["rtt_ms"])
+            })
+        })
+        .collect();
+    println!(
+        "with the hub's replica down, the edit applied at both sites through the relay after {relayed:?} ({})",
+        paths.join(", ")
+    );
+
+    // The relay goes down too; the laptop moves onto site A's LAN.
+    drop(relay.take());
+    inside(&net.ns("L"), "ip", &["link", "del", "eth0"]);
+    net.host("L", &ra, "192.168.1.50/24", "192.168.1.1");
+    // A laptop that changed networks: its replica starts again there.
+    drop(laptop_proc);
+    laptop_proc = net.spawn(&net.ns("L"), &laptop, &laptop_args, log("laptop-2"));
+    let direct = eventually(Duration::from_secs(60), || {
+        connected(&laptop, "a1-dev").is_some_and(|p| p["path"] == "direct")
+    });
+    assert!(
+        direct.is_some(),
+        "the laptop on site A's LAN syncs directly with a1: {}",
+        json(&laptop, &["peers"])
+    );
+    assert!(fleetdeck(&laptop, &["config", "set", "probe", "3"]).status.success());
+    let lan = eventually(Duration::from_secs(60), || {
+        probe(&dir("A1")) == 3 && probe(&dir("A2")) == 3
+    });
+    assert!(
+        lan.is_some(),
+        "site A applies the edit with the hub down: {:?}",
+        [probe(&dir("A1")), probe(&dir("A2"))]
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || connected(&dir("A1"), "a2-dev").is_some())
+            .is_some(),
+        "a1 and a2 keep a session on their LAN: {}",
+        json(&dir("A1"), &["peers"])
+    );
+    assert_eq!(probe(&dir("B1")), 2, "site B is cut off");
+
+    // The hub comes back: site B gets the edit too.
+    relay = Some(net.spawn(&hub_ns, &hub, &relay_args, log("relay-2")));
+    serve = Some(net.spawn(&hub_ns, &hub, &serve_args, log("hub-2")));
+    let healed = eventually(Duration::from_secs(90), || probe(&dir("B1")) == 3);
+    assert!(
+        healed.is_some(),
+        "site B gets the edit once the hub is back; b1: {}",
+        procs[2].log()
+    );
+    println!("site B healed after {healed:?}");
+    drop((laptop_proc, procs, serve, relay));
+}
