@@ -119,6 +119,8 @@ impl ReplicaSource {
                             last_sync_ms: p.and_then(|p| p.last_sync_ms),
                             lacks: p.and_then(|p| p.lacks),
                             last_error: p.and_then(|p| p.last_error.clone()),
+                            path: p.and_then(|p| p.path),
+                            rtt_ms: p.and_then(|p| p.rtt_ms),
                         }
                     })
                     .collect()

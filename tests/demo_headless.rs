@@ -183,7 +183,7 @@ fn the_demo_plays_another_scenario_at_another_speed() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(
-        stdout.contains("scenario wildfire: 4 sites, 4 nodes")
+        stdout.contains("scenario wildfire: 4 sites, 7 nodes")
             && stdout.contains("at speed 10 (33s real), repeating"),
         "{stdout}"
     );

@@ -736,13 +736,14 @@ pub fn evaluate(sites: &[SiteInput<'_>], now_ms: i64, acks: &HashMap<String, Ack
 }
 
 /// `zone-quorum:ZONE`, hard, for each zone with a quorum whose nodes up
-/// (reported, not down, their site not offline) are fewer than it: what
+/// (reported, not down, their site not offline) are fewer than it, once
+/// any of its nodes has reported: what
 /// the zone detects does not count (the Wildfire seed's consensus). The
 /// alert is placed at the zone's first site (by id); it has no start time
 /// (which node's loss tipped it is each replica's own view).
 fn zone_quorum(out: &mut Out<'_>, sites: &[SiteInput<'_>]) {
-    // zone → (quorum, nodes, up, first site)
-    let mut zones: BTreeMap<&str, (u64, usize, usize, &str)> = BTreeMap::new();
+    // zone → (quorum, nodes, up, first site, nodes that ever reported)
+    let mut zones: BTreeMap<&str, (u64, usize, usize, &str, usize)> = BTreeMap::new();
     for site in sites {
         let Some(Zone {
             name,
@@ -761,16 +762,19 @@ fn zone_quorum(out: &mut Out<'_>, sites: &[SiteInput<'_>]) {
                         .is_some_and(|(_, heard)| !is_down(out.now_ms, heard, &n.thresholds))
             })
             .count();
-        let e = zones.entry(name).or_insert((q, 0, 0, site.site));
+        let e = zones.entry(name).or_insert((q, 0, 0, site.site, 0));
         e.0 = e.0.max(q);
         e.1 += site.nodes.len();
         e.2 += up;
+        e.4 += site.nodes.iter().filter(|n| n.health.is_some()).count();
         if site.site < e.3 {
             e.3 = site.site;
         }
     }
-    for (zone, (quorum, nodes, up, site)) in zones {
-        if (up as u64) >= quorum {
+    for (zone, (quorum, nodes, up, site, reported)) in zones {
+        // A zone none of whose nodes ever reported is unknown, as a site
+        // is (a fleet just set up), not below its quorum.
+        if (up as u64) >= quorum || reported == 0 {
             continue;
         }
         let start = out.alerts.len();
@@ -802,9 +806,11 @@ pub enum SiteState {
 }
 
 /// Each site's state, in the order of `sites`: `Err` with any hard alert
-/// that is not silenced, `Warn` with any other alert that is not silenced,
-/// `Unknown` when none of its nodes ever reported (or it has no nodes),
-/// otherwise `Green`. Acked alerts still count; silenced ones do not.
+/// that is not silenced, or when none of its nodes that ever reported is
+/// up (a dark site is never green, its offline alert silenced or not);
+/// `Warn` with any other alert that is not silenced; `Unknown` when none of
+/// its nodes ever reported (or it has no nodes); otherwise `Green`. Acked
+/// alerts still count; silenced ones do not.
 pub fn site_states(
     sites: &[SiteInput<'_>],
     alerts: &[Alert],
@@ -823,10 +829,21 @@ pub fn site_states(
     sites
         .iter()
         .map(|s| {
+            let heard: Vec<i64> = s
+                .nodes
+                .iter()
+                .filter_map(|n| n.health.map(|(_, heard)| heard))
+                .collect();
+            let dark = !heard.is_empty()
+                && s.nodes.iter().all(|n| {
+                    n.health
+                        .is_none_or(|(_, heard)| is_down(now_ms, heard, &n.thresholds))
+                });
             let state = match seen.get(s.site) {
                 Some((true, _)) => SiteState::Err,
+                _ if dark => SiteState::Err,
                 Some((false, true)) => SiteState::Warn,
-                _ if s.nodes.iter().all(|n| n.health.is_none()) => SiteState::Unknown,
+                _ if heard.is_empty() => SiteState::Unknown,
                 _ => SiteState::Green,
             };
             (s.site.to_string(), state)
@@ -1341,10 +1358,42 @@ mod tests {
         let alerts = evaluate(&sites, T0 + 60_000, &acks);
         assert_eq!(alerts[0].acked_by.as_deref(), Some("ana"));
         assert!(!alerts[0].is_hidden(T0 + 60_000));
+        // Its only node is down: the site is dark, whatever the ack.
         assert_eq!(
             site_states(&sites, &alerts, T0 + 60_000)[0].1,
-            SiteState::Warn
+            SiteState::Err
         );
+    }
+
+    #[test]
+    fn a_site_with_no_node_up_is_err_even_with_its_alerts_silenced() {
+        let (a, b) = (reg("n1", T0), reg("n2", T0));
+        let sites = [site("s1", vec![node("n1", Some(&a)), node("n2", Some(&b))])];
+        let silence = |id: &str| {
+            (
+                id.to_string(),
+                Ack {
+                    by: "ana".into(),
+                    at_ms: T0,
+                    until_ms: Some(T0 + DAY_MS),
+                    since_ms: None,
+                },
+            )
+        };
+        let acks = HashMap::from([
+            silence("node-down:n1"),
+            silence("node-down:n2"),
+            silence("site-offline:s1"),
+        ]);
+        let now = T0 + 600_000;
+        let alerts = evaluate(&sites, now, &acks);
+        assert!(alerts.iter().all(|a| a.is_hidden(now)), "{alerts:?}");
+        assert_eq!(site_states(&sites, &alerts, now)[0].1, SiteState::Err);
+        // One node back: no longer dark, and its alerts are silenced.
+        let back = reg("n2", now);
+        let sites = [site("s1", vec![node("n1", Some(&a)), node("n2", Some(&back))])];
+        let alerts = evaluate(&sites, now, &acks);
+        assert_eq!(site_states(&sites, &alerts, now)[0].1, SiteState::Green);
     }
 
     #[test]
@@ -1432,6 +1481,15 @@ mod tests {
         north_2.zone = north_1.zone;
         assert!(
             eval(&[north_1, north_2], now)
+                .iter()
+                .all(|x| x.kind != AlertKind::ZoneQuorum)
+        );
+        // A zone none of whose nodes ever reported (a fleet just set up)
+        // is unknown, not below its quorum.
+        let mut silent = site("n3", vec![node("d", None), node("e", None)]);
+        silent.zone = zone;
+        assert!(
+            eval(&[silent], now)
                 .iter()
                 .all(|x| x.kind != AlertKind::ZoneQuorum)
         );

@@ -142,10 +142,11 @@ fn state_events(
         let why = a.error.as_deref().unwrap_or("no reason given");
         out.push(match a.result {
             ApplyResult::Ok => ev("applied", format!("applied revision {rev}")),
+            // The cause first: a line cut to fit keeps it.
             ApplyResult::RolledBack => {
-                ev("rolled_back", format!("rolled back revision {rev}: {why}"))
+                ev("rolled_back", format!("rolled back — {why} (revision {rev})"))
             }
-            ApplyResult::Failed => ev("failed", format!("failed to apply revision {rev}: {why}")),
+            ApplyResult::Failed => ev("failed", format!("apply failed — {why} (revision {rev})")),
         });
     }
     match (prev.and_then(|p| p.safe_mode.as_ref()), &reg.safe_mode) {
@@ -162,7 +163,7 @@ fn state_events(
             out.push(Event {
                 at_ms: st.at_ms,
                 kind: "alert_fired",
-                text: format!("{} {}: {}", a.severity.as_str(), a.kind.as_str(), a.message),
+                text: format!("{}: {}", a.severity.as_str(), a.message),
                 alert: Some(id.clone()),
             });
         }

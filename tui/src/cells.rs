@@ -8,6 +8,7 @@ use fleetdeck_store::health::ApplyResult;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Span;
 
+use crate::source::SiteFacts;
 use crate::text;
 use crate::theme::Theme;
 
@@ -30,13 +31,22 @@ pub fn badge(theme: &Theme, s: SiteState) -> Span<'static> {
     Span::styled(format!("{dot} {}", state_label(s)), theme.state(s))
 }
 
-/// "down" for a node that stopped reporting, else its state badge.
+/// "▼ down" for a node that stopped reporting (in the err colour even when
+/// its alert is silenced: a silence hides the alert, not the fact), else
+/// its state badge.
 pub fn node_badge(theme: &Theme, s: SiteState, down: bool) -> Span<'static> {
     if down {
-        Span::styled("▼ down", theme.state(s))
+        Span::styled("▼ down", theme.state(SiteState::Err))
     } else {
         badge(theme, s)
     }
+}
+
+/// A site's badge: "▼ down" in the err colour while none of its nodes is
+/// up (so a dark site never reads like one with half its nodes up, nor
+/// green under a silence), else its state badge.
+pub fn site_badge(theme: &Theme, s: &SiteFacts) -> Span<'static> {
+    node_badge(theme, s.state, s.all_down())
 }
 
 /// Nodes up of all, "2/3": plain when all are up, amber while some are

@@ -824,6 +824,13 @@ impl FixtureSource {
             last_sync_ms: sync_ago.map(|a| now_ms - a),
             lacks,
             last_error: err.map(str::to_string),
+            // hub-fi is reached through the fleet's relay.
+            path: connected.then_some(if name == "hub-fi" {
+                fleetdeck_store::peer::PathKind::Relay
+            } else {
+                fleetdeck_store::peer::PathKind::Direct
+            }),
+            rtt_ms: connected.then_some(if name == "hub-fi" { 64 } else { 18 }),
         };
         let peers = vec![
             peer(

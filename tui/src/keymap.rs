@@ -72,6 +72,8 @@ pub enum Action {
     RunAction,
     /// Start a staged rollout (on the marked sites, else the fleet).
     StartRollout,
+    /// The overview's sites table in groups by zone, or not.
+    GroupByZone,
     /// Dialogs and text inputs.
     Confirm,
     Cancel,
@@ -131,6 +133,7 @@ impl Action {
             Action::ClearMarks => "clear marks",
             Action::RunAction => "run action",
             Action::StartRollout => "start rollout",
+            Action::GroupByZone => "group by zone",
             Action::Confirm => "yes",
             Action::Cancel => "cancel",
             Action::Submit => "run",
@@ -207,6 +210,7 @@ impl Action {
         Action::ClearMarks,
         Action::RunAction,
         Action::StartRollout,
+        Action::GroupByZone,
         Action::Confirm,
         Action::Cancel,
         Action::Submit,
@@ -264,6 +268,7 @@ impl Action {
             Action::ClearMarks => "clear_marks",
             Action::RunAction => "run_action",
             Action::StartRollout => "start_rollout",
+            Action::GroupByZone => "group_by_zone",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel",
             Action::Submit => "submit",
@@ -533,6 +538,7 @@ const DEFAULT: &[(Scope, &str, Action)] = &[
     (Scope::Global, "u", Action::ClearMarks),
     (Scope::Overview, "x", Action::RunAction),
     (Scope::Overview, "N", Action::StartRollout),
+    (Scope::Overview, "z", Action::GroupByZone),
     (Scope::Site, "x", Action::RunAction),
     (Scope::Site, "v", Action::EventsHere),
     (Scope::Node, "v", Action::EventsHere),

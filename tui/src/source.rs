@@ -196,6 +196,25 @@ pub struct SiteFacts {
     pub heartbeat_ms: i64,
 }
 
+impl SiteFacts {
+    /// None of the site's nodes is up though some reported before: the
+    /// site is dark, whatever its alerts say (they may be silenced, or
+    /// not yet raised to "site offline").
+    pub fn all_down(&self) -> bool {
+        self.nodes_total > 0 && self.nodes_up == 0 && self.last_heard_ms.is_some()
+    }
+
+    /// The state the console paints the site in: its state, but never
+    /// better than err while none of its nodes is up.
+    pub fn shown_state(&self) -> SiteState {
+        if self.all_down() {
+            SiteState::Err
+        } else {
+            self.state
+        }
+    }
+}
+
 /// What the console knows about one node, derived once per snapshot.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeFacts {

@@ -60,7 +60,10 @@ fn enter_on_a_site_opens_its_nodes() {
     for node in ["whn-router", "whn-nvr", "whn-cam-1"] {
         assert!(screen.contains(node), "{node}: {screen}");
     }
-    assert!(screen.contains("failed r43"), "last apply result: {screen}");
+    assert!(
+        screen.contains("failed 12m ago r43"),
+        "last apply result: {screen}"
+    );
     assert!(
         screen.contains("alerts.disk_pct"),
         "the site's override: {screen}"
@@ -1652,7 +1655,7 @@ fn space_marks_sites_by_id_and_esc_or_u_drops_the_marks() {
     let screen = c.screen(120, 40);
     assert!(screen.contains("sites · 10 · 2 marked"), "{screen}");
     assert!(screen.contains("│✓ ● err     BL-WH-N "), "{screen}");
-    assert!(screen.contains("│✓ ● err     BL-WH-S "), "{screen}");
+    assert!(screen.contains("│✓ ▼ down    BL-WH-S "), "{screen}");
     assert_eq!(
         c.app.message().unwrap().text,
         "marked site BL-WH-S · 2 marked"
@@ -1899,4 +1902,98 @@ fn zones_show_their_nodes_up_against_the_quorum_and_open_their_sites() {
     assert!(screen.contains("sites of hub · 2"), "{screen}");
     c.press("enter");
     assert_eq!(c.app.route(), Route::Site("BL-HUB-DE".into()));
+}
+
+// ---- zones in the overview ----------------------------------------------
+
+#[test]
+fn z_groups_the_overview_sites_by_zone_and_keeps_the_selection() {
+    let mut c = Console::new();
+    let before = listed_sites(&c.screen(120, 40));
+    // On the second site (worst first: BL-WH-S).
+    c.press("j z");
+    assert!(
+        c.app
+            .message()
+            .unwrap()
+            .text
+            .starts_with("sites grouped by zone"),
+        "{:?}",
+        c.app.message()
+    );
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("sites · 10 · by zone"), "{screen}");
+    assert!(screen.contains("│ZONE"), "{screen}");
+    let grouped = listed_zone_rows(&screen);
+    // Zones A to Z, each zone's sites together, worst first within it.
+    let zones: Vec<&str> = grouped.iter().map(|(z, _)| z.as_str()).collect();
+    let mut sorted = zones.clone();
+    sorted.sort();
+    assert_eq!(zones, sorted, "{screen}");
+    let south: Vec<&str> = grouped
+        .iter()
+        .filter(|(z, _)| z == "south")
+        .map(|(_, s)| s.as_str())
+        .collect();
+    assert_eq!(south, ["BL-WH-S", "BL-SHOP-LIS"], "{screen}");
+    // The zone's nodes up on its first row only.
+    assert!(screen.contains("│south 1/4"), "{screen}");
+    // The selection stayed on BL-WH-S.
+    c.press("enter");
+    assert_eq!(c.app.route(), Route::Site("BL-WH-S".into()));
+    // z again: the table's own order.
+    c.press("esc z");
+    assert_eq!(listed_sites(&c.screen(120, 40)), before);
+    assert_eq!(
+        c.app.message().unwrap().text,
+        "sites no longer grouped by zone"
+    );
+}
+
+/// (zone, site) of each row of the overview's sites table grouped by zone
+/// (the zone is written on every row: in full on a group's first, dim on
+/// the others).
+fn listed_zone_rows(screen: &str) -> Vec<(String, String)> {
+    screen
+        .lines()
+        .map(|l| l.trim_start_matches('"'))
+        // The sites table (beside the map at 120 columns), not the map.
+        .filter(|l| l.contains("││"))
+        .map(|l| l.split("││").next().unwrap_or(""))
+        .filter(|l| l.contains("BL-") && l.starts_with('│') && !l.starts_with("│● "))
+        .filter_map(|l| {
+            let mut words = l.trim_start_matches('│').split_whitespace();
+            let zone = words.next()?.to_string();
+            let site = words.find(|w| w.starts_with("BL-"))?.to_string();
+            Some((zone, site))
+        })
+        .collect()
+}
+
+#[test]
+fn the_zones_view_filters_its_zones() {
+    let mut c = Console::new();
+    c.press("8 /");
+    c.type_text("sou");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("zones · 1 /sou · 1 match"), "{screen}");
+    assert!(screen.contains("sites of south · 2"), "{screen}");
+    assert!(!screen.contains("│north"), "{screen}");
+}
+
+#[test]
+fn the_alerts_view_says_why_it_is_empty() {
+    let mut c = Console::new();
+    c.press("2 / z z z");
+    assert!(c.screen(120, 40).contains("no alert matches /zzz"));
+    c.press("esc f");
+    // Some severity with no alert: cycle until the table is empty.
+    for _ in 0..3 {
+        let screen = c.screen(120, 40);
+        if screen.contains("alerts · 0 ·") {
+            assert!(screen.contains("alert (f: the next severity)"), "{screen}");
+            return;
+        }
+        c.press("f");
+    }
 }

@@ -103,6 +103,27 @@ fn the_rollout_form_on_marked_sites() {
 }
 
 #[test]
+fn overview_grouped_by_zone() {
+    both_sizes("overview_by_zone", "z");
+}
+
+#[test]
+fn a_dark_site_is_down_in_red_even_when_its_offline_alert_is_silenced() {
+    let mut c = Console::new();
+    let theme = Theme::default();
+    // Silence BL-WH-S's offline alert: the store counts the site green.
+    c.press("2 j s");
+    c.press("enter 1");
+    assert!(c.app.snapshot().summary.hidden >= 1);
+    let buf = c.buffer(120, 40);
+    assert_eq!(fg_at(&buf, "▼ down    BL-WH-S"), theme.health.err);
+    assert_eq!(fg_at(&buf, "BL-WH-S  "), theme.health.err);
+    // Against a site with one node of two up: amber, its own state.
+    assert_eq!(fg_at(&buf, "1/2"), theme.ui.stale);
+    assert!(find(&buf, "● warn    BL-SHOP-LIS").is_some());
+}
+
+#[test]
 fn zones_view_lists_zones_and_their_sites() {
     both_sizes("zones", "8 j");
 }

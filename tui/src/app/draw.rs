@@ -473,9 +473,9 @@ impl App {
         ]);
         // What the view says beyond its keys, then the commands: wrapped
         // under the keys.
-        let notes = self.top().notes();
+        let mut notes = self.top().notes();
         let footer_text: String = footer.spans.iter().map(|s| s.content.as_ref()).collect();
-        let footer_rows = |width: u16| {
+        let footer_rows = |notes: &[String], width: u16| {
             notes
                 .iter()
                 .map(|n| text::wrapped_rows(n, width))
@@ -485,15 +485,20 @@ impl App {
         // One column when it fits, two when the terminal is short.
         let wide = area.width.min(80);
         let narrow = wide.min(56);
-        let room = area.height.saturating_sub(3 + footer_rows(narrow)) as usize;
+        let room = area.height.saturating_sub(3 + footer_rows(&notes, narrow)) as usize;
         let columns = if lines.len() > room && wide >= 60 {
             2
         } else {
             1
         };
         let width = if columns == 1 { narrow } else { wide };
-        let footer_rows = footer_rows(width);
         let per_column = lines.len().div_ceil(columns);
+        // The keys first: where they and the view's notes do not both fit,
+        // the notes give way.
+        if per_column as u16 + 3 + footer_rows(&notes, width) > area.height {
+            notes.clear();
+        }
+        let footer_rows = footer_rows(&notes, width);
         let height = (per_column as u16 + 3 + footer_rows).min(area.height);
         let popup = centered(area, width, height);
         frame.render_widget(Clear, popup);

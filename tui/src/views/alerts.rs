@@ -376,8 +376,13 @@ impl Component for AlertsView {
             hit: Some((ctx.hits, 0)),
             empty: if ctx.snap.alerts.is_empty() {
                 "no alerts: the fleet is quiet".into()
+            } else if !self.list.filter.is_empty() {
+                format!("no alert matches /{}", self.list.filter)
+            } else if let Some(s) = self.severity {
+                format!("no {} alert (f: the next severity)", s.as_str())
             } else {
-                "no alert matches the filter".into()
+                // Every alert is silenced and hidden.
+                format!("no open alert: {hidden} silenced (h shows them)")
             },
             sorted,
             marked: Some(&is_marked),

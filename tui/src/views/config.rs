@@ -111,6 +111,8 @@ fn kind_text(k: Kind) -> String {
         Kind::Number { min, max, unit } => format!("{unit}, {min}–{max}"),
         Kind::OneOf(words) => format!("one of {}", words.join(", ")),
         Kind::FleetUrl => "a URL, fleet defaults only".to_string(),
+        Kind::FleetCert => "a PEM certificate, fleet defaults only".to_string(),
+        Kind::FleetMembers => "a list of member names, fleet defaults only".to_string(),
     }
 }
 
@@ -229,7 +231,9 @@ impl ConfigView {
         keys.extend(
             schema::KEYS
                 .iter()
-                .filter(|s| fleet || !matches!(s.kind, Kind::FleetUrl))
+                .filter(|s| {
+                    fleet || !matches!(s.kind, Kind::FleetUrl | Kind::FleetCert | Kind::FleetMembers)
+                })
                 .filter_map(|s| ConfigPath::parse(s.key).ok()),
         );
         keys.extend(self.staged.iter().map(|e| e.key().clone()));

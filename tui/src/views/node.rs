@@ -256,7 +256,13 @@ impl Component for NodeView {
             .map(|e| Thresholds::from_lookup(|k| e.get_str(k)))
             .unwrap_or_default();
         let facts = match reg {
-            Some(r) => facts(theme, ctx.now_ms, r, &thresholds),
+            Some(r) => facts(
+                theme,
+                ctx.now_ms,
+                r,
+                &thresholds,
+                usize::from(facts_area.width.saturating_sub(2)),
+            ),
             None => vec![Line::from(Span::styled(
                 "this node never reported: no health register",
                 theme.dim(),
@@ -385,37 +391,56 @@ fn over(theme: &Theme, v: f64, limit: f64) -> Style {
 }
 
 /// The latest register as lines: metrics, disks, certificates, backup and
-/// the last apply.
-fn facts(theme: &Theme, now_ms: i64, r: &StoredRegister, t: &Thresholds) -> Vec<Line<'static>> {
+/// the last apply, `width` cells wide: each value stays whole with its
+/// label (a narrow pane starts the next line between two of them, never
+/// inside one).
+fn facts(
+    theme: &Theme,
+    now_ms: i64,
+    r: &StoredRegister,
+    t: &Thresholds,
+    width: usize,
+) -> Vec<Line<'static>> {
     let reg = &r.reg;
     let m = &reg.metrics;
     let dim = theme.dim();
-    let mut out = vec![
-        Line::from(vec![
-            Span::styled("reported ", dim),
-            Span::raw(format!(
-                "{} UTC ({})",
-                text::utc(reg.time_ms),
-                text::ago(now_ms, reg.time_ms)
-            )),
-        ]),
-        Line::from(vec![
+    let mut out = text::flow(
+        vec![
+            vec![
+                Span::styled("reported ", dim),
+                Span::raw(format!("{} UTC", text::utc(reg.time_ms))),
+            ],
+            vec![Span::raw(format!("({})", text::ago(now_ms, reg.time_ms)))],
+        ],
+        width,
+    );
+    let mut metrics = vec![
+        vec![
             Span::styled("cpu ", dim),
             Span::raw(text::pct(Some(m.cpu_pct))),
-            Span::styled("  mem ", dim),
+        ],
+        vec![
+            Span::styled("mem ", dim),
             Span::styled(
                 text::pct(Some(m.mem_pct)),
                 over(theme, m.mem_pct, t.mem_pct),
             ),
-            Span::styled("  load ", dim),
+        ],
+        vec![
+            Span::styled("load ", dim),
             Span::raw(format!("{:.2}", m.load1)),
-            Span::styled("  up ", dim),
+        ],
+        vec![
+            Span::styled("up ", dim),
             Span::raw(text::duration(
                 i64::try_from(m.uptime_s).unwrap_or(i64::MAX / 1000) * 1000,
             )),
-            Span::raw(m.temp_c.map_or(String::new(), |c| format!("  {c:.0}°C"))),
-        ]),
+        ],
     ];
+    if let Some(c) = m.temp_c {
+        metrics.push(vec![Span::raw(format!("{c:.0}°C"))]);
+    }
+    out.extend(text::flow(metrics, width));
     for d in &m.disks {
         out.push(Line::from(vec![
             Span::styled("disk ", dim),
@@ -473,23 +498,24 @@ fn facts(theme: &Theme, now_ms: i64, r: &StoredRegister, t: &Thresholds) -> Vec<
     }
     if let Some(a) = &reg.applied {
         let (word, style) = cells::apply_result(theme, a.result);
-        let mut spans = vec![
-            Span::styled("applied ", dim),
-            Span::raw(format!("{} ", a.revision)),
-            Span::styled(word, style),
-            Span::raw(format!(
-                " {} in {}ms",
-                text::ago(now_ms, a.at_ms),
-                a.duration_ms
-            )),
-        ];
+        out.extend(text::flow(
+            vec![
+                vec![Span::styled("applied ", dim), Span::raw(a.revision.clone())],
+                vec![
+                    Span::styled(word, style),
+                    Span::raw(format!(" {}", text::ago(now_ms, a.at_ms))),
+                ],
+                vec![Span::raw(format!("in {}ms", a.duration_ms))],
+            ],
+            width,
+        ));
+        // Why, in words: wrapped as prose.
         if let Some(e) = &a.error {
-            spans.push(Span::styled(
-                format!(": {e}"),
+            out.push(Line::from(Span::styled(
+                e.clone(),
                 Style::new().fg(theme.health.err),
-            ));
+            )));
         }
-        out.push(Line::from(spans));
     }
     out
 }

@@ -16,7 +16,7 @@ use ratatui::widgets::canvas::{Canvas, Map, MapResolution};
 
 use crate::bulk;
 use crate::cause;
-use crate::cells::{alert_style, badge, heard, node_count, severity_span};
+use crate::cells::{alert_style, heard, node_count, severity_span, site_badge};
 use crate::component::{Component, Ctx, Effect, Handled, Prompt, Route, View};
 use crate::form::Form;
 use crate::keymap::{Action, Scope};
@@ -25,7 +25,7 @@ use crate::source::{SiteFacts, Snapshot};
 use crate::table::{self, Column, ListState, Sort, Spec};
 use crate::text;
 use crate::theme::Theme;
-use crate::views::alerts;
+use crate::views::{alerts, zones};
 
 /// From this width the map is drawn beside the sites table; narrower, it
 /// is left out (a map under 48 columns shows little) and the sites table
@@ -44,6 +44,8 @@ pub struct Overview {
     sites: ListState,
     alerts: ListState,
     focus: Pane,
+    /// The sites table in groups by zone (`z`), a ZONE column first.
+    by_zone: bool,
 }
 
 /// The columns of the sites table, in the order they are drawn; the
@@ -81,6 +83,9 @@ pub const SITE_COLUMNS: [Column; 6] = [
     },
 ];
 
+/// The ZONE column of the sites table grouped by zone (`z`).
+const ZONE_WIDTH: u16 = 14;
+
 /// The columns of the alerts pane (columns of [`alerts::COLUMNS`]).
 const ALERT_COLUMNS: [usize; 4] = [alerts::SEV, alerts::AGE, alerts::SITE, alerts::ALERT];
 
@@ -92,7 +97,7 @@ const ALERTS_SITE_MIN_WIDTH: u16 = 100;
 fn compare_sites(column: usize, a: &SiteFacts, b: &SiteFacts) -> std::cmp::Ordering {
     use std::cmp::Reverse;
     let by = match column {
-        0 => attention(b.state).cmp(&attention(a.state)),
+        0 => site_attention(b).cmp(&site_attention(a)),
         2 => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
         3 => {
             // The share of nodes up, as a fraction compared without
@@ -114,8 +119,10 @@ fn compare_sites(column: usize, a: &SiteFacts, b: &SiteFacts) -> std::cmp::Order
 }
 
 /// Indices into `snap.sites` that pass the table's filter, in its order
-/// (worst state first unless the operator sorted by another column).
-pub fn site_rows(snap: &Snapshot, list: &ListState) -> Vec<usize> {
+/// (worst state first unless the operator sorted by another column);
+/// `by_zone`: in groups by zone (A to Z, sites without one last), each
+/// group in that order.
+pub fn site_rows(snap: &Snapshot, list: &ListState, by_zone: bool) -> Vec<usize> {
     let mut rows: Vec<usize> = snap
         .sites
         .iter()
@@ -128,6 +135,7 @@ pub fn site_rows(snap: &Snapshot, list: &ListState) -> Vec<usize> {
                     &s.name,
                     s.zone.as_deref().unwrap_or(""),
                     crate::cells::state_label(s.state),
+                    if s.all_down() { "down" } else { "" },
                 ],
             )
         })
@@ -136,7 +144,22 @@ pub fn site_rows(snap: &Snapshot, list: &ListState) -> Vec<usize> {
     table::sort(&mut rows, list.order(0), |c, &a, &b| {
         compare_sites(c, &snap.sites[a], &snap.sites[b])
     });
+    if by_zone {
+        // Stable: each zone keeps the order above.
+        rows.sort_by(|&a, &b| zone_order(&snap.sites[a]).cmp(&zone_order(&snap.sites[b])));
+    }
     rows
+}
+
+/// Zones A to Z, sites without a zone last.
+fn zone_order(s: &SiteFacts) -> (bool, &str) {
+    (s.zone.is_none(), s.zone.as_deref().unwrap_or(""))
+}
+
+/// How much a site asks for attention: as its state, a site with no node
+/// up as err (whatever a silence left of its alerts).
+fn site_attention(s: &SiteFacts) -> u8 {
+    attention(s.shown_state())
 }
 
 /// How much a state asks for attention: err, warn, unknown, green.
@@ -158,7 +181,7 @@ impl Overview {
     }
 
     fn site_ids<'a>(&self, snap: &'a Snapshot) -> Vec<&'a str> {
-        site_rows(snap, &self.sites)
+        site_rows(snap, &self.sites, self.by_zone)
             .into_iter()
             .map(|i| snap.sites[i].id.as_str())
             .collect()
@@ -277,6 +300,15 @@ impl Component for Overview {
                 }
             },
             Action::EditConfig => Handled::Then(Effect::Open(Route::Config(LayerRef::Fleet))),
+            Action::GroupByZone => {
+                self.by_zone = !self.by_zone;
+                self.sites.held = None;
+                Handled::Then(Effect::Message(if self.by_zone {
+                    "sites grouped by zone (z: ungroup)".into()
+                } else {
+                    "sites no longer grouped by zone".into()
+                }))
+            }
             Action::Mark | Action::ClearMarks | Action::RunAction | Action::StartRollout
                 if self.focus == Pane::Alerts =>
             {
@@ -336,6 +368,9 @@ impl Component for Overview {
             Action::GoPeers,
             Action::EditConfig,
         ]);
+        if self.focus == Pane::Sites {
+            c.push(Action::GroupByZone);
+        }
         c
     }
 
@@ -409,9 +444,12 @@ impl View for Overview {
         }
     }
     fn notes(&self) -> Vec<String> {
-        vec![format!(
-            "the map shows from {MAP_MIN_WIDTH} columns; narrower, the sites table takes its room"
-        )]
+        vec![
+            format!(
+                "the map shows from {MAP_MIN_WIDTH} columns; narrower, the sites table takes its room"
+            ),
+            "z groups the sites by zone: ZONE gives each zone's nodes up, and qN its quorum (red below it); a site with no node up shows ▼ down".into(),
+        ]
     }
 }
 
@@ -438,8 +476,8 @@ pub fn alert_counts(theme: &Theme, counts: [usize; 3]) -> Line<'static> {
 
 pub fn site_row(theme: &Theme, now_ms: i64, s: &SiteFacts) -> Vec<Line<'static>> {
     vec![
-        Line::from(badge(theme, s.state)),
-        Line::from(Span::styled(s.id.clone(), theme.state(s.state))),
+        Line::from(site_badge(theme, s)),
+        Line::from(Span::styled(s.id.clone(), theme.state(s.shown_state()))),
         Line::from(s.name.clone()),
         Line::from(node_count(
             theme,
@@ -454,20 +492,54 @@ pub fn site_row(theme: &Theme, now_ms: i64, s: &SiteFacts) -> Vec<Line<'static>>
 
 impl Overview {
     fn draw_sites(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
-        let rows = site_rows(ctx.snap, &self.sites);
+        let rows = site_rows(ctx.snap, &self.sites, self.by_zone);
         let theme = ctx.theme;
         let is_marked = |i: usize| self.sites.is_marked(&ctx.snap.sites[rows[i]].id);
+        let widths = [
+            Constraint::Length(9),
+            Constraint::Length(12),
+            Constraint::Fill(1),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(11),
+        ];
+        // Grouped: a ZONE column first, the zone's nodes up (against its
+        // quorum when it has one) on the first row of each group; where
+        // that leaves the names too little room, they give it up (the id
+        // stays).
+        let mut shown: Vec<usize> = (0..SITE_COLUMNS.len()).collect();
+        if self.by_zone {
+            let fixed: u16 = 2 + 2 + ZONE_WIDTH + 1 + 9 + 12 + 6 + 8 + 11 + 5;
+            if area.width.saturating_sub(fixed) < 10 {
+                shown.retain(|&c| c != 2);
+            }
+        }
+        let mut header: Vec<&str> = shown.iter().map(|&c| SITE_COLUMNS[c].title).collect();
+        let mut widths: Vec<Constraint> = shown.iter().map(|&c| widths[c]).collect();
+        let mut title = format!("sites · {}", ctx.snap.sites.len());
+        let order = self.sites.order(0);
+        let mut sorted = shown
+            .iter()
+            .position(|&c| c == order.column)
+            .map(|column| Sort { column, ..order });
+        let zones: HashMap<String, zones::ZoneFacts> = if self.by_zone {
+            header.insert(0, "ZONE");
+            widths.insert(0, Constraint::Length(ZONE_WIDTH));
+            title.push_str(" · by zone");
+            if let Some(s) = &mut sorted {
+                s.column += 1;
+            }
+            zones::zones(ctx.snap)
+                .into_iter()
+                .map(|z| (z.name.clone(), z))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let spec = Spec {
-            title: format!("sites · {}", ctx.snap.sites.len()),
-            header: SITE_COLUMNS.iter().map(|c| c.title).collect(),
-            widths: vec![
-                Constraint::Length(9),
-                Constraint::Length(12),
-                Constraint::Fill(1),
-                Constraint::Length(6),
-                Constraint::Length(8),
-                Constraint::Length(11),
-            ],
+            title,
+            header,
+            widths,
             len: rows.len(),
             state: &self.sites,
             focused: self.focus == Pane::Sites,
@@ -477,11 +549,26 @@ impl Overview {
             } else {
                 format!("no site matches /{}", self.sites.filter)
             },
-            sorted: Some(self.sites.order(0)),
+            sorted,
             marked: Some(&is_marked),
         };
         table::render(frame, area, spec, theme, |i| {
-            site_row(theme, ctx.now_ms, &ctx.snap.sites[rows[i]])
+            let s = &ctx.snap.sites[rows[i]];
+            let mut all = site_row(theme, ctx.now_ms, s).into_iter();
+            let mut cells: Vec<Line> = Vec::with_capacity(shown.len() + 1);
+            let mut next = 0;
+            for &c in &shown {
+                // The cells come in column order: skip those not shown.
+                let cell = all.nth(c - next).unwrap_or_default();
+                next = c + 1;
+                cells.push(cell);
+            }
+            if self.by_zone {
+                let first = i == 0 || ctx.snap.sites[rows[i - 1]].zone != s.zone;
+                let name = s.zone.as_deref().unwrap_or(zones::NO_ZONE);
+                cells.insert(0, zone_cell(theme, zones.get(name), name, first));
+            }
+            cells
         });
     }
 
@@ -532,6 +619,43 @@ impl Overview {
                 .collect()
         });
     }
+}
+
+/// The ZONE cell of a grouped sites table: on a group's first row the
+/// zone (red while below its quorum) and its nodes up, "5/5" or against
+/// its quorum, "1/2 q2"; on the others the zone, dim.
+fn zone_cell(
+    theme: &Theme,
+    zone: Option<&zones::ZoneFacts>,
+    name: &str,
+    first: bool,
+) -> Line<'static> {
+    let Some(z) = zone.filter(|_| first) else {
+        return Line::from(Span::styled(name.to_string(), theme.dim()));
+    };
+    let style = if z.below {
+        Style::new()
+            .fg(theme.health.err)
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::new().add_modifier(Modifier::BOLD)
+    };
+    let never_heard = z.sites.iter().all(|s| s.last_heard_ms.is_none());
+    let mut spans = vec![
+        Span::styled(format!("{name} "), style),
+        node_count(theme, z.up, z.nodes, never_heard),
+    ];
+    if let Some(q) = z.quorum {
+        spans.push(Span::styled(
+            format!(" q{q}"),
+            if z.below {
+                Style::new().fg(theme.health.err)
+            } else {
+                theme.dim()
+            },
+        ));
+    }
+    Line::from(spans)
 }
 
 /// Splits `width` cells among `parts` in proportion, the rounding going to
@@ -724,8 +848,8 @@ pub fn place_pins(
     let mut at: HashMap<(u16, u16), usize> = HashMap::new();
     let mut located: Vec<&&SiteFacts> = sites.iter().filter(|s| s.location.is_some()).collect();
     located.sort_by(|a, b| {
-        attention(b.state)
-            .cmp(&attention(a.state))
+        site_attention(b)
+            .cmp(&site_attention(a))
             .then(a.id.cmp(&b.id))
     });
     for s in located {
@@ -747,7 +871,7 @@ pub fn place_pins(
                     x,
                     y,
                     sites: vec![s.id.clone()],
-                    state: s.state,
+                    state: s.shown_state(),
                     selected: is_selected,
                     label: None,
                 });

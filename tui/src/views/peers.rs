@@ -12,6 +12,7 @@ use crate::pane;
 use crate::source::{Peer, SyncStatus};
 use crate::table::{self, ListState, Spec};
 use crate::text;
+use fleetdeck_store::peer::PathKind;
 
 #[derive(Debug, Default)]
 pub struct PeersView {
@@ -96,6 +97,8 @@ impl Component for PeersView {
                 "PEER",
                 "KEY",
                 "STATE",
+                "PATH",
+                "RTT",
                 "ADDRESS",
                 "LAST SYNC",
                 "LACKS",
@@ -105,6 +108,8 @@ impl Component for PeersView {
                 Constraint::Length(14),
                 Constraint::Length(8),
                 Constraint::Length(11),
+                Constraint::Length(6),
+                Constraint::Length(7),
                 Constraint::Length(21),
                 Constraint::Length(10),
                 Constraint::Length(5),
@@ -132,6 +137,14 @@ impl Component for PeersView {
                     theme.dim(),
                 )),
                 Line::from(state),
+                // Direct, or through the fleet's relay (dim: slower, and
+                // only while no direct path works).
+                Line::from(match p.path {
+                    Some(PathKind::Direct) => Span::raw("direct"),
+                    Some(PathKind::Relay) => Span::styled("relay", theme.dim()),
+                    None => Span::styled("-", theme.dim()),
+                }),
+                Line::from(p.rtt_ms.map_or_else(|| "-".into(), |ms| format!("{ms} ms"))),
                 Line::from(p.addr.clone().unwrap_or_else(|| "-".into())),
                 Line::from(
                     p.last_sync_ms

@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::bulk;
-use crate::cells::{self, badge, heard, node_badge, node_count};
+use crate::cells::{self, heard, node_badge, node_count, site_badge};
 use crate::component::{Component, Ctx, Effect, Handled, Prompt, Route, View};
 use crate::keymap::{Action, Scope};
 use crate::pane::{self, cycle};
@@ -285,7 +285,7 @@ impl Component for SiteView {
         let mut fields = vec![
             vec![Span::styled(site.id.clone(), theme.title())],
             vec![Span::raw(site.name.clone())],
-            vec![badge(theme, site.state)],
+            vec![site_badge(theme, site)],
             vec![
                 node_count(
                     theme,
@@ -440,16 +440,16 @@ pub fn metric(theme: &Theme, v: Option<f64>) -> Span<'static> {
     Span::styled(text::pct(v), style)
 }
 
-/// "ok r42 3m ago", "failed r43 10m ago".
+/// "ok 3m ago 4b660dc1", "failed 10m ago 9e1a2b3c": the result and its
+/// age first, so a narrow column cuts the revision (its first 8 hex
+/// digits, as short hashes are written) rather than them.
 pub fn apply_cell(theme: &Theme, now_ms: i64, n: &NodeFacts) -> Span<'static> {
     match &n.applied {
         None => Span::styled("-", theme.dim()),
         Some((rev, result, at)) => {
             let (word, style) = cells::apply_result(theme, *result);
-            Span::styled(
-                format!("{word} {} {}", text::fit(rev, 10), text::ago(now_ms, *at)),
-                style,
-            )
+            let rev: String = rev.chars().take(8).collect();
+            Span::styled(format!("{word} {} {rev}", text::ago(now_ms, *at)), style)
         }
     }
 }

@@ -14,7 +14,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
-use crate::cells::{badge, heard, node_count};
+use crate::cells::{heard, node_count, site_badge};
 use crate::component::{Component, Ctx, Effect, Handled, Route, View};
 use crate::keymap::{Action, Scope};
 use crate::pane::cycle;
@@ -25,7 +25,7 @@ const ZONES: usize = 0;
 const SITES: usize = 1;
 
 /// The name sites without a zone are listed under.
-const NO_ZONE: &str = "(no zone)";
+pub const NO_ZONE: &str = "(no zone)";
 
 /// One zone as the view shows it.
 pub struct ZoneFacts<'a> {
@@ -87,19 +87,39 @@ pub struct ZonesView {
 }
 
 impl ZonesView {
-    fn zone_ids(snap: &Snapshot) -> Vec<String> {
-        zones(snap).into_iter().map(|z| z.name).collect()
+    /// The zones that pass the zones table's filter (by name).
+    fn shown<'a>(&self, snap: &'a Snapshot) -> Vec<ZoneFacts<'a>> {
+        let f = &self.lists[ZONES].filter;
+        zones(snap)
+            .into_iter()
+            .filter(|z| table::matches(f, &[&z.name]))
+            .collect()
+    }
+
+    fn zone_ids(&self, snap: &Snapshot) -> Vec<String> {
+        self.shown(snap).into_iter().map(|z| z.name).collect()
     }
 
     fn selected<'a>(&self, snap: &'a Snapshot) -> Option<ZoneFacts<'a>> {
         let key = self.lists[ZONES].key.as_deref()?;
-        zones(snap).into_iter().find(|z| z.name == key)
+        self.shown(snap).into_iter().find(|z| z.name == key)
+    }
+
+    /// The selected zone's sites that pass the sites table's filter.
+    fn sites<'a>(&self, snap: &'a Snapshot) -> Vec<&'a SiteFacts> {
+        let f = &self.lists[SITES].filter;
+        self.selected(snap)
+            .map(|z| {
+                z.sites
+                    .into_iter()
+                    .filter(|s| table::matches(f, &[&s.id, &s.name]))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn site_ids(&self, snap: &Snapshot) -> Vec<String> {
-        self.selected(snap)
-            .map(|z| z.sites.iter().map(|s| s.id.clone()).collect())
-            .unwrap_or_default()
+        self.sites(snap).iter().map(|s| s.id.clone()).collect()
     }
 }
 
@@ -118,7 +138,7 @@ fn quorum_cell(theme: &crate::theme::Theme, z: &ZoneFacts) -> Line<'static> {
 impl Component for ZonesView {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
         let ids = match self.focus {
-            ZONES => Self::zone_ids(ctx.snap),
+            ZONES => self.zone_ids(ctx.snap),
             _ => self.site_ids(ctx.snap),
         };
         let before = self.lists[ZONES].key.clone();
@@ -151,7 +171,7 @@ impl Component for ZonesView {
 
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
         let theme = ctx.theme;
-        let all = zones(ctx.snap);
+        let all = self.shown(ctx.snap);
         let [top, bottom] =
             Layout::vertical([Constraint::Percentage(45), Constraint::Fill(1)]).areas(area);
         let below = all.iter().filter(|z| z.below).count();
@@ -174,7 +194,11 @@ impl Component for ZonesView {
             len: all.len(),
             state: &self.lists[ZONES],
             focused: self.focus == ZONES,
-            empty: "no sites yet".into(),
+            empty: if ctx.snap.sites.is_empty() {
+                "no sites yet".into()
+            } else {
+                format!("no zone matches /{}", self.lists[ZONES].filter)
+            },
             hit: Some((ctx.hits, ZONES)),
             sorted: None,
             marked: None,
@@ -189,19 +213,23 @@ impl Component for ZonesView {
             vec![
                 Line::from(Span::styled(z.name.clone(), zone_style)),
                 Line::from(z.sites.len().to_string()),
-                Line::from(node_count(theme, z.up, z.nodes, z.up == 0 && z.nodes == 0)),
+                // Dim for a zone none of whose nodes ever reported (not
+                // down: unknown), as a site's count is.
+                Line::from(node_count(
+                    theme,
+                    z.up,
+                    z.nodes,
+                    z.sites.iter().all(|s| s.last_heard_ms.is_none()),
+                )),
                 quorum_cell(theme, z),
             ]
         });
         let selected = self.selected(ctx.snap);
-        let sites: Vec<&SiteFacts> = selected
-            .as_ref()
-            .map(|z| z.sites.clone())
-            .unwrap_or_default();
+        let sites = self.sites(ctx.snap);
         let spec = Spec {
             title: selected.as_ref().map_or_else(
                 || "sites".into(),
-                |z| format!("sites of {} · {}", z.name, z.sites.len()),
+                |z| format!("sites of {} · {}", z.name, sites.len()),
             ),
             header: vec!["STATUS", "SITE", "NAME", "NODES UP", "LAST HEARD"],
             widths: vec![
@@ -223,8 +251,8 @@ impl Component for ZonesView {
             let s = sites[i];
             let offline = up_for_quorum(ctx.snap, s) == 0 && s.nodes_up > 0;
             vec![
-                Line::from(badge(theme, s.state)),
-                Line::from(Span::styled(s.id.clone(), theme.state(s.state))),
+                Line::from(site_badge(theme, s)),
+                Line::from(Span::styled(s.id.clone(), theme.state(s.shown_state()))),
                 Line::from(s.name.clone()),
                 Line::from(if offline {
                     Span::styled("offline", theme.state(SiteState::Err))
@@ -252,7 +280,7 @@ impl View for ZonesView {
     }
     fn select_row(&mut self, pane: usize, row: usize, ctx: &Ctx) {
         let ids = match pane {
-            ZONES => Self::zone_ids(ctx.snap),
+            ZONES => self.zone_ids(ctx.snap),
             _ => self.site_ids(ctx.snap),
         };
         if let Some(l) = self.lists.get_mut(pane) {
@@ -268,7 +296,7 @@ impl View for ZonesView {
         self.focus
     }
     fn follow(&mut self, ctx: &Ctx) -> Option<String> {
-        let zones = Self::zone_ids(ctx.snap);
+        let zones = self.zone_ids(ctx.snap);
         self.lists[ZONES].follow(&zones);
         let sites = self.site_ids(ctx.snap);
         self.lists[SITES].follow(&sites);

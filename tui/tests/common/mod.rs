@@ -119,7 +119,7 @@ pub fn listed_sites(screen: &str) -> Vec<String> {
     screen
         .lines()
         .map(|l| l.trim_start_matches('"'))
-        .filter(|l| l.starts_with("│● ") || l.starts_with("│○ "))
+        .filter(|l| l.starts_with("│● ") || l.starts_with("│○ ") || l.starts_with("│▼ "))
         .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
         // Not the health bar's legend ("● green 4 · 40%").
         .filter(|id| id.parse::<u32>().is_err())
