@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use fleetdeck_store::{Replica, Role, now_ms};
 use fleetdeck_sync::{
-    Engine, EngineConfig, InviteToken, RelayPass, TokenRelay, StatusFile, bundle, format_endpoint_addr, join,
-    parse_endpoint_addr,
+    Engine, EngineConfig, InviteToken, RelayPass, StatusFile, TokenRelay, bundle,
+    format_endpoint_addr, join, parse_endpoint_addr,
 };
 use serde_json::json;
 

@@ -188,7 +188,13 @@ table ip filter {\n  chain inbound {\n    type filter hook forward priority 0; p
     fn spawn(&self, ns: &str, dir: &Path, args: &[&str], log: PathBuf) -> Proc {
         let err = File::create(&log).expect("a log file");
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_fleetdeck"), "--data"])
+            .args([
+                "netns",
+                "exec",
+                ns,
+                env!("CARGO_BIN_EXE_fleetdeck"),
+                "--data",
+            ])
             .arg(dir)
             .args(args)
             .env_remove("FLEETDECK_DATA")
@@ -202,7 +208,13 @@ table ip filter {\n  chain inbound {\n    type filter hook forward priority 0; p
 
     fn join(&self, ns: &str, dir: &Path, token: &str, name: &str) {
         let out = Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_fleetdeck"), "--data"])
+            .args([
+                "netns",
+                "exec",
+                ns,
+                env!("CARGO_BIN_EXE_fleetdeck"),
+                "--data",
+            ])
             .arg(dir)
             .args(["join", token, "--name", name, "--listen", "0.0.0.0:0"])
             .env_remove("FLEETDECK_DATA")
@@ -273,7 +285,11 @@ fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
     let hub_ns = net.add("H");
     inside(&hub_ns, "ip", &["link", "add", "pub", "type", "bridge"]);
     inside(&hub_ns, "ip", &["link", "set", "pub", "up"]);
-    inside(&hub_ns, "ip", &["addr", "add", "10.77.0.1/24", "dev", "pub"]);
+    inside(
+        &hub_ns,
+        "ip",
+        &["addr", "add", "10.77.0.1/24", "dev", "pub"],
+    );
     let ra = net.router("RA", &hub_ns, "10.77.0.2/24", "192.168.1.1/24");
     let rb = net.router("RB", &hub_ns, "10.77.0.3/24", "192.168.2.1/24");
     let rc = net.router("RC", &hub_ns, "10.77.0.4/24", "192.168.3.1/24");
@@ -305,7 +321,9 @@ fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
         std::fs::write(&file, rules).expect("nft rules");
         inside(&rb, "nft", &["-f", &file.display().to_string()]);
         let _ = std::fs::remove_file(file);
-        println!("site B's uplink: 5 % loss each way (nftables; this kernel has no netem for the delay)");
+        println!(
+            "site B's uplink: 5 % loss each way (nftables; this kernel has no netem for the delay)"
+        );
     }
 
     // The fleet, on the hub.
@@ -356,7 +374,12 @@ fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
     // Everyone joins from behind a NAT, and runs.
     let mut procs = Vec::new();
     for (name, node) in [("A1", "a1"), ("A2", "a2"), ("B1", "b1")] {
-        net.join(&net.ns(name), &dir(name), &token("node"), &format!("{node}-dev"));
+        net.join(
+            &net.ns(name),
+            &dir(name),
+            &token("node"),
+            &format!("{node}-dev"),
+        );
         procs.push(net.spawn(
             &net.ns(name),
             &dir(name),
@@ -371,12 +394,19 @@ fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
         .as_ref()
         .map_or(0, |r| r.log().matches("let in a joiner").count());
     println!("joiners let into the relay with their invite's pass: {passes}");
-    assert!(passes >= 4, "{passes} of the 4 joiners showed the relay a pass");
+    assert!(
+        passes >= 4,
+        "{passes} of the 4 joiners showed the relay a pass"
+    );
     let laptop_args = ["serve", "--listen", "0.0.0.0:7447"];
     let mut laptop_proc = net.spawn(&net.ns("L"), &laptop, &laptop_args, log("laptop"));
 
     // An edit on the laptop is applied at both sites.
-    assert!(fleetdeck(&laptop, &["config", "set", "probe", "1"]).status.success());
+    assert!(
+        fleetdeck(&laptop, &["config", "set", "probe", "1"])
+            .status
+            .success()
+    );
     let sites = ["A1", "A2", "B1"];
     let took = eventually(Duration::from_secs(90), || {
         sites.iter().all(|n| probe(&dir(n)) == 1)
@@ -418,7 +448,11 @@ fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
     if let Some(p) = serve.take() {
         p.stop();
     }
-    assert!(fleetdeck(&laptop, &["config", "set", "probe", "2"]).status.success());
+    assert!(
+        fleetdeck(&laptop, &["config", "set", "probe", "2"])
+            .status
+            .success()
+    );
     let relayed = eventually(Duration::from_secs(90), || {
         sites.iter().all(|n| probe(&dir(n)) == 2)
     });
@@ -456,7 +490,11 @@ fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
         "the laptop on site A's LAN syncs directly with a1: {}",
         json(&laptop, &["peers"])
     );
-    assert!(fleetdeck(&laptop, &["config", "set", "probe", "3"]).status.success());
+    assert!(
+        fleetdeck(&laptop, &["config", "set", "probe", "3"])
+            .status
+            .success()
+    );
     let lan = eventually(Duration::from_secs(60), || {
         probe(&dir("A1")) == 3 && probe(&dir("A2")) == 3
     });
@@ -466,8 +504,9 @@ fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
         [probe(&dir("A1")), probe(&dir("A2"))]
     );
     assert!(
-        eventually(Duration::from_secs(30), || connected(&dir("A1"), "a2-dev").is_some())
-            .is_some(),
+        eventually(Duration::from_secs(30), || connected(&dir("A1"), "a2-dev")
+            .is_some())
+        .is_some(),
         "a1 and a2 keep a session on their LAN: {}",
         json(&dir("A1"), &["peers"])
     );

@@ -99,7 +99,11 @@ fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 fn a_replica_joins_through_the_fleets_relay_checked_against_the_published_ca() {
     let tmp = tempfile::tempdir().expect("a temp dir");
     let (hub, laptop) = (tmp.path().join("hub"), tmp.path().join("laptop"));
-    assert!(run(&hub, &["init", "--name", "hub", "--fleet", "relayed"]).status.success());
+    assert!(
+        run(&hub, &["init", "--name", "hub", "--fleet", "relayed"])
+            .status
+            .success()
+    );
 
     // A relay with no name to put in its certificate is refused, saying so.
     let out = run(&hub, &["relay", "--publish"]);
@@ -133,7 +137,10 @@ fn a_replica_joins_through_the_fleets_relay_checked_against_the_published_ca() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key).expect("the CA key").permissions().mode();
+        let mode = std::fs::metadata(&key)
+            .expect("the CA key")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "the CA key is its owner's only");
     }
     let published = json(&hub, &["config", "get", "sync.relay_ca"]);
@@ -155,7 +162,14 @@ fn a_replica_joins_through_the_fleets_relay_checked_against_the_published_ca() {
     let token = invite["token"].as_str().expect("a token").to_string();
     let out = run(
         &laptop,
-        &["join", &token, "--name", "laptop", "--listen", "127.0.0.1:0"],
+        &[
+            "join",
+            &token,
+            "--name",
+            "laptop",
+            "--listen",
+            "127.0.0.1:0",
+        ],
     );
     assert!(
         !out.status.success(),
@@ -198,7 +212,14 @@ fn a_replica_joins_through_the_fleets_relay_checked_against_the_published_ca() {
     let joined = eventually(Duration::from_secs(60), || {
         let out = run(
             &laptop,
-            &["join", &token, "--name", "laptop", "--listen", "127.0.0.1:0"],
+            &[
+                "join",
+                &token,
+                "--name",
+                "laptop",
+                "--listen",
+                "127.0.0.1:0",
+            ],
         );
         last = String::from_utf8_lossy(&out.stderr).into_owned();
         out.status.success()

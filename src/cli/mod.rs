@@ -24,8 +24,8 @@ mod member;
 mod node;
 mod operations;
 mod peers;
-mod rollout;
 mod relay;
+mod rollout;
 mod shell;
 
 use std::path::PathBuf;

@@ -34,8 +34,8 @@ use fleetdeck_store::{MemberKey, Replica, Role, now_ms};
 use fleetdeck_sync::RelayPass;
 use iroh::EndpointId;
 use iroh_relay::server::{
-    Access, AccessControl, CertConfig, ClientRequest, QuicConfig, RelayConfig, Server, ServerConfig,
-    TlsConfig,
+    Access, AccessControl, CertConfig, ClientRequest, QuicConfig, RelayConfig, Server,
+    ServerConfig, TlsConfig,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -84,7 +84,9 @@ pub(super) fn relay(cli: &Cli, out: &Out, opts: RelayOpts) -> Result<()> {
     let identity = match (&opts.cert, &opts.key) {
         (Some(cert), Some(key)) => public_identity(cert, key)?,
         (None, None) => own_identity(&dir, &replica.state().fleet_id, &names)?,
-        _ => bail!("--cert and --key go together: the relay's certificate chain and its private key (PEM files)"),
+        _ => bail!(
+            "--cert and --key go together: the relay's certificate chain and its private key (PEM files)"
+        ),
     };
     if opts.publish {
         publish(&mut replica, out, &url, identity.ca.as_ref())?;
@@ -282,8 +284,7 @@ fn own_identity(dir: &Path, fleet_id: &str, names: &[String]) -> Result<Identity
         .map_err(|e| anyhow!("the relay's CA {}: {e}", ca_file.display()))?
         .remove(0);
     let issuer = Issuer::new(params, ca_key);
-    let mut leaf = CertificateParams::new(names.to_vec())
-        .map_err(|e| anyhow!("--name: {e}"))?;
+    let mut leaf = CertificateParams::new(names.to_vec()).map_err(|e| anyhow!("--name: {e}"))?;
     leaf.distinguished_name
         .push(DnType::CommonName, names[0].clone());
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];

@@ -1391,7 +1391,10 @@ mod tests {
         assert_eq!(site_states(&sites, &alerts, now)[0].1, SiteState::Err);
         // One node back: no longer dark, and its alerts are silenced.
         let back = reg("n2", now);
-        let sites = [site("s1", vec![node("n1", Some(&a)), node("n2", Some(&back))])];
+        let sites = [site(
+            "s1",
+            vec![node("n1", Some(&a)), node("n2", Some(&back))],
+        )];
         let alerts = evaluate(&sites, now, &acks);
         assert_eq!(site_states(&sites, &alerts, now)[0].1, SiteState::Green);
     }

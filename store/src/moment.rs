@@ -143,9 +143,10 @@ fn state_events(
         out.push(match a.result {
             ApplyResult::Ok => ev("applied", format!("applied revision {rev}")),
             // The cause first: a line cut to fit keeps it.
-            ApplyResult::RolledBack => {
-                ev("rolled_back", format!("rolled back — {why} (revision {rev})"))
-            }
+            ApplyResult::RolledBack => ev(
+                "rolled_back",
+                format!("rolled back — {why} (revision {rev})"),
+            ),
             ApplyResult::Failed => ev("failed", format!("apply failed — {why} (revision {rev})")),
         });
     }

@@ -496,7 +496,9 @@ mod tests {
     #[test]
     fn the_relay_ca_is_pem_certificates_only_and_fleet_wide() {
         check("sync.relay_ca", json!(CERT)).unwrap();
-        let e = check("sync.relay_ca", json!("not pem")).unwrap_err().to_string();
+        let e = check("sync.relay_ca", json!("not pem"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("expected a PEM certificate"), "{e}");
         let key = "-----BEGIN PRIVATE KEY-----\nMAMCAQE=\n-----END PRIVATE KEY-----\n";
         let e = check("sync.relay_ca", json!(format!("{CERT}{key}")))

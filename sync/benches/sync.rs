@@ -85,8 +85,7 @@ const TARGET_P3_RATIO: f64 = 2.0;
 const TARGET_P7_MB: f64 = 5.0;
 
 fn main() {
-    let only =
-        std::env::var("FLEETDECK_BENCH_ONLY").unwrap_or_else(|_| "p1,p3,p7,p7relay".into());
+    let only = std::env::var("FLEETDECK_BENCH_ONLY").unwrap_or_else(|_| "p1,p3,p7,p7relay".into());
     let want = |p: &str| only.split(',').any(|x| x.trim().eq_ignore_ascii_case(p));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -88,8 +88,8 @@ impl RelayPass {
         let expires_ms: i64 = expires
             .parse()
             .map_err(|_| "its expiry is not a time".to_string())?;
-        let inviter = MemberKey::parse(inviter)
-            .map_err(|_| "its inviter is not a member key".to_string())?;
+        let inviter =
+            MemberKey::parse(inviter).map_err(|_| "its inviter is not a member key".to_string())?;
         let sig = data_encoding::HEXLOWER
             .decode(sig.as_bytes())
             .map_err(|_| "its signature is not hex".to_string())?;
@@ -223,10 +223,7 @@ mod tests {
     fn a_token_may_name_only_the_relay_and_first_format_tokens_still_decode() {
         let mut t = token();
         t.addrs.clear();
-        assert_eq!(
-            InviteToken::decode(&t.encode()),
-            Err(TokenError::NoAddress)
-        );
+        assert_eq!(InviteToken::decode(&t.encode()), Err(TokenError::NoAddress));
         t.relay = Some(TokenRelay {
             url: "https://10.0.0.5:3340".into(),
             ca: vec![0x30, 3, 2, 1, 1],
@@ -257,7 +254,10 @@ mod tests {
         let got = RelayPass::check(&pass, 1_999).unwrap();
         assert_eq!(got.fleet_id, "f00d");
         assert_eq!(&got.inviter, admin.key());
-        assert_eq!(RelayPass::check(&pass, 2_000).unwrap_err(), "it has expired");
+        assert_eq!(
+            RelayPass::check(&pass, 2_000).unwrap_err(),
+            "it has expired"
+        );
         // Another fleet, a later expiry, another inviter: the signature no
         // longer matches.
         let other = Identity::from_secret([8; 32]);

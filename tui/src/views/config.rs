@@ -232,7 +232,11 @@ impl ConfigView {
             schema::KEYS
                 .iter()
                 .filter(|s| {
-                    fleet || !matches!(s.kind, Kind::FleetUrl | Kind::FleetCert | Kind::FleetMembers)
+                    fleet
+                        || !matches!(
+                            s.kind,
+                            Kind::FleetUrl | Kind::FleetCert | Kind::FleetMembers
+                        )
                 })
                 .filter_map(|s| ConfigPath::parse(s.key).ok()),
         );
