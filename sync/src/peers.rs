@@ -309,6 +309,9 @@ impl PeerBook {
             .collect();
         let live = lock(&self.live);
         let book = lock(&self.entries);
+        let mut ours = r.heads();
+        ours.sort();
+        let mut counted: HashMap<Vec<automerge::ChangeHash>, usize> = HashMap::new();
         members
             .into_iter()
             .map(|(k, name, addrs)| {
@@ -335,14 +338,25 @@ impl PeerBook {
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
                 // What the peer lacks: our changes that are not ancestors of
                 // its heads (heads we do not hold ourselves say nothing).
+                // A peer in step has our heads: nothing to count. Otherwise
+                // counted once per distinct set of heads: automerge builds
+                // every change it returns, which for every peer every
+                // second stalled a hub of 300 nodes (BENCHMARKS.md, P10).
                 let lacks = b.and_then(|b| b.their_heads.as_ref()).map(|heads| {
-                    let am = r.doc_mut().automerge_mut();
-                    let known: Vec<_> = heads
-                        .iter()
-                        .filter(|h| am.get_change_by_hash(h).is_some())
-                        .copied()
-                        .collect();
-                    am.get_changes(&known).len()
+                    let mut theirs = heads.clone();
+                    theirs.sort();
+                    if theirs == ours {
+                        return 0;
+                    }
+                    *counted.entry(theirs).or_insert_with_key(|theirs| {
+                        let am = r.doc_mut().automerge_mut();
+                        let known: Vec<_> = theirs
+                            .iter()
+                            .filter(|h| am.get_change_by_hash(h).is_some())
+                            .copied()
+                            .collect();
+                        am.get_changes(&known).len()
+                    })
                 });
                 PeerStatus {
                     key: k.to_string(),
