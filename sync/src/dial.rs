@@ -348,56 +348,72 @@ fn hubs_of(st: &fleetdeck_store::document::FleetState) -> Option<HashSet<MemberK
 fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
     let me = &inner.key;
     let resuming = inner.dialing.resuming(&inner.peers);
-    let r = inner.lock_replica();
-    let st = r.state();
-    let discovered = lock(&inner.dialing.discovered);
-    let hubs = hubs_of(st);
-    let is_hub = |m: &fleetdeck_store::document::Member| match &hubs {
-        Some(h) => h.contains(&m.key),
-        None => m.role.manages_fleet(),
-    };
-    let mut all: Vec<(MemberKey, Vec<SocketAddr>, bool)> = Vec::new();
-    let mut people = Vec::new();
-    for m in st.members.values().filter(|m| m.key != *me) {
-        if is_hub(m) {
-            people.push(m.key.clone());
-        }
-        let on_lan = discovered.get(&m.key);
-        let resumed = resuming.get(&m.key);
+    // Where a member can be dialed: its published addresses, where mDNS
+    // found it, where a crashed last run reached it.
+    let addrs_of = |m: &fleetdeck_store::document::Member,
+                    discovered: &HashMap<MemberKey, Vec<SocketAddr>>|
+     -> Vec<SocketAddr> {
         let mut addrs: Vec<SocketAddr> = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-        addrs.extend(on_lan.into_iter().flatten());
-        addrs.extend(resumed.copied().flatten());
+        addrs.extend(discovered.get(&m.key).into_iter().flatten());
+        addrs.extend(resuming.get(&m.key).copied().flatten());
         addrs.sort();
         addrs.dedup();
-        let preferred = on_lan.is_some() || resumed.is_some() || is_hub(m);
-        if !addrs.is_empty() || inner.dialing.relay.is_some() {
-            all.push((m.key.clone(), addrs, preferred));
-        }
-    }
-    drop(discovered);
-    drop(r);
+        addrs
+    };
+    let reachable = |addrs: &[SocketAddr]| !addrs.is_empty() || inner.dialing.relay.is_some();
+    // The preferred first (hubs, the LAN, the last run's peers): while a
+    // hub is connected they are all this replica dials, and the others'
+    // addresses are not even parsed (every second, for every member).
     let mut out = Vec::new();
-    let mut others = Vec::new();
-    for (k, a, preferred) in all {
-        if preferred {
-            out.push((k, a))
-        } else {
-            others.push((k, a))
+    let mut preferred_keys = HashSet::new();
+    let mut people = Vec::new();
+    {
+        let r = inner.lock_replica();
+        let st = r.state();
+        let discovered = lock(&inner.dialing.discovered);
+        let hubs = hubs_of(st);
+        for m in st.members.values().filter(|m| m.key != *me) {
+            let hub = match &hubs {
+                Some(h) => h.contains(&m.key),
+                None => m.role.manages_fleet(),
+            };
+            if hub {
+                people.push(m.key.clone());
+            }
+            let preferred = hub || discovered.contains_key(&m.key) || resuming.contains_key(&m.key);
+            if preferred {
+                preferred_keys.insert(m.key.clone());
+                let addrs = addrs_of(m, &discovered);
+                if reachable(&addrs) {
+                    out.push((m.key.clone(), addrs));
+                }
+            }
         }
     }
     {
         let live = inner.peers.live();
         let is_live = |k: &MemberKey| live.get(k).is_some_and(Live::is_open);
         if people.iter().any(is_live) {
-            for (k, _) in &others {
-                if let Some(l) = live.get(k)
-                    && l.claim.dialer == *me
-                    && l.is_open()
-                {
+            for (k, l) in live.iter() {
+                if !preferred_keys.contains(k) && l.claim.dialer == *me && l.is_open() {
                     l.conn.close(0u32.into(), b"a hub is connected");
                 }
             }
             return out;
+        }
+    }
+    let mut others = Vec::new();
+    {
+        let r = inner.lock_replica();
+        let discovered = lock(&inner.dialing.discovered);
+        for m in r.state().members.values() {
+            if m.key == *me || preferred_keys.contains(&m.key) {
+                continue;
+            }
+            let addrs = addrs_of(m, &discovered);
+            if reachable(&addrs) {
+                others.push((m.key.clone(), addrs));
+            }
         }
     }
     // No hub or laptop: the fallback. Only now is it worth walking the
