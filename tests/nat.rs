@@ -8,15 +8,15 @@
 //! traffic and drops every connection opened from outside, so nothing can
 //! dial into a site.
 //!
-//! Checks: every node joins from behind its NAT (showing the relay its
-//! invite's pass); an edit on the laptop is applied at both sites; the
-//! nodes' heartbeats reach the laptop through the hub, the only replica
-//! they keep sessions with (`sync.hubs`) besides their site's peers; with the hub's replica down but its relay up, the laptop's
-//! edit still reaches both sites (through the relay); with the relay down
-//! too, the laptop moved onto site A's LAN finds a1 by mDNS, its session
-//! with a1 is direct, and its edit is applied by a1 and a2 (who keep a
-//! session with each other on their LAN) while site B, cut off, does not
-//! have it; with the hub back, site B gets it too.
+//! Checks: every node joins from behind its NAT; an edit on the laptop is
+//! applied at both sites; the nodes' heartbeats reach the laptop through
+//! the hub, the only replica they keep sessions with (`sync.hubs`) besides
+//! their site's peers; with the hub's replica down but its relay up, the
+//! laptop's edit still reaches both sites (through the relay); with the
+//! relay down too, the laptop moved onto site A's LAN finds a1 by mDNS,
+//! its session with a1 is direct, and its edit is applied by a1 and a2
+//! (who keep a session with each other on their LAN) while site B, cut
+//! off, does not have it; with the hub back, site B gets it too.
 //!
 //! Needs root, iproute2 (`ip netns`, `tc`) and nftables (`nft`), as CI
 //! installs; skipped with a message where they are missing.
@@ -389,15 +389,14 @@ fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
     }
     let laptop = dir("L");
     net.join(&net.ns("L"), &laptop, &token("operator"), "laptop");
-    // Each joiner came to the relay with its invite's pass.
+    // Joiners come to the relay with their invite's pass, but the hub is
+    // public here and a join done over the direct path may end before the
+    // relay connection is up: how many made it is context, not a check
+    // (tests/relay.rs joins through the relay alone).
     let passes = relay
         .as_ref()
         .map_or(0, |r| r.log().matches("let in a joiner").count());
-    println!("joiners let into the relay with their invite's pass: {passes}");
-    assert!(
-        passes >= 4,
-        "{passes} of the 4 joiners showed the relay a pass"
-    );
+    println!("joiners let into the relay with their invite's pass: {passes} of 4");
     let laptop_args = ["serve", "--listen", "0.0.0.0:7447"];
     let mut laptop_proc = net.spawn(&net.ns("L"), &laptop, &laptop_args, log("laptop"));
 
