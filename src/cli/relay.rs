@@ -132,9 +132,9 @@ pub(super) fn relay(cli: &Cli, out: &Out, opts: RelayOpts) -> Result<()> {
             "the fleet's relay at {url} with the certificate of {}{}",
             opts.cert.as_deref().unwrap_or(Path::new("-")).display(),
             if opts.publish {
-                ", published in the fleet document"
+                ", published in the fleet document".to_string()
             } else {
-                "; publish it with `fleetdeck config set sync.relay_url URL`"
+                format!("; an admin publishes it with `fleetdeck config set sync.relay_url {url}`")
             }
         )),
     }
