@@ -400,6 +400,34 @@ impl Session {
         self.send_newer_results().await
     }
 
+    /// Logs what was refused of the registers (`what`: health, command
+    /// results) a frame brought, and says whether any was stored. Nodes
+    /// the document does not name yet (registers may come before the
+    /// document on a first sync) get one line for them all.
+    fn report(&self, admitted: Vec<fleetdeck_store::health::Admission>, what: &str) -> bool {
+        use fleetdeck_store::health::{Admission, Refusal};
+        let mut changed = false;
+        let mut unknown: Vec<String> = Vec::new();
+        for a in admitted {
+            match a {
+                Admission::Stored => changed = true,
+                Admission::Kept => {}
+                Admission::Refused {
+                    node,
+                    why: Refusal::UnknownNode,
+                } => unknown.push(node),
+                Admission::Refused { node, why } => {
+                    tracing::warn!(peer = %self.remote.short(), %node, "refused a {what}: {why}");
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            let some = &unknown[..unknown.len().min(5)];
+            tracing::warn!(peer = %self.remote.short(), count = unknown.len(), nodes = ?some, "refused {what}s of nodes not in this replica's fleet");
+        }
+        changed
+    }
+
     /// Handles one frame from the peer; returns whether the local replica
     /// changed.
     fn handle(&mut self, msg: Msg) -> Result<bool, SessionError> {
@@ -430,9 +458,7 @@ impl Session {
                 Ok(false)
             }
             Msg::Health(regs) => {
-                use fleetdeck_store::health::{Admission, Refusal};
-                let mut changed = false;
-                let mut unknown: Vec<String> = Vec::new();
+                let mut admitted = Vec::with_capacity(regs.len());
                 let mut r = self.host.replica();
                 for (signed, age_ms) in regs {
                     if let Ok(reg) = signed.decode()
@@ -445,26 +471,10 @@ impl Session {
                     // Each register is checked alone (signed by the key
                     // bound to its node, a plausible seq); a refused one is
                     // the peer's problem, not a reason to end the session.
-                    match r.admit_health(&signed, age_ms)? {
-                        Admission::Stored => changed = true,
-                        Admission::Kept => {}
-                        // The document naming the node may not be here yet
-                        // (health goes out before the document on a first
-                        // sync): one line for them all.
-                        Admission::Refused {
-                            node,
-                            why: Refusal::UnknownNode,
-                        } => unknown.push(node),
-                        Admission::Refused { node, why } => {
-                            tracing::warn!(peer = %self.remote.short(), %node, "refused a health register: {why}");
-                        }
-                    }
+                    admitted.push(r.admit_health(&signed, age_ms)?);
                 }
-                if !unknown.is_empty() {
-                    let some = &unknown[..unknown.len().min(5)];
-                    tracing::warn!(peer = %self.remote.short(), count = unknown.len(), nodes = ?some, "refused health registers of nodes not in this replica's fleet");
-                }
-                Ok(changed)
+                drop(r);
+                Ok(self.report(admitted, "health register"))
             }
             Msg::ResultsDigest(list) => {
                 let r = self.host.replica();
@@ -479,7 +489,6 @@ impl Session {
                 Ok(false)
             }
             Msg::Results(regs) => {
-                use fleetdeck_store::health::{Admission, Refusal};
                 let mut r = self.host.replica();
                 for signed in &regs {
                     if let Ok(reg) = signed.decode()
@@ -493,28 +502,9 @@ impl Session {
                 // Each register is judged alone (signed by the key bound to
                 // its node, a plausible seq, within bounds); a refused one
                 // is named in the log and the session goes on.
-                let out = r.admit_results_batch(&regs)?;
+                let admitted = r.admit_results_batch(&regs)?;
                 drop(r);
-                let mut changed = false;
-                let mut unknown: Vec<String> = Vec::new();
-                for a in out {
-                    match a {
-                        Admission::Stored => changed = true,
-                        Admission::Kept => {}
-                        Admission::Refused {
-                            node,
-                            why: Refusal::UnknownNode,
-                        } => unknown.push(node),
-                        Admission::Refused { node, why } => {
-                            tracing::warn!(peer = %self.remote.short(), %node, "refused a command results register: {why}");
-                        }
-                    }
-                }
-                if !unknown.is_empty() {
-                    let some = &unknown[..unknown.len().min(5)];
-                    tracing::warn!(peer = %self.remote.short(), count = unknown.len(), nodes = ?some, "refused command results registers of nodes not in this replica's fleet");
-                }
-                Ok(changed)
+                Ok(self.report(admitted, "command results register"))
             }
             Msg::Probe(theirs) => {
                 // At most one restart per anti-entropy interval: a peer
