@@ -88,9 +88,6 @@ pub(super) fn relay(cli: &Cli, out: &Out, opts: RelayOpts) -> Result<()> {
             "--cert and --key go together: the relay's certificate chain and its private key (PEM files)"
         ),
     };
-    if opts.publish {
-        publish(&mut replica, out, &url, identity.ca.as_ref())?;
-    }
     let members = Arc::new(Members::default());
     members.read(&replica);
 
@@ -147,6 +144,11 @@ pub(super) fn relay(cli: &Cli, out: &Out, opts: RelayOpts) -> Result<()> {
         let server = Server::spawn(config)
             .await
             .map_err(|e| anyhow!("could not start the relay on {}: {e}", opts.listen))?;
+        // Published once it listens: a relay that could not start is not
+        // pointed at by the whole fleet.
+        if opts.publish {
+            publish(&mut replica, out, &url, identity.ca.as_ref())?;
+        }
         let bound = server.https_addr().unwrap_or(opts.listen);
         out.emit(
             &json!({
