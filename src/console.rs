@@ -101,6 +101,7 @@ impl ReplicaSource {
             Holder::Local(r) => {
                 let me = r.key().clone();
                 let status = running_serve(&self.dir, now);
+                let reported = r.reported_addrs();
                 r.state()
                     .members
                     .values()
@@ -115,6 +116,7 @@ impl ReplicaSource {
                             connected: p.is_some_and(|p| p.connected),
                             addr: p
                                 .and_then(|p| p.addr.clone())
+                                .or_else(|| reported.get(&m.key).and_then(|a| a.first()).cloned())
                                 .or_else(|| m.addrs.first().cloned()),
                             last_sync_ms: p.and_then(|p| p.last_sync_ms),
                             lacks: p.and_then(|p| p.lacks),

@@ -138,7 +138,8 @@ pub fn join_cmd(dir: &Path, out: &Out, token: &str, name: &str, listen: SocketAd
 }
 
 /// Resolves `--peer`: `ID@IP:PORT`, or a member's name or key whose
-/// addresses the fleet document knows.
+/// addresses this replica knows (its member record; a node's latest
+/// heartbeat).
 fn resolve_peer(replica: &Replica, peer: &str) -> Result<iroh::EndpointAddr> {
     if peer.contains('@') {
         return Ok(parse_endpoint_addr(peer)?);
@@ -153,8 +154,11 @@ fn resolve_peer(replica: &Replica, peer: &str) -> Result<iroh::EndpointAddr> {
                 "no member named '{peer}' (give ENDPOINT_ID@IP:PORT, as `fleetdeck serve` prints)"
             )
         })?;
-    let addr = format!("{}@{}", m.key, m.addrs.join(","));
-    if m.addrs.is_empty() {
+    let mut addrs = replica.reported_addrs().remove(&m.key).unwrap_or_default();
+    addrs.extend(m.addrs.iter().cloned());
+    addrs.dedup();
+    let addr = format!("{}@{}", m.key, addrs.join(","));
+    if addrs.is_empty() {
         bail!("member '{peer}' has published no address; give ENDPOINT_ID@IP:PORT");
     }
     Ok(parse_endpoint_addr(&addr)?)
@@ -228,7 +232,7 @@ pub fn sync_once(replica: Replica, out: &Out, peer: Option<&str>) -> Result<()> 
             let st = replica.state();
             st.members
                 .values()
-                .filter(|m| &m.key != replica.key() && !m.addrs.is_empty())
+                .filter(|m| &m.key != replica.key())
                 .filter_map(|m| {
                     resolve_peer(&replica, m.key.as_str())
                         .ok()

@@ -830,6 +830,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
             safe_mode,
             holds,
             live_at,
+            addrs: shared.engine.published_addrs(),
         };
         let stored = shared.engine.with_replica(|r| r.record_health(&reg));
         match stored {

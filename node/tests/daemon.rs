@@ -175,11 +175,15 @@ async fn an_edit_is_applied_on_the_node_and_reported_back_to_the_operator() {
         .await,
         "the operator sees the applied revision in the node's heartbeat"
     );
-    let (cpu, temp) = s.ops.with_replica(|r| {
+    let (cpu, temp, addrs) = s.ops.with_replica(|r| {
         let reg = &r.health()["cam-1"].reg;
-        (reg.metrics.cpu_pct, reg.metrics.temp_c)
+        (reg.metrics.cpu_pct, reg.metrics.temp_c, reg.addrs.clone())
     });
     assert_eq!((cpu, temp), (12.0, Some(48.0)));
+    // The heartbeat says where the node listens (that is where hubs and
+    // laptops dial it, not the document).
+    assert!(!addrs.is_empty());
+    assert_eq!(addrs, d.engine().published_addrs());
     d.shutdown().await;
     drop(s.tmp);
 }

@@ -25,6 +25,16 @@ fn list(r: &Replica, out: &Out) -> Result<()> {
     all.sort_by(|a, b| {
         (a.revoked.is_some(), &a.name, &a.key).cmp(&(b.revoked.is_some(), &b.name, &b.key))
     });
+    // A node's latest heartbeat says where it listens now; its member
+    // record holds at most where it first started.
+    let reported = r.reported_addrs();
+    let last_addr = |m: &fleetdeck_store::document::Member| {
+        reported
+            .get(&m.key)
+            .and_then(|a| a.first())
+            .or_else(|| m.addrs.first())
+            .cloned()
+    };
     let rows: Vec<Value> = all
         .iter()
         .map(|m| {
@@ -34,7 +44,7 @@ fn list(r: &Replica, out: &Out) -> Result<()> {
                 "role": m.role,
                 "revoked": m.revoked.is_some(),
                 "revoked_ms": m.revoked.as_ref().map(|r| r.at_ms),
-                "addr": m.addrs.first(),
+                "addr": last_addr(m),
                 "me": m.key == *r.key(),
             })
         })
@@ -50,7 +60,7 @@ fn list(r: &Replica, out: &Out) -> Result<()> {
                 m.revoked.as_ref().map_or("no".into(), |r| {
                     format!("yes, {}", output::fmt_time(r.at_ms))
                 }),
-                m.addrs.first().cloned().unwrap_or_else(|| "-".into()),
+                last_addr(m).unwrap_or_else(|| "-".into()),
             ]);
         }
         t.render()

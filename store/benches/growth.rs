@@ -449,6 +449,11 @@ impl NodeSim {
             // The heads of the node's replica: they move with the document.
             holds: vec![format!("{:016x}{:048x}", hour.wrapping_mul(0x9E37), hour)],
             live_at: self.applied.from.clone(),
+            // Where it listens: its address changes daily (DHCP, 4G).
+            addrs: vec![
+                format!("10.0.{}.{}:7447", hour / 24 % 250, 2 + self.seq % 250),
+                format!("[2a02:6b8:{:x}::{:x}]:7447", hour / 24, self.seq % 0xffff),
+            ],
         }
     }
 }
@@ -666,6 +671,9 @@ struct DocNode {
     applied: (String, i64),
     /// Its command results register (when results go there).
     results: Option<ResultsRegister>,
+    /// Where it listens, as its heartbeat reports it (when addresses go
+    /// there).
+    addrs: Vec<String>,
 }
 
 #[derive(Default)]
@@ -706,6 +714,9 @@ struct DocSim {
     /// registers (what fleetdeck does since issue 16), taken in by the hub
     /// with `Replica::admit_results`, rather than into the document.
     results_in_registers: bool,
+    /// Whether a node's new address goes into its heartbeat (what
+    /// fleetdeck does since issue 16) rather than into the document.
+    addrs_in_heartbeat: bool,
 }
 
 fn node_id(i: usize) -> BoxResult<NodeId> {
@@ -732,6 +743,7 @@ impl DocSim {
         seed: u64,
         churn: bool,
         results_in_registers: bool,
+        addrs_in_heartbeat: bool,
     ) -> BoxResult<DocSim> {
         let mut rng = Rng(seed ^ 0xD0C5_D0C5_D0C5_D0C5);
         let mut admin = Replica::init(dir, "ops", "p8 fleet")?;
@@ -749,6 +761,7 @@ impl DocSim {
                 seq: 1,
                 applied: (String::new(), EPOCH_MS),
                 results: None,
+                addrs: Vec::new(),
             });
         }
         let sites: Vec<SiteId> = (0..n.div_ceil(10))
@@ -799,6 +812,7 @@ impl DocSim {
             counts: DocCounts::default(),
             churn,
             results_in_registers,
+            addrs_in_heartbeat,
         })
     }
 
@@ -871,6 +885,7 @@ impl DocSim {
                 at_ms: n.applied.1,
                 from: Vec::new(),
             }),
+            addrs: n.addrs.clone(),
             ..Default::default()
         }
     }
@@ -1029,24 +1044,21 @@ impl DocSim {
     /// reconnect) and it writes where it listens now, each on what it holds
     /// then (by then, everything before it).
     fn node_addresses(&mut self, d0: i64) -> BoxResult<()> {
+        if self.addrs_in_heartbeat {
+            // The next heartbeat carries it (`HealthRegister::addrs`,
+            // replacing the last one): nothing for the document.
+            for i in 0..self.nodes.len() {
+                let addrs = self.new_addrs(i);
+                self.nodes[i].addrs = addrs;
+            }
+            self.counts.addrs += self.nodes.len() as u64;
+            return Ok(());
+        }
         self.sync_nodes()?;
         let mut made = Vec::with_capacity(self.nodes.len());
         for i in 0..self.nodes.len() {
             let at = d0 + 12 * HOUR_MS + i as i64 * (11 * HOUR_MS / self.nodes.len() as i64);
-            let addrs = vec![
-                format!(
-                    "10.{}.{}.{}:7447",
-                    i / 250,
-                    i % 250,
-                    2 + self.rng.below(250)
-                ),
-                format!(
-                    "[2a02:6b8:{:x}:{:x}::{:x}]:7447",
-                    self.rng.below(0xffff),
-                    self.rng.below(0xffff),
-                    self.rng.below(0xffff)
-                ),
-            ];
+            let addrs = self.new_addrs(i);
             self.shadow
                 .automerge_mut()
                 .set_actor(self.nodes[i].actor.clone());
@@ -1058,6 +1070,24 @@ impl DocSim {
         self.counts.addrs += made.len() as u64;
         self.hub_takes(made)?;
         Ok(())
+    }
+
+    /// Node `i`'s addresses after a new DHCP lease and a new IPv6 prefix.
+    fn new_addrs(&mut self, i: usize) -> Vec<String> {
+        vec![
+            format!(
+                "10.{}.{}.{}:7447",
+                i / 250,
+                i % 250,
+                2 + self.rng.below(250)
+            ),
+            format!(
+                "[2a02:6b8:{:x}:{:x}::{:x}]:7447",
+                self.rng.below(0xffff),
+                self.rng.below(0xffff),
+                self.rng.below(0xffff)
+            ),
+        ]
     }
 
     fn rollout(&mut self, t0: i64) -> BoxResult<()> {
@@ -1273,6 +1303,9 @@ struct Config {
     /// `FLEETDECK_P8_RESULTS`: `registers` (default, as fleetdeck does) or
     /// `doc` (as it did before issue 16's remedy).
     results_in_registers: bool,
+    /// `FLEETDECK_P8_ADDRS`: `heartbeat` (default, as fleetdeck does) or
+    /// `doc` (as it did before).
+    addrs_in_heartbeat: bool,
     only: Option<String>,
 }
 
@@ -1304,6 +1337,13 @@ impl Config {
                     return Err(
                         format!("FLEETDECK_P8_RESULTS={o}: expected registers or doc").into(),
                     );
+                }
+            },
+            addrs_in_heartbeat: match std::env::var("FLEETDECK_P8_ADDRS").as_deref() {
+                Err(_) | Ok("heartbeat") => true,
+                Ok("doc") => false,
+                Ok(o) => {
+                    return Err(format!("FLEETDECK_P8_ADDRS={o}: expected heartbeat or doc").into());
                 }
             },
             only,
@@ -1824,13 +1864,18 @@ type Verdicts = Vec<(String, String, String, Option<bool>)>;
 fn doc_part(cfg: &Config, tmp: &Path) -> BoxResult<Verdicts> {
     println!("== fleet document (store/src/document.rs, replica.rs) ==");
     println!(
-        "{} nodes, each a member bound to its node and writing with its own key; {} days. Each day: a command to every node (ops::apply CommandRun) and every node's result ({}); {ACKS_PER_DAY} alerts acked (ops::apply Ack); every node's address changing (set_member_addrs); each week a rollout (ops::apply RolloutStart, 3 waves, advanced by Replica::advance_rollouts). The hub judges and takes in node changes {} per settle, and one per settle the day before a load is measured.",
+        "{} nodes, each a member bound to its node and writing with its own key; {} days. Each day: a command to every node (ops::apply CommandRun) and every node's result ({}); {ACKS_PER_DAY} alerts acked (ops::apply Ack); every node's address changing ({}); each week a rollout (ops::apply RolloutStart, 3 waves, advanced by Replica::advance_rollouts). The hub judges and takes in node changes {} per settle, and one per settle the day before a load is measured.",
         cfg.doc_nodes,
         cfg.doc_days,
         if cfg.results_in_registers {
             "in its signed results register, admitted by the hub one by one (Replica::admit_results): FLEETDECK_P8_RESULTS=doc for the document"
         } else {
             "put_command_result into the document, concurrent: FLEETDECK_P8_RESULTS=doc"
+        },
+        if cfg.addrs_in_heartbeat {
+            "in its next heartbeat, HealthRegister::addrs: FLEETDECK_P8_ADDRS=doc for the document"
+        } else {
+            "set_member_addrs into the document: FLEETDECK_P8_ADDRS=doc"
         },
         cfg.batch
     );
@@ -1843,6 +1888,7 @@ fn doc_part(cfg: &Config, tmp: &Path) -> BoxResult<Verdicts> {
         cfg.seed,
         true,
         cfg.results_in_registers,
+        cfg.addrs_in_heartbeat,
     )?;
     let load_days = [30.min(cfg.doc_days), cfg.doc_days];
     let marks: Vec<i64> = [30, 90, 180, 365]
@@ -1906,6 +1952,7 @@ fn doc_part(cfg: &Config, tmp: &Path) -> BoxResult<Verdicts> {
         cfg.doc_nodes as usize,
         cfg.batch as usize,
         cfg.seed,
+        false,
         false,
         false,
     )?;

@@ -84,12 +84,23 @@ pub struct HealthRegister {
     /// their past is applied there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub live_at: Vec<String>,
+    /// Where the node's replica listens (`IP:PORT`), as it found them when
+    /// it reported. A node's addresses travel here, not in the fleet
+    /// document, so a DHCP lease or a 4G reconnect adds nothing to the
+    /// document's history (BENCHMARKS.md, P8). Dialers use them beside the
+    /// member record ([`crate::Replica::reported_addrs`]); they are hints,
+    /// since a session is authenticated by the key, never the address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addrs: Vec<String>,
 }
 
 /// The most heads a register may report in `holds`, `live_at` or an
 /// apply's `from` (a replica has one or a few; more is a node that merges
 /// many writers at once, and the rest are left out).
 pub const MAX_REPORTED_HEADS: usize = 16;
+
+/// The most addresses a register may report in `addrs`.
+pub const MAX_REPORTED_ADDRS: usize = 16;
 
 /// One named check command's last result.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -395,6 +406,25 @@ fn validate(reg: &HealthRegister) -> Result<()> {
                 reg.node
             )));
         }
+    }
+    if reg.addrs.len() > MAX_REPORTED_ADDRS {
+        return Err(StoreError::Invalid(format!(
+            "the health register of node '{}' reports {} addresses: over the limit of {MAX_REPORTED_ADDRS}",
+            reg.node,
+            reg.addrs.len()
+        )));
+    }
+    if let Some(a) = reg
+        .addrs
+        .iter()
+        .find(|a| a.parse::<std::net::SocketAddr>().is_err())
+    {
+        let shown: String = a.chars().take(70).collect();
+        return Err(StoreError::Invalid(format!(
+            "the health register of node '{}' reports the address '{}': expected IP:PORT",
+            reg.node,
+            shown.escape_debug()
+        )));
     }
     if i64::try_from(reg.seq).is_err() {
         return Err(StoreError::Invalid(format!(
@@ -1018,6 +1048,33 @@ mod tests {
         assert!(e.to_string().contains("n7"), "{e}");
         assert!(e.to_string().contains("cpu_pct"), "{e}");
         assert!(load_all(&conn).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn reported_addresses_must_be_socket_addresses_and_few() {
+        let conn = db();
+        let with_addrs = |addrs: Vec<String>| HealthRegister {
+            addrs,
+            ..reg("n3", 1, 0)
+        };
+        let ok = with_addrs(vec!["10.0.0.7:7447".into(), "[fd00::7]:7447".into()]);
+        assert!(record(&conn, &ok, 0).unwrap());
+        for (bad, named) in [
+            (vec!["10.0.0.7".to_string()], "'10.0.0.7'"),
+            (vec!["host.example:7447".to_string()], "host.example"),
+            (vec!["\u{1b}[2J:1".to_string()], "\\u{1b}"),
+            (
+                vec!["10.0.0.1:1".to_string(); MAX_REPORTED_ADDRS + 1],
+                "17 addresses",
+            ),
+        ] {
+            let e = record(&conn, &with_addrs(bad), 0).unwrap_err();
+            assert!(matches!(e, StoreError::Invalid(_)));
+            assert!(e.to_string().contains(named), "{e}");
+            assert!(e.to_string().contains("n3"), "{e}");
+        }
+        // The register held before is still there.
+        assert_eq!(load_all(&conn).unwrap().0[0].reg.addrs, ok.addrs);
     }
 
     #[test]

@@ -1214,6 +1214,24 @@ impl Replica {
         &self.health
     }
 
+    /// Where each node's replica said it listens in its latest heartbeat,
+    /// by the member key bound to the node. A node publishes its addresses
+    /// there (the document holds at most the ones it first started with),
+    /// so this is where a dialer finds a node that moved. Only a replica
+    /// that holds the fleet's health ([`crate::Role::holds_fleet_health`]) knows
+    /// other nodes' addresses this way.
+    pub fn reported_addrs(&self) -> HashMap<MemberKey, Vec<String>> {
+        self.state
+            .nodes
+            .values()
+            .filter_map(|n| {
+                let key = n.key.as_ref()?;
+                let held = self.health.get(n.id.as_str())?;
+                (!held.reg.addrs.is_empty()).then(|| (key.clone(), held.reg.addrs.clone()))
+            })
+            .collect()
+    }
+
     // ---- command results ----------------------------------------------------
 
     /// Records what command `command` did on `node`, the node this
@@ -1375,7 +1393,23 @@ impl Replica {
     }
 
     fn moment_from(&mut self, at_ms: i64, heads: &[ChangeHash]) -> Result<Moment> {
-        let state = Arc::new(self.state_at(heads)?);
+        let mut state = self.state_at(heads)?;
+        // Results now live in the nodes' results registers, not the
+        // document: those of the moment's commands that nodes had finished
+        // by then (their `at_ms`), as far as retention kept them
+        // (`results::KEEP_MS`).
+        for held in self.results.values() {
+            for (cmd, r) in &held.reg.results {
+                if r.at_ms <= at_ms && state.commands.contains_key(cmd) {
+                    state
+                        .command_results
+                        .entry(cmd.clone())
+                        .or_default()
+                        .insert(held.reg.node.clone(), r.clone());
+                }
+            }
+        }
+        let state = Arc::new(state);
         let (health, bad) = health_log::registers_at(self.db.conn(), at_ms)?;
         for node in bad {
             self.warnings.push(format!(

@@ -375,3 +375,57 @@ fn before_the_arrivals_record_the_old_heads_log_still_answers() {
     let e = r.heads_at_time(now - 3 * HOUR).unwrap_err().to_string();
     assert!(e.contains("no data that old"), "{e}");
 }
+
+#[test]
+fn a_past_moment_shows_the_command_results_nodes_had_reported_by_then() {
+    use fleetdeck_store::document::CommandResult;
+    use fleetdeck_store::ops::CommandTarget;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut r = fleet(tmp.path());
+    let cam = NodeId::parse("cam-1").unwrap();
+    r.change("an action", |d, _| {
+        d.set_config(
+            &fleetdeck_store::document::LayerRef::Fleet,
+            &fleetdeck_store::config::ConfigPath::parse("actions.reboot").unwrap(),
+            &serde_json::json!({"cmd": "systemctl reboot", "timeout_s": 10}),
+        )
+    })
+    .unwrap();
+    ops::apply(
+        &mut r,
+        Op::CommandRun {
+            id: Some("c1".into()),
+            action: "reboot".into(),
+            target: CommandTarget::Node(cam.clone()),
+        },
+        now_ms(),
+    )
+    .unwrap();
+    drop(r);
+    // The command was run four hours ago; the node's result came in two
+    // hours ago, into its results register (never the document).
+    backdate(tmp.path(), 4 * HOUR);
+    let mut r = Replica::open(tmp.path()).unwrap();
+    let now = now_ms();
+    let result = CommandResult {
+        exit_code: Some(0),
+        ok: true,
+        output: "rebooting".into(),
+        at_ms: now - 2 * HOUR,
+    };
+    r.record_command_result(&cam, "c1", result.clone()).unwrap();
+    assert_eq!(r.command_results("c1").get("cam-1"), Some(&result));
+
+    let before = r.moment_at(now - 3 * HOUR).unwrap();
+    assert!(before.state.commands.contains_key("c1"));
+    assert!(
+        !before.state.command_results.contains_key("c1"),
+        "not reported yet then: {:?}",
+        before.state.command_results
+    );
+    let after = r.moment_at(now - HOUR).unwrap();
+    assert_eq!(
+        after.state.command_results["c1"].get("cam-1"),
+        Some(&result)
+    );
+}

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fleetdeck_store::{MemberKey, SiteId};
+use fleetdeck_store::{MemberKey, Role, SiteId};
 use iroh::address_lookup::MemoryLookup;
 use iroh::{EndpointAddr, RelayUrl};
 use rand::RngExt;
@@ -348,12 +348,19 @@ fn hubs_of(st: &fleetdeck_store::document::FleetState) -> Option<HashSet<MemberK
 fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
     let me = &inner.key;
     let resuming = inner.dialing.resuming(&inner.peers);
-    // Where a member can be dialed: its published addresses, where mDNS
-    // found it, where a crashed last run reached it.
+    // Where a member can be dialed: its published addresses (in its member
+    // record; a node's also in its latest heartbeat), where mDNS found it,
+    // where a crashed last run reached it.
     let addrs_of = |m: &fleetdeck_store::document::Member,
+                    reported: &HashMap<MemberKey, Vec<String>>,
                     discovered: &HashMap<MemberKey, Vec<SocketAddr>>|
      -> Vec<SocketAddr> {
-        let mut addrs: Vec<SocketAddr> = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        let mut addrs: Vec<SocketAddr> = m
+            .addrs
+            .iter()
+            .chain(reported.get(&m.key).into_iter().flatten())
+            .filter_map(|a| a.parse().ok())
+            .collect();
         addrs.extend(discovered.get(&m.key).into_iter().flatten());
         addrs.extend(resuming.get(&m.key).copied().flatten());
         addrs.sort();
@@ -364,6 +371,7 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
     // The preferred first (hubs, the LAN, the last run's peers): while a
     // hub is connected they are all this replica dials, and the others'
     // addresses are not even parsed (every second, for every member).
+    let no_reports = HashMap::new();
     let mut out = Vec::new();
     let mut preferred_keys = HashSet::new();
     let mut people = Vec::new();
@@ -372,6 +380,10 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
         let st = r.state();
         let discovered = lock(&inner.dialing.discovered);
         let hubs = hubs_of(st);
+        // Nodes' reported addresses are looked up only when a node is
+        // among the preferred (one on `sync.hubs`, say): this runs every
+        // second on a hub that holds a thousand registers.
+        let mut reported = None;
         for m in st.members.values().filter(|m| m.key != *me) {
             let hub = match &hubs {
                 Some(h) => h.contains(&m.key),
@@ -383,7 +395,11 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
             let preferred = hub || discovered.contains_key(&m.key) || resuming.contains_key(&m.key);
             if preferred {
                 preferred_keys.insert(m.key.clone());
-                let addrs = addrs_of(m, &discovered);
+                let reported = match m.role {
+                    Role::Node => &*reported.get_or_insert_with(|| r.reported_addrs()),
+                    _ => &no_reports,
+                };
+                let addrs = addrs_of(m, reported, &discovered);
                 if reachable(&addrs) {
                     out.push((m.key.clone(), addrs));
                 }
@@ -405,12 +421,13 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
     let mut others = Vec::new();
     {
         let r = inner.lock_replica();
+        let reported = r.reported_addrs();
         let discovered = lock(&inner.dialing.discovered);
         for m in r.state().members.values() {
             if m.key == *me || preferred_keys.contains(&m.key) {
                 continue;
             }
-            let addrs = addrs_of(m, &discovered);
+            let addrs = addrs_of(m, &reported, &discovered);
             if reachable(&addrs) {
                 others.push((m.key.clone(), addrs));
             }

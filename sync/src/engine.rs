@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use automerge::ChangeHash;
-use fleetdeck_store::{MemberKey, Replica};
+use fleetdeck_store::{MemberKey, Replica, Role};
 use iroh::address_lookup::MemoryLookup;
 use iroh::protocol::Router;
 use iroh::tls::CaTlsConfig;
@@ -310,8 +310,23 @@ impl Engine {
                 .collect();
             let mut r = inner.lock_replica();
             let me = inner.key.clone();
-            let current = r.state().members.get(&me).map(|m| m.addrs.clone());
-            if current.is_some() && current.as_ref() != Some(&addrs) && !r.is_read_only() {
+            let current = r
+                .state()
+                .members
+                .get(&me)
+                .map(|m| (m.role, m.addrs.clone()));
+            // A node's replica writes where it listens into the document
+            // once, when it first starts (a hint for its site's peers when
+            // no hub is up); afterwards its addresses travel in its signed
+            // heartbeat (`HealthRegister::addrs`), so an address that
+            // changes daily grows no history. People's replicas (hubs,
+            // laptops) keep theirs current here: every replica dials them.
+            let write = match &current {
+                Some((Role::Node, held)) => held.is_empty() && !addrs.is_empty(),
+                Some((_, held)) => *held != addrs,
+                None => false,
+            };
+            if write && !r.is_read_only() {
                 r.change(
                     &format!("{} listens on {}", inner.name, addrs.join(", ")),
                     |doc, _| doc.set_member_addrs(&me, &addrs),
@@ -351,6 +366,20 @@ impl Engine {
     /// The sockets the endpoint listens on.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.inner.endpoint.bound_sockets()
+    }
+
+    /// Where this replica listens, as a node reports it in its heartbeat
+    /// (`HealthRegister::addrs`): none when the engine publishes no
+    /// address (`EngineConfig::publish_addrs`).
+    pub fn published_addrs(&self) -> Vec<String> {
+        if !self.inner.cfg.publish_addrs {
+            return Vec::new();
+        }
+        reachable_addrs(&self.inner.endpoint)
+            .iter()
+            .take(fleetdeck_store::health::MAX_REPORTED_ADDRS)
+            .map(|a| a.to_string())
+            .collect()
     }
 
     /// How peers reach this replica.

@@ -300,12 +300,17 @@ impl PeerBook {
 
     /// Every member of `r`'s fleet but `me`, connected or not.
     pub(crate) fn status(&self, r: &mut Replica, me: &MemberKey) -> Vec<PeerStatus> {
+        let mut reported = r.reported_addrs();
         let members: Vec<(MemberKey, String, Vec<String>)> = r
             .state()
             .members
             .values()
             .filter(|m| m.key != *me)
-            .map(|m| (m.key.clone(), m.name.clone(), m.addrs.clone()))
+            .map(|m| {
+                // A node's latest heartbeat says where it listens now.
+                let addrs = reported.remove(&m.key).unwrap_or_else(|| m.addrs.clone());
+                (m.key.clone(), m.name.clone(), addrs)
+            })
             .collect();
         let live = lock(&self.live);
         let book = lock(&self.entries);
