@@ -300,6 +300,16 @@ impl Db {
         Ok(out)
     }
 
+    /// A write transaction that takes the write lock when it begins
+    /// (`BEGIN IMMEDIATE`, waiting out the busy timeout for it). A deferred
+    /// one that reads first and then writes fails at once with "database is
+    /// locked" (SQLITE_BUSY_SNAPSHOT, no wait) when another process (the
+    /// CLI beside `serve`) committed after its read.
+    fn write_tx(&self) -> Result<rusqlite::Transaction<'_>> {
+        rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))
+    }
+
     /// Brings an older schema up to date, in one transaction.
     fn migrate(&self, from: i64) -> Result<()> {
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
@@ -462,7 +472,7 @@ impl Db {
         reason: &str,
         now_ms: i64,
     ) -> Result<()> {
-        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let tx = self.write_tx()?;
         let sig: Option<Vec<u8>> = tx
             .query_row(
                 "SELECT sig FROM signatures WHERE hash = ?1",
@@ -544,7 +554,7 @@ impl Db {
         arrived: (i64, i64),
     ) -> Result<i64> {
         let (at_ms, keep_ms) = arrived;
-        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let tx = self.write_tx()?;
         {
             let mut stmt = tx
                 .prepare_cached("INSERT OR IGNORE INTO changes (hash, data) VALUES (?1, ?2)")
