@@ -705,7 +705,7 @@ fn start_commands(shared: &Arc<Shared>) -> Result<(), DaemonError> {
             match stored {
                 Ok(()) => {
                     tracing::info!(node = %node, command = %id, %action, ok, "recorded the command's result");
-                    s.engine.changed()
+                    s.engine.registers_changed()
                 }
                 Err(e) => {
                     tracing::warn!(node = %node, command = %id, "could not record the result: {e}")
@@ -834,7 +834,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
         };
         let stored = shared.engine.with_replica(|r| r.record_health(&reg));
         match stored {
-            Ok(_) => shared.engine.changed(),
+            Ok(_) => shared.engine.registers_changed(),
             Err(e) => tracing::warn!(node = %shared.node, "could not record the heartbeat: {e}"),
         }
         // The first beat goes out at once (the fleet sees the node start);

@@ -102,7 +102,11 @@ pub(crate) struct Inner {
     pub(crate) fleet_id: String,
     pub(crate) endpoint: Endpoint,
     pub(crate) dialing: Dialing,
+    /// Ticks on every change: the document or a register.
     changed: watch::Sender<u64>,
+    /// Ticks when the document changed (sessions with nodes wait on this
+    /// alone: see `Host::registers_changed`).
+    doc_changed: watch::Sender<u64>,
     pub(crate) peers: PeerBook,
     pub(crate) faults: Faults,
     pub(crate) cfg: EngineConfig,
@@ -122,6 +126,11 @@ impl Inner {
     }
 
     pub(crate) fn notify_changed(&self) {
+        self.doc_changed.send_modify(|v| *v = v.wrapping_add(1));
+        self.notify_registers();
+    }
+
+    pub(crate) fn notify_registers(&self) {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
@@ -230,8 +239,16 @@ impl Host for Inner {
         self.notify_changed();
     }
 
+    fn registers_changed(&self) {
+        self.notify_registers();
+    }
+
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    fn subscribe_doc(&self) -> watch::Receiver<u64> {
+        self.doc_changed.subscribe()
     }
 
     fn synced(&self, peer: &MemberKey, their_heads: Option<Vec<ChangeHash>>) {
@@ -280,6 +297,7 @@ impl Engine {
         )
         .await?;
         let (changed, _) = watch::channel(0u64);
+        let (doc_changed, _) = watch::channel(0u64);
         let inner = Arc::new(Inner {
             replica: Mutex::new(replica),
             key,
@@ -288,6 +306,7 @@ impl Engine {
             endpoint: endpoint.clone(),
             dialing: Dialing::new(lookup, relay),
             changed,
+            doc_changed,
             peers: PeerBook::default(),
             faults: cfg.faults.clone(),
             cfg: cfg.clone(),
@@ -431,6 +450,13 @@ impl Engine {
     /// Signals a local change to every session.
     pub fn changed(&self) {
         self.inner.notify_changed();
+    }
+
+    /// Signals that only a register changed here (this replica's daemon
+    /// recorded a heartbeat or a command result): sent on to the peers
+    /// that hold the fleet's health, without waking sessions with nodes.
+    pub fn registers_changed(&self) {
+        self.inner.notify_registers();
     }
 
     /// A receiver that ticks whenever the replica changed (locally or from

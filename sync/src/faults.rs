@@ -1,13 +1,16 @@
 //! Fault injection for the transport: partitions between named replicas,
 //! delay and random connection drops. Tests and the scenario runner hold a
 //! [`Faults`] and change it while replicas run; sessions consult it on every
-//! frame and on every connect, so there are no test-only branches elsewhere.
+//! frame and on every connect, and a live session wakes when a partition is
+//! set ([`Faults::subscribe_cuts`]), so there are no test-only branches
+//! elsewhere and no session polls for faults that are never set.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fleetdeck_store::MemberKey;
+use tokio::sync::watch;
 
 #[derive(Default)]
 struct State {
@@ -22,8 +25,21 @@ struct State {
 }
 
 /// Shared, cheap to clone; the default lets everything through.
-#[derive(Clone, Default)]
-pub struct Faults(Arc<Mutex<State>>);
+#[derive(Clone)]
+pub struct Faults {
+    state: Arc<Mutex<State>>,
+    /// Ticks whenever cuts or isolations change.
+    cuts: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            state: Arc::default(),
+            cuts: Arc::new(watch::channel(0).0),
+        }
+    }
+}
 
 fn pair(a: &MemberKey, b: &MemberKey) -> (MemberKey, MemberKey) {
     if a <= b {
@@ -45,20 +61,32 @@ pub fn links_between<'a>(
 
 impl Faults {
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut g)
+    }
+
+    /// [`Faults::with`] for a change of cuts or isolations: live sessions
+    /// are told, to end those now cut.
+    fn cut_with(&self, f: impl FnOnce(&mut State)) {
+        self.with(f);
+        self.cuts.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Ticks whenever cuts or isolations change.
+    pub(crate) fn subscribe_cuts(&self) -> watch::Receiver<u64> {
+        self.cuts.subscribe()
     }
 
     /// Cuts every link between the two groups.
     pub fn partition(&self, a: &[MemberKey], b: &[MemberKey]) {
-        self.with(|s| s.cut.extend(links_between(a, b)));
+        self.cut_with(|s| s.cut.extend(links_between(a, b)));
     }
 
     /// Replaces every partition and isolation with exactly these cuts, in
     /// one step: a link cut before and after is never open in between.
     pub fn set_cuts(&self, cuts: impl IntoIterator<Item = (MemberKey, MemberKey)>) {
         let cut = cuts.into_iter().map(|(a, b)| pair(&a, &b)).collect();
-        self.with(|s| {
+        self.cut_with(|s| {
             s.cut = cut;
             s.isolated.clear();
         });
@@ -66,21 +94,21 @@ impl Faults {
 
     /// Restores the link between two replicas (other cuts stay).
     pub fn reconnect(&self, a: &MemberKey, b: &MemberKey) {
-        self.with(|s| {
+        self.cut_with(|s| {
             s.cut.remove(&pair(a, b));
         });
     }
 
     /// Cuts a replica off from everyone (a site losing its WAN, a dead hub).
     pub fn isolate(&self, k: &MemberKey) {
-        self.with(|s| {
+        self.cut_with(|s| {
             s.isolated.insert(k.clone());
         });
     }
 
     /// Heals every partition and isolation.
     pub fn heal(&self) {
-        self.with(|s| {
+        self.cut_with(|s| {
             s.cut.clear();
             s.isolated.clear();
         });

@@ -34,10 +34,18 @@ pub(crate) trait Host: Send + Sync + 'static {
     /// This replica's member key.
     fn me(&self) -> &MemberKey;
     fn replica(&self) -> MutexGuard<'_, Replica>;
-    /// Tells every session the replica changed.
+    /// Tells every session the document changed (and with it, maybe,
+    /// anything else).
     fn changed(&self);
+    /// Tells the sessions that take registers from this replica (peers
+    /// that hold the fleet's health) that a register was stored; sessions
+    /// with nodes are not woken (a hub holding a thousand of them would
+    /// wake every one for every heartbeat; BENCHMARKS.md, P10).
+    fn registers_changed(&self);
     /// Ticks whenever the replica changed (locally or from a peer).
     fn subscribe(&self) -> watch::Receiver<u64>;
+    /// Ticks whenever the document changed.
+    fn subscribe_doc(&self) -> watch::Receiver<u64>;
     /// Notes in the peer book that `peer` synced, and the heads it has.
     fn synced(&self, peer: &MemberKey, their_heads: Option<Vec<ChangeHash>>);
     fn faults(&self) -> &Faults;
@@ -99,20 +107,57 @@ struct HealthPolicy<'a> {
 }
 
 impl HealthPolicy<'_> {
-    /// Whether this replica sends `node`'s register to the peer.
-    fn may_send(&self, node: &str) -> bool {
-        self.peer_holder || runs(self.peers_nodes, node)
+    /// The nodes of `held` (a map by node id) this replica may send the
+    /// peer: all of them to a holder, else only the peer's own nodes,
+    /// looked up rather than found by walking a thousand registers.
+    fn sendable<'h, T>(&self, held: &'h HashMap<String, T>) -> Vec<(&'h String, &'h T)> {
+        if self.peer_holder {
+            held.iter().collect()
+        } else {
+            self.peers_nodes
+                .iter()
+                .filter_map(|n| held.get_key_value(n.as_str()))
+                .collect()
+        }
     }
 
-    /// Whether the peer may send this replica `node`'s register (mirror of
-    /// `may_send` on the peer's side).
-    fn peer_may_send(&self, node: &str) -> bool {
-        self.both_holders || runs(self.peers_nodes, node) || runs(self.my_nodes, node)
+    /// The nodes of `held` the peer may send this replica.
+    fn receivable<'h, T>(&self, held: &'h HashMap<String, T>) -> Vec<(&'h String, &'h T)> {
+        if self.both_holders {
+            held.iter().collect()
+        } else {
+            let mut out: Vec<_> = self
+                .peers_nodes
+                .iter()
+                .chain(self.my_nodes)
+                .filter_map(|n| held.get_key_value(n.as_str()))
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(b.0));
+            out.dedup_by(|a, b| a.0 == b.0);
+            out
+        }
     }
 }
 
-fn runs(nodes: &[NodeId], node: &str) -> bool {
-    nodes.iter().any(|n| n.as_str() == node)
+/// What a frame from the peer changed here.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stored {
+    Nothing,
+    /// A health or results register (only sessions with peers that hold
+    /// the fleet's health are told).
+    Registers,
+    /// The document (every session is told).
+    Document,
+}
+
+impl Stored {
+    fn registers(any: bool) -> Stored {
+        if any {
+            Stored::Registers
+        } else {
+            Stored::Nothing
+        }
+    }
 }
 
 pub(crate) struct Session {
@@ -276,14 +321,26 @@ impl Session {
         }
     }
 
+    /// Whether the peer's replica holds the fleet's health (a hub, a
+    /// laptop): a member whose role is read each time, since a role may
+    /// change during a session.
+    fn peer_holds_health(&self) -> bool {
+        self.host
+            .replica()
+            .state()
+            .members
+            .get(&self.remote)
+            .is_some_and(|m| m.role.holds_fleet_health())
+    }
+
     /// The registers this replica holds of those the peer may send it.
     fn digest(&self) -> Msg {
         let r = self.host.replica();
         let policy = self.health_policy(&r);
         Msg::HealthDigest(
-            r.health()
-                .iter()
-                .filter(|(node, _)| policy.peer_may_send(node))
+            policy
+                .receivable(r.health())
+                .into_iter()
                 .map(|(node, s)| (node.clone(), s.reg.seq))
                 .collect(),
         )
@@ -296,12 +353,11 @@ impl Session {
         let policy = self.health_policy(&r);
         let now = fleetdeck_store::now_ms();
         let mut out = Vec::new();
-        for (node, s) in r.health() {
-            if policy.may_send(node)
-                && self
-                    .peer_health
-                    .get(node)
-                    .is_none_or(|seq| *seq < s.reg.seq)
+        for (node, s) in policy.sendable(r.health()) {
+            if self
+                .peer_health
+                .get(node)
+                .is_none_or(|seq| *seq < s.reg.seq)
             {
                 self.peer_health.insert(node.clone(), s.reg.seq);
                 // As its node signed it; one stored before registers were
@@ -332,9 +388,9 @@ impl Session {
         let r = self.host.replica();
         let policy = self.health_policy(&r);
         Some(Msg::ResultsDigest(
-            r.results_registers()
-                .iter()
-                .filter(|(node, _)| policy.peer_may_send(node))
+            policy
+                .receivable(r.results_registers())
+                .into_iter()
                 .map(|(node, s)| (node.clone(), s.reg.seq))
                 .collect(),
         ))
@@ -352,12 +408,11 @@ impl Session {
         let mut frames = Vec::new();
         let mut batch = Vec::new();
         let mut bytes = 0;
-        for (node, s) in r.results_registers() {
-            if !policy.may_send(node)
-                || self
-                    .peer_results
-                    .get(node)
-                    .is_some_and(|seq| *seq >= s.reg.seq)
+        for (node, s) in policy.sendable(r.results_registers()) {
+            if self
+                .peer_results
+                .get(node)
+                .is_some_and(|seq| *seq >= s.reg.seq)
             {
                 continue;
             }
@@ -428,9 +483,9 @@ impl Session {
         changed
     }
 
-    /// Handles one frame from the peer; returns whether the local replica
+    /// Handles one frame from the peer; returns what of the local replica
     /// changed.
-    fn handle(&mut self, msg: Msg) -> Result<bool, SessionError> {
+    fn handle(&mut self, msg: Msg) -> Result<Stored, SessionError> {
         match msg {
             Msg::Doc { sync, changes } => {
                 let m = Message::decode(&sync).map_err(|e| {
@@ -441,7 +496,11 @@ impl Session {
                 drop(r);
                 self.host
                     .synced(&self.remote, self.sync.their_heads.clone());
-                Ok(admitted.accepted > 0)
+                Ok(if admitted.accepted > 0 {
+                    Stored::Document
+                } else {
+                    Stored::Nothing
+                })
             }
             Msg::HealthDigest(list) => {
                 // Only nodes of the fleet: the peer's word on others would
@@ -455,7 +514,7 @@ impl Session {
                         *e = (*e).max(seq);
                     }
                 }
-                Ok(false)
+                Ok(Stored::Nothing)
             }
             Msg::Health(regs) => {
                 let mut admitted = Vec::with_capacity(regs.len());
@@ -474,7 +533,7 @@ impl Session {
                     admitted.push(r.admit_health(&signed, age_ms)?);
                 }
                 drop(r);
-                Ok(self.report(admitted, "health register"))
+                Ok(Stored::registers(self.report(admitted, "health register")))
             }
             Msg::ResultsDigest(list) => {
                 let r = self.host.replica();
@@ -486,7 +545,7 @@ impl Session {
                         *e = (*e).max(seq);
                     }
                 }
-                Ok(false)
+                Ok(Stored::Nothing)
             }
             Msg::Results(regs) => {
                 let mut r = self.host.replica();
@@ -504,7 +563,9 @@ impl Session {
                 // is named in the log and the session goes on.
                 let admitted = r.admit_results_batch(&regs)?;
                 drop(r);
-                Ok(self.report(admitted, "command results register"))
+                Ok(Stored::registers(
+                    self.report(admitted, "command results register"),
+                ))
             }
             Msg::Probe(theirs) => {
                 // At most one restart per anti-entropy interval: a peer
@@ -521,7 +582,7 @@ impl Session {
                     self.sync = SyncState::new();
                     self.last_reset = Some(Instant::now());
                 }
-                Ok(false)
+                Ok(Stored::Nothing)
             }
             Msg::Hello(_) => Err(SessionError::Protocol("a second hello".into())),
             Msg::Refuse(why) => Err(SessionError::RefusedByPeer(why)),
@@ -583,7 +644,13 @@ impl Session {
         rx: &mut mpsc::Receiver<Result<(Msg, usize), WireError>>,
         mode: Mode,
     ) -> Result<(), SessionError> {
+        // A peer that holds the fleet's health is sent registers as they
+        // are stored: its session wakes on every change. Any other (a node)
+        // is sent only the document's changes and wakes only on those (a
+        // hub's thousand node sessions would otherwise all wake for every
+        // heartbeat; BENCHMARKS.md, P10).
         let mut changed = self.host.subscribe();
+        let mut doc_changed = self.host.subscribe_doc();
         let mut anti_entropy = tokio::time::interval(self.host.anti_entropy());
         anti_entropy.tick().await;
         let digest = self.digest();
@@ -598,8 +665,21 @@ impl Session {
         }
         let mut last_rx = Instant::now();
         let mut last_push: Option<Instant> = None;
+        // A `sync --once` session checks every 50 ms whether it is done; a
+        // kept one wakes only for frames, changes, its anti-entropy tick and
+        // a partition set by a test (a hub's thousand sessions ticking
+        // every 50 ms cost a tenth of a core; BENCHMARKS.md, P10).
         let mut idle = tokio::time::interval(Duration::from_millis(50));
+        let once = matches!(mode, Mode::Once(_));
+        let mut cuts = self.host.faults().subscribe_cuts();
+        let mut cuts_open = true;
         loop {
+            let peer_holder = self.peer_holds_health();
+            let changes = if peer_holder {
+                &mut changed
+            } else {
+                &mut doc_changed
+            };
             tokio::select! {
                 frame = rx.recv() => {
                     let (msg, n) = match frame {
@@ -614,8 +694,10 @@ impl Session {
                     }
                     let was_digest = matches!(msg, Msg::HealthDigest(_));
                     let was_results_digest = matches!(msg, Msg::ResultsDigest(_));
-                    if self.handle(msg)? {
-                        self.host.changed();
+                    match self.handle(msg)? {
+                        Stored::Document => self.host.changed(),
+                        Stored::Registers => self.host.registers_changed(),
+                        Stored::Nothing => {}
                     }
                     self.check_not_revoked()?;
                     if was_digest {
@@ -628,7 +710,7 @@ impl Session {
                         self.send(&m).await?;
                     }
                 }
-                r = changed.changed() => {
+                r = changes.changed() => {
                     if r.is_err() {
                         return Ok(());
                     }
@@ -642,7 +724,7 @@ impl Session {
                             tokio::time::sleep(wait).await;
                         }
                     }
-                    changed.borrow_and_update();
+                    changes.borrow_and_update();
                     self.push().await?;
                     last_push = Some(Instant::now());
                 }
@@ -664,7 +746,15 @@ impl Session {
                     }
                     self.push().await?;
                 }
-                _ = idle.tick() => {
+                r = cuts.changed(), if cuts_open => {
+                    // The sender lives as long as the engine; if it is gone,
+                    // stop listening rather than spin.
+                    cuts_open = r.is_ok();
+                    if self.host.faults().blocked(self.host.me(), &self.remote) {
+                        return Err(SessionError::Partitioned);
+                    }
+                }
+                _ = idle.tick(), if once => {
                     if self.host.faults().blocked(self.host.me(), &self.remote) {
                         return Err(SessionError::Partitioned);
                     }
@@ -681,5 +771,54 @@ impl Session {
 
     pub(crate) fn remote_name(&self) -> &str {
         &self.remote_name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[(&String, &u64)]) -> Vec<String> {
+        let mut out: Vec<String> = v.iter().map(|(k, _)| (*k).clone()).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn registers_go_to_holders_whole_and_to_a_node_only_its_own() {
+        let held: HashMap<String, u64> = ["n1", "n2", "n3", "hub-node"]
+            .into_iter()
+            .map(|n| (n.to_string(), 1))
+            .collect();
+        let n2 = [NodeId::parse("n2").unwrap()];
+        let mine = [NodeId::parse("hub-node").unwrap()];
+        // A hub (a holder that runs a node itself) with a node peer.
+        let to_node = HealthPolicy {
+            both_holders: false,
+            peer_holder: false,
+            peers_nodes: &n2,
+            my_nodes: &mine,
+        };
+        assert_eq!(ids(&to_node.sendable(&held)), ["n2"]);
+        assert_eq!(ids(&to_node.receivable(&held)), ["hub-node", "n2"]);
+        // Two hubs: everything both ways.
+        let to_hub = HealthPolicy {
+            both_holders: true,
+            peer_holder: true,
+            peers_nodes: &[],
+            my_nodes: &mine,
+        };
+        assert_eq!(to_hub.sendable(&held).len(), 4);
+        assert_eq!(to_hub.receivable(&held).len(), 4);
+        // A node with its hub: it sends everything it holds (its own) and
+        // takes back only its own.
+        let node_to_hub = HealthPolicy {
+            both_holders: false,
+            peer_holder: true,
+            peers_nodes: &[],
+            my_nodes: &n2,
+        };
+        assert_eq!(node_to_hub.sendable(&held).len(), 4);
+        assert_eq!(ids(&node_to_hub.receivable(&held)), ["n2"]);
     }
 }
