@@ -30,6 +30,11 @@ const ROTATE: Duration = Duration::from_secs(20);
 /// [`Dialing::resume`]).
 const RESUME_FOR: Duration = Duration::from_secs(60);
 
+/// How many of the fleet's admin and operator replicas a node keeps
+/// sessions with when the fleet names no hubs (`sync.hubs`): every laptop
+/// that runs `serve` would otherwise get a session with every node.
+const NODE_HUBS: usize = 2;
+
 /// A peer the last run had a session with when it stopped uncleanly.
 struct Resume {
     /// Where that session reached it.
@@ -375,11 +380,17 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
     let mut out = Vec::new();
     let mut preferred_keys = HashSet::new();
     let mut people = Vec::new();
+    // A node in a fleet that names no hubs: at most NODE_HUBS of them.
+    let capped;
+    let mut lan = HashSet::new();
     {
         let r = inner.lock_replica();
         let st = r.state();
         let discovered = lock(&inner.dialing.discovered);
         let hubs = hubs_of(st);
+        capped = hubs.is_none() && st.members.get(me).is_some_and(|m| m.role == Role::Node);
+        lan.extend(discovered.keys().cloned());
+        lan.extend(resuming.keys().cloned());
         // Nodes' reported addresses are looked up only when a node is
         // among the preferred (one on `sync.hubs`, say): this runs every
         // second on a hub that holds a thousand registers.
@@ -409,6 +420,29 @@ fn targets(inner: &Inner) -> Vec<(MemberKey, Vec<SocketAddr>)> {
     {
         let live = inner.peers.live();
         let is_live = |k: &MemberKey| live.get(k).is_some_and(Live::is_open);
+        if capped {
+            // The first NODE_HUBS live ones in an order of this node's own
+            // (rendezvous hashing spreads the nodes over the hubs) are
+            // kept; the others it dialed are closed and not dialed again
+            // while those stay up. Until NODE_HUBS are up it dials them all.
+            let mut up: Vec<&MemberKey> = people.iter().filter(|k| is_live(k)).collect();
+            if up.len() >= NODE_HUBS {
+                up.sort_by_key(|k| fleetdeck_store::rollout::fnv(&format!("{me}{k}")));
+                let extra: HashSet<&MemberKey> = people
+                    .iter()
+                    .filter(|k| !up[..NODE_HUBS].contains(k) && !lan.contains(*k))
+                    .collect();
+                for k in &extra {
+                    if let Some(l) = live.get(*k)
+                        && l.claim.dialer == *me
+                        && l.is_open()
+                    {
+                        l.conn.close(0u32.into(), b"enough hubs");
+                    }
+                }
+                out.retain(|(k, _)| !extra.contains(k));
+            }
+        }
         if people.iter().any(is_live) {
             for (k, l) in live.iter() {
                 if !preferred_keys.contains(k) && l.claim.dialer == *me && l.is_open() {
