@@ -268,7 +268,6 @@ fn connected(dir: &Path, name: &str) -> Option<Value> {
 }
 
 #[test]
-#[ignore = "finding: in 1 of about 25 runs (in a clean-clone CI run) the laptop's first edit reached no site within 90 s although every session was up at the hub; not found yet. Run it with --ignored; the failure prints the hub's, the laptop's and a1's logs"]
 fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
     if let Err(why) = can_run() {
         println!("skipped: {why}");
