@@ -235,6 +235,123 @@ impl SignedRegister {
     pub fn signed_by(&self, key: &MemberKey) -> bool {
         sign::verify_bytes(key, DOMAIN, &self.bytes, &self.sig)
     }
+
+    /// The register in its packed form for the wire (postcard, every field
+    /// in order: about a third of the JSON's size), when the bytes are
+    /// exactly what [`SignedRegister::sign`] writes for what they hold, so
+    /// that [`SignedRegister::unpack`] rebuilds them byte for byte and the
+    /// signature still holds. `None` for anything else (a register with a
+    /// field this build does not know, from a newer node): that one
+    /// travels as its bytes.
+    pub fn pack(&self) -> Option<Vec<u8>> {
+        let reg = self.decode().ok()?;
+        if encode(&reg).ok()? != self.bytes {
+            return None;
+        }
+        postcard::to_stdvec(&Packed::from(reg)).ok()
+    }
+
+    /// The signed register a packed one stands for: the bytes rebuilt
+    /// ([`SignedRegister::pack`]) beside the signature that came with it.
+    /// Whether the signature holds is for [`admit`] to find, as for any
+    /// register.
+    pub fn unpack(packed: &[u8], sig: Vec<u8>) -> std::result::Result<SignedRegister, Refusal> {
+        let (p, rest) = postcard::take_from_bytes::<Packed>(packed)
+            .map_err(|e| Refusal::Undecodable(format!("packed: {e}")))?;
+        if !rest.is_empty() {
+            return Err(Refusal::Undecodable(format!(
+                "packed: {} bytes after the register",
+                rest.len()
+            )));
+        }
+        let bytes = encode(&HealthRegister::from(p))
+            .map_err(|e| Refusal::Undecodable(format!("packed: {e}")))?;
+        Ok(SignedRegister { bytes, sig })
+    }
+}
+
+/// [`HealthRegister`] with every field present, for postcard (which has no
+/// field names, so nothing may be skipped); fields are never reordered or
+/// removed, only added at the end with a new packed form.
+#[derive(Serialize, Deserialize)]
+struct Packed {
+    node: String,
+    seq: u64,
+    time_ms: i64,
+    metrics: Metrics,
+    tls: Vec<TlsCert>,
+    backup: Option<BackupStatus>,
+    applied: Option<PackedApply>,
+    checks: Vec<CheckResult>,
+    drift: Vec<String>,
+    safe_mode: Option<String>,
+    holds: Vec<String>,
+    live_at: Vec<String>,
+    addrs: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PackedApply {
+    revision: String,
+    result: ApplyResult,
+    error: Option<String>,
+    duration_ms: u64,
+    at_ms: i64,
+    from: Vec<String>,
+}
+
+impl From<HealthRegister> for Packed {
+    fn from(r: HealthRegister) -> Packed {
+        Packed {
+            node: r.node,
+            seq: r.seq,
+            time_ms: r.time_ms,
+            metrics: r.metrics,
+            tls: r.tls,
+            backup: r.backup,
+            applied: r.applied.map(|a| PackedApply {
+                revision: a.revision,
+                result: a.result,
+                error: a.error,
+                duration_ms: a.duration_ms,
+                at_ms: a.at_ms,
+                from: a.from,
+            }),
+            checks: r.checks,
+            drift: r.drift,
+            safe_mode: r.safe_mode,
+            holds: r.holds,
+            live_at: r.live_at,
+            addrs: r.addrs,
+        }
+    }
+}
+
+impl From<Packed> for HealthRegister {
+    fn from(p: Packed) -> HealthRegister {
+        HealthRegister {
+            node: p.node,
+            seq: p.seq,
+            time_ms: p.time_ms,
+            metrics: p.metrics,
+            tls: p.tls,
+            backup: p.backup,
+            applied: p.applied.map(|a| ApplyReport {
+                revision: a.revision,
+                result: a.result,
+                error: a.error,
+                duration_ms: a.duration_ms,
+                at_ms: a.at_ms,
+                from: a.from,
+            }),
+            checks: p.checks,
+            drift: p.drift,
+            safe_mode: p.safe_mode,
+            holds: p.holds,
+            live_at: p.live_at,
+            addrs: p.addrs,
+        }
+    }
 }
 
 /// Why a register offered to a replica was refused.
@@ -1048,6 +1165,96 @@ mod tests {
         assert!(e.to_string().contains("n7"), "{e}");
         assert!(e.to_string().contains("cpu_pct"), "{e}");
         assert!(load_all(&conn).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn a_packed_register_rebuilds_the_signed_bytes_and_is_smaller() {
+        let id = Identity::generate();
+        let head = "ab".repeat(32);
+        let full = HealthRegister {
+            metrics: Metrics {
+                // Floats that take 17 digits to print.
+                cpu_pct: 0.1 + 0.2,
+                mem_pct: 2.0_f64.sqrt() * 10.0,
+                temp_c: Some(48.123_456_789_012_34),
+                ..reg("cam-1", 1, 0).metrics
+            },
+            tls: vec![TlsCert {
+                name: "nvr".into(),
+                not_after_ms: 1_800_000_000_000,
+            }],
+            backup: Some(BackupStatus {
+                last_run_ms: 5,
+                databases: vec![DbBackup {
+                    name: "frigate".into(),
+                    ok: false,
+                    error: Some("timed out".into()),
+                }],
+            }),
+            applied: Some(ApplyReport {
+                revision: "r1".into(),
+                result: ApplyResult::RolledBack,
+                error: Some("check failed".into()),
+                duration_ms: 1_500,
+                at_ms: 7,
+                from: vec![head.clone()],
+            }),
+            checks: vec![CheckResult {
+                name: "http".into(),
+                ok: true,
+                output: String::new(),
+            }],
+            drift: vec!["files/a.yml".into()],
+            safe_mode: None,
+            holds: vec![head.clone()],
+            live_at: vec![head],
+            addrs: vec!["10.0.0.7:7447".into()],
+            ..reg("cam-1", 9, 1_765_000_000_000)
+        };
+        for r in [full, reg("cam-2", 1, 0)] {
+            let signed = SignedRegister::sign(&r, &id).unwrap();
+            let packed = signed.pack().expect("a register this build wrote packs");
+            assert!(
+                packed.len() * 2 < signed.bytes.len(),
+                "{} vs {}",
+                packed.len(),
+                signed.bytes.len()
+            );
+            let back = SignedRegister::unpack(&packed, signed.sig.clone()).unwrap();
+            assert_eq!(back, signed);
+            assert!(back.signed_by(id.key()));
+        }
+    }
+
+    #[test]
+    fn a_register_with_fields_this_build_does_not_know_travels_as_its_bytes() {
+        let id = Identity::generate();
+        let bytes = br#"{"node":"cam-1","seq":3,"time_ms":5,"gpu_pct":40}"#.to_vec();
+        let sig = id.sign_bytes(DOMAIN, &bytes).to_vec();
+        let newer = SignedRegister { bytes, sig };
+        assert!(newer.decode().is_ok());
+        assert_eq!(newer.pack(), None);
+    }
+
+    #[test]
+    fn hostile_packed_bytes_are_refused_as_undecodable() {
+        let id = Identity::generate();
+        let signed = SignedRegister::sign(&reg("cam-1", 1, 0), &id).unwrap();
+        let packed = signed.pack().unwrap();
+        let mut trailing = packed.clone();
+        trailing.push(0);
+        let huge_len = [
+            0x05, b'c', b'a', b'm', b'-', b'1', 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f,
+        ];
+        for bad in [
+            &packed[..packed.len() / 2],
+            &trailing[..],
+            &[][..],
+            &huge_len[..],
+        ] {
+            let e = SignedRegister::unpack(bad, signed.sig.clone()).unwrap_err();
+            assert!(matches!(e, Refusal::Undecodable(_)), "{e}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
 use automerge::sync::{Message, State as SyncState};
+use fleetdeck_store::health::SignedRegister;
 use fleetdeck_store::{MemberKey, NodeId, Replica};
 use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
 use tokio::sync::{mpsc, watch};
@@ -176,6 +177,8 @@ pub(crate) struct Session {
     /// Whether the peer takes command results registers (its hello's
     /// `Features::results`); a peer from before them is sent none.
     speaks_results: bool,
+    /// Whether the peer takes health registers packed (`Features::packed_health`).
+    speaks_packed: bool,
     /// node id → highest results register seq the peer is known to hold.
     peer_results: HashMap<String, u64>,
     bytes_out: u64,
@@ -245,6 +248,7 @@ impl Session {
             last_reset: None,
             peer_health: HashMap::new(),
             speaks_results: features.results,
+            speaks_packed: features.packed_health,
             peer_results: HashMap::new(),
             bytes_out: 0,
         }
@@ -347,12 +351,15 @@ impl Session {
     }
 
     /// Registers this replica holds that the peer is not known to hold and
-    /// is to be sent.
-    fn newer_health(&mut self) -> Option<Msg> {
+    /// is to be sent: packed to a peer that takes them so (a heartbeat is
+    /// most of what a node sends; BENCHMARKS.md, P7), as their bytes
+    /// otherwise and for a register that does not pack.
+    fn newer_health(&mut self) -> Vec<Msg> {
         let r = self.host.replica();
         let policy = self.health_policy(&r);
         let now = fleetdeck_store::now_ms();
         let mut out = Vec::new();
+        let mut packed = Vec::new();
         for (node, s) in policy.sendable(r.health()) {
             if self
                 .peer_health
@@ -371,11 +378,28 @@ impl Session {
                     }
                 };
                 let age = u64::try_from(now - s.received_ms).unwrap_or(0);
-                out.push((signed, age));
+                match self.speaks_packed.then(|| signed.pack()).flatten() {
+                    Some(p) => packed.push((p, signed.sig, age)),
+                    None => out.push((signed, age)),
+                }
             }
         }
         drop(r);
-        (!out.is_empty()).then_some(Msg::Health(out))
+        let mut msgs = Vec::new();
+        if !packed.is_empty() {
+            msgs.push(Msg::HealthPacked(packed));
+        }
+        if !out.is_empty() {
+            msgs.push(Msg::Health(out));
+        }
+        msgs
+    }
+
+    async fn send_newer_health(&mut self) -> Result<(), SessionError> {
+        for m in self.newer_health() {
+            self.send(&m).await?;
+        }
+        Ok(())
     }
 
     /// The results registers this replica holds of those the peer may
@@ -449,9 +473,7 @@ impl Session {
         if let Some(m) = self.doc_message() {
             self.send(&m).await?;
         }
-        if let Some(m) = self.newer_health() {
-            self.send(&m).await?;
-        }
+        self.send_newer_health().await?;
         self.send_newer_results().await
     }
 
@@ -516,25 +538,21 @@ impl Session {
                 }
                 Ok(Stored::Nothing)
             }
-            Msg::Health(regs) => {
-                let mut admitted = Vec::with_capacity(regs.len());
-                let mut r = self.host.replica();
-                for (signed, age_ms) in regs {
-                    if let Ok(reg) = signed.decode()
-                        && let Ok(n) = fleetdeck_store::NodeId::parse(&reg.node)
-                        && r.state().nodes.contains_key(&n)
-                    {
-                        let e = self.peer_health.entry(reg.node).or_default();
-                        *e = (*e).max(reg.seq);
+            Msg::HealthPacked(packed) => {
+                let mut regs = Vec::with_capacity(packed.len());
+                let mut refused = Vec::new();
+                for (p, sig, age_ms) in packed {
+                    match SignedRegister::unpack(&p, sig) {
+                        Ok(signed) => regs.push((signed, age_ms)),
+                        Err(why) => refused.push(fleetdeck_store::health::Admission::Refused {
+                            node: "?".into(),
+                            why,
+                        }),
                     }
-                    // Each register is checked alone (signed by the key
-                    // bound to its node, a plausible seq); a refused one is
-                    // the peer's problem, not a reason to end the session.
-                    admitted.push(r.admit_health(&signed, age_ms)?);
                 }
-                drop(r);
-                Ok(Stored::registers(self.report(admitted, "health register")))
+                self.take_health(regs, refused)
             }
+            Msg::Health(regs) => self.take_health(regs, Vec::new()),
             Msg::ResultsDigest(list) => {
                 let r = self.host.replica();
                 for (node, seq) in list {
@@ -587,6 +605,30 @@ impl Session {
             Msg::Hello(_) => Err(SessionError::Protocol("a second hello".into())),
             Msg::Refuse(why) => Err(SessionError::RefusedByPeer(why)),
         }
+    }
+
+    /// Offers registers from the peer to the replica, each checked alone
+    /// (signed by the key bound to its node, a plausible seq): a refused one
+    /// is the peer's problem, not a reason to end the session. `admitted`
+    /// holds those refused before (packed ones that did not unpack).
+    fn take_health(
+        &mut self,
+        regs: Vec<(SignedRegister, u64)>,
+        mut admitted: Vec<fleetdeck_store::health::Admission>,
+    ) -> Result<Stored, SessionError> {
+        let mut r = self.host.replica();
+        for (signed, age_ms) in regs {
+            if let Ok(reg) = signed.decode()
+                && let Ok(n) = fleetdeck_store::NodeId::parse(&reg.node)
+                && r.state().nodes.contains_key(&n)
+            {
+                let e = self.peer_health.entry(reg.node).or_default();
+                *e = (*e).max(reg.seq);
+            }
+            admitted.push(r.admit_health(&signed, age_ms)?);
+        }
+        drop(r);
+        Ok(Stored::registers(self.report(admitted, "health register")))
     }
 
     fn in_sync(&mut self) -> bool {
@@ -701,9 +743,7 @@ impl Session {
                     }
                     self.check_not_revoked()?;
                     if was_digest {
-                        if let Some(m) = self.newer_health() {
-                            self.send(&m).await?;
-                        }
+                        self.send_newer_health().await?;
                     } else if was_results_digest {
                         self.send_newer_results().await?;
                     } else if let Some(m) = self.doc_message() {

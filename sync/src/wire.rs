@@ -72,11 +72,34 @@ pub struct Features {
     /// Takes [`Msg::ResultsDigest`] and [`Msg::Results`]: nodes' command
     /// results registers.
     pub results: bool,
+    /// Takes [`Msg::HealthPacked`]: health registers in their packed form.
+    pub packed_health: bool,
 }
 
 impl Features {
     /// What this build speaks.
-    pub const CURRENT: Features = Features { results: true };
+    pub const CURRENT: Features = Features {
+        results: true,
+        packed_health: true,
+    };
+
+    /// Features as a sender of any build wrote them: one flag after
+    /// another (postcard writes a bool as one byte), so a flag a sender
+    /// from before it did not write reads as off, and a reader from before
+    /// a flag reads the ones it knows and ignores the rest.
+    fn read(mut rest: &[u8]) -> Features {
+        let mut flag = || match postcard::take_from_bytes::<bool>(rest) {
+            Ok((b, r)) => {
+                rest = r;
+                b
+            }
+            Err(_) => false,
+        };
+        Features {
+            results: flag(),
+            packed_health: flag(),
+        }
+    }
 }
 
 /// The most bytes of registers put in one [`Msg::Results`] frame; more go
@@ -121,6 +144,13 @@ pub enum Msg {
     /// the key bound to its node. At most [`RESULTS_PER_FRAME`] bytes of
     /// registers a frame. Only to a peer that speaks it, as above.
     Results(Vec<SignedResults>),
+    /// [`Msg::Health`] with each register packed
+    /// (`SignedRegister::pack`: about a third of its JSON): the packed
+    /// register, its node's signature of the bytes it rebuilds to
+    /// (`SignedRegister::unpack`), and how long ago the sender heard it.
+    /// Only to a peer whose hello said `Features::packed_health`; a register
+    /// that does not pack goes in a [`Msg::Health`].
+    HealthPacked(Vec<(Vec<u8>, Vec<u8>, u64)>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,10 +262,7 @@ pub async fn read_hello_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<HelloFr
     let (msg, rest) =
         postcard::take_from_bytes::<Msg>(&body).map_err(|e| WireError::Decode(e.to_string()))?;
     let (origin, features) = match postcard::take_from_bytes::<Origin>(rest) {
-        Ok((origin, rest)) => (
-            Some(origin),
-            postcard::from_bytes::<Features>(rest).unwrap_or_default(),
-        ),
+        Ok((origin, rest)) => (Some(origin), Features::read(rest)),
         Err(_) => (None, Features::default()),
     };
     Ok(HelloFrame {
@@ -359,6 +386,33 @@ mod tests {
         let (msg, rest) = postcard::take_from_bytes::<Msg>(body).unwrap();
         assert_eq!(msg, hello());
         assert_eq!(postcard::from_bytes::<Origin>(rest).unwrap(), origin);
+    }
+
+    #[test]
+    fn features_read_flag_by_flag_whatever_build_wrote_them() {
+        // A build that knew results only wrote one flag.
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct ResultsOnly {
+            results: bool,
+        }
+        let old = postcard::to_stdvec(&ResultsOnly { results: true }).unwrap();
+        assert_eq!(
+            Features::read(&old),
+            Features {
+                results: true,
+                packed_health: false
+            }
+        );
+        // That build reads this one's features: the flag it knows.
+        let new = postcard::to_stdvec(&Features::CURRENT).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<ResultsOnly>(&new).unwrap(),
+            ResultsOnly { results: true }
+        );
+        assert_eq!(Features::read(&new), Features::CURRENT);
+        assert_eq!(Features::read(&[]), Features::default());
+        // A flag byte that is not a bool ends the reading: off from there.
+        assert!(!Features::read(&[1, 7]).packed_health);
     }
 
     #[tokio::test]

@@ -252,3 +252,73 @@ async fn a_peer_from_before_results_registers_is_sent_none_and_still_syncs() {
         "{got:?}"
     );
 }
+
+/// Health registers travel packed between peers that both speak it
+/// (`Features::packed_health`); a packed register that does not unpack is
+/// refused alone; a peer from before packing is sent the signed bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_registers_travel_packed_to_peers_that_take_them_and_as_bytes_to_others() {
+    use fleetdeck_store::health::{HealthRegister, SignedRegister};
+    let (_tmp, engines, idle) = hub_and_nodes(3, &[0]).await;
+    let hub = engines[0].as_ref().unwrap();
+    let n2 = idle[2].as_ref().unwrap();
+    let beat = HealthRegister {
+        node: "n2".into(),
+        seq: 4,
+        time_ms: now_ms(),
+        addrs: vec!["127.0.0.1:7447".into()],
+        ..Default::default()
+    };
+    let signed = SignedRegister::sign(&beat, n2.identity()).unwrap();
+    let packed = signed.pack().expect("it packs");
+    // A packed register cut short, then the good one: the first is refused,
+    // the second lands.
+    let cut = packed[..packed.len() / 2].to_vec();
+    raw_session(
+        n2,
+        hub,
+        Some(Features::CURRENT),
+        vec![Msg::HealthPacked(vec![
+            (cut, signed.sig.clone(), 0),
+            (packed.clone(), signed.sig.clone(), 0),
+        ])],
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(
+        wait_for(Duration::from_secs(10), || hub.with_replica(|r| r
+            .health()
+            .get("n2")
+            .is_some_and(|s| s.reg == beat)))
+        .await,
+        "the packed register landed at the hub, whole"
+    );
+
+    // The hub sends n2 its own register back when n2 says it holds none:
+    // packed to a peer that speaks it, as the signed bytes otherwise.
+    let lacks = vec![Msg::HealthDigest(vec![("n2".into(), 0)])];
+    let got = raw_session(
+        n2,
+        hub,
+        Some(Features::CURRENT),
+        lacks.clone(),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(
+        got.iter().any(|m| matches!(m, Msg::HealthPacked(p)
+            if p.len() == 1 && SignedRegister::unpack(&p[0].0, p[0].1.clone()).as_ref() == Ok(&signed))),
+        "{got:?}"
+    );
+    let old = Features {
+        results: true,
+        packed_health: false,
+    };
+    let got = raw_session(n2, hub, Some(old), lacks, Duration::from_secs(2)).await;
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, Msg::Health(h) if h.len() == 1 && h[0].0 == signed)),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|m| matches!(m, Msg::HealthPacked(_))));
+}
