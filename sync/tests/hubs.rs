@@ -25,23 +25,31 @@ async fn a_node_keeps_sessions_with_two_of_the_fleets_people_replicas_and_hears_
             .count()
     };
     // Everyone learns the others' addresses through replica 0; the node
-    // then dials the people replicas until two are up, and keeps two.
-    assert!(
-        wait_for(Duration::from_secs(30), || with_people() == 2).await,
-        "the node settles on two people replicas: {}",
-        with_people()
-    );
-    // And stays there: not three, not a flap down to one, over many dial
-    // rounds (every 200 ms here).
-    let watched = Instant::now();
+    // then dials the people replicas until two are up, and keeps two. While
+    // the people replicas have no session among themselves yet, each may
+    // dial the node as a fallback peer (and closes that session once it has
+    // one with another people replica): so what is checked is that the node
+    // settles on two and stays there, 3 s in a row (many dial rounds, every
+    // 200 ms here), within 30 s.
+    let started = Instant::now();
+    let mut steady_since: Option<Instant> = None;
     let mut seen = Vec::new();
-    while watched.elapsed() < Duration::from_secs(3) {
-        seen.push(with_people());
+    while started.elapsed() < Duration::from_secs(30) {
+        let n = with_people();
+        seen.push(n);
+        if n == 2 {
+            let since = *steady_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_secs(3) {
+                break;
+            }
+        } else {
+            steady_since = None;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        seen.iter().all(|n| *n == 2),
-        "sessions with people replicas over 3 s: {seen:?}"
+        steady_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(3)),
+        "the node keeps sessions with two people replicas, 3 s in a row: {seen:?}"
     );
 
     // An edit on a people replica the node has no session with reaches it
