@@ -164,6 +164,34 @@ fn resolve_peer(replica: &Replica, peer: &str) -> Result<iroh::EndpointAddr> {
     Ok(parse_endpoint_addr(&addr)?)
 }
 
+/// Where a member is reached: the addresses it published (its member
+/// record; a node's latest heartbeat) and, when the fleet has one, the
+/// fleet's relay (the engine adds it).
+pub fn member_addr(
+    replica: &Replica,
+    key: &fleetdeck_store::MemberKey,
+) -> Result<iroh::EndpointAddr> {
+    let st = replica.state();
+    let name = st.member_name(key).unwrap_or(key.short()).to_string();
+    let mut addrs = replica.reported_addrs().remove(key).unwrap_or_default();
+    if let Some(m) = st.members.get(key) {
+        addrs.extend(m.addrs.iter().cloned());
+    }
+    addrs.sort();
+    addrs.dedup();
+    if addrs.is_empty() && fleet_relay(st)?.is_none() {
+        bail!(
+            "{name} has published no address and the fleet has no relay: nothing says where to reach it"
+        );
+    }
+    let text = format!("{key}@{}", addrs.join(","));
+    let mut a = iroh::EndpointAddr::new(parse_endpoint_addr(&text)?.id);
+    for s in addrs.iter().filter_map(|a| a.parse::<SocketAddr>().ok()) {
+        a = a.with_ip_addr(s);
+    }
+    Ok(a)
+}
+
 pub struct ServeOpts<'a> {
     pub listen: SocketAddr,
     pub peer: Option<&'a str>,

@@ -17,6 +17,10 @@ impl Out {
         Out { json, quiet }
     }
 
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// Prints `value` as JSON with --json, else the text `human` makes.
     pub fn emit<T: Serialize + ?Sized>(
         &self,

@@ -63,6 +63,15 @@ pub struct DaemonConfig {
     pub sync: EngineConfig,
 }
 
+impl DaemonConfig {
+    /// The sync engine's config: a node's engine ends tunnels to the node.
+    fn engine(&self) -> EngineConfig {
+        let mut sync = self.sync.clone();
+        sync.tunnel_node = Some(self.node.clone());
+        sync
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct State {
     consecutive_failures: u64,
@@ -150,7 +159,7 @@ impl Daemon {
         metrics: Box<dyn MetricSource>,
     ) -> Result<Daemon, DaemonError> {
         replica.state().node(&cfg.node)?;
-        let engine = Engine::start(replica, cfg.sync.clone()).await?;
+        let engine = Engine::start(replica, cfg.engine()).await?;
         Daemon::start_on(engine, cfg, metrics).await
     }
 
@@ -168,7 +177,7 @@ impl Daemon {
         stop: impl std::future::Future<Output = ()>,
         mut waiting: impl FnMut(&NodeId),
     ) -> Result<Option<Daemon>, DaemonError> {
-        let engine = Engine::start(replica, cfg.sync.clone()).await?;
+        let engine = Engine::start(replica, cfg.engine()).await?;
         let known = |e: &Engine| e.with_replica(|r| r.state().nodes.contains_key(&cfg.node));
         let mut changes = engine.subscribe();
         let mut stop = std::pin::pin!(stop);

@@ -142,6 +142,25 @@ pub(crate) enum Cmd {
     },
     /// Peers: connected or not, address, last sync, last error
     Peers,
+    /// Reach a service on a node (or a device on its LAN) through a WireGuard tunnel
+    #[command(
+        after_help = "The node must list the target in its tunnel.allow (admins set it: \
+        fleetdeck config set tunnel.allow '[\"127.0.0.1:5000\"]' --node NODE). \
+        Operators and admins open tunnels; runs until Ctrl-C."
+    )]
+    Tunnel {
+        /// The node whose daemon ends the tunnel
+        node: NodeId,
+        /// A port on the node itself (its 127.0.0.1)
+        #[arg(required_unless_present = "to", conflicts_with = "to")]
+        port: Option<u16>,
+        /// A device on the node's LAN instead, as IPv4:PORT (e.g. 192.168.1.20:554)
+        #[arg(long, value_name = "IP:PORT")]
+        to: Option<std::net::SocketAddrV4>,
+        /// Where to listen here (port 0: a free one, printed)
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        local: SocketAddr,
+    },
     /// Sync now: with one peer (`--peer`) or every member with an address
     Sync {
         /// ENDPOINT_ID@IP:PORT (as `serve` prints) or a member's name

@@ -27,6 +27,7 @@ mod peers;
 mod relay;
 mod rollout;
 mod shell;
+mod tunnel;
 
 use std::path::PathBuf;
 
@@ -81,6 +82,12 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
             listen,
         } => peers::join(cli, &out, token, name, *listen),
         Cmd::Peers => peers::peers(cli, &out),
+        Cmd::Tunnel {
+            node,
+            port,
+            to,
+            local,
+        } => tunnel::tunnel(cli, &out, node, *port, *to, *local),
         Cmd::Sync {
             peer,
             once,

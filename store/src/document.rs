@@ -10,7 +10,7 @@
 //! node_config { "<NODE>/<key>": "<json>" }   node overrides, flat
 //! sites       { SITE: { name, lat, lon, zone } }
 //! nodes       { NODE: { site, role } }
-//! members     { KEY:  { name, role, added_ms, addrs, revoked? } }   revoked: "<json Revocation>"
+//! members     { KEY:  { name, role, added_ms, addrs, wg?, revoked? } }   revoked: "<json Revocation>"
 //! acks        { ALERT_ID: { by, at_ms, until_ms, since_ms } }
 //! freeze      { frozen, by, at_ms, message }
 //! commands    { CMD: { action, target, by, at_ms } }
@@ -101,6 +101,10 @@ pub struct MemberRecord {
     /// Direct addresses (`IP:PORT`) where the member last said it listens.
     #[autosurgeon(missing = "Vec::new")]
     pub addrs: Vec<String>,
+    /// The member's WireGuard public key (X25519, standard base64), written
+    /// by the member itself: what a node's tunnel end takes it by.
+    #[autosurgeon(missing = "Option::default")]
+    pub wg: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Hydrate, Reconcile)]
@@ -219,6 +223,8 @@ pub struct Member {
     pub role: Role,
     pub added_ms: i64,
     pub addrs: Vec<String>,
+    /// Its WireGuard public key, when it published a well-formed one.
+    pub wg: Option<[u8; 32]>,
     /// Set once an admin revoked the key (see [`Revocation`]); a revoked
     /// member is kept in [`FleetState::revoked`], never in `members`.
     pub revoked: Option<Revocation>,
@@ -981,6 +987,7 @@ impl FleetDoc {
                                     role,
                                     added_ms: rec.added_ms,
                                     addrs: rec.addrs,
+                                    wg: rec.wg.as_deref().and_then(crate::overlay::parse_wg_key),
                                     revoked,
                                 },
                             );
@@ -1329,20 +1336,21 @@ impl FleetDoc {
             )));
         }
         let members = self.obj(MEMBERS)?;
-        let addrs = autosurgeon::hydrate_prop::<_, Option<MemberRecord>, _, _>(
+        let (addrs, wg) = autosurgeon::hydrate_prop::<_, Option<MemberRecord>, _, _>(
             &self.doc,
             &members,
             key.as_str(),
         )
         .ok()
         .flatten()
-        .map(|m| m.addrs)
+        .map(|m| (m.addrs, m.wg))
         .unwrap_or_default();
         let rec = MemberRecord {
             name: name.to_string(),
             role: role.as_str().to_string(),
             added_ms: now_ms,
             addrs,
+            wg,
         };
         autosurgeon::reconcile_prop(&mut self.doc, &members, key.as_str(), &rec)?;
         Ok(())
@@ -1416,6 +1424,22 @@ impl FleetDoc {
             )));
         };
         autosurgeon::reconcile_prop(&mut self.doc, &rec, "addrs", addrs.to_vec())?;
+        Ok(())
+    }
+
+    /// Records a member's WireGuard public key (written by the member
+    /// itself, like its addresses).
+    pub fn set_member_wg(&mut self, key: &MemberKey, wg: &[u8; 32]) -> Result<()> {
+        let members = self.obj(MEMBERS)?;
+        let Some((automerge::Value::Object(ObjType::Map), rec)) =
+            self.doc.get(&members, key.as_str())?
+        else {
+            return Err(StoreError::Invalid(format!(
+                "{key} is not a member of this fleet"
+            )));
+        };
+        self.doc
+            .put(&rec, "wg", crate::overlay::format_wg_key(wg))?;
         Ok(())
     }
 

@@ -48,6 +48,17 @@ impl Identity {
         self.secret.to_bytes()
     }
 
+    /// The secret half of this replica's WireGuard key (X25519, before
+    /// clamping), derived from its identity so it needs no file of its own;
+    /// a separate key, not the signing key reused.
+    pub fn wg_secret_bytes(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"fleetdeck wireguard static key v1\0");
+        h.update(self.secret.to_bytes());
+        h.finalize().into()
+    }
+
     /// A fresh automerge actor for this process: the public key followed by
     /// 16 random bytes, so two runs (or a run after a crash) never reuse an
     /// (actor, seq) pair, and the author of a change is readable from it.

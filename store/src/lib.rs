@@ -24,6 +24,7 @@ pub mod identity;
 pub mod ids;
 pub mod moment;
 pub mod ops;
+pub mod overlay;
 pub mod peer;
 pub mod receipts;
 pub mod replica;

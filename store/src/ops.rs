@@ -371,8 +371,8 @@ pub enum KeyClass {
     /// `checks.commands`, `files`): admins, or operators where the fleet
     /// allows it ([`OPERATORS_RUN_PROGRAMS`]).
     Program,
-    /// Who may do what, and where replicas connect (`trust.*`, `sync.*`):
-    /// admins only.
+    /// Who may do what, where replicas connect and what nodes' tunnels
+    /// reach (`trust.*`, `sync.*`, `tunnel.*`): admins only.
     Admin,
 }
 
@@ -382,7 +382,7 @@ const PROGRAM_KEYS: &[&[&str]] = &[
     &["checks", "commands"],
     &["files"],
 ];
-const ADMIN_KEYS: &[&[&str]] = &[&["trust"], &["sync"]];
+const ADMIN_KEYS: &[&[&str]] = &[&["trust"], &["sync"], &["tunnel"]];
 
 /// The class of `path`, counting everything below it (setting `checks` to
 /// a map sets `checks.commands` too) and everything it is below.

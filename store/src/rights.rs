@@ -25,13 +25,13 @@
 //! | `meta`                                  | yes   | no       | no     | no   |
 //! | `fleet`, `site_config`, `node_config`: plain keys | yes | yes | no | no |
 //! | … keys that run programs (`apply.*`, `actions.*`, `checks.commands`, `files`) | yes | if `trust.operators_run_programs` | no | no |
-//! | … `trust.*`, `sync.*`                   | yes   | no       | no     | no   |
+//! | … `trust.*`, `sync.*`, `tunnel.*`       | yes   | no       | no     | no   |
 //! | `sites`, `acks`, `freeze`, `commands`   | yes   | yes      | no     | no   |
 //! | `nodes`                                 | yes   | yes      | no     | `nodes/<NODE>/key` = its own key, when unbound or bound to it |
 //! | `rollouts` (each key the spec sets judged as a config key) | yes | yes | no | no |
 //! | `rollout_events`                        | yes   | yes      | no     | `<ID>/halt` only |
 //! | `command_results` (legacy: nodes now report in their results registers, `results`) | yes | no | no | `<CMD>/<NODE>` where `nodes/<NODE>/key` is its key |
-//! | `members/<ITS KEY>/addrs`               | yes   | yes      | yes    | yes  |
+//! | `members/<ITS KEY>/addrs`, `…/wg`       | yes   | yes      | yes    | yes  |
 //! | the rest of `members`                   | yes   | no       | no     | no   |
 //! | the document root, unknown root maps    | yes   | no       | no     | no   |
 //!
@@ -628,11 +628,11 @@ impl<D: ReadDoc> Judge<'_, D> {
     }
 
     fn members(&self, role: Role, entry: &str, rest: &[Seg], target: &[Seg]) -> Result<(), String> {
-        if entry == self.author && rest.first() == Some(&Seg::Key("addrs".into())) {
+        if entry == self.author && matches!(rest, [Seg::Key(k), ..] if k == "addrs" || k == "wg") {
             return Ok(());
         }
         let rule = if entry == self.author && !rest.is_empty() {
-            "is its own member record: a member writes only its own addrs there, admins the rest"
+            "is its own member record: a member writes only its own addrs and wg there, admins the rest"
         } else {
             "changes the fleet's members: only admins do that"
         };

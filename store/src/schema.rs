@@ -30,6 +30,8 @@ pub enum Kind {
     FleetCert,
     /// A list of member names (or keys), set in the fleet defaults only.
     FleetMembers,
+    /// A list of `IPv4:PORT` targets (`tunnel.allow`), in any layer.
+    Targets,
 }
 
 pub struct KeySpec {
@@ -156,10 +158,16 @@ pub const KEYS: &[KeySpec] = &[
         default: None,
         help: "the members (names or keys) that are hubs: nodes keep sessions with these and their site's peers, not with every operator's laptop (default: every admin and operator replica)",
     },
+    KeySpec {
+        key: "tunnel.allow",
+        kind: Kind::Targets,
+        default: None,
+        help: "what a node's tunnels may reach, as IPv4:PORT (\"127.0.0.1:5000\" is the node itself, \"192.168.1.20:554\" a device on its LAN); nothing when unset",
+    },
 ];
 
 /// Sections whose keys are all listed in [`KEYS`].
-const CLOSED_SECTIONS: &[&str] = &["alerts", "heartbeat", "safe_mode", "sync"];
+const CLOSED_SECTIONS: &[&str] = &["alerts", "heartbeat", "safe_mode", "sync", "tunnel"];
 
 pub fn spec(key: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|s| s.key == key)
@@ -366,6 +374,9 @@ pub fn validate_leaf(path: &ConfigPath, value: &Value, layer: Source) -> Result<
                 ))),
             }
         }
+        Kind::Targets => crate::overlay::parse_tunnel_allow(value)
+            .map(|_| ())
+            .map_err(|why| StoreError::Invalid(format!("{key} is not valid: {why}"))),
         Kind::Number { min, max, unit } => match value.as_f64() {
             Some(n) if n >= min && n <= max => Ok(()),
             Some(_) => Err(StoreError::Invalid(format!(

@@ -51,7 +51,7 @@ pub(crate) struct Dialing {
     pub(crate) lookup: MemoryLookup,
     /// The fleet's relay (`sync.relay_url` when sync started): every
     /// member is dialed through it too, addresses known or not.
-    relay: Option<RelayUrl>,
+    pub(crate) relay: Option<RelayUrl>,
     /// Members found on the LAN by mDNS, with the addresses they advertise.
     discovered: Mutex<HashMap<MemberKey, Vec<SocketAddr>>>,
     /// When a random session was last swapped for another (see `targets`).

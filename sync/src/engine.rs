@@ -70,6 +70,8 @@ pub struct EngineConfig {
     pub status_file: Option<PathBuf>,
     /// Find members on the local network by mDNS (and be found).
     pub mdns: bool,
+    /// Terminate tunnels for this node (`tunnel`): set by the node daemon.
+    pub tunnel_node: Option<fleetdeck_store::NodeId>,
     /// What the relay's TLS certificate is checked against when the fleet
     /// sets `sync.relay_url`: the web's root certificates (built in) unless
     /// given (a private CA; tests).
@@ -89,6 +91,7 @@ impl EngineConfig {
             publish_addrs: true,
             status_file: None,
             mdns: false,
+            tunnel_node: None,
             relay_tls: None,
         }
     }
@@ -322,6 +325,19 @@ impl Engine {
                 .dialing
                 .resume(crate::status::left_connected(path, &inner.key));
         }
+        {
+            // Its WireGuard key, once (what tunnels take it by).
+            let mut r = inner.lock_replica();
+            let me = inner.key.clone();
+            let wg = crate::tunnel::wg_public(r.identity());
+            let held = r.state().members.get(&me).map(|m| m.wg);
+            if matches!(held, Some(h) if h != Some(wg)) && !r.is_read_only() {
+                r.change(
+                    &format!("{} publishes its WireGuard key", inner.name),
+                    |doc, _| doc.set_member_wg(&me, &wg),
+                )?;
+            }
+        }
         if cfg.publish_addrs {
             let addrs: Vec<String> = reachable_addrs(&endpoint)
                 .iter()
@@ -357,9 +373,17 @@ impl Engine {
         } else {
             None
         };
-        let router = Router::builder(endpoint)
-            .accept(ALPN, Acceptor(inner.clone()))
-            .spawn();
+        let mut router = Router::builder(endpoint).accept(ALPN, Acceptor(inner.clone()));
+        if let Some(node) = cfg.tunnel_node.clone() {
+            router = router.accept(
+                crate::tunnel::TUNNEL_ALPN,
+                crate::tunnel::TunnelEnd {
+                    inner: inner.clone(),
+                    node,
+                },
+            );
+        }
+        let router = router.spawn();
         let mut tasks = vec![tokio::spawn(poll_loop(inner.clone()))];
         if cfg.dial {
             tasks.push(tokio::spawn(dial::dial_loop(inner.clone())));
@@ -495,6 +519,22 @@ impl Engine {
                 detail: format!("not in sync after {}s", limit.as_secs()),
             }),
         }
+    }
+
+    /// Opens a tunnel through `node` to `target` (as the node's
+    /// `tunnel.allow` names it): connections to `listener` go there.
+    pub async fn open_tunnel(
+        &self,
+        node: EndpointAddr,
+        target: std::net::SocketAddrV4,
+        listener: tokio::net::TcpListener,
+    ) -> Result<crate::tunnel::Tunnel, crate::tunnel::TunnelError> {
+        let node = match &self.inner.dialing.relay {
+            Some(relay) => node.with_relay_url(relay.clone()),
+            None => node,
+        };
+        self.inner.dialing.lookup.add_endpoint_info(node.clone());
+        crate::tunnel::open(self.inner.clone(), node, target, listener).await
     }
 
     /// Every peer this replica knows of, connected or not.

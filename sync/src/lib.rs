@@ -33,6 +33,7 @@ pub mod session;
 pub mod status;
 pub mod token;
 pub mod traffic;
+pub mod tunnel;
 pub mod verify;
 pub mod wire;
 

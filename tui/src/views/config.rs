@@ -113,6 +113,7 @@ fn kind_text(k: Kind) -> String {
         Kind::FleetUrl => "a URL, fleet defaults only".to_string(),
         Kind::FleetCert => "a PEM certificate, fleet defaults only".to_string(),
         Kind::FleetMembers => "a list of member names, fleet defaults only".to_string(),
+        Kind::Targets => "a list of IPv4:PORT targets".to_string(),
     }
 }
 

@@ -1,0 +1,135 @@
+//! `fleetdeck tunnel`: a local TCP port that reaches a service on a node (or
+//! a device on its LAN) through a WireGuard tunnel the node ends.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use fleetdeck_store::{NodeId, Role, overlay};
+use fleetdeck_sync::{Engine, EngineConfig};
+use serde_json::json;
+
+use super::args::Cli;
+use super::open;
+use crate::output::{Out, say};
+
+pub(super) fn tunnel(
+    cli: &Cli,
+    out: &Out,
+    node: &NodeId,
+    port: Option<u16>,
+    to: Option<SocketAddrV4>,
+    local: SocketAddr,
+) -> Result<()> {
+    let replica = open(cli)?;
+    let target = match (port, to) {
+        (_, Some(t)) => t,
+        (Some(p), None) if p != 0 => SocketAddrV4::new(Ipv4Addr::LOCALHOST, p),
+        _ => bail!("give the PORT of a service on {node}, or --to IP:PORT for a device on its LAN"),
+    };
+    let st = replica.state().clone();
+    let me = replica.key().clone();
+    match st.members.get(&me).map(|m| m.role) {
+        Some(Role::Admin | Role::Operator) => {}
+        Some(role) => bail!(
+            "this replica is a {role}: only operators and admins open tunnels (an admin changes roles with `fleetdeck member role`)"
+        ),
+        None => bail!("this replica is not a member of its fleet"),
+    }
+    let n = st.node(node)?;
+    let key = n.key.clone().ok_or_else(|| {
+        anyhow!("node {node} runs no daemon yet (no replica is bound to it): nothing ends a tunnel there")
+    })?;
+    // What this replica knows of the node's allowlist: the node decides
+    // (from its own replica), but a target this one does not list is
+    // almost always a typo or a missing `config set`; say so here.
+    let allowed = replica
+        .effective_node(node)?
+        .get_str("tunnel.allow")
+        .filter(|v| !v.is_null())
+        .map(overlay::parse_tunnel_allow)
+        .transpose()
+        .map_err(|why| anyhow!("node {node}'s tunnel.allow is not valid: {why}"))?
+        .unwrap_or_default();
+    if !allowed.contains(&target) {
+        let listed = if allowed.is_empty() {
+            "it allows nothing".to_string()
+        } else {
+            let a: Vec<String> = allowed.iter().map(|t| t.to_string()).collect();
+            format!("it allows {}", a.join(", "))
+        };
+        bail!(
+            "{target} is not in node {node}'s tunnel.allow ({listed}); an admin adds it: fleetdeck config set tunnel.allow '[\"{target}\"]' --node {node}"
+        );
+    }
+    let addr = crate::net::member_addr(&replica, &key)?;
+    // A replica whose WireGuard key is not in its member record yet writes
+    // it when its engine starts; the node learns it by a sync first.
+    let first_time = st.members.get(&me).is_some_and(|m| m.wg.is_none());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut cfg = EngineConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
+        cfg.dial = false;
+        cfg.publish_addrs = false;
+        let engine = Engine::start(replica, cfg).await?;
+        let r = run(&engine, out, node, target, local, addr, first_time).await;
+        engine.shutdown().await;
+        r
+    })
+}
+
+async fn run(
+    engine: &Engine,
+    out: &Out,
+    node: &NodeId,
+    target: SocketAddrV4,
+    local: SocketAddr,
+    addr: iroh::EndpointAddr,
+    first_time: bool,
+) -> Result<()> {
+    if first_time {
+        out.note(&format!(
+            "publishing this replica's WireGuard key to {node} first"
+        ));
+        if let Err(e) = engine
+            .sync_once(
+                addr.clone(),
+                Duration::from_millis(300),
+                Duration::from_secs(30),
+            )
+            .await
+        {
+            out.note(&format!("could not sync with {node} first: {e}"));
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(local)
+        .await
+        .map_err(|e| anyhow!("cannot listen on {local}: {e}"))?;
+    let tunnel = engine.open_tunnel(addr, target, listener).await?;
+    let at = tunnel.local;
+    let shown = if target.ip().is_loopback() {
+        format!("port {} on {node}", target.port())
+    } else {
+        format!("{target} through {node}")
+    };
+    if out.is_json() {
+        say(
+            &json!({"local": at.to_string(), "node": node, "target": target.to_string()})
+                .to_string(),
+        );
+    } else {
+        say(&format!(
+            "tunnel open: connect to {at} to reach {shown} (Ctrl-C closes it)"
+        ));
+    }
+    tokio::select! {
+        why = tunnel.ended() => bail!("the tunnel to {node} ended: {why}"),
+        _ = crate::daemon::wait_for_stop() => {
+            out.note("closing the tunnel");
+            Ok(())
+        }
+    }
+}

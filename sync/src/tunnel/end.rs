@@ -1,0 +1,385 @@
+//! The terminating end of tunnels, in a node's engine: who may open one
+//! (operators and admins, by the WireGuard key their member record names),
+//! what it may reach (the node's effective `tunnel.allow`), and a log line
+//! for every tunnel and connection opened, closed or refused.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use boringtun::noise::Tunn;
+use boringtun::x25519::PublicKey;
+use fleetdeck_store::{MemberKey, NodeId, Role, overlay};
+use iroh::endpoint::Connection;
+use iroh::protocol::{AcceptError, ProtocolHandler};
+use smoltcp::iface::SocketHandle;
+use tokio::net::TcpStream;
+
+use super::drive::{self, Ended, Side};
+use super::link::Link;
+use super::stack::{Carried, Stack};
+use super::{overlay_target, wg_keys};
+use crate::bind::member_key;
+use crate::engine::Inner;
+
+/// Connections one tunnel may have open at once; past that, new ones are
+/// refused (reset) until some close.
+const MAX_CONNS: usize = 64;
+/// How long reaching a target may take.
+const CONNECT_WITHIN: Duration = Duration::from_secs(5);
+/// How often a member's standing and the allowlist are read again.
+const RECHECK_TICKS: u32 = 4;
+
+/// What the endpoint's router hands connections on [`super::TUNNEL_ALPN`].
+pub(crate) struct TunnelEnd {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) node: NodeId,
+}
+
+impl std::fmt::Debug for TunnelEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TunnelEnd")
+    }
+}
+
+impl ProtocolHandler for TunnelEnd {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        serve(self.inner.clone(), self.node.clone(), conn).await;
+        Ok(())
+    }
+}
+
+/// What the document says of a member that asks for a tunnel.
+#[derive(Clone, PartialEq)]
+struct Standing {
+    name: String,
+    wg: [u8; 32],
+    peer_ip: Ipv4Addr,
+    node_ip: Ipv4Addr,
+    targets: Vec<SocketAddrV4>,
+}
+
+/// The member's standing, or why it gets no tunnel (sent to it, and logged).
+fn standing(inner: &Inner, node: &NodeId, remote: &MemberKey) -> Result<Standing, String> {
+    let r = inner.lock_replica();
+    let st = r.state();
+    if st.revoked.contains_key(remote) {
+        return Err(format!(
+            "{} was revoked by an admin of this fleet",
+            remote.short()
+        ));
+    }
+    let Some(m) = st.members.get(remote) else {
+        return Err(format!("{} is not a member of this fleet", remote.short()));
+    };
+    if !matches!(m.role, Role::Operator | Role::Admin) {
+        return Err(format!(
+            "{} is a {}: only operators and admins open tunnels",
+            m.name, m.role
+        ));
+    }
+    let Some(wg) = m.wg else {
+        return Err(format!(
+            "{} has published no WireGuard key in its member record (or this node has not received it yet)",
+            m.name
+        ));
+    };
+    let addrs = overlay::overlay_addrs(st);
+    let (Some(peer_ip), Some(node_ip)) = (addrs.get(remote), addrs.get(&inner.key)) else {
+        return Err("this node's WireGuard key is not in the fleet document yet".into());
+    };
+    let allow = r
+        .effective_node(node)
+        .map_err(|e| format!("this node cannot read its config: {e}"))?
+        .get_str("tunnel.allow")
+        .cloned();
+    let targets = match allow {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(v) => overlay::parse_tunnel_allow(&v)
+            .map_err(|why| format!("this node's tunnel.allow is not valid: {why}"))?,
+    };
+    if targets.is_empty() {
+        return Err(format!(
+            "node {node} allows no tunnel targets: an admin lists them in tunnel.allow (e.g. `fleetdeck config set tunnel.allow '[\"127.0.0.1:5000\"]' --node {node}`)"
+        ));
+    }
+    Ok(Standing {
+        name: m.name.clone(),
+        wg,
+        peer_ip: *peer_ip,
+        node_ip: *node_ip,
+        targets,
+    })
+}
+
+async fn serve(inner: Arc<Inner>, node: NodeId, conn: Connection) {
+    let remote = member_key(&conn.remote_id());
+    let s = match standing(&inner, &node, &remote) {
+        Ok(s) => s,
+        Err(why) => {
+            tracing::warn!(peer = %remote.short(), "refused a tunnel: {why}");
+            // Closed at once, the connection reaches the dialer as "lost"
+            // before its handshake completes; its first datagram says it
+            // has, and will read why.
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.read_datagram()).await;
+            refuse(&conn, &why).await;
+            return;
+        }
+    };
+    let secret = wg_keys(inner.lock_replica().identity()).0;
+    let tunn = Tunn::new(
+        secret,
+        PublicKey::from(s.wg),
+        None,
+        None,
+        rand::random::<u32>() >> 8,
+        None,
+    );
+    let link = Link::new(tunn, conn.clone());
+    let mut stack = Stack::new(s.node_ip, link.mtu(), true);
+    let opened = Instant::now();
+    let name = s.name.clone();
+    let mut side = EndSide {
+        inner: inner.clone(),
+        node,
+        remote,
+        listeners: Vec::new(),
+        ticks: 0,
+        refused_logged: HashMap::new(),
+        up: 0,
+        down: 0,
+        conns: 0,
+        retarget: false,
+        standing: s,
+    };
+    side.listen_all(&mut stack);
+    tracing::info!(peer = %name, targets = %side.targets_text(), "tunnel opened");
+    let why = drive::drive(link, stack, &mut side, None).await;
+    let text = match &why {
+        Ended::Refused(w) => w.clone(),
+        Ended::Link(e) => format!("connection ended: {e}"),
+        Ended::Expired => "WireGuard session expired".into(),
+        Ended::Done => "closed".into(),
+    };
+    tracing::info!(
+        peer = %name,
+        conns = side.conns,
+        to_targets = side.up,
+        from_targets = side.down,
+        secs = opened.elapsed().as_secs(),
+        "tunnel closed: {text}"
+    );
+    if let Ended::Refused(w) = why {
+        tracing::warn!(peer = %name, "ended a tunnel: {w}");
+        refuse(&conn, &w).await;
+    }
+}
+
+/// Tells the dialing end why, in the connection's close.
+async fn refuse(conn: &Connection, why: &str) {
+    let reason: String = why.chars().take(400).collect();
+    conn.close(403u32.into(), reason.as_bytes());
+    // Let the close reach the peer before the connection is dropped.
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
+}
+
+struct Listener {
+    /// Sockets listening at `at`: one, plus one for each connection asked
+    /// for in the packets the stack has yet to take in (several may arrive
+    /// at once, and a SYN no socket listens for is reset).
+    sockets: Vec<SocketHandle>,
+    /// Where the dialing end connects inside the tunnel.
+    at: SocketAddrV4,
+    /// What the node connects to.
+    target: SocketAddrV4,
+}
+
+struct EndSide {
+    inner: Arc<Inner>,
+    node: NodeId,
+    remote: MemberKey,
+    standing: Standing,
+    listeners: Vec<Listener>,
+    ticks: u32,
+    /// When a refusal to each place was last logged (one line a minute).
+    refused_logged: HashMap<SocketAddrV4, Instant>,
+    /// Bytes to the targets and back, over the tunnel's connections.
+    up: u64,
+    down: u64,
+    conns: u64,
+    /// `tunnel.allow` changed: listeners and connections to redo.
+    retarget: bool,
+}
+
+impl EndSide {
+    fn targets_text(&self) -> String {
+        let t: Vec<String> = self
+            .standing
+            .targets
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        t.join(",")
+    }
+
+    fn listen_all(&mut self, stack: &mut Stack) {
+        for l in &self.listeners {
+            for h in &l.sockets {
+                stack.remove_listener(*h);
+            }
+        }
+        self.listeners = self
+            .standing
+            .targets
+            .iter()
+            .map(|t| {
+                let at = overlay_target(self.standing.node_ip, *t);
+                Listener {
+                    sockets: vec![stack.listen(at)],
+                    at,
+                    target: *t,
+                }
+            })
+            .collect();
+    }
+}
+
+impl Side for EndSide {
+    fn allows_source(&self, src: Ipv4Addr) -> bool {
+        src == self.standing.peer_ip
+    }
+
+    fn inspect(&mut self, p: &[u8], stack: &mut Stack) {
+        let Some(to) = syn_to(p) else { return };
+        let listening: usize = self.listeners.iter().map(|l| l.sockets.len()).sum();
+        let room = stack.open_conns() + listening < MAX_CONNS;
+        if let Some(l) = self.listeners.iter_mut().find(|l| l.at == to)
+            && room
+        {
+            l.sockets.push(stack.listen(to));
+            return;
+        }
+        // A TCP SYN to somewhere no listener answers: the stack resets it;
+        // this says why, on the node.
+        let now = Instant::now();
+        if self
+            .refused_logged
+            .get(&to)
+            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
+        {
+            return;
+        }
+        if self.refused_logged.len() > 1024 {
+            self.refused_logged.clear();
+        }
+        self.refused_logged.insert(to, now);
+        let target = if to.ip() == &self.standing.node_ip {
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, to.port())
+        } else {
+            to
+        };
+        if self.listeners.iter().any(|l| l.at == to) {
+            tracing::warn!(peer = %self.standing.name, %target, "refused a tunnel connection: {MAX_CONNS} connections are open");
+        } else {
+            tracing::warn!(peer = %self.standing.name, %target, "refused a tunnel connection: {target} is not in this node's tunnel.allow");
+        }
+    }
+
+    fn after_poll(&mut self, stack: &mut Stack) {
+        if self.retarget {
+            self.retarget = false;
+            let allowed = self.standing.targets.clone();
+            for c in stack.abort_where(|t| !allowed.contains(&t)) {
+                self.closed(&c);
+            }
+            self.listen_all(stack);
+        }
+        for l in &mut self.listeners {
+            let mut idle = Vec::new();
+            for h in l.sockets.drain(..) {
+                if stack.listening(h) {
+                    idle.push(h);
+                    continue;
+                }
+                let target = l.target;
+                let name = self.standing.name.clone();
+                tracing::info!(peer = %name, %target, "tunnel connection opened");
+                self.conns += 1;
+                stack.adopt_later(h, target, async move {
+                    match tokio::time::timeout(CONNECT_WITHIN, TcpStream::connect(target)).await {
+                        Ok(Ok(s)) => Some(s),
+                        Ok(Err(e)) => {
+                            tracing::warn!(peer = %name, %target, "tunnel target unreachable: {e}");
+                            None
+                        }
+                        Err(_) => {
+                            tracing::warn!(peer = %name, %target, "tunnel target unreachable: no answer within 5 s");
+                            None
+                        }
+                    }
+                });
+            }
+            // One idle listener per target is enough between batches.
+            for extra in idle.split_off(idle.len().min(1)) {
+                stack.remove_listener(extra);
+            }
+            if idle.is_empty() && stack.open_conns() < MAX_CONNS {
+                idle.push(stack.listen(l.at));
+            }
+            l.sockets = idle;
+        }
+    }
+
+    fn check(&mut self) -> Option<String> {
+        self.ticks = self.ticks.wrapping_add(1);
+        if !self.ticks.is_multiple_of(RECHECK_TICKS) {
+            return None;
+        }
+        match standing(&self.inner, &self.node, &self.remote) {
+            Err(why) => Some(why),
+            Ok(s) if s.wg != self.standing.wg || s.peer_ip != self.standing.peer_ip => {
+                Some("the member's WireGuard key or address changed".into())
+            }
+            Ok(s) => {
+                if s.targets != self.standing.targets {
+                    tracing::info!(peer = %s.name, targets = %s.targets.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","), "tunnel.allow changed");
+                    self.standing = s;
+                    // Applied at the next run of the stack (`after_poll`):
+                    // connections to what is no longer allowed are reset.
+                    self.retarget = true;
+                }
+                None
+            }
+        }
+    }
+
+    fn closed(&mut self, c: &Carried) {
+        // At this end the tokio side is the target: what came from it went
+        // down the tunnel.
+        self.up += c.down;
+        self.down += c.up;
+        tracing::info!(
+            peer = %self.standing.name,
+            target = %c.target,
+            to_target = c.down,
+            from_target = c.up,
+            secs = c.lasted.as_secs(),
+            "tunnel connection closed"
+        );
+    }
+}
+
+/// Where a TCP SYN (not a SYN-ACK) in an IPv4 packet goes.
+fn syn_to(p: &[u8]) -> Option<SocketAddrV4> {
+    let first = *p.first()?;
+    if first >> 4 != 4 || *p.get(9)? != 6 {
+        return None;
+    }
+    let ihl = usize::from(first & 0x0f) * 4;
+    let dst = Ipv4Addr::new(*p.get(16)?, *p.get(17)?, *p.get(18)?, *p.get(19)?);
+    let tcp = p.get(ihl..)?;
+    let port = u16::from_be_bytes([*tcp.get(2)?, *tcp.get(3)?]);
+    let flags = *tcp.get(13)?;
+    (flags & 0x02 != 0 && flags & 0x10 == 0).then(|| SocketAddrV4::new(dst, port))
+}

@@ -1,0 +1,286 @@
+//! Tunnels over real engines on loopback: an admin's replica reaches a TCP
+//! service on 127.0.0.1 through a node's engine (WireGuard in QUIC
+//! datagrams, a userspace stack at each end); a viewer, a port the node's
+//! `tunnel.allow` does not list and a revoked operator are refused.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use common::*;
+use fleetdeck_store::ops::{self, Op};
+use fleetdeck_store::{NodeId, Role, now_ms};
+use fleetdeck_sync::Engine;
+use fleetdeck_sync::tunnel::TunnelError;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// FNV-1a over a byte stream: enough to tell two transfers apart.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn update(&mut self, b: &[u8]) {
+        for x in b {
+            self.0 ^= u64::from(*x);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// The byte at `i` of the test pattern.
+fn pattern(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 13) as u8
+}
+
+/// A service on 127.0.0.1: reads what a connection sends until EOF, then
+/// answers with its length and hash; a connection that sends "GET n\n"
+/// first gets n bytes of the pattern instead.
+async fn service() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = [0u8; 4];
+                if s.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                if &head == b"GET " {
+                    let mut n = String::new();
+                    let mut c = [0u8; 1];
+                    while s.read_exact(&mut c).await.is_ok() && c[0] != b'\n' {
+                        n.push(c[0] as char);
+                    }
+                    let n: u64 = n.parse().unwrap_or(0);
+                    let mut sent = 0u64;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while sent < n {
+                        let k = (n - sent).min(buf.len() as u64) as usize;
+                        for (j, b) in buf[..k].iter_mut().enumerate() {
+                            *b = pattern(sent + j as u64);
+                        }
+                        if s.write_all(&buf[..k]).await.is_err() {
+                            return;
+                        }
+                        sent += k as u64;
+                    }
+                    let _ = s.shutdown().await;
+                    return;
+                }
+                let mut h = Fnv::new();
+                h.update(&head);
+                let mut len = 4u64;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => {
+                            h.update(&buf[..k]);
+                            len += k as u64;
+                        }
+                    }
+                }
+                let _ = s.write_all(format!("{len} {:x}\n", h.0).as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    admin: Engine,
+    node: Engine,
+    viewer: Engine,
+    operator: Engine,
+    port: u16,
+}
+
+/// Replica 0 an admin, 1 node n1 (its engine ends tunnels), 2 a viewer, 3
+/// an operator; n1 allows 127.0.0.1:<the service's port>.
+async fn setup() -> Setup {
+    let port = service().await;
+    let (tmp, mut reps) = replicas_as(4, |i| match i {
+        2 => Role::Viewer,
+        3 => Role::Operator,
+        _ => Role::Node,
+    });
+    let operator_r = reps.pop().unwrap();
+    let viewer_r = reps.pop().unwrap();
+    let node_r = reps.pop().unwrap();
+    let admin_r = reps.pop().unwrap();
+    let admin = Engine::start(admin_r, config()).await.unwrap();
+    let mut node_cfg = config();
+    node_cfg.tunnel_node = Some(NodeId::parse("n1").unwrap());
+    let node = Engine::start(node_r, node_cfg).await.unwrap();
+    let viewer = Engine::start(viewer_r, config()).await.unwrap();
+    let operator = Engine::start(operator_r, config()).await.unwrap();
+    for e in [&node, &viewer, &operator] {
+        e.connect(admin.endpoint_addr());
+    }
+    set(&admin, "tunnel.allow", json!([format!("127.0.0.1:{port}")]));
+    let keys: Vec<_> = [&admin, &node, &viewer, &operator]
+        .iter()
+        .map(|e| e.key().clone())
+        .collect();
+    // The node holds every member's WireGuard key and its allowlist.
+    assert!(
+        wait_for(Duration::from_secs(30), || node.with_replica(|r| {
+            keys.iter()
+                .all(|k| r.state().members.get(k).is_some_and(|m| m.wg.is_some()))
+                && !r.state().fleet.is_empty()
+        }))
+        .await,
+        "the node learns every member's WireGuard key and tunnel.allow"
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || converged(&[
+            &admin, &node, &viewer, &operator
+        ]))
+        .await
+    );
+    Setup {
+        _tmp: tmp,
+        admin,
+        node,
+        viewer,
+        operator,
+        port,
+    }
+}
+
+async fn local() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+fn service_at(port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reaches_a_service_on_the_node_both_ways_intact_over_many_connections() {
+    let s = setup().await;
+    let tunnel = s
+        .admin
+        .open_tunnel(s.node.endpoint_addr(), service_at(s.port), local().await)
+        .await
+        .expect("the admin's tunnel opens");
+    let at = tunnel.local;
+
+    // Upload 8 MiB: the service reports the length and hash it received.
+    let mut c = TcpStream::connect(at).await.unwrap();
+    let mut h = Fnv::new();
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    while sent < 8 << 20 {
+        for (j, b) in buf.iter_mut().enumerate() {
+            *b = pattern(sent + j as u64) ^ 0x5a;
+        }
+        c.write_all(&buf).await.unwrap();
+        h.update(&buf);
+        sent += buf.len() as u64;
+    }
+    c.shutdown().await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(30), c.read_to_string(&mut answer))
+        .await
+        .expect("the answer arrives")
+        .unwrap();
+    assert_eq!(answer.trim(), format!("{sent} {:x}", h.0));
+
+    // Download 8 MiB on each of 8 connections at once.
+    let mut jobs = Vec::new();
+    for _ in 0..8 {
+        jobs.push(tokio::spawn(async move {
+            let n = 8u64 << 20;
+            let mut c = TcpStream::connect(at).await.unwrap();
+            c.write_all(format!("GET {n}\n").as_bytes()).await.unwrap();
+            let mut got = Vec::new();
+            tokio::time::timeout(Duration::from_secs(60), c.read_to_end(&mut got))
+                .await
+                .expect("the download ends")
+                .unwrap();
+            assert_eq!(got.len() as u64, n);
+            assert!(got.iter().enumerate().all(|(i, b)| *b == pattern(i as u64)));
+        }));
+    }
+    for j in jobs {
+        j.await.unwrap();
+    }
+    tunnel.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_is_refused_and_told_why() {
+    let s = setup().await;
+    let e = s
+        .viewer
+        .open_tunnel(s.node.endpoint_addr(), service_at(s.port), local().await)
+        .await
+        .err()
+        .expect("a viewer gets no tunnel");
+    assert!(matches!(e, TunnelError::Refused { .. }), "{e}");
+    assert!(e.to_string().contains("viewer"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_the_node_does_not_allow_is_reset() {
+    let s = setup().await;
+    // Something listens there on the node's side; the tunnel may not reach it.
+    let other = service().await;
+    let tunnel = s
+        .admin
+        .open_tunnel(s.node.endpoint_addr(), service_at(other), local().await)
+        .await
+        .expect("the tunnel itself opens");
+    let mut c = TcpStream::connect(tunnel.local).await.unwrap();
+    let _ = c.write_all(b"GET 10\n").await;
+    let mut got = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut got))
+        .await
+        .expect("the connection ends at once");
+    assert!(got.is_empty(), "{r:?}: got {} bytes", got.len());
+    tunnel.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_operator_loses_its_open_tunnel_and_gets_no_new_one() {
+    let s = setup().await;
+    let tunnel = s
+        .operator
+        .open_tunnel(s.node.endpoint_addr(), service_at(s.port), local().await)
+        .await
+        .expect("an operator's tunnel opens");
+    let key = s.operator.key().clone();
+    s.admin.with_replica(|r| {
+        ops::apply(
+            r,
+            Op::MemberRevoke {
+                member: key.clone(),
+            },
+            now_ms(),
+        )
+        .unwrap()
+    });
+    s.admin.changed();
+    let why = tokio::time::timeout(Duration::from_secs(20), tunnel.ended())
+        .await
+        .expect("the node ends the tunnel once the revocation arrives");
+    assert!(why.contains("revoked"), "{why}");
+    let e = s
+        .operator
+        .open_tunnel(s.node.endpoint_addr(), service_at(s.port), local().await)
+        .await
+        .err()
+        .expect("no new tunnel");
+    assert!(e.to_string().contains("revoked"), "{e}");
+}
