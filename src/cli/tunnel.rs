@@ -38,7 +38,7 @@ pub(super) fn tunnel(
     }
     let n = st.node(node)?;
     let key = n.key.clone().ok_or_else(|| {
-        anyhow!("node {node} runs no daemon yet (no replica is bound to it): nothing ends a tunnel there")
+        anyhow!("as far as this replica knows, node {node} runs no daemon yet (no replica is bound to it), so nothing ends a tunnel there; if it does, sync first (`fleetdeck sync --once`)")
     })?;
     // What this replica knows of the node's allowlist: the node decides
     // (from its own replica), but a target this one does not list is
