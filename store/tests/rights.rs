@@ -230,9 +230,16 @@ fn a_viewer_writes_nothing_but_its_own_addrs() {
     let c = raw_put(&mut them, &["members", me.as_str(), "role"], "admin");
     let why = refused(&mut admin, &c);
     assert!(
-        why.contains("a member writes only its own addrs there"),
+        why.contains("a member writes only its own addrs and wg there"),
         "{why}"
     );
+
+    // Its own WireGuard key: yes; another member's: no.
+    sync(&mut admin, &mut them);
+    let c = raw(&mut them, |d| d.set_member_wg(&me, &[3u8; 32]));
+    judge(&mut admin, &c).expect("its own WireGuard key");
+    let c = raw(&mut them, |d| d.set_member_wg(&admin_key, &[4u8; 32]));
+    assert!(refused(&mut admin, &c).contains("changes the fleet's members: only admins do that"));
 }
 
 #[test]

@@ -380,6 +380,7 @@ impl Engine {
                 crate::tunnel::TunnelEnd {
                     inner: inner.clone(),
                     node,
+                    open: Default::default(),
                 },
             );
         }

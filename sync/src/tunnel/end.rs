@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use boringtun::noise::Tunn;
@@ -30,11 +30,61 @@ const MAX_CONNS: usize = 64;
 const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 /// How often a member's standing and the allowlist are read again.
 const RECHECK_TICKS: u32 = 4;
+/// Tunnels a node ends at once at most, and per member: what a node's
+/// memory is bounded by (each connection holds at most 512 KiB of buffers
+/// inside the stack).
+const MAX_TUNNELS: usize = 32;
+const MAX_TUNNELS_PER_MEMBER: usize = 16;
 
 /// What the endpoint's router hands connections on [`super::TUNNEL_ALPN`].
 pub(crate) struct TunnelEnd {
     pub(crate) inner: Arc<Inner>,
     pub(crate) node: NodeId,
+    /// Tunnels open now, by member.
+    pub(crate) open: Arc<Mutex<HashMap<MemberKey, usize>>>,
+}
+
+/// One open tunnel, counted while it lives.
+struct Counted {
+    open: Arc<Mutex<HashMap<MemberKey, usize>>>,
+    member: MemberKey,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.member) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.member);
+            }
+        }
+    }
+}
+
+/// Counts a tunnel for `member`, or says why not.
+fn count(
+    open: &Arc<Mutex<HashMap<MemberKey, usize>>>,
+    member: &MemberKey,
+) -> Result<Counted, String> {
+    let mut map = open.lock().unwrap_or_else(|p| p.into_inner());
+    let all: usize = map.values().sum();
+    let mine = map.get(member).copied().unwrap_or(0);
+    if all >= MAX_TUNNELS {
+        return Err(format!(
+            "this node has {MAX_TUNNELS} tunnels open, its limit: try again when one closes"
+        ));
+    }
+    if mine >= MAX_TUNNELS_PER_MEMBER {
+        return Err(format!(
+            "{MAX_TUNNELS_PER_MEMBER} tunnels of yours are open on this node, the limit per member"
+        ));
+    }
+    *map.entry(member.clone()).or_default() += 1;
+    Ok(Counted {
+        open: open.clone(),
+        member: member.clone(),
+    })
 }
 
 impl std::fmt::Debug for TunnelEnd {
@@ -45,7 +95,13 @@ impl std::fmt::Debug for TunnelEnd {
 
 impl ProtocolHandler for TunnelEnd {
     async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
-        serve(self.inner.clone(), self.node.clone(), conn).await;
+        serve(
+            self.inner.clone(),
+            self.node.clone(),
+            self.open.clone(),
+            conn,
+        )
+        .await;
         Ok(())
     }
 }
@@ -113,9 +169,15 @@ fn standing(inner: &Inner, node: &NodeId, remote: &MemberKey) -> Result<Standing
     })
 }
 
-async fn serve(inner: Arc<Inner>, node: NodeId, conn: Connection) {
+async fn serve(
+    inner: Arc<Inner>,
+    node: NodeId,
+    open: Arc<Mutex<HashMap<MemberKey, usize>>>,
+    conn: Connection,
+) {
     let remote = member_key(&conn.remote_id());
-    let s = match standing(&inner, &node, &remote) {
+    let counted = standing(&inner, &node, &remote).and_then(|s| Ok((s, count(&open, &remote)?)));
+    let (s, _counted) = match counted {
         Ok(s) => s,
         Err(why) => {
             tracing::warn!(peer = %remote.short(), "refused a tunnel: {why}");
