@@ -6,7 +6,8 @@
 //! the camera's listen where the operators' namespace cannot connect
 //! (127.0.0.1 in the site's namespace, the camera's LAN); through
 //! `fleetdeck tunnel` the admin fetches a page and 100 MB (hash compared)
-//! from the first and a page from the second (`--to`).
+//! from the first, 100 MB again while the site's uplink goes down for 3 s
+//! in the middle (intact), and a page from the second (`--to`).
 //!
 //! Refusals, as an operator sees them: a viewer, a port the node's
 //! `tunnel.allow` does not list, a revoked operator (refused by the node,
@@ -139,23 +140,28 @@ impl Net {
         ns
     }
 
-    /// A veth pair between `a` (at `a_ip`) and `b` (at `b_ip`), one /24.
-    fn link(&self, a: &str, a_ip: &str, b: &str, b_ip: &str) {
-        let (da, db) = (
-            format!("v{}", self.made.len()),
-            format!("w{}", self.made.len()),
-        );
+    /// A veth pair: `a_dev` in `a` (at `a_ip`), `b_dev` in `b` (at `b_ip`),
+    /// one /24.
+    fn link(&self, a: &str, a_dev: &str, a_ip: &str, b: &str, b_dev: &str, b_ip: &str) {
         inside(
             a,
             "ip",
             &[
-                "link", "add", &da, "type", "veth", "peer", "name", &db, "netns", b,
+                "link", "add", a_dev, "type", "veth", "peer", "name", b_dev, "netns", b,
             ],
         );
-        inside(a, "ip", &["addr", "add", &format!("{a_ip}/24"), "dev", &da]);
-        inside(b, "ip", &["addr", "add", &format!("{b_ip}/24"), "dev", &db]);
-        inside(a, "ip", &["link", "set", &da, "up"]);
-        inside(b, "ip", &["link", "set", &db, "up"]);
+        inside(
+            a,
+            "ip",
+            &["addr", "add", &format!("{a_ip}/24"), "dev", a_dev],
+        );
+        inside(
+            b,
+            "ip",
+            &["addr", "add", &format!("{b_ip}/24"), "dev", b_dev],
+        );
+        inside(a, "ip", &["link", "set", a_dev, "up"]);
+        inside(b, "ip", &["link", "set", b_dev, "up"]);
     }
 }
 
@@ -309,8 +315,8 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
     let ops = net.add("O");
     let site = net.add("S");
     let cam = net.add("C");
-    net.link(&ops, "10.78.0.1", &site, "10.78.0.2");
-    net.link(&site, "192.168.50.1", &cam, "192.168.50.20");
+    net.link(&ops, "up0", "10.78.0.1", &site, "wan0", "10.78.0.2");
+    net.link(&site, "lan0", "192.168.50.1", &cam, "eth0", "192.168.50.20");
     // The node's own service, on its loopback; a camera on its LAN.
     web(&site, "127.0.0.1:8080", "hello from n1");
     web(&cam, "192.168.50.20:8554", "camera one");
@@ -420,10 +426,6 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         get(&ops, at, "/").unwrap_or_else(|e| panic!("{e}: {}", node_proc.log())),
         b"hello from n1"
     );
-    let started = Instant::now();
-    let body = get(&ops, at, "/big").expect("100 MB through the tunnel");
-    let took = started.elapsed();
-    assert_eq!(body.len() as u64, BIG);
     let mut want = Sha256::new();
     let mut i = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
@@ -435,16 +437,32 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         want.update(&buf[..k]);
         i += k as u64;
     }
-    assert_eq!(
-        Sha256::digest(&body),
-        want.finalize(),
-        "the 100 MB arrive intact"
-    );
+    let want = want.finalize();
+    let started = Instant::now();
+    let body = get(&ops, at, "/big").expect("100 MB through the tunnel");
+    let took = started.elapsed();
+    assert_eq!(body.len() as u64, BIG);
+    assert_eq!(Sha256::digest(&body), want, "the 100 MB arrive intact");
     println!(
         "100 MB through the tunnel in {:.1} s ({:.0} Mbit/s, debug build)",
         took.as_secs_f64(),
         BIG as f64 * 8.0 / took.as_secs_f64() / 1e6
     );
+    // The path goes away for 3 s in the middle of a download (the site's
+    // uplink down): WireGuard's session and TCP's retransmits carry it
+    // through, intact.
+    let ops2 = ops.clone();
+    let during = std::thread::spawn(move || get(&ops2, at, "/big"));
+    std::thread::sleep(Duration::from_millis(1500));
+    inside(&site, "ip", &["link", "set", "wan0", "down"]);
+    std::thread::sleep(Duration::from_secs(3));
+    inside(&site, "ip", &["link", "set", "wan0", "up"]);
+    let body = during
+        .join()
+        .expect("the download's thread")
+        .expect("the download survives a 3 s outage");
+    assert_eq!(body.len() as u64, BIG);
+    assert_eq!(Sha256::digest(&body), want, "intact after the outage");
     let (t2, cam_at) = tunnel(
         &ops,
         &hub,

@@ -35,15 +35,11 @@ fn list(r: &Replica, out: &Out) -> Result<()> {
             .or_else(|| m.addrs.first())
             .cloned()
     };
-    // The overlay address tunnels use (members that published a
-    // WireGuard key).
-    let overlay = fleetdeck_store::overlay::overlay_addrs(st);
     let rows: Vec<Value> = all
         .iter()
         .map(|m| {
             json!({
                 "wg": m.wg.as_ref().map(fleetdeck_store::overlay::format_wg_key),
-                "overlay": overlay.get(&m.key).map(|a| a.to_string()),
                 "name": m.name,
                 "key": m.key,
                 "role": m.role,
@@ -55,7 +51,7 @@ fn list(r: &Replica, out: &Out) -> Result<()> {
         })
         .collect();
     out.emit(&rows, || {
-        let mut t = Table::new(&["NAME", "KEY", "ROLE", "REVOKED", "LAST ADDRESS", "OVERLAY"]);
+        let mut t = Table::new(&["NAME", "KEY", "ROLE", "REVOKED", "LAST ADDRESS"]);
         for m in &all {
             let me = if m.key == *r.key() { " (me)" } else { "" };
             t.row(vec![
@@ -66,7 +62,6 @@ fn list(r: &Replica, out: &Out) -> Result<()> {
                     format!("yes, {}", output::fmt_time(r.at_ms))
                 }),
                 last_addr(m).unwrap_or_else(|| "-".into()),
-                overlay.get(&m.key).map_or("-".into(), |a| a.to_string()),
             ]);
         }
         t.render()

@@ -58,8 +58,15 @@ pub(super) fn tunnel(
             let a: Vec<String> = allowed.iter().map(|t| t.to_string()).collect();
             format!("it allows {}", a.join(", "))
         };
+        // The whole list with the target added: `config set` replaces it.
+        let with: Vec<String> = allowed
+            .iter()
+            .chain(std::iter::once(&target))
+            .map(|t| format!("\"{t}\""))
+            .collect();
         bail!(
-            "{target} is not in node {node}'s tunnel.allow ({listed}); an admin adds it: fleetdeck config set tunnel.allow '[\"{target}\"]' --node {node}"
+            "{target} is not in node {node}'s tunnel.allow ({listed}); an admin adds it: fleetdeck config set tunnel.allow '[{}]' --node {node}",
+            with.join(", ")
         );
     }
     let addr = crate::net::member_addr(&replica, &key)?;

@@ -101,10 +101,9 @@ pub struct MemberRecord {
     /// Direct addresses (`IP:PORT`) where the member last said it listens.
     #[autosurgeon(missing = "Vec::new")]
     pub addrs: Vec<String>,
-    /// The member's WireGuard public key (X25519, standard base64), written
-    /// by the member itself: what a node's tunnel end takes it by.
-    #[autosurgeon(missing = "Option::default")]
-    pub wg: Option<String>,
+    // `wg`, the member's WireGuard public key, is read on its own
+    // (`FleetDoc::member_wg`) and written only by the member
+    // (`set_member_wg`): never by reconciling a record.
 }
 
 #[derive(Clone, Debug, PartialEq, Hydrate, Reconcile)]
@@ -987,7 +986,7 @@ impl FleetDoc {
                                     role,
                                     added_ms: rec.added_ms,
                                     addrs: rec.addrs,
-                                    wg: rec.wg.as_deref().and_then(crate::overlay::parse_wg_key),
+                                    wg: self.member_wg(&key),
                                     revoked,
                                 },
                             );
@@ -1336,21 +1335,20 @@ impl FleetDoc {
             )));
         }
         let members = self.obj(MEMBERS)?;
-        let (addrs, wg) = autosurgeon::hydrate_prop::<_, Option<MemberRecord>, _, _>(
+        let addrs = autosurgeon::hydrate_prop::<_, Option<MemberRecord>, _, _>(
             &self.doc,
             &members,
             key.as_str(),
         )
         .ok()
         .flatten()
-        .map(|m| (m.addrs, m.wg))
+        .map(|m| m.addrs)
         .unwrap_or_default();
         let rec = MemberRecord {
             name: name.to_string(),
             role: role.as_str().to_string(),
             added_ms: now_ms,
             addrs,
-            wg,
         };
         autosurgeon::reconcile_prop(&mut self.doc, &members, key.as_str(), &rec)?;
         Ok(())
@@ -1425,6 +1423,23 @@ impl FleetDoc {
         };
         autosurgeon::reconcile_prop(&mut self.doc, &rec, "addrs", addrs.to_vec())?;
         Ok(())
+    }
+
+    /// A member's WireGuard public key, when its record holds a
+    /// well-formed one (anything else there reads as none).
+    fn member_wg(&self, key: &str) -> Option<[u8; 32]> {
+        let members = self.obj(MEMBERS).ok()?;
+        let Ok(Some((automerge::Value::Object(ObjType::Map), rec))) = self.doc.get(&members, key)
+        else {
+            return None;
+        };
+        match self.doc.get(&rec, "wg") {
+            Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
+                automerge::ScalarValue::Str(t) => crate::overlay::parse_wg_key(t),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// Records a member's WireGuard public key (written by the member

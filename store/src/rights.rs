@@ -111,6 +111,9 @@ pub const MAX_VALUE_BYTES: usize = 256 * 1024;
 /// The longest map key one op may write (a config path is at most 32
 /// segments of 256 characters).
 pub const MAX_KEY_BYTES: usize = 32 * 1024;
+/// The longest text a member writes into its own record (an address, its
+/// WireGuard key).
+const MAX_OWN_TEXT: usize = 128;
 
 /// A change its author may not make, and the rule it breaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -493,7 +496,7 @@ impl<D: ReadDoc> Judge<'_, D> {
                 "is the fleet's identity: only admins write it",
             )),
             FLEET | SITE_CONFIG | NODE_CONFIG => self.config(role, root, entry, target),
-            MEMBERS => self.members(role, entry, rest, target),
+            MEMBERS => self.members(role, op, entry, rest, target),
             NODES => self.nodes(role, op, entry, rest, target),
             COMMAND_RESULTS => self.command_result(role, op, entry, rest, target),
             ROLLOUT_EVENTS => self.rollout_event(role, op, entry, rest, target),
@@ -627,9 +630,44 @@ impl<D: ReadDoc> Judge<'_, D> {
         self.trust.get_or_insert_with(FleetState::default)
     }
 
-    fn members(&self, role: Role, entry: &str, rest: &[Seg], target: &[Seg]) -> Result<(), String> {
-        if entry == self.author && matches!(rest, [Seg::Key(k), ..] if k == "addrs" || k == "wg") {
-            return Ok(());
+    fn members(
+        &self,
+        role: Role,
+        op: &AmOp,
+        entry: &str,
+        rest: &[Seg],
+        target: &[Seg],
+    ) -> Result<(), String> {
+        if entry == self.author {
+            // Its own addrs (a list of short texts) and wg (a short text),
+            // and nothing of another shape: a value every replica fails to
+            // read would hide the member record, and with it the member
+            // from `member revoke`.
+            let text = |op: &AmOp| match &op.action {
+                OpType::Put(ScalarValue::Str(t)) => t.len() <= MAX_OWN_TEXT,
+                OpType::Delete => true,
+                _ => false,
+            };
+            let shaped = match rest {
+                [Seg::Key(k)] if k == "wg" => Some(text(op)),
+                [Seg::Key(k)] if k == "addrs" => Some(matches!(
+                    op.action,
+                    OpType::Make(ObjType::List) | OpType::Delete
+                )),
+                [Seg::Key(k), Seg::Elem] if k == "addrs" => Some(text(op)),
+                _ => None,
+            };
+            match shaped {
+                Some(true) => return Ok(()),
+                Some(false) => {
+                    return Err(self.denied(
+                        role,
+                        target,
+                        "is its own member record: addrs is a list of IP:PORT texts and wg a WireGuard key as text",
+                    ));
+                }
+                None => {}
+            }
         }
         let rule = if entry == self.author && !rest.is_empty() {
             "is its own member record: a member writes only its own addrs and wg there, admins the rest"

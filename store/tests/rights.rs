@@ -240,6 +240,33 @@ fn a_viewer_writes_nothing_but_its_own_addrs() {
     judge(&mut admin, &c).expect("its own WireGuard key");
     let c = raw(&mut them, |d| d.set_member_wg(&admin_key, &[4u8; 32]));
     assert!(refused(&mut admin, &c).contains("changes the fleet's members: only admins do that"));
+
+    // Its own fields in another shape than every replica reads (a number
+    // for wg, a map for addrs, a map in the list): refused, or the record
+    // would fail to load everywhere and the member hide from revocation.
+    let shape = "addrs is a list of IP:PORT texts and wg a WireGuard key as text";
+    let c = raw(&mut them, |d| {
+        let o = obj(d.automerge(), &["members", me.as_str()]);
+        d.automerge_mut().put(&o, "wg", 1i64)?;
+        Ok(())
+    });
+    assert!(refused(&mut admin, &c).contains(shape));
+    let c = raw(&mut them, |d| {
+        let o = obj(d.automerge(), &["members", me.as_str()]);
+        d.automerge_mut()
+            .put_object(&o, "addrs", automerge::ObjType::Map)?;
+        Ok(())
+    });
+    assert!(refused(&mut admin, &c).contains(shape));
+    let c = raw(&mut them, |d| {
+        let o = obj(d.automerge(), &["members", me.as_str(), "addrs"]);
+        d.automerge_mut()
+            .insert_object(&o, 0, automerge::ObjType::Map)?;
+        Ok(())
+    });
+    assert!(refused(&mut admin, &c).contains(shape));
+    let c = raw_put(&mut them, &["members", me.as_str(), "wg"], &"x".repeat(200));
+    assert!(refused(&mut admin, &c).contains(shape));
 }
 
 #[test]

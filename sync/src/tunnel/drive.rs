@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::link::{Inbound, Link};
-use super::stack::{Carried, Stack};
+use super::link::Link;
+use super::stack::{Carried, MAX_CONNS, Stack};
 
 /// WireGuard's timers want a call about this often.
 const TICK: Duration = Duration::from_millis(250);
@@ -45,8 +45,6 @@ pub(crate) enum Ended {
     Link(String),
     /// This end's side said so.
     Refused(String),
-    /// WireGuard's session expired (no handshake for minutes).
-    Expired,
     /// The dialing end's listener closed.
     Done,
 }
@@ -89,10 +87,8 @@ pub(crate) async fn drive<S: Side>(
         }
         let now = tokio::time::Instant::now();
         if now >= next_tick {
-            match link.tick() {
-                Ok(true) => {}
-                Ok(false) => break Ended::Expired,
-                Err(e) => break Ended::Link(e.to_string()),
+            if let Err(e) = link.tick() {
+                break Ended::Link(e.to_string());
             }
             if let Some(why) = side.check() {
                 break Ended::Refused(why);
@@ -104,8 +100,10 @@ pub(crate) async fn drive<S: Side>(
             wait = wait.min(d);
         }
         if held_back {
-            // The link's buffer is full: look again shortly.
-            wait = wait.min(Duration::from_millis(1));
+            // The link's buffer is full: look again in a moment (the stack
+            // wants polling at once while it has data waiting, which the
+            // link cannot take yet; polling it now would spin).
+            wait = Duration::from_millis(1);
         }
         let accept = async {
             match incoming.as_mut() {
@@ -129,7 +127,7 @@ pub(crate) async fn drive<S: Side>(
                 }
                 for d in datagrams {
                     match link.receive(&d) {
-                        Ok(Inbound::Packets(ps)) => {
+                        Ok(ps) => {
                             for (p, src) in ps {
                                 if side.allows_source(src) {
                                     side.inspect(&p, &mut stack);
@@ -139,7 +137,6 @@ pub(crate) async fn drive<S: Side>(
                                 }
                             }
                         }
-                        Ok(Inbound::Expired) => break 'run Ended::Expired,
                         Err(e) => break 'run Ended::Link(e.to_string()),
                     }
                 }
@@ -147,7 +144,9 @@ pub(crate) async fn drive<S: Side>(
             c = accept => match c {
                 Some(stream) => {
                     let dst = incoming.as_ref().map(|(_, d)| *d);
-                    if let Some(dst) = dst && let Err(e) = stack.connect(dst, stream) {
+                    if stack.open_conns() >= MAX_CONNS {
+                        tracing::warn!("refused a local connection: {MAX_CONNS} are open in this tunnel");
+                    } else if let Some(dst) = dst && let Err(e) = stack.connect(dst, stream) {
                         tracing::warn!("{e}");
                     }
                 }

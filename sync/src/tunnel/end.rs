@@ -14,18 +14,16 @@ use fleetdeck_store::{MemberKey, NodeId, Role, overlay};
 use iroh::endpoint::Connection;
 use iroh::protocol::{AcceptError, ProtocolHandler};
 use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp::State;
 use tokio::net::TcpStream;
 
 use super::drive::{self, Ended, Side};
 use super::link::Link;
-use super::stack::{Carried, Stack};
-use super::{overlay_target, wg_keys};
+use super::stack::{Carried, MAX_CONNS, Stack};
+use super::{DIALER_IP, NODE_IP, inside_target, wg_keys};
 use crate::bind::member_key;
 use crate::engine::Inner;
 
-/// Connections one tunnel may have open at once; past that, new ones are
-/// refused (reset) until some close.
-const MAX_CONNS: usize = 64;
 /// How long reaching a target may take.
 const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 /// How often a member's standing and the allowlist are read again.
@@ -111,8 +109,6 @@ impl ProtocolHandler for TunnelEnd {
 struct Standing {
     name: String,
     wg: [u8; 32],
-    peer_ip: Ipv4Addr,
-    node_ip: Ipv4Addr,
     targets: Vec<SocketAddrV4>,
 }
 
@@ -141,10 +137,6 @@ fn standing(inner: &Inner, node: &NodeId, remote: &MemberKey) -> Result<Standing
             m.name
         ));
     };
-    let addrs = overlay::overlay_addrs(st);
-    let (Some(peer_ip), Some(node_ip)) = (addrs.get(remote), addrs.get(&inner.key)) else {
-        return Err("this node's WireGuard key is not in the fleet document yet".into());
-    };
     let allow = r
         .effective_node(node)
         .map_err(|e| format!("this node cannot read its config: {e}"))?
@@ -163,8 +155,6 @@ fn standing(inner: &Inner, node: &NodeId, remote: &MemberKey) -> Result<Standing
     Ok(Standing {
         name: m.name.clone(),
         wg,
-        peer_ip: *peer_ip,
-        node_ip: *node_ip,
         targets,
     })
 }
@@ -199,7 +189,7 @@ async fn serve(
         None,
     );
     let link = Link::new(tunn, conn.clone());
-    let mut stack = Stack::new(s.node_ip, link.mtu(), true);
+    let mut stack = Stack::new(NODE_IP, link.mtu(), true);
     let opened = Instant::now();
     let name = s.name.clone();
     let mut side = EndSide {
@@ -221,7 +211,6 @@ async fn serve(
     let text = match &why {
         Ended::Refused(w) => w.clone(),
         Ended::Link(e) => format!("connection ended: {e}"),
-        Ended::Expired => "WireGuard session expired".into(),
         Ended::Done => "closed".into(),
     };
     tracing::info!(
@@ -296,7 +285,7 @@ impl EndSide {
             .targets
             .iter()
             .map(|t| {
-                let at = overlay_target(self.standing.node_ip, *t);
+                let at = inside_target(*t);
                 Listener {
                     sockets: vec![stack.listen(at)],
                     at,
@@ -309,7 +298,7 @@ impl EndSide {
 
 impl Side for EndSide {
     fn allows_source(&self, src: Ipv4Addr) -> bool {
-        src == self.standing.peer_ip
+        src == DIALER_IP
     }
 
     fn inspect(&mut self, p: &[u8], stack: &mut Stack) {
@@ -336,7 +325,7 @@ impl Side for EndSide {
             self.refused_logged.clear();
         }
         self.refused_logged.insert(to, now);
-        let target = if to.ip() == &self.standing.node_ip {
+        let target = if *to.ip() == NODE_IP {
             SocketAddrV4::new(Ipv4Addr::LOCALHOST, to.port())
         } else {
             to
@@ -359,10 +348,26 @@ impl Side for EndSide {
         }
         for l in &mut self.listeners {
             let mut idle = Vec::new();
+            let mut opening = Vec::new();
             for h in l.sockets.drain(..) {
-                if stack.listening(h) {
-                    idle.push(h);
-                    continue;
+                match stack.state(h) {
+                    State::Listen => {
+                        idle.push(h);
+                        continue;
+                    }
+                    // Adopted once established: a handshake the peer
+                    // resets returns the socket to Listen, and what it
+                    // would have reached must not be connected yet.
+                    State::SynReceived => {
+                        opening.push(h);
+                        continue;
+                    }
+                    State::Established | State::CloseWait => {}
+                    // Never established (timed out, say): nothing to reach.
+                    _ => {
+                        stack.remove_listener(h);
+                        continue;
+                    }
                 }
                 let target = l.target;
                 let name = self.standing.name.clone();
@@ -386,9 +391,10 @@ impl Side for EndSide {
             for extra in idle.split_off(idle.len().min(1)) {
                 stack.remove_listener(extra);
             }
-            if idle.is_empty() && stack.open_conns() < MAX_CONNS {
+            if idle.is_empty() && stack.open_conns() + opening.len() < MAX_CONNS {
                 idle.push(stack.listen(l.at));
             }
+            idle.extend(opening);
             l.sockets = idle;
         }
     }
@@ -400,9 +406,7 @@ impl Side for EndSide {
         }
         match standing(&self.inner, &self.node, &self.remote) {
             Err(why) => Some(why),
-            Ok(s) if s.wg != self.standing.wg || s.peer_ip != self.standing.peer_ip => {
-                Some("the member's WireGuard key or address changed".into())
-            }
+            Ok(s) if s.wg != self.standing.wg => Some("the member's WireGuard key changed".into()),
             Ok(s) => {
                 if s.targets != self.standing.targets {
                     tracing::info!(peer = %s.name, targets = %s.targets.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","), "tunnel.allow changed");

@@ -15,13 +15,9 @@ const MIN_BUF: usize = 148;
 /// The largest IP packet a tunnel carries (a standard WireGuard MTU).
 pub(crate) const MAX_MTU: usize = 1420;
 
-/// What became of a datagram from the peer.
-pub(crate) enum Inbound {
-    /// IP packets for the stack, each from the peer's side of `src`.
-    Packets(Vec<(Vec<u8>, Ipv4Addr)>),
-    /// The session is over (the handshake expired): the tunnel ends.
-    Expired,
-}
+/// What became of a datagram from the peer: IP packets for the stack,
+/// each with its source address.
+pub(crate) type Inbound = Vec<(Vec<u8>, Ipv4Addr)>;
 
 pub(crate) struct Link {
     tunn: Tunn,
@@ -29,6 +25,8 @@ pub(crate) struct Link {
     buf: Vec<u8>,
     /// Packets dropped because the path could not take them now.
     pub(crate) dropped: u64,
+    /// Whether a datagram WireGuard refused was logged (once a tunnel).
+    refusal_logged: bool,
 }
 
 impl Link {
@@ -38,6 +36,7 @@ impl Link {
             conn,
             buf: vec![0u8; MAX_MTU + WG_OVERHEAD + MIN_BUF],
             dropped: 0,
+            refusal_logged: false,
         }
     }
 
@@ -75,9 +74,10 @@ impl Link {
         }
     }
 
-    /// Starts the handshake (the initiator's first datagram).
-    pub(crate) fn initiate(&mut self) -> Result<(), SendDatagramError> {
-        match self.tunn.format_handshake_initiation(&mut self.buf, false) {
+    /// Starts the handshake (the initiator's first datagram), or sends it
+    /// again (`again`: one was lost).
+    pub(crate) fn initiate(&mut self, again: bool) -> Result<(), SendDatagramError> {
+        match self.tunn.format_handshake_initiation(&mut self.buf, again) {
             TunnResult::WriteToNetwork(p) => {
                 let n = p.len();
                 self.send(n)
@@ -122,27 +122,34 @@ impl Link {
                     break;
                 }
                 TunnResult::WriteToTunnelV6(..) => break,
-                TunnResult::Err(WireGuardError::ConnectionExpired) => return Ok(Inbound::Expired),
                 TunnResult::Err(e) => {
-                    tracing::debug!("wireguard refused a datagram: {e:?}");
+                    // A key that is not the one the member record names
+                    // (a stale record on one side) shows here first.
+                    if !self.refusal_logged && !matches!(e, WireGuardError::ConnectionExpired) {
+                        self.refusal_logged = true;
+                        tracing::warn!(
+                            "wireguard refused a datagram of a tunnel: {e:?} (a WireGuard key other than the member record's?)"
+                        );
+                    }
                     break;
                 }
             }
         }
-        Ok(Inbound::Packets(packets))
+        Ok(packets)
     }
 
     /// WireGuard's timers (rekeys, keep-alives, handshake retries): call
-    /// about every 250 ms. False once the session expired for good.
-    pub(crate) fn tick(&mut self) -> Result<bool, SendDatagramError> {
+    /// about every 250 ms. A session idle for 9 minutes expires (its keys
+    /// are erased); that is not the end of the tunnel: the next packet
+    /// either way starts a new handshake. A peer that is gone ends the
+    /// connection under the tunnel instead (its idle timeout).
+    pub(crate) fn tick(&mut self) -> Result<(), SendDatagramError> {
         match self.tunn.update_timers(&mut self.buf) {
             TunnResult::WriteToNetwork(p) => {
                 let n = p.len();
-                self.send(n)?;
-                Ok(true)
+                self.send(n)
             }
-            TunnResult::Err(WireGuardError::ConnectionExpired) => Ok(false),
-            _ => Ok(true),
+            _ => Ok(()),
         }
     }
 

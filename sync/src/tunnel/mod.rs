@@ -3,12 +3,13 @@
 //! WireGuard datagrams ride QUIC datagrams of an iroh connection on their
 //! own ALPN, so a tunnel works wherever sync does (direct, LAN, relay).
 //!
-//! Keys and addresses come from the fleet document: each member's
-//! WireGuard public key is in its member record (written by the member, see
-//! [`wg_public`]), and overlay addresses are derived from the member set
-//! (`fleetdeck_store::overlay`). The terminating end (a node daemon) takes
-//! WireGuard only from operators and admins, by the key their record
-//! names, and connects only to what its effective `tunnel.allow` lists.
+//! Keys come from the fleet document: each member's WireGuard public key
+//! is in its member record (written by the member, see [`wg_public`]).
+//! Each tunnel is a network of its own with two addresses, the node at
+//! [`NODE_IP`] and the dialer at [`DIALER_IP`] (nothing in the document
+//! moves them). The terminating end (a node daemon) takes WireGuard only
+//! from operators and admins, by the key their record names, and connects
+//! only to what its effective `tunnel.allow` lists.
 
 mod drive;
 mod end;
@@ -21,8 +22,8 @@ use std::time::Duration;
 
 use boringtun::noise::Tunn;
 use boringtun::x25519::{PublicKey, StaticSecret};
+use fleetdeck_store::MemberKey;
 use fleetdeck_store::identity::Identity;
-use fleetdeck_store::{MemberKey, overlay};
 use iroh::EndpointAddr;
 use iroh::endpoint::{Connection, ConnectionError};
 use tokio::net::TcpListener;
@@ -31,13 +32,18 @@ use tokio::sync::{mpsc, watch};
 use crate::bind::member_key;
 use crate::engine::Inner;
 use drive::{Ended, Side};
-use link::{Inbound, Link};
+use link::Link;
 use stack::Stack;
 
 pub(crate) use end::TunnelEnd;
 
 /// The ALPN of fleetdeck tunnels over iroh.
 pub const TUNNEL_ALPN: &[u8] = b"fleetdeck/tunnel/1";
+
+/// The node's address inside each tunnel (its own services are reached
+/// there), and the dialer's.
+pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 1);
+pub const DIALER_IP: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
 
 /// How long the dialing end waits for the connection and the handshake.
 const OPEN_WITHIN: Duration = Duration::from_secs(10);
@@ -111,22 +117,21 @@ impl Tunnel {
 
 /// The dialing end: takes packets only from the node and the target.
 struct DialSide {
-    node: Ipv4Addr,
     target: Ipv4Addr,
 }
 
 impl Side for DialSide {
     fn allows_source(&self, src: Ipv4Addr) -> bool {
-        src == self.node || src == self.target
+        src == NODE_IP || src == self.target
     }
 }
 
 /// Where a target is dialed inside the tunnel: the node's own services
-/// (`127.0.0.1:PORT` in its `tunnel.allow`) at its overlay address, a LAN
-/// device at its own.
-pub fn overlay_target(node_overlay: Ipv4Addr, target: SocketAddrV4) -> SocketAddrV4 {
+/// (`127.0.0.1:PORT` in its `tunnel.allow`) at [`NODE_IP`], a LAN device
+/// at its own address.
+pub(crate) fn inside_target(target: SocketAddrV4) -> SocketAddrV4 {
     if target.ip().is_loopback() {
-        SocketAddrV4::new(node_overlay, target.port())
+        SocketAddrV4::new(NODE_IP, target.port())
     } else {
         target
     }
@@ -140,10 +145,16 @@ pub(crate) async fn open(
 ) -> Result<Tunnel, TunnelError> {
     let node_key = member_key(&node.id);
     let label = node_key.short().to_string();
-    let (secret, node_wg, mine, node_ip) = {
+    let (secret, node_wg) = {
         let r = inner.lock_replica();
         let st = r.state();
         let name = |k: &MemberKey| st.member_name(k).unwrap_or(k.short()).to_string();
+        if st.revoked.contains_key(&node_key) {
+            return Err(TunnelError::Invalid(format!(
+                "{}'s key was revoked by an admin of this fleet",
+                name(&node_key)
+            )));
+        }
         let m = st.members.get(&node_key).ok_or_else(|| {
             TunnelError::Invalid(format!("{} is not a member of this fleet", name(&node_key)))
         })?;
@@ -153,16 +164,7 @@ pub(crate) async fn open(
                 name(&node_key)
             ))
         })?;
-        let addrs = overlay::overlay_addrs(st);
-        let mine = addrs.get(&inner.key).copied().ok_or_else(|| {
-            TunnelError::Invalid(
-                "this replica's WireGuard key is not in its member record yet: run `fleetdeck serve` (or any sync) once, so it is written".into(),
-            )
-        })?;
-        let node_ip = addrs.get(&node_key).copied().ok_or_else(|| {
-            TunnelError::Invalid(format!("{} has no overlay address", name(&node_key)))
-        })?;
-        (wg_keys(r.identity()).0, PublicKey::from(wg), mine, node_ip)
+        (wg_keys(r.identity()).0, PublicKey::from(wg))
     };
     let conn = tokio::time::timeout(OPEN_WITHIN, inner.endpoint.connect(node, TUNNEL_ALPN))
         .await
@@ -184,7 +186,7 @@ pub(crate) async fn open(
     );
     let mut link = Link::new(tunn, conn.clone());
     handshake(&mut link, &conn, &label).await?;
-    let dst = overlay_target(node_ip, target);
+    let dst = inside_target(target);
     let local = listener.local_addr().map_err(|e| TunnelError::Connect {
         node: label.clone(),
         detail: e.to_string(),
@@ -200,18 +202,19 @@ pub(crate) async fn open(
                             break;
                         }
                     }
-                    Err(e) => tracing::warn!("tunnel listener: {e}"),
+                    Err(e) => {
+                        // Out of file descriptors, say: not in a tight loop.
+                        tracing::warn!("tunnel listener: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 },
                 _ = stopped.changed() => break,
             }
         }
     });
-    let stack = Stack::new(mine, link.mtu(), false);
+    let stack = Stack::new(DIALER_IP, link.mtu(), false);
     let ended = tokio::spawn(async move {
-        let mut side = DialSide {
-            node: node_ip,
-            target: *dst.ip(),
-        };
+        let mut side = DialSide { target: *dst.ip() };
         let why = drive::drive(link, stack, &mut side, Some((rx, dst))).await;
         let text = match why {
             Ended::Link(_) => match conn.close_reason().as_ref().and_then(close_reason) {
@@ -219,7 +222,6 @@ pub(crate) async fn open(
                 None => format!("the connection to {label} was lost"),
             },
             Ended::Refused(why) => why,
-            Ended::Expired => "the WireGuard session expired".into(),
             Ended::Done => "closed".into(),
         };
         conn.close(0u32.into(), b"closed");
@@ -241,7 +243,7 @@ async fn handshake(link: &mut Link, conn: &Connection, label: &str) -> Result<()
         },
     };
     let deadline = tokio::time::Instant::now() + OPEN_WITHIN;
-    link.initiate().map_err(|e| TunnelError::Connect {
+    link.initiate(false).map_err(|e| TunnelError::Connect {
         node: label.to_string(),
         detail: e.to_string(),
     })?;
@@ -251,20 +253,21 @@ async fn handshake(link: &mut Link, conn: &Connection, label: &str) -> Result<()
         tokio::select! {
             d = conn.read_datagram() => {
                 let d = d.map_err(|e| refused(&e))?;
-                if let Ok(Inbound::Expired) = link.receive(&d) {
-                    break;
-                }
+                link.receive(&d).map_err(|e| TunnelError::Connect {
+                    node: label.to_string(),
+                    detail: e.to_string(),
+                })?;
             }
             e = conn.closed() => return Err(refused(&e)),
             _ = retry.tick() => {
                 // A lost handshake datagram: WireGuard retries after 5 s; a
                 // tunnel being opened asks again sooner.
-                let _ = link.initiate();
+                let _ = link.initiate(true);
             }
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(TunnelError::Connect {
                     node: label.to_string(),
-                    detail: "no WireGuard handshake within 10 s".into(),
+                    detail: "no WireGuard handshake within 10 s (if the node holds an older WireGuard key of this replica, sync with it first: `fleetdeck sync --once`)".into(),
                 });
             }
         }

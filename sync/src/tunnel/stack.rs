@@ -30,6 +30,8 @@ const CHANNEL_CHUNKS: usize = 8;
 const CHUNK: usize = 16 * 1024;
 /// Ephemeral ports of the dialing end.
 const FIRST_PORT: u16 = 49152;
+/// Connections one tunnel has open at once at most, at either end.
+pub(crate) const MAX_CONNS: usize = 64;
 
 /// The stack's packet queues, as smoltcp's device.
 struct Queues {
@@ -218,7 +220,9 @@ impl Stack {
     /// Opens a connection to `dst` for `stream` (the dialing end).
     pub(crate) fn connect(&mut self, dst: SocketAddrV4, stream: TcpStream) -> Result<(), String> {
         let mut s = Self::socket();
-        let port = self.free_port();
+        let port = self
+            .free_port()
+            .ok_or_else(|| format!("cannot open a connection to {dst}: no free port"))?;
         let remote = IpEndpoint::new(IpAddress::Ipv4(*dst.ip()), dst.port());
         s.connect(self.iface.context(), remote, port)
             .map_err(|e| format!("cannot open a connection to {dst}: {e}"))?;
@@ -227,7 +231,7 @@ impl Stack {
         Ok(())
     }
 
-    fn free_port(&mut self) -> u16 {
+    fn free_port(&mut self) -> Option<u16> {
         let in_use: std::collections::HashSet<u16> = self
             .sockets
             .iter()
@@ -237,13 +241,14 @@ impl Stack {
                 _ => None,
             })
             .collect();
-        loop {
+        for _ in FIRST_PORT..=u16::MAX {
             let p = self.next_port;
             self.next_port = if p == u16::MAX { FIRST_PORT } else { p + 1 };
             if !in_use.contains(&p) {
-                return p;
+                return Some(p);
             }
         }
+        None
     }
 
     /// A socket listening at `at` (the terminating end, one per target).
@@ -258,9 +263,9 @@ impl Stack {
         self.sockets.add(s)
     }
 
-    /// Whether the socket at `h` still listens (no peer has connected).
-    pub(crate) fn listening(&self, h: SocketHandle) -> bool {
-        self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen
+    /// The state of the socket at `h`.
+    pub(crate) fn state(&self, h: SocketHandle) -> tcp::State {
+        self.sockets.get::<tcp::Socket>(h).state()
     }
 
     /// Connections open now.
@@ -284,7 +289,13 @@ impl Stack {
         let (conn, local) = self.conn(target);
         self.conns.insert(h, conn);
         tokio::spawn(async move {
-            match connect.await {
+            // Given up when the stack drops the connection meanwhile (the
+            // member revoked, the target no longer allowed).
+            let stream = tokio::select! {
+                s = connect => s,
+                _ = local.to_stack.closed() => None,
+            };
+            match stream {
                 Some(stream) => local.bridge(stream).await,
                 // Dropping both channels: the stack closes the connection.
                 None => drop(local),
@@ -391,7 +402,15 @@ impl Stack {
                     c.to_local = None;
                 }
             }
-            if matches!(s.state(), tcp::State::Closed | tcp::State::TimeWait) {
+            // Listen: adopted once established, a socket back in Listen was
+            // reset by the peer.
+            if matches!(
+                s.state(),
+                tcp::State::Closed | tcp::State::TimeWait | tcp::State::Listen
+            ) {
+                if s.state() == tcp::State::Listen {
+                    s.abort();
+                }
                 if c.to_local.is_some() && !s.can_recv() {
                     c.to_local = None;
                 }
@@ -404,7 +423,8 @@ impl Stack {
         let mut out = Vec::with_capacity(ended.len());
         for (h, carried) in ended {
             self.conns.remove(&h);
-            self.sockets.remove(h);
+            // Removed after the next poll: a reset it owes goes out first.
+            self.dead.push(h);
             out.push(carried);
         }
         (out, moved)
@@ -470,7 +490,13 @@ impl Local {
         let up = async move {
             let mut buf = vec![0u8; CHUNK];
             loop {
-                match rd.read(&mut buf).await {
+                // Ends too when the stack drops the connection, whether or
+                // not the local side ever sends again.
+                let read = tokio::select! {
+                    r = rd.read(&mut buf) => r,
+                    _ = to_stack.closed() => break,
+                };
+                match read {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         if to_stack
