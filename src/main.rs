@@ -30,9 +30,13 @@ fn init_logging(cli: &Cli) {
         "info,fleetdeck_sync=debug"
     } else {
         match cli.cmd {
+            // boringtun logs an idle WireGuard session's expiry as an
+            // error; for a tunnel it is nothing (the next packet makes a
+            // new session), and fleetdeck logs what tunnels do itself.
             Cmd::Serve { .. } | Cmd::Sync { once: false, .. } | Cmd::Node(NodeCmd::Run { .. }) => {
-                "warn,fleetdeck_sync=info"
+                "warn,fleetdeck_sync=info,boringtun=off"
             }
+            Cmd::Tunnel { .. } => "warn,boringtun=off",
             // Daemons in this process: iroh reports every session a crash
             // or a partition cuts; the timeline already says what happened.
             Cmd::Demo { .. } | Cmd::Scenario(_) => "warn,iroh=error",

@@ -13,8 +13,14 @@
 //! `tunnel.allow` does not list, a revoked operator (refused by the node,
 //! which says why).
 //!
+//! A standard WireGuard client: wireguard-go (a TUN device in the
+//! operators' namespace) set from `fleetdeck wg-config` reaches both
+//! targets over plain WireGuard UDP; once the device is revoked, or with a
+//! key no member record names, nothing.
+//!
 //! Needs root and iproute2 (`ip netns`), as CI has; skipped with a message
-//! where they are missing.
+//! where they are missing (the WireGuard client's part where wireguard-go
+//! or wg is, which CI installs).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -182,6 +188,62 @@ fn can_run() -> Result<(), String> {
     Ok(())
 }
 
+fn has_wireguard_go() -> bool {
+    sh("sh", &["-c", "command -v wireguard-go && command -v wg"])
+}
+
+/// A WireGuard interface in a namespace, run by wireguard-go (a TUN device)
+/// and set from a `wg-quick` configuration; stopped however the test ends.
+struct WireGuardGo {
+    child: Child,
+}
+
+impl WireGuardGo {
+    fn start(ns: &str, dev: &str, config: &str, dir: &Path) -> WireGuardGo {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "wireguard-go", "-f", dev])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wireguard-go starts");
+        let up = eventually(Duration::from_secs(10), || {
+            sh("ip", &["netns", "exec", ns, "ip", "link", "show", dev])
+        });
+        assert!(up, "wireguard-go makes {dev}");
+        // `wg setconf` takes the configuration without wg-quick's Address.
+        let address = config
+            .lines()
+            .find_map(|l| l.strip_prefix("Address = "))
+            .expect("an Address")
+            .to_string();
+        let plain: String = config
+            .lines()
+            .filter(|l| !l.starts_with("Address"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let file = dir.join(format!("{dev}.conf"));
+        std::fs::write(&file, plain).expect("write the configuration");
+        inside(ns, "wg", &["setconf", dev, &file.to_string_lossy()]);
+        inside(ns, "ip", &["addr", "add", &address, "dev", dev]);
+        inside(ns, "ip", &["link", "set", dev, "up"]);
+        let allowed = config
+            .lines()
+            .find_map(|l| l.strip_prefix("AllowedIPs = "))
+            .expect("AllowedIPs");
+        for net in allowed.split(", ") {
+            inside(ns, "ip", &["route", "add", net, "dev", dev]);
+        }
+        WireGuardGo { child }
+    }
+}
+
+impl Drop for WireGuardGo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The byte at `i` of the big download.
 fn pattern(i: u64) -> u8 {
     (i.wrapping_mul(2_654_435_761) >> 13) as u8
@@ -334,6 +396,13 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
     ok(&ops, &hub, &["init", "--name", "hub", "--fleet", "tunnels"]);
     ok(&ops, &hub, &["site", "add", "S1", "--name", "one"]);
     ok(&ops, &hub, &["node", "add", "n1", "--site", "S1"]);
+    // Plain WireGuard for standard clients, on UDP 51820 (read when the
+    // node's daemon starts: set before the device joins).
+    ok(
+        &ops,
+        &hub,
+        &["config", "set", "tunnel.wg_port", "51820", "--node", "n1"],
+    );
     let hub_proc = Proc::spawn(
         &ops,
         &hub,
@@ -479,6 +548,87 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         node_log.contains("tunnel connection closed") && node_log.contains("peer=hub"),
         "the node logs who reached what: {node_log}"
     );
+
+    // A standard WireGuard client (wireguard-go, `wg`) configured from
+    // `fleetdeck wg-config` reaches both targets; revoked, nothing.
+    if has_wireguard_go() {
+        let cfg = json(
+            &ops,
+            &hub,
+            &["wg-config", "--node", "n1", "--name", "phone"],
+        );
+        let text = cfg["config"].as_str().expect("a configuration").to_string();
+        assert!(text.contains("Endpoint = 10.78.0.2:51820"), "{text}");
+        let node_knows = |revoked: bool| {
+            json(&site, &node, &["member", "list"])
+                .as_array()
+                .is_some_and(|ms| {
+                    ms.iter()
+                        .any(|m| m["name"] == "phone" && m["revoked"] == revoked)
+                })
+        };
+        assert!(
+            eventually(Duration::from_secs(30), || node_knows(false)),
+            "the device's member record reaches the node"
+        );
+        let _wg = WireGuardGo::start(&ops, "wgt0", &text, tmp.path());
+        let via_wg = |at: &str| {
+            let at: SocketAddr = at.parse().expect("an address");
+            get(&ops, at, "/")
+        };
+        assert_eq!(
+            via_wg("100.64.0.1:8080").unwrap_or_else(|e| panic!("{e}: {}", node_proc.log())),
+            b"hello from n1"
+        );
+        assert_eq!(
+            via_wg("192.168.50.20:8554").expect("the camera over plain WireGuard"),
+            b"camera one"
+        );
+        ok(&ops, &hub, &["member", "revoke", "phone"]);
+        assert!(
+            eventually(Duration::from_secs(30), || node_knows(true)),
+            "the revocation reaches the node"
+        );
+        // The node ends the device's session within a second (its data is
+        // dropped) and would answer no new handshake.
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(
+            via_wg("100.64.0.1:8080").is_err(),
+            "a revoked device reaches nothing"
+        );
+        assert!(
+            node_proc.log().lines().any(|l| l.contains("ended a tunnel")
+                && l.contains("revoked")
+                && l.contains("peer=phone")),
+            "the node says why it ended the device's tunnel: {}",
+            node_proc.log()
+        );
+        // A key no member record names: no answer, and a line on the node.
+        let stranger = tmp.path().join("stranger.key");
+        let key = Command::new("wg")
+            .arg("genkey")
+            .output()
+            .expect("wg genkey");
+        std::fs::write(&stranger, &key.stdout).expect("write the key");
+        inside(
+            &ops,
+            "wg",
+            &["set", "wgt0", "private-key", &stranger.to_string_lossy()],
+        );
+        assert!(
+            via_wg("100.64.0.1:8080").is_err(),
+            "a stranger reaches nothing"
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || node_proc
+                .log()
+                .contains("refused a WireGuard client: WireGuard key")),
+            "the node logs the stranger: {}",
+            node_proc.log()
+        );
+    } else {
+        println!("the wireguard-go part skipped: wireguard-go or wg is not installed");
+    }
 
     // A viewer is refused before anything is dialed.
     let out = fleetdeck(&ops, &viewer, &["tunnel", "n1", "8080"]);

@@ -142,6 +142,24 @@ pub(crate) enum Cmd {
     },
     /// Peers: connected or not, address, last sync, last error
     Peers,
+    /// Enroll a device (a phone, a laptop without fleetdeck) that reaches a node's tunnel targets over plain WireGuard, and print its wg-quick configuration
+    #[command(
+        name = "wg-config",
+        after_help = "Admins only. The node must take plain WireGuard \
+        (tunnel.wg_port) and list targets (tunnel.allow). The configuration holds the device's \
+        private key, shown once. The device is a member like any other: `fleetdeck member revoke NAME`."
+    )]
+    WgConfig {
+        /// The node the device reaches
+        #[arg(long)]
+        node: NodeId,
+        /// The device's member name (e.g. phone-anna)
+        #[arg(long)]
+        name: String,
+        /// Where the device reaches the node, HOST:PORT [default: the node's last known address, at tunnel.wg_port]
+        #[arg(long, value_name = "HOST:PORT")]
+        endpoint: Option<String>,
+    },
     /// Reach a service on a node (or a device on its LAN) through a WireGuard tunnel
     #[command(
         after_help = "The node must list the target in its tunnel.allow (admins set it: \

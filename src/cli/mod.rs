@@ -88,6 +88,11 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
             to,
             local,
         } => tunnel::tunnel(cli, &out, node, *port, *to, *local),
+        Cmd::WgConfig {
+            node,
+            name,
+            endpoint,
+        } => tunnel::wg_config(cli, &out, node, name, endpoint.as_deref()),
         Cmd::Sync {
             peer,
             once,

@@ -140,3 +140,127 @@ async fn run(
         }
     }
 }
+
+/// `fleetdeck wg-config --node NODE --name NAME`: enrolls a device that
+/// reaches the node's tunnel targets over plain WireGuard, and prints its
+/// `wg-quick` configuration (with its private key: shown once, kept
+/// nowhere else).
+pub(super) fn wg_config(
+    cli: &Cli,
+    out: &Out,
+    node: &NodeId,
+    name: &str,
+    endpoint: Option<&str>,
+) -> Result<()> {
+    use fleetdeck_store::identity::Identity;
+    use fleetdeck_store::ops::{self, Op};
+
+    let mut replica = open(cli)?;
+    let st = replica.state().clone();
+    let n = st.node(node)?;
+    let node_key = n.key.clone().ok_or_else(|| {
+        anyhow!("as far as this replica knows, node {node} runs no daemon yet (no replica is bound to it); if it does, sync first (`fleetdeck sync --once`)")
+    })?;
+    let node_wg = st
+        .members
+        .get(&node_key)
+        .and_then(|m| m.wg)
+        .ok_or_else(|| anyhow!("node {node} has published no WireGuard key yet: its daemon needs a fleetdeck with tunnels, started once since (then sync here)"))?;
+    let effective = replica.effective_node(node)?;
+    let port = effective
+        .get_str("tunnel.wg_port")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| anyhow!("node {node} takes no plain WireGuard: an admin sets the UDP port, e.g. `fleetdeck config set tunnel.wg_port 51820 --node {node}`, and restarts its daemon"))?;
+    let allowed = effective
+        .get_str("tunnel.allow")
+        .filter(|v| !v.is_null())
+        .map(overlay::parse_tunnel_allow)
+        .transpose()
+        .map_err(|why| anyhow!("node {node}'s tunnel.allow is not valid: {why}"))?
+        .unwrap_or_default();
+    if allowed.is_empty() {
+        bail!(
+            "node {node}'s tunnel.allow is empty: the device would reach nothing; an admin lists targets first"
+        );
+    }
+    let endpoint = match endpoint {
+        Some(e) => e.to_string(),
+        None => {
+            let ip = replica
+                .reported_addrs()
+                .remove(&node_key)
+                .unwrap_or_default()
+                .into_iter()
+                .chain(st.members.get(&node_key).map(|m| m.addrs.clone()).unwrap_or_default())
+                .filter_map(|a| a.parse::<SocketAddr>().ok())
+                .map(|a| a.ip())
+                .find(|ip| ip.is_ipv4() && !ip.is_loopback() && !ip.is_unspecified())
+                .ok_or_else(|| anyhow!("no address of node {node} is known here: give the one the device reaches it at, --endpoint HOST:{port}"))?;
+            format!("{ip}:{port}")
+        }
+    };
+    let device = Identity::generate();
+    let public = fleetdeck_sync::tunnel::wg_public(&device);
+    let done = ops::apply(
+        &mut replica,
+        Op::MemberDevice {
+            key: device.key().clone(),
+            name: name.to_string(),
+            wg: public,
+        },
+        fleetdeck_store::now_ms(),
+    )?;
+    // What the device reaches: the node's own services at its address
+    // inside the tunnel, the LAN targets at theirs.
+    let mut routes = vec![format!("{}/32", fleetdeck_sync::tunnel::NODE_IP)];
+    for t in &allowed {
+        let r = format!("{}/32", t.ip());
+        if !t.ip().is_loopback() && !routes.contains(&r) {
+            routes.push(r);
+        }
+    }
+    let reach: Vec<String> = allowed
+        .iter()
+        .map(|t| {
+            if t.ip().is_loopback() {
+                format!("{}:{}", fleetdeck_sync::tunnel::NODE_IP, t.port())
+            } else {
+                t.to_string()
+            }
+        })
+        .collect();
+    let text = format!(
+        "# fleetdeck: device {name} for node {node}; revoke with `fleetdeck member revoke {name}`\n\
+         # reaches: {}\n\
+         [Interface]\n\
+         PrivateKey = {}\n\
+         Address = {}/32\n\
+         \n\
+         [Peer]\n\
+         PublicKey = {}\n\
+         Endpoint = {endpoint}\n\
+         AllowedIPs = {}\n\
+         PersistentKeepalive = 25\n",
+        reach.join(", "),
+        overlay::format_wg_key(&fleetdeck_sync::tunnel::wg_private(&device)),
+        fleetdeck_sync::tunnel::DIALER_IP,
+        overlay::format_wg_key(&node_wg),
+        routes.join(", "),
+    );
+    out.note(&format!(
+        "{}\nthe configuration below holds the device's private key: it is shown once and kept nowhere else. The node takes the device once this change reaches it (a `fleetdeck serve` here spreads it).",
+        done.line()
+    ));
+    out.emit(
+        &json!({
+            "config": text,
+            "name": name,
+            "member": device.key(),
+            "address": fleetdeck_sync::tunnel::DIALER_IP.to_string(),
+            "endpoint": endpoint,
+            "reaches": reach,
+            "change": done.change.map(|h| h.to_string()),
+        }),
+        || text.trim_end().to_string(),
+    )
+}

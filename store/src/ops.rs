@@ -181,6 +181,15 @@ pub enum Op {
         name: String,
         role: Role,
     },
+    /// Enrolls a device that reaches nodes' tunnels over plain WireGuard
+    /// (`fleetdeck wg-config`): an operator whose signing key nobody keeps
+    /// (`key` is a fresh key's public half: the device writes nothing), with
+    /// `wg` its WireGuard public key. Admins only; revoked like any member.
+    MemberDevice {
+        key: MemberKey,
+        name: String,
+        wg: [u8; 32],
+    },
     /// Gives a member another role: admins only; never the last admin.
     MemberRole {
         member: MemberKey,
@@ -230,6 +239,7 @@ impl Op {
             },
             Op::CommandRun { .. } => "command run",
             Op::MemberAdd { .. } => "member add",
+            Op::MemberDevice { .. } => "wg-config",
             Op::MemberRole { .. } => "member role",
             Op::MemberRevoke { .. } => "member revoke",
             Op::Declare { .. } => "apply",
@@ -273,6 +283,7 @@ impl Op {
             Op::MemberAdd {
                 name: who, role, ..
             } => format!("{name} {who} as {role}"),
+            Op::MemberDevice { name: who, .. } => format!("{name} {who}"),
             Op::MemberRole { member, role } => format!("{name} {} {role}", member.short()),
             Op::MemberRevoke { member } => format!("{name} {}", member.short()),
             Op::Declare { spec, .. } => format!(
@@ -477,7 +488,10 @@ pub fn check(st: &FleetState, key: &MemberKey, op: &Op) -> Result<()> {
         ));
     }
     match op {
-        Op::MemberAdd { .. } | Op::MemberRole { .. } | Op::MemberRevoke { .. }
+        Op::MemberAdd { .. }
+        | Op::MemberDevice { .. }
+        | Op::MemberRole { .. }
+        | Op::MemberRevoke { .. }
             if role != Some(Role::Admin) =>
         {
             Err(denied(
@@ -956,6 +970,29 @@ pub fn apply(fleet: &mut impl Fleet, op: Op, now_ms: i64) -> Result<Done> {
                 h,
                 format!("enrolled {name} as {} {role}", article(*role)),
             ))
+        }
+        Op::MemberDevice { key, name, wg } => {
+            let (_, h) = fleet.commit(&format!("enroll device {name}"), now_ms, |doc, st| {
+                guard(st)?;
+                if st
+                    .members
+                    .values()
+                    .chain(st.revoked.values())
+                    .any(|m| m.name == *name)
+                {
+                    return Err(StoreError::Invalid(format!(
+                        "a member named {name:?} exists already: give the device another name"
+                    )));
+                }
+                if st.members.values().any(|m| m.wg.as_ref() == Some(wg)) {
+                    return Err(StoreError::Invalid(
+                        "a member already has this WireGuard key".into(),
+                    ));
+                }
+                doc.put_member(key, name, Role::Operator, now_ms)?;
+                doc.set_member_wg(key, wg)
+            })?;
+            Ok(done(h, format!("enrolled device {name} (WireGuard only)")))
         }
         Op::MemberRole { member, role } => {
             let label = member_label(fleet.state(), member);

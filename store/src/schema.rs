@@ -164,6 +164,16 @@ pub const KEYS: &[KeySpec] = &[
         default: None,
         help: "what a node's tunnels may reach, as IPv4:PORT (\"127.0.0.1:5000\" is the node itself, \"192.168.1.20:554\" a device on its LAN); nothing when unset",
     },
+    KeySpec {
+        key: "tunnel.wg_port",
+        kind: Kind::Int {
+            min: 1,
+            max: 65535,
+            unit: "UDP port",
+        },
+        default: None,
+        help: "the UDP port where a node's daemon takes plain WireGuard from standard clients (`fleetdeck wg-config`); read when the daemon starts; none when unset",
+    },
 ];
 
 /// Sections whose keys are all listed in [`KEYS`].

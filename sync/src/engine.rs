@@ -374,18 +374,20 @@ impl Engine {
             None
         };
         let mut router = Router::builder(endpoint).accept(ALPN, Acceptor(inner.clone()));
+        let mut tasks = vec![tokio::spawn(poll_loop(inner.clone()))];
         if let Some(node) = cfg.tunnel_node.clone() {
+            let open = std::sync::Arc::default();
             router = router.accept(
                 crate::tunnel::TUNNEL_ALPN,
                 crate::tunnel::TunnelEnd {
                     inner: inner.clone(),
-                    node,
-                    open: Default::default(),
+                    node: node.clone(),
+                    open: std::sync::Arc::clone(&open),
                 },
             );
+            tasks.extend(crate::tunnel::plain_wireguard(&inner, node, open).await);
         }
         let router = router.spawn();
-        let mut tasks = vec![tokio::spawn(poll_loop(inner.clone()))];
         if cfg.dial {
             tasks.push(tokio::spawn(dial::dial_loop(inner.clone())));
         }

@@ -112,16 +112,16 @@ pub(crate) async fn drive<S: Side>(
             }
         };
         tokio::select! {
-            d = link.conn().read_datagram() => {
+            d = link.recv() => {
                 let first = match d {
                     Ok(d) => d,
-                    Err(e) => break Ended::Link(e.to_string()),
+                    Err(e) => break Ended::Link(e),
                 };
                 let mut datagrams = vec![first];
                 while datagrams.len() < BATCH {
-                    match n0_future::future::now_or_never(link.conn().read_datagram()) {
+                    match link.try_recv() {
                         Some(Ok(d)) => datagrams.push(d),
-                        Some(Err(e)) => break 'run Ended::Link(e.to_string()),
+                        Some(Err(e)) => break 'run Ended::Link(e),
                         None => break,
                     }
                 }

@@ -18,7 +18,7 @@ use smoltcp::socket::tcp::State;
 use tokio::net::TcpStream;
 
 use super::drive::{self, Ended, Side};
-use super::link::Link;
+use super::link::{Carrier, Link};
 use super::stack::{Carried, MAX_CONNS, Stack};
 use super::{DIALER_IP, NODE_IP, inside_target, wg_keys};
 use crate::bind::member_key;
@@ -43,7 +43,7 @@ pub(crate) struct TunnelEnd {
 }
 
 /// One open tunnel, counted while it lives.
-struct Counted {
+pub(crate) struct Counted {
     open: Arc<Mutex<HashMap<MemberKey, usize>>>,
     member: MemberKey,
 }
@@ -61,7 +61,7 @@ impl Drop for Counted {
 }
 
 /// Counts a tunnel for `member`, or says why not.
-fn count(
+pub(crate) fn count(
     open: &Arc<Mutex<HashMap<MemberKey, usize>>>,
     member: &MemberKey,
 ) -> Result<Counted, String> {
@@ -106,14 +106,18 @@ impl ProtocolHandler for TunnelEnd {
 
 /// What the document says of a member that asks for a tunnel.
 #[derive(Clone, PartialEq)]
-struct Standing {
+pub(crate) struct Standing {
     name: String,
     wg: [u8; 32],
     targets: Vec<SocketAddrV4>,
 }
 
 /// The member's standing, or why it gets no tunnel (sent to it, and logged).
-fn standing(inner: &Inner, node: &NodeId, remote: &MemberKey) -> Result<Standing, String> {
+pub(crate) fn standing(
+    inner: &Inner,
+    node: &NodeId,
+    remote: &MemberKey,
+) -> Result<Standing, String> {
     let r = inner.lock_replica();
     let st = r.state();
     if st.revoked.contains_key(remote) {
@@ -188,12 +192,25 @@ async fn serve(
         rand::random::<u32>() >> 8,
         None,
     );
-    let link = Link::new(tunn, conn.clone());
+    let link = Link::new(tunn, Carrier::Quic(conn.clone()));
+    if let Ended::Refused(w) = run(inner, node, remote, s, link).await {
+        refuse(&conn, &w).await;
+    }
+}
+
+/// Runs one tunnel at the node, over either carrier, until it ends.
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    node: NodeId,
+    remote: MemberKey,
+    s: Standing,
+    link: Link,
+) -> Ended {
     let mut stack = Stack::new(NODE_IP, link.mtu(), true);
     let opened = Instant::now();
     let name = s.name.clone();
     let mut side = EndSide {
-        inner: inner.clone(),
+        inner,
         node,
         remote,
         listeners: Vec::new(),
@@ -221,10 +238,10 @@ async fn serve(
         secs = opened.elapsed().as_secs(),
         "tunnel closed: {text}"
     );
-    if let Ended::Refused(w) = why {
+    if let Ended::Refused(w) = &why {
         tracing::warn!(peer = %name, "ended a tunnel: {w}");
-        refuse(&conn, &w).await;
     }
+    why
 }
 
 /// Tells the dialing end why, in the connection's close.

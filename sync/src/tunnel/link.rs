@@ -1,12 +1,31 @@
 //! One WireGuard session (boringtun's `noise::Tunn`) whose datagrams ride an
-//! iroh connection as QUIC datagrams: what either end of a tunnel puts IP
-//! packets into and takes them out of.
+//! iroh connection as QUIC datagrams, or plain UDP (a standard WireGuard
+//! client): what either end of a tunnel puts IP packets into and takes them
+//! out of.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use boringtun::noise::{Tunn, TunnResult, errors::WireGuardError};
 use bytes::Bytes;
 use iroh::endpoint::{Connection, SendDatagramError};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// What carries a tunnel's WireGuard datagrams.
+pub(crate) enum Carrier {
+    /// QUIC datagrams of an iroh connection (fleetdeck at both ends).
+    Quic(Connection),
+    /// Plain UDP from a standard WireGuard client: the node's socket, the
+    /// datagrams its demultiplexer routed to this session, and where the
+    /// client was last heard from in a datagram WireGuard accepted.
+    Udp {
+        socket: Arc<UdpSocket>,
+        peer: SocketAddr,
+        rx: mpsc::Receiver<(Bytes, SocketAddr)>,
+        last_from: Option<SocketAddr>,
+    },
+}
 
 /// WireGuard's overhead on an IP packet: a 16-byte header and a 16-byte tag.
 pub(crate) const WG_OVERHEAD: usize = 32;
@@ -21,7 +40,7 @@ pub(crate) type Inbound = Vec<(Vec<u8>, Ipv4Addr)>;
 
 pub(crate) struct Link {
     tunn: Tunn,
-    conn: Connection,
+    carrier: Carrier,
     buf: Vec<u8>,
     /// Packets dropped because the path could not take them now.
     pub(crate) dropped: u64,
@@ -30,47 +49,102 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(tunn: Tunn, conn: Connection) -> Link {
+    pub(crate) fn new(tunn: Tunn, carrier: Carrier) -> Link {
         Link {
             tunn,
-            conn,
+            carrier,
             buf: vec![0u8; MAX_MTU + WG_OVERHEAD + MIN_BUF],
             dropped: 0,
             refusal_logged: false,
         }
     }
 
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
+    /// The next datagram from the peer; an error when the path is gone.
+    pub(crate) async fn recv(&mut self) -> Result<Bytes, String> {
+        match &mut self.carrier {
+            Carrier::Quic(c) => c.read_datagram().await.map_err(|e| e.to_string()),
+            Carrier::Udp { rx, last_from, .. } => match rx.recv().await {
+                Some((d, from)) => {
+                    *last_from = Some(from);
+                    Ok(d)
+                }
+                None => Err("the node's WireGuard socket closed".into()),
+            },
+        }
+    }
+
+    /// [`Link::recv`] when a datagram is there already.
+    pub(crate) fn try_recv(&mut self) -> Option<Result<Bytes, String>> {
+        match &mut self.carrier {
+            Carrier::Quic(c) => n0_future::future::now_or_never(c.read_datagram())
+                .map(|r| r.map_err(|e| e.to_string())),
+            Carrier::Udp { rx, last_from, .. } => match rx.try_recv() {
+                Ok((d, from)) => {
+                    *last_from = Some(from);
+                    Some(Ok(d))
+                }
+                Err(mpsc::error::TryRecvError::Empty) => None,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    Some(Err("the node's WireGuard socket closed".into()))
+                }
+            },
+        }
     }
 
     /// The largest IP packet this path carries: what fits a QUIC datagram
-    /// after WireGuard's overhead and padding, up to [`MAX_MTU`].
+    /// after WireGuard's overhead and padding, up to [`MAX_MTU`] (plain
+    /// WireGuard: its standard MTU).
     pub(crate) fn mtu(&self) -> usize {
-        let fits = self
-            .conn
-            .max_datagram_size()
-            .unwrap_or(0)
-            .saturating_sub(WG_OVERHEAD);
-        // WireGuard pads to 16 bytes.
-        (fits & !15).min(MAX_MTU)
+        match &self.carrier {
+            Carrier::Quic(c) => {
+                let fits = c
+                    .max_datagram_size()
+                    .unwrap_or(0)
+                    .saturating_sub(WG_OVERHEAD);
+                // WireGuard pads to 16 bytes.
+                (fits & !15).min(MAX_MTU)
+            }
+            Carrier::Udp { .. } => MAX_MTU,
+        }
     }
 
     /// Whether the connection's datagram buffer has room for `len` more
     /// bytes; when it has not, the stack holds its packets back.
     pub(crate) fn has_room(&self, len: usize) -> bool {
-        self.conn.datagram_send_buffer_space() >= len + WG_OVERHEAD + 16
+        match &self.carrier {
+            Carrier::Quic(c) => c.datagram_send_buffer_space() >= len + WG_OVERHEAD + 16,
+            Carrier::Udp { .. } => true,
+        }
     }
 
     fn send(&mut self, len: usize) -> Result<(), SendDatagramError> {
-        let d = Bytes::copy_from_slice(&self.buf[..len]);
-        match self.conn.send_datagram(d) {
-            Ok(()) => Ok(()),
-            Err(SendDatagramError::TooLarge) => {
-                self.dropped += 1;
+        match &self.carrier {
+            Carrier::Quic(c) => match c.send_datagram(Bytes::copy_from_slice(&self.buf[..len])) {
+                Ok(()) => Ok(()),
+                Err(SendDatagramError::TooLarge) => {
+                    self.dropped += 1;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Carrier::Udp { socket, peer, .. } => {
+                // A full socket buffer drops the datagram, as a network would.
+                if socket.try_send_to(&self.buf[..len], *peer).is_err() {
+                    self.dropped += 1;
+                }
                 Ok(())
             }
-            Err(e) => Err(e),
+        }
+    }
+
+    /// A datagram WireGuard accepted came from where the client now is.
+    fn heard(&mut self) {
+        if let Carrier::Udp {
+            peer, last_from, ..
+        } = &mut self.carrier
+            && let Some(from) = last_from.take()
+        {
+            *peer = from;
         }
     }
 
@@ -107,6 +181,7 @@ impl Link {
     pub(crate) fn receive(&mut self, datagram: &[u8]) -> Result<Inbound, SendDatagramError> {
         let mut packets = Vec::new();
         let mut input: &[u8] = datagram;
+        let mut accepted = false;
         // boringtun: after a WriteToNetwork, call again with nothing until
         // Done, to flush the packets it queued during the handshake.
         for _ in 0..1024 {
@@ -114,11 +189,18 @@ impl Link {
                 TunnResult::Done => break,
                 TunnResult::WriteToNetwork(p) => {
                     let n = p.len();
+                    if !accepted {
+                        accepted = true;
+                        self.heard();
+                    }
                     self.send(n)?;
                     input = &[];
                 }
                 TunnResult::WriteToTunnelV4(p, src) => {
                     packets.push((p.to_vec(), src));
+                    if !accepted {
+                        self.heard();
+                    }
                     break;
                 }
                 TunnResult::WriteToTunnelV6(..) => break,

@@ -15,6 +15,7 @@ mod drive;
 mod end;
 mod link;
 mod stack;
+mod udp;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use tokio::sync::{mpsc, watch};
 use crate::bind::member_key;
 use crate::engine::Inner;
 use drive::{Ended, Side};
-use link::Link;
+use link::{Carrier, Link};
 use stack::Stack;
 
 pub(crate) use end::TunnelEnd;
@@ -55,6 +56,12 @@ fn wg_keys(identity: &Identity) -> (StaticSecret, PublicKey) {
     let secret = StaticSecret::from(identity.wg_secret_bytes());
     let public = PublicKey::from(&secret);
     (secret, public)
+}
+
+/// The WireGuard private key of `identity`, as a WireGuard client takes it
+/// (a device `fleetdeck wg-config` enrolls).
+pub fn wg_private(identity: &Identity) -> [u8; 32] {
+    wg_keys(identity).0.to_bytes()
 }
 
 /// The WireGuard public key a replica publishes in its member record.
@@ -184,7 +191,7 @@ pub(crate) async fn open(
         rand::random::<u32>() >> 8,
         None,
     );
-    let mut link = Link::new(tunn, conn.clone());
+    let mut link = Link::new(tunn, Carrier::Quic(conn.clone()));
     handshake(&mut link, &conn, &label).await?;
     let dst = inside_target(target);
     let local = listener.local_addr().map_err(|e| TunnelError::Connect {
@@ -228,6 +235,35 @@ pub(crate) async fn open(
         text
     });
     Ok(Tunnel { local, ended, stop })
+}
+
+/// Plain WireGuard for standard clients on the UDP port the node's
+/// `tunnel.wg_port` names, read when the engine starts: the task serving
+/// it, or none (unset, or the port cannot be bound: logged).
+pub(crate) async fn plain_wireguard(
+    inner: &Arc<Inner>,
+    node: fleetdeck_store::NodeId,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<MemberKey, usize>>>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let port = inner
+        .lock_replica()
+        .effective_node(&node)
+        .ok()?
+        .get_str("tunnel.wg_port")
+        .and_then(|v| v.as_u64())
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)?;
+    let at = SocketAddr::from(([0, 0, 0, 0], port));
+    match tokio::net::UdpSocket::bind(at).await {
+        Ok(socket) => {
+            tracing::info!(%at, "plain WireGuard for standard clients (tunnel.wg_port)");
+            Some(tokio::spawn(udp::serve(inner.clone(), node, open, socket)))
+        }
+        Err(e) => {
+            tracing::warn!(%at, "cannot take plain WireGuard (tunnel.wg_port): {e}");
+            None
+        }
+    }
 }
 
 /// Sends the handshake and waits for the node's answer (or its refusal).
