@@ -123,6 +123,20 @@ impl Proc {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// SIGTERM (Ctrl-C does the same) and a bounded wait for the exit.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Proc {
@@ -210,7 +224,8 @@ impl WireGuardGo {
             sh("ip", &["netns", "exec", ns, "ip", "link", "show", dev])
         });
         assert!(up, "wireguard-go makes {dev}");
-        // `wg setconf` takes the configuration without wg-quick's Address.
+        // `wg setconf` takes the configuration without wg-quick's Address
+        // and MTU (set on the link here).
         let address = config
             .lines()
             .find_map(|l| l.strip_prefix("Address = "))
@@ -218,13 +233,14 @@ impl WireGuardGo {
             .to_string();
         let plain: String = config
             .lines()
-            .filter(|l| !l.starts_with("Address"))
+            .filter(|l| !l.starts_with("Address") && !l.starts_with("MTU"))
             .map(|l| format!("{l}\n"))
             .collect();
         let file = dir.join(format!("{dev}.conf"));
         std::fs::write(&file, plain).expect("write the configuration");
         inside(ns, "wg", &["setconf", dev, &file.to_string_lossy()]);
         inside(ns, "ip", &["addr", "add", &address, "dev", dev]);
+        inside(ns, "ip", &["link", "set", dev, "mtu", "1420"]);
         inside(ns, "ip", &["link", "set", dev, "up"]);
         let allowed = config
             .lines()
@@ -396,6 +412,8 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
     ok(&ops, &hub, &["init", "--name", "hub", "--fleet", "tunnels"]);
     ok(&ops, &hub, &["site", "add", "S1", "--name", "one"]);
     ok(&ops, &hub, &["node", "add", "n1", "--site", "S1"]);
+    // Heartbeats every second: the node's tunnel records reach the hub soon.
+    ok(&ops, &hub, &["config", "set", "heartbeat.interval_s", "1"]);
     // Plain WireGuard for standard clients, on UDP 51820 (read when the
     // node's daemon starts: set before the device joins).
     ok(
@@ -542,11 +560,27 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         get(&ops, cam_at, "/").expect("the camera's page"),
         b"camera one"
     );
-    drop((t1, t2));
+    // Closed as an operator closes them (Ctrl-C): the node hears it at once.
+    t1.stop();
+    t2.stop();
     let node_log = node_proc.log();
     assert!(
         node_log.contains("tunnel connection closed") && node_log.contains("peer=hub"),
         "the node logs who reached what: {node_log}"
+    );
+    // And reports it: the node's events, as the hub holds them.
+    let events = || {
+        String::from_utf8_lossy(
+            &fleetdeck(&ops, &hub, &["events", "--node", "n1", "--kind", "tunnel"]).stdout,
+        )
+        .into_owned()
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || events()
+            .contains("tunnel by hub to 192.168.50.20:8554")
+            && events().contains("tunnel by hub to 127.0.0.1:8080")),
+        "the node's events show its tunnels: {}",
+        events()
     );
 
     // A standard WireGuard client (wireguard-go, `wg`) configured from

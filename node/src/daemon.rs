@@ -840,6 +840,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut metrics: Box<dyn MetricSource>)
             holds,
             live_at,
             addrs: shared.engine.published_addrs(),
+            tunnels: shared.engine.tunnel_records(),
         };
         let stored = shared.engine.with_replica(|r| r.record_health(&reg));
         match stored {

@@ -82,7 +82,7 @@ pub(crate) enum Cmd {
         /// Only this node's events (and the changes that name it)
         #[arg(long, value_name = "NODE_ID")]
         node: Option<String>,
-        /// Only these kinds (repeat or comma-separate): down, up, applied, rolled_back, failed, safe_mode, resumed, alert_fired, alert_resolved, rollout, command, command_result, member, fleet, config, ack, freeze, address, change
+        /// Only these kinds (repeat or comma-separate): down, up, applied, rolled_back, failed, safe_mode, resumed, alert_fired, alert_resolved, tunnel, rollout, command, command_result, member, fleet, config, ack, freeze, address, change
         #[arg(long, value_name = "KIND", value_delimiter = ',')]
         kind: Vec<String>,
         /// Also changes that only record a replica's listening address

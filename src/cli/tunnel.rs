@@ -213,11 +213,26 @@ pub(super) fn wg_config(
     // What the device reaches: the node's own services at its address
     // inside the tunnel, the LAN targets at theirs.
     let mut routes = vec![format!("{}/32", fleetdeck_sync::tunnel::NODE_IP)];
+    let endpoint_ip = endpoint
+        .rsplit_once(':')
+        .and_then(|(h, _)| h.parse::<std::net::IpAddr>().ok());
     for t in &allowed {
         let r = format!("{}/32", t.ip());
-        if !t.ip().is_loopback() && !routes.contains(&r) {
-            routes.push(r);
+        if t.ip().is_loopback() || routes.contains(&r) {
+            continue;
         }
+        // The tunnel's own packets go to the endpoint: routed into the
+        // tunnel, it would never come up.
+        if endpoint_ip == Some(std::net::IpAddr::V4(*t.ip())) {
+            out.note(&format!(
+                "{t} is the node's own address, where the device reaches it: left out of AllowedIPs (reach it as {}:{} instead, if tunnel.allow lists 127.0.0.1:{})",
+                fleetdeck_sync::tunnel::NODE_IP,
+                t.port(),
+                t.port()
+            ));
+            continue;
+        }
+        routes.push(r);
     }
     let reach: Vec<String> = allowed
         .iter()
@@ -235,6 +250,7 @@ pub(super) fn wg_config(
          [Interface]\n\
          PrivateKey = {}\n\
          Address = {}/32\n\
+         MTU = 1420\n\
          \n\
          [Peer]\n\
          PublicKey = {}\n\

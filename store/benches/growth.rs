@@ -454,6 +454,7 @@ impl NodeSim {
                 format!("10.0.{}.{}:7447", hour / 24 % 250, 2 + self.seq % 250),
                 format!("[2a02:6b8:{:x}::{:x}]:7447", hour / 24, self.seq % 0xffff),
             ],
+            tunnels: Vec::new(),
         }
     }
 }

@@ -404,6 +404,7 @@ pub const KINDS: &[&str] = &[
     "resumed",
     "alert_fired",
     "alert_resolved",
+    "tunnel",
     "rollout",
     "command",
     "command_result",

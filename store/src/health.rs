@@ -92,7 +92,32 @@ pub struct HealthRegister {
     /// since a session is authenticated by the key, never the address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addrs: Vec<String>,
+    /// The tunnels the node ended lately (`MAX_REPORTED_TUNNELS` at most,
+    /// newest last): what its events show of who reached what.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tunnels: Vec<TunnelRecord>,
 }
+
+/// A tunnel a node ended, as its heartbeat reports it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct TunnelRecord {
+    /// The member that opened it (its name).
+    pub by: String,
+    /// The targets its connections reached (`IP:PORT`, comma-separated).
+    pub targets: String,
+    pub conns: u64,
+    /// Bytes to the targets and back.
+    pub to_targets: u64,
+    pub from_targets: u64,
+    /// When it opened (the node's clock, unix ms) and how long it lasted.
+    pub opened_ms: i64,
+    pub secs: u64,
+}
+
+/// The most tunnels a register reports.
+pub const MAX_REPORTED_TUNNELS: usize = 8;
+/// The longest text a tunnel record holds in a field.
+const MAX_TUNNEL_TEXT: usize = 256;
 
 /// The most heads a register may report in `holds`, `live_at` or an
 /// apply's `from` (a replica has one or a few; more is a node that merges
@@ -245,6 +270,11 @@ impl SignedRegister {
     /// travels as its bytes.
     pub fn pack(&self) -> Option<Vec<u8>> {
         let reg = self.decode().ok()?;
+        // The packed form predates tunnel records: such a register goes as
+        // its bytes (for the hour a node reports them).
+        if !reg.tunnels.is_empty() {
+            return None;
+        }
         if encode(&reg).ok()? != self.bytes {
             return None;
         }
@@ -350,6 +380,7 @@ impl From<Packed> for HealthRegister {
             holds: p.holds,
             live_at: p.live_at,
             addrs: p.addrs,
+            tunnels: Vec::new(),
         }
     }
 }
@@ -523,6 +554,18 @@ fn validate(reg: &HealthRegister) -> Result<()> {
                 reg.node
             )));
         }
+    }
+    if reg.tunnels.len() > MAX_REPORTED_TUNNELS
+        || reg
+            .tunnels
+            .iter()
+            .any(|t| t.by.len() > MAX_TUNNEL_TEXT || t.targets.len() > MAX_TUNNEL_TEXT)
+    {
+        return Err(StoreError::Invalid(format!(
+            "the health register of node '{}' reports {} tunnels or a tunnel's text over the limits ({MAX_REPORTED_TUNNELS}, {MAX_TUNNEL_TEXT} bytes)",
+            reg.node,
+            reg.tunnels.len()
+        )));
     }
     if reg.addrs.len() > MAX_REPORTED_ADDRS {
         return Err(StoreError::Invalid(format!(
@@ -1282,6 +1325,42 @@ mod tests {
         }
         // The register held before is still there.
         assert_eq!(load_all(&conn).unwrap().0[0].reg.addrs, ok.addrs);
+    }
+
+    #[test]
+    fn tunnel_records_are_few_and_short_and_a_register_with_them_goes_unpacked() {
+        let conn = db();
+        let t = TunnelRecord {
+            by: "laptop".into(),
+            targets: "127.0.0.1:5000".into(),
+            conns: 2,
+            to_targets: 300,
+            from_targets: 90_000,
+            opened_ms: 1,
+            secs: 42,
+        };
+        let with = |tunnels: Vec<TunnelRecord>| HealthRegister {
+            tunnels,
+            ..reg("n4", 1, 0)
+        };
+        let ok = with(vec![t.clone()]);
+        assert!(record(&conn, &ok, 0).unwrap());
+        let long = TunnelRecord {
+            targets: "x".repeat(MAX_TUNNEL_TEXT + 1),
+            ..t.clone()
+        };
+        for bad in [vec![t.clone(); MAX_REPORTED_TUNNELS + 1], vec![long]] {
+            let e = record(&conn, &with(bad), 0).unwrap_err();
+            assert!(e.to_string().contains("tunnel"), "{e}");
+        }
+        assert_eq!(load_all(&conn).unwrap().0[0].reg.tunnels, ok.tunnels);
+        // The packed form has no tunnels: such a register travels as its
+        // bytes, never packed without them.
+        let signed = SignedRegister {
+            bytes: encode(&ok).unwrap(),
+            sig: Vec::new(),
+        };
+        assert!(signed.pack().is_none());
     }
 
     #[test]

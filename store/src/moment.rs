@@ -150,6 +150,30 @@ fn state_events(
             ApplyResult::Failed => ev("failed", format!("apply failed — {why} (revision {rev})")),
         });
     }
+    // Tunnels the node ended since the state before (each reported for an
+    // hour, so in several states).
+    for t in &reg.tunnels {
+        if prev.is_some_and(|p| p.tunnels.contains(t)) {
+            continue;
+        }
+        let targets = if t.targets.is_empty() {
+            "nothing".to_string()
+        } else {
+            t.targets.replace(',', ", ")
+        };
+        out.push(ev(
+            "tunnel",
+            format!(
+                "tunnel by {} to {targets}: {} connection{}, {} to and {} from the targets, {}",
+                t.by,
+                t.conns,
+                if t.conns == 1 { "" } else { "s" },
+                bytes(t.to_targets),
+                bytes(t.from_targets),
+                human(i64::try_from(t.secs.saturating_mul(1000)).unwrap_or(i64::MAX))
+            ),
+        ));
+    }
     match (prev.and_then(|p| p.safe_mode.as_ref()), &reg.safe_mode) {
         (None, Some(why)) => out.push(ev("safe_mode", format!("entered safe mode: {why}"))),
         (Some(_), None) => out.push(ev("resumed", "left safe mode".into())),
@@ -220,5 +244,15 @@ fn human(ms: i64) -> String {
         60..3600 => format!("{}m", s / 60),
         3600..86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// A byte count as people read it: 912 B, 3.4 kB, 12.0 MB.
+fn bytes(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        _ => format!("{:.1} GB", n as f64 / 1e9),
     }
 }

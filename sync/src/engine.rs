@@ -10,6 +10,7 @@
 //! `session::Host`. Fleet logic (the node's rollouts loop) runs beside it,
 //! above `sync`, through its public API and a [`WeakEngine`].
 
+use fleetdeck_store::health::TunnelRecord;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -121,6 +122,9 @@ pub(crate) struct Inner {
     dials: AtomicU64,
     /// Cleared when the engine shuts down or is dropped ([`WeakEngine`]).
     running: AtomicBool,
+    /// The tunnels this node ended lately, oldest first (its heartbeat
+    /// reports them: `Engine::tunnel_records`).
+    pub(crate) tunnels: Mutex<std::collections::VecDeque<(std::time::Instant, TunnelRecord)>>,
 }
 
 impl Inner {
@@ -317,6 +321,7 @@ impl Engine {
             run: rand::random(),
             dials: AtomicU64::new(0),
             running: AtomicBool::new(true),
+            tunnels: Mutex::default(),
         });
         if cfg.dial
             && let Some(path) = &cfg.status_file
@@ -522,6 +527,19 @@ impl Engine {
                 detail: format!("not in sync after {}s", limit.as_secs()),
             }),
         }
+    }
+
+    /// The tunnels this node's engine ended in the last hour, at most
+    /// `MAX_REPORTED_TUNNELS`, oldest first: what its heartbeat reports.
+    pub fn tunnel_records(&self) -> Vec<TunnelRecord> {
+        let mut held = lock(&self.inner.tunnels);
+        while held
+            .front()
+            .is_some_and(|(at, _)| at.elapsed() > Duration::from_secs(3600))
+        {
+            held.pop_front();
+        }
+        held.iter().map(|(_, r)| r.clone()).collect()
     }
 
     /// Opens a tunnel through `node` to `target` (as the node's

@@ -88,7 +88,7 @@ pub(crate) async fn drive<S: Side>(
         let now = tokio::time::Instant::now();
         if now >= next_tick {
             if let Err(e) = link.tick() {
-                break Ended::Link(e.to_string());
+                break Ended::Link(e);
             }
             if let Some(why) = side.check() {
                 break Ended::Refused(why);
@@ -125,8 +125,8 @@ pub(crate) async fn drive<S: Side>(
                         None => break,
                     }
                 }
-                for d in datagrams {
-                    match link.receive(&d) {
+                for (d, from) in datagrams {
+                    match link.receive(&d, from) {
                         Ok(ps) => {
                             for (p, src) in ps {
                                 if side.allows_source(src) {

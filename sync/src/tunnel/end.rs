@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use boringtun::noise::Tunn;
 use boringtun::x25519::PublicKey;
+use fleetdeck_store::health::{MAX_REPORTED_TUNNELS, TunnelRecord};
 use fleetdeck_store::{MemberKey, NodeId, Role, overlay};
 use iroh::endpoint::Connection;
 use iroh::protocol::{AcceptError, ProtocolHandler};
@@ -220,6 +221,7 @@ pub(crate) async fn run(
         down: 0,
         conns: 0,
         retarget: false,
+        reached: Vec::new(),
         standing: s,
     };
     side.listen_all(&mut stack);
@@ -238,6 +240,30 @@ pub(crate) async fn run(
         secs = opened.elapsed().as_secs(),
         "tunnel closed: {text}"
     );
+    // For the node's heartbeat: who reached what (its events show it).
+    let record = TunnelRecord {
+        by: name.chars().take(64).collect(),
+        targets: side
+            .reached
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        conns: side.conns,
+        to_targets: side.up,
+        from_targets: side.down,
+        opened_ms: fleetdeck_store::now_ms()
+            .saturating_sub(i64::try_from(opened.elapsed().as_millis()).unwrap_or(0)),
+        secs: opened.elapsed().as_secs(),
+    };
+    {
+        let mut held = side.inner.tunnels.lock().unwrap_or_else(|p| p.into_inner());
+        if held.len() >= MAX_REPORTED_TUNNELS {
+            held.pop_front();
+        }
+        held.push_back((Instant::now(), record));
+    }
+    side.inner.notify_registers();
     if let Ended::Refused(w) = &why {
         tracing::warn!(peer = %name, "ended a tunnel: {w}");
     }
@@ -278,6 +304,8 @@ struct EndSide {
     conns: u64,
     /// `tunnel.allow` changed: listeners and connections to redo.
     retarget: bool,
+    /// The targets its connections reached (four at most are named).
+    reached: Vec<SocketAddrV4>,
 }
 
 impl EndSide {
@@ -390,6 +418,9 @@ impl Side for EndSide {
                 let name = self.standing.name.clone();
                 tracing::info!(peer = %name, %target, "tunnel connection opened");
                 self.conns += 1;
+                if self.reached.len() < 4 && !self.reached.contains(&target) {
+                    self.reached.push(target);
+                }
                 stack.adopt_later(h, target, async move {
                     match tokio::time::timeout(CONNECT_WITHIN, TcpStream::connect(target)).await {
                         Ok(Ok(s)) => Some(s),

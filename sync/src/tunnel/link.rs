@@ -17,13 +17,13 @@ pub(crate) enum Carrier {
     /// QUIC datagrams of an iroh connection (fleetdeck at both ends).
     Quic(Connection),
     /// Plain UDP from a standard WireGuard client: the node's socket, the
-    /// datagrams its demultiplexer routed to this session, and where the
-    /// client was last heard from in a datagram WireGuard accepted.
+    /// datagrams its demultiplexer routed to this session, where the client
+    /// was last heard from in a datagram WireGuard accepted, and when.
     Udp {
         socket: Arc<UdpSocket>,
         peer: SocketAddr,
         rx: mpsc::Receiver<(Bytes, SocketAddr)>,
-        last_from: Option<SocketAddr>,
+        heard: std::time::Instant,
     },
 }
 
@@ -33,6 +33,10 @@ pub(crate) const WG_OVERHEAD: usize = 32;
 const MIN_BUF: usize = 148;
 /// The largest IP packet a tunnel carries (a standard WireGuard MTU).
 pub(crate) const MAX_MTU: usize = 1420;
+/// A plain WireGuard client not heard for this long is gone.
+const UDP_SILENCE: std::time::Duration = std::time::Duration::from_secs(180);
+/// A plain WireGuard client must finish its handshake within this.
+const UDP_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// What became of a datagram from the peer: IP packets for the stack,
 /// each with its source address.
@@ -53,36 +57,37 @@ impl Link {
         Link {
             tunn,
             carrier,
-            buf: vec![0u8; MAX_MTU + WG_OVERHEAD + MIN_BUF],
+            // Room for any datagram (boringtun panics on a destination too
+            // small for what arrives, before it checks anything).
+            buf: vec![0u8; 65536 + MIN_BUF],
             dropped: 0,
             refusal_logged: false,
         }
     }
 
-    /// The next datagram from the peer; an error when the path is gone.
-    pub(crate) async fn recv(&mut self) -> Result<Bytes, String> {
+    /// The next datagram from the peer, and where it came from (plain
+    /// UDP); an error when the path is gone.
+    pub(crate) async fn recv(&mut self) -> Result<(Bytes, Option<SocketAddr>), String> {
         match &mut self.carrier {
-            Carrier::Quic(c) => c.read_datagram().await.map_err(|e| e.to_string()),
-            Carrier::Udp { rx, last_from, .. } => match rx.recv().await {
-                Some((d, from)) => {
-                    *last_from = Some(from);
-                    Ok(d)
-                }
+            Carrier::Quic(c) => c
+                .read_datagram()
+                .await
+                .map(|d| (d, None))
+                .map_err(|e| e.to_string()),
+            Carrier::Udp { rx, .. } => match rx.recv().await {
+                Some((d, from)) => Ok((d, Some(from))),
                 None => Err("the node's WireGuard socket closed".into()),
             },
         }
     }
 
     /// [`Link::recv`] when a datagram is there already.
-    pub(crate) fn try_recv(&mut self) -> Option<Result<Bytes, String>> {
+    pub(crate) fn try_recv(&mut self) -> Option<Result<(Bytes, Option<SocketAddr>), String>> {
         match &mut self.carrier {
             Carrier::Quic(c) => n0_future::future::now_or_never(c.read_datagram())
-                .map(|r| r.map_err(|e| e.to_string())),
-            Carrier::Udp { rx, last_from, .. } => match rx.try_recv() {
-                Ok((d, from)) => {
-                    *last_from = Some(from);
-                    Some(Ok(d))
-                }
+                .map(|r| r.map(|d| (d, None)).map_err(|e| e.to_string())),
+            Carrier::Udp { rx, .. } => match rx.try_recv() {
+                Ok((d, from)) => Some(Ok((d, Some(from)))),
                 Err(mpsc::error::TryRecvError::Empty) => None,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     Some(Err("the node's WireGuard socket closed".into()))
@@ -137,14 +142,14 @@ impl Link {
         }
     }
 
-    /// A datagram WireGuard accepted came from where the client now is.
-    fn heard(&mut self) {
-        if let Carrier::Udp {
-            peer, last_from, ..
-        } = &mut self.carrier
-            && let Some(from) = last_from.take()
-        {
-            *peer = from;
+    /// A datagram WireGuard accepted came from `from`: where the client
+    /// is now (roaming follows only what WireGuard authenticated).
+    fn heard(&mut self, from: Option<SocketAddr>) {
+        if let Carrier::Udp { peer, heard, .. } = &mut self.carrier {
+            if let Some(from) = from {
+                *peer = from;
+            }
+            *heard = std::time::Instant::now();
         }
     }
 
@@ -178,28 +183,44 @@ impl Link {
 
     /// Takes a datagram from the peer: answers handshakes, sends what
     /// boringtun queued, returns the IP packets it carried.
-    pub(crate) fn receive(&mut self, datagram: &[u8]) -> Result<Inbound, SendDatagramError> {
+    pub(crate) fn receive(
+        &mut self,
+        datagram: &[u8],
+        from: Option<SocketAddr>,
+    ) -> Result<Inbound, SendDatagramError> {
         let mut packets = Vec::new();
         let mut input: &[u8] = datagram;
         let mut accepted = false;
+        let src = from.map(|a| a.ip());
         // boringtun: after a WriteToNetwork, call again with nothing until
         // Done, to flush the packets it queued during the handshake.
         for _ in 0..1024 {
-            match self.tunn.decapsulate(None, input, &mut self.buf) {
-                TunnResult::Done => break,
+            match self.tunn.decapsulate(src, input, &mut self.buf) {
+                TunnResult::Done => {
+                    // A keep-alive, or the last of a queue flush.
+                    if !accepted && !input.is_empty() && self.authenticated(input) {
+                        self.heard(from);
+                    }
+                    break;
+                }
                 TunnResult::WriteToNetwork(p) => {
                     let n = p.len();
-                    if !accepted {
+                    // A cookie reply (type 3) answers what was not checked.
+                    let cookie = p.first() == Some(&3);
+                    if !accepted && !cookie {
                         accepted = true;
-                        self.heard();
+                        self.heard(from);
                     }
                     self.send(n)?;
+                    if cookie {
+                        break;
+                    }
                     input = &[];
                 }
                 TunnResult::WriteToTunnelV4(p, src) => {
                     packets.push((p.to_vec(), src));
                     if !accepted {
-                        self.heard();
+                        self.heard(from);
                     }
                     break;
                 }
@@ -220,16 +241,37 @@ impl Link {
         Ok(packets)
     }
 
+    /// Whether a datagram boringtun answered with nothing was a data
+    /// packet (a keep-alive) it decrypted: the session's counters moved.
+    fn authenticated(&self, datagram: &[u8]) -> bool {
+        datagram.first() == Some(&4) && self.tunn.time_since_last_handshake().is_some()
+    }
+
     /// WireGuard's timers (rekeys, keep-alives, handshake retries): call
-    /// about every 250 ms. A session idle for 9 minutes expires (its keys
-    /// are erased); that is not the end of the tunnel: the next packet
-    /// either way starts a new handshake. A peer that is gone ends the
-    /// connection under the tunnel instead (its idle timeout).
-    pub(crate) fn tick(&mut self) -> Result<(), SendDatagramError> {
+    /// about every 250 ms. Over iroh, a session idle for 9 minutes expires
+    /// (its keys are erased) without ending the tunnel: the next packet
+    /// either way starts a new handshake, and a peer that is gone ends the
+    /// connection under the tunnel (its idle timeout). Plain UDP has no
+    /// connection: the tunnel ends when the client is not heard for
+    /// [`UDP_SILENCE`] (it keeps alive every 25 s), or has not finished its
+    /// handshake within [`UDP_HANDSHAKE`].
+    pub(crate) fn tick(&mut self) -> Result<(), String> {
+        if let Carrier::Udp { heard, .. } = &self.carrier {
+            let quiet = heard.elapsed();
+            if !self.established() && quiet > UDP_HANDSHAKE {
+                return Err("no WireGuard handshake from the client".into());
+            }
+            if quiet > UDP_SILENCE {
+                return Err(format!(
+                    "the client was not heard for {} s",
+                    UDP_SILENCE.as_secs()
+                ));
+            }
+        }
         match self.tunn.update_timers(&mut self.buf) {
             TunnResult::WriteToNetwork(p) => {
                 let n = p.len();
-                self.send(n)
+                self.send(n).map_err(|e| e.to_string())
             }
             _ => Ok(()),
         }

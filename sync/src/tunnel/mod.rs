@@ -289,7 +289,7 @@ async fn handshake(link: &mut Link, conn: &Connection, label: &str) -> Result<()
         tokio::select! {
             d = conn.read_datagram() => {
                 let d = d.map_err(|e| refused(&e))?;
-                link.receive(&d).map_err(|e| TunnelError::Connect {
+                link.receive(&d, None).map_err(|e| TunnelError::Connect {
                     node: label.to_string(),
                     detail: e.to_string(),
                 })?;
