@@ -58,6 +58,19 @@ pub struct ReplicaSource {
     /// What each change did, by change id: read once (a change's parts do
     /// not change), not on every refresh of the history view.
     kinds: HashMap<String, ChangeKind>,
+    /// The runtime the engines run on (the source's own thread blocks on
+    /// it to open a tunnel).
+    rt: tokio::runtime::Handle,
+    /// The tunnels opened from this console: node, target, tunnel.
+    tunnels: Vec<(
+        String,
+        std::net::SocketAddrV4,
+        fleetdeck_sync::tunnel::Tunnel,
+    )>,
+    /// An engine for tunnels alone, when the console has none (`serve`
+    /// syncs this replica): started at the first tunnel.
+    tunnel_engine: Option<Arc<Engine>>,
+    read_only: bool,
 }
 
 /// The status file of a `serve` running on `dir`, if it is fresh.
@@ -78,7 +91,36 @@ impl ReplicaSource {
             health_key: (0, -1),
             trouble: None,
             kinds: HashMap::new(),
+            rt: tokio::runtime::Handle::current(),
+            tunnels: Vec::new(),
+            tunnel_engine: None,
+            read_only: false,
         }
+    }
+
+    /// The engine tunnels go through: the console's own, or one started
+    /// for them (dialing and publishing nothing) beside a running `serve`.
+    fn tunnel_engine(&mut self) -> Result<Arc<Engine>, String> {
+        if let Holder::Engine(e, _) = &self.holder {
+            return Ok(e.clone());
+        }
+        if self.read_only {
+            return Err("a read-only console opens no tunnels".into());
+        }
+        if let Some(e) = &self.tunnel_engine {
+            return Ok(e.clone());
+        }
+        let r = Replica::open(&self.dir).map_err(|e| e.to_string())?;
+        let mut cfg = EngineConfig::new(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        cfg.dial = false;
+        cfg.publish_addrs = false;
+        let engine = self
+            .rt
+            .block_on(Engine::start(r, cfg))
+            .map_err(|e| format!("could not start an engine for the tunnel: {e}"))?;
+        let engine = Arc::new(engine);
+        self.tunnel_engine = Some(engine.clone());
+        Ok(engine)
     }
 
     fn with<R>(&mut self, f: impl FnOnce(&mut Replica) -> R) -> R {
@@ -132,6 +174,39 @@ impl ReplicaSource {
 }
 
 impl Source for ReplicaSource {
+    fn open_tunnel(
+        &mut self,
+        node: &fleetdeck_store::NodeId,
+        target: std::net::SocketAddrV4,
+    ) -> Result<std::net::SocketAddr, String> {
+        let (addr, first_time) = self
+            .with(|r| crate::cli::tunnel::prepare(r, node, target))
+            .map_err(|e| e.to_string())?;
+        let engine = self.tunnel_engine()?;
+        let tunnel = self.rt.block_on(async {
+            if first_time {
+                // This replica's WireGuard key reaches the node first.
+                let _ = engine
+                    .sync_once(
+                        addr.clone(),
+                        Duration::from_millis(300),
+                        Duration::from_secs(30),
+                    )
+                    .await;
+            }
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+            engine
+                .open_tunnel(addr, target, listener)
+                .await
+                .map_err(|e| e.to_string())
+        })?;
+        let local = tunnel.local;
+        self.tunnels.push((node.to_string(), target, tunnel));
+        Ok(local)
+    }
+
     fn snapshot(&mut self) -> Snapshot {
         let now = now_ms();
         if let Holder::Local(r) = &mut self.holder
@@ -172,6 +247,16 @@ impl Source for ReplicaSource {
         }
         snap.peers = self.peers(now);
         snap.unsynced = snap.peers.iter().filter_map(|p| p.lacks).min();
+        self.tunnels.retain(|(_, _, t)| t.is_open());
+        snap.tunnels = self
+            .tunnels
+            .iter()
+            .map(|(node, target, t)| fleetdeck_tui::OpenTunnel {
+                node: node.clone(),
+                target: *target,
+                local: t.local,
+            })
+            .collect();
         snap.sync = self.sync.clone();
         snap.trouble = self.trouble.take();
         snap
@@ -358,10 +443,9 @@ fn run_inner(
             let sync = SyncStatus::Off {
                 reason: "read-only".into(),
             };
-            (
-                ReplicaSource::new(dir, Holder::Local(Box::new(r)), sync),
-                None,
-            )
+            let mut source = ReplicaSource::new(dir, Holder::Local(Box::new(r)), sync);
+            source.read_only = true;
+            (source, None)
         } else if running_serve(dir, now).is_some() {
             // `serve` syncs this replica already; a second endpoint with the
             // same key would only fight it for sessions.

@@ -27,7 +27,7 @@ mod peers;
 mod relay;
 mod rollout;
 mod shell;
-mod tunnel;
+pub(crate) mod tunnel;
 
 use std::path::PathBuf;
 

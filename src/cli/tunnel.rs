@@ -27,6 +27,32 @@ pub(super) fn tunnel(
         (Some(p), None) if p != 0 => SocketAddrV4::new(Ipv4Addr::LOCALHOST, p),
         _ => bail!("give the PORT of a service on {node}, or --to IP:PORT for a device on its LAN"),
     };
+    let (addr, first_time) = prepare(&replica, node, target)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut cfg = EngineConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
+        cfg.dial = false;
+        cfg.publish_addrs = false;
+        let engine = Engine::start(replica, cfg).await?;
+        let r = run(&engine, out, node, target, local, addr, first_time).await;
+        engine.shutdown().await;
+        r
+    })
+}
+
+/// What opening a tunnel through `node` to `target` needs from this
+/// replica, checked as the node will check it (its role, the node's
+/// daemon, the node's allowlist as this replica holds it): where the node
+/// is reached, and whether this replica's WireGuard key still has to reach
+/// the node (its first tunnel: a sync first). The console uses it too.
+pub(crate) fn prepare(
+    replica: &fleetdeck_store::Replica,
+    node: &NodeId,
+    target: SocketAddrV4,
+) -> Result<(iroh::EndpointAddr, bool)> {
     let st = replica.state().clone();
     let me = replica.key().clone();
     match st.members.get(&me).map(|m| m.role) {
@@ -69,23 +95,11 @@ pub(super) fn tunnel(
             with.join(", ")
         );
     }
-    let addr = crate::net::member_addr(&replica, &key)?;
+    let addr = crate::net::member_addr(replica, &key)?;
     // A replica whose WireGuard key is not in its member record yet writes
     // it when its engine starts; the node learns it by a sync first.
     let first_time = st.members.get(&me).is_some_and(|m| m.wg.is_none());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let mut cfg = EngineConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
-        cfg.dial = false;
-        cfg.publish_addrs = false;
-        let engine = Engine::start(replica, cfg).await?;
-        let r = run(&engine, out, node, target, local, addr, first_time).await;
-        engine.shutdown().await;
-        r
-    })
+    Ok((addr, first_time))
 }
 
 async fn run(

@@ -82,6 +82,11 @@ pub enum Request {
     },
     /// What a change edited.
     Edits(String),
+    /// A tunnel through a node to one of its allowed targets.
+    Tunnel {
+        node: fleetdeck_store::NodeId,
+        target: std::net::SocketAddrV4,
+    },
 }
 
 /// What the source answered.
@@ -98,6 +103,12 @@ pub enum Response {
     },
     Events(Box<Events>),
     Edits(String, Result<Vec<LayerEdit>, String>),
+    /// A tunnel opened (where to connect), or why not.
+    Tunnel {
+        node: fleetdeck_store::NodeId,
+        target: std::net::SocketAddrV4,
+        result: Result<std::net::SocketAddr, String>,
+    },
     /// The source failed (a panic, a dead thread): one sentence.
     Trouble(String),
 }
@@ -161,7 +172,44 @@ pub fn answer(source: &mut dyn Source, request: Request) -> Response {
             let edits = source.change_edits(&change);
             Response::Edits(change, edits)
         }
+        Request::Tunnel { node, target } => {
+            let result = source.open_tunnel(&node, target);
+            Response::Tunnel {
+                node,
+                target,
+                result,
+            }
+        }
     }
+}
+
+/// The targets a node's effective `tunnel.allow` lists, as `snap` holds
+/// it (none when unset or not readable).
+pub fn tunnel_targets(
+    snap: &Snapshot,
+    node: &fleetdeck_store::NodeId,
+) -> Vec<std::net::SocketAddrV4> {
+    snap.fleet
+        .effective_node(node)
+        .ok()
+        .and_then(|e| e.get_str("tunnel.allow").cloned())
+        .and_then(|v| fleetdeck_store::overlay::parse_tunnel_allow(&v).ok())
+        .unwrap_or_default()
+}
+
+/// A tunnel target as typed: a port (on the node itself) or `IP:PORT`.
+fn parse_tunnel_target(text: &str) -> Result<std::net::SocketAddrV4, String> {
+    let t = text.trim();
+    if let Ok(port) = t.parse::<u16>()
+        && port != 0
+    {
+        return Ok(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::LOCALHOST,
+            port,
+        ));
+    }
+    t.parse()
+        .map_err(|_| format!("'{t}' is not a port or IPv4:PORT"))
 }
 
 /// A line of text being typed.
@@ -585,6 +633,20 @@ impl App {
             Response::Edits(change, edits) => {
                 self.edits_asked.remove(&change);
                 self.edits.insert(change, edits);
+            }
+            Response::Tunnel {
+                node,
+                target,
+                result,
+            } => {
+                match result {
+                    Ok(local) => self.say(format!(
+                        "tunnel open: connect to {local} to reach {target} through {node}"
+                    )),
+                    Err(e) => self.complain(format!("no tunnel to {target} through {node}: {e}")),
+                }
+                // The snapshot lists it.
+                self.outbox.push(Request::Snapshot);
             }
             Response::Trouble(t) => {
                 self.snapshot_pending = false;
@@ -1267,11 +1329,34 @@ impl App {
                         self.overlay = Some(Overlay::Prompt(prompt, input));
                     }
                 },
+                Prompt::Tunnel { node } => match parse_tunnel_target(&input.text) {
+                    Ok(target) => {
+                        self.say(format!("opening a tunnel to {target} through {node}…"));
+                        self.outbox.push(Request::Tunnel {
+                            node: node.clone(),
+                            target,
+                        });
+                    }
+                    Err(e) => {
+                        self.complain(e);
+                        self.overlay = Some(Overlay::Prompt(prompt, input));
+                    }
+                },
                 _ => self.submit_to_view(prompt, input),
             },
             Some(Action::Complete) => {
                 if let Prompt::RunAction { targets } = &prompt {
                     let known = bulk::actions(self.shown(), targets);
+                    input.text = palette::common_prefix(
+                        known.iter().filter(|a| a.starts_with(input.text.trim())),
+                    )
+                    .unwrap_or(input.text);
+                }
+                if let Prompt::Tunnel { node } = &prompt {
+                    let known: Vec<String> = tunnel_targets(self.shown(), node)
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect();
                     input.text = palette::common_prefix(
                         known.iter().filter(|a| a.starts_with(input.text.trim())),
                     )

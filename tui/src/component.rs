@@ -164,6 +164,8 @@ pub enum Prompt {
     Silence { alert_ids: Vec<String> },
     /// Which allowlisted action to run on sites or nodes.
     RunAction { targets: Vec<LayerRef> },
+    /// Which of a node's `tunnel.allow` targets to open a tunnel to.
+    Tunnel { node: fleetdeck_store::NodeId },
     /// A key to add to a config layer.
     ConfigKey { layer: LayerRef },
     /// A value for a config key (validated as it is typed).
@@ -181,7 +183,7 @@ impl Prompt {
     pub fn initial(&self) -> String {
         match self {
             Prompt::Silence { .. } => "1h".into(),
-            Prompt::RunAction { .. } => String::new(),
+            Prompt::RunAction { .. } | Prompt::Tunnel { .. } => String::new(),
             Prompt::ConfigKey { .. } => String::new(),
             Prompt::ConfigValue { current, .. } => current.clone(),
             Prompt::CommitMessage { suggested } => suggested.clone(),

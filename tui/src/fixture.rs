@@ -68,6 +68,8 @@ pub struct FixtureSource {
     first: Arc<HashMap<String, StoredRegister>>,
     reports: Vec<StoredRegister>,
     record_from_ms: i64,
+    /// Tunnels "opened" (a test double: nothing listens at them).
+    tunnels: Vec<crate::OpenTunnel>,
 }
 
 /// How far back the fixture's record of node health goes from the time it
@@ -872,6 +874,7 @@ impl FixtureSource {
             intents: Arc::new(Mutex::new(Vec::new())),
             fail_next: None,
             trouble: None,
+            tunnels: Vec::new(),
             first: Arc::new(health.clone()),
             health: Arc::new(health),
             reports: Vec::new(),
@@ -1368,7 +1371,34 @@ impl Source for FixtureSource {
         s.peers = self.peers.clone();
         s.sync = self.sync.clone();
         s.trouble = self.trouble.clone();
+        s.tunnels = self.tunnels.clone();
         s
+    }
+
+    /// A test double: checks the target against the node's `tunnel.allow`
+    /// as the real source does, and hands out a made-up local address.
+    fn open_tunnel(
+        &mut self,
+        node: &fleetdeck_store::NodeId,
+        target: std::net::SocketAddrV4,
+    ) -> Result<std::net::SocketAddr, String> {
+        let allowed = self
+            .fleet
+            .effective_node(node)
+            .ok()
+            .and_then(|e| e.get_str("tunnel.allow").cloned())
+            .and_then(|v| fleetdeck_store::overlay::parse_tunnel_allow(&v).ok())
+            .unwrap_or_default();
+        if !allowed.contains(&target) {
+            return Err(format!("{target} is not in node {node}'s tunnel.allow"));
+        }
+        let local = std::net::SocketAddr::from(([127, 0, 0, 1], 40001 + self.tunnels.len() as u16));
+        self.tunnels.push(crate::OpenTunnel {
+            node: node.to_string(),
+            target,
+            local,
+        });
+        Ok(local)
     }
 
     fn series(&mut self, node: &str) -> Vec<Sample> {

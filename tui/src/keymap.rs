@@ -74,6 +74,8 @@ pub enum Action {
     StartRollout,
     /// The overview's sites table in groups by zone, or not.
     GroupByZone,
+    /// Open a tunnel to one of this node's allowed targets.
+    OpenTunnel,
     /// Dialogs and text inputs.
     Confirm,
     Cancel,
@@ -134,6 +136,7 @@ impl Action {
             Action::RunAction => "run action",
             Action::StartRollout => "start rollout",
             Action::GroupByZone => "group by zone",
+            Action::OpenTunnel => "tunnel",
             Action::Confirm => "yes",
             Action::Cancel => "cancel",
             Action::Submit => "run",
@@ -211,6 +214,7 @@ impl Action {
         Action::RunAction,
         Action::StartRollout,
         Action::GroupByZone,
+        Action::OpenTunnel,
         Action::Confirm,
         Action::Cancel,
         Action::Submit,
@@ -269,6 +273,7 @@ impl Action {
             Action::RunAction => "run_action",
             Action::StartRollout => "start_rollout",
             Action::GroupByZone => "group_by_zone",
+            Action::OpenTunnel => "open_tunnel",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel",
             Action::Submit => "submit",
@@ -542,6 +547,7 @@ const DEFAULT: &[(Scope, &str, Action)] = &[
     (Scope::Site, "x", Action::RunAction),
     (Scope::Site, "v", Action::EventsHere),
     (Scope::Node, "v", Action::EventsHere),
+    (Scope::Node, "t", Action::OpenTunnel),
     (Scope::Rollouts, "N", Action::StartRollout),
     (Scope::Events, "f", Action::CycleKind),
     (Scope::Events, "h", Action::ToggleAddresses),

@@ -40,5 +40,7 @@ pub mod views;
 pub use app::{App, Options, Request, Response, Route};
 pub use keymap::{Action, Key, Keymap, Scope};
 pub use run::run;
-pub use source::{HistoryRow, Intent, NodeFacts, Peer, SiteFacts, Snapshot, Source, SyncStatus};
+pub use source::{
+    HistoryRow, Intent, NodeFacts, OpenTunnel, Peer, SiteFacts, Snapshot, Source, SyncStatus,
+};
 pub use theme::Theme;

@@ -57,6 +57,22 @@ pub trait Source: Send {
     fn change_edits(&mut self, _change: &str) -> Result<Vec<LayerEdit>, String> {
         Err("this source cannot say what a change edited".into())
     }
+    /// Opens a tunnel through `node` to `target` (as its `tunnel.allow`
+    /// names it; `127.0.0.1:PORT` is the node itself) for whoever runs this
+    /// console: the local address to connect to, or why not in one
+    /// sentence. It stays open while the console runs; snapshots list it
+    /// ([`Snapshot::tunnels`]).
+    fn open_tunnel(
+        &mut self,
+        _node: &fleetdeck_store::NodeId,
+        _target: std::net::SocketAddrV4,
+    ) -> Result<std::net::SocketAddr, String> {
+        Err(
+            "this console opens no tunnels: it does not sync (read-only, or a simulated fleet)"
+                .into(),
+        )
+    }
+
     /// Whether something changed since the last snapshot (polled about every
     /// 250 ms; on true the console takes a new snapshot at once). The
     /// console also re-snapshots every few seconds, so the default is fine for a
@@ -271,6 +287,18 @@ pub struct Snapshot {
     /// Local changes that no peer is known to have: the fewest any peer
     /// lacks (`None` when no peer's heads are known).
     pub unsynced: Option<usize>,
+    /// The tunnels this console opened that are still open.
+    pub tunnels: Vec<OpenTunnel>,
+}
+
+/// A tunnel the console opened ([`Source::open_tunnel`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenTunnel {
+    pub node: String,
+    /// As the node's `tunnel.allow` names it.
+    pub target: std::net::SocketAddrV4,
+    /// Where to connect, here.
+    pub local: std::net::SocketAddr,
 }
 
 /// A rollout with its phase and waves, derived once per snapshot.
@@ -529,6 +557,7 @@ impl Snapshot {
             commands,
             conflicts: Vec::new(),
             unsynced: None,
+            tunnels: Vec::new(),
         }
     }
 

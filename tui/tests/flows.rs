@@ -1997,3 +1997,57 @@ fn the_alerts_view_says_why_it_is_empty() {
         c.press("f");
     }
 }
+
+#[test]
+fn t_in_a_node_view_opens_a_tunnel_to_an_allowed_target_and_the_view_lists_it() {
+    let mut c = Console::new();
+    let node = fleetdeck_store::NodeId::parse("whn-nvr").unwrap();
+    c.source
+        .apply(Intent::Config {
+            layer: LayerRef::Node(node.clone()),
+            edits: vec![ConfigEdit::Set(
+                ConfigPath::parse("tunnel.allow").unwrap(),
+                json!(["127.0.0.1:5000", "192.168.1.20:554"]),
+            )],
+            message: None,
+        })
+        .expect("an admin lists the node's targets");
+    c.refresh();
+    c.press("enter j enter");
+    assert_eq!(c.app.route(), Route::Node("whn-nvr".into()));
+    c.press("t");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("tunnel through whn-nvr to:")
+            && screen.contains("127.0.0.1:5000, 192.168.1.20:554"),
+        "the prompt names the allowed targets: {screen}"
+    );
+    // Tab completes from them; a port alone is the node's own service.
+    c.type_text("19");
+    c.press("tab");
+    let screen = c.screen(120, 40);
+    assert!(screen.contains("to: 192.168.1.20:554"), "{screen}");
+    c.press("esc t");
+    c.type_text("5000");
+    c.press("enter");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("tunnel open: connect to 127.0.0.1:40001 to reach 127.0.0.1:5000"),
+        "the status says where to connect: {screen}"
+    );
+    c.refresh();
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("tunnel 127.0.0.1:40001 → 127.0.0.1:5000"),
+        "the node view lists it: {screen}"
+    );
+    // A target the node does not allow: the source's reason.
+    c.press("t");
+    c.type_text("22");
+    c.press("enter");
+    let screen = c.screen(120, 40);
+    assert!(
+        screen.contains("no tunnel to 127.0.0.1:22 through whn-nvr"),
+        "{screen}"
+    );
+}

@@ -107,6 +107,11 @@ pub struct Tunnel {
 }
 
 impl Tunnel {
+    /// Whether the tunnel is still open.
+    pub fn is_open(&self) -> bool {
+        !self.ended.is_finished()
+    }
+
     /// Waits until the tunnel ends; returns why.
     pub async fn ended(self) -> String {
         let _stop = self.stop;

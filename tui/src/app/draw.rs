@@ -81,6 +81,28 @@ impl App {
                     },
                 )
             }
+            Some(Overlay::Prompt(Prompt::Tunnel { node }, input)) => {
+                let known = crate::app::tunnel_targets(self.shown(), node);
+                draw_input_line(
+                    frame,
+                    hints,
+                    theme,
+                    &format!("tunnel through {node} to: "),
+                    &input.text,
+                    &if known.is_empty() {
+                        "its tunnel.allow lists nothing (an admin sets it)".to_string()
+                    } else {
+                        format!(
+                            "a port on the node or IP:PORT (tab completes): {}",
+                            known
+                                .iter()
+                                .map(|t| t.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
+                )
+            }
             Some(Overlay::Prompt(Prompt::ConfigKey { layer }, input)) => draw_input_line(
                 frame,
                 hints,

@@ -694,7 +694,9 @@ impl View for ConfigView {
                     message: Some(message.to_string()),
                 })))
             }
-            Prompt::Silence { .. } | Prompt::RunAction { .. } => Ok(Handled::Ignored),
+            Prompt::Silence { .. } | Prompt::RunAction { .. } | Prompt::Tunnel { .. } => {
+                Ok(Handled::Ignored)
+            }
         }
     }
 

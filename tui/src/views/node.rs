@@ -15,7 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 
 use crate::cells::{self, heard, node_badge};
-use crate::component::{Component, Ctx, Effect, Handled, Need, Route, View};
+use crate::component::{Component, Ctx, Effect, Handled, Need, Prompt, Route, View};
 use crate::keymap::{Action, Scope};
 use crate::pane::{self, cycle};
 use crate::table::{self, ListState, Spec};
@@ -126,6 +126,10 @@ impl Component for NodeView {
             Action::Open if self.focus == ALERTS => {
                 alerts::open_selected(&self.alert_rows(ctx), &self.lists[ALERTS])
             }
+            Action::OpenTunnel => match NodeId::parse(&self.id) {
+                Ok(node) => Handled::Then(Effect::Prompt(Prompt::Tunnel { node })),
+                Err(e) => Handled::Then(Effect::Message(e.to_string())),
+            },
             Action::EventsHere => match NodeId::parse(&self.id) {
                 Ok(id) => Handled::Then(Effect::Open(Route::Events(LayerRef::Node(id)))),
                 Err(e) => Handled::Then(Effect::Message(e.to_string())),
@@ -143,6 +147,7 @@ impl Component for NodeView {
         c.push(Action::NextPane);
         c.push(Action::EditConfig);
         c.push(Action::EventsHere);
+        c.push(Action::OpenTunnel);
         c
     }
 
@@ -178,6 +183,14 @@ impl Component for NodeView {
                 format!("seq {}", r.reg.seq),
                 theme.dim(),
             )]);
+        }
+        // The tunnels this console opened through the node.
+        for t in ctx.snap.tunnels.iter().filter(|t| t.node == self.id) {
+            fields.push(vec![
+                Span::styled("tunnel ", theme.dim()),
+                Span::styled(t.local.to_string(), Style::new().fg(theme.ui.accent)),
+                Span::styled(format!(" → {}", t.target), theme.dim()),
+            ]);
         }
         let head_lines = text::flow(fields, usize::from(area.width));
         let [head, sparks, body] = Layout::vertical([
