@@ -59,8 +59,8 @@ pub struct ReplicaSource {
     /// not change), not on every refresh of the history view.
     kinds: HashMap<String, ChangeKind>,
     /// The runtime the engines run on (the source's own thread blocks on
-    /// it to open a tunnel).
-    rt: tokio::runtime::Handle,
+    /// it to open a tunnel); none when the source was made outside one.
+    rt: Option<tokio::runtime::Handle>,
     /// The tunnels opened from this console: node, target, tunnel.
     tunnels: Vec<(
         String,
@@ -91,11 +91,17 @@ impl ReplicaSource {
             health_key: (0, -1),
             trouble: None,
             kinds: HashMap::new(),
-            rt: tokio::runtime::Handle::current(),
+            rt: tokio::runtime::Handle::try_current().ok(),
             tunnels: Vec::new(),
             tunnel_engine: None,
             read_only: false,
         }
+    }
+
+    fn runtime(&self) -> Result<tokio::runtime::Handle, String> {
+        self.rt
+            .clone()
+            .ok_or_else(|| "this console runs no network runtime: it opens no tunnels".to_string())
     }
 
     /// The engine tunnels go through: the console's own, or one started
@@ -110,12 +116,12 @@ impl ReplicaSource {
         if let Some(e) = &self.tunnel_engine {
             return Ok(e.clone());
         }
+        let rt = self.runtime()?;
         let r = Replica::open(&self.dir).map_err(|e| e.to_string())?;
         let mut cfg = EngineConfig::new(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         cfg.dial = false;
         cfg.publish_addrs = false;
-        let engine = self
-            .rt
+        let engine = rt
             .block_on(Engine::start(r, cfg))
             .map_err(|e| format!("could not start an engine for the tunnel: {e}"))?;
         let engine = Arc::new(engine);
@@ -183,7 +189,8 @@ impl Source for ReplicaSource {
             .with(|r| crate::cli::tunnel::prepare(r, node, target))
             .map_err(|e| e.to_string())?;
         let engine = self.tunnel_engine()?;
-        let tunnel = self.rt.block_on(async {
+        let rt = self.runtime()?;
+        let tunnel = rt.block_on(async {
             if first_time {
                 // This replica's WireGuard key reaches the node first.
                 let _ = engine

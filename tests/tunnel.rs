@@ -204,6 +204,7 @@ fn can_run() -> Result<(), String> {
 
 fn has_wireguard_go() -> bool {
     sh("sh", &["-c", "command -v wireguard-go && command -v wg"])
+        && Path::new("/dev/net/tun").exists()
 }
 
 /// A WireGuard interface in a namespace, run by wireguard-go (a TUN device)
@@ -661,7 +662,9 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
             node_proc.log()
         );
     } else {
-        println!("the wireguard-go part skipped: wireguard-go or wg is not installed");
+        println!(
+            "the wireguard-go part skipped: wireguard-go or wg is not installed, or there is no /dev/net/tun"
+        );
     }
 
     // A viewer is refused before anything is dialed.
