@@ -69,14 +69,8 @@ pub(crate) fn prepare(
     // What this replica knows of the node's allowlist: the node decides
     // (from its own replica), but a target this one does not list is
     // almost always a typo or a missing `config set`; say so here.
-    let allowed = replica
-        .effective_node(node)?
-        .get_str("tunnel.allow")
-        .filter(|v| !v.is_null())
-        .map(overlay::parse_tunnel_allow)
-        .transpose()
-        .map_err(|why| anyhow!("node {node}'s tunnel.allow is not valid: {why}"))?
-        .unwrap_or_default();
+    let allowed = overlay::tunnel_targets(&replica.effective_node(node)?)
+        .map_err(|why| anyhow!("node {node}'s {why}"))?;
     if !allowed.contains(&target) {
         let listed = if allowed.is_empty() {
             "it allows nothing".to_string()
@@ -185,13 +179,8 @@ pub(super) fn wg_config(
         .get_str("tunnel.wg_port")
         .and_then(|v| v.as_u64())
         .ok_or_else(|| anyhow!("node {node} takes no plain WireGuard: an admin sets the UDP port, e.g. `fleetdeck config set tunnel.wg_port 51820 --node {node}`, and restarts its daemon"))?;
-    let allowed = effective
-        .get_str("tunnel.allow")
-        .filter(|v| !v.is_null())
-        .map(overlay::parse_tunnel_allow)
-        .transpose()
-        .map_err(|why| anyhow!("node {node}'s tunnel.allow is not valid: {why}"))?
-        .unwrap_or_default();
+    let allowed =
+        overlay::tunnel_targets(&effective).map_err(|why| anyhow!("node {node}'s {why}"))?;
     if allowed.is_empty() {
         bail!(
             "node {node}'s tunnel.allow is empty: the device would reach nothing; an admin lists targets first"

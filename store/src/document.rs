@@ -1413,16 +1413,20 @@ impl FleetDoc {
     /// Records where a member listens (written by the member itself when it
     /// starts serving, read by everyone who dials it).
     pub fn set_member_addrs(&mut self, key: &MemberKey, addrs: &[String]) -> Result<()> {
-        let members = self.obj(MEMBERS)?;
-        let Some((automerge::Value::Object(ObjType::Map), rec)) =
-            self.doc.get(&members, key.as_str())?
-        else {
-            return Err(StoreError::Invalid(format!(
-                "{key} is not a member of this fleet"
-            )));
-        };
+        let rec = self.member_record(key)?;
         autosurgeon::reconcile_prop(&mut self.doc, &rec, "addrs", addrs.to_vec())?;
         Ok(())
+    }
+
+    /// The map of `key`'s member record.
+    fn member_record(&self, key: &MemberKey) -> Result<ObjId> {
+        let members = self.obj(MEMBERS)?;
+        match self.doc.get(&members, key.as_str())? {
+            Some((automerge::Value::Object(ObjType::Map), rec)) => Ok(rec),
+            _ => Err(StoreError::Invalid(format!(
+                "{key} is not a member of this fleet"
+            ))),
+        }
     }
 
     /// A member's WireGuard public key, when its record holds a
@@ -1445,14 +1449,7 @@ impl FleetDoc {
     /// Records a member's WireGuard public key (written by the member
     /// itself, like its addresses).
     pub fn set_member_wg(&mut self, key: &MemberKey, wg: &[u8; 32]) -> Result<()> {
-        let members = self.obj(MEMBERS)?;
-        let Some((automerge::Value::Object(ObjType::Map), rec)) =
-            self.doc.get(&members, key.as_str())?
-        else {
-            return Err(StoreError::Invalid(format!(
-                "{key} is not a member of this fleet"
-            )));
-        };
+        let rec = self.member_record(key)?;
         self.doc
             .put(&rec, "wg", crate::overlay::format_wg_key(wg))?;
         Ok(())

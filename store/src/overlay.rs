@@ -72,6 +72,16 @@ pub fn parse_tunnel_allow(v: &serde_json::Value) -> Result<Vec<SocketAddrV4>, St
     Ok(out)
 }
 
+/// A node's tunnel targets from its effective config: none when
+/// `tunnel.allow` is unset (or null), or why its value is not valid. What
+/// the node's tunnel end, the CLI and the console all read.
+pub fn tunnel_targets(effective: &crate::config::Effective) -> Result<Vec<SocketAddrV4>, String> {
+    match effective.get_str("tunnel.allow") {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(v) => parse_tunnel_allow(v).map_err(|why| format!("tunnel.allow is not valid: {why}")),
+    }
+}
+
 /// Whether `ip` is in the overlay's range.
 pub fn is_overlay(ip: Ipv4Addr) -> bool {
     u32::from(ip) >> HOST_BITS == NET >> HOST_BITS

@@ -1386,8 +1386,7 @@ impl Source for FixtureSource {
             .fleet
             .effective_node(node)
             .ok()
-            .and_then(|e| e.get_str("tunnel.allow").cloned())
-            .and_then(|v| fleetdeck_store::overlay::parse_tunnel_allow(&v).ok())
+            .and_then(|e| fleetdeck_store::overlay::tunnel_targets(&e).ok())
             .unwrap_or_default();
         if !allowed.contains(&target) {
             return Err(format!("{target} is not in node {node}'s tunnel.allow"));

@@ -142,16 +142,11 @@ pub(crate) fn standing(
             m.name
         ));
     };
-    let allow = r
+    let effective = r
         .effective_node(node)
-        .map_err(|e| format!("this node cannot read its config: {e}"))?
-        .get_str("tunnel.allow")
-        .cloned();
-    let targets = match allow {
-        None | Some(serde_json::Value::Null) => Vec::new(),
-        Some(v) => overlay::parse_tunnel_allow(&v)
-            .map_err(|why| format!("this node's tunnel.allow is not valid: {why}"))?,
-    };
+        .map_err(|e| format!("this node cannot read its config: {e}"))?;
+    let targets =
+        overlay::tunnel_targets(&effective).map_err(|why| format!("this node's {why}"))?;
     if targets.is_empty() {
         return Err(format!(
             "node {node} allows no tunnel targets: an admin lists them in tunnel.allow (e.g. `fleetdeck config set tunnel.allow '[\"127.0.0.1:5000\"]' --node {node}`)"
