@@ -14,9 +14,11 @@
 //! which says why).
 //!
 //! A standard WireGuard client: wireguard-go (a TUN device in the
-//! operators' namespace) set from `fleetdeck wg-config` reaches both
-//! targets over plain WireGuard UDP; once the device is revoked, or with a
-//! key no member record names, nothing.
+//! operators' namespace) set from `fleetdeck wg-config` reaches, through one
+//! interface, both of n1's targets and the service of a second node, n2 (a
+//! second site's namespace), at each node's overlay address over plain
+//! WireGuard UDP; once the device is revoked, or with a key no member
+//! record names, nothing.
 //!
 //! Needs root and iproute2 (`ip netns`), as CI has; skipped with a message
 //! where they are missing (the WireGuard client's part where wireguard-go
@@ -243,11 +245,14 @@ impl WireGuardGo {
         inside(ns, "ip", &["addr", "add", &address, "dev", dev]);
         inside(ns, "ip", &["link", "set", dev, "mtu", "1420"]);
         inside(ns, "ip", &["link", "set", dev, "up"]);
-        let allowed = config
+        // wg-quick routes every peer's AllowedIPs into the interface.
+        let allowed: Vec<&str> = config
             .lines()
-            .find_map(|l| l.strip_prefix("AllowedIPs = "))
-            .expect("AllowedIPs");
-        for net in allowed.split(", ") {
+            .filter_map(|l| l.strip_prefix("AllowedIPs = "))
+            .flat_map(|a| a.split(", "))
+            .collect();
+        assert!(!allowed.is_empty(), "AllowedIPs in {config}");
+        for net in allowed {
             inside(ns, "ip", &["route", "add", net, "dev", dev]);
         }
         WireGuardGo { child }
@@ -394,14 +399,28 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
     let ops = net.add("O");
     let site = net.add("S");
     let cam = net.add("C");
+    let site2 = net.add("T");
     net.link(&ops, "up0", "10.78.0.1", &site, "wan0", "10.78.0.2");
+    // A second site, n2's, reaches the hub through the operators' side.
+    net.link(&ops, "up1", "10.78.1.1", &site2, "wan0", "10.78.1.2");
+    inside(
+        &site2,
+        "ip",
+        &["route", "add", "default", "via", "10.78.1.1"],
+    );
     net.link(&site, "lan0", "192.168.50.1", &cam, "eth0", "192.168.50.20");
     // The node's own service, on its loopback; a camera on its LAN.
     web(&site, "127.0.0.1:8080", "hello from n1");
     web(&cam, "192.168.50.20:8554", "camera one");
+    web(&site2, "127.0.0.1:8080", "hello from n2");
     // Neither is reachable from the operators' namespace, where the
     // tunnels listen and the requests run.
-    for at in ["10.78.0.2:8080", "127.0.0.1:8080", "192.168.50.20:8554"] {
+    for at in [
+        "10.78.0.2:8080",
+        "10.78.1.2:8080",
+        "127.0.0.1:8080",
+        "192.168.50.20:8554",
+    ] {
         let at: SocketAddr = at.parse().expect("an address");
         let reached = in_ns(&ops, move || {
             TcpStream::connect_timeout(&at, Duration::from_secs(2)).is_ok()
@@ -413,15 +432,19 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
     ok(&ops, &hub, &["init", "--name", "hub", "--fleet", "tunnels"]);
     ok(&ops, &hub, &["site", "add", "S1", "--name", "one"]);
     ok(&ops, &hub, &["node", "add", "n1", "--site", "S1"]);
+    ok(&ops, &hub, &["site", "add", "S2", "--name", "two"]);
+    ok(&ops, &hub, &["node", "add", "n2", "--site", "S2"]);
     // Heartbeats every second: the node's tunnel records reach the hub soon.
     ok(&ops, &hub, &["config", "set", "heartbeat.interval_s", "1"]);
     // Plain WireGuard for standard clients, on UDP 51820 (read when the
     // node's daemon starts: set before the device joins).
-    ok(
-        &ops,
-        &hub,
-        &["config", "set", "tunnel.wg_port", "51820", "--node", "n1"],
-    );
+    for n in ["n1", "n2"] {
+        ok(
+            &ops,
+            &hub,
+            &["config", "set", "tunnel.wg_port", "51820", "--node", n],
+        );
+    }
     let hub_proc = Proc::spawn(
         &ops,
         &hub,
@@ -440,12 +463,23 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         });
         t.unwrap_or_else(|| panic!("an invite: {}", hub_proc.log()))
     };
-    let (dev_t, op_t, viewer_t) = (token("node"), token("operator"), token("viewer"));
+    let (dev_t, dev2_t, op_t, viewer_t) = (
+        token("node"),
+        token("node"),
+        token("operator"),
+        token("viewer"),
+    );
     let node = dir("node");
     ok(
         &site,
         &node,
         &["join", &dev_t, "--name", "dev1", "--listen", "10.78.0.2:0"],
+    );
+    let node2 = dir("node2");
+    ok(
+        &site2,
+        &node2,
+        &["join", &dev2_t, "--name", "dev2", "--listen", "10.78.1.2:0"],
     );
     let laptop = dir("laptop");
     ok(
@@ -480,6 +514,33 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         ],
         log("node"),
         Stdio::null(),
+    );
+    let node2_proc = Proc::spawn(
+        &site2,
+        &node2,
+        &[
+            "node",
+            "run",
+            "--node",
+            "n2",
+            "--listen",
+            "10.78.1.2:7448",
+            "--no-mdns",
+        ],
+        log("node2"),
+        Stdio::null(),
+    );
+    ok(
+        &ops,
+        &hub,
+        &[
+            "config",
+            "set",
+            "tunnel.allow",
+            r#"["127.0.0.1:8080"]"#,
+            "--node",
+            "n2",
+        ],
     );
     ok(
         &ops,
@@ -585,35 +646,76 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
     );
 
     // A standard WireGuard client (wireguard-go, `wg`) configured from
-    // `fleetdeck wg-config` reaches both targets; revoked, nothing.
+    // `fleetdeck wg-config` (no --node: every node that takes plain
+    // WireGuard) reaches n1's targets and n2's service through one
+    // interface; revoked, nothing.
     if has_wireguard_go() {
-        let cfg = json(
-            &ops,
-            &hub,
-            &["wg-config", "--node", "n1", "--name", "phone"],
+        // The hub holds both nodes' WireGuard keys (their daemons publish
+        // them when they start).
+        let hub_has_keys = || {
+            json(&ops, &hub, &["member", "list"])
+                .as_array()
+                .is_some_and(|ms| {
+                    ["dev1", "dev2"]
+                        .iter()
+                        .all(|d| ms.iter().any(|m| m["name"] == *d && m["wg"].is_string()))
+                })
+        };
+        assert!(
+            eventually(Duration::from_secs(30), hub_has_keys),
+            "both nodes' WireGuard keys reach the hub: {}",
+            node2_proc.log()
         );
+        let cfg = json(&ops, &hub, &["wg-config", "--name", "phone"]);
         let text = cfg["config"].as_str().expect("a configuration").to_string();
         assert!(text.contains("Endpoint = 10.78.0.2:51820"), "{text}");
-        let node_knows = |revoked: bool| {
-            json(&site, &node, &["member", "list"])
+        assert!(text.contains("Endpoint = 10.78.1.2:51820"), "{text}");
+        let overlay = |node: &str| {
+            cfg["peers"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["node"] == node))
+                .and_then(|p| p["address"].as_str())
+                .unwrap_or_else(|| panic!("{node} is a peer: {cfg}"))
+                .to_string()
+        };
+        let (n1_at, n2_at) = (overlay("n1"), overlay("n2"));
+        assert_ne!(n1_at, n2_at, "each node has its own overlay address");
+        // The hub's member list shows the addresses the configuration uses.
+        let listed = json(&ops, &hub, &["member", "list"]);
+        assert!(
+            listed.as_array().is_some_and(|ms| ms
+                .iter()
+                .any(|m| m["name"] == "dev1" && m["overlay"] == n1_at.as_str())),
+            "{listed}"
+        );
+        let knows = |ns: &str, dir: &Path, revoked: bool| {
+            json(ns, dir, &["member", "list"])
                 .as_array()
                 .is_some_and(|ms| {
                     ms.iter()
                         .any(|m| m["name"] == "phone" && m["revoked"] == revoked)
                 })
         };
+        let node_knows = |revoked: bool| knows(&site, &node, revoked);
         assert!(
-            eventually(Duration::from_secs(30), || node_knows(false)),
-            "the device's member record reaches the node"
+            eventually(Duration::from_secs(30), || node_knows(false)
+                && knows(&site2, &node2, false)),
+            "the device's member record reaches both nodes"
         );
         let _wg = WireGuardGo::start(&ops, "wgt0", &text, tmp.path());
         let via_wg = |at: &str| {
             let at: SocketAddr = at.parse().expect("an address");
             get(&ops, at, "/")
         };
+        let n1_web = format!("{n1_at}:8080");
         assert_eq!(
-            via_wg("100.64.0.1:8080").unwrap_or_else(|e| panic!("{e}: {}", node_proc.log())),
+            via_wg(&n1_web).unwrap_or_else(|e| panic!("{e}: {}", node_proc.log())),
             b"hello from n1"
+        );
+        assert_eq!(
+            via_wg(&format!("{n2_at}:8080"))
+                .unwrap_or_else(|e| panic!("{e}: {}", node2_proc.log())),
+            b"hello from n2"
         );
         assert_eq!(
             via_wg("192.168.50.20:8554").expect("the camera over plain WireGuard"),
@@ -627,10 +729,7 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         // The node ends the device's session within a second (its data is
         // dropped) and would answer no new handshake.
         std::thread::sleep(Duration::from_secs(2));
-        assert!(
-            via_wg("100.64.0.1:8080").is_err(),
-            "a revoked device reaches nothing"
-        );
+        assert!(via_wg(&n1_web).is_err(), "a revoked device reaches nothing");
         assert!(
             node_proc.log().lines().any(|l| l.contains("ended a tunnel")
                 && l.contains("revoked")
@@ -650,10 +749,7 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
             "wg",
             &["set", "wgt0", "private-key", &stranger.to_string_lossy()],
         );
-        assert!(
-            via_wg("100.64.0.1:8080").is_err(),
-            "a stranger reaches nothing"
-        );
+        assert!(via_wg(&n1_web).is_err(), "a stranger reaches nothing");
         assert!(
             eventually(Duration::from_secs(10), || node_proc
                 .log()

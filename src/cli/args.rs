@@ -142,23 +142,25 @@ pub(crate) enum Cmd {
     },
     /// Peers: connected or not, address, last sync, last error
     Peers,
-    /// Enroll a device (a phone, a laptop without fleetdeck) that reaches a node's tunnel targets over plain WireGuard, and print its wg-quick configuration
+    /// Enroll a device (a phone, a laptop without fleetdeck) that reaches nodes' tunnel targets over plain WireGuard, and print its wg-quick configuration
     #[command(
         name = "wg-config",
-        after_help = "Admins only. The node must take plain WireGuard \
-        (tunnel.wg_port) and list targets (tunnel.allow). The configuration holds the device's \
-        private key, shown once. The device is a member like any other: `fleetdeck member revoke NAME`."
+        after_help = "Admins only. A node the device reaches must take plain WireGuard \
+        (tunnel.wg_port) and list targets (tunnel.allow). Without --node, every such node is a \
+        peer of the one configuration, each at its overlay address. The configuration holds the \
+        device's private key, shown once. The device is a member like any other: \
+        `fleetdeck member revoke NAME`."
     )]
     WgConfig {
-        /// The node the device reaches
+        /// A node the device reaches (repeat for several) [default: every node that takes plain WireGuard]
         #[arg(long)]
-        node: NodeId,
+        node: Vec<NodeId>,
         /// The device's member name (e.g. phone-anna)
         #[arg(long)]
         name: String,
-        /// Where the device reaches the node, HOST:PORT [default: the node's last known address, at tunnel.wg_port]
-        #[arg(long, value_name = "HOST:PORT")]
-        endpoint: Option<String>,
+        /// Where the device reaches a node: HOST:PORT (one node), or NODE=HOST:PORT (repeat) [default: each node's last known address, at its tunnel.wg_port]
+        #[arg(long, value_name = "[NODE=]HOST:PORT")]
+        endpoint: Vec<String>,
     },
     /// Reach a service on a node (or a device on its LAN) through a WireGuard tunnel
     #[command(

@@ -35,11 +35,15 @@ fn list(r: &Replica, out: &Out) -> Result<()> {
             .or_else(|| m.addrs.first())
             .cloned()
     };
+    let overlay = fleetdeck_store::overlay::addresses(st);
+    let overlay_of =
+        |m: &fleetdeck_store::document::Member| overlay.get(&m.key).map(|ip| ip.to_string());
     let rows: Vec<Value> = all
         .iter()
         .map(|m| {
             json!({
                 "wg": m.wg.as_ref().map(fleetdeck_store::overlay::format_wg_key),
+                "overlay": overlay_of(m),
                 "name": m.name,
                 "key": m.key,
                 "role": m.role,
@@ -51,7 +55,7 @@ fn list(r: &Replica, out: &Out) -> Result<()> {
         })
         .collect();
     out.emit(&rows, || {
-        let mut t = Table::new(&["NAME", "KEY", "ROLE", "REVOKED", "LAST ADDRESS"]);
+        let mut t = Table::new(&["NAME", "KEY", "ROLE", "REVOKED", "OVERLAY", "LAST ADDRESS"]);
         for m in &all {
             let me = if m.key == *r.key() { " (me)" } else { "" };
             t.row(vec![
@@ -61,6 +65,7 @@ fn list(r: &Replica, out: &Out) -> Result<()> {
                 m.revoked.as_ref().map_or("no".into(), |r| {
                     format!("yes, {}", output::fmt_time(r.at_ms))
                 }),
+                overlay_of(m).unwrap_or_else(|| "-".into()),
                 last_addr(m).unwrap_or_else(|| "-".into()),
             ]);
         }

@@ -92,7 +92,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
             node,
             name,
             endpoint,
-        } => tunnel::wg_config(cli, &out, node, name, endpoint.as_deref()),
+        } => tunnel::wg_config(cli, &out, node, name, endpoint),
         Cmd::Sync {
             peer,
             once,

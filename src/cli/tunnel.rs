@@ -149,41 +149,159 @@ async fn run(
     }
 }
 
-/// `fleetdeck wg-config --node NODE --name NAME`: enrolls a device that
-/// reaches the node's tunnel targets over plain WireGuard, and prints its
-/// `wg-quick` configuration (with its private key: shown once, kept
-/// nowhere else).
-pub(super) fn wg_config(
-    cli: &Cli,
-    out: &Out,
-    node: &NodeId,
-    name: &str,
-    endpoint: Option<&str>,
-) -> Result<()> {
-    use fleetdeck_store::identity::Identity;
-    use fleetdeck_store::ops::{self, Op};
+/// One node in a device's configuration.
+struct WgPeer {
+    node: NodeId,
+    wg: [u8; 32],
+    /// Where the device sends its datagrams, HOST:PORT.
+    endpoint: String,
+    /// The node's overlay address (its own services there).
+    overlay: Ipv4Addr,
+    targets: Vec<SocketAddrV4>,
+}
 
-    let mut replica = open(cli)?;
-    let st = replica.state().clone();
+/// One peer's `AllowedIPs`, and the targets the device reaches there.
+struct Routes {
+    allowed: Vec<String>,
+    reaches: Vec<String>,
+}
+
+/// What each peer's `AllowedIPs` routes, and what each reaches, in the
+/// order of `peers`; plus notes on what was left out. WireGuard routes an
+/// address to one peer: a LAN address two nodes list (two sites' cameras
+/// at 192.168.1.20, say) goes to neither, and no peer's endpoint is routed
+/// into the tunnel (its datagrams would never leave).
+fn wg_routes(peers: &[WgPeer]) -> (Vec<Routes>, Vec<String>) {
+    let host = |e: &str| {
+        e.rsplit_once(':')
+            .and_then(|(h, _)| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok())
+    };
+    let endpoints: Vec<_> = peers.iter().filter_map(|p| host(&p.endpoint)).collect();
+    let listed_by = |ip: Ipv4Addr| {
+        peers
+            .iter()
+            .filter(|p| p.targets.iter().any(|t| *t.ip() == ip))
+            .count()
+    };
+    let mut notes = Vec::new();
+    let mut out = Vec::with_capacity(peers.len());
+    for p in peers {
+        let mut routes = vec![format!("{}/32", p.overlay)];
+        let mut reach = Vec::new();
+        for t in &p.targets {
+            if t.ip().is_loopback() {
+                reach.push(SocketAddrV4::new(p.overlay, t.port()).to_string());
+                continue;
+            }
+            if endpoints.contains(&std::net::IpAddr::V4(*t.ip())) {
+                notes.push(format!(
+                    "{t} (node {}) is where the device reaches a node: left out of AllowedIPs (a service on that node is reached at its overlay address, if its tunnel.allow lists 127.0.0.1:{})",
+                    p.node,
+                    t.port()
+                ));
+                continue;
+            }
+            if listed_by(*t.ip()) > 1 {
+                notes.push(format!(
+                    "{t} (node {}) is listed by several nodes: WireGuard routes an address to one peer, so it is left out (a configuration for one of those nodes, --node, reaches it)",
+                    p.node
+                ));
+                continue;
+            }
+            let r = format!("{}/32", t.ip());
+            if !routes.contains(&r) {
+                routes.push(r);
+            }
+            reach.push(t.to_string());
+        }
+        out.push(Routes {
+            allowed: routes,
+            reaches: reach,
+        });
+    }
+    (out, notes)
+}
+
+/// An endpoint as a device's configuration takes it: HOST:PORT, HOST an
+/// IPv4 address, a bracketed IPv6 address or a DNS name.
+fn parse_endpoint(text: &str) -> Result<String> {
+    let bad = || {
+        anyhow!(
+            "--endpoint {text:?} is not HOST:PORT (an IP address, [IPv6] or a DNS name, and a port from 1 to 65535)"
+        )
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let ok_host = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        host.parse::<Ipv4Addr>().is_ok()
+            || (!host.is_empty()
+                && host.len() <= 253
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                && !host.starts_with(['-', '.']))
+    };
+    if port == 0 || !ok_host {
+        return Err(bad());
+    }
+    Ok(text.to_string())
+}
+
+/// The endpoints given on the command line: for one node (`HOST:PORT`,
+/// only with one `--node`), and per node (`NODE=HOST:PORT`).
+struct Endpoints {
+    one: Option<String>,
+    per_node: Vec<(NodeId, String)>,
+}
+
+fn given_endpoints(given: &[String]) -> Result<Endpoints> {
+    let mut any = None;
+    let mut per = Vec::new();
+    for e in given {
+        match e.split_once('=') {
+            Some((node, at)) => per.push((NodeId::parse(node)?, parse_endpoint(at)?)),
+            None if any.is_none() => any = Some(parse_endpoint(e)?),
+            None => bail!("--endpoint HOST:PORT given twice: name each node's, NODE=HOST:PORT"),
+        }
+    }
+    Ok(Endpoints {
+        one: any,
+        per_node: per,
+    })
+}
+
+/// A node as a peer of a device, or why it cannot be one.
+fn wg_peer(
+    replica: &fleetdeck_store::Replica,
+    overlay_of: &std::collections::BTreeMap<fleetdeck_store::MemberKey, Ipv4Addr>,
+    node: &NodeId,
+    endpoint: Option<&str>,
+) -> Result<WgPeer> {
+    let st = replica.state();
     let n = st.node(node)?;
     let node_key = n.key.clone().ok_or_else(|| {
         anyhow!("as far as this replica knows, node {node} runs no daemon yet (no replica is bound to it); if it does, sync first (`fleetdeck sync --once`)")
     })?;
-    let node_wg = st
+    let wg = st
         .members
         .get(&node_key)
         .and_then(|m| m.wg)
         .ok_or_else(|| anyhow!("node {node} has published no WireGuard key yet: its daemon needs a fleetdeck with tunnels, started once since (then sync here)"))?;
+    let overlay = *overlay_of
+        .get(&node_key)
+        .ok_or_else(|| anyhow!("node {node}'s replica is not a member of this fleet"))?;
     let effective = replica.effective_node(node)?;
     let port = effective
         .get_str("tunnel.wg_port")
         .and_then(|v| v.as_u64())
         .ok_or_else(|| anyhow!("node {node} takes no plain WireGuard: an admin sets the UDP port, e.g. `fleetdeck config set tunnel.wg_port 51820 --node {node}`, and restarts its daemon"))?;
-    let allowed =
+    let targets =
         overlay::tunnel_targets(&effective).map_err(|why| anyhow!("node {node}'s {why}"))?;
-    if allowed.is_empty() {
+    if targets.is_empty() {
         bail!(
-            "node {node}'s tunnel.allow is empty: the device would reach nothing; an admin lists targets first"
+            "node {node}'s tunnel.allow is empty: the device would reach nothing there; an admin lists targets first"
         );
     }
     let endpoint = match endpoint {
@@ -198,10 +316,106 @@ pub(super) fn wg_config(
                 .filter_map(|a| a.parse::<SocketAddr>().ok())
                 .map(|a| a.ip())
                 .find(|ip| ip.is_ipv4() && !ip.is_loopback() && !ip.is_unspecified())
-                .ok_or_else(|| anyhow!("no address of node {node} is known here: give the one the device reaches it at, --endpoint HOST:{port}"))?;
+                .ok_or_else(|| anyhow!("no address of node {node} is known here: give the one the device reaches it at, --endpoint {node}=HOST:{port}"))?;
             format!("{ip}:{port}")
         }
     };
+    Ok(WgPeer {
+        node: node.clone(),
+        wg,
+        endpoint,
+        overlay,
+        targets,
+    })
+}
+
+/// `fleetdeck wg-config --name NAME [--node NODE]…`: enrolls a device that
+/// reaches nodes' tunnel targets over plain WireGuard, and prints its
+/// `wg-quick` configuration: one interface at the device's overlay
+/// address, each node a peer at its own (with its private key: shown once,
+/// kept nowhere else).
+pub(super) fn wg_config(
+    cli: &Cli,
+    out: &Out,
+    nodes: &[NodeId],
+    name: &str,
+    endpoints: &[String],
+) -> Result<()> {
+    use fleetdeck_store::identity::Identity;
+    use fleetdeck_store::ops::{self, Op};
+
+    let mut replica = open(cli)?;
+    let Endpoints {
+        one: one_endpoint,
+        per_node,
+    } = given_endpoints(endpoints)?;
+    if one_endpoint.is_some() && nodes.len() != 1 {
+        bail!(
+            "--endpoint HOST:PORT is for one node (--node NODE): for several, name each node's, --endpoint NODE=HOST:PORT"
+        );
+    }
+    for (n, _) in &per_node {
+        replica.state().node(n)?;
+        if !nodes.is_empty() && !nodes.contains(n) {
+            bail!("--endpoint names node {n}, which is not one of the --node given");
+        }
+    }
+    let endpoint_of = |node: &NodeId| {
+        per_node
+            .iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, e)| e.as_str())
+            .or(one_endpoint.as_deref())
+    };
+    let overlay_of = overlay::addresses(replica.state());
+    let mut peers = Vec::new();
+    if nodes.is_empty() {
+        // Every node that takes plain WireGuard; those that should but
+        // cannot yet are named.
+        let all: Vec<NodeId> = replica.state().nodes.keys().cloned().collect();
+        let mut left_out = 0;
+        for node in &all {
+            let takes = replica
+                .effective_node(node)
+                .is_ok_and(|e| e.get_str("tunnel.wg_port").is_some());
+            if !takes {
+                continue;
+            }
+            match wg_peer(&replica, &overlay_of, node, endpoint_of(node)) {
+                Ok(p) => peers.push(p),
+                Err(e) => {
+                    left_out += 1;
+                    out.note(&format!("left out: {e}"));
+                }
+            }
+        }
+        if peers.is_empty() && left_out > 0 {
+            bail!("no node could be a peer of the device: each was left out (above)");
+        }
+        if peers.is_empty() {
+            bail!(
+                "no node takes plain WireGuard with targets to reach: an admin sets tunnel.wg_port and tunnel.allow for a node first (see `fleetdeck wg-config --help`)"
+            );
+        }
+    } else {
+        for node in nodes {
+            if peers.iter().any(|p: &WgPeer| &p.node == node) {
+                continue;
+            }
+            peers.push(wg_peer(&replica, &overlay_of, node, endpoint_of(node))?);
+        }
+    }
+    if let Some((n, _)) = per_node
+        .iter()
+        .find(|(n, _)| !peers.iter().any(|p| &p.node == n))
+    {
+        bail!("--endpoint names node {n}, which the device does not reach");
+    }
+    let (routes, notes) = wg_routes(&peers);
+    for n in &notes {
+        out.note(n);
+    }
+
     let device = Identity::generate();
     let public = fleetdeck_sync::tunnel::wg_public(&device);
     let done = ops::apply(
@@ -213,73 +427,147 @@ pub(super) fn wg_config(
         },
         fleetdeck_store::now_ms(),
     )?;
-    // What the device reaches: the node's own services at its address
-    // inside the tunnel, the LAN targets at theirs.
-    let mut routes = vec![format!("{}/32", fleetdeck_sync::tunnel::NODE_IP)];
-    let endpoint_ip = endpoint
-        .rsplit_once(':')
-        .and_then(|(h, _)| h.parse::<std::net::IpAddr>().ok());
-    for t in &allowed {
-        let r = format!("{}/32", t.ip());
-        if t.ip().is_loopback() || routes.contains(&r) {
-            continue;
-        }
-        // The tunnel's own packets go to the endpoint: routed into the
-        // tunnel, it would never come up.
-        if endpoint_ip == Some(std::net::IpAddr::V4(*t.ip())) {
-            out.note(&format!(
-                "{t} is the node's own address, where the device reaches it: left out of AllowedIPs (reach it as {}:{} instead, if tunnel.allow lists 127.0.0.1:{})",
-                fleetdeck_sync::tunnel::NODE_IP,
-                t.port(),
-                t.port()
-            ));
-            continue;
-        }
-        routes.push(r);
-    }
-    let reach: Vec<String> = allowed
-        .iter()
-        .map(|t| {
-            if t.ip().is_loopback() {
-                format!("{}:{}", fleetdeck_sync::tunnel::NODE_IP, t.port())
-            } else {
-                t.to_string()
-            }
-        })
-        .collect();
-    let text = format!(
-        "# fleetdeck: device {name} for node {node}; revoke with `fleetdeck member revoke {name}`\n\
-         # reaches: {}\n\
+    let address = overlay::address_of(replica.state(), device.key())
+        .ok_or_else(|| anyhow!("the device's member record is missing after its enrolment"))?;
+    let shown: Vec<String> = peers.iter().map(|p| p.node.to_string()).collect();
+    let mut text = format!(
+        "# fleetdeck: device {name} for {}; revoke with `fleetdeck member revoke {name}`\n\
          [Interface]\n\
          PrivateKey = {}\n\
-         Address = {}/32\n\
-         MTU = 1420\n\
-         \n\
-         [Peer]\n\
-         PublicKey = {}\n\
-         Endpoint = {endpoint}\n\
-         AllowedIPs = {}\n\
-         PersistentKeepalive = 25\n",
-        reach.join(", "),
+         Address = {address}/32\n\
+         MTU = 1420\n",
+        if peers.len() == 1 {
+            format!("node {}", shown[0])
+        } else {
+            format!("nodes {}", shown.join(", "))
+        },
         overlay::format_wg_key(&fleetdeck_sync::tunnel::wg_private(&device)),
-        fleetdeck_sync::tunnel::DIALER_IP,
-        overlay::format_wg_key(&node_wg),
-        routes.join(", "),
     );
+    for (p, r) in peers.iter().zip(&routes) {
+        text.push_str(&format!(
+            "\n# node {}, reaches: {}\n\
+             [Peer]\n\
+             PublicKey = {}\n\
+             Endpoint = {}\n\
+             AllowedIPs = {}\n\
+             PersistentKeepalive = 25\n",
+            p.node,
+            r.reaches.join(", "),
+            overlay::format_wg_key(&p.wg),
+            p.endpoint,
+            r.allowed.join(", "),
+        ));
+    }
     out.note(&format!(
-        "{}\nthe configuration below holds the device's private key: it is shown once and kept nowhere else. The node takes the device once this change reaches it (a `fleetdeck serve` here spreads it).",
+        "{}\nthe configuration below holds the device's private key: it is shown once and kept nowhere else. A node takes the device once this change reaches it (a `fleetdeck serve` here spreads it).",
         done.line()
     ));
+    let peers_json: Vec<_> = peers
+        .iter()
+        .zip(&routes)
+        .map(|(p, r)| {
+            json!({
+                "node": p.node,
+                "address": p.overlay.to_string(),
+                "endpoint": p.endpoint,
+                "reaches": r.reaches,
+            })
+        })
+        .collect();
     out.emit(
         &json!({
             "config": text,
             "name": name,
             "member": device.key(),
-            "address": fleetdeck_sync::tunnel::DIALER_IP.to_string(),
-            "endpoint": endpoint,
-            "reaches": reach,
+            "address": address.to_string(),
+            "peers": peers_json,
             "change": done.change.map(|h| h.to_string()),
         }),
         || text.trim_end().to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(node: &str, overlay: [u8; 4], endpoint: &str, targets: &[&str]) -> WgPeer {
+        WgPeer {
+            node: NodeId::parse(node).unwrap(),
+            wg: [0; 32],
+            endpoint: endpoint.to_string(),
+            overlay: Ipv4Addr::from(overlay),
+            targets: targets.iter().map(|t| t.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_node_is_routed_at_its_overlay_address_and_a_shared_lan_address_at_none() {
+        let peers = [
+            peer(
+                "a1",
+                [100, 70, 1, 2],
+                "203.0.113.7:51820",
+                &["127.0.0.1:5000", "192.168.1.20:554", "192.168.1.30:80"],
+            ),
+            peer(
+                "b1",
+                [100, 99, 3, 4],
+                "192.168.1.30:51820",
+                &["127.0.0.1:5000", "192.168.1.20:554"],
+            ),
+        ];
+        let (routes, notes) = wg_routes(&peers);
+        assert_eq!(routes[0].allowed, ["100.70.1.2/32"]);
+        assert_eq!(routes[1].allowed, ["100.99.3.4/32"]);
+        assert_eq!(routes[0].reaches, ["100.70.1.2:5000"]);
+        assert_eq!(routes[1].reaches, ["100.99.3.4:5000"]);
+        // Both nodes list the camera at .20; .30 is b1's endpoint.
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes.iter().any(
+            |n| n.contains("192.168.1.30:80") && n.contains("where the device reaches a node")
+        ));
+        assert_eq!(
+            notes
+                .iter()
+                .filter(|n| n.contains("listed by several nodes"))
+                .count(),
+            2
+        );
+        // One node alone: its LAN targets are routed.
+        let (one, notes) = wg_routes(&peers[..1]);
+        assert_eq!(
+            one[0].allowed,
+            ["100.70.1.2/32", "192.168.1.20/32", "192.168.1.30/32"]
+        );
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn endpoints_are_host_and_port_and_nothing_else() {
+        for ok in [
+            "10.0.0.2:51820",
+            "[2001:db8::1]:51820",
+            "site-a.example.net:51820",
+        ] {
+            assert_eq!(parse_endpoint(ok).unwrap(), ok);
+        }
+        for bad in [
+            "10.0.0.2",
+            "10.0.0.2:0",
+            "10.0.0.2:99999",
+            ":51820",
+            "a b:1",
+            "x\nEndpoint = y:1",
+            "2001:db8::1:51820",
+            "-x:1",
+        ] {
+            let e = parse_endpoint(bad).unwrap_err().to_string();
+            assert!(e.contains("not HOST:PORT"), "{bad}: {e}");
+        }
+        let given = given_endpoints(&["a1=10.0.0.2:51820".into(), "10.0.0.3:1".into()]).unwrap();
+        assert_eq!(given.one.as_deref(), Some("10.0.0.3:1"));
+        assert_eq!(given.per_node[0].0.as_str(), "a1");
+        assert!(given_endpoints(&["10.0.0.2:1".into(), "10.0.0.3:1".into()]).is_err());
+    }
 }

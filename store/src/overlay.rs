@@ -1,12 +1,32 @@
 //! What the fleet document says of tunnels: each member's WireGuard public
 //! key (in its member record, written by the member, in WireGuard's own
-//! text form) and what a node's tunnels may reach (`tunnel.allow`). Inside
-//! a tunnel, addresses are in 100.64.0.0/10 (shared address space, RFC
-//! 6598, as Tailscale uses it), so a target may not be there.
+//! text form), each member's overlay address ([`addresses`]) and what a
+//! node's tunnels may reach (`tunnel.allow`). Overlay addresses are in
+//! 100.64.0.0/10 (shared address space, RFC 6598, as Tailscale uses it),
+//! so a target may not be there.
+//!
+//! # Overlay addresses
+//!
+//! A member's address is derived from its member key (never from its
+//! WireGuard key, which the member writes itself and could grind): a hash
+//! of the key picks a host in the range, and when two members' hashes meet,
+//! the member enrolled first keeps the address and the later one probes the
+//! next hash. Enrolment order is the `added_ms` an admin wrote in the
+//! record (the member cannot change it), then the key. Revoked members keep
+//! theirs, so a revocation moves nobody. Every replica holding the same
+//! member records derives the same addresses; a later record can move an
+//! earlier address only if two admins enrolled members at once, on
+//! replicas apart, whose hashes meet (about one chance in four million per
+//! pair).
 
+use std::collections::{BTreeMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use data_encoding::BASE64;
+use sha2::{Digest, Sha256};
+
+use crate::MemberKey;
+use crate::document::FleetState;
 
 /// 100.64.0.0/10 (shared address space, RFC 6598), as Tailscale uses it.
 const NET: u32 = u32::from_be_bytes([100, 64, 0, 0]);
@@ -82,6 +102,51 @@ pub fn tunnel_targets(effective: &crate::config::Effective) -> Result<Vec<Socket
     }
 }
 
+/// Every member's overlay address, revoked members' included (see the
+/// module's documentation).
+pub fn addresses(state: &FleetState) -> BTreeMap<MemberKey, Ipv4Addr> {
+    let mut order: Vec<(i64, &MemberKey)> = state
+        .members
+        .values()
+        .chain(state.revoked.values())
+        .map(|m| (m.added_ms, &m.key))
+        .collect();
+    order.sort();
+    order.dedup();
+    let mut taken = HashSet::with_capacity(order.len());
+    let mut out = BTreeMap::new();
+    for (_, key) in order {
+        // 2^22 - 2 hosts: a free one is found long before this ends.
+        for probe in 0u32.. {
+            if let Some(ip) = candidate(key, probe)
+                && taken.insert(ip)
+            {
+                out.insert(key.clone(), ip);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The overlay address of one member, if it is one.
+pub fn address_of(state: &FleetState, key: &MemberKey) -> Option<Ipv4Addr> {
+    addresses(state).remove(key)
+}
+
+/// The `probe`th address a member key hashes to, unless that is the
+/// range's first or last host.
+fn candidate(key: &MemberKey, probe: u32) -> Option<Ipv4Addr> {
+    let mut h = Sha256::new();
+    h.update(b"fleetdeck overlay address v1\0");
+    h.update(key.as_str().as_bytes());
+    h.update(probe.to_be_bytes());
+    let d = h.finalize();
+    let mask = (1u32 << HOST_BITS) - 1;
+    let host = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & mask;
+    (host != 0 && host != mask).then(|| Ipv4Addr::from(NET | host))
+}
+
 /// Whether `ip` is in the overlay's range.
 pub fn is_overlay(ip: Ipv4Addr) -> bool {
     u32::from(ip) >> HOST_BITS == NET >> HOST_BITS
@@ -116,6 +181,90 @@ mod tests {
                 .unwrap_err()
                 .contains("at most")
         );
+    }
+
+    fn member(key: &MemberKey, added_ms: i64) -> crate::document::Member {
+        crate::document::Member {
+            key: key.clone(),
+            name: key.short().to_string(),
+            role: crate::Role::Operator,
+            added_ms,
+            addrs: Vec::new(),
+            wg: None,
+            revoked: None,
+        }
+    }
+
+    fn key(i: u32) -> MemberKey {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&i.to_be_bytes());
+        MemberKey::from_bytes(&b)
+    }
+
+    /// Two member keys whose first hash meets (found by search: 22 bits
+    /// meet after a few thousand keys).
+    fn colliding() -> (MemberKey, MemberKey) {
+        let mut seen = std::collections::HashMap::new();
+        for i in 0..100_000 {
+            let k = key(i);
+            if let Some(ip) = candidate(&k, 0)
+                && let Some(other) = seen.insert(ip, k.clone())
+            {
+                return (other, k);
+            }
+        }
+        panic!("no two of 100,000 keys share an address");
+    }
+
+    #[test]
+    fn addresses_are_distinct_stable_and_in_range() {
+        let mut st = FleetState::default();
+        for i in 0..3000 {
+            let k = key(i);
+            st.members.insert(k.clone(), member(&k, i64::from(i)));
+        }
+        let a = addresses(&st);
+        assert_eq!(a.len(), 3000);
+        let distinct: HashSet<_> = a.values().collect();
+        assert_eq!(distinct.len(), 3000, "two members share an address");
+        assert!(a.values().all(|ip| is_overlay(*ip)));
+        let (first, last) = (
+            Ipv4Addr::new(100, 64, 0, 0),
+            Ipv4Addr::new(100, 127, 255, 255),
+        );
+        assert!(!a.values().any(|ip| *ip == first || *ip == last));
+        // A revocation moves nobody.
+        let k = key(7);
+        let m = st.members.remove(&k).unwrap();
+        st.revoked.insert(k, m);
+        assert_eq!(addresses(&st), a);
+    }
+
+    #[test]
+    fn a_later_member_whose_hash_meets_an_earlier_one_moves_not_the_earlier() {
+        let (first, second) = colliding();
+        let want = candidate(&first, 0).unwrap();
+        for (a_ms, b_ms) in [(1, 2), (2, 1)] {
+            let mut st = FleetState::default();
+            st.members.insert(first.clone(), member(&first, a_ms));
+            let alone = address_of(&st, &first);
+            st.members.insert(second.clone(), member(&second, b_ms));
+            let both = addresses(&st);
+            assert_ne!(both[&first], both[&second]);
+            // Whoever an admin enrolled first keeps the address its key
+            // hashes to; the later one takes its next.
+            let (earlier, later) = if a_ms < b_ms {
+                (&first, &second)
+            } else {
+                (&second, &first)
+            };
+            assert_eq!(both[earlier], want);
+            assert_ne!(both[later], want);
+            if a_ms < b_ms {
+                // Joining next to it did not move the earlier member.
+                assert_eq!(alone, Some(want));
+            }
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ const BATCH: usize = 256;
 pub(crate) trait Side: Send {
     /// Whether a packet from the peer with this source may enter the stack
     /// (boringtun does not check WireGuard's AllowedIPs; this is that).
-    fn allows_source(&self, src: Ipv4Addr) -> bool;
+    fn allows_source(&mut self, src: Ipv4Addr) -> bool;
     /// Looks at a packet from the peer before the stack does (the
     /// terminating end listens once more for each connection asked for,
     /// and logs those it will refuse).

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use super::drive::{self, Ended, Side};
 use super::link::{Carrier, Link};
 use super::stack::{Carried, MAX_CONNS, Stack};
-use super::{DIALER_IP, NODE_IP, inside_target, wg_keys};
+use super::{inside_target, wg_keys};
 use crate::bind::member_key;
 use crate::engine::Inner;
 
@@ -159,6 +159,30 @@ pub(crate) fn standing(
     })
 }
 
+/// The overlay addresses of a tunnel's two ends: where the node is inside
+/// it, and where the member's packets come from.
+#[derive(Clone, Copy)]
+pub(crate) struct Place {
+    pub(crate) node: Ipv4Addr,
+    pub(crate) member: Ipv4Addr,
+}
+
+/// Where the node and `remote` are in the overlay (read once, when a
+/// tunnel opens), or why not.
+pub(crate) fn place(inner: &Inner, remote: &MemberKey) -> Result<Place, String> {
+    let r = inner.lock_replica();
+    let all = overlay::addresses(r.state());
+    let node = all
+        .get(r.key())
+        .copied()
+        .ok_or("this node's own member record is missing from its replica")?;
+    let member = all
+        .get(remote)
+        .copied()
+        .ok_or_else(|| format!("{} is not a member of this fleet", remote.short()))?;
+    Ok(Place { node, member })
+}
+
 async fn serve(
     inner: Arc<Inner>,
     node: NodeId,
@@ -166,8 +190,9 @@ async fn serve(
     conn: Connection,
 ) {
     let remote = member_key(&conn.remote_id());
-    let counted = standing(&inner, &node, &remote).and_then(|s| Ok((s, count(&open, &remote)?)));
-    let (s, _counted) = match counted {
+    let counted = standing(&inner, &node, &remote)
+        .and_then(|s| Ok((s, place(&inner, &remote)?, count(&open, &remote)?)));
+    let (s, at, _counted) = match counted {
         Ok(s) => s,
         Err(why) => {
             tracing::warn!(peer = %remote.short(), "refused a tunnel: {why}");
@@ -189,7 +214,7 @@ async fn serve(
         None,
     );
     let link = Link::new(tunn, Carrier::Quic(conn.clone()));
-    if let Ended::Refused(w) = run(inner, node, remote, s, link).await {
+    if let Ended::Refused(w) = run(inner, node, remote, s, at, link).await {
         refuse(&conn, &w).await;
     }
 }
@@ -200,9 +225,10 @@ pub(crate) async fn run(
     node: NodeId,
     remote: MemberKey,
     s: Standing,
+    at: Place,
     link: Link,
 ) -> Ended {
-    let mut stack = Stack::new(NODE_IP, link.mtu(), true);
+    let mut stack = Stack::new(at.node, link.mtu(), true);
     let opened = Instant::now();
     let name = s.name.clone();
     let mut side = EndSide {
@@ -218,6 +244,8 @@ pub(crate) async fn run(
         retarget: false,
         reached: Vec::new(),
         standing: s,
+        at,
+        strangers_logged: None,
     };
     side.listen_all(&mut stack);
     tracing::info!(peer = %name, targets = %side.targets_text(), "tunnel opened");
@@ -289,6 +317,9 @@ struct EndSide {
     node: NodeId,
     remote: MemberKey,
     standing: Standing,
+    at: Place,
+    /// When a packet from another source was last logged.
+    strangers_logged: Option<Instant>,
     listeners: Vec<Listener>,
     ticks: u32,
     /// When a refusal to each place was last logged (one line a minute).
@@ -325,7 +356,7 @@ impl EndSide {
             .targets
             .iter()
             .map(|t| {
-                let at = inside_target(*t);
+                let at = inside_target(*t, self.at.node);
                 Listener {
                     sockets: vec![stack.listen(at)],
                     at,
@@ -337,8 +368,21 @@ impl EndSide {
 }
 
 impl Side for EndSide {
-    fn allows_source(&self, src: Ipv4Addr) -> bool {
-        src == DIALER_IP
+    fn allows_source(&mut self, src: Ipv4Addr) -> bool {
+        if src == self.at.member {
+            return true;
+        }
+        // The member's replica placed it elsewhere: both replicas should
+        // hold the same member records (a sync mends it). Said once a
+        // minute, not per packet.
+        if self
+            .strangers_logged
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(60))
+        {
+            self.strangers_logged = Some(Instant::now());
+            tracing::warn!(peer = %self.standing.name, %src, expected = %self.at.member, "dropped tunnel packets from an address that is not the member's overlay address (the two replicas disagree on member records: sync them)");
+        }
+        false
     }
 
     fn inspect(&mut self, p: &[u8], stack: &mut Stack) {
@@ -365,7 +409,7 @@ impl Side for EndSide {
             self.refused_logged.clear();
         }
         self.refused_logged.insert(to, now);
-        let target = if *to.ip() == NODE_IP {
+        let target = if *to.ip() == self.at.node {
             SocketAddrV4::new(Ipv4Addr::LOCALHOST, to.port())
         } else {
             to

@@ -3,13 +3,15 @@
 //! WireGuard datagrams ride QUIC datagrams of an iroh connection on their
 //! own ALPN, so a tunnel works wherever sync does (direct, LAN, relay).
 //!
-//! Keys come from the fleet document: each member's WireGuard public key
-//! is in its member record (written by the member, see [`wg_public`]).
-//! Each tunnel is a network of its own with two addresses, the node at
-//! [`NODE_IP`] and the dialer at [`DIALER_IP`] (nothing in the document
-//! moves them). The terminating end (a node daemon) takes WireGuard only
-//! from operators and admins, by the key their record names, and connects
-//! only to what its effective `tunnel.allow` lists.
+//! Keys and addresses come from the fleet document: each member's WireGuard
+//! public key is in its member record (written by the member, see
+//! [`wg_public`]), and each member's overlay address is derived from its
+//! member key and its enrolment (`fleetdeck_store::overlay::addresses`).
+//! Inside a tunnel the node is at its overlay address (its own services
+//! there) and the dialer at its own. The terminating end (a node daemon)
+//! takes WireGuard only from operators and admins, by the key their record
+//! names, from their overlay address, and connects only to what its
+//! effective `tunnel.allow` lists.
 
 mod drive;
 mod end;
@@ -40,11 +42,6 @@ pub(crate) use end::TunnelEnd;
 
 /// The ALPN of fleetdeck tunnels over iroh.
 pub const TUNNEL_ALPN: &[u8] = b"fleetdeck/tunnel/1";
-
-/// The node's address inside each tunnel (its own services are reached
-/// there), and the dialer's.
-pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 1);
-pub const DIALER_IP: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
 
 /// How long the dialing end waits for the connection and the handshake.
 const OPEN_WITHIN: Duration = Duration::from_secs(10);
@@ -129,21 +126,22 @@ impl Tunnel {
 
 /// The dialing end: takes packets only from the node and the target.
 struct DialSide {
+    node: Ipv4Addr,
     target: Ipv4Addr,
 }
 
 impl Side for DialSide {
-    fn allows_source(&self, src: Ipv4Addr) -> bool {
-        src == NODE_IP || src == self.target
+    fn allows_source(&mut self, src: Ipv4Addr) -> bool {
+        src == self.node || src == self.target
     }
 }
 
 /// Where a target is dialed inside the tunnel: the node's own services
-/// (`127.0.0.1:PORT` in its `tunnel.allow`) at [`NODE_IP`], a LAN device
-/// at its own address.
-pub(crate) fn inside_target(target: SocketAddrV4) -> SocketAddrV4 {
+/// (`127.0.0.1:PORT` in its `tunnel.allow`) at the node's overlay address
+/// `node`, a LAN device at its own address.
+pub fn inside_target(target: SocketAddrV4, node: Ipv4Addr) -> SocketAddrV4 {
     if target.ip().is_loopback() {
-        SocketAddrV4::new(NODE_IP, target.port())
+        SocketAddrV4::new(node, target.port())
     } else {
         target
     }
@@ -157,7 +155,7 @@ pub(crate) async fn open(
 ) -> Result<Tunnel, TunnelError> {
     let node_key = member_key(&node.id);
     let label = node_key.short().to_string();
-    let (secret, node_wg) = {
+    let (secret, node_wg, place) = {
         let r = inner.lock_replica();
         let st = r.state();
         let name = |k: &MemberKey| st.member_name(k).unwrap_or(k.short()).to_string();
@@ -176,7 +174,18 @@ pub(crate) async fn open(
                 name(&node_key)
             ))
         })?;
-        (wg_keys(r.identity()).0, PublicKey::from(wg))
+        let all = fleetdeck_store::overlay::addresses(st);
+        let (Some(node_ip), Some(my_ip)) = (all.get(&node_key), all.get(r.key())) else {
+            return Err(TunnelError::Invalid(
+                "this replica's own member record is missing: it is not a member of its fleet"
+                    .into(),
+            ));
+        };
+        (
+            wg_keys(r.identity()).0,
+            PublicKey::from(wg),
+            (*node_ip, *my_ip),
+        )
     };
     let conn = tokio::time::timeout(OPEN_WITHIN, inner.endpoint.connect(node, TUNNEL_ALPN))
         .await
@@ -198,7 +207,8 @@ pub(crate) async fn open(
     );
     let mut link = Link::new(tunn, Carrier::Quic(conn.clone()));
     handshake(&mut link, &conn, &label).await?;
-    let dst = inside_target(target);
+    let (node_ip, my_ip) = place;
+    let dst = inside_target(target, node_ip);
     let local = listener.local_addr().map_err(|e| TunnelError::Connect {
         node: label.clone(),
         detail: e.to_string(),
@@ -224,9 +234,12 @@ pub(crate) async fn open(
             }
         }
     });
-    let stack = Stack::new(DIALER_IP, link.mtu(), false);
+    let stack = Stack::new(my_ip, link.mtu(), false);
     let ended = tokio::spawn(async move {
-        let mut side = DialSide { target: *dst.ip() };
+        let mut side = DialSide {
+            node: node_ip,
+            target: *dst.ip(),
+        };
         let why = drive::drive(link, stack, &mut side, Some((rx, dst))).await;
         let text = match why {
             Ended::Link(_) => match conn.close_reason().as_ref().and_then(close_reason) {

@@ -125,7 +125,7 @@ pub(crate) async fn serve(
                     i
                 } else {
                     let admitted = admit(&inner, &node, &open, &key);
-                    let (member, standing, counted) = match admitted {
+                    let (member, standing, at, counted) = match admitted {
                         Ok(a) => a,
                         Err(why) => {
                             refused(&mut logged, from, &why);
@@ -173,7 +173,7 @@ pub(crate) async fn serve(
                     running.spawn(async move {
                         let _leave = leave;
                         let _counted = counted;
-                        end::run(inner, node, member, standing, link).await;
+                        end::run(inner, node, member, standing, at, link).await;
                     });
                     // The initiation is answered already.
                     continue;
@@ -229,7 +229,7 @@ fn admit(
     node: &NodeId,
     open: &Arc<Mutex<HashMap<MemberKey, usize>>>,
     key: &[u8; 32],
-) -> Result<(MemberKey, end::Standing, end::Counted), String> {
+) -> Result<(MemberKey, end::Standing, end::Place, end::Counted), String> {
     let shown = fleetdeck_store::overlay::format_wg_key(key);
     let member = {
         let r = inner.lock_replica();
@@ -237,20 +237,33 @@ fn admit(
         if st.revoked.values().any(|m| m.wg.as_ref() == Some(key)) {
             return Err(format!("WireGuard key {shown} is a revoked member's"));
         }
-        let mut named = st.members.values().filter(|m| m.wg.as_ref() == Some(key));
-        match (named.next(), named.next()) {
-            (Some(m), None) => m.key.clone(),
-            (None, _) => return Err(format!("WireGuard key {shown} is in no member record here")),
-            (Some(_), Some(_)) => {
+        let named: Vec<_> = st
+            .members
+            .values()
+            .filter(|m| m.wg.as_ref() == Some(key))
+            .collect();
+        match named.as_slice() {
+            [m] => m.key.clone(),
+            [] => return Err(format!("WireGuard key {shown} is in no member record here")),
+            several => {
+                // One of them copied the other's key (which it cannot use:
+                // it lacks the private half); an admin revokes the copier.
+                let who: Vec<String> = several
+                    .iter()
+                    .take(4)
+                    .map(|m| format!("{} ({})", m.name, m.key.short()))
+                    .collect();
                 return Err(format!(
-                    "WireGuard key {shown} is named by several member records: refused for all"
+                    "WireGuard key {shown} is named by several member records ({}): refused for all",
+                    who.join(", ")
                 ));
             }
         }
     };
     let standing = end::standing(inner, node, &member)?;
+    let at = end::place(inner, &member)?;
     let counted = count(open, &member)?;
-    Ok((member, standing, counted))
+    Ok((member, standing, at, counted))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
