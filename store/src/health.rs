@@ -567,6 +567,19 @@ fn validate(reg: &HealthRegister) -> Result<()> {
             reg.tunnels.len()
         )));
     }
+    // Shown in events on every replica: no escape sequences, no line
+    // breaks (member names and addresses have none).
+    if let Some(t) = reg
+        .tunnels
+        .iter()
+        .find(|t| t.by.chars().any(char::is_control) || t.targets.chars().any(char::is_control))
+    {
+        return Err(StoreError::Invalid(format!(
+            "the health register of node '{}' reports a tunnel whose text has control characters ({})",
+            reg.node,
+            t.by.escape_debug()
+        )));
+    }
     if reg.addrs.len() > MAX_REPORTED_ADDRS {
         return Err(StoreError::Invalid(format!(
             "the health register of node '{}' reports {} addresses: over the limit of {MAX_REPORTED_ADDRS}",
@@ -1349,7 +1362,17 @@ mod tests {
             targets: "x".repeat(MAX_TUNNEL_TEXT + 1),
             ..t.clone()
         };
-        for bad in [vec![t.clone(); MAX_REPORTED_TUNNELS + 1], vec![long]] {
+        // A captured node's invented record with an escape sequence in
+        // it, shown in every replica's events: refused.
+        let escape = TunnelRecord {
+            by: "laptop\u{1b}[2J".into(),
+            ..t.clone()
+        };
+        for bad in [
+            vec![t.clone(); MAX_REPORTED_TUNNELS + 1],
+            vec![long],
+            vec![escape],
+        ] {
             let e = record(&conn, &with(bad), 0).unwrap_err();
             assert!(e.to_string().contains("tunnel"), "{e}");
         }

@@ -102,18 +102,22 @@ struct Setup {
     node: Engine,
     viewer: Engine,
     operator: Engine,
+    /// Another node's replica, captured: its key is a member's, of role node.
+    captured: Engine,
     port: u16,
 }
 
 /// Replica 0 an admin, 1 node n1 (its engine ends tunnels), 2 a viewer, 3
-/// an operator; n1 allows 127.0.0.1:<the service's port>.
+/// an operator, 4 another node's device; n1 allows 127.0.0.1:<the
+/// service's port>.
 async fn setup() -> Setup {
     let port = service().await;
-    let (tmp, mut reps) = replicas_as(4, |i| match i {
+    let (tmp, mut reps) = replicas_as(5, |i| match i {
         2 => Role::Viewer,
         3 => Role::Operator,
         _ => Role::Node,
     });
+    let captured_r = reps.pop().unwrap();
     let operator_r = reps.pop().unwrap();
     let viewer_r = reps.pop().unwrap();
     let node_r = reps.pop().unwrap();
@@ -124,11 +128,12 @@ async fn setup() -> Setup {
     let node = Engine::start(node_r, node_cfg).await.unwrap();
     let viewer = Engine::start(viewer_r, config()).await.unwrap();
     let operator = Engine::start(operator_r, config()).await.unwrap();
-    for e in [&node, &viewer, &operator] {
+    let captured = Engine::start(captured_r, config()).await.unwrap();
+    for e in [&node, &viewer, &operator, &captured] {
         e.connect(admin.endpoint_addr());
     }
     set(&admin, "tunnel.allow", json!([format!("127.0.0.1:{port}")]));
-    let keys: Vec<_> = [&admin, &node, &viewer, &operator]
+    let keys: Vec<_> = [&admin, &node, &viewer, &operator, &captured]
         .iter()
         .map(|e| e.key().clone())
         .collect();
@@ -144,7 +149,7 @@ async fn setup() -> Setup {
     );
     assert!(
         wait_for(Duration::from_secs(30), || converged(&[
-            &admin, &node, &viewer, &operator
+            &admin, &node, &viewer, &operator, &captured
         ]))
         .await
     );
@@ -154,6 +159,7 @@ async fn setup() -> Setup {
         node,
         viewer,
         operator,
+        captured,
         port,
     }
 }
@@ -230,6 +236,24 @@ async fn a_viewer_is_refused_and_told_why() {
         .expect("a viewer gets no tunnel");
     assert!(matches!(e, TunnelError::Refused { .. }), "{e}");
     assert!(e.to_string().contains("viewer"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_node_is_refused_a_tunnel_to_another_node() {
+    let s = setup().await;
+    // Its engine dials as a modified binary would (the CLI refuses first).
+    let e = s
+        .captured
+        .open_tunnel(s.node.endpoint_addr(), service_at(s.port), local().await)
+        .await
+        .err()
+        .expect("a node's key gets no tunnel");
+    assert!(matches!(e, TunnelError::Refused { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("only operators and admins open tunnels"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -536,3 +536,50 @@ fn syn_to(p: &[u8]) -> Option<SocketAddrV4> {
     let flags = *tcp.get(13)?;
     (flags & 0x02 != 0 && flags & 0x10 == 0).then(|| SocketAddrV4::new(dst, port))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(i: u8) -> MemberKey {
+        MemberKey::from_bytes(&[i; 32])
+    }
+
+    #[test]
+    fn a_node_ends_at_most_32_tunnels_and_16_a_member() {
+        let open = Arc::new(Mutex::new(HashMap::new()));
+        let mine: Vec<Counted> = (0..MAX_TUNNELS_PER_MEMBER)
+            .map(|_| count(&open, &member(1)).expect("within the member's limit"))
+            .collect();
+        let e = count(&open, &member(1)).err().expect("one more is refused");
+        assert!(e.contains("limit per member"), "{e}");
+        // Others still get theirs, up to the node's limit.
+        let others: Vec<Counted> = (0..MAX_TUNNELS - MAX_TUNNELS_PER_MEMBER)
+            .map(|i| count(&open, &member(2 + (i % 2) as u8)).expect("within the node's limit"))
+            .collect();
+        let e = count(&open, &member(9)).err().expect("the node is full");
+        assert!(e.contains("its limit"), "{e}");
+        // A tunnel that closes frees its place.
+        drop(mine);
+        assert!(count(&open, &member(9)).is_ok());
+        drop(others);
+        assert!(open.lock().unwrap().is_empty(), "nothing is left counted");
+    }
+
+    #[test]
+    fn only_a_syn_is_a_connection_asked_for() {
+        // IPv4, TCP, to 100.70.1.2:5000; flags at byte 13 of the TCP header.
+        let mut p = vec![0u8; 40];
+        p[0] = 0x45;
+        p[9] = 6;
+        p[16..20].copy_from_slice(&[100, 70, 1, 2]);
+        p[22..24].copy_from_slice(&5000u16.to_be_bytes());
+        p[33] = 0x02;
+        assert_eq!(syn_to(&p), Some("100.70.1.2:5000".parse().unwrap()));
+        p[33] = 0x12; // SYN-ACK
+        assert_eq!(syn_to(&p), None);
+        p[9] = 17; // UDP
+        assert_eq!(syn_to(&p), None);
+        assert_eq!(syn_to(&p[..10]), None, "a short packet is nothing");
+    }
+}
