@@ -722,11 +722,26 @@ fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
     relay = Some(net.spawn(&hub_ns, &hub, &relay_args, log("relay-2")));
     serve = Some(net.spawn(&hub_ns, &hub, &serve_args, log("hub-2")));
     let healed = eventually(Duration::from_secs(90), || probe(&dir("B1")) == 3);
-    assert!(
-        healed.is_some(),
-        "site B gets the edit once the hub is back; b1: {}",
-        procs[2].log()
-    );
+    if healed.is_none() {
+        // Which hop stalled: whether the hub's and b1's replicas hold the
+        // edit (b1's may hold it and not have applied it), and who has a
+        // session with whom.
+        let holds = |d: &Path| {
+            String::from_utf8_lossy(&fleetdeck(d, &["--json", "config", "get", "probe"]).stdout)
+                .into_owned()
+        };
+        panic!(
+            "site B gets the edit once the hub is back.\nthe hub's replica: {}\nb1's replica: {}\nthe hub's peers: {}\nb1's peers: {}\na1's peers: {}\nthe hub's log: {}\nb1's log: {}\na1's log: {}",
+            holds(&hub),
+            holds(&dir("B1")),
+            json(&hub, &["peers"]),
+            json(&dir("B1"), &["peers"]),
+            json(&dir("A1"), &["peers"]),
+            serve.as_ref().map(|p| p.log()).unwrap_or_default(),
+            procs[2].log(),
+            procs[0].log()
+        );
+    }
     println!("site B healed after {healed:?}");
     drop((laptop_proc, procs, serve, relay));
 }
