@@ -5,13 +5,14 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
-use fleetdeck_store::{NodeId, Role, overlay};
+use fleetdeck_store::document::FleetState;
+use fleetdeck_store::{MemberKey, NodeId, Role, overlay};
 use fleetdeck_sync::{Engine, EngineConfig};
 use serde_json::json;
 
 use super::args::Cli;
 use super::open;
-use crate::output::{Out, say};
+use crate::output::{self, Out, say};
 
 pub(super) fn tunnel(
     cli: &Cli,
@@ -62,10 +63,7 @@ pub(crate) fn prepare(
         ),
         None => bail!("this replica is not a member of its fleet"),
     }
-    let n = st.node(node)?;
-    let key = n.key.clone().ok_or_else(|| {
-        anyhow!("as far as this replica knows, node {node} runs no daemon yet (no replica is bound to it), so nothing ends a tunnel there; if it does, sync first (`fleetdeck sync --once`)")
-    })?;
+    let key = node_daemon_key(&st, node)?;
     // What this replica knows of the node's allowlist: the node decides
     // (from its own replica), but a target this one does not list is
     // almost always a typo or a missing `config set`; say so here.
@@ -152,6 +150,8 @@ async fn run(
 /// One node in a device's configuration.
 struct WgPeer {
     node: NodeId,
+    /// The key of its daemon (its member record).
+    key: MemberKey,
     wg: [u8; 32],
     /// Where the device sends its datagrams, HOST:PORT.
     endpoint: String,
@@ -190,7 +190,7 @@ fn wg_routes(peers: &[WgPeer]) -> (Vec<Routes>, Vec<String>) {
         let mut reach = Vec::new();
         for t in &p.targets {
             if t.ip().is_loopback() {
-                reach.push(SocketAddrV4::new(p.overlay, t.port()).to_string());
+                reach.push(fleetdeck_sync::tunnel::inside_target(*t, p.overlay).to_string());
                 continue;
             }
             if endpoints.contains(&std::net::IpAddr::V4(*t.ip())) {
@@ -261,7 +261,13 @@ fn given_endpoints(given: &[String]) -> Result<Endpoints> {
     let mut per = Vec::new();
     for e in given {
         match e.split_once('=') {
-            Some((node, at)) => per.push((NodeId::parse(node)?, parse_endpoint(at)?)),
+            Some((node, at)) => {
+                let node = NodeId::parse(node)?;
+                if per.iter().any(|(n, _)| *n == node) {
+                    bail!("--endpoint {node}=… given twice");
+                }
+                per.push((node, parse_endpoint(at)?));
+            }
             None if any.is_none() => any = Some(parse_endpoint(e)?),
             None => bail!("--endpoint HOST:PORT given twice: name each node's, NODE=HOST:PORT"),
         }
@@ -272,30 +278,68 @@ fn given_endpoints(given: &[String]) -> Result<Endpoints> {
     })
 }
 
-/// A node as a peer of a device, or why it cannot be one.
+/// The key of the daemon that runs `node`, checked as the far end of a
+/// tunnel: bound, a current member whose role is node, and running that
+/// node alone. Operators write bindings and a node may bind any unbound
+/// node, so a binding is looked at before a device or a tunnel is pointed
+/// at it.
+fn node_daemon_key(st: &FleetState, node: &NodeId) -> Result<MemberKey> {
+    let key = st.node(node)?.key.clone().ok_or_else(|| {
+        anyhow!("as far as this replica knows, node {node} runs no daemon yet (no replica is bound to it), so nothing ends a tunnel there; if it does, sync first (`fleetdeck sync --once`)")
+    })?;
+    if st.revoked.contains_key(&key) {
+        bail!(
+            "node {node} is bound to key {}, which an admin revoked: nothing there may end a tunnel until its device joins again under a new key",
+            key.short()
+        );
+    }
+    let m = st.members.get(&key).ok_or_else(|| {
+        anyhow!(
+            "node {node} is bound to key {}, which is not a member of this fleet",
+            key.short()
+        )
+    })?;
+    if m.role != Role::Node {
+        bail!(
+            "node {node} is bound to {} ({}), whose role is {}, not a node device's: check the binding (`fleetdeck node show {node}`)",
+            output::clean(&m.name),
+            key.short(),
+            m.role
+        );
+    }
+    let others: Vec<String> = st
+        .nodes_run_by(&key)
+        .iter()
+        .filter(|n| *n != node)
+        .map(|n| n.to_string())
+        .collect();
+    if !others.is_empty() {
+        bail!(
+            "node {node}'s key ({}) also runs node {}: a daemon ends tunnels for one node; check the bindings (`fleetdeck node show {node}`)",
+            key.short(),
+            others.join(", ")
+        );
+    }
+    Ok(key)
+}
+
+/// A node as a peer of a device (its overlay address still to be read,
+/// once the device is enrolled), or why it cannot be one.
 fn wg_peer(
     replica: &fleetdeck_store::Replica,
-    overlay_of: &std::collections::BTreeMap<fleetdeck_store::MemberKey, Ipv4Addr>,
     node: &NodeId,
     endpoint: Option<&str>,
 ) -> Result<WgPeer> {
     let st = replica.state();
-    let n = st.node(node)?;
-    let node_key = n.key.clone().ok_or_else(|| {
-        anyhow!("as far as this replica knows, node {node} runs no daemon yet (no replica is bound to it); if it does, sync first (`fleetdeck sync --once`)")
-    })?;
+    let node_key = node_daemon_key(st, node)?;
     let wg = st
         .members
         .get(&node_key)
         .and_then(|m| m.wg)
         .ok_or_else(|| anyhow!("node {node} has published no WireGuard key yet: its daemon needs a fleetdeck with tunnels, started once since (then sync here)"))?;
-    let overlay = *overlay_of
-        .get(&node_key)
-        .ok_or_else(|| anyhow!("node {node}'s replica is not a member of this fleet"))?;
     let effective = replica.effective_node(node)?;
-    let port = effective
-        .get_str("tunnel.wg_port")
-        .and_then(|v| v.as_u64())
+    let port = overlay::wg_port(&effective)
+        .map_err(|why| anyhow!("node {node}'s {why}"))?
         .ok_or_else(|| anyhow!("node {node} takes no plain WireGuard: an admin sets the UDP port, e.g. `fleetdeck config set tunnel.wg_port 51820 --node {node}`, and restarts its daemon"))?;
     let targets =
         overlay::tunnel_targets(&effective).map_err(|why| anyhow!("node {node}'s {why}"))?;
@@ -322,11 +366,26 @@ fn wg_peer(
     };
     Ok(WgPeer {
         node: node.clone(),
+        key: node_key,
         wg,
         endpoint,
-        overlay,
+        overlay: Ipv4Addr::UNSPECIFIED,
         targets,
     })
+}
+
+/// `name` as one shell word (quoted when it needs to be), for a command
+/// shown to copy.
+fn shell_word(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@+:/".contains(c));
+    if plain {
+        name.to_string()
+    } else {
+        format!("'{}'", name.replace('\'', r"'\''"))
+    }
 }
 
 /// `fleetdeck wg-config --name NAME [--node NODE]…`: enrolls a device that
@@ -345,18 +404,24 @@ pub(super) fn wg_config(
     use fleetdeck_store::ops::{self, Op};
 
     let mut replica = open(cli)?;
+    let mut wanted: Vec<NodeId> = Vec::new();
+    for n in nodes {
+        if !wanted.contains(n) {
+            wanted.push(n.clone());
+        }
+    }
     let Endpoints {
         one: one_endpoint,
         per_node,
     } = given_endpoints(endpoints)?;
-    if one_endpoint.is_some() && nodes.len() != 1 {
+    if one_endpoint.is_some() && wanted.len() != 1 {
         bail!(
             "--endpoint HOST:PORT is for one node (--node NODE): for several, name each node's, --endpoint NODE=HOST:PORT"
         );
     }
     for (n, _) in &per_node {
         replica.state().node(n)?;
-        if !nodes.is_empty() && !nodes.contains(n) {
+        if !wanted.is_empty() && !wanted.contains(n) {
             bail!("--endpoint names node {n}, which is not one of the --node given");
         }
     }
@@ -367,42 +432,44 @@ pub(super) fn wg_config(
             .map(|(_, e)| e.as_str())
             .or(one_endpoint.as_deref())
     };
-    let overlay_of = overlay::addresses(replica.state());
+    // What is said beside the configuration: nodes left out, addresses
+    // not routed (in `--json` too).
+    let mut notes: Vec<String> = Vec::new();
+    let mut left_out = Vec::new();
     let mut peers = Vec::new();
-    if nodes.is_empty() {
+    if wanted.is_empty() {
         // Every node that takes plain WireGuard; those that should but
         // cannot yet are named.
         let all: Vec<NodeId> = replica.state().nodes.keys().cloned().collect();
-        let mut left_out = 0;
         for node in &all {
             let takes = replica
                 .effective_node(node)
-                .is_ok_and(|e| e.get_str("tunnel.wg_port").is_some());
+                .is_ok_and(|e| !matches!(overlay::wg_port(&e), Ok(None)));
             if !takes {
                 continue;
             }
-            match wg_peer(&replica, &overlay_of, node, endpoint_of(node)) {
+            match wg_peer(&replica, node, endpoint_of(node)) {
                 Ok(p) => peers.push(p),
                 Err(e) => {
-                    left_out += 1;
-                    out.note(&format!("left out: {e}"));
+                    notes.push(format!("left out: {e}"));
+                    left_out.push(json!({"node": node, "why": e.to_string()}));
                 }
             }
         }
-        if peers.is_empty() && left_out > 0 {
+        if peers.is_empty() {
+            for n in &notes {
+                out.note(n);
+            }
+            if left_out.is_empty() {
+                bail!(
+                    "no node takes plain WireGuard with targets to reach: an admin sets tunnel.wg_port and tunnel.allow for a node first (see `fleetdeck wg-config --help`)"
+                );
+            }
             bail!("no node could be a peer of the device: each was left out (above)");
         }
-        if peers.is_empty() {
-            bail!(
-                "no node takes plain WireGuard with targets to reach: an admin sets tunnel.wg_port and tunnel.allow for a node first (see `fleetdeck wg-config --help`)"
-            );
-        }
     } else {
-        for node in nodes {
-            if peers.iter().any(|p: &WgPeer| &p.node == node) {
-                continue;
-            }
-            peers.push(wg_peer(&replica, &overlay_of, node, endpoint_of(node))?);
+        for node in &wanted {
+            peers.push(wg_peer(&replica, node, endpoint_of(node))?);
         }
     }
     if let Some((n, _)) = per_node
@@ -410,10 +477,6 @@ pub(super) fn wg_config(
         .find(|(n, _)| !peers.iter().any(|p| &p.node == n))
     {
         bail!("--endpoint names node {n}, which the device does not reach");
-    }
-    let (routes, notes) = wg_routes(&peers);
-    for n in &notes {
-        out.note(n);
     }
 
     let device = Identity::generate();
@@ -427,20 +490,32 @@ pub(super) fn wg_config(
         },
         fleetdeck_store::now_ms(),
     )?;
-    let address = overlay::address_of(replica.state(), device.key())
+    // Every address read once, with the device among the members.
+    let overlay_of = overlay::addresses(replica.state());
+    let address = *overlay_of
+        .get(device.key())
         .ok_or_else(|| anyhow!("the device's member record is missing after its enrolment"))?;
+    for p in &mut peers {
+        p.overlay = *overlay_of
+            .get(&p.key)
+            .ok_or_else(|| anyhow!("node {}'s member record is missing", p.node))?;
+    }
+    let (routes, route_notes) = wg_routes(&peers);
+    notes.extend(route_notes);
     let shown: Vec<String> = peers.iter().map(|p| p.node.to_string()).collect();
     let mut text = format!(
-        "# fleetdeck: device {name} for {}; revoke with `fleetdeck member revoke {name}`\n\
+        "# fleetdeck: device {} for {}; revoke with `fleetdeck member revoke {}`\n\
          [Interface]\n\
          PrivateKey = {}\n\
          Address = {address}/32\n\
          MTU = 1420\n",
+        output::clean(name),
         if peers.len() == 1 {
             format!("node {}", shown[0])
         } else {
             format!("nodes {}", shown.join(", "))
         },
+        output::clean(&shell_word(name)),
         overlay::format_wg_key(&fleetdeck_sync::tunnel::wg_private(&device)),
     );
     for (p, r) in peers.iter().zip(&routes) {
@@ -457,6 +532,9 @@ pub(super) fn wg_config(
             p.endpoint,
             r.allowed.join(", "),
         ));
+    }
+    for n in &notes {
+        out.note(n);
     }
     out.note(&format!(
         "{}\nthe configuration below holds the device's private key: it is shown once and kept nowhere else. A node takes the device once this change reaches it (a `fleetdeck serve` here spreads it).",
@@ -481,6 +559,8 @@ pub(super) fn wg_config(
             "member": device.key(),
             "address": address.to_string(),
             "peers": peers_json,
+            "left_out": left_out,
+            "notes": notes,
             "change": done.change.map(|h| h.to_string()),
         }),
         || text.trim_end().to_string(),
@@ -494,6 +574,7 @@ mod tests {
     fn peer(node: &str, overlay: [u8; 4], endpoint: &str, targets: &[&str]) -> WgPeer {
         WgPeer {
             node: NodeId::parse(node).unwrap(),
+            key: MemberKey::from_bytes(&[overlay[3]; 32]),
             wg: [0; 32],
             endpoint: endpoint.to_string(),
             overlay: Ipv4Addr::from(overlay),
@@ -541,6 +622,82 @@ mod tests {
             ["100.70.1.2/32", "192.168.1.20/32", "192.168.1.30/32"]
         );
         assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn a_node_bound_to_a_key_that_is_not_its_device_is_no_tunnel_end() {
+        use fleetdeck_store::SiteId;
+        use fleetdeck_store::document::{FleetDoc, NodeRecord, Revocation, SiteRecord};
+        let k = |i: u8| MemberKey::from_bytes(&[i; 32]);
+        let (admin, dev, laptop, gone) = (k(1), k(2), k(3), k(4));
+        let mut doc = FleetDoc::genesis(
+            automerge::ActorId::from(admin.to_bytes().to_vec()),
+            "f",
+            "f",
+            &admin,
+            "admin",
+            1,
+        )
+        .unwrap();
+        doc.put_member(&dev, "dev", Role::Node, 2).unwrap();
+        doc.put_member(&laptop, "laptop", Role::Operator, 3).unwrap();
+        doc.put_member(&gone, "gone", Role::Node, 4).unwrap();
+        doc.revoke_member(&gone, &Revocation::default()).unwrap();
+        let site = SiteId::parse("s1").unwrap();
+        doc.add_site(
+            &site,
+            &SiteRecord {
+                name: "one".into(),
+                lat: None,
+                lon: None,
+                zone: None,
+            },
+        )
+        .unwrap();
+        let node = |doc: &mut FleetDoc, id: &str, key: Option<&MemberKey>| {
+            let id = NodeId::parse(id).unwrap();
+            doc.add_node(
+                &id,
+                &NodeRecord {
+                    site: "s1".into(),
+                    role: None,
+                },
+            )
+            .unwrap();
+            if let Some(key) = key {
+                doc.bind_node(&id, key).unwrap();
+            }
+        };
+        node(&mut doc, "n1", Some(&dev));
+        node(&mut doc, "n2", Some(&laptop));
+        node(&mut doc, "n3", Some(&gone));
+        node(&mut doc, "n4", None);
+        let st = doc.state().unwrap();
+        let n = |id: &str| NodeId::parse(id).unwrap();
+        assert_eq!(node_daemon_key(&st, &n("n1")).unwrap(), dev);
+        for (id, says) in [
+            ("n2", "whose role is operator"),
+            ("n3", "revoked"),
+            ("n4", "runs no daemon yet"),
+        ] {
+            let e = node_daemon_key(&st, &n(id)).unwrap_err().to_string();
+            assert!(e.contains(says), "{id}: {e}");
+        }
+        // A node device that bound a second node (an unbound one, as a
+        // captured device may): neither is a tunnel end any more.
+        node(&mut doc, "n5", Some(&dev));
+        let st = doc.state().unwrap();
+        for id in ["n1", "n5"] {
+            let e = node_daemon_key(&st, &n(id)).unwrap_err().to_string();
+            assert!(e.contains("also runs node"), "{id}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_name_is_shown_as_one_shell_word() {
+        assert_eq!(shell_word("phone-anna"), "phone-anna");
+        assert_eq!(shell_word("anna phone"), "'anna phone'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
     }
 
     #[test]

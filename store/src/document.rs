@@ -1335,23 +1335,48 @@ impl FleetDoc {
             )));
         }
         let members = self.obj(MEMBERS)?;
-        let addrs = autosurgeon::hydrate_prop::<_, Option<MemberRecord>, _, _>(
+        let existing = autosurgeon::hydrate_prop::<_, Option<MemberRecord>, _, _>(
             &self.doc,
             &members,
             key.as_str(),
         )
         .ok()
-        .flatten()
-        .map(|m| m.addrs)
-        .unwrap_or_default();
+        .flatten();
+        // Enrolment order places overlay addresses (`overlay::addresses`):
+        // a record written again keeps its place, and a new one comes
+        // after every record this replica holds, whatever this machine's
+        // clock says (a joiner that ground its key to meet an earlier
+        // member's address cannot get ahead of it through a slow clock).
+        let added_ms = match &existing {
+            Some(m) => m.added_ms,
+            None => self
+                .latest_enrolment()
+                .map_or(now_ms, |t| now_ms.max(t.saturating_add(1))),
+        };
         let rec = MemberRecord {
             name: name.to_string(),
             role: role.as_str().to_string(),
-            added_ms: now_ms,
-            addrs,
+            added_ms,
+            addrs: existing.map(|m| m.addrs).unwrap_or_default(),
         };
         autosurgeon::reconcile_prop(&mut self.doc, &members, key.as_str(), &rec)?;
         Ok(())
+    }
+
+    /// The latest `added_ms` of any member record, readable or not.
+    fn latest_enrolment(&self) -> Option<i64> {
+        let members = self.obj(MEMBERS).ok()?;
+        self.doc
+            .map_range(&members, ..)
+            .filter_map(|item| match self.doc.get(item.id(), "added_ms") {
+                Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
+                    automerge::ScalarValue::Int(t) => Some(*t),
+                    automerge::ScalarValue::Uint(t) => i64::try_from(*t).ok(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .max()
     }
 
     /// Every revocation in the document: member key → the revocation (two

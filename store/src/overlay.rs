@@ -102,6 +102,23 @@ pub fn tunnel_targets(effective: &crate::config::Effective) -> Result<Vec<Socket
     }
 }
 
+/// The UDP port where a node takes plain WireGuard, from its effective
+/// config: none when `tunnel.wg_port` is unset (or null), or why its value
+/// is not a port. What the node's daemon and `wg-config` both read.
+pub fn wg_port(effective: &crate::config::Effective) -> Result<Option<u16>, String> {
+    match effective.get_str("tunnel.wg_port") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)
+            .map(Some)
+            .ok_or_else(|| {
+                format!("tunnel.wg_port is not valid: {v} is not a UDP port from 1 to 65535")
+            }),
+    }
+}
+
 /// Every member's overlay address, revoked members' included (see the
 /// module's documentation).
 pub fn addresses(state: &FleetState) -> BTreeMap<MemberKey, Ipv4Addr> {
@@ -112,7 +129,6 @@ pub fn addresses(state: &FleetState) -> BTreeMap<MemberKey, Ipv4Addr> {
         .map(|m| (m.added_ms, &m.key))
         .collect();
     order.sort();
-    order.dedup();
     let mut taken = HashSet::with_capacity(order.len());
     let mut out = BTreeMap::new();
     for (_, key) in order {
@@ -265,6 +281,28 @@ mod tests {
                 assert_eq!(alone, Some(want));
             }
         }
+    }
+
+    #[test]
+    fn enrolment_order_follows_the_document_not_the_clock() {
+        use crate::document::FleetDoc;
+        let (admin, earlier, later) = (key(1), key(2), key(3));
+        let actor = automerge::ActorId::from(admin.to_bytes().to_vec());
+        let mut doc = FleetDoc::genesis(actor, "f", "f", &admin, "admin", 1_000).unwrap();
+        doc.put_member(&earlier, "earlier", crate::Role::Operator, 5_000)
+            .unwrap();
+        // An admin machine whose clock is behind enrolls the next member:
+        // it still comes after every member the document holds.
+        doc.put_member(&later, "later", crate::Role::Viewer, 2_000)
+            .unwrap();
+        let st = doc.state().unwrap();
+        assert!(st.members[&later].added_ms > st.members[&earlier].added_ms);
+        // Enrolled again (a role change), a member keeps its place.
+        doc.put_member(&earlier, "earlier", crate::Role::Admin, 9_000)
+            .unwrap();
+        let again = doc.state().unwrap();
+        assert_eq!(again.members[&earlier].added_ms, 5_000);
+        assert_eq!(addresses(&again), addresses(&st));
     }
 
     #[test]

@@ -380,7 +380,7 @@ impl Side for EndSide {
             .is_none_or(|t| t.elapsed() > Duration::from_secs(60))
         {
             self.strangers_logged = Some(Instant::now());
-            tracing::warn!(peer = %self.standing.name, %src, expected = %self.at.member, "dropped tunnel packets from an address that is not the member's overlay address (the two replicas disagree on member records: sync them)");
+            tracing::warn!(peer = %self.standing.name, %src, expected = %self.at.member, "dropped tunnel packets from an address that is not the member's overlay address: the member's replica (or device configuration) disagrees with this node's member records; sync that replica, or print the device's configuration again");
         }
         false
     }
@@ -414,7 +414,9 @@ impl Side for EndSide {
         } else {
             to
         };
-        if self.listeners.iter().any(|l| l.at == to) {
+        if overlay::is_overlay(*to.ip()) && *to.ip() != self.at.node {
+            tracing::warn!(peer = %self.standing.name, to = %to, node_at = %self.at.node, "refused a tunnel connection to another overlay address: this node is at {}; the member's replica (or device configuration) places it elsewhere, so the two disagree on member records: sync that replica, or print the device's configuration again", self.at.node);
+        } else if self.listeners.iter().any(|l| l.at == to) {
             tracing::warn!(peer = %self.standing.name, %target, "refused a tunnel connection: {MAX_CONNS} connections are open");
         } else {
             tracing::warn!(peer = %self.standing.name, %target, "refused a tunnel connection: {target} is not in this node's tunnel.allow");

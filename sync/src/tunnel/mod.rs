@@ -263,14 +263,14 @@ pub(crate) async fn plain_wireguard(
     node: fleetdeck_store::NodeId,
     open: Arc<std::sync::Mutex<std::collections::HashMap<MemberKey, usize>>>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let port = inner
-        .lock_replica()
-        .effective_node(&node)
-        .ok()?
-        .get_str("tunnel.wg_port")
-        .and_then(|v| v.as_u64())
-        .and_then(|p| u16::try_from(p).ok())
-        .filter(|p| *p != 0)?;
+    let effective = inner.lock_replica().effective_node(&node).ok()?;
+    let port = match fleetdeck_store::overlay::wg_port(&effective) {
+        Ok(p) => p?,
+        Err(why) => {
+            tracing::warn!("no plain WireGuard: this node's {why}");
+            return None;
+        }
+    };
     let at = SocketAddr::from(([0, 0, 0, 0], port));
     match tokio::net::UdpSocket::bind(at).await {
         Ok(socket) => {
