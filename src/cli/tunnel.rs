@@ -640,7 +640,8 @@ mod tests {
         )
         .unwrap();
         doc.put_member(&dev, "dev", Role::Node, 2).unwrap();
-        doc.put_member(&laptop, "laptop", Role::Operator, 3).unwrap();
+        doc.put_member(&laptop, "laptop", Role::Operator, 3)
+            .unwrap();
         doc.put_member(&gone, "gone", Role::Node, 4).unwrap();
         doc.revoke_member(&gone, &Revocation::default()).unwrap();
         let site = SiteId::parse("s1").unwrap();
