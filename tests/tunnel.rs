@@ -688,6 +688,8 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
                 .any(|m| m["name"] == "dev1" && m["overlay"] == n1_at.as_str())),
             "{listed}"
         );
+        let shown = json(&ops, &hub, &["node", "show", "n2"]);
+        assert_eq!(shown["overlay"], n2_at.as_str(), "{shown}");
         let knows = |ns: &str, dir: &Path, revoked: bool| {
             json(ns, dir, &["member", "list"])
                 .as_array()

@@ -144,7 +144,12 @@ fn show(m: &Moment, out: &Out, node_id: &str) -> Result<()> {
         .effective_node(&id)
         .map(|e| fleetdeck_node::render::revision(&e.to_tree()))
         .ok();
-    let mut doc = json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": layer_json(&n.overrides), "desired_revision": desired, "bound_to": n.key, "health": h.map(|h| &h.reg), "received_ms": h.map(|h| h.received_ms)});
+    // Where its services are inside tunnels (a device's wg-config routes it).
+    let overlay = n
+        .key
+        .as_ref()
+        .and_then(|k| fleetdeck_store::overlay::address_of(st, k));
+    let mut doc = json!({"id": n.id, "site": n.site, "role": n.record.role, "overrides": layer_json(&n.overrides), "desired_revision": desired, "bound_to": n.key, "overlay": overlay.map(|ip| ip.to_string()), "health": h.map(|h| &h.reg), "received_ms": h.map(|h| h.received_ms)});
     if m.past {
         doc["at"] = json!(output::fmt_time(m.at_ms));
     }
@@ -159,6 +164,9 @@ fn show(m: &Moment, out: &Out, node_id: &str) -> Result<()> {
         if let Some(key) = &n.key {
             let name = st.member_name(key).unwrap_or("not a member");
             text.push_str(&format!("bound to  {name} ({})\n", key.short()));
+        }
+        if let Some(ip) = overlay {
+            text.push_str(&format!("overlay   {ip} (its services inside tunnels)\n"));
         }
         match h {
             Some(h) => text.push_str(&health_text(&h.reg, h.received_ms, now, m.past)),

@@ -269,16 +269,29 @@ impl SignedRegister {
     /// field this build does not know, from a newer node): that one
     /// travels as its bytes.
     pub fn pack(&self) -> Option<Vec<u8>> {
+        self.pack_as(PackedForm::Plain)
+    }
+
+    /// [`SignedRegister::pack`] in the given form: the plain form has no
+    /// tunnel records (a register with some does not pack in it), the
+    /// other is the plain form followed by them.
+    pub fn pack_as(&self, form: PackedForm) -> Option<Vec<u8>> {
         let reg = self.decode().ok()?;
-        // The packed form predates tunnel records: such a register goes as
-        // its bytes (for the hour a node reports them).
-        if !reg.tunnels.is_empty() {
-            return None;
-        }
         if encode(&reg).ok()? != self.bytes {
             return None;
         }
-        postcard::to_stdvec(&Packed::from(reg)).ok()
+        match form {
+            PackedForm::Plain if !reg.tunnels.is_empty() => None,
+            PackedForm::Plain => postcard::to_stdvec(&Packed::from(reg)).ok(),
+            PackedForm::WithTunnels => {
+                let tunnels = reg.tunnels.clone();
+                postcard::to_stdvec(&PackedWithTunnels {
+                    reg: Packed::from(reg),
+                    tunnels,
+                })
+                .ok()
+            }
+        }
     }
 
     /// The signed register a packed one stands for: the bytes rebuilt
@@ -286,16 +299,36 @@ impl SignedRegister {
     /// Whether the signature holds is for [`admit`] to find, as for any
     /// register.
     pub fn unpack(packed: &[u8], sig: Vec<u8>) -> std::result::Result<SignedRegister, Refusal> {
-        let (p, rest) = postcard::take_from_bytes::<Packed>(packed)
-            .map_err(|e| Refusal::Undecodable(format!("packed: {e}")))?;
+        Self::unpack_as(packed, sig, PackedForm::Plain)
+    }
+
+    /// [`SignedRegister::unpack`] of a register packed in `form`.
+    pub fn unpack_as(
+        packed: &[u8],
+        sig: Vec<u8>,
+        form: PackedForm,
+    ) -> std::result::Result<SignedRegister, Refusal> {
+        let undecodable = |e: postcard::Error| Refusal::Undecodable(format!("packed: {e}"));
+        let (reg, rest) = match form {
+            PackedForm::Plain => {
+                let (p, rest) = postcard::take_from_bytes::<Packed>(packed).map_err(undecodable)?;
+                (HealthRegister::from(p), rest)
+            }
+            PackedForm::WithTunnels => {
+                let (p, rest) =
+                    postcard::take_from_bytes::<PackedWithTunnels>(packed).map_err(undecodable)?;
+                let mut reg = HealthRegister::from(p.reg);
+                reg.tunnels = p.tunnels;
+                (reg, rest)
+            }
+        };
         if !rest.is_empty() {
             return Err(Refusal::Undecodable(format!(
                 "packed: {} bytes after the register",
                 rest.len()
             )));
         }
-        let bytes = encode(&HealthRegister::from(p))
-            .map_err(|e| Refusal::Undecodable(format!("packed: {e}")))?;
+        let bytes = encode(&reg).map_err(|e| Refusal::Undecodable(format!("packed: {e}")))?;
         Ok(SignedRegister { bytes, sig })
     }
 }
@@ -318,6 +351,22 @@ struct Packed {
     holds: Vec<String>,
     live_at: Vec<String>,
     addrs: Vec<String>,
+}
+
+/// The packed forms of a register (see [`SignedRegister::pack_as`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackedForm {
+    /// Every field but tunnel records (the first packed form).
+    Plain,
+    /// The plain form followed by the tunnel records.
+    WithTunnels,
+}
+
+/// The second packed form: the first, then what it lacks.
+#[derive(Serialize, Deserialize)]
+struct PackedWithTunnels {
+    reg: Packed,
+    tunnels: Vec<TunnelRecord>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -1377,13 +1426,34 @@ mod tests {
             assert!(e.to_string().contains("tunnel"), "{e}");
         }
         assert_eq!(load_all(&conn).unwrap().0[0].reg.tunnels, ok.tunnels);
-        // The packed form has no tunnels: such a register travels as its
-        // bytes, never packed without them.
+        // The plain packed form has no tunnels: such a register never
+        // packs without them. The second form carries them, and rebuilds
+        // the signed bytes exactly.
         let signed = SignedRegister {
             bytes: encode(&ok).unwrap(),
-            sig: Vec::new(),
+            sig: vec![9; 64],
         };
         assert!(signed.pack().is_none());
+        let packed = signed.pack_as(PackedForm::WithTunnels).unwrap();
+        assert!(
+            packed.len() < signed.bytes.len() / 2,
+            "{} bytes",
+            packed.len()
+        );
+        assert_eq!(
+            SignedRegister::unpack_as(&packed, signed.sig.clone(), PackedForm::WithTunnels),
+            Ok(signed.clone())
+        );
+        // Read as the other form, or cut short: refused, never misread.
+        assert!(SignedRegister::unpack(&packed, Vec::new()).is_err());
+        assert!(
+            SignedRegister::unpack_as(
+                &packed[..packed.len() - 3],
+                Vec::new(),
+                PackedForm::WithTunnels
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
 use automerge::sync::{Message, State as SyncState};
-use fleetdeck_store::health::SignedRegister;
+use fleetdeck_store::health::{PackedForm, SignedRegister};
 use fleetdeck_store::{MemberKey, NodeId, Replica};
 use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
 use tokio::sync::{mpsc, watch};
@@ -179,6 +179,9 @@ pub(crate) struct Session {
     speaks_results: bool,
     /// Whether the peer takes health registers packed (`Features::packed_health`).
     speaks_packed: bool,
+    /// Whether it takes those with tunnel records packed too
+    /// (`Features::packed_tunnels`).
+    speaks_packed_tunnels: bool,
     /// node id → highest results register seq the peer is known to hold.
     peer_results: HashMap<String, u64>,
     bytes_out: u64,
@@ -249,6 +252,7 @@ impl Session {
             peer_health: HashMap::new(),
             speaks_results: features.results,
             speaks_packed: features.packed_health,
+            speaks_packed_tunnels: features.packed_health && features.packed_tunnels,
             peer_results: HashMap::new(),
             bytes_out: 0,
         }
@@ -360,6 +364,7 @@ impl Session {
         let now = fleetdeck_store::now_ms();
         let mut out = Vec::new();
         let mut packed = Vec::new();
+        let mut packed_tunnels = Vec::new();
         for (node, s) in policy.sendable(r.health()) {
             if self
                 .peer_health
@@ -378,9 +383,16 @@ impl Session {
                     }
                 };
                 let age = u64::try_from(now - s.received_ms).unwrap_or(0);
-                match self.speaks_packed.then(|| signed.pack()).flatten() {
-                    Some(p) => packed.push((p, signed.sig, age)),
-                    None => out.push((signed, age)),
+                if let Some(p) = self.speaks_packed.then(|| signed.pack()).flatten() {
+                    packed.push((p, signed.sig, age));
+                } else if let Some(p) = self
+                    .speaks_packed_tunnels
+                    .then(|| signed.pack_as(PackedForm::WithTunnels))
+                    .flatten()
+                {
+                    packed_tunnels.push((p, signed.sig, age));
+                } else {
+                    out.push((signed, age));
                 }
             }
         }
@@ -388,6 +400,9 @@ impl Session {
         let mut msgs = Vec::new();
         if !packed.is_empty() {
             msgs.push(Msg::HealthPacked(packed));
+        }
+        if !packed_tunnels.is_empty() {
+            msgs.push(Msg::HealthPackedTunnels(packed_tunnels));
         }
         if !out.is_empty() {
             msgs.push(Msg::Health(out));
@@ -538,19 +553,9 @@ impl Session {
                 }
                 Ok(Stored::Nothing)
             }
-            Msg::HealthPacked(packed) => {
-                let mut regs = Vec::with_capacity(packed.len());
-                let mut refused = Vec::new();
-                for (p, sig, age_ms) in packed {
-                    match SignedRegister::unpack(&p, sig) {
-                        Ok(signed) => regs.push((signed, age_ms)),
-                        Err(why) => refused.push(fleetdeck_store::health::Admission::Refused {
-                            node: "?".into(),
-                            why,
-                        }),
-                    }
-                }
-                self.take_health(regs, refused)
+            Msg::HealthPacked(packed) => self.take_packed_health(packed, PackedForm::Plain),
+            Msg::HealthPackedTunnels(packed) => {
+                self.take_packed_health(packed, PackedForm::WithTunnels)
             }
             Msg::Health(regs) => self.take_health(regs, Vec::new()),
             Msg::ResultsDigest(list) => {
@@ -605,6 +610,27 @@ impl Session {
             Msg::Hello(_) => Err(SessionError::Protocol("a second hello".into())),
             Msg::Refuse(why) => Err(SessionError::RefusedByPeer(why)),
         }
+    }
+
+    /// Registers packed in `form`: each unpacked (one that does not is
+    /// refused alone), then taken as [`Self::take_health`] takes them.
+    fn take_packed_health(
+        &mut self,
+        packed: Vec<(Vec<u8>, Vec<u8>, u64)>,
+        form: PackedForm,
+    ) -> Result<Stored, SessionError> {
+        let mut regs = Vec::with_capacity(packed.len());
+        let mut refused = Vec::new();
+        for (p, sig, age_ms) in packed {
+            match SignedRegister::unpack_as(&p, sig, form) {
+                Ok(signed) => regs.push((signed, age_ms)),
+                Err(why) => refused.push(fleetdeck_store::health::Admission::Refused {
+                    node: "?".into(),
+                    why,
+                }),
+            }
+        }
+        self.take_health(regs, refused)
     }
 
     /// Offers registers from the peer to the replica, each checked alone

@@ -74,6 +74,9 @@ pub struct Features {
     pub results: bool,
     /// Takes [`Msg::HealthPacked`]: health registers in their packed form.
     pub packed_health: bool,
+    /// Takes [`Msg::HealthPackedTunnels`]: registers with tunnel records
+    /// in the packed form that carries them.
+    pub packed_tunnels: bool,
 }
 
 impl Features {
@@ -81,6 +84,7 @@ impl Features {
     pub const CURRENT: Features = Features {
         results: true,
         packed_health: true,
+        packed_tunnels: true,
     };
 
     /// Features as a sender of any build wrote them: one flag after
@@ -98,6 +102,7 @@ impl Features {
         Features {
             results: flag(),
             packed_health: flag(),
+            packed_tunnels: flag(),
         }
     }
 }
@@ -151,6 +156,10 @@ pub enum Msg {
     /// Only to a peer whose hello said `Features::packed_health`; a register
     /// that does not pack goes in a [`Msg::Health`].
     HealthPacked(Vec<(Vec<u8>, Vec<u8>, u64)>),
+    /// [`Msg::HealthPacked`] for registers with tunnel records, in the
+    /// packed form that carries them (`PackedForm::WithTunnels`). Only to
+    /// a peer whose hello said `Features::packed_tunnels`.
+    HealthPackedTunnels(Vec<(Vec<u8>, Vec<u8>, u64)>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -400,7 +409,8 @@ mod tests {
             Features::read(&old),
             Features {
                 results: true,
-                packed_health: false
+                packed_health: false,
+                packed_tunnels: false,
             }
         );
         // That build reads this one's features: the flag it knows.
@@ -413,6 +423,9 @@ mod tests {
         assert_eq!(Features::read(&[]), Features::default());
         // A flag byte that is not a bool ends the reading: off from there.
         assert!(!Features::read(&[1, 7]).packed_health);
+        // A build that knew packed health but not packed tunnels.
+        let two = Features::read(&[1, 1]);
+        assert!(two.packed_health && !two.packed_tunnels);
     }
 
     #[tokio::test]

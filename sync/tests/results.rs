@@ -258,7 +258,7 @@ async fn a_peer_from_before_results_registers_is_sent_none_and_still_syncs() {
 /// refused alone; a peer from before packing is sent the signed bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_registers_travel_packed_to_peers_that_take_them_and_as_bytes_to_others() {
-    use fleetdeck_store::health::{HealthRegister, SignedRegister};
+    use fleetdeck_store::health::{HealthRegister, PackedForm, SignedRegister};
     let (_tmp, engines, idle) = hub_and_nodes(3, &[0]).await;
     let hub = engines[0].as_ref().unwrap();
     let n2 = idle[2].as_ref().unwrap();
@@ -313,12 +313,82 @@ async fn health_registers_travel_packed_to_peers_that_take_them_and_as_bytes_to_
     let old = Features {
         results: true,
         packed_health: false,
+        packed_tunnels: false,
     };
-    let got = raw_session(n2, hub, Some(old), lacks, Duration::from_secs(2)).await;
+    let got = raw_session(n2, hub, Some(old), lacks.clone(), Duration::from_secs(2)).await;
     assert!(
         got.iter()
             .any(|m| matches!(m, Msg::Health(h) if h.len() == 1 && h[0].0 == signed)),
         "{got:?}"
     );
     assert!(!got.iter().any(|m| matches!(m, Msg::HealthPacked(_))));
+
+    // A register with tunnel records: packed in the form that carries them
+    // to a peer that takes it, as its bytes to one that packs only the
+    // first form.
+    let with_tunnels = HealthRegister {
+        seq: 5,
+        tunnels: vec![fleetdeck_store::health::TunnelRecord {
+            by: "laptop".into(),
+            targets: "127.0.0.1:5000".into(),
+            conns: 1,
+            ..Default::default()
+        }],
+        ..beat.clone()
+    };
+    let signed = SignedRegister::sign(&with_tunnels, n2.identity()).unwrap();
+    let packed = signed
+        .pack_as(PackedForm::WithTunnels)
+        .expect("it packs with its tunnels");
+    raw_session(
+        n2,
+        hub,
+        Some(Features::CURRENT),
+        vec![Msg::HealthPackedTunnels(vec![(
+            packed,
+            signed.sig.clone(),
+            0,
+        )])],
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(
+        wait_for(Duration::from_secs(10), || hub.with_replica(|r| r
+            .health()
+            .get("n2")
+            .is_some_and(|s| s.reg == with_tunnels)))
+        .await,
+        "the register with tunnels landed at the hub, whole"
+    );
+    let got = raw_session(
+        n2,
+        hub,
+        Some(Features::CURRENT),
+        lacks.clone(),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(
+        got.iter().any(|m| matches!(m, Msg::HealthPackedTunnels(p)
+            if p.len() == 1 && SignedRegister::unpack_as(&p[0].0, p[0].1.clone(), PackedForm::WithTunnels).as_ref() == Ok(&signed))),
+        "{got:?}"
+    );
+    let first_form_only = Features {
+        packed_tunnels: false,
+        ..Features::CURRENT
+    };
+    let got = raw_session(
+        n2,
+        hub,
+        Some(first_form_only),
+        lacks,
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, Msg::Health(h) if h.len() == 1 && h[0].0 == signed)),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|m| matches!(m, Msg::HealthPackedTunnels(_))));
 }
