@@ -277,6 +277,61 @@ async fn a_port_the_node_does_not_allow_is_reset() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_to_what_tunnel_allow_no_longer_lists_is_reset() {
+    let s = setup().await;
+    let tunnel = s
+        .admin
+        .open_tunnel(s.node.endpoint_addr(), service_at(s.port), local().await)
+        .await
+        .expect("the tunnel opens");
+    // A download far longer than the test, flowing.
+    let mut c = TcpStream::connect(tunnel.local).await.unwrap();
+    c.write_all(b"GET 100000000000\n").await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0usize;
+    while got < 1 << 20 {
+        let k = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+            .await
+            .expect("the download flows")
+            .unwrap();
+        assert!(k > 0, "the download ended early");
+        got += k;
+    }
+    // The admin lists another service instead.
+    let other = service().await;
+    set(
+        &s.admin,
+        "tunnel.allow",
+        json!([format!("127.0.0.1:{other}")]),
+    );
+    // The node ends the connection (its stack resets it) once the change
+    // arrives: the download stops far short of its end.
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match c.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got += k,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection still runs after 20 s ({got} bytes)"
+    );
+    assert!(got < 100_000_000_000, "{got} bytes");
+    // And a new connection to the old target gets nothing.
+    let mut c = TcpStream::connect(tunnel.local).await.unwrap();
+    let _ = c.write_all(b"GET 10\n").await;
+    let mut rest = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut rest))
+        .await
+        .expect("the connection ends at once");
+    assert!(rest.is_empty(), "{r:?}: got {} bytes", rest.len());
+    tunnel.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_operator_loses_its_open_tunnel_and_gets_no_new_one() {
     let s = setup().await;
     let tunnel = s

@@ -27,7 +27,8 @@ use crate::engine::Inner;
 
 /// How long reaching a target may take.
 const CONNECT_WITHIN: Duration = Duration::from_secs(5);
-/// How often a member's standing and the allowlist are read again.
+/// How often (in ticks of the loop) a member's standing and the allowlist
+/// are read again, when the document changed since the last reading.
 const RECHECK_TICKS: u32 = 4;
 /// Tunnels a node ends at once at most, and per member: what a node's
 /// memory is bounded by (each connection holds at most 512 KiB of buffers
@@ -231,7 +232,12 @@ pub(crate) async fn run(
     let mut stack = Stack::new(at.node, link.mtu(), true);
     let opened = Instant::now();
     let name = s.name.clone();
+    let mut doc = crate::session::Host::subscribe_doc(&*inner);
+    // The standing was read before this subscription: read it once more
+    // in any case (a revocation may have come in between).
+    doc.mark_changed();
     let mut side = EndSide {
+        doc,
         inner,
         node,
         remote,
@@ -313,6 +319,10 @@ struct Listener {
 }
 
 struct EndSide {
+    /// Changes to the document: the standing is read again only after one
+    /// (a revocation, a new allowlist arrive as changes), not every tick
+    /// under the replica's lock.
+    doc: tokio::sync::watch::Receiver<u64>,
     inner: Arc<Inner>,
     node: NodeId,
     remote: MemberKey,
@@ -493,6 +503,11 @@ impl Side for EndSide {
         if !self.ticks.is_multiple_of(RECHECK_TICKS) {
             return None;
         }
+        // A closed channel (the engine going away) reads as a change.
+        if !self.doc.has_changed().unwrap_or(true) {
+            return None;
+        }
+        self.doc.borrow_and_update();
         match standing(&self.inner, &self.node, &self.remote) {
             Err(why) => Some(why),
             Ok(s) if s.wg != self.standing.wg => Some("the member's WireGuard key changed".into()),
