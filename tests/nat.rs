@@ -28,7 +28,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -37,28 +37,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn sh(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// `ip netns exec NS PROGRAM ARGS…`, asserted to succeed.
-fn inside(ns: &str, program: &str, args: &[&str]) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, program])
-        .args(args)
-        .output()
-        .expect("ip runs");
-    assert!(
-        out.status.success(),
-        "in {ns}: {program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod netns;
+use netns::{Namespaces, Proc, eventually, inside, sh};
 
 fn fleetdeck(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
@@ -81,52 +61,6 @@ fn json(dir: &Path, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    None
-}
-
-/// A daemon in a namespace, its stderr in a file.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Proc {
-    /// SIGTERM, as systemd stops it, and a bounded wait for it to exit.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A TAP device made in this namespace (`/dev/net/tun`, `IFF_TAP |
@@ -270,7 +204,8 @@ fn has_netem() -> bool {
 /// The namespaces, deleted (after their processes) however the test ends.
 struct Net {
     tag: String,
-    made: Vec<String>,
+    /// Deleted before the delay lines stop (fields drop in order).
+    spaces: Namespaces,
     lines: Vec<DelayLine>,
 }
 
@@ -281,9 +216,7 @@ impl Net {
 
     fn add(&mut self, name: &str) -> String {
         let ns = self.ns(name);
-        assert!(sh("ip", &["netns", "add", &ns]), "ip netns add {ns}");
-        self.made.push(ns.clone());
-        inside(&ns, "ip", &["link", "set", "lo", "up"]);
+        self.spaces.add(&ns);
         ns
     }
 
@@ -356,24 +289,7 @@ table ip filter {\n  chain inbound {\n    type filter hook forward priority 0; p
     }
 
     fn spawn(&self, ns: &str, dir: &Path, args: &[&str], log: PathBuf) -> Proc {
-        let err = File::create(&log).expect("a log file");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                env!("CARGO_BIN_EXE_fleetdeck"),
-                "--data",
-            ])
-            .arg(dir)
-            .args(args)
-            .env_remove("FLEETDECK_DATA")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("ip netns exec runs");
-        Proc { child, log }
+        Proc::spawn(ns, dir, args, log, Stdio::null(), Some("info"))
     }
 
     fn join(&self, ns: &str, dir: &Path, token: &str, name: &str) {
@@ -395,14 +311,6 @@ table ip filter {\n  chain inbound {\n    type filter hook forward priority 0; p
             "{name} joins from behind its NAT: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.made.iter().rev() {
-            let _ = sh("ip", &["netns", "del", ns]);
-        }
     }
 }
 
@@ -451,7 +359,7 @@ fn sites_behind_nat_sync_through_the_hub_and_on_their_lan_without_it() {
     let log = |name: &str| tmp.path().join(format!("{name}.log"));
     let mut net = Net {
         tag: std::process::id().to_string(),
-        made: Vec::new(),
+        spaces: Namespaces::default(),
         lines: Vec::new(),
     };
 

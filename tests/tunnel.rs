@@ -35,29 +35,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+mod netns;
+use netns::{Namespaces, Proc, inside, sh};
+
+/// Whether `f` says yes within `limit` (asked every 250 ms).
+fn within(limit: Duration, f: impl FnMut() -> bool) -> bool {
+    netns::eventually(limit, f).is_some()
+}
+
 const BIG: u64 = 100_000_000;
-
-fn sh(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn inside(ns: &str, program: &str, args: &[&str]) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, program])
-        .args(args)
-        .output()
-        .expect("ip runs");
-    assert!(
-        out.status.success(),
-        "in {ns}: {program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// `fleetdeck --data DIR ARGS…` in namespace `ns`.
 fn fleetdeck(ns: &str, dir: &Path, args: &[&str]) -> Output {
@@ -88,77 +74,15 @@ fn json(ns: &str, dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok(ns, dir, &a)).unwrap_or(Value::Null)
 }
 
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    false
-}
-
-/// A long-running process, its stderr in a file; killed however the test
-/// ends.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(ns: &str, dir: &Path, args: &[&str], log: PathBuf, stdout: Stdio) -> Proc {
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_fleetdeck")])
-            .env_remove("FLEETDECK_DATA")
-            .env_remove("RUST_LOG")
-            .arg("--data")
-            .arg(dir)
-            .args(args)
-            .stdout(stdout)
-            .stderr(File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("fleetdeck starts");
-        Proc { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM (Ctrl-C does the same) and a bounded wait for the exit.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The namespaces, deleted (after their processes) however the test ends.
 struct Net {
-    made: Vec<String>,
+    spaces: Namespaces,
 }
 
 impl Net {
     fn add(&mut self, name: &str) -> String {
         let ns = format!("fdt{name}{}", std::process::id());
-        assert!(sh("ip", &["netns", "add", &ns]), "ip netns add {ns}");
-        self.made.push(ns.clone());
-        inside(&ns, "ip", &["link", "set", "lo", "up"]);
+        self.spaces.add(&ns);
         ns
     }
 
@@ -184,14 +108,6 @@ impl Net {
         );
         inside(a, "ip", &["link", "set", a_dev, "up"]);
         inside(b, "ip", &["link", "set", b_dev, "up"]);
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in &self.made {
-            let _ = sh("ip", &["netns", "del", ns]);
-        }
     }
 }
 
@@ -223,7 +139,7 @@ impl WireGuardGo {
             .stderr(Stdio::null())
             .spawn()
             .expect("wireguard-go starts");
-        let up = eventually(Duration::from_secs(10), || {
+        let up = within(Duration::from_secs(10), || {
             sh("ip", &["netns", "exec", ns, "ip", "link", "show", dev])
         });
         assert!(up, "wireguard-go makes {dev}");
@@ -368,7 +284,7 @@ fn fetch(at: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
 fn tunnel(ns: &str, dir: &Path, args: &[&str], log: PathBuf) -> (Proc, SocketAddr) {
     let mut a = vec!["--json", "tunnel"];
     a.extend_from_slice(args);
-    let mut p = Proc::spawn(ns, dir, &a, log, Stdio::piped());
+    let mut p = Proc::spawn(ns, dir, &a, log, Stdio::piped(), None);
     let out = p.child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -395,7 +311,9 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
     let tmp = tempfile::tempdir().expect("a temp dir");
     let dir = |name: &str| tmp.path().join(name);
     let log = |name: &str| tmp.path().join(format!("{name}.log"));
-    let mut net = Net { made: Vec::new() };
+    let mut net = Net {
+        spaces: Namespaces::default(),
+    };
     let ops = net.add("O");
     let site = net.add("S");
     let cam = net.add("C");
@@ -451,10 +369,11 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         &["serve", "--listen", "10.78.0.1:7447", "--no-mdns"],
         log("hub"),
         Stdio::null(),
+        None,
     );
     let token = |role: &str| {
         let mut t = None;
-        eventually(Duration::from_secs(20), || {
+        within(Duration::from_secs(20), || {
             let out = fleetdeck(&ops, &hub, &["--json", "invite", "--role", role]);
             t = serde_json::from_slice::<Value>(&out.stdout)
                 .ok()
@@ -514,6 +433,7 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         ],
         log("node"),
         Stdio::null(),
+        None,
     );
     let node2_proc = Proc::spawn(
         &site2,
@@ -529,6 +449,7 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         ],
         log("node2"),
         Stdio::null(),
+        None,
     );
     ok(
         &ops,
@@ -564,7 +485,7 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains(what)
     };
     assert!(
-        eventually(Duration::from_secs(30), || node_has("192.168.50.20:8554")),
+        within(Duration::from_secs(30), || node_has("192.168.50.20:8554")),
         "the allowlist reaches the node: {}",
         node_proc.log()
     );
@@ -638,7 +559,7 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         .into_owned()
     };
     assert!(
-        eventually(Duration::from_secs(30), || events()
+        within(Duration::from_secs(30), || events()
             .contains("tunnel by hub to 192.168.50.20:8554")
             && events().contains("tunnel by hub to 127.0.0.1:8080")),
         "the node's events show its tunnels: {}",
@@ -662,7 +583,7 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
                 })
         };
         assert!(
-            eventually(Duration::from_secs(30), hub_has_keys),
+            within(Duration::from_secs(30), hub_has_keys),
             "both nodes' WireGuard keys reach the hub: {}",
             node2_proc.log()
         );
@@ -700,7 +621,7 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         };
         let node_knows = |revoked: bool| knows(&site, &node, revoked);
         assert!(
-            eventually(Duration::from_secs(30), || node_knows(false)
+            within(Duration::from_secs(30), || node_knows(false)
                 && knows(&site2, &node2, false)),
             "the device's member record reaches both nodes"
         );
@@ -725,7 +646,7 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         );
         ok(&ops, &hub, &["member", "revoke", "phone"]);
         assert!(
-            eventually(Duration::from_secs(30), || node_knows(true)),
+            within(Duration::from_secs(30), || node_knows(true)),
             "the revocation reaches the node"
         );
         // The node ends the device's session within a second (its data is
@@ -753,7 +674,7 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
         );
         assert!(via_wg(&n1_web).is_err(), "a stranger reaches nothing");
         assert!(
-            eventually(Duration::from_secs(10), || node_proc
+            within(Duration::from_secs(10), || node_proc
                 .log()
                 .contains("refused a WireGuard client: WireGuard key")),
             "the node logs the stranger: {}",
@@ -801,7 +722,7 @@ fn an_admin_reaches_a_service_on_a_node_and_a_device_on_its_lan_and_others_are_r
             })
     };
     assert!(
-        eventually(Duration::from_secs(30), revoked_at_node),
+        within(Duration::from_secs(30), revoked_at_node),
         "the revocation reaches the node"
     );
     let out = fleetdeck(&ops, &laptop, &["tunnel", "n1", "8080"]);
