@@ -388,6 +388,7 @@ impl Engine {
                     inner: inner.clone(),
                     node: node.clone(),
                     open: std::sync::Arc::clone(&open),
+                    refused: Default::default(),
                 },
             );
             tasks.extend(crate::tunnel::plain_wireguard(&inner, node, open).await);

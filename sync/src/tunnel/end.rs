@@ -42,6 +42,71 @@ pub(crate) struct TunnelEnd {
     pub(crate) node: NodeId,
     /// Tunnels open now, by member.
     pub(crate) open: Arc<Mutex<HashMap<MemberKey, usize>>>,
+    /// When each peer was last refused (see [`Refusals`]).
+    pub(crate) refused: Refusals,
+}
+
+/// Who was refused a tunnel lately, and how many refusals are under way.
+/// A refusal waits up to two seconds so that its reason reaches the
+/// dialer (closed at once, the connection reaches it as lost), and is
+/// logged; a peer refused again within [`REFUSED_FOR`] is not logged
+/// again, and past [`REFUSALS_WAITING`] refusals under way the next are
+/// closed at once: a flood of attempts (a captured node's, say) costs
+/// neither unbounded tasks nor log lines.
+#[derive(Default)]
+pub(crate) struct Refusals {
+    last: Mutex<HashMap<MemberKey, Instant>>,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// How long a refused peer's next refusals go unlogged.
+const REFUSED_FOR: Duration = Duration::from_secs(10);
+/// Refusals waiting for their reason to reach the dialer at most.
+const REFUSALS_WAITING: usize = 64;
+/// Peers remembered at most (dialers need not be members: any key can).
+const REFUSED_KEPT: usize = 1024;
+
+/// One refusal under way, counted while it lives.
+pub(crate) struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Refusals {
+    /// A place among the refusals under way, or None when
+    /// [`REFUSALS_WAITING`] are.
+    fn slot(&self) -> Option<Waiting<'_>> {
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= REFUSALS_WAITING {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Waiting(&self.waiting))
+    }
+
+    /// Whether `peer` was refused within [`REFUSED_FOR`]; notes this
+    /// refusal either way.
+    fn again(&self, peer: &MemberKey) -> bool {
+        let mut map = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let recent = map
+            .get(peer)
+            .is_some_and(|t| now.duration_since(*t) < REFUSED_FOR);
+        if !recent {
+            if map.len() >= REFUSED_KEPT {
+                map.retain(|_, t| now.duration_since(*t) < REFUSED_FOR);
+            }
+            if map.len() >= REFUSED_KEPT {
+                // All recent: a flood of keys; forget them rather than grow.
+                map.clear();
+            }
+            map.insert(peer.clone(), now);
+        }
+        recent
+    }
 }
 
 /// One open tunnel, counted while it lives.
@@ -99,6 +164,7 @@ impl ProtocolHandler for TunnelEnd {
             self.inner.clone(),
             self.node.clone(),
             self.open.clone(),
+            &self.refused,
             conn,
         )
         .await;
@@ -188,6 +254,7 @@ async fn serve(
     inner: Arc<Inner>,
     node: NodeId,
     open: Arc<Mutex<HashMap<MemberKey, usize>>>,
+    refused: &Refusals,
     conn: Connection,
 ) {
     let remote = member_key(&conn.remote_id());
@@ -196,7 +263,13 @@ async fn serve(
     let (s, at, _counted) = match counted {
         Ok(s) => s,
         Err(why) => {
-            tracing::warn!(peer = %remote.short(), "refused a tunnel: {why}");
+            if !refused.again(&remote) {
+                tracing::warn!(peer = %remote.short(), "refused a tunnel: {why}");
+            }
+            let Some(_slot) = refused.slot() else {
+                conn.close(403u32.into(), b"refused");
+                return;
+            };
             // Closed at once, the connection reaches the dialer as "lost"
             // before its handshake completes; its first datagram says it
             // has, and will read why.
@@ -581,6 +654,27 @@ mod tests {
         assert!(count(&open, &member(9)).is_ok());
         drop(others);
         assert!(open.lock().unwrap().is_empty(), "nothing is left counted");
+    }
+
+    #[test]
+    fn refusals_are_logged_once_a_while_and_few_wait_at_once() {
+        let r = Refusals::default();
+        assert!(!r.again(&member(1)), "the first refusal is logged");
+        assert!(r.again(&member(1)), "the next one within the window is not");
+        assert!(!r.again(&member(2)), "another peer's is");
+        // Many keys (anyone may dial): the memory stays bounded.
+        for i in 0..(REFUSED_KEPT as u32 * 3) {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&i.to_be_bytes());
+            r.again(&MemberKey::from_bytes(&b));
+        }
+        assert!(r.last.lock().unwrap().len() <= REFUSED_KEPT);
+        let slots: Vec<_> = (0..REFUSALS_WAITING)
+            .map(|_| r.slot().expect("a place"))
+            .collect();
+        assert!(r.slot().is_none(), "past the limit, closed at once");
+        drop(slots);
+        assert!(r.slot().is_some(), "places come back as refusals end");
     }
 
     #[test]
