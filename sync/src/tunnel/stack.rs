@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -105,6 +106,12 @@ struct Conn {
     /// finished sending (the tokio side then shuts its write half).
     to_local: Option<mpsc::Sender<Bytes>>,
     local_done: bool,
+    /// Set by either side when its end was reset, not closed: the tokio
+    /// side's read failed (the stack then resets its peer), or the peer
+    /// reset (the tokio socket is then dropped with a reset).
+    reset: Arc<AtomicBool>,
+    /// The peer sent its FIN (a later Closed is a close, not a reset).
+    peer_finished: bool,
     carried: Carried,
     opened: Instant,
 }
@@ -306,11 +313,14 @@ impl Stack {
     fn conn(&mut self, target: SocketAddrV4) -> (Conn, Local) {
         let (up_tx, up_rx) = mpsc::channel(CHANNEL_CHUNKS);
         let (down_tx, down_rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let reset = Arc::new(AtomicBool::new(false));
         let conn = Conn {
             from_local: up_rx,
             pending: None,
             to_local: Some(down_tx),
             local_done: false,
+            reset: reset.clone(),
+            peer_finished: false,
             carried: Carried {
                 target,
                 up: 0,
@@ -323,6 +333,7 @@ impl Stack {
             to_stack: up_tx,
             from_stack: down_rx,
             wake: self.wake.clone(),
+            reset,
         };
         (conn, local)
     }
@@ -342,7 +353,13 @@ impl Stack {
                         Err(mpsc::error::TryRecvError::Empty) => {}
                         Err(mpsc::error::TryRecvError::Disconnected) => {
                             c.local_done = true;
-                            s.close();
+                            // A reset on the tokio side resets the peer: a
+                            // transfer cut short must not look complete.
+                            if c.reset.load(Ordering::Relaxed) {
+                                s.abort();
+                            } else {
+                                s.close();
+                            }
                         }
                     }
                 }
@@ -366,6 +383,24 @@ impl Stack {
                     }
                     _ => break,
                 }
+            }
+            if matches!(
+                s.state(),
+                tcp::State::CloseWait
+                    | tcp::State::LastAck
+                    | tcp::State::Closing
+                    | tcp::State::TimeWait
+            ) {
+                c.peer_finished = true;
+            }
+            // Closed (or back in Listen) with no FIN from the peer and no
+            // close from here: the peer reset it (or it timed out). The
+            // tokio side is reset too.
+            if matches!(s.state(), tcp::State::Closed | tcp::State::Listen)
+                && !c.peer_finished
+                && !c.local_done
+            {
+                c.reset.store(true, Ordering::Relaxed);
             }
             // stack → tokio
             if let Some(tx) = &c.to_local {
@@ -474,6 +509,7 @@ pub(crate) struct Local {
     to_stack: mpsc::Sender<Bytes>,
     from_stack: mpsc::Receiver<Bytes>,
     wake: Arc<Notify>,
+    reset: Arc<AtomicBool>,
 }
 
 impl Local {
@@ -485,8 +521,10 @@ impl Local {
             to_stack,
             mut from_stack,
             wake,
+            reset,
         } = self;
         let wake_up = wake.clone();
+        let reset_up = reset.clone();
         let up = async move {
             let mut buf = vec![0u8; CHUNK];
             loop {
@@ -497,7 +535,11 @@ impl Local {
                     _ = to_stack.closed() => break,
                 };
                 match read {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) => break,
+                    Err(_) => {
+                        reset_up.store(true, Ordering::Relaxed);
+                        break;
+                    }
                     Ok(n) => {
                         if to_stack
                             .send(Bytes::copy_from_slice(&buf[..n]))
@@ -518,10 +560,18 @@ impl Local {
                 // Room in the channel again: the stack may have more.
                 wake.notify_one();
                 if wr.write_all(&b).await.is_err() {
+                    reset.store(true, Ordering::Relaxed);
                     break;
                 }
             }
-            let _ = wr.shutdown().await;
+            if reset.load(Ordering::Relaxed) {
+                // Closed with SO_LINGER 0 once the read half goes too: a
+                // reset, not a FIN (dropping the write half would send one).
+                let _ = wr.as_ref().set_zero_linger();
+                wr.forget();
+            } else {
+                let _ = wr.shutdown().await;
+            }
             drop(from_stack);
             wake.notify_one();
         };
