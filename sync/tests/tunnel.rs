@@ -39,8 +39,12 @@ fn pattern(i: u64) -> u8 {
 
 /// A service on 127.0.0.1: reads what a connection sends until EOF, then
 /// answers with its length and hash; a connection that sends "GET n\n"
-/// first gets n bytes of the pattern instead, and one that sends "RST "
-/// gets 64 KiB and then a reset.
+/// first gets n bytes of the pattern instead, one that sends "RST " gets
+/// 64 KiB and then a reset, and one that sends "HOLD" gets "ok\n" and is
+/// read until it ends, how it ended noted in [`HELD`].
+/// How "HOLD" connections to the services ended.
+static HELD: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
 async fn service() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
@@ -52,6 +56,19 @@ async fn service() -> u16 {
             tokio::spawn(async move {
                 let mut head = [0u8; 4];
                 if s.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                if &head == b"HOLD" {
+                    let _ = s.write_all(b"ok\n").await;
+                    let mut buf = [0u8; 1024];
+                    let how = loop {
+                        match s.read(&mut buf).await {
+                            Ok(0) => break "closed",
+                            Ok(_) => {}
+                            Err(_) => break "reset",
+                        }
+                    };
+                    HELD.lock().unwrap().push(how);
                     return;
                 }
                 if &head == b"RST " {
@@ -378,6 +395,27 @@ async fn a_reset_crosses_the_tunnel_as_a_reset_not_a_clean_end() {
         "{e} after {} bytes",
         got.len()
     );
+    // The other way: a client that resets resets the target's connection;
+    // one that closes closes it.
+    for (reset, want) in [(true, "reset"), (false, "closed")] {
+        let mut c = TcpStream::connect(tunnel.local).await.unwrap();
+        c.write_all(b"HOLD").await.unwrap();
+        // The service has the connection before it ends.
+        let mut ok = [0u8; 3];
+        c.read_exact(&mut ok).await.unwrap();
+        if reset {
+            c.set_zero_linger().unwrap();
+            drop(c);
+        } else {
+            c.shutdown().await.unwrap();
+        }
+        assert!(
+            wait_for(Duration::from_secs(10), || HELD.lock().unwrap().pop()
+                == Some(want))
+            .await,
+            "the target's connection ends {want}"
+        );
+    }
     // The tunnel itself goes on.
     let mut c = TcpStream::connect(tunnel.local).await.unwrap();
     c.write_all(b"GET 1000\n").await.unwrap();
