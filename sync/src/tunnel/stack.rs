@@ -483,6 +483,8 @@ impl Stack {
         let mut out = Vec::new();
         for h in picked {
             if let Some(mut c) = self.conns.remove(&h) {
+                // Both sides are reset: the tokio one as its channels close.
+                c.reset.store(true, Ordering::Relaxed);
                 self.sockets.get_mut::<tcp::Socket>(h).abort();
                 self.dead.push(h);
                 c.carried.lasted = c.opened.elapsed();
@@ -492,10 +494,11 @@ impl Stack {
         out
     }
 
-    /// Closes every connection at once (the tunnel ends).
+    /// Resets every connection at once, both sides (the tunnel ends).
     pub(crate) fn abort_all(&mut self) -> Vec<Carried> {
         let mut out = Vec::new();
         for (h, mut c) in self.conns.drain() {
+            c.reset.store(true, Ordering::Relaxed);
             self.sockets.get_mut::<tcp::Socket>(h).abort();
             c.carried.lasted = c.opened.elapsed();
             out.push(c.carried);
