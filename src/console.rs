@@ -118,11 +118,8 @@ impl ReplicaSource {
         }
         let rt = self.runtime()?;
         let r = Replica::open(&self.dir).map_err(|e| e.to_string())?;
-        let mut cfg = EngineConfig::new(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-        cfg.dial = false;
-        cfg.publish_addrs = false;
         let engine = rt
-            .block_on(Engine::start(r, cfg))
+            .block_on(Engine::start(r, crate::cli::tunnel::engine_config()))
             .map_err(|e| format!("could not start an engine for the tunnel: {e}"))?;
         let engine = Arc::new(engine);
         self.tunnel_engine = Some(engine.clone());
@@ -185,30 +182,24 @@ impl Source for ReplicaSource {
         node: &fleetdeck_store::NodeId,
         target: std::net::SocketAddrV4,
     ) -> Result<std::net::SocketAddr, String> {
-        let (addr, first_time) = self
+        let ready = self
             .with(|r| crate::cli::tunnel::prepare(r, node, target))
             .map_err(|e| e.to_string())?;
         let engine = self.tunnel_engine()?;
         let rt = self.runtime()?;
-        let tunnel = rt.block_on(async {
-            if first_time {
-                // This replica's WireGuard key reaches the node first.
-                let _ = engine
-                    .sync_once(
-                        addr.clone(),
-                        Duration::from_millis(300),
-                        Duration::from_secs(30),
-                    )
-                    .await;
-            }
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
-            engine
-                .open_tunnel(addr, target, listener)
-                .await
-                .map_err(|e| e.to_string())
-        })?;
+        let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        // The console has no place for the notes; the tunnel's error says
+        // what matters.
+        let tunnel = rt
+            .block_on(crate::cli::tunnel::open_prepared(
+                &engine,
+                node,
+                ready,
+                target,
+                local,
+                |_| {},
+            ))
+            .map_err(|e| e.to_string())?;
         let local = tunnel.local;
         self.tunnels.push((node.to_string(), target, tunnel));
         Ok(local)

@@ -28,20 +28,58 @@ pub(super) fn tunnel(
         (Some(p), None) if p != 0 => SocketAddrV4::new(Ipv4Addr::LOCALHOST, p),
         _ => bail!("give the PORT of a service on {node}, or --to IP:PORT for a device on its LAN"),
     };
-    let (addr, first_time) = prepare(&replica, node, target)?;
+    let ready = prepare(&replica, node, target)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut cfg = EngineConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
-        cfg.dial = false;
-        cfg.publish_addrs = false;
-        let engine = Engine::start(replica, cfg).await?;
-        let r = run(&engine, out, node, target, local, addr, first_time).await;
+        let engine = Engine::start(replica, engine_config()).await?;
+        let r = run(&engine, out, node, target, local, ready).await;
         engine.shutdown().await;
         r
     })
+}
+
+/// How an engine started for tunnels alone is set: it dials no peer and
+/// publishes no address (the CLI's, or the console's beside a `serve`).
+pub(crate) fn engine_config() -> EngineConfig {
+    let mut cfg = EngineConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
+    cfg.dial = false;
+    cfg.publish_addrs = false;
+    cfg
+}
+
+/// Opens the tunnel [`prepare`] checked, listening on `local`: when this
+/// replica's WireGuard key has yet to reach the node, a sync with the node
+/// first (`note` says so, and why it failed, if it did).
+pub(crate) async fn open_prepared(
+    engine: &Engine,
+    node: &NodeId,
+    (addr, first_time): (iroh::EndpointAddr, bool),
+    target: SocketAddrV4,
+    local: SocketAddr,
+    note: impl Fn(&str),
+) -> Result<fleetdeck_sync::tunnel::Tunnel> {
+    if first_time {
+        note(&format!(
+            "publishing this replica's WireGuard key to {node} first"
+        ));
+        if let Err(e) = engine
+            .sync_once(
+                addr.clone(),
+                Duration::from_millis(300),
+                Duration::from_secs(30),
+            )
+            .await
+        {
+            note(&format!("could not sync with {node} first: {e}"));
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(local)
+        .await
+        .map_err(|e| anyhow!("cannot listen on {local}: {e}"))?;
+    Ok(engine.open_tunnel(addr, target, listener).await?)
 }
 
 /// What opening a tunnel through `node` to `target` needs from this
@@ -54,16 +92,16 @@ pub(crate) fn prepare(
     node: &NodeId,
     target: SocketAddrV4,
 ) -> Result<(iroh::EndpointAddr, bool)> {
-    let st = replica.state().clone();
-    let me = replica.key().clone();
-    match st.members.get(&me).map(|m| m.role) {
+    let st = replica.state();
+    let me = replica.key();
+    match st.members.get(me).map(|m| m.role) {
         Some(Role::Admin | Role::Operator) => {}
         Some(role) => bail!(
             "this replica is a {role}: only operators and admins open tunnels (an admin changes roles with `fleetdeck member role`)"
         ),
         None => bail!("this replica is not a member of its fleet"),
     }
-    let key = node_daemon_key(&st, node)?;
+    let key = node_daemon_key(st, node)?;
     // What this replica knows of the node's allowlist: the node decides
     // (from its own replica), but a target this one does not list is
     // almost always a typo or a missing `config set`; say so here.
@@ -90,7 +128,7 @@ pub(crate) fn prepare(
     let addr = crate::net::member_addr(replica, &key)?;
     // A replica whose WireGuard key is not in its member record yet writes
     // it when its engine starts; the node learns it by a sync first.
-    let first_time = st.members.get(&me).is_some_and(|m| m.wg.is_none());
+    let first_time = st.members.get(me).is_some_and(|m| m.wg.is_none());
     Ok((addr, first_time))
 }
 
@@ -100,28 +138,9 @@ async fn run(
     node: &NodeId,
     target: SocketAddrV4,
     local: SocketAddr,
-    addr: iroh::EndpointAddr,
-    first_time: bool,
+    ready: (iroh::EndpointAddr, bool),
 ) -> Result<()> {
-    if first_time {
-        out.note(&format!(
-            "publishing this replica's WireGuard key to {node} first"
-        ));
-        if let Err(e) = engine
-            .sync_once(
-                addr.clone(),
-                Duration::from_millis(300),
-                Duration::from_secs(30),
-            )
-            .await
-        {
-            out.note(&format!("could not sync with {node} first: {e}"));
-        }
-    }
-    let listener = tokio::net::TcpListener::bind(local)
-        .await
-        .map_err(|e| anyhow!("cannot listen on {local}: {e}"))?;
-    let tunnel = engine.open_tunnel(addr, target, listener).await?;
+    let tunnel = open_prepared(engine, node, ready, target, local, |n| out.note(n)).await?;
     let at = tunnel.local;
     let shown = if target.ip().is_loopback() {
         format!("port {} on {node}", target.port())

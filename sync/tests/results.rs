@@ -269,6 +269,9 @@ async fn health_registers_travel_packed_to_peers_that_take_them_and_as_bytes_to_
         addrs: vec!["127.0.0.1:7447".into()],
         ..Default::default()
     };
+    let hub_holds = |want: &HealthRegister| {
+        hub.with_replica(|r| r.health().get("n2").is_some_and(|s| s.reg == *want))
+    };
     let signed = SignedRegister::sign(&beat, n2.identity()).unwrap();
     let packed = signed.pack().expect("it packs");
     // A packed register cut short, then the good one: the first is refused,
@@ -286,11 +289,7 @@ async fn health_registers_travel_packed_to_peers_that_take_them_and_as_bytes_to_
     )
     .await;
     assert!(
-        wait_for(Duration::from_secs(10), || hub.with_replica(|r| r
-            .health()
-            .get("n2")
-            .is_some_and(|s| s.reg == beat)))
-        .await,
+        wait_for(Duration::from_secs(10), || hub_holds(&beat)).await,
         "the packed register landed at the hub, whole"
     );
 
@@ -353,11 +352,7 @@ async fn health_registers_travel_packed_to_peers_that_take_them_and_as_bytes_to_
     )
     .await;
     assert!(
-        wait_for(Duration::from_secs(10), || hub.with_replica(|r| r
-            .health()
-            .get("n2")
-            .is_some_and(|s| s.reg == with_tunnels)))
-        .await,
+        wait_for(Duration::from_secs(10), || hub_holds(&with_tunnels)).await,
         "the register with tunnels landed at the hub, whole"
     );
     let got = raw_session(

@@ -195,6 +195,26 @@ fn service_at(port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)
 }
 
+/// A connection through the tunnel at `local` asks for 10 bytes and gets
+/// none: it ends at once, reset (maybe before the local connect returns)
+/// or closed.
+async fn gets_nothing_through(local: std::net::SocketAddr) {
+    let reached = async {
+        let mut c = TcpStream::connect(local).await?;
+        let _ = c.write_all(b"GET 10\n").await;
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).await.map(|_| got)
+    };
+    let r = tokio::time::timeout(Duration::from_secs(10), reached)
+        .await
+        .expect("the connection ends at once");
+    assert!(
+        r.as_ref().map_or(true, Vec::is_empty),
+        "got {} bytes through",
+        r.map_or(0, |g| g.len())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_reaches_a_service_on_the_node_both_ways_intact_over_many_connections() {
     let s = setup().await;
@@ -289,22 +309,8 @@ async fn a_port_the_node_does_not_allow_is_reset() {
         .open_tunnel(s.node.endpoint_addr(), service_at(other), local().await)
         .await
         .expect("the tunnel itself opens");
-    // The node resets it, and so the tunnel's end resets the client: the
-    // reset may come before the local connect returns, or after.
-    let reached = async {
-        let mut c = TcpStream::connect(tunnel.local).await?;
-        let _ = c.write_all(b"GET 10\n").await;
-        let mut got = Vec::new();
-        c.read_to_end(&mut got).await.map(|_| got)
-    };
-    let r = tokio::time::timeout(Duration::from_secs(10), reached)
-        .await
-        .expect("the connection ends at once");
-    assert!(
-        r.as_ref().map_or(true, Vec::is_empty),
-        "got {} bytes through",
-        r.map_or(0, |g| g.len())
-    );
+    // The node resets it, and so the tunnel's end resets the client.
+    gets_nothing_through(tunnel.local).await;
     tunnel.close().await;
 }
 
@@ -352,22 +358,8 @@ async fn a_connection_to_what_tunnel_allow_no_longer_lists_is_reset() {
         "the connection still runs after 20 s ({got} bytes)"
     );
     assert!(got < 100_000_000_000, "{got} bytes");
-    // And a new connection to the old target gets nothing (reset, maybe
-    // before the local connect returns).
-    let reached = async {
-        let mut c = TcpStream::connect(tunnel.local).await?;
-        let _ = c.write_all(b"GET 10\n").await;
-        let mut rest = Vec::new();
-        c.read_to_end(&mut rest).await.map(|_| rest)
-    };
-    let r = tokio::time::timeout(Duration::from_secs(10), reached)
-        .await
-        .expect("the connection ends at once");
-    assert!(
-        r.as_ref().map_or(true, Vec::is_empty),
-        "got {} bytes through",
-        r.map_or(0, |g| g.len())
-    );
+    // And a new connection to the old target gets nothing.
+    gets_nothing_through(tunnel.local).await;
     tunnel.close().await;
 }
 
